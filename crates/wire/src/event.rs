@@ -1,0 +1,226 @@
+//! Events and headers, and their MessagePack form.
+
+use rmpv::{Value, ValueRef};
+
+use crate::{DecodeError, IdKind, MessageId};
+
+/// The protocol version every current implementation speaks (header key `v`).
+pub const PROTOCOL_VERSION: u32 = 3;
+
+/// Event names with a meaning in the protocol.
+pub mod names {
+    /// A successful reply: args are `[result]`.
+    pub const OK: &str = "OK";
+    /// An error reply: args are `[name, message, traceback]`.
+    pub const ERR: &str = "ERR";
+    /// One item of a streamed reply: args are the item itself.
+    pub const STREAM: &str = "STREAM";
+    /// The end of a streamed reply: args are nil.
+    pub const STREAM_DONE: &str = "STREAM_DONE";
+    /// A heartbeat: args are `[0]`.
+    pub const HEARTBEAT: &str = "_zpc_hb";
+    /// Flow-control credit: args are `[n]`.
+    pub const MORE: &str = "_zpc_more";
+}
+
+/// The header of an event: its id, the protocol version, the channel it
+/// answers, and any other keys (task context such as trace ids).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Header {
+    /// This event's own id.
+    pub message_id: MessageId,
+    /// The protocol version (`v`); `None` when the peer left it out, which
+    /// zerorpc-python treats as a version 1 peer.
+    pub version: Option<u32>,
+    /// The channel this event belongs to, unless it opens one.
+    pub response_to: Option<MessageId>,
+    /// Every other key, in the order received; preserved on re-encoding.
+    pub extra: Vec<(String, Value)>,
+}
+
+impl Header {
+    /// A version 3 header for a new event with a fresh id.
+    pub fn new() -> Self {
+        Header::with_id(MessageId::generate())
+    }
+
+    /// A version 3 header for an event with the given id.
+    pub fn with_id(message_id: MessageId) -> Self {
+        Header { message_id, version: Some(PROTOCOL_VERSION), response_to: None, extra: Vec::new() }
+    }
+
+    /// The value of an extra key.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.extra.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Sets an extra key, replacing any earlier value.
+    ///
+    /// The keys `message_id`, `v` and `response_to` are not extras; use the
+    /// fields for them.
+    pub fn insert(&mut self, key: impl Into<String>, value: Value) {
+        let key = key.into();
+        match self.extra.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.extra.push((key, value)),
+        }
+    }
+}
+
+impl Default for Header {
+    fn default() -> Self {
+        Header::new()
+    }
+}
+
+/// One ZeroRPC event: `[header, name, args]`.
+///
+/// ```
+/// use zerorpc_wire::{Event, Header};
+/// use rmpv::Value;
+///
+/// let request = Event::new(Header::new(), "add", Value::Array(vec![1.into(), 2.into()]));
+/// let bytes = request.encode();
+/// let decoded = Event::decode(&bytes)?;
+/// assert_eq!(decoded, request);
+/// # Ok::<(), zerorpc_wire::DecodeError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// The header.
+    pub header: Header,
+    /// The event name: a method name for requests, `OK`, `STREAM`... for
+    /// replies (see [`names`]).
+    pub name: String,
+    /// The arguments: positional arguments for requests, `[result]` for
+    /// `OK`, the item itself for `STREAM`.
+    pub args: Value,
+}
+
+impl Event {
+    /// An event.
+    pub fn new(header: Header, name: impl Into<String>, args: Value) -> Self {
+        Event { header, name: name.into(), args }
+    }
+
+    /// The msgpack encoding of the event.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(96);
+        self.encode_into(&mut buf);
+        buf
+    }
+
+    /// Appends the msgpack encoding of the event to `buf`.
+    ///
+    /// Header keys come in zerorpc-python's order: `message_id`, `v`,
+    /// `response_to`, then the extras. Text is msgpack str, ids keep their
+    /// [`IdKind`].
+    pub fn encode_into(&self, buf: &mut Vec<u8>) {
+        let h = &self.header;
+        let len = 1 + usize::from(h.version.is_some()) + usize::from(h.response_to.is_some()) + h.extra.len();
+        // Writing to a Vec cannot fail, so the results below are infallible.
+        let _ = rmp::encode::write_array_len(buf, 3);
+        let _ = rmp::encode::write_map_len(buf, len as u32);
+        let _ = rmp::encode::write_str(buf, "message_id");
+        write_id(buf, &h.message_id);
+        if let Some(v) = h.version {
+            let _ = rmp::encode::write_str(buf, "v");
+            let _ = rmp::encode::write_uint(buf, u64::from(v));
+        }
+        if let Some(to) = &h.response_to {
+            let _ = rmp::encode::write_str(buf, "response_to");
+            write_id(buf, to);
+        }
+        for (key, value) in &h.extra {
+            let _ = rmp::encode::write_str(buf, key);
+            let _ = rmpv::encode::write_value(buf, value);
+        }
+        let _ = rmp::encode::write_str(buf, &self.name);
+        let _ = rmpv::encode::write_value(buf, &self.args);
+    }
+
+    /// Decodes one event from `bytes`, which must hold exactly one event.
+    ///
+    /// Accepts what zerorpc-python and zerorpc-node send: ids as bin or str,
+    /// a missing `v`, extra header keys, and bin where text is expected
+    /// (header keys and the name).
+    pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+        let mut rd = bytes;
+        let value = rmpv::decode::read_value_ref(&mut rd).map_err(DecodeError::Msgpack)?;
+        if !rd.is_empty() {
+            return Err(DecodeError::TrailingBytes(rd.len()));
+        }
+        let ValueRef::Array(items) = value else {
+            return Err(DecodeError::NotAnArray);
+        };
+        let [header, name, args] = <[ValueRef<'_>; 3]>::try_from(items).map_err(|v| DecodeError::WrongLength(v.len()))?;
+        Ok(Event { header: decode_header(&header)?, name: text(&name).ok_or(DecodeError::NameNotText)?.to_owned(), args: args.to_owned() })
+    }
+
+    /// Decodes only the header and name of an event, leaving the arguments
+    /// unparsed: what a router needs, at a fraction of the cost.
+    pub fn decode_envelope(bytes: &[u8]) -> Result<(Header, String), DecodeError> {
+        let mut rd = bytes;
+        let len = rmp::decode::read_array_len(&mut rd).map_err(|e| match e {
+            rmp::decode::ValueReadError::TypeMismatch(_) => DecodeError::NotAnArray,
+            other => DecodeError::Msgpack(other.into()),
+        })?;
+        if len != 3 {
+            return Err(DecodeError::WrongLength(len as usize));
+        }
+        let header = rmpv::decode::read_value_ref(&mut rd).map_err(DecodeError::Msgpack)?;
+        let name = rmpv::decode::read_value_ref(&mut rd).map_err(DecodeError::Msgpack)?;
+        Ok((decode_header(&header)?, text(&name).ok_or(DecodeError::NameNotText)?.to_owned()))
+    }
+}
+
+fn write_id(buf: &mut Vec<u8>, id: &MessageId) {
+    let bytes = id.as_bytes();
+    match id.kind() {
+        IdKind::Bin => {
+            let _ = rmp::encode::write_bin(buf, bytes);
+        }
+        IdKind::Str => {
+            let _ = rmp::encode::write_str_len(buf, bytes.len() as u32);
+            buf.extend_from_slice(bytes);
+        }
+    }
+}
+
+/// Text from a str, or from a bin holding UTF-8 (as old Python 2 peers send).
+fn text<'a>(value: &'a ValueRef<'_>) -> Option<&'a str> {
+    match value {
+        ValueRef::String(s) => s.as_str(),
+        ValueRef::Binary(b) => std::str::from_utf8(b).ok(),
+        _ => None,
+    }
+}
+
+fn id(value: &ValueRef<'_>, field: &'static str) -> Result<MessageId, DecodeError> {
+    match value {
+        ValueRef::Binary(b) => Ok(MessageId::new(b, IdKind::Bin)),
+        ValueRef::String(s) => Ok(MessageId::new(s.as_bytes(), IdKind::Str)),
+        _ => Err(DecodeError::InvalidId(field)),
+    }
+}
+
+fn decode_header(value: &ValueRef<'_>) -> Result<Header, DecodeError> {
+    let ValueRef::Map(entries) = value else {
+        return Err(DecodeError::HeaderNotAMap);
+    };
+    let mut message_id = None;
+    let mut version = None;
+    let mut response_to = None;
+    let mut extra = Vec::new();
+    for (key, value) in entries {
+        match text(key).ok_or(DecodeError::HeaderKeyNotText)? {
+            "message_id" => message_id = Some(id(value, "message_id")?),
+            "response_to" => response_to = Some(id(value, "response_to")?),
+            // A `v` that is not a small non-negative integer is no version we
+            // know; treat it like a missing one, as a v1 peer.
+            "v" => version = value.as_u64().and_then(|v| u32::try_from(v).ok()),
+            other => extra.push((other.to_owned(), value.to_owned())),
+        }
+    }
+    Ok(Header { message_id: message_id.ok_or(DecodeError::MissingMessageId)?, version, response_to, extra })
+}

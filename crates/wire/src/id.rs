@@ -1,0 +1,179 @@
+//! Message ids: the opaque per-event identifiers that also name channels.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::{Mutex, OnceLock};
+
+/// How a [`MessageId`] travels on the wire.
+///
+/// zerorpc-python sends ids as msgpack **bin**; zerorpc-node sends them as
+/// **str**. A reply must echo the id with the type it arrived with, because
+/// Python routes replies by dictionary lookup on the decoded value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IdKind {
+    /// msgpack bin (zerorpc-python, and what this crate generates).
+    Bin,
+    /// msgpack str (zerorpc-node).
+    Str,
+}
+
+const INLINE: usize = 40;
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, buf: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
+
+/// The id of one event; the id of a channel's first event names the channel.
+///
+/// Ids are opaque bytes plus the msgpack type they travel as ([`IdKind`]).
+/// Equality and hashing look at the bytes only, so a channel opened with a
+/// bin id is found again by a str id with the same bytes; encoding keeps the
+/// original type, so echoing an id reproduces it byte for byte.
+#[derive(Clone)]
+pub struct MessageId {
+    repr: Repr,
+    kind: IdKind,
+}
+
+impl MessageId {
+    /// An id made of `bytes`, sent as `kind`.
+    pub fn new(bytes: &[u8], kind: IdKind) -> Self {
+        let repr = if bytes.len() <= INLINE {
+            let mut buf = [0; INLINE];
+            buf[..bytes.len()].copy_from_slice(bytes);
+            // The guard above bounds the length by INLINE, which fits in a u8.
+            Repr::Inline { len: bytes.len() as u8, buf }
+        } else {
+            Repr::Heap(bytes.into())
+        };
+        MessageId { repr, kind }
+    }
+
+    /// A fresh id from the process-wide generator (see [`IdGenerator`]).
+    pub fn generate() -> Self {
+        static GLOBAL: OnceLock<IdGenerator> = OnceLock::new();
+        GLOBAL.get_or_init(IdGenerator::new).next_id()
+    }
+
+    /// The raw bytes of the id.
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.repr {
+            Repr::Inline { len, buf } => &buf[..usize::from(*len)],
+            Repr::Heap(b) => b,
+        }
+    }
+
+    /// The msgpack type the id travels as.
+    pub fn kind(&self) -> IdKind {
+        self.kind
+    }
+}
+
+impl PartialEq for MessageId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for MessageId {}
+
+impl Hash for MessageId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
+impl fmt::Debug for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MessageId({:?}, {})", self.kind, self)
+    }
+}
+
+/// Shows printable ids as text and others as hex.
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = self.as_bytes();
+        match std::str::from_utf8(bytes) {
+            Ok(s) if s.chars().all(|c| c.is_ascii_graphic()) => f.write_str(s),
+            _ => bytes.iter().try_for_each(|b| write!(f, "{b:02x}")),
+        }
+    }
+}
+
+/// Makes message ids the way zerorpc-python does.
+///
+/// Each id is 32 ASCII hex bytes sent as bin: 8 hex digits of a 32-bit
+/// counter followed by a random 24-hex-digit base. The counter starts at a
+/// random value; when it reaches a randomly chosen stop value a new base and
+/// start are drawn, so ids from different processes do not collide.
+///
+/// ```
+/// use zerorpc_wire::{IdGenerator, IdKind};
+/// let ids = IdGenerator::new();
+/// let (a, b) = (ids.next_id(), ids.next_id());
+/// assert_eq!(a.as_bytes().len(), 32);
+/// assert_eq!(a.kind(), IdKind::Bin);
+/// assert_ne!(a, b);
+/// ```
+pub struct IdGenerator {
+    state: Mutex<GeneratorState>,
+}
+
+struct GeneratorState {
+    base: [u8; 24],
+    counter: u32,
+    stop: u32,
+}
+
+impl GeneratorState {
+    fn fresh() -> Self {
+        let seed = uuid::Uuid::new_v4();
+        let hex = seed.simple().to_string();
+        let mut base = [0; 24];
+        base.copy_from_slice(&hex.as_bytes()[8..32]);
+        let more = uuid::Uuid::new_v4().as_u128();
+        let counter = more as u32;
+        // At least 2^16 ids per base, like zerorpc-python's random window.
+        let span = (more >> 32) as u32 | 0x1_0000;
+        GeneratorState { base, counter, stop: counter.saturating_add(span) }
+    }
+}
+
+impl IdGenerator {
+    /// A generator with a fresh random base and counter.
+    pub fn new() -> Self {
+        IdGenerator { state: Mutex::new(GeneratorState::fresh()) }
+    }
+
+    /// The next id.
+    pub fn next_id(&self) -> MessageId {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.counter >= state.stop {
+            *state = GeneratorState::fresh();
+        }
+        let counter = state.counter;
+        state.counter += 1;
+        let mut buf = [0u8; 32];
+        for (i, slot) in buf[..8].iter_mut().enumerate() {
+            *slot = HEX[((counter >> (28 - 4 * i)) & 0xf) as usize];
+        }
+        buf[8..].copy_from_slice(&state.base);
+        drop(state);
+        MessageId::new(&buf, IdKind::Bin)
+    }
+}
+
+impl Default for IdGenerator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for IdGenerator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdGenerator").finish_non_exhaustive()
+    }
+}
