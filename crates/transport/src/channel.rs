@@ -1,0 +1,225 @@
+//! Channels: the events of one call, in both directions.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
+
+use zerorpc_wire::{Event, Header, MessageId, Value, names};
+
+use crate::socket::{Command, SocketShared};
+use crate::{Error, EventHook};
+
+/// State shared by a [`Channel`] handle and the socket's I/O thread.
+pub(crate) struct ChannelShared {
+    state: Mutex<ChannelState>,
+}
+
+pub(crate) struct ChannelState {
+    pub(crate) inbox: VecDeque<Event>,
+    /// How many more events the peer allows us to send (`_zpc_more`).
+    pub(crate) send_credit: i64,
+    pub(crate) closed: Option<Error>,
+    recv_waker: Option<Waker>,
+    send_waker: Option<Waker>,
+    closed_waker: Option<Waker>,
+}
+
+impl ChannelShared {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(ChannelShared {
+            state: Mutex::new(ChannelState {
+                inbox: VecDeque::new(),
+                // Both ends start with an implicit credit of one event.
+                send_credit: 1,
+                closed: None,
+                recv_waker: None,
+                send_waker: None,
+                closed_waker: None,
+            }),
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ChannelState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn deliver(&self, event: Event) {
+        let waker = {
+            let mut state = self.lock();
+            state.inbox.push_back(event);
+            state.recv_waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn add_credit(&self, n: i64) {
+        let waker = {
+            let mut state = self.lock();
+            state.send_credit = state.send_credit.saturating_add(n);
+            state.send_waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn close(&self, error: Error) {
+        let wakers = {
+            let mut state = self.lock();
+            if state.closed.is_some() {
+                return;
+            }
+            state.closed = Some(error);
+            [state.recv_waker.take(), state.send_waker.take(), state.closed_waker.take()]
+        };
+        for w in wakers.into_iter().flatten() {
+            w.wake();
+        }
+    }
+}
+
+/// Flow-control settings of a channel's receiving side.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Window {
+    /// Queue size `S`: credit is topped up to this many events.
+    pub(crate) size: u32,
+    /// Credit granted to the peer and not yet used, as the peer sees it.
+    pub(crate) reserved: i64,
+    /// Whether the application has read from the channel yet.
+    pub(crate) read_once: bool,
+}
+
+/// One open channel: the events of one call.
+///
+/// Every event sent on a channel carries the channel id in `response_to`
+/// (except the one that opened it). Heartbeats and `_zpc_more` credit are
+/// handled by the socket's I/O thread and never show up here.
+///
+/// Receiving grants credit the way zerorpc-python does: nothing on the first
+/// read, then `_zpc_more [S - reserved]` whenever the credit left to the
+/// peer drops below `S / 2`. Sending waits for credit from the peer.
+///
+/// Dropping the handle closes the channel locally; the peer learns of it
+/// through the missing heartbeats, as the protocol has no close event.
+pub struct Channel {
+    id: MessageId,
+    shared: Arc<ChannelShared>,
+    socket: Arc<SocketShared>,
+    window: Window,
+}
+
+impl Channel {
+    pub(crate) fn new(id: MessageId, shared: Arc<ChannelShared>, socket: Arc<SocketShared>, window_size: u32) -> Self {
+        Channel { id, shared, socket, window: Window { size: window_size.max(2), reserved: 1, read_once: false } }
+    }
+
+    /// The channel id: the `message_id` of its first event.
+    pub fn id(&self) -> &MessageId {
+        &self.id
+    }
+
+    /// Receives the next event of the channel.
+    ///
+    /// Fails with [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) when the
+    /// first-reply timeout expires, with
+    /// [`ErrorKind::LostRemote`](crate::ErrorKind::LostRemote) when the peer
+    /// stops heartbeating, and with
+    /// [`ErrorKind::Closed`](crate::ErrorKind::Closed) when the socket closes.
+    /// Events already received are delivered before any such error.
+    pub async fn recv(&mut self) -> Result<Event, Error> {
+        if self.window.read_once && self.window.reserved < i64::from(self.window.size / 2) {
+            let grant = i64::from(self.window.size) - self.window.reserved;
+            self.window.reserved = i64::from(self.window.size);
+            self.send_control(names::MORE, Value::Array(vec![Value::from(grant)]));
+        }
+        let event = poll_fn(|cx| {
+            let mut state = self.shared.lock();
+            if let Some(event) = state.inbox.pop_front() {
+                return Poll::Ready(Ok(event));
+            }
+            if let Some(err) = &state.closed {
+                return Poll::Ready(Err(err.clone()));
+            }
+            state.recv_waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await?;
+        self.window.read_once = true;
+        self.window.reserved -= 1;
+        Ok(event)
+    }
+
+    /// Takes an event already received, without waiting.
+    pub fn try_recv(&mut self) -> Option<Event> {
+        let event = self.shared.lock().inbox.pop_front()?;
+        self.window.read_once = true;
+        self.window.reserved -= 1;
+        Some(event)
+    }
+
+    /// Sends an event on the channel once the peer has granted credit for it.
+    ///
+    /// The event's header gets `response_to` set to the channel id; its
+    /// `message_id` and extra keys are kept.
+    pub async fn send(&mut self, mut event: Event) -> Result<(), Error> {
+        poll_fn(|cx| {
+            let mut state = self.shared.lock();
+            if let Some(err) = &state.closed {
+                return Poll::Ready(Err(err.clone()));
+            }
+            if state.send_credit > 0 {
+                state.send_credit -= 1;
+                return Poll::Ready(Ok(()));
+            }
+            state.send_waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await?;
+        event.header.response_to = Some(self.id.clone());
+        self.socket.send_on_channel(&self.id, &mut event);
+        Ok(())
+    }
+
+    /// Resolves when the channel is closed: by the peer's loss, a timeout,
+    /// or the socket closing. Never resolves for a healthy channel.
+    pub async fn closed(&self) -> Error {
+        poll_fn(|cx| {
+            let mut state = self.shared.lock();
+            match &state.closed {
+                Some(err) => Poll::Ready(err.clone()),
+                None => {
+                    state.closed_waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+
+    fn send_control(&self, name: &str, args: Value) {
+        let mut header = Header::new();
+        header.response_to = Some(self.id.clone());
+        let mut event = Event::new(header, name, args);
+        self.socket.send_on_channel(&self.id, &mut event);
+    }
+
+    /// The hooks of the socket this channel belongs to.
+    pub fn hooks(&self) -> &[Arc<dyn EventHook>] {
+        &self.socket.hooks
+    }
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        self.socket.command(Command::Close { id: self.id.clone() });
+    }
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel").field("id", &self.id).finish_non_exhaustive()
+    }
+}

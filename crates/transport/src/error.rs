@@ -1,0 +1,109 @@
+//! Transport errors.
+
+use std::fmt;
+use std::time::Duration;
+
+/// What went wrong in the transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// No reply arrived within the channel's first-reply timeout.
+    Timeout,
+    /// The peer stopped sending heartbeats.
+    LostRemote,
+    /// The socket or channel was closed locally.
+    Closed,
+    /// ZeroMQ refused an operation (bad endpoint, address in use...).
+    Zmq,
+    /// An endpoint could not be used (unknown scheme, empty, unresolvable).
+    Endpoint,
+}
+
+/// An error from the transport layer.
+///
+/// The representation is private; match on [`Error::kind`] or use the
+/// `is_*` helpers. The `Display` text describes this level only; the cause,
+/// when there is one, is available through [`std::error::Error::source`].
+#[derive(Clone, Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    detail: Detail,
+}
+
+#[derive(Clone, Debug)]
+enum Detail {
+    None,
+    Timeout(Duration),
+    LostRemote(Duration),
+    Zmq(String, zmq::Error),
+    Endpoint(String, String),
+}
+
+impl Error {
+    pub(crate) fn timeout(after: Duration) -> Self {
+        Error { kind: ErrorKind::Timeout, detail: Detail::Timeout(after) }
+    }
+
+    pub(crate) fn lost_remote(interval: Duration) -> Self {
+        Error { kind: ErrorKind::LostRemote, detail: Detail::LostRemote(interval) }
+    }
+
+    pub(crate) fn closed() -> Self {
+        Error { kind: ErrorKind::Closed, detail: Detail::None }
+    }
+
+    pub(crate) fn zmq(context: impl Into<String>, err: zmq::Error) -> Self {
+        Error { kind: ErrorKind::Zmq, detail: Detail::Zmq(context.into(), err) }
+    }
+
+    pub(crate) fn endpoint(endpoint: impl Into<String>, why: impl Into<String>) -> Self {
+        Error { kind: ErrorKind::Endpoint, detail: Detail::Endpoint(endpoint.into(), why.into()) }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// True when no reply arrived in time.
+    pub fn is_timeout(&self) -> bool {
+        self.kind == ErrorKind::Timeout
+    }
+
+    /// True when the peer stopped heartbeating.
+    pub fn is_lost_remote(&self) -> bool {
+        self.kind == ErrorKind::LostRemote
+    }
+
+    /// True when the socket or channel was closed locally.
+    pub fn is_closed(&self) -> bool {
+        self.kind == ErrorKind::Closed
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.detail {
+            Detail::Timeout(after) => write!(f, "timeout after {}", seconds(*after)),
+            // zerorpc-python says "Lost remote after 10s heartbeat": twice the interval.
+            Detail::LostRemote(interval) => write!(f, "lost remote after {} heartbeat", seconds(*interval * 2)),
+            Detail::Zmq(context, _) => f.write_str(context),
+            Detail::Endpoint(endpoint, why) => write!(f, "bad endpoint {endpoint:?}: {why}"),
+            Detail::None => f.write_str("channel closed"),
+        }
+    }
+}
+
+fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 { format!("{s:.0}s") } else { format!("{s}s") }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.detail {
+            Detail::Zmq(_, e) => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,545 @@
+//! The I/O thread: owns the ZeroMQ sockets of one [`Socket`](crate::Socket).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use zerorpc_wire::{Event, Header, MessageId, Value, names};
+
+use crate::channel::ChannelShared;
+use crate::socket::{Command, Counters, SocketConfig, SocketKind, WakeQueue, context};
+use crate::{Error, EventHook};
+
+/// How many messages one socket may deliver per loop turn, so that one busy
+/// socket cannot starve commands, timers or the other sockets.
+const RECV_BATCH: usize = 256;
+
+struct Heartbeat {
+    interval: Duration,
+    /// Passive and no heartbeat received yet: send and check nothing.
+    waiting: bool,
+    last_received: Option<Instant>,
+}
+
+struct Entry {
+    shared: Arc<ChannelShared>,
+    /// Index of the ZeroMQ socket the channel lives on.
+    socket: usize,
+    /// ROUTER envelope of the channel's first event (servers only).
+    envelope: Vec<Vec<u8>>,
+    heartbeat: Option<Heartbeat>,
+    /// The peer's first event lacked `v: 3`: zerorpc-python's v2
+    /// compatibility (credit travels as `_zpc_hb`).
+    compat_v2: bool,
+    /// The first-reply timeout, while no reply has arrived.
+    awaiting_reply: Option<Duration>,
+    /// Bumped whenever timers are rescheduled, to discard stale ones.
+    generation: u64,
+}
+
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKind {
+    Heartbeat,
+    Timeout,
+}
+
+#[derive(PartialEq, Eq)]
+struct Timer {
+    at: Instant,
+    seq: u64,
+    kind: TimerKind,
+    channel: MessageId,
+    generation: u64,
+}
+
+impl Ord for Timer {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+impl PartialOrd for Timer {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+struct ZmqSocket {
+    socket: zmq::Socket,
+    /// Messages ZeroMQ could not take yet (high-water mark reached).
+    backlog: VecDeque<Vec<Vec<u8>>>,
+    open_channels: usize,
+    /// Client sockets: one DEALER per connected endpoint; the bound one is shared.
+    bound: bool,
+}
+
+pub(crate) struct IoThread {
+    kind: SocketKind,
+    config: SocketConfig,
+    hooks: Vec<Arc<dyn EventHook>>,
+    commands: mpsc::Receiver<Command>,
+    wake_rx: UnixStream,
+    wake_pending: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    incoming: Arc<WakeQueue<(MessageId, Arc<ChannelShared>)>>,
+    events: Arc<WakeQueue<Event>>,
+    sockets: Vec<ZmqSocket>,
+    channels: HashMap<MessageId, Entry>,
+    timers: BinaryHeap<Reverse<Timer>>,
+    timer_seq: u64,
+    next_socket: usize,
+    running: bool,
+}
+
+impl IoThread {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        kind: SocketKind,
+        config: SocketConfig,
+        commands: mpsc::Receiver<Command>,
+        wake_rx: UnixStream,
+        wake_pending: Arc<AtomicBool>,
+        counters: Arc<Counters>,
+        incoming: Arc<WakeQueue<(MessageId, Arc<ChannelShared>)>>,
+        events: Arc<WakeQueue<Event>>,
+    ) -> Result<Self, Error> {
+        let mut io = IoThread {
+            kind,
+            hooks: config.hooks.clone(),
+            config,
+            commands,
+            wake_rx,
+            wake_pending,
+            counters,
+            incoming,
+            events,
+            sockets: Vec::new(),
+            channels: HashMap::new(),
+            timers: BinaryHeap::new(),
+            timer_seq: 0,
+            next_socket: 0,
+            running: true,
+        };
+        // Every kind but the client uses exactly one ZeroMQ socket.
+        if kind != SocketKind::Client {
+            io.add_socket(false)?;
+        }
+        Ok(io)
+    }
+
+    fn add_socket(&mut self, bound: bool) -> Result<usize, Error> {
+        let zmq_kind = match self.kind {
+            SocketKind::Client => zmq::DEALER,
+            SocketKind::Server => zmq::ROUTER,
+            SocketKind::Push => zmq::PUSH,
+            SocketKind::Pull => zmq::PULL,
+            SocketKind::Publish => zmq::PUB,
+            SocketKind::Subscribe => zmq::SUB,
+        };
+        let socket = context().socket(zmq_kind).map_err(|e| Error::zmq("cannot create socket", e))?;
+        if self.kind == SocketKind::Subscribe {
+            socket.set_subscribe(b"").map_err(|e| Error::zmq("cannot subscribe", e))?;
+        }
+        // Do not let unsent messages hold the process at exit.
+        let _ = socket.set_linger(0);
+        self.sockets.push(ZmqSocket { socket, backlog: VecDeque::new(), open_channels: 0, bound });
+        Ok(self.sockets.len() - 1)
+    }
+
+    pub(crate) fn run(mut self) {
+        while self.running {
+            self.wake_pending.store(false, Ordering::Release);
+            let mut drain = [0u8; 64];
+            while matches!(self.wake_rx.read(&mut drain), Ok(n) if n > 0) {}
+            loop {
+                match self.commands.try_recv() {
+                    Ok(command) => self.handle(command),
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        self.running = false;
+                        break;
+                    }
+                }
+            }
+            if !self.running {
+                break;
+            }
+            let mut busy = false;
+            for index in 0..self.sockets.len() {
+                self.flush_backlog(index);
+                busy |= self.receive(index);
+            }
+            self.fire_timers(Instant::now());
+            let timeout = if busy {
+                0
+            } else {
+                match self.timers.peek() {
+                    Some(Reverse(t)) => {
+                        let wait = t.at.saturating_duration_since(Instant::now());
+                        // Round up so a timer is never polled for just before it is due.
+                        i64::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(i64::MAX)
+                    }
+                    None => -1,
+                }
+            };
+            self.poll(timeout);
+        }
+        for (_, entry) in self.channels.drain() {
+            entry.shared.close(Error::closed());
+        }
+        self.incoming.close();
+        self.events.close();
+    }
+
+    fn poll(&mut self, timeout: i64) {
+        let mut items: Vec<zmq::PollItem<'_>> = Vec::with_capacity(self.sockets.len() + 1);
+        items.push(zmq::PollItem::from_fd(self.wake_rx.as_raw_fd(), zmq::POLLIN));
+        for s in &self.sockets {
+            let events = if s.backlog.is_empty() { zmq::POLLIN } else { zmq::POLLIN | zmq::POLLOUT };
+            items.push(s.socket.as_poll_item(events));
+        }
+        if let Err(e) = zmq::poll(&mut items, timeout) {
+            if e != zmq::Error::EINTR {
+                tracing::warn!("zmq poll failed: {e}");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Bind(endpoint, reply) => {
+                let _ = reply.send(self.bind(&endpoint));
+            }
+            Command::Connect(endpoint, reply) => {
+                let _ = reply.send(self.connect(&endpoint));
+            }
+            Command::Open { id, shared, payload, timeout } => self.open(id, shared, payload, timeout),
+            Command::Send { id, payload } => {
+                if let Some(entry) = self.channels.get(&id) {
+                    let (socket, envelope) = (entry.socket, entry.envelope.clone());
+                    self.send(socket, envelope, payload);
+                }
+            }
+            Command::Close { id } => self.remove(&id),
+            Command::Emit { payload } => {
+                if !self.sockets.is_empty() {
+                    self.send_frames(0, vec![payload]);
+                }
+            }
+            Command::Shutdown => self.running = false,
+        }
+    }
+
+    fn bind(&mut self, endpoint: &str) -> Result<String, Error> {
+        check_endpoint(endpoint)?;
+        let index = match self.kind {
+            SocketKind::Client => match self.sockets.iter().position(|s| s.bound) {
+                Some(i) => i,
+                None => self.add_socket(true)?,
+            },
+            _ => 0,
+        };
+        let socket = &self.sockets[index].socket;
+        socket.bind(endpoint).map_err(|e| Error::zmq(format!("cannot bind to {endpoint}: {e}"), e))?;
+        Ok(last_endpoint(socket).unwrap_or_else(|| endpoint.to_owned()))
+    }
+
+    fn connect(&mut self, endpoint: &str) -> Result<String, Error> {
+        check_endpoint(endpoint)?;
+        let index = match self.kind {
+            // A DEALER round-robins every message over its peers, which would
+            // scatter a channel's heartbeats and credit over several servers.
+            SocketKind::Client => self.add_socket(false)?,
+            _ => 0,
+        };
+        let result = self.sockets[index].socket.connect(endpoint);
+        if let Err(e) = result {
+            if self.kind == SocketKind::Client {
+                self.sockets.pop();
+            }
+            return Err(Error::zmq(format!("cannot connect to {endpoint}: {e}"), e));
+        }
+        Ok(endpoint.to_owned())
+    }
+
+    fn open(&mut self, id: MessageId, shared: Arc<ChannelShared>, payload: Vec<u8>, timeout: Option<Duration>) {
+        if self.sockets.is_empty() {
+            shared.close(Error::endpoint("", "the socket is neither bound nor connected"));
+            return;
+        }
+        // Least open channels first; ties go round-robin.
+        let n = self.sockets.len();
+        let start = self.next_socket % n;
+        self.next_socket = self.next_socket.wrapping_add(1);
+        let socket = (0..n).map(|i| (start + i) % n).min_by_key(|&i| self.sockets[i].open_channels).unwrap_or(0);
+        let heartbeat = self.config.heartbeat.map(|interval| Heartbeat { interval, waiting: self.config.passive_heartbeat, last_received: None });
+        let entry = Entry { shared, socket, envelope: Vec::new(), heartbeat, compat_v2: false, awaiting_reply: timeout, generation: 0 };
+        self.insert(id.clone(), entry);
+        if let Some(after) = timeout {
+            self.schedule(&id, TimerKind::Timeout, after);
+        }
+        self.send(socket, Vec::new(), payload);
+    }
+
+    fn insert(&mut self, id: MessageId, mut entry: Entry) {
+        // Unique per channel, so timers of an earlier channel with the same
+        // id can never fire on this one.
+        self.timer_seq += 1;
+        entry.generation = self.timer_seq;
+        let active = entry.heartbeat.as_ref().filter(|h| !h.waiting).map(|h| h.interval);
+        self.sockets[entry.socket].open_channels += 1;
+        self.channels.insert(id.clone(), entry);
+        if let Some(interval) = active {
+            self.schedule(&id, TimerKind::Heartbeat, interval);
+        }
+    }
+
+    fn remove(&mut self, id: &MessageId) {
+        if let Some(entry) = self.channels.remove(id) {
+            let s = &mut self.sockets[entry.socket];
+            s.open_channels = s.open_channels.saturating_sub(1);
+            entry.shared.close(Error::closed());
+        }
+    }
+
+    fn schedule(&mut self, id: &MessageId, kind: TimerKind, after: Duration) {
+        let Some(entry) = self.channels.get(id) else { return };
+        self.timer_seq += 1;
+        self.timers.push(Reverse(Timer { at: Instant::now() + after, seq: self.timer_seq, kind, channel: id.clone(), generation: entry.generation }));
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(Reverse(timer)) = self.timers.peek() {
+            if timer.at > now {
+                break;
+            }
+            let Some(Reverse(timer)) = self.timers.pop() else { break };
+            let Some(entry) = self.channels.get_mut(&timer.channel) else { continue };
+            if entry.generation != timer.generation {
+                continue;
+            }
+            match timer.kind {
+                TimerKind::Timeout => {
+                    if let Some(after) = entry.awaiting_reply {
+                        self.fail(&timer.channel, Error::timeout(after));
+                    }
+                }
+                TimerKind::Heartbeat => self.heartbeat_tick(timer.channel, now),
+            }
+        }
+    }
+
+    /// zerorpc-python's algorithm: the remote is lost at the first tick more
+    /// than two intervals after the last heartbeat received (or, when none
+    /// ever came, after the first tick).
+    fn heartbeat_tick(&mut self, id: MessageId, now: Instant) {
+        let Some(entry) = self.channels.get_mut(&id) else { return };
+        let Some(hb) = entry.heartbeat.as_mut() else { return };
+        let last = *hb.last_received.get_or_insert(now);
+        let interval = hb.interval;
+        if now > last + interval * 2 {
+            self.fail(&id, Error::lost_remote(interval));
+            return;
+        }
+        let (socket, envelope) = (entry.socket, entry.envelope.clone());
+        let mut header = Header::new();
+        header.response_to = Some(id.clone());
+        let mut event = Event::new(header, names::HEARTBEAT, Value::Array(vec![Value::from(0)]));
+        for hook in &self.hooks {
+            hook.on_send(&mut event);
+        }
+        self.send(socket, envelope, event.encode());
+        Counters::bump(&self.counters.heartbeats_sent);
+        self.schedule(&id, TimerKind::Heartbeat, interval);
+    }
+
+    fn fail(&mut self, id: &MessageId, error: Error) {
+        if let Some(entry) = self.channels.remove(id) {
+            let s = &mut self.sockets[entry.socket];
+            s.open_channels = s.open_channels.saturating_sub(1);
+            entry.shared.close(error);
+        }
+    }
+
+    fn send(&mut self, socket: usize, envelope: Vec<Vec<u8>>, payload: Vec<u8>) {
+        let mut frames = envelope;
+        if matches!(self.kind, SocketKind::Client | SocketKind::Server) {
+            frames.push(Vec::new());
+        }
+        frames.push(payload);
+        self.send_frames(socket, frames);
+    }
+
+    fn send_frames(&mut self, index: usize, frames: Vec<Vec<u8>>) {
+        let s = &mut self.sockets[index];
+        if !s.backlog.is_empty() {
+            s.backlog.push_back(frames);
+            return;
+        }
+        match s.socket.send_multipart(&frames, zmq::DONTWAIT) {
+            Ok(()) => Counters::bump(&self.counters.sent),
+            Err(zmq::Error::EAGAIN) => s.backlog.push_back(frames),
+            Err(e) => tracing::debug!("zmq send failed: {e}"),
+        }
+    }
+
+    fn flush_backlog(&mut self, index: usize) {
+        let s = &mut self.sockets[index];
+        while let Some(frames) = s.backlog.front() {
+            match s.socket.send_multipart(frames, zmq::DONTWAIT) {
+                Ok(()) => {
+                    s.backlog.pop_front();
+                    Counters::bump(&self.counters.sent);
+                }
+                Err(zmq::Error::EAGAIN) => break,
+                Err(e) => {
+                    tracing::debug!("zmq send failed: {e}");
+                    s.backlog.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Receives what one socket has ready; true if it had anything.
+    fn receive(&mut self, index: usize) -> bool {
+        for n in 0..RECV_BATCH {
+            let frames = match self.sockets[index].socket.recv_multipart(zmq::DONTWAIT) {
+                Ok(frames) => frames,
+                Err(zmq::Error::EAGAIN) => return n > 0,
+                Err(e) => {
+                    tracing::debug!("zmq receive failed: {e}");
+                    return n > 0;
+                }
+            };
+            self.on_message(index, frames);
+        }
+        true
+    }
+
+    fn on_message(&mut self, index: usize, mut frames: Vec<Vec<u8>>) {
+        let Some(payload) = frames.pop() else { return };
+        let event = match Event::decode(&payload) {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::debug!("dropping undecodable message: {e}");
+                Counters::bump(&self.counters.dropped_malformed);
+                return;
+            }
+        };
+        Counters::bump(&self.counters.received);
+        for hook in &self.hooks {
+            hook.on_receive(&event);
+        }
+        match self.kind {
+            SocketKind::Pull | SocketKind::Subscribe => self.events.push(event),
+            SocketKind::Push | SocketKind::Publish => Counters::bump(&self.counters.dropped_unroutable),
+            SocketKind::Client | SocketKind::Server => {
+                match event.header.response_to.clone() {
+                    Some(channel) => self.route(&channel, event),
+                    None if self.kind == SocketKind::Server => {
+                        // Like zerorpc-python: with three or more frames everything
+                        // before the last two is the envelope; with two, the first.
+                        if frames.len() >= 2 {
+                            frames.pop();
+                        }
+                        if frames.is_empty() {
+                            Counters::bump(&self.counters.dropped_malformed);
+                            return;
+                        }
+                        self.accept(index, frames, event);
+                    }
+                    None => Counters::bump(&self.counters.dropped_unroutable),
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self, index: usize, envelope: Vec<Vec<u8>>, event: Event) {
+        let id = event.header.message_id.clone();
+        if self.channels.contains_key(&id) {
+            // A duplicate opening event: the channel exists already.
+            Counters::bump(&self.counters.dropped_unroutable);
+            return;
+        }
+        let version = event.header.version;
+        // zerorpc-python heartbeats passively towards v1 peers.
+        let passive = self.config.passive_heartbeat || version.is_none_or(|v| v < 2);
+        let heartbeat = self.config.heartbeat.map(|interval| Heartbeat { interval, waiting: passive, last_received: None });
+        let shared = ChannelShared::new();
+        let compat_v2 = version.is_none_or(|v| v < 3);
+        let entry = Entry { shared: shared.clone(), socket: index, envelope, heartbeat, compat_v2, awaiting_reply: None, generation: 0 };
+        self.insert(id.clone(), entry);
+        if event.name == names::HEARTBEAT {
+            self.control(&id, &event);
+        } else {
+            shared.deliver(event);
+        }
+        self.incoming.push((id, shared));
+    }
+
+    fn route(&mut self, channel: &MessageId, event: Event) {
+        if !self.channels.contains_key(channel) {
+            Counters::bump(&self.counters.dropped_unroutable);
+            return;
+        }
+        if event.name == names::HEARTBEAT || event.name == names::MORE {
+            self.control(channel, &event);
+            return;
+        }
+        if let Some(entry) = self.channels.get_mut(channel) {
+            entry.awaiting_reply = None;
+            entry.shared.deliver(event);
+        }
+    }
+
+    fn control(&mut self, channel: &MessageId, event: &Event) {
+        let now = Instant::now();
+        let mut start_heartbeat = None;
+        let Some(entry) = self.channels.get_mut(channel) else { return };
+        let credit = || event.args.as_array().and_then(|a| a.first()).and_then(Value::as_i64);
+        if event.name == names::HEARTBEAT {
+            if let Some(hb) = entry.heartbeat.as_mut() {
+                hb.last_received = Some(now);
+                if hb.waiting {
+                    hb.waiting = false;
+                    start_heartbeat = Some(hb.interval);
+                }
+            }
+            // v2 peers send their credit as `_zpc_hb [n]`.
+            if entry.compat_v2 {
+                if let Some(n) = credit() {
+                    entry.shared.add_credit(n);
+                }
+            }
+        } else if let Some(n) = credit() {
+            entry.shared.add_credit(n);
+        }
+        if let Some(interval) = start_heartbeat {
+            self.schedule(channel, TimerKind::Heartbeat, interval);
+        }
+    }
+}
+
+fn check_endpoint(endpoint: &str) -> Result<(), Error> {
+    let Some((scheme, rest)) = endpoint.split_once("://") else {
+        return Err(Error::endpoint(endpoint, "expected SCHEME://ADDRESS, e.g. tcp://127.0.0.1:4242"));
+    };
+    match scheme {
+        "tcp" | "ipc" | "inproc" | "pgm" | "epgm" | "ws" | "wss" | "tipc" | "vmci" | "udp" => {}
+        other => return Err(Error::endpoint(endpoint, format!("unknown transport {other:?}"))),
+    }
+    if rest.is_empty() {
+        return Err(Error::endpoint(endpoint, "empty address"));
+    }
+    Ok(())
+}
+
+fn last_endpoint(socket: &zmq::Socket) -> Option<String> {
+    socket.get_last_endpoint().ok()?.ok()
+}

@@ -1,0 +1,389 @@
+//! Sockets: the public handle and what it shares with its I/O thread.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Poll, Waker};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use zerorpc_wire::{Event, MessageId};
+
+use crate::channel::{Channel, ChannelShared};
+use crate::io::IoThread;
+use crate::{Error, EventHook};
+
+/// The ZeroMQ socket pattern a [`Socket`] speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SocketKind {
+    /// RPC client: DEALER sockets (one per connected endpoint) opening channels.
+    Client,
+    /// RPC server: a ROUTER socket accepting channels.
+    Server,
+    /// Sends single-frame events (PUSH).
+    Push,
+    /// Receives single-frame events (PULL).
+    Pull,
+    /// Publishes single-frame events (PUB).
+    Publish,
+    /// Receives published events (SUB, subscribed to everything).
+    Subscribe,
+}
+
+/// Settings of a [`Socket`] and of the channels it opens or accepts.
+#[derive(Clone)]
+pub struct SocketConfig {
+    /// Heartbeat interval of every channel; `None` disables heartbeats (no
+    /// sending, no loss detection). Default 5 s, as in zerorpc-python.
+    pub heartbeat: Option<Duration>,
+    /// Passive heartbeat: send and check nothing on a channel until the peer
+    /// sends its first heartbeat (zerorpc-python's `passive_heartbeat`).
+    pub passive_heartbeat: bool,
+    /// Receive window `S` of each channel: credit is topped up to this many
+    /// events (zerorpc-python's queue size, 100).
+    pub window: u32,
+    /// Hooks run on every event sent and received.
+    pub hooks: Vec<Arc<dyn EventHook>>,
+}
+
+impl SocketConfig {
+    /// zerorpc-python's defaults: 5 s active heartbeat, window of 100.
+    pub fn new() -> Self {
+        SocketConfig { heartbeat: Some(Duration::from_secs(5)), passive_heartbeat: false, window: 100, hooks: Vec::new() }
+    }
+}
+
+impl Default for SocketConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for SocketConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketConfig")
+            .field("heartbeat", &self.heartbeat)
+            .field("passive_heartbeat", &self.passive_heartbeat)
+            .field("window", &self.window)
+            .field("hooks", &self.hooks.len())
+            .finish()
+    }
+}
+
+/// Options for a channel opened by [`Socket::open`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpenOptions {
+    /// Fail the channel when no event arrives from the peer within this time
+    /// (zerorpc-python's call timeout, which covers the first reply only).
+    pub first_reply_timeout: Option<Duration>,
+    /// Receive window for this channel, overriding the socket's
+    /// (zerorpc-python's `slots=`).
+    pub window: Option<u32>,
+}
+
+/// Counters of a socket, for monitoring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Events received and decoded.
+    pub received: u64,
+    /// Events handed to ZeroMQ.
+    pub sent: u64,
+    /// Messages dropped because they were not valid events or had no usable
+    /// envelope.
+    pub dropped_malformed: u64,
+    /// Events dropped because their channel is unknown (late heartbeats and
+    /// replies after a channel closed are normal).
+    pub dropped_unroutable: u64,
+    /// Heartbeats sent.
+    pub heartbeats_sent: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) received: AtomicU64,
+    pub(crate) sent: AtomicU64,
+    pub(crate) dropped_malformed: AtomicU64,
+    pub(crate) dropped_unroutable: AtomicU64,
+    pub(crate) heartbeats_sent: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pub(crate) enum Command {
+    Bind(String, mpsc::SyncSender<Result<String, Error>>),
+    Connect(String, mpsc::SyncSender<Result<String, Error>>),
+    Open { id: MessageId, shared: Arc<ChannelShared>, payload: Vec<u8>, timeout: Option<Duration> },
+    Send { id: MessageId, payload: Vec<u8> },
+    Close { id: MessageId },
+    Emit { payload: Vec<u8> },
+    Shutdown,
+}
+
+/// A queue filled by the I/O thread and drained by one async consumer.
+pub(crate) struct WakeQueue<T> {
+    state: Mutex<(VecDeque<T>, Option<Waker>, bool)>,
+}
+
+impl<T> WakeQueue<T> {
+    pub(crate) fn new() -> Self {
+        WakeQueue { state: Mutex::new((VecDeque::new(), None, false)) }
+    }
+
+    pub(crate) fn push(&self, item: T) {
+        let waker = {
+            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            s.0.push_back(item);
+            s.1.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        let waker = {
+            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            s.2 = true;
+            s.1.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    async fn pop(&self) -> Option<T> {
+        poll_fn(|cx| {
+            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(item) = s.0.pop_front() {
+                return Poll::Ready(Some(item));
+            }
+            if s.2 {
+                return Poll::Ready(None);
+            }
+            s.1 = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+/// What the handles of a socket share; dropping the last one stops the
+/// I/O thread.
+pub(crate) struct SocketShared {
+    pub(crate) kind: SocketKind,
+    pub(crate) config: SocketConfig,
+    pub(crate) hooks: Vec<Arc<dyn EventHook>>,
+    commands: mpsc::Sender<Command>,
+    wake_tx: UnixStream,
+    wake_pending: Arc<AtomicBool>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) incoming: Arc<WakeQueue<(MessageId, Arc<ChannelShared>)>>,
+    pub(crate) events: Arc<WakeQueue<Event>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl SocketShared {
+    pub(crate) fn command(&self, command: Command) {
+        if self.commands.send(command).is_ok() && !self.wake_pending.swap(true, Ordering::AcqRel) {
+            // A full pipe already holds a wake-up, so WouldBlock is fine.
+            let _ = (&self.wake_tx).write(&[1]);
+        }
+    }
+
+    pub(crate) fn send_on_channel(&self, id: &MessageId, event: &mut Event) {
+        for hook in &self.hooks {
+            hook.on_send(event);
+        }
+        self.command(Command::Send { id: id.clone(), payload: event.encode() });
+    }
+}
+
+impl Drop for SocketShared {
+    fn drop(&mut self) {
+        self.command(Command::Shutdown);
+        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = handle {
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+/// The process-wide ZeroMQ context; `inproc://` endpoints work between all
+/// sockets of the process.
+pub(crate) fn context() -> &'static zmq::Context {
+    static CONTEXT: OnceLock<zmq::Context> = OnceLock::new();
+    CONTEXT.get_or_init(zmq::Context::new)
+}
+
+/// A ZeroRPC socket, driven by its own I/O thread.
+///
+/// The I/O thread owns the ZeroMQ sockets (libzmq sockets are not
+/// thread-safe) and does everything that must not wait for application
+/// code: routing events to channels, heartbeats, loss detection, credit and
+/// first-reply timeouts. Handles are cheap to clone and can be used from any
+/// thread; their futures run on any executor.
+///
+/// ```
+/// use zerorpc_transport::{OpenOptions, Socket, SocketConfig, SocketKind};
+/// use zerorpc_wire::{Event, Header, Value, names};
+///
+/// let server = Socket::new(SocketKind::Server, SocketConfig::new())?;
+/// let endpoint = server.bind("inproc://transport-doc")?;
+/// let client = Socket::new(SocketKind::Client, SocketConfig::new())?;
+/// client.connect(&endpoint)?;
+///
+/// futures::executor::block_on(async {
+///     let request = Event::new(Header::new(), "ping", Value::Array(vec![]));
+///     let mut call = client.open(request, OpenOptions::default())?;
+///     let mut served = server.accept().await?;
+///     let request = served.recv().await?;
+///     assert_eq!(request.name, "ping");
+///     served.send(Event::new(Header::new(), names::OK, Value::Array(vec!["pong".into()]))).await?;
+///     let reply = call.recv().await?;
+///     assert_eq!(reply.name, names::OK);
+///     Ok::<(), zerorpc_transport::Error>(())
+/// })?;
+/// # Ok::<(), zerorpc_transport::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Socket {
+    shared: Arc<SocketShared>,
+}
+
+impl Socket {
+    /// A socket of the given kind; starts its I/O thread.
+    pub fn new(kind: SocketKind, config: SocketConfig) -> Result<Socket, Error> {
+        let (commands, receiver) = mpsc::channel();
+        let (wake_tx, wake_rx) = UnixStream::pair().map_err(|e| Error::endpoint("", format!("cannot create wake-up pipe: {e}")))?;
+        for end in [&wake_tx, &wake_rx] {
+            end.set_nonblocking(true).map_err(|e| Error::endpoint("", format!("cannot configure wake-up pipe: {e}")))?;
+        }
+        let wake_pending = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(Counters::default());
+        let incoming = Arc::new(WakeQueue::new());
+        let events = Arc::new(WakeQueue::new());
+        let hooks = config.hooks.clone();
+        let shared = Arc::new(SocketShared {
+            kind,
+            config: config.clone(),
+            hooks,
+            commands,
+            wake_tx,
+            wake_pending: wake_pending.clone(),
+            counters: counters.clone(),
+            incoming: incoming.clone(),
+            events: events.clone(),
+            thread: Mutex::new(None),
+        });
+        let io = IoThread::new(kind, config, receiver, wake_rx, wake_pending, counters, incoming, events)?;
+        let handle = std::thread::Builder::new()
+            .name("zerorpc-io".into())
+            .spawn(move || io.run())
+            .map_err(|e| Error::endpoint("", format!("cannot start I/O thread: {e}")))?;
+        *shared.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        Ok(Socket { shared })
+    }
+
+    /// The kind of this socket.
+    pub fn kind(&self) -> SocketKind {
+        self.shared.kind
+    }
+
+    /// The socket's settings.
+    pub fn config(&self) -> &SocketConfig {
+        &self.shared.config
+    }
+
+    /// Binds to `endpoint` (`tcp://`, `ipc://`, `inproc://`) and returns the
+    /// endpoint actually bound (a `tcp://127.0.0.1:*` wildcard gets its port).
+    pub fn bind(&self, endpoint: &str) -> Result<String, Error> {
+        self.round_trip(|reply| Command::Bind(endpoint.to_owned(), reply))
+    }
+
+    /// Connects to `endpoint`. A client socket connected to several
+    /// endpoints spreads channels over them, keeping every event of a
+    /// channel on the connection it started on.
+    pub fn connect(&self, endpoint: &str) -> Result<String, Error> {
+        self.round_trip(|reply| Command::Connect(endpoint.to_owned(), reply))
+    }
+
+    fn round_trip(&self, command: impl FnOnce(mpsc::SyncSender<Result<String, Error>>) -> Command) -> Result<String, Error> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.shared.command(command(tx));
+        rx.recv().map_err(|_| Error::closed())?
+    }
+
+    /// Opens a channel by sending its first event (a client's request).
+    ///
+    /// The event's `message_id` becomes the channel id.
+    pub fn open(&self, mut request: Event, options: OpenOptions) -> Result<Channel, Error> {
+        let id = request.header.message_id.clone();
+        request.header.response_to = None;
+        for hook in &self.shared.hooks {
+            hook.on_send(&mut request);
+        }
+        let shared = ChannelShared::new();
+        // The request uses the implicit initial credit.
+        shared.lock().send_credit = 0;
+        let window = options.window.unwrap_or(self.shared.config.window);
+        let channel = Channel::new(id.clone(), shared.clone(), self.shared.clone(), window);
+        self.shared.command(Command::Open { id, shared, payload: request.encode(), timeout: options.first_reply_timeout });
+        Ok(channel)
+    }
+
+    /// Waits for the next channel opened by a peer (server sockets). The
+    /// first event of the channel is its request.
+    pub async fn accept(&self) -> Result<Channel, Error> {
+        let (id, shared) = self.shared.incoming.pop().await.ok_or_else(Error::closed)?;
+        Ok(Channel::new(id, shared, self.shared.clone(), self.shared.config.window))
+    }
+
+    /// Sends a single-frame event (push and publish sockets).
+    pub fn emit(&self, mut event: Event) {
+        for hook in &self.shared.hooks {
+            hook.on_send(&mut event);
+        }
+        self.shared.command(Command::Emit { payload: event.encode() });
+    }
+
+    /// Receives the next single-frame event (pull and subscribe sockets).
+    pub async fn next_event(&self) -> Result<Event, Error> {
+        self.shared.events.pop().await.ok_or_else(Error::closed)
+    }
+
+    /// The socket's counters.
+    pub fn stats(&self) -> Stats {
+        let c = &self.shared.counters;
+        Stats {
+            received: c.received.load(Ordering::Relaxed),
+            sent: c.sent.load(Ordering::Relaxed),
+            dropped_malformed: c.dropped_malformed.load(Ordering::Relaxed),
+            dropped_unroutable: c.dropped_unroutable.load(Ordering::Relaxed),
+            heartbeats_sent: c.heartbeats_sent.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Closes the socket: pending `accept` and `next_event` calls and every
+    /// open channel fail with [`ErrorKind::Closed`](crate::ErrorKind::Closed).
+    pub fn close(&self) {
+        self.shared.command(Command::Shutdown);
+    }
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket").field("kind", &self.shared.kind).finish_non_exhaustive()
+    }
+}
