@@ -1,1 +1,82 @@
-//! placeholder
+//! ZeroRPC for Rust: expose existing code as a remote service, call it from
+//! any language, stream results, and get remote errors as real errors.
+//!
+//! Wire-compatible with zerorpc-python and zerorpc-node: requests and
+//! replies, streams under flow control, heartbeats, the `_zerorpc_*`
+//! introspection methods, and push/pull and publish/subscribe events.
+//!
+//! # A server
+//!
+//! Put [`service`] on an inherent `impl` block: its public methods, sync or
+//! async, become remote methods; doc comments become their help and the
+//! parameters their argument list.
+//!
+//! ```
+//! use zerorpc::{Client, Server};
+//!
+//! struct Demo;
+//!
+//! #[zerorpc::service]
+//! impl Demo {
+//!     /// Adds two numbers.
+//!     pub fn add(&self, a: i64, b: i64) -> i64 {
+//!         a + b
+//!     }
+//!
+//!     /// Parses a number, failing with a remote error on bad input.
+//!     pub fn parse(&self, text: String) -> Result<i64, std::num::ParseIntError> {
+//!         text.parse()
+//!     }
+//!
+//!     /// Streams 0..n.
+//!     pub fn count(&self, n: u32) -> impl Iterator<Item = u32> + use<> {
+//!         0..n
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Server::builder(Demo).bind("tcp://127.0.0.1:*").build()?;
+//! let client = Client::connect(&server.endpoints()[0])?;
+//! tokio::spawn(server.serve());
+//!
+//! assert_eq!(client.call::<i64>("add", (1, 2)).await?, 3);
+//! let err = client.call::<i64>("parse", ("x",)).await.unwrap_err();
+//! assert_eq!(err.remote().unwrap().name(), "ParseIntError");
+//! let items: Vec<u32> = client.call("count", (3,)).await?;
+//! assert_eq!(items, [0, 1, 2]);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layers
+//!
+//! This crate builds on [`transport`] (ZeroMQ sockets, channels, heartbeats,
+//! flow control) and [`wire`] (the MessagePack codec), re-exported so users
+//! never need to match versions.
+//!
+//! This crate has no feature flags.
+
+mod client;
+mod context;
+mod endpoint;
+mod error;
+mod events;
+mod introspect;
+mod server;
+mod service;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use client::{BlockingClient, BlockingStream, CallOptions, Client, ClientBuilder, DEFAULT_TIMEOUT, ReplyStream, Response};
+pub use context::{CallContext, CopyExtras, Propagation};
+pub use endpoint::{Literal, ResolveEndpoint};
+pub use error::{Error, ErrorKind, RemoteError, Result};
+pub use events::{Emitter, EmitterOf, PublishKind, Publisher, PushKind, Puller, Pusher, Receiver, Subscriber};
+pub use server::{Server, ServerBuilder, ShutdownHandle};
+pub use service::{Arg, Handler, MethodInfo, Methods, Reply, Service};
+pub use zerorpc_macros::service;
+pub use zerorpc_transport as transport;
+pub use zerorpc_wire as wire;
+pub use zerorpc_wire::Value;

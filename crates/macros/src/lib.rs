@@ -1,1 +1,383 @@
-//! placeholder
+//! Procedural macros for zerorpc. Use them through the `zerorpc` crate:
+//! `#[zerorpc::service]`, documented there.
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{format_ident, quote};
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{
+    Attribute, FnArg, GenericArgument, ImplItem, ImplItemFn, ItemImpl, LitStr, Pat, PathArguments, ReturnType, Token, Type, TypeParamBound,
+    Visibility, parse_macro_input,
+};
+
+/// Exposes the public (`pub` or `pub(...)`) `&self` methods of an inherent `impl` block as remote
+/// methods: implements `zerorpc::Service` for the type.
+///
+/// * Sync methods run on the blocking thread pool, async methods as tasks.
+/// * Doc comments become the help text; parameter names and types the
+///   argument list shown by introspection. Trailing `Option` parameters may
+///   be left out by callers.
+/// * `Result<T, E>`: `Err(e)` becomes `ERR [type name, message, causes]`.
+/// * A return type `impl Iterator<Item = T>` or `impl Stream<Item = T>`
+///   (possibly inside `Result`, possibly with `Item = Result<T, E>`) answers
+///   with a stream. For other iterator or stream types, mark the method
+///   `#[zerorpc(iter)]` or `#[zerorpc(stream)]`.
+/// * `#[zerorpc(skip)]` hides a public method; `#[zerorpc(name = "x")]`
+///   exposes it under another name. `#[zerorpc::service(name = "X")]` names
+///   the service (default: the type's name).
+#[proc_macro_attribute]
+pub fn service(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let options = parse_macro_input!(attr as ServiceOptions);
+    let mut item = parse_macro_input!(item as ItemImpl);
+    match expand(options, &mut item) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => {
+            let error = e.to_compile_error();
+            quote!(#item #error).into()
+        }
+    }
+}
+
+#[derive(Default)]
+struct ServiceOptions {
+    name: Option<LitStr>,
+}
+
+impl Parse for ServiceOptions {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let mut options = ServiceOptions::default();
+        let pairs = Punctuated::<syn::MetaNameValue, Token![,]>::parse_terminated(input)?;
+        for pair in pairs {
+            if pair.path.is_ident("name") {
+                options.name = Some(lit_str(&pair.value)?);
+            } else {
+                return Err(syn::Error::new_spanned(pair.path, "unknown option; expected `name = \"...\"`"));
+            }
+        }
+        Ok(options)
+    }
+}
+
+fn lit_str(expr: &syn::Expr) -> syn::Result<LitStr> {
+    match expr {
+        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => Ok(s.clone()),
+        other => Err(syn::Error::new_spanned(other, "expected a string literal")),
+    }
+}
+
+#[derive(Default)]
+struct MethodOptions {
+    skip: bool,
+    name: Option<LitStr>,
+    kind: Option<StreamKind>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum StreamKind {
+    Iter,
+    Stream,
+}
+
+/// Reads and removes the `#[zerorpc(...)]` attributes of a method.
+fn method_options(attrs: &mut Vec<Attribute>) -> syn::Result<MethodOptions> {
+    let mut options = MethodOptions::default();
+    let mut error = None;
+    attrs.retain(|attr| {
+        if !attr.path().is_ident("zerorpc") {
+            return true;
+        }
+        let result = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("skip") {
+                options.skip = true;
+            } else if meta.path.is_ident("iter") {
+                options.kind = Some(StreamKind::Iter);
+            } else if meta.path.is_ident("stream") {
+                options.kind = Some(StreamKind::Stream);
+            } else if meta.path.is_ident("name") {
+                options.name = Some(meta.value()?.parse()?);
+            } else {
+                return Err(meta.error("unknown option; expected skip, iter, stream or name = \"...\""));
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            error.get_or_insert(e);
+        }
+        false
+    });
+    match error {
+        Some(e) => Err(e),
+        None => Ok(options),
+    }
+}
+
+fn doc_text(attrs: &[Attribute]) -> String {
+    let lines: Vec<String> = attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .filter_map(|a| match &a.meta {
+            syn::Meta::NameValue(nv) => lit_str(&nv.value).ok().map(|s| s.value()),
+            _ => None,
+        })
+        .collect();
+    let indent = lines.iter().filter(|l| !l.trim().is_empty()).map(|l| l.len() - l.trim_start().len()).min().unwrap_or(0);
+    let text: Vec<&str> = lines.iter().map(|l| if l.len() >= indent { &l[indent..] } else { l.trim_start() }).collect();
+    text.join("\n").trim().to_owned()
+}
+
+fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
+    match ty {
+        Type::Path(p) => p.path.segments.last(),
+        Type::Group(g) => last_segment(&g.elem),
+        Type::Paren(p) => last_segment(&p.elem),
+        _ => None,
+    }
+}
+
+fn first_generic(segment: &syn::PathSegment) -> Option<&Type> {
+    match &segment.arguments {
+        PathArguments::AngleBracketed(args) => args.args.iter().find_map(|a| match a {
+            GenericArgument::Type(t) => Some(t),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+/// `Result<T, E>` gives `T`.
+fn result_ok_type(ty: &Type) -> Option<&Type> {
+    let segment = last_segment(ty)?;
+    if segment.ident == "Result" { first_generic(segment) } else { None }
+}
+
+/// For `impl Iterator<Item = X>` / `impl Stream<Item = X>`: the kind and X.
+fn stream_shape(ty: &Type) -> Option<(StreamKind, Option<&Type>)> {
+    let Type::ImplTrait(imp) = ty else { return None };
+    imp.bounds.iter().find_map(|bound| {
+        let TypeParamBound::Trait(t) = bound else { return None };
+        let segment = t.path.segments.last()?;
+        let kind = match segment.ident.to_string().as_str() {
+            "Iterator" | "IntoIterator" | "ExactSizeIterator" | "DoubleEndedIterator" => StreamKind::Iter,
+            "Stream" => StreamKind::Stream,
+            _ => return None,
+        };
+        let item = match &segment.arguments {
+            PathArguments::AngleBracketed(args) => args.args.iter().find_map(|a| match a {
+                GenericArgument::AssocType(assoc) if assoc.ident == "Item" => Some(&assoc.ty),
+                _ => None,
+            }),
+            _ => None,
+        };
+        Some((kind, item))
+    })
+}
+
+fn type_text(ty: &Type) -> String {
+    let raw = quote!(#ty).to_string();
+    let mut out = String::with_capacity(raw.len());
+    let chars: Vec<char> = raw.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if c == ' ' {
+            let prev = if i > 0 { chars[i - 1] } else { ' ' };
+            let next = chars.get(i + 1).copied().unwrap_or(' ');
+            let tight = "<>:&()[];".contains(prev) || "<>:&,()[];".contains(next);
+            if tight && prev != ',' {
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn is_option(ty: &Type) -> bool {
+    last_segment(ty).is_some_and(|s| s.ident == "Option")
+}
+
+fn to_remote(error: TokenStream2) -> TokenStream2 {
+    quote! {{
+        #[allow(unused_imports)]
+        use ::zerorpc::__private::{ToRemote as _, ToRemoteFromError as _, ToRemoteFromDynError as _, ToRemoteFromDisplay as _};
+        (&&&&::zerorpc::__private::Wrap(&#error)).to_remote()
+    }}
+}
+
+fn expand(options: ServiceOptions, item: &mut ItemImpl) -> syn::Result<TokenStream2> {
+    if let Some((_, path, _)) = &item.trait_ {
+        return Err(syn::Error::new_spanned(path, "#[zerorpc::service] goes on an inherent impl block, not a trait impl"));
+    }
+    let self_ty = item.self_ty.clone();
+    let service_name = match options.name {
+        Some(name) => name,
+        None => {
+            let ident = last_segment(&self_ty).map(|s| s.ident.to_string()).unwrap_or_else(|| "Service".to_owned());
+            LitStr::new(&ident, Span::call_site())
+        }
+    };
+    let mut registrations = Vec::new();
+    for impl_item in &mut item.items {
+        let ImplItem::Fn(method) = impl_item else { continue };
+        let opts = method_options(&mut method.attrs)?;
+        if opts.skip || matches!(method.vis, Visibility::Inherited) {
+            continue;
+        }
+        registrations.push(register(method, &opts)?);
+    }
+    let (impl_generics, _, where_clause) = item.generics.split_for_impl();
+    Ok(quote! {
+        #item
+
+        impl #impl_generics ::zerorpc::Service for #self_ty #where_clause {
+            fn methods(self: ::std::sync::Arc<Self>) -> ::zerorpc::Methods {
+                let mut methods = ::zerorpc::Methods::new(#service_name);
+                #(#registrations)*
+                methods
+            }
+        }
+    })
+}
+
+fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStream2> {
+    let sig = &method.sig;
+    let ident = &sig.ident;
+    match sig.inputs.first() {
+        Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() => {}
+        Some(FnArg::Receiver(r)) => {
+            return Err(syn::Error::new_spanned(
+                r,
+                "remote methods take `&self`: calls run concurrently, so keep mutable state behind a Mutex, or mark the method #[zerorpc(skip)]",
+            ));
+        }
+        // Associated functions (constructors...) are not remote methods.
+        _ => return Ok(TokenStream2::new()),
+    }
+    let name = opts.name.clone().unwrap_or_else(|| LitStr::new(&ident.to_string(), ident.span()));
+    let doc = doc_text(&method.attrs);
+
+    let mut params = Vec::new();
+    for (i, input) in sig.inputs.iter().skip(1).enumerate() {
+        let FnArg::Typed(pt) = input else { continue };
+        let param_name = match &*pt.pat {
+            Pat::Ident(p) => p.ident.to_string().trim_start_matches('_').to_owned(),
+            _ => format!("arg{i}"),
+        };
+        params.push((format_ident!("__p{}", i), param_name, (*pt.ty).clone()));
+    }
+    let arg_names: Vec<&str> = params.iter().map(|(_, n, _)| n.as_str()).collect();
+    let arg_infos = params.iter().map(|(_, n, ty)| {
+        let text = type_text(ty);
+        let default = is_option(ty).then(|| quote!(.with_default(::zerorpc::Value::Nil)));
+        quote!(::zerorpc::Arg::new(#n).with_type(#text) #default)
+    });
+    let decode = params.iter().map(|(var, n, ty)| {
+        quote! {
+            let #var: #ty = match __args.next::<#ty>(#n) {
+                ::std::result::Result::Ok(v) => v,
+                ::std::result::Result::Err(e) => return ::zerorpc::__private::err(e),
+            };
+        }
+    });
+    let vars: Vec<_> = params.iter().map(|(v, _, _)| v.clone()).collect();
+
+    let output = match &sig.output {
+        ReturnType::Default => None,
+        ReturnType::Type(_, ty) => Some((**ty).clone()),
+    };
+    let (fallible, ok_ty) = match &output {
+        Some(ty) => match result_ok_type(ty) {
+            Some(ok) => (true, Some(ok.clone())),
+            None => (false, Some(ty.clone())),
+        },
+        None => (false, None),
+    };
+    let shape = ok_ty.as_ref().and_then(stream_shape);
+    let stream_kind = opts.kind.or(shape.map(|(k, _)| k));
+    let item_fallible = shape.and_then(|(_, item)| item).is_some_and(|t| result_ok_type(t).is_some());
+    let is_async = sig.asyncness.is_some();
+    let await_ = is_async.then(|| quote!(.await));
+    let call = quote!(this.#ident(#(#vars),*) #await_);
+    let convert_error = to_remote(quote!(e));
+
+    let body = match stream_kind {
+        None => {
+            let convert = if fallible {
+                quote! {
+                    match __r {
+                        ::std::result::Result::Ok(v) => ::zerorpc::__private::ok(&v),
+                        ::std::result::Result::Err(e) => ::zerorpc::__private::err(#convert_error),
+                    }
+                }
+            } else {
+                quote!(::zerorpc::__private::ok(&__r))
+            };
+            if is_async {
+                quote! { let __r = #call; #convert }
+            } else {
+                quote! { ::zerorpc::__private::blocking(#name, move || { let __r = #call; #convert }).await }
+            }
+        }
+        Some(kind) => {
+            let blocking = kind == StreamKind::Iter && !is_async;
+            let (send_item, send_error) = if blocking {
+                (quote!(__sink.item_blocking(&v)), quote!(__sink.error_blocking(#convert_error)))
+            } else {
+                (quote!(__sink.item(&v).await), quote!(__sink.error(#convert_error).await))
+            };
+            let item = if item_fallible {
+                quote! {
+                    match __item {
+                        ::std::result::Result::Ok(v) => { if !#send_item { break; } }
+                        ::std::result::Result::Err(e) => { #send_error; break; }
+                    }
+                }
+            } else {
+                quote! { let v = __item; if !#send_item { break; } }
+            };
+            let unwrap = if fallible {
+                quote! {
+                    let __r = match __r {
+                        ::std::result::Result::Ok(v) => v,
+                        ::std::result::Result::Err(e) => { #send_error; return; }
+                    };
+                }
+            } else {
+                TokenStream2::new()
+            };
+            let each = match kind {
+                StreamKind::Iter => quote! { for __item in __r { #item } },
+                StreamKind::Stream => quote! {
+                    let mut __r = ::std::pin::pin!(__r);
+                    while let ::std::option::Option::Some(__item) = ::zerorpc::__private::futures::StreamExt::next(&mut __r).await { #item }
+                },
+            };
+            if blocking {
+                quote! { ::zerorpc::__private::iter_stream(#name, move |__sink| { let __r = #call; #unwrap #each }) }
+            } else {
+                quote! { ::zerorpc::__private::async_stream(#name, move |__sink| async move { let __r = #call; #unwrap #each }) }
+            }
+        }
+    };
+    let streaming = stream_kind.is_some();
+    Ok(quote! {
+        {
+            let this = ::std::sync::Arc::clone(&self);
+            methods.add(
+                #name,
+                ::zerorpc::MethodInfo::new().doc(#doc).args(::std::vec![#(#arg_infos),*]).streaming(#streaming),
+                move |__values: ::std::vec::Vec<::zerorpc::Value>| {
+                    let this = ::std::sync::Arc::clone(&this);
+                    async move {
+                        #[allow(unused_mut)]
+                        let mut __args = match ::zerorpc::__private::args(#name, __values, &[#(#arg_names),*]) {
+                            ::std::result::Result::Ok(a) => a,
+                            ::std::result::Result::Err(e) => return ::zerorpc::__private::err(e),
+                        };
+                        #(#decode)*
+                        #body
+                    }
+                },
+            );
+        }
+    })
+}

@@ -185,9 +185,13 @@ impl Channel {
 
     /// Resolves when the channel is closed: by the peer's loss, a timeout,
     /// or the socket closing. Never resolves for a healthy channel.
-    pub async fn closed(&self) -> Error {
-        poll_fn(|cx| {
-            let mut state = self.shared.lock();
+    ///
+    /// The future does not borrow the channel, so it can be raced against
+    /// work that uses the channel; only the latest such future is woken.
+    pub fn closed(&self) -> impl Future<Output = Error> + Send + 'static {
+        let shared = self.shared.clone();
+        poll_fn(move |cx| {
+            let mut state = shared.lock();
             match &state.closed {
                 Some(err) => Poll::Ready(err.clone()),
                 None => {
@@ -196,7 +200,6 @@ impl Channel {
                 }
             }
         })
-        .await
     }
 
     fn send_control(&self, name: &str, args: Value) {

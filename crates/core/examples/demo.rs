@@ -1,0 +1,82 @@
+//! The demo of zerorpc-rs: starts a server with the demo service, calls it,
+//! streams from it, shows a remote error and introspection, and exits 0.
+//!
+//! ```text
+//! cargo xtask demo
+//! ```
+
+#[path = "shared/demo_service.rs"]
+mod demo_service;
+
+use std::time::Instant;
+
+use futures::StreamExt;
+use zerorpc::{Client, Server, Value};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let server = Server::builder(demo_service::DemoService).bind("tcp://127.0.0.1:*").build()?;
+    let endpoint = server.endpoints()[0].clone();
+    let shutdown = server.shutdown_handle();
+    let serving = tokio::spawn(server.serve());
+    println!("== server: demo service on {endpoint}");
+
+    let client = Client::connect(&endpoint)?;
+
+    println!("\n== introspection");
+    let name: String = client.call("_zerorpc_name", ()).await?;
+    let methods: Vec<String> = client.call("_zerorpc_list", ()).await?;
+    println!("service {name:?} offers {methods:?}");
+    for method in &methods {
+        let help: Option<String> = client.call("_zerorpc_help", (method,)).await?;
+        println!("  {method:<6} {}", help.unwrap_or_default().lines().next().unwrap_or(""));
+    }
+    let inspect: Value = client.call("_zerorpc_inspect", ()).await?;
+    println!("_zerorpc_inspect: {inspect}");
+
+    println!("\n== calls");
+    let sum: f64 = client.call("add", (1, 2)).await?;
+    println!("add(1, 2) = {sum}");
+    let echoed: Value = client.call("echo", (Value::Map(vec![("nested".into(), Value::Array(vec![1.into(), "two".into(), 3.5.into()]))]),)).await?;
+    println!("echo({{nested: [1, two, 3.5]}}) = {echoed}");
+
+    println!("\n== a stream");
+    let mut numbers = client.stream::<u64>("count", (5,)).await?;
+    let mut items = Vec::new();
+    while let Some(n) = numbers.next().await {
+        items.push(n?);
+    }
+    println!("count(5) streamed {items:?}");
+
+    println!("\n== a remote error");
+    match client.call::<()>("fail", ("the disk is full",)).await {
+        Err(e) if e.is_remote() => {
+            let remote = e.remote().expect("a remote error");
+            println!("name: {}\nmessage: {}\ntraceback:\n{}", remote.name(), remote.message(), remote.traceback().trim_end());
+        }
+        other => return Err(format!("expected a remote error, got {other:?}").into()),
+    }
+    match client.call::<Value>("no_such_method", ()).await {
+        Err(e) => println!("calling an unknown method: {e}"),
+        Ok(v) => return Err(format!("expected NameError, got {v}").into()),
+    }
+
+    println!("\n== concurrency: 20 calls of sleep(0.2) at once");
+    let started = Instant::now();
+    let calls = (0..20).map(|_| client.call::<f64>("sleep", (0.2,)));
+    let results = futures::future::try_join_all(calls).await?;
+    println!("{} calls finished in {:.2}s", results.len(), started.elapsed().as_secs_f64());
+
+    println!("\n== quick measurement: 2000 sequential add calls");
+    let started = Instant::now();
+    for i in 0..2000 {
+        let _: f64 = client.call("add", (i, 1)).await?;
+    }
+    let elapsed = started.elapsed();
+    println!("{:.1} µs per call, {:.0} calls/s", elapsed.as_secs_f64() * 1e6 / 2000.0, 2000.0 / elapsed.as_secs_f64());
+
+    shutdown.shutdown();
+    serving.await??;
+    println!("\ndemo finished");
+    Ok(())
+}

@@ -1,0 +1,418 @@
+//! The RPC client, async and blocking.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use zerorpc_transport::{Channel, EventHook, OpenOptions, Socket, SocketConfig, SocketKind};
+use zerorpc_wire::{Event, Header, Value, names};
+
+use crate::context::{CopyExtras, Propagation};
+use crate::endpoint::{Literal, ResolveEndpoint};
+use crate::{CallContext, Error, RemoteError, Result};
+
+/// The default call timeout, as in zerorpc-python.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Configures and builds a [`Client`].
+pub struct ClientBuilder {
+    config: SocketConfig,
+    connects: Vec<String>,
+    binds: Vec<String>,
+    timeout: Option<Duration>,
+    resolver: Arc<dyn ResolveEndpoint>,
+    propagation: Arc<dyn Propagation>,
+}
+
+impl ClientBuilder {
+    /// Connects to an endpoint (may be repeated: calls are spread over the
+    /// servers, each call staying on one).
+    pub fn connect(mut self, endpoint: impl Into<String>) -> Self {
+        self.connects.push(endpoint.into());
+        self
+    }
+
+    /// Binds to an endpoint, for servers that connect to the client.
+    pub fn bind(mut self, endpoint: impl Into<String>) -> Self {
+        self.binds.push(endpoint.into());
+        self
+    }
+
+    /// Call timeout, covering the first reply (default 30 s); `None` waits
+    /// forever, relying on heartbeats.
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Heartbeat interval; `None` disables heartbeats. Default 5 s.
+    pub fn heartbeat(mut self, interval: Option<Duration>) -> Self {
+        self.config.heartbeat = interval;
+        self
+    }
+
+    /// Heartbeat passively: only after the server's first heartbeat.
+    pub fn passive_heartbeat(mut self, passive: bool) -> Self {
+        self.config.passive_heartbeat = passive;
+        self
+    }
+
+    /// Receive window for streams (zerorpc-python's queue size, 100).
+    pub fn window(mut self, window: u32) -> Self {
+        self.config.window = window;
+        self
+    }
+
+    /// Adds a hook run on every event sent and received.
+    pub fn hook(mut self, hook: Arc<dyn EventHook>) -> Self {
+        self.config.hooks.push(hook);
+        self
+    }
+
+    /// How endpoints are resolved (default: literal ZeroMQ endpoints).
+    pub fn resolver(mut self, resolver: Arc<dyn ResolveEndpoint>) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// How headers of nested calls derive from the call being served
+    /// (default: [`CopyExtras`]).
+    pub fn propagation(mut self, propagation: Arc<dyn Propagation>) -> Self {
+        self.propagation = propagation;
+        self
+    }
+
+    /// Creates the socket, binds and connects.
+    pub fn build(self) -> Result<Client> {
+        let socket = Socket::new(SocketKind::Client, self.config)?;
+        for endpoint in &self.binds {
+            for resolved in self.resolver.resolve(endpoint)? {
+                socket.bind(&resolved)?;
+            }
+        }
+        for endpoint in &self.connects {
+            for resolved in self.resolver.resolve(endpoint)? {
+                socket.connect(&resolved)?;
+            }
+        }
+        Ok(Client { inner: Arc::new(ClientInner { socket, timeout: self.timeout, propagation: self.propagation }) })
+    }
+}
+
+struct ClientInner {
+    socket: Socket,
+    timeout: Option<Duration>,
+    propagation: Arc<dyn Propagation>,
+}
+
+/// Options of one call.
+#[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
+pub struct CallOptions {
+    /// Overrides the client's timeout for this call.
+    pub timeout: Option<Duration>,
+    /// Overrides the receive window for this call's stream
+    /// (zerorpc-python's `slots=`).
+    pub window: Option<u32>,
+}
+
+impl CallOptions {
+    /// The client's defaults.
+    pub fn new() -> Self {
+        CallOptions::default()
+    }
+
+    /// Sets the timeout of this call.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the receive window of this call's stream.
+    pub fn window(mut self, window: u32) -> Self {
+        self.window = Some(window);
+        self
+    }
+}
+
+/// What a call answered: a single value or a stream, as the server chose.
+#[derive(Debug)]
+pub enum Response {
+    /// The value of an `OK` reply.
+    Value(Value),
+    /// A streamed reply.
+    Stream(ReplyStream<Value>),
+}
+
+/// A ZeroRPC client.
+///
+/// Cheap to clone; many calls may run concurrently on one client, each on
+/// its own channel, without head-of-line blocking. Its futures run on any
+/// executor (tokio, `futures::executor::block_on`...): the socket's I/O
+/// thread wakes them. Dropping a call's future abandons the call.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), zerorpc::Error> {
+/// use futures::StreamExt;
+/// let client = zerorpc::Client::connect("tcp://127.0.0.1:4242")?;
+/// let sum: i64 = client.call("add", (1, 2)).await?;
+/// let mut numbers = client.stream::<i64>("count", (10,)).await?;
+/// while let Some(n) = numbers.next().await {
+///     println!("{}", n?);
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<ClientInner>,
+}
+
+impl Client {
+    /// Starts configuring a client.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder {
+            config: SocketConfig::new(),
+            connects: Vec::new(),
+            binds: Vec::new(),
+            timeout: Some(DEFAULT_TIMEOUT),
+            resolver: Arc::new(Literal),
+            propagation: Arc::new(CopyExtras),
+        }
+    }
+
+    /// A client with default settings connected to `endpoint`.
+    pub fn connect(endpoint: &str) -> Result<Client> {
+        Client::builder().connect(endpoint).build()
+    }
+
+    /// Calls `method` and converts its result. `args` is a tuple (or any
+    /// sequence) of positional arguments; `()` for none. A streamed reply is
+    /// collected into a sequence.
+    pub async fn call<R: DeserializeOwned>(&self, method: &str, args: impl Serialize) -> Result<R> {
+        let value = match self.invoke(method, to_args(&args)?, CallOptions::new()).await? {
+            Response::Value(value) => value,
+            Response::Stream(stream) => Value::Array(stream.collect::<Vec<_>>().await.into_iter().collect::<Result<_>>()?),
+        };
+        Ok(zerorpc_wire::from_value(value)?)
+    }
+
+    /// Calls a method that streams its result, converting each item. A
+    /// single `OK` reply gives a stream of that one value (none for nil, as
+    /// zerorpc-node answers an empty stream).
+    pub async fn stream<T: DeserializeOwned + Send + 'static>(&self, method: &str, args: impl Serialize) -> Result<ReplyStream<T>> {
+        self.stream_with(method, args, CallOptions::new()).await
+    }
+
+    /// [`Client::stream`] with options for this call.
+    pub async fn stream_with<T: DeserializeOwned + Send + 'static>(
+        &self,
+        method: &str,
+        args: impl Serialize,
+        options: CallOptions,
+    ) -> Result<ReplyStream<T>> {
+        let stream = match self.invoke(method, to_args(&args)?, options).await? {
+            Response::Stream(stream) => stream,
+            Response::Value(Value::Nil) => ReplyStream::empty(),
+            Response::Value(value) => ReplyStream::once(value),
+        };
+        Ok(stream.typed())
+    }
+
+    /// Calls `method` with dynamic arguments and returns what the server
+    /// answered, single value or stream.
+    pub async fn invoke(&self, method: &str, args: Vec<Value>, options: CallOptions) -> Result<Response> {
+        let mut header = Header::new();
+        self.inner.propagation.propagate(CallContext::current().as_ref(), &mut header);
+        let request = Event::new(header, method, Value::Array(args));
+        let open = OpenOptions { first_reply_timeout: options.timeout.or(self.inner.timeout), window: options.window };
+        let mut channel = self.inner.socket.open(request, open)?;
+        let first = channel.recv().await.map_err(|e| Error::transport(e, Some(method)))?;
+        match first.name.as_str() {
+            names::OK => Ok(Response::Value(ok_value(first.args))),
+            names::ERR => Err(remote_error(&first)),
+            names::STREAM | names::STREAM_DONE => Ok(Response::Stream(ReplyStream::from_channel(channel, first, method.to_owned()))),
+            other => Err(Error::codec(format!("unexpected reply {other:?} to {method}"), None)),
+        }
+    }
+
+    /// A blocking view of this client, for scripts and command-line tools.
+    pub fn blocking(&self) -> BlockingClient {
+        BlockingClient { client: self.clone() }
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("timeout", &self.inner.timeout).finish_non_exhaustive()
+    }
+}
+
+/// Positional arguments from a serializable value: a sequence gives its
+/// elements, `()` none, anything else one argument.
+pub(crate) fn to_args(args: &(impl Serialize + ?Sized)) -> Result<Vec<Value>> {
+    Ok(match zerorpc_wire::to_value(args)? {
+        Value::Array(items) => items,
+        Value::Nil => Vec::new(),
+        other => vec![other],
+    })
+}
+
+fn ok_value(args: Value) -> Value {
+    match args {
+        Value::Array(mut items) if items.len() == 1 => items.pop().unwrap_or(Value::Nil),
+        // Not the usual `[result]`: hand over what came.
+        other => other,
+    }
+}
+
+fn remote_error(event: &Event) -> Error {
+    // A reply without `v` (or v < 2) carries the v1 shape `[message]`.
+    let v1 = event.header.version.is_none_or(|v| v < 2);
+    let parsed = if v1 {
+        event.args.as_array().and_then(|a| a.first()).map(|m| RemoteError::new("RemoteError", m.as_str().unwrap_or_default(), ""))
+    } else {
+        RemoteError::from_args(&event.args)
+    };
+    match parsed {
+        Some(e) => e.into(),
+        None => Error::codec(format!("malformed ERR reply: {}", event.args), None),
+    }
+}
+
+/// The items of a streamed reply.
+///
+/// Items arrive under flow control: the server sends more only as they are
+/// consumed. Dropping the stream abandons the call.
+pub struct ReplyStream<T> {
+    inner: BoxStream<'static, Result<T>>,
+}
+
+impl<T> std::fmt::Debug for ReplyStream<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReplyStream(..)")
+    }
+}
+
+impl ReplyStream<Value> {
+    fn from_channel(channel: Channel, first: Event, method: String) -> Self {
+        struct State {
+            channel: Channel,
+            pending: Option<Event>,
+            method: String,
+            done: bool,
+        }
+        let state = State { channel, pending: Some(first), method, done: false };
+        let inner = futures::stream::unfold(state, |mut s| async move {
+            if s.done {
+                return None;
+            }
+            let event = match s.pending.take() {
+                Some(event) => event,
+                None => match s.channel.recv().await {
+                    Ok(event) => event,
+                    Err(e) => {
+                        s.done = true;
+                        return Some((Err(Error::transport(e, Some(&s.method))), s));
+                    }
+                },
+            };
+            match event.name.as_str() {
+                names::STREAM => Some((Ok(event.args), s)),
+                names::STREAM_DONE => None,
+                names::ERR => {
+                    s.done = true;
+                    Some((Err(remote_error(&event)), s))
+                }
+                other => {
+                    s.done = true;
+                    Some((Err(Error::codec(format!("unexpected event {other:?} in the stream of {}", s.method), None)), s))
+                }
+            }
+        });
+        ReplyStream { inner: inner.boxed() }
+    }
+
+    fn empty() -> Self {
+        ReplyStream { inner: futures::stream::empty().boxed() }
+    }
+
+    fn once(value: Value) -> Self {
+        ReplyStream { inner: futures::stream::once(async move { Ok(value) }).boxed() }
+    }
+
+    fn typed<T: DeserializeOwned + Send + 'static>(self) -> ReplyStream<T> {
+        ReplyStream { inner: self.inner.map(|item| Ok(zerorpc_wire::from_value(item?)?)).boxed() }
+    }
+}
+
+impl<T> Stream for ReplyStream<T> {
+    type Item = Result<T>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.poll_next_unpin(cx)
+    }
+}
+
+/// A blocking view of a [`Client`]: each call blocks the calling thread.
+///
+/// ```no_run
+/// let client = zerorpc::Client::connect("tcp://127.0.0.1:4242")?.blocking();
+/// let sum: i64 = client.call("add", (1, 2))?;
+/// for n in client.stream::<i64>("count", (3,))? {
+///     println!("{}", n?);
+/// }
+/// # Ok::<(), zerorpc::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct BlockingClient {
+    client: Client,
+}
+
+impl BlockingClient {
+    /// See [`Client::call`].
+    pub fn call<R: DeserializeOwned>(&self, method: &str, args: impl Serialize) -> Result<R> {
+        futures::executor::block_on(self.client.call(method, args))
+    }
+
+    /// See [`Client::stream`]; the items are pulled as the iterator advances.
+    pub fn stream<T: DeserializeOwned + Send + 'static>(&self, method: &str, args: impl Serialize) -> Result<BlockingStream<T>> {
+        let stream = futures::executor::block_on(self.client.stream(method, args))?;
+        Ok(BlockingStream { stream })
+    }
+
+    /// See [`Client::invoke`].
+    pub fn invoke(&self, method: &str, args: Vec<Value>, options: CallOptions) -> Result<Response> {
+        futures::executor::block_on(self.client.invoke(method, args, options))
+    }
+
+    /// The async client behind this view.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// The items of a streamed reply, pulled one by one by a blocking iterator.
+#[derive(Debug)]
+pub struct BlockingStream<T> {
+    stream: ReplyStream<T>,
+}
+
+impl<T> Iterator for BlockingStream<T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        futures::executor::block_on(self.stream.next())
+    }
+}
+
+impl<T> From<ReplyStream<T>> for BlockingStream<T> {
+    fn from(stream: ReplyStream<T>) -> Self {
+        BlockingStream { stream }
+    }
+}

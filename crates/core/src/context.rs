@@ -1,0 +1,90 @@
+//! The context of the call being served, and its propagation to the calls
+//! made while serving it.
+
+use std::sync::Arc;
+
+use zerorpc_wire::{Header, Value};
+
+tokio::task_local! {
+    static CURRENT: CallContext;
+}
+
+/// The context of a call being served: the header of its request.
+///
+/// A handler reads it with [`CallContext::current`]. Calls made by a
+/// [`Client`](crate::Client) while serving a call carry headers derived
+/// from it (see [`Propagation`]); this is where trace context travels.
+#[derive(Clone, Debug)]
+pub struct CallContext {
+    inner: Arc<ContextInner>,
+}
+
+#[derive(Debug)]
+struct ContextInner {
+    method: String,
+    header: Header,
+}
+
+impl CallContext {
+    pub(crate) fn new(method: String, header: Header) -> Self {
+        CallContext { inner: Arc::new(ContextInner { method, header }) }
+    }
+
+    /// The context of the call the current task serves, if any.
+    pub fn current() -> Option<CallContext> {
+        CURRENT.try_with(Clone::clone).ok()
+    }
+
+    /// The name of the method being served.
+    pub fn method(&self) -> &str {
+        &self.inner.method
+    }
+
+    /// The full header of the request.
+    pub fn header(&self) -> &Header {
+        &self.inner.header
+    }
+
+    /// A header key of the request other than `message_id`, `v` and
+    /// `response_to` (for example a trace id).
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.inner.header.get(key)
+    }
+
+    /// Runs a future with this context as the current one.
+    pub async fn scope<F: Future>(self, future: F) -> F::Output {
+        CURRENT.scope(self, future).await
+    }
+
+    /// Runs a closure with this context as the current one (for blocking
+    /// code on another thread).
+    pub fn sync_scope<R>(self, f: impl FnOnce() -> R) -> R {
+        CURRENT.sync_scope(self, f)
+    }
+}
+
+/// Derives the header of an outgoing request from the call being served.
+///
+/// The default, [`CopyExtras`], copies every extra header key, so unknown
+/// keys pass through nested calls unchanged.
+pub trait Propagation: Send + Sync + 'static {
+    /// Amends `request` (the header of an outgoing call) given the context
+    /// being served, if any.
+    fn propagate(&self, served: Option<&CallContext>, request: &mut Header);
+}
+
+/// Copies the served request's extra header keys onto outgoing requests.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CopyExtras;
+
+impl Propagation for CopyExtras {
+    fn propagate(&self, served: Option<&CallContext>, request: &mut Header) {
+        if let Some(ctx) = served {
+            for (key, value) in &ctx.header().extra {
+                if request.get(key).is_none() {
+                    request.insert(key.clone(), value.clone());
+                }
+            }
+        }
+    }
+}

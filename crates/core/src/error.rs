@@ -1,0 +1,212 @@
+//! Errors: remote errors, timeouts, lost remotes, transport and codec errors.
+
+use std::fmt;
+
+use zerorpc_transport as transport;
+use zerorpc_wire::Value;
+
+/// An error raised by the remote side: the `ERR [name, message, traceback]`
+/// reply.
+///
+/// `Display` prints it like zerorpc-python does: the traceback when there is
+/// one, otherwise `name: message`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteError {
+    name: String,
+    message: String,
+    traceback: String,
+}
+
+impl RemoteError {
+    /// A remote error with a name (an exception or type name such as
+    /// `ValueError`), a message and a traceback (may be empty).
+    pub fn new(name: impl Into<String>, message: impl Into<String>, traceback: impl Into<String>) -> Self {
+        RemoteError { name: name.into(), message: message.into(), traceback: traceback.into() }
+    }
+
+    /// The error's name: the exception class or error type, unqualified.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The human-readable message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The remote traceback (Python) or chain of causes (Rust); may be empty.
+    pub fn traceback(&self) -> &str {
+        &self.traceback
+    }
+
+    /// Parses the args of an `ERR` event: `[name, message, traceback]`, or
+    /// the one-element v1 shape `[message]`.
+    pub fn from_args(args: &Value) -> Option<Self> {
+        let items = args.as_array()?;
+        let text = |i: usize| -> Option<String> {
+            match items.get(i)? {
+                Value::String(s) => Some(s.as_str().map_or_else(|| String::from_utf8_lossy(s.as_bytes()).into_owned(), str::to_owned)),
+                Value::Binary(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                Value::Nil => Some(String::new()),
+                other => Some(other.to_string()),
+            }
+        };
+        match items.len() {
+            1 => Some(RemoteError::new("RemoteError", text(0)?, "")),
+            3 => Some(RemoteError::new(text(0)?, text(1)?, text(2)?)),
+            _ => None,
+        }
+    }
+
+    /// The args of the `ERR` event carrying this error.
+    pub fn to_args(&self) -> Value {
+        Value::Array(vec![self.name.as_str().into(), self.message.as_str().into(), self.traceback.as_str().into()])
+    }
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.traceback.is_empty() {
+            write!(f, "{}: {}", self.name, self.message)
+        } else {
+            f.write_str(self.traceback.trim_end())
+        }
+    }
+}
+
+impl std::error::Error for RemoteError {}
+
+/// What kind of failure an [`Error`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The remote method failed: see [`Error::remote`].
+    Remote,
+    /// No reply arrived within the call's timeout.
+    Timeout,
+    /// The remote stopped heartbeating (crashed, killed, unreachable).
+    LostRemote,
+    /// The socket failed or was closed, or an endpoint was bad.
+    Transport,
+    /// A value could not be converted to or from MessagePack, or a reply
+    /// had an unexpected shape.
+    Codec,
+}
+
+/// The error type of zerorpc.
+///
+/// Match on [`Error::kind`] or use the `is_*` helpers; remote errors are
+/// kept apart from local failures ([`Error::remote`]).
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    repr: Repr,
+}
+
+#[derive(Debug)]
+enum Repr {
+    Remote(RemoteError),
+    Transport { method: Option<String>, source: transport::Error },
+    Codec { context: String, source: Option<Box<dyn std::error::Error + Send + Sync>> },
+}
+
+impl Error {
+    pub(crate) fn transport(source: transport::Error, method: Option<&str>) -> Self {
+        let kind = match source.kind() {
+            transport::ErrorKind::Timeout => ErrorKind::Timeout,
+            transport::ErrorKind::LostRemote => ErrorKind::LostRemote,
+            _ => ErrorKind::Transport,
+        };
+        Error { kind, repr: Repr::Transport { method: method.map(str::to_owned), source } }
+    }
+
+    pub(crate) fn codec(context: impl Into<String>, source: Option<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error { kind: ErrorKind::Codec, repr: Repr::Codec { context: context.into(), source } }
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The remote error, when the remote method failed.
+    pub fn remote(&self) -> Option<&RemoteError> {
+        match &self.repr {
+            Repr::Remote(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// True when the remote method failed.
+    pub fn is_remote(&self) -> bool {
+        self.kind == ErrorKind::Remote
+    }
+
+    /// True when no reply arrived in time.
+    pub fn is_timeout(&self) -> bool {
+        self.kind == ErrorKind::Timeout
+    }
+
+    /// True when the remote stopped heartbeating.
+    pub fn is_lost_remote(&self) -> bool {
+        self.kind == ErrorKind::LostRemote
+    }
+
+    /// True for socket and endpoint failures.
+    pub fn is_transport(&self) -> bool {
+        self.kind == ErrorKind::Transport
+    }
+
+    /// True when a value could not be converted.
+    pub fn is_codec(&self) -> bool {
+        self.kind == ErrorKind::Codec
+    }
+}
+
+impl From<RemoteError> for Error {
+    fn from(e: RemoteError) -> Self {
+        Error { kind: ErrorKind::Remote, repr: Repr::Remote(e) }
+    }
+}
+
+impl From<transport::Error> for Error {
+    fn from(e: transport::Error) -> Self {
+        Error::transport(e, None)
+    }
+}
+
+impl From<zerorpc_wire::ValueError> for Error {
+    fn from(e: zerorpc_wire::ValueError) -> Self {
+        Error::codec("cannot convert value", Some(Box::new(e)))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Remote(e) => e.fmt(f),
+            Repr::Transport { method: Some(m), source } if self.kind == ErrorKind::Timeout => {
+                write!(f, "{source}, when calling remote method {m}")
+            }
+            Repr::Transport { source, .. } if self.kind != ErrorKind::Transport => source.fmt(f),
+            Repr::Transport { method: Some(m), .. } => write!(f, "transport failure when calling remote method {m}"),
+            Repr::Transport { method: None, .. } => f.write_str("transport failure"),
+            Repr::Codec { context, .. } => f.write_str(context),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.repr {
+            Repr::Remote(_) => None,
+            Repr::Transport { source, .. } if self.kind == ErrorKind::Transport => Some(source),
+            // Timeout and lost-remote already say everything in Display.
+            Repr::Transport { .. } => None,
+            Repr::Codec { source, .. } => source.as_deref().map(|e| e as &(dyn std::error::Error + 'static)),
+        }
+    }
+}
+
+/// A `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

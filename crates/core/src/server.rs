@@ -1,0 +1,293 @@
+//! The RPC server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::{Either, select};
+use zerorpc_transport::{Channel, EventHook, Socket, SocketConfig, SocketKind};
+use zerorpc_wire::{Event, Header, Value, names};
+
+use crate::endpoint::{Literal, ResolveEndpoint};
+use crate::service::{Reply, Service, call_guarded, guard_stream};
+use crate::{CallContext, Error, Methods, RemoteError, Result, introspect};
+
+/// Configures and builds a [`Server`].
+pub struct ServerBuilder {
+    methods: Methods,
+    config: SocketConfig,
+    binds: Vec<String>,
+    connects: Vec<String>,
+    resolver: Arc<dyn ResolveEndpoint>,
+    max_concurrent_calls: Option<usize>,
+}
+
+impl ServerBuilder {
+    /// Binds to an endpoint when built (may be repeated).
+    pub fn bind(mut self, endpoint: impl Into<String>) -> Self {
+        self.binds.push(endpoint.into());
+        self
+    }
+
+    /// Connects to an endpoint when built, e.g. a hub's worker side (may be
+    /// repeated).
+    pub fn connect(mut self, endpoint: impl Into<String>) -> Self {
+        self.connects.push(endpoint.into());
+        self
+    }
+
+    /// The name `_zerorpc_name` answers (default: the service type's name).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.methods.set_name(name);
+        self
+    }
+
+    /// Heartbeat interval; `None` disables heartbeats. Default 5 s.
+    pub fn heartbeat(mut self, interval: Option<Duration>) -> Self {
+        self.config.heartbeat = interval;
+        self
+    }
+
+    /// Heartbeat passively: only after the client's first heartbeat.
+    pub fn passive_heartbeat(mut self, passive: bool) -> Self {
+        self.config.passive_heartbeat = passive;
+        self
+    }
+
+    /// Adds a hook run on every event sent and received.
+    pub fn hook(mut self, hook: Arc<dyn EventHook>) -> Self {
+        self.config.hooks.push(hook);
+        self
+    }
+
+    /// How endpoints are resolved (default: literal ZeroMQ endpoints).
+    pub fn resolver(mut self, resolver: Arc<dyn ResolveEndpoint>) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// At most this many calls run at once; further calls wait (their
+    /// heartbeats still flow). Default: unlimited.
+    pub fn max_concurrent_calls(mut self, limit: usize) -> Self {
+        self.max_concurrent_calls = Some(limit.max(1));
+        self
+    }
+
+    /// Creates the socket, binds and connects.
+    pub fn build(self) -> Result<Server> {
+        let socket = Socket::new(SocketKind::Server, self.config)?;
+        let mut endpoints = Vec::new();
+        for endpoint in &self.binds {
+            for resolved in self.resolver.resolve(endpoint)? {
+                endpoints.push(socket.bind(&resolved)?);
+            }
+        }
+        for endpoint in &self.connects {
+            for resolved in self.resolver.resolve(endpoint)? {
+                endpoints.push(socket.connect(&resolved)?);
+            }
+        }
+        let limit = self.max_concurrent_calls.map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
+        Ok(Server { methods: Arc::new(self.methods), socket, endpoints, limit })
+    }
+}
+
+/// A ZeroRPC server: serves the methods of a [`Service`] on a ROUTER socket.
+///
+/// Each call runs in its own task; a call whose client stops heartbeating
+/// is cancelled (its future dropped). Heartbeats keep flowing however busy
+/// or blocked a handler is, as they are sent by the socket's I/O thread.
+///
+/// ```
+/// # use zerorpc::{Server, Client};
+/// struct Calculator;
+///
+/// #[zerorpc::service]
+/// impl Calculator {
+///     /// Adds two numbers.
+///     pub fn add(&self, a: i64, b: i64) -> i64 {
+///         a + b
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), zerorpc::Error> {
+/// let server = Server::builder(Calculator).bind("tcp://127.0.0.1:*").build()?;
+/// let endpoint = server.endpoints()[0].clone();
+/// tokio::spawn(server.serve());
+///
+/// let client = Client::connect(&endpoint)?;
+/// let sum: i64 = client.call("add", (2, 3)).await?;
+/// assert_eq!(sum, 5);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Server {
+    methods: Arc<Methods>,
+    socket: Socket,
+    endpoints: Vec<String>,
+    limit: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+impl Server {
+    /// Starts configuring a server for `service`.
+    pub fn builder(service: impl Service) -> ServerBuilder {
+        ServerBuilder {
+            methods: Arc::new(service).methods(),
+            config: SocketConfig::new(),
+            binds: Vec::new(),
+            connects: Vec::new(),
+            resolver: Arc::new(Literal),
+            max_concurrent_calls: None,
+        }
+    }
+
+    /// The endpoints bound or connected, with wildcard ports filled in.
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+
+    /// The methods served.
+    pub fn methods(&self) -> &Methods {
+        &self.methods
+    }
+
+    /// A handle that stops the server from another task or thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle { socket: self.socket.clone() }
+    }
+
+    /// The socket's counters (drops of malformed and unroutable events...).
+    pub fn stats(&self) -> zerorpc_transport::Stats {
+        self.socket.stats()
+    }
+
+    /// Serves calls until the server is shut down. Must run inside a tokio
+    /// runtime (calls are spawned as tasks on it).
+    pub async fn serve(self) -> Result<()> {
+        loop {
+            let channel = match self.socket.accept().await {
+                Ok(channel) => channel,
+                Err(e) if e.is_closed() => return Ok(()),
+                Err(e) => return Err(Error::from(e)),
+            };
+            let methods = self.methods.clone();
+            let permit = match &self.limit {
+                Some(limit) => limit.clone().acquire_owned().await.ok(),
+                None => None,
+            };
+            tokio::spawn(async move {
+                serve_call(&methods, channel).await;
+                drop(permit);
+            });
+        }
+    }
+
+    /// Serves calls on a runtime of its own, blocking the current thread
+    /// until the server is shut down.
+    pub fn run(self) -> Result<()> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("zerorpc-server")
+            .build()
+            .map_err(|e| Error::codec("cannot start the server runtime", Some(Box::new(e))))?;
+        runtime.block_on(self.serve())
+    }
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("name", &self.methods.name()).field("endpoints", &self.endpoints).finish_non_exhaustive()
+    }
+}
+
+/// Stops a [`Server`]: its `serve` returns and open calls are dropped.
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle {
+    socket: Socket,
+}
+
+impl ShutdownHandle {
+    /// Stops the server.
+    pub fn shutdown(&self) {
+        self.socket.close();
+    }
+}
+
+async fn serve_call(methods: &Methods, mut channel: Channel) {
+    let Ok(request) = channel.recv().await else { return };
+    // zerorpc-python answers requests without `v`, or with v < 2, in the v1 shape.
+    let v1 = request.header.version.is_none_or(|v| v < 2);
+    let context = CallContext::new(request.name.clone(), request.header);
+    let lost = channel.closed();
+    let work = async {
+        let reply = dispatch(methods, &request.name, request.args).await;
+        send_reply(&mut channel, &request.name, reply, v1).await;
+    };
+    let work = std::pin::pin!(context.scope(work));
+    // The client's loss cancels the call: dropping `work` drops the handler.
+    if let Either::Right((error, _)) = select(work, std::pin::pin!(lost)).await {
+        tracing::debug!("call to {} cancelled: {error}", request.name);
+    }
+}
+
+pub(crate) async fn dispatch(methods: &Methods, name: &str, args: Value) -> Reply {
+    let args = match args {
+        Value::Array(args) => args,
+        Value::Nil => Vec::new(),
+        other => {
+            let message = format!("{name}() arguments must be an array, not {}", type_name(&other));
+            return Reply::Value(Err(RemoteError::new("TypeError", message.clone(), format!("TypeError: {message}\n"))));
+        }
+    };
+    if let Some(answer) = introspect::answer(methods, name, &args) {
+        return Reply::Value(answer);
+    }
+    match methods.get(name) {
+        Some(method) => match call_guarded(name, &method.handler, args).await {
+            Reply::Stream(stream) => Reply::Stream(guard_stream(name.to_owned(), stream)),
+            reply => reply,
+        },
+        // zerorpc-python's answer to an unknown method: NameError with the name.
+        None => Reply::Value(Err(RemoteError::new("NameError", name, format!("NameError: {name}\n")))),
+    }
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Nil => "nil",
+        Value::Boolean(_) => "bool",
+        Value::Integer(_) => "int",
+        Value::F32(_) | Value::F64(_) => "float",
+        Value::String(_) => "str",
+        Value::Binary(_) => "bin",
+        Value::Array(_) => "array",
+        Value::Map(_) => "map",
+        Value::Ext(..) => "ext",
+    }
+}
+
+async fn send_reply(channel: &mut Channel, method: &str, reply: Reply, v1: bool) {
+    let event = |name: &str, args: Value| Event::new(Header::new(), name, args);
+    let error_args = |e: &RemoteError| {
+        if v1 { Value::Array(vec![Value::from(format!("{}({:?})", e.name(), e.message()))]) } else { e.to_args() }
+    };
+    let result = match reply {
+        Reply::Value(Ok(value)) => channel.send(event(names::OK, Value::Array(vec![value]))).await,
+        Reply::Value(Err(e)) => channel.send(event(names::ERR, error_args(&e))).await,
+        Reply::Stream(mut stream) => loop {
+            match stream.next().await {
+                Some(Ok(item)) => {
+                    if let Err(e) = channel.send(event(names::STREAM, item)).await {
+                        break Err(e);
+                    }
+                }
+                Some(Err(e)) => break channel.send(event(names::ERR, error_args(&e))).await,
+                None => break channel.send(event(names::STREAM_DONE, Value::Nil)).await,
+            }
+        },
+    };
+    if let Err(e) = result {
+        tracing::debug!("reply to {method} not sent: {e}");
+    }
+}

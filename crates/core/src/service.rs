@@ -1,0 +1,251 @@
+//! Services: the table of methods a server exposes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use zerorpc_wire::Value;
+
+use crate::RemoteError;
+
+/// What a method answers: one value, or a stream of values.
+pub enum Reply {
+    /// A single result (`OK [value]`) or an error (`ERR`).
+    Value(Result<Value, RemoteError>),
+    /// A stream: each `Ok` item becomes a `STREAM` event, the end a
+    /// `STREAM_DONE`, and an `Err` item ends the stream with `ERR`.
+    Stream(BoxStream<'static, Result<Value, RemoteError>>),
+}
+
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reply::Value(v) => f.debug_tuple("Value").field(v).finish(),
+            Reply::Stream(_) => f.write_str("Stream(..)"),
+        }
+    }
+}
+
+/// A method's implementation: positional arguments in, a [`Reply`] out.
+pub type Handler = Arc<dyn Fn(Vec<Value>) -> BoxFuture<'static, Reply> + Send + Sync>;
+
+/// One parameter of a method, as introspection shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Arg {
+    /// The parameter name.
+    pub name: String,
+    /// The parameter type as written in the source (Rust syntax), if known.
+    pub ty: Option<String>,
+    /// A default value, for parameters that may be left out.
+    pub default: Option<Value>,
+}
+
+impl Arg {
+    /// A parameter with a name only.
+    pub fn new(name: impl Into<String>) -> Self {
+        Arg { name: name.into(), ty: None, default: None }
+    }
+
+    /// Adds the type shown by introspection.
+    pub fn with_type(mut self, ty: impl Into<String>) -> Self {
+        self.ty = Some(ty.into());
+        self
+    }
+
+    /// Adds a default value.
+    pub fn with_default(mut self, default: Value) -> Self {
+        self.default = Some(default);
+        self
+    }
+}
+
+/// What introspection tells about a method.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MethodInfo {
+    /// The help text (doc comment), if any.
+    pub doc: Option<String>,
+    /// The parameters; `None` when they are unknown (free-form arguments).
+    pub args: Option<Vec<Arg>>,
+    /// True when the method answers with a stream.
+    pub streaming: bool,
+}
+
+impl MethodInfo {
+    /// Empty information: no doc, unknown parameters.
+    pub fn new() -> Self {
+        MethodInfo::default()
+    }
+
+    /// Sets the help text.
+    pub fn doc(mut self, doc: impl Into<String>) -> Self {
+        let doc = doc.into();
+        self.doc = (!doc.is_empty()).then_some(doc);
+        self
+    }
+
+    /// Adds a parameter.
+    pub fn arg(mut self, arg: Arg) -> Self {
+        self.args.get_or_insert_with(Vec::new).push(arg);
+        self
+    }
+
+    /// Declares the parameters as known (possibly none).
+    pub fn args(mut self, args: Vec<Arg>) -> Self {
+        self.args = Some(args);
+        self
+    }
+
+    /// Marks the method as streaming.
+    pub fn streaming(mut self, streaming: bool) -> Self {
+        self.streaming = streaming;
+        self
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct Method {
+    pub(crate) info: MethodInfo,
+    pub(crate) handler: Handler,
+}
+
+/// The methods of a service, by name.
+///
+/// Built by the [`service`](crate::service) attribute, or by hand for
+/// methods known only at run time:
+///
+/// ```
+/// use zerorpc::{Methods, MethodInfo, Arg, Reply, Value, RemoteError};
+///
+/// let mut methods = Methods::new("Calculator");
+/// methods.add("double", MethodInfo::new().doc("Doubles a number.").arg(Arg::new("x")), |args: Vec<Value>| async move {
+///     match args.first().and_then(Value::as_i64) {
+///         Some(x) => Reply::Value(Ok(Value::from(x * 2))),
+///         None => Reply::Value(Err(RemoteError::new("TypeError", "double() needs an integer", ""))),
+///     }
+/// });
+/// assert_eq!(methods.names().collect::<Vec<_>>(), ["double"]);
+/// ```
+#[derive(Clone)]
+pub struct Methods {
+    name: String,
+    methods: BTreeMap<String, Method>,
+}
+
+impl Methods {
+    /// An empty table for a service called `name` (what `_zerorpc_name`
+    /// answers).
+    pub fn new(name: impl Into<String>) -> Self {
+        Methods { name: name.into(), methods: BTreeMap::new() }
+    }
+
+    /// The service name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Renames the service.
+    pub fn set_name(&mut self, name: impl Into<String>) {
+        self.name = name.into();
+    }
+
+    /// Registers a method, replacing any method of the same name.
+    pub fn add<F, Fut>(&mut self, name: impl Into<String>, info: MethodInfo, handler: F) -> &mut Self
+    where
+        F: Fn(Vec<Value>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Reply> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |args| handler(args).boxed());
+        self.methods.insert(name.into(), Method { info, handler });
+        self
+    }
+
+    /// Registers a method from a ready-made [`Handler`].
+    pub fn add_handler(&mut self, name: impl Into<String>, info: MethodInfo, handler: Handler) -> &mut Self {
+        self.methods.insert(name.into(), Method { info, handler });
+        self
+    }
+
+    /// Adds every method of `other` (its name is ignored).
+    pub fn merge(&mut self, other: Methods) -> &mut Self {
+        self.methods.extend(other.methods);
+        self
+    }
+
+    /// The method names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.methods.keys().map(String::as_str)
+    }
+
+    /// What introspection shows about a method.
+    pub fn info(&self, name: &str) -> Option<&MethodInfo> {
+        self.methods.get(name).map(|m| &m.info)
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Method> {
+        self.methods.get(name)
+    }
+}
+
+impl fmt::Debug for Methods {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Methods").field("name", &self.name).field("methods", &self.methods.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+/// Something a server can expose: implemented by the
+/// [`service`](crate::service) attribute for an `impl` block.
+pub trait Service: Send + Sync + 'static {
+    /// The method table, with handlers holding on to the service.
+    fn methods(self: Arc<Self>) -> Methods;
+}
+
+impl Service for Methods {
+    fn methods(self: Arc<Self>) -> Methods {
+        Arc::unwrap_or_clone(self)
+    }
+}
+
+/// Turns a panic payload into the message of a remote error.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}
+
+/// A remote error for a handler that panicked.
+pub(crate) fn panic_error(method: &str, payload: &(dyn std::any::Any + Send)) -> RemoteError {
+    let message = panic_message(payload);
+    RemoteError::new("Panic", message.clone(), format!("Panic in method {method}: {message}\n"))
+}
+
+/// Runs a handler, turning a panic into an error reply.
+pub(crate) async fn call_guarded(method: &str, handler: &Handler, args: Vec<Value>) -> Reply {
+    let future = std::panic::AssertUnwindSafe(async { handler(args).await });
+    match future.catch_unwind().await {
+        Ok(reply) => reply,
+        Err(payload) => Reply::Value(Err(panic_error(method, &*payload))),
+    }
+}
+
+/// A stream of replies that ends with `Err` on a panic in the stream.
+pub(crate) fn guard_stream(method: String, stream: BoxStream<'static, Result<Value, RemoteError>>) -> BoxStream<'static, Result<Value, RemoteError>> {
+    let mut stream = Some(stream);
+    futures::stream::poll_fn(move |cx| {
+        let Some(inner) = stream.as_mut() else { return std::task::Poll::Ready(None) };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll_next_unpin(cx))) {
+            Ok(poll) => poll,
+            Err(payload) => {
+                stream = None;
+                std::task::Poll::Ready(Some(Err(panic_error(&method, &*payload))))
+            }
+        }
+    })
+    .boxed()
+}
