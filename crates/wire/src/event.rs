@@ -46,7 +46,12 @@ impl Header {
 
     /// A version 3 header for an event with the given id.
     pub fn with_id(message_id: MessageId) -> Self {
-        Header { message_id, version: Some(PROTOCOL_VERSION), response_to: None, extra: Vec::new() }
+        Header {
+            message_id,
+            version: Some(PROTOCOL_VERSION),
+            response_to: None,
+            extra: Vec::new(),
+        }
     }
 
     /// The value of an extra key.
@@ -100,7 +105,11 @@ pub struct Event {
 impl Event {
     /// An event.
     pub fn new(header: Header, name: impl Into<String>, args: Value) -> Self {
-        Event { header, name: name.into(), args }
+        Event {
+            header,
+            name: name.into(),
+            args,
+        }
     }
 
     /// The msgpack encoding of the event.
@@ -117,7 +126,10 @@ impl Event {
     /// [`IdKind`].
     pub fn encode_into(&self, buf: &mut Vec<u8>) {
         let h = &self.header;
-        let len = 1 + usize::from(h.version.is_some()) + usize::from(h.response_to.is_some()) + h.extra.len();
+        let len = 1
+            + usize::from(h.version.is_some())
+            + usize::from(h.response_to.is_some())
+            + h.extra.len();
         // Writing to a Vec cannot fail, so the results below are infallible.
         let _ = rmp::encode::write_array_len(buf, 3);
         let _ = rmp::encode::write_map_len(buf, len as u32);
@@ -153,8 +165,13 @@ impl Event {
         let ValueRef::Array(items) = value else {
             return Err(DecodeError::NotAnArray);
         };
-        let [header, name, args] = <[ValueRef<'_>; 3]>::try_from(items).map_err(|v| DecodeError::WrongLength(v.len()))?;
-        Ok(Event { header: decode_header(&header)?, name: text(&name).ok_or(DecodeError::NameNotText)?.to_owned(), args: args.to_owned() })
+        let [header, name, args] =
+            <[ValueRef<'_>; 3]>::try_from(items).map_err(|v| DecodeError::WrongLength(v.len()))?;
+        Ok(Event {
+            header: decode_header(&header)?,
+            name: text(&name).ok_or(DecodeError::NameNotText)?.to_owned(),
+            args: args.to_owned(),
+        })
     }
 
     /// Decodes only the header and name of an event, leaving the arguments
@@ -170,7 +187,10 @@ impl Event {
         }
         let header = rmpv::decode::read_value_ref(&mut rd).map_err(DecodeError::Msgpack)?;
         let name = rmpv::decode::read_value_ref(&mut rd).map_err(DecodeError::Msgpack)?;
-        Ok((decode_header(&header)?, text(&name).ok_or(DecodeError::NameNotText)?.to_owned()))
+        Ok((
+            decode_header(&header)?,
+            text(&name).ok_or(DecodeError::NameNotText)?.to_owned(),
+        ))
     }
 }
 
@@ -222,5 +242,10 @@ fn decode_header(value: &ValueRef<'_>) -> Result<Header, DecodeError> {
             other => extra.push((other.to_owned(), value.to_owned())),
         }
     }
-    Ok(Header { message_id: message_id.ok_or(DecodeError::MissingMessageId)?, version, response_to, extra })
+    Ok(Header {
+        message_id: message_id.ok_or(DecodeError::MissingMessageId)?,
+        version,
+        response_to,
+        extra,
+    })
 }

@@ -44,7 +44,10 @@ impl MessageId {
             let mut buf = [0; INLINE];
             buf[..bytes.len()].copy_from_slice(bytes);
             // The guard above bounds the length by INLINE, which fits in a u8.
-            Repr::Inline { len: bytes.len() as u8, buf }
+            Repr::Inline {
+                len: bytes.len() as u8,
+                buf,
+            }
         } else {
             Repr::Heap(bytes.into())
         };
@@ -137,14 +140,20 @@ impl GeneratorState {
         let counter = more as u32;
         // At least 2^16 ids per base, like zerorpc-python's random window.
         let span = (more >> 32) as u32 | 0x1_0000;
-        GeneratorState { base, counter, stop: counter.saturating_add(span) }
+        GeneratorState {
+            base,
+            counter,
+            stop: counter.saturating_add(span),
+        }
     }
 }
 
 impl IdGenerator {
     /// A generator with a fresh random base and counter.
     pub fn new() -> Self {
-        IdGenerator { state: Mutex::new(GeneratorState::fresh()) }
+        IdGenerator {
+            state: Mutex::new(GeneratorState::fresh()),
+        }
     }
 
     /// The next id.
