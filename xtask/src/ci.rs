@@ -1,0 +1,91 @@
+//! `cargo xtask ci`: every check CI runs, in order, stopping at the first
+//! failure.
+//!
+//! Cheap checks come before the test build so a formatting slip fails in
+//! seconds. `CI` is passed through unchanged: when set, tests whose real peer
+//! is missing fail instead of skipping.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::run::{cargo, run as run_command};
+use crate::{layering, setup, tidy};
+
+/// Number of steps, for the `[n/N]` headers.
+const STEPS: usize = 7;
+
+/// Runs the steps; fails with the first failing step's error.
+pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
+    let mut ci = Steps::new();
+    let python = ci.step("setup", || setup::run(root))?;
+    ci.step("fmt", || {
+        run_command(cargo().current_dir(root).args(["fmt", "--all", "--check"]))
+    })?;
+    ci.step("clippy", || {
+        run_command(cargo().current_dir(root).args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
+    ci.step("layering", || layering::run(&root.join("Cargo.toml")))?;
+    ci.step("tidy", || tidy::run(root))?;
+    ci.step("doc", || {
+        run_command(
+            cargo()
+                .current_dir(root)
+                .env("RUSTDOCFLAGS", "-D warnings")
+                .args(["doc", "--workspace", "--no-deps"]),
+        )
+    })?;
+    ci.step("test", || {
+        run_command(
+            cargo()
+                .current_dir(root)
+                .env("ZERORPC_PYTHON", &python)
+                .args(["test", "--workspace"]),
+        )
+    })?;
+    ci.summary();
+    Ok(())
+}
+
+/// Headers, timings and the final summary.
+struct Steps {
+    started: Instant,
+    done: Vec<(&'static str, Duration)>,
+}
+
+impl Steps {
+    fn new() -> Steps {
+        Steps {
+            started: Instant::now(),
+            done: Vec::new(),
+        }
+    }
+
+    fn step<T>(
+        &mut self,
+        name: &'static str,
+        step: impl FnOnce() -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        println!("\n==> [{}/{STEPS}] {name}", self.done.len() + 1);
+        let started = Instant::now();
+        let result = step();
+        let elapsed = started.elapsed();
+        self.done.push((name, elapsed));
+        let outcome = if result.is_ok() { "ok" } else { "FAILED" };
+        println!("==> {name}: {outcome} in {elapsed:.1?}");
+        result
+    }
+
+    fn summary(&self) {
+        println!("\n==> ci passed in {:.1?}", self.started.elapsed());
+        for (name, elapsed) in &self.done {
+            println!("    {name:<9} {elapsed:>8.1?}");
+        }
+    }
+}

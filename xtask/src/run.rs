@@ -1,0 +1,71 @@
+//! Running external commands with echo and status checks.
+
+use std::ffi::OsStr;
+use std::process::{Command, ExitStatus, Stdio};
+
+use anyhow::{Context, bail};
+
+/// A `cargo` command using the same cargo that runs xtask.
+pub(crate) fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// The command line, for echoing and error messages.
+pub(crate) fn display(command: &Command) -> String {
+    let mut text = String::new();
+    for (key, value) in command.get_envs() {
+        if let Some(value) = value {
+            text.push_str(&format!(
+                "{}={} ",
+                key.to_string_lossy(),
+                value.to_string_lossy()
+            ));
+        }
+    }
+    text.push_str(&command.get_program().to_string_lossy());
+    for arg in command.get_args() {
+        text.push(' ');
+        text.push_str(&quote(arg));
+    }
+    text
+}
+
+fn quote(arg: &OsStr) -> String {
+    let arg = arg.to_string_lossy();
+    if !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=./:,+@%".contains(c))
+    {
+        arg.into_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+/// Echoes and runs `command` with inherited stdio; returns its status.
+pub(crate) fn status(command: &mut Command) -> anyhow::Result<ExitStatus> {
+    eprintln!("$ {}", display(command));
+    command
+        .status()
+        .with_context(|| format!("cannot run `{}`", display(command)))
+}
+
+/// Echoes and runs `command`; fails unless it succeeds.
+pub(crate) fn run(command: &mut Command) -> anyhow::Result<()> {
+    let status = status(command)?;
+    if !status.success() {
+        bail!("`{}` failed ({status})", display(command));
+    }
+    Ok(())
+}
+
+/// Runs `command` silently; whether it could start and succeeded.
+pub(crate) fn succeeds(command: &mut Command) -> bool {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
