@@ -52,13 +52,13 @@ pub(crate) fn bench(root: &Path, name: Option<&str>) -> anyhow::Result<()> {
 /// Runs a fuzz target of `<root>/fuzz` for `seconds`, installing cargo-fuzz
 /// first if needed.
 pub(crate) fn fuzz(root: &Path, target: &str, seconds: u64) -> anyhow::Result<()> {
-    if !succeeds(cargo().args(["fuzz", "--version"])) {
-        println!("fuzz: cargo-fuzz not found, installing it");
-        run(cargo().args(["install", "cargo-fuzz", "--locked"]))?;
-    }
     let fuzz_dir = root.join("fuzz");
     if !fuzz_dir.join("Cargo.toml").exists() {
         bail!("{} has no Cargo.toml", fuzz_dir.display());
+    }
+    if !succeeds(cargo().args(["fuzz", "--version"])) {
+        println!("fuzz: cargo-fuzz not found, installing it");
+        run(cargo().args(["install", "cargo-fuzz", "--locked"]))?;
     }
     // cargo-fuzz needs nightly-only sanitizer flags; RUSTC_BOOTSTRAP lets
     // the stable toolchain accept them.
