@@ -1,7 +1,8 @@
 //! Events and headers, and their MessagePack form.
 
-use rmpv::{Value, ValueRef};
+use rmpv::Value;
 
+use crate::decode::{MAX_DEPTH, Reader};
 use crate::{DecodeError, IdKind, MessageId};
 
 /// The protocol version every current implementation speaks (header key `v`).
@@ -156,40 +157,50 @@ impl Event {
     /// Accepts what zerorpc-python and zerorpc-node send: ids as bin or str,
     /// a missing `v`, extra header keys, and bin where text is expected
     /// (header keys and the name).
+    ///
+    /// Rejects, like Python does, str values holding invalid UTF-8 anywhere
+    /// in the event, and events nested more than 128 levels deep (both as
+    /// [`DecodeError::Msgpack`]).
     pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
-        let mut rd = bytes;
-        let value = rmpv::decode::read_value_ref(&mut rd).map_err(DecodeError::Msgpack)?;
-        if !rd.is_empty() {
-            return Err(DecodeError::TrailingBytes(rd.len()));
+        let mut rd = Reader::new(bytes);
+        let value = rd.value(MAX_DEPTH).map_err(DecodeError::Msgpack)?;
+        if rd.remaining() > 0 {
+            return Err(DecodeError::TrailingBytes(rd.remaining()));
         }
-        let ValueRef::Array(items) = value else {
+        let Value::Array(items) = value else {
             return Err(DecodeError::NotAnArray);
         };
         let [header, name, args] =
-            <[ValueRef<'_>; 3]>::try_from(items).map_err(|v| DecodeError::WrongLength(v.len()))?;
+            <[Value; 3]>::try_from(items).map_err(|v| DecodeError::WrongLength(v.len()))?;
         Ok(Event {
-            header: decode_header(&header)?,
-            name: text(&name).ok_or(DecodeError::NameNotText)?.to_owned(),
-            args: args.to_owned(),
+            header: decode_header(header)?,
+            name: text(name).ok_or(DecodeError::NameNotText)?,
+            args,
         })
     }
 
     /// Decodes only the header and name of an event, leaving the arguments
     /// unparsed: what a router needs, at a fraction of the cost.
+    ///
+    /// Agrees with [`Event::decode`] on every event that one accepts; it
+    /// also accepts events whose arguments are malformed or truncated, or
+    /// that are followed by trailing bytes, since it never reads past the
+    /// name.
     pub fn decode_envelope(bytes: &[u8]) -> Result<(Header, String), DecodeError> {
-        let mut rd = bytes;
-        let len = rmp::decode::read_array_len(&mut rd).map_err(|e| match e {
-            rmp::decode::ValueReadError::TypeMismatch(_) => DecodeError::NotAnArray,
-            other => DecodeError::Msgpack(other.into()),
-        })?;
+        let mut rd = Reader::new(bytes);
+        let len = rd
+            .array_len()
+            .map_err(DecodeError::Msgpack)?
+            .ok_or(DecodeError::NotAnArray)?;
         if len != 3 {
-            return Err(DecodeError::WrongLength(len as usize));
+            return Err(DecodeError::WrongLength(len));
         }
-        let header = rmpv::decode::read_value_ref(&mut rd).map_err(DecodeError::Msgpack)?;
-        let name = rmpv::decode::read_value_ref(&mut rd).map_err(DecodeError::Msgpack)?;
+        // The event array itself is the first level, as in `decode`.
+        let header = rd.value(MAX_DEPTH - 1).map_err(DecodeError::Msgpack)?;
+        let name = rd.value(MAX_DEPTH - 1).map_err(DecodeError::Msgpack)?;
         Ok((
-            decode_header(&header)?,
-            text(&name).ok_or(DecodeError::NameNotText)?.to_owned(),
+            decode_header(header)?,
+            text(name).ok_or(DecodeError::NameNotText)?,
         ))
     }
 }
@@ -208,24 +219,24 @@ fn write_id(buf: &mut Vec<u8>, id: &MessageId) {
 }
 
 /// Text from a str, or from a bin holding UTF-8 (as old Python 2 peers send).
-fn text<'a>(value: &'a ValueRef<'_>) -> Option<&'a str> {
+fn text(value: Value) -> Option<String> {
     match value {
-        ValueRef::String(s) => s.as_str(),
-        ValueRef::Binary(b) => std::str::from_utf8(b).ok(),
+        Value::String(s) => s.into_str(),
+        Value::Binary(b) => String::from_utf8(b).ok(),
         _ => None,
     }
 }
 
-fn id(value: &ValueRef<'_>, field: &'static str) -> Result<MessageId, DecodeError> {
+fn id(value: &Value, field: &'static str) -> Result<MessageId, DecodeError> {
     match value {
-        ValueRef::Binary(b) => Ok(MessageId::new(b, IdKind::Bin)),
-        ValueRef::String(s) => Ok(MessageId::new(s.as_bytes(), IdKind::Str)),
+        Value::Binary(b) => Ok(MessageId::new(b, IdKind::Bin)),
+        Value::String(s) => Ok(MessageId::new(s.as_bytes(), IdKind::Str)),
         _ => Err(DecodeError::InvalidId(field)),
     }
 }
 
-fn decode_header(value: &ValueRef<'_>) -> Result<Header, DecodeError> {
-    let ValueRef::Map(entries) = value else {
+fn decode_header(value: Value) -> Result<Header, DecodeError> {
+    let Value::Map(entries) = value else {
         return Err(DecodeError::HeaderNotAMap);
     };
     let mut message_id = None;
@@ -233,13 +244,14 @@ fn decode_header(value: &ValueRef<'_>) -> Result<Header, DecodeError> {
     let mut response_to = None;
     let mut extra = Vec::new();
     for (key, value) in entries {
-        match text(key).ok_or(DecodeError::HeaderKeyNotText)? {
-            "message_id" => message_id = Some(id(value, "message_id")?),
-            "response_to" => response_to = Some(id(value, "response_to")?),
+        let key = text(key).ok_or(DecodeError::HeaderKeyNotText)?;
+        match key.as_str() {
+            "message_id" => message_id = Some(id(&value, "message_id")?),
+            "response_to" => response_to = Some(id(&value, "response_to")?),
             // A `v` that is not a small non-negative integer is no version we
             // know; treat it like a missing one, as a v1 peer.
             "v" => version = value.as_u64().and_then(|v| u32::try_from(v).ok()),
-            other => extra.push((other.to_owned(), value.to_owned())),
+            _ => extra.push((key, value)),
         }
     }
     Ok(Header {

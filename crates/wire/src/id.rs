@@ -137,7 +137,9 @@ impl GeneratorState {
         let mut base = [0; 24];
         base.copy_from_slice(&hex.as_bytes()[8..32]);
         let more = uuid::Uuid::new_v4().as_u128();
-        let counter = more as u32;
+        // Starting in the lower half keeps `counter + span` clear of the
+        // saturation point, so every base really serves 2^16 ids or more.
+        let counter = more as u32 & 0x7fff_ffff;
         // At least 2^16 ids per base, like zerorpc-python's random window.
         let span = (more >> 32) as u32 | 0x1_0000;
         GeneratorState {

@@ -29,6 +29,7 @@
 //!
 //! This crate has no feature flags.
 
+mod decode;
 mod error;
 mod event;
 mod id;

@@ -1,0 +1,219 @@
+//! A strict msgpack reader producing [`Value`]s.
+//!
+//! `rmpv`'s reader is lenient where Python is strict (it reads the reserved
+//! marker `0xc1` as nil and lets invalid UTF-8 through in str values) and
+//! spends several KiB of stack per nesting level in unoptimized builds. This
+//! one rejects what Python's `raw=False` unpacker rejects, keeps its frames
+//! small, and never allocates more than the input could fill.
+
+use std::io;
+
+use rmp::Marker;
+use rmpv::Value;
+use rmpv::decode::Error;
+
+/// How deeply arrays and maps may nest, counting the event array itself.
+///
+/// Far deeper than any real arguments, and shallow enough that hostile
+/// input cannot exhaust a 2 MiB thread stack, even unoptimized, nor the
+/// serde layer's own limit when the arguments are converted.
+pub(crate) const MAX_DEPTH: usize = 128;
+
+fn eof() -> Error {
+    Error::InvalidDataRead(io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "msgpack value is truncated",
+    ))
+}
+
+fn invalid(message: &'static str) -> Error {
+    Error::InvalidDataRead(io::Error::new(io::ErrorKind::InvalidData, message))
+}
+
+/// Reads msgpack values from the front of a byte slice.
+pub(crate) struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Reader { rest: bytes }
+    }
+
+    /// The bytes not read yet.
+    pub(crate) fn remaining(&self) -> usize {
+        self.rest.len()
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
+        if n > self.rest.len() {
+            return Err(eof());
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
+        let bytes = self.take(N)?;
+        let mut out = [0; N];
+        out.copy_from_slice(bytes);
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8, Error> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, Error> {
+        Ok(u16::from_be_bytes(self.array()?))
+    }
+
+    fn u32(&mut self) -> Result<u32, Error> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, Error> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+
+    fn marker(&mut self) -> Result<Marker, Error> {
+        match self.rest.split_first() {
+            Some((&byte, tail)) => {
+                self.rest = tail;
+                Ok(Marker::from_u8(byte))
+            }
+            None => Err(Error::InvalidMarkerRead(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "msgpack input is empty or truncated",
+            ))),
+        }
+    }
+
+    /// Reads an array header and returns its length, or `None` (consuming
+    /// the marker) if the next value is something else.
+    pub(crate) fn array_len(&mut self) -> Result<Option<usize>, Error> {
+        Ok(Some(match self.marker()? {
+            Marker::FixArray(n) => usize::from(n),
+            Marker::Array16 => usize::from(self.u16()?),
+            Marker::Array32 => self.u32()? as usize,
+            Marker::Reserved => return Err(invalid("reserved msgpack marker 0xc1")),
+            _ => return Ok(None),
+        }))
+    }
+
+    /// Reads one value nested at most `depth` more levels.
+    pub(crate) fn value(&mut self, depth: usize) -> Result<Value, Error> {
+        let len = match self.marker()? {
+            Marker::Null => return Ok(Value::Nil),
+            Marker::True => return Ok(Value::Boolean(true)),
+            Marker::False => return Ok(Value::Boolean(false)),
+            Marker::FixPos(n) => return Ok(Value::from(n)),
+            Marker::FixNeg(n) => return Ok(Value::from(n)),
+            Marker::U8 => return Ok(Value::from(self.u8()?)),
+            Marker::U16 => return Ok(Value::from(self.u16()?)),
+            Marker::U32 => return Ok(Value::from(self.u32()?)),
+            Marker::U64 => return Ok(Value::from(self.u64()?)),
+            Marker::I8 => return Ok(Value::from(self.u8()? as i8)),
+            Marker::I16 => return Ok(Value::from(self.u16()? as i16)),
+            Marker::I32 => return Ok(Value::from(self.u32()? as i32)),
+            Marker::I64 => return Ok(Value::from(self.u64()? as i64)),
+            Marker::F32 => return Ok(Value::F32(f32::from_bits(self.u32()?))),
+            Marker::F64 => return Ok(Value::F64(f64::from_bits(self.u64()?))),
+            Marker::FixStr(n) => return self.str(usize::from(n)),
+            Marker::Str8 => {
+                let n = self.u8()?;
+                return self.str(usize::from(n));
+            }
+            Marker::Str16 => {
+                let n = self.u16()?;
+                return self.str(usize::from(n));
+            }
+            Marker::Str32 => {
+                let n = self.u32()?;
+                return self.str(n as usize);
+            }
+            Marker::Bin8 => {
+                let n = self.u8()?;
+                return Ok(Value::Binary(self.take(usize::from(n))?.to_vec()));
+            }
+            Marker::Bin16 => {
+                let n = self.u16()?;
+                return Ok(Value::Binary(self.take(usize::from(n))?.to_vec()));
+            }
+            Marker::Bin32 => {
+                let n = self.u32()?;
+                return Ok(Value::Binary(self.take(n as usize)?.to_vec()));
+            }
+            Marker::FixExt1 => return self.ext(1),
+            Marker::FixExt2 => return self.ext(2),
+            Marker::FixExt4 => return self.ext(4),
+            Marker::FixExt8 => return self.ext(8),
+            Marker::FixExt16 => return self.ext(16),
+            Marker::Ext8 => {
+                let n = self.u8()?;
+                return self.ext(usize::from(n));
+            }
+            Marker::Ext16 => {
+                let n = self.u16()?;
+                return self.ext(usize::from(n));
+            }
+            Marker::Ext32 => {
+                let n = self.u32()?;
+                return self.ext(n as usize);
+            }
+            Marker::Reserved => return Err(invalid("reserved msgpack marker 0xc1")),
+            Marker::FixArray(n) => Len::Array(usize::from(n)),
+            Marker::Array16 => Len::Array(usize::from(self.u16()?)),
+            Marker::Array32 => Len::Array(self.u32()? as usize),
+            Marker::FixMap(n) => Len::Map(usize::from(n)),
+            Marker::Map16 => Len::Map(usize::from(self.u16()?)),
+            Marker::Map32 => Len::Map(self.u32()? as usize),
+        };
+        let depth = depth.checked_sub(1).ok_or(Error::DepthLimitExceeded)?;
+        match len {
+            Len::Array(n) => self.array_items(n, depth).map(Value::Array),
+            Len::Map(n) => self.map_entries(n, depth).map(Value::Map),
+        }
+    }
+
+    /// Reads `n` array elements; the caller has read the header and counted
+    /// the level.
+    pub(crate) fn array_items(&mut self, n: usize, depth: usize) -> Result<Vec<Value>, Error> {
+        // Each element takes at least one byte, so a length beyond the input
+        // is a lie that must not turn into a huge allocation.
+        let mut items = Vec::with_capacity(n.min(self.rest.len()));
+        for _ in 0..n {
+            items.push(self.value(depth)?);
+        }
+        Ok(items)
+    }
+
+    fn map_entries(&mut self, n: usize, depth: usize) -> Result<Vec<(Value, Value)>, Error> {
+        let mut entries = Vec::with_capacity(n.min(self.rest.len() / 2));
+        for _ in 0..n {
+            let key = self.value(depth)?;
+            let value = self.value(depth)?;
+            entries.push((key, value));
+        }
+        Ok(entries)
+    }
+
+    fn str(&mut self, n: usize) -> Result<Value, Error> {
+        let bytes = self.take(n)?;
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Ok(Value::from(s)),
+            Err(_) => Err(invalid("msgpack str holds invalid utf-8")),
+        }
+    }
+
+    fn ext(&mut self, n: usize) -> Result<Value, Error> {
+        let tag = self.u8()? as i8;
+        Ok(Value::Ext(tag, self.take(n)?.to_vec()))
+    }
+}
+
+enum Len {
+    Array(usize),
+    Map(usize),
+}

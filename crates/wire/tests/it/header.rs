@@ -1,0 +1,202 @@
+//! Headers as other peers write them: node's str ids and key order, extra
+//! keys from task-context middleware, and bin where text is expected.
+
+use zerorpc_wire::{Event, Header, IdKind, MessageId, Value};
+
+use crate::unhex;
+
+const NODE_ID: &str = "6ce9503a-bfb8-486a-ac79-000000000000";
+
+fn encode(value: &Value) -> Vec<u8> {
+    let mut buf = Vec::new();
+    rmpv::encode::write_value(&mut buf, value).expect("writing to a Vec cannot fail");
+    buf
+}
+
+fn s(text: &str) -> Value {
+    Value::from(text)
+}
+
+fn bin(bytes: &[u8]) -> Value {
+    Value::Binary(bytes.to_vec())
+}
+
+fn python_id() -> Vec<u8> {
+    b"000000010123456789abcdef01234567".to_vec()
+}
+
+#[test]
+fn node_request_keeps_its_str_id() {
+    // PROTOCOL.md A.2: node writes `v` first and the id as a 36-char str.
+    let bytes = unhex(concat!(
+        "9382a17603aa6d6573736167655f6964d92436636539353033612d626662382d",
+        "343836612d616337392d303030303030303030303030a3616464920102"
+    ));
+    let event = Event::decode(&bytes).expect("node request decodes");
+    assert_eq!(event.header.message_id.kind(), IdKind::Str);
+    assert_eq!(event.header.message_id.as_bytes(), NODE_ID.as_bytes());
+    assert_eq!(event.header.version, Some(3));
+    assert_eq!(event.name, "add");
+
+    // We write Python's key order, so the header keys swap places; the id
+    // itself keeps its type and bytes (`d9 24` + the 36 characters).
+    let reencoded = event.encode();
+    let python_order = encode(&Value::Array(vec![
+        Value::Map(vec![
+            (s("message_id"), s(NODE_ID)),
+            (s("v"), Value::from(3)),
+        ]),
+        s("add"),
+        Value::Array(vec![Value::from(1), Value::from(2)]),
+    ]));
+    assert_eq!(reencoded, python_order);
+    assert_eq!(Event::decode(&reencoded).expect("decodes"), event);
+}
+
+#[test]
+fn reply_echoes_a_str_id_as_str() {
+    let request = Event::new(
+        Header::with_id(MessageId::new(NODE_ID.as_bytes(), IdKind::Str)),
+        "add",
+        Value::Array(vec![]),
+    );
+    let mut header = Header::with_id(MessageId::new(&python_id(), IdKind::Bin));
+    header.response_to = Some(request.header.message_id.clone());
+    let reply = Event::new(header, "OK", Value::Array(vec![Value::from(3)]));
+
+    let expected = encode(&Value::Array(vec![
+        Value::Map(vec![
+            (s("message_id"), bin(&python_id())),
+            (s("v"), Value::from(3)),
+            (s("response_to"), s(NODE_ID)),
+        ]),
+        s("OK"),
+        Value::Array(vec![Value::from(3)]),
+    ]));
+    assert_eq!(reply.encode(), expected);
+    let mut str_id = vec![0xd9, 36];
+    str_id.extend_from_slice(NODE_ID.as_bytes());
+    assert!(
+        reply
+            .encode()
+            .windows(str_id.len())
+            .any(|w| w == str_id.as_slice())
+    );
+}
+
+#[test]
+fn node_heartbeat_decodes() {
+    // PROTOCOL.md A.2: node's `_zpc_hb`, str ids for both fields.
+    let bytes = unhex(concat!(
+        "9383a17603aa6d6573736167655f6964d92436636539353033612d626662382d",
+        "343836612d616337392d303030303030303030303031ab726573706f6e73655f",
+        "746fd92436636539353033612d626662382d343836612d616337392d30303030",
+        "3030303030303030a75f7a70635f68629100"
+    ));
+    let event = Event::decode(&bytes).expect("decodes");
+    let to = event.header.response_to.expect("answers a channel");
+    assert_eq!(
+        (to.kind(), to.as_bytes()),
+        (IdKind::Str, NODE_ID.as_bytes())
+    );
+    assert_eq!(event.name, "_zpc_hb");
+}
+
+#[test]
+fn ids_compare_by_bytes_across_kinds() {
+    let as_bin = MessageId::new(NODE_ID.as_bytes(), IdKind::Bin);
+    let as_str = MessageId::new(NODE_ID.as_bytes(), IdKind::Str);
+    assert_eq!(as_bin, as_str);
+    let set: std::collections::HashSet<_> = [as_bin].into_iter().collect();
+    assert!(set.contains(&as_str));
+}
+
+#[test]
+fn unknown_header_keys_survive_in_order() {
+    let header = Value::Map(vec![
+        (s("message_id"), bin(&python_id())),
+        (s("v"), Value::from(3)),
+        (s("trace_id"), s("abc")),
+        (
+            s("span"),
+            Value::Array(vec![Value::from(1), Value::Map(vec![(s("k"), Value::Nil)])]),
+        ),
+        (s("zz"), Value::F64(0.25)),
+    ]);
+    let bytes = encode(&Value::Array(vec![header, s("ping"), Value::Array(vec![])]));
+    let event = Event::decode(&bytes).expect("decodes");
+    let keys: Vec<&str> = event.header.extra.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["trace_id", "span", "zz"]);
+    assert_eq!(event.header.get("trace_id"), Some(&s("abc")));
+    assert_eq!(event.encode(), bytes);
+}
+
+#[test]
+fn extras_follow_response_to_on_the_wire() {
+    let mut header = Header::with_id(MessageId::new(&python_id(), IdKind::Bin));
+    header.insert("trace_id", s("t1"));
+    header.response_to = Some(MessageId::new(b"channel", IdKind::Bin));
+    header.insert("trace_id", s("t2"));
+    let event = Event::new(header, "OK", Value::Nil);
+    let expected = encode(&Value::Array(vec![
+        Value::Map(vec![
+            (s("message_id"), bin(&python_id())),
+            (s("v"), Value::from(3)),
+            (s("response_to"), bin(b"channel")),
+            (s("trace_id"), s("t2")),
+        ]),
+        s("OK"),
+        Value::Nil,
+    ]));
+    assert_eq!(event.encode(), expected);
+}
+
+#[test]
+fn bin_is_text_for_header_keys_and_name() {
+    // What an old Python 2 peer sends: every text as bin.
+    let bytes = encode(&Value::Array(vec![
+        Value::Map(vec![
+            (bin(b"message_id"), bin(&python_id())),
+            (bin(b"v"), Value::from(3)),
+            (bin(b"response_to"), bin(b"chan")),
+            (bin(b"trace_id"), bin(b"abc")),
+        ]),
+        bin(b"OK"),
+        Value::Array(vec![bin(b"result")]),
+    ]));
+    let event = Event::decode(&bytes).expect("decodes");
+    assert_eq!(event.name, "OK");
+    assert_eq!(event.header.message_id.as_bytes(), python_id().as_slice());
+    assert_eq!(event.header.version, Some(3));
+    assert_eq!(
+        event.header.response_to.as_ref().map(MessageId::as_bytes),
+        Some(&b"chan"[..])
+    );
+    // Extra values are opaque and keep their type; only keys become text.
+    assert_eq!(event.header.get("trace_id"), Some(&bin(b"abc")));
+    let (header, name) = Event::decode_envelope(&bytes).expect("envelope decodes");
+    assert_eq!((header, name), (event.header.clone(), event.name.clone()));
+
+    // Re-encoding writes keys and name as str, as Python 3 peers expect.
+    let reencoded = Event::decode(&event.encode()).expect("decodes");
+    assert_eq!(reencoded, event);
+}
+
+#[test]
+fn missing_or_odd_version_means_none() {
+    let no_v = encode(&Value::Array(vec![
+        Value::Map(vec![(s("message_id"), bin(&python_id()))]),
+        s("add"),
+        Value::Array(vec![]),
+    ]));
+    assert_eq!(Event::decode(&no_v).expect("decodes").header.version, None);
+    let text_v = encode(&Value::Array(vec![
+        Value::Map(vec![(s("message_id"), bin(&python_id())), (s("v"), s("3"))]),
+        s("add"),
+        Value::Array(vec![]),
+    ]));
+    let event = Event::decode(&text_v).expect("decodes");
+    assert_eq!(event.header.version, None);
+    // And a header without `v` is written without it.
+    assert_eq!(event.encode(), no_v);
+}
