@@ -1,0 +1,203 @@
+//! `zerorpc-hub`: runs ZeroRPC hubs (queue, forwarder, streamer) from a
+//! YAML file or from flags, prints their stats as JSON lines on stderr, and
+//! stops cleanly on SIGTERM or SIGINT. See `docs/hub.md`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::iterator::Signals;
+use zerorpc_hub::{Hub, HubConfig, HubKind, parse_config};
+
+/// How often the main thread looks at signals, hub health and stats timers.
+const TICK: Duration = Duration::from_millis(50);
+
+/// Run ZeroRPC hubs: channel-aware load balancing of calls over workers
+/// (queue), fan-out of events (forwarder), fan-in of events (streamer).
+///
+/// Either give a YAML file (one hub as a mapping, or a list of hubs), or
+/// describe one hub with --in and --out. Stats are printed to stderr as one
+/// JSON line per hub on SIGUSR1, every --stats-interval seconds, and on
+/// exit. SIGTERM and SIGINT stop the hubs and exit with status 0.
+#[derive(Parser, Debug)]
+#[command(
+    name = "zerorpc-hub",
+    version,
+    after_help = "Example file:\n  in: \"tcp://*:1111\"\n  out: \"tcp://*:2222\"\n  type: queue"
+)]
+struct Args {
+    /// YAML configuration file.
+    #[arg(value_name = "FILE", required_unless_present = "in_endpoint", conflicts_with_all = ["in_endpoint", "out_endpoint"])]
+    config: Option<PathBuf>,
+    /// Endpoint to bind for clients, publishers or pushers.
+    #[arg(long = "in", value_name = "ENDPOINT", requires = "out_endpoint")]
+    in_endpoint: Option<String>,
+    /// Endpoint to bind for workers, subscribers or pullers.
+    #[arg(long = "out", value_name = "ENDPOINT", requires = "in_endpoint")]
+    out_endpoint: Option<String>,
+    /// Hub type (without a file).
+    #[arg(long = "type", value_name = "TYPE", default_value = "queue", value_parser = parse_kind)]
+    kind: HubKind,
+    /// Hub name in logs and stats (without a file).
+    #[arg(long, default_value = "hub")]
+    name: String,
+    /// Queue: forget a channel idle for this many seconds (without a file).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    idle_timeout: Option<Duration>,
+    /// Queue: calls that may wait while no worker is connected (without a file).
+    #[arg(long, value_name = "N")]
+    queue_limit: Option<usize>,
+    /// Queue: seconds a call may wait for a worker (without a file).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    queue_timeout: Option<Duration>,
+    /// Print stats every SECS seconds (default for every hub; a file's
+    /// `stats_interval` wins).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    stats_interval: Option<Duration>,
+    /// Check the configuration and exit without starting anything.
+    #[arg(long)]
+    check: bool,
+}
+
+fn parse_kind(text: &str) -> Result<HubKind, String> {
+    text.parse()
+}
+
+fn parse_secs(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
+        return Err(format!(
+            "expected a positive number of seconds, found {text}"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("zerorpc-hub: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn configs(args: &Args) -> anyhow::Result<Vec<HubConfig>> {
+    let mut configs = match (&args.config, &args.in_endpoint, &args.out_endpoint) {
+        (Some(path), _, _) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read `{}`", path.display()))?;
+            parse_config(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        (None, Some(inp), Some(out)) => {
+            let mut config = HubConfig::new(args.kind, inp.clone(), out.clone());
+            config.name = args.name.clone();
+            if let Some(d) = args.idle_timeout {
+                config.idle_timeout = d;
+            }
+            if let Some(n) = args.queue_limit {
+                config.queue_limit = n;
+            }
+            if let Some(d) = args.queue_timeout {
+                config.queue_timeout = d;
+            }
+            vec![config]
+        }
+        _ => bail!("give a configuration file, or both --in and --out"),
+    };
+    for config in &mut configs {
+        if config.stats_interval.is_none() {
+            config.stats_interval = args.stats_interval;
+        }
+    }
+    Ok(configs)
+}
+
+fn print_stats(hub: &Hub) {
+    eprintln!("{}", hub.stats().to_json());
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let configs = configs(&args)?;
+    if args.check {
+        for config in &configs {
+            println!(
+                "{}: {} in {} out {}",
+                config.name, config.kind, config.in_endpoint, config.out_endpoint
+            );
+        }
+        return Ok(());
+    }
+    // Handlers are in place before any socket exists, so a signal that comes
+    // early still ends in a clean shutdown rather than the default action.
+    let mut signals =
+        Signals::new([SIGTERM, SIGINT, SIGUSR1]).context("cannot install signal handlers")?;
+    let mut hubs: Vec<Hub> = Vec::with_capacity(configs.len());
+    let mut timers = Vec::with_capacity(configs.len());
+    for config in configs {
+        let interval = config.stats_interval;
+        // On error, the hubs already started are stopped by their drop.
+        let hub = Hub::start(config)?;
+        eprintln!(
+            "zerorpc-hub: {} ({}) in {} out {}",
+            hub.name(),
+            hub.kind(),
+            hub.in_endpoint(),
+            hub.out_endpoint()
+        );
+        timers.push(interval.map(|i| (i, Instant::now() + i)));
+        hubs.push(hub);
+    }
+    let result = loop {
+        let mut stop = None;
+        for signal in signals.pending() {
+            match signal {
+                SIGUSR1 => hubs.iter().for_each(print_stats),
+                other => stop = Some(other),
+            }
+        }
+        if let Some(signal) = stop {
+            eprintln!("zerorpc-hub: signal {signal}, stopping");
+            break Ok(());
+        }
+        if let Some(dead) = hubs.iter().find(|h| h.is_finished()) {
+            break Err(anyhow::anyhow!(
+                "hub `{}` stopped unexpectedly",
+                dead.name()
+            ));
+        }
+        let now = Instant::now();
+        for (hub, timer) in hubs.iter().zip(&mut timers) {
+            if let Some((interval, due)) = timer {
+                if now >= *due {
+                    print_stats(hub);
+                    *due = now + *interval;
+                }
+            }
+        }
+        std::thread::sleep(TICK);
+    };
+    for hub in &hubs {
+        hub.stop();
+    }
+    let mut failure = None;
+    for hub in hubs {
+        print_stats(&hub);
+        if let Err(error) = hub.join() {
+            failure.get_or_insert(error);
+        }
+    }
+    match (result, failure) {
+        (Err(e), Some(cause)) => Err(e.context(cause)),
+        (Err(e), None) => Err(e),
+        (Ok(()), Some(cause)) => Err(cause.into()),
+        (Ok(()), None) => Ok(()),
+    }
+}

@@ -1,0 +1,410 @@
+//! Hub configuration: the YAML file format and its validation.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// What a hub does with the events it receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum HubKind {
+    /// RPC load balancing: clients' DEALERs connect to `in` (a ROUTER),
+    /// workers (RPC servers) connect to `out` (a ROUTER). Every channel is
+    /// pinned to one worker.
+    Queue,
+    /// Fan-out of events: publishers connect to `in` (a SUB), subscribers to
+    /// `out` (a PUB).
+    Forwarder,
+    /// Fan-in of events: pushers connect to `in` (a PULL), pullers to `out`
+    /// (a PUSH).
+    Streamer,
+}
+
+impl HubKind {
+    /// The name used in configuration files and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HubKind::Queue => "queue",
+            HubKind::Forwarder => "forwarder",
+            HubKind::Streamer => "streamer",
+        }
+    }
+}
+
+impl fmt::Display for HubKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for HubKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "queue" => Ok(HubKind::Queue),
+            "forwarder" => Ok(HubKind::Forwarder),
+            "streamer" => Ok(HubKind::Streamer),
+            other => Err(format!(
+                "unknown hub type `{other}`, expected one of `queue`, `forwarder`, `streamer`"
+            )),
+        }
+    }
+}
+
+/// The settings of one hub.
+///
+/// Build it with [`HubConfig::new`] and adjust the public fields, or load a
+/// file with [`parse_config`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct HubConfig {
+    /// A name for logs and stats; defaults to `hub-N` (N = position in the
+    /// file, from 1) or `hub` on the command line.
+    pub name: String,
+    /// What the hub does.
+    pub kind: HubKind,
+    /// The endpoint bound for the front side (clients, publishers, pushers).
+    pub in_endpoint: String,
+    /// The endpoint bound for the back side (workers, subscribers, pullers).
+    pub out_endpoint: String,
+    /// Queue only: a channel with no event in either direction for this long
+    /// is forgotten (its client gave up). Default 30 s.
+    pub idle_timeout: Duration,
+    /// Queue only: how many calls may wait while no worker is connected.
+    /// Default 1000.
+    pub queue_limit: usize,
+    /// Queue only: how long a call may wait for a worker before the hub
+    /// answers it with an error. Default 10 s, below zerorpc-python's 15 s
+    /// heartbeat loss so the client sees the hub's explanation.
+    pub queue_timeout: Duration,
+    /// How often the `zerorpc-hub` binary prints this hub's stats; `None`
+    /// prints them only on `SIGUSR1`.
+    pub stats_interval: Option<Duration>,
+}
+
+/// Default for [`HubConfig::idle_timeout`].
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default for [`HubConfig::queue_limit`].
+pub const DEFAULT_QUEUE_LIMIT: usize = 1000;
+/// Default for [`HubConfig::queue_timeout`].
+pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl HubConfig {
+    /// A hub of `kind` binding `in_endpoint` and `out_endpoint`, with the
+    /// default timeouts and limits.
+    pub fn new(
+        kind: HubKind,
+        in_endpoint: impl Into<String>,
+        out_endpoint: impl Into<String>,
+    ) -> Self {
+        HubConfig {
+            name: "hub".to_owned(),
+            kind,
+            in_endpoint: in_endpoint.into(),
+            out_endpoint: out_endpoint.into(),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            queue_limit: DEFAULT_QUEUE_LIMIT,
+            queue_timeout: DEFAULT_QUEUE_TIMEOUT,
+            stats_interval: None,
+        }
+    }
+}
+
+/// Why a configuration file was rejected.
+///
+/// The message names the line and column (when known) and the key at fault,
+/// e.g. `line 4, column 9, key hub 2 › type: unknown variant ...`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The YAML is malformed, or a key has a wrong name, type or value.
+    #[error("{}{}: {message}", location(*line, *column), key.as_ref().map(|k| format!("{}key {k}", if line.is_some() { ", " } else { "" })).unwrap_or_default())]
+    Syntax {
+        /// 1-based line, when the parser knows it.
+        line: Option<usize>,
+        /// 1-based column, when the parser knows it.
+        column: Option<usize>,
+        /// The key at fault, e.g. `hub 2 › type`.
+        key: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file holds no hub.
+    #[error("the configuration holds no hub (expected a mapping or a list of mappings)")]
+    Empty,
+    /// Two hubs share a name or an endpoint.
+    #[error("key hub {hub} › {key}: {message}")]
+    Conflict {
+        /// 1-based position of the hub in the file.
+        hub: usize,
+        /// The key at fault.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn location(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!("line {l}, column {c}"),
+        (Some(l), None) => format!("line {l}"),
+        _ => String::new(),
+    }
+}
+
+/// Seconds as written in the file: a positive, finite number.
+#[derive(Clone, Copy, Debug)]
+struct Seconds(Duration);
+
+// Checks happen inside visitors, while the parser still knows where the
+// value is, so that the errors carry its line and column.
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Seconds;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a positive number of seconds")
+            }
+            fn visit_f64<E: serde::de::Error>(self, secs: f64) -> Result<Seconds, E> {
+                if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
+                    return Err(E::custom(format!(
+                        "expected a positive number of seconds, found {secs}"
+                    )));
+                }
+                Ok(Seconds(Duration::from_secs_f64(secs)))
+            }
+            fn visit_i64<E: serde::de::Error>(self, secs: i64) -> Result<Seconds, E> {
+                self.visit_f64(secs as f64)
+            }
+            fn visit_u64<E: serde::de::Error>(self, secs: u64) -> Result<Seconds, E> {
+                self.visit_f64(secs as f64)
+            }
+        }
+        deserializer.deserialize_f64(Visitor)
+    }
+}
+
+/// A ZeroMQ endpoint: `transport://address`.
+#[derive(Clone, Debug)]
+struct Endpoint(String);
+
+impl<'de> Deserialize<'de> for Endpoint {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Endpoint;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a ZeroMQ endpoint such as tcp://*:4242")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Endpoint, E> {
+                check_endpoint(text).map_err(E::custom)?;
+                Ok(Endpoint(text.to_owned()))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
+/// Checks the shape of an endpoint before libzmq sees it, so that the error
+/// points at the file rather than at a bind failure.
+pub(crate) fn check_endpoint(text: &str) -> Result<(), String> {
+    let Some((transport, address)) = text.split_once("://") else {
+        return Err(format!(
+            "`{text}` is not a ZeroMQ endpoint (expected e.g. tcp://*:4242)"
+        ));
+    };
+    if !matches!(
+        transport,
+        "tcp" | "ipc" | "inproc" | "ws" | "wss" | "tipc" | "vmci"
+    ) {
+        return Err(format!("`{text}`: unknown transport `{transport}`"));
+    }
+    if address.is_empty() {
+        return Err(format!("`{text}` has no address"));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHub {
+    name: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<HubKind>,
+    #[serde(rename = "in")]
+    in_endpoint: Endpoint,
+    out: Endpoint,
+    idle_timeout: Option<Seconds>,
+    queue_limit: Option<usize>,
+    queue_timeout: Option<Seconds>,
+    stats_interval: Option<Seconds>,
+}
+
+impl RawHub {
+    fn into_config(self, position: usize, in_list: bool) -> HubConfig {
+        let default_name = if in_list {
+            format!("hub-{position}")
+        } else {
+            "hub".to_owned()
+        };
+        let mut config = HubConfig::new(
+            self.kind.unwrap_or(HubKind::Queue),
+            self.in_endpoint.0,
+            self.out.0,
+        );
+        config.name = self.name.unwrap_or(default_name);
+        if let Some(Seconds(d)) = self.idle_timeout {
+            config.idle_timeout = d;
+        }
+        if let Some(n) = self.queue_limit {
+            config.queue_limit = n;
+        }
+        if let Some(Seconds(d)) = self.queue_timeout {
+            config.queue_timeout = d;
+        }
+        config.stats_interval = self.stats_interval.map(|Seconds(d)| d);
+        config
+    }
+}
+
+/// Parses a configuration file: one hub as a mapping, or several as a list
+/// of mappings.
+///
+/// Keys: `in`, `out` (required endpoints, bound by the hub), `type`
+/// (`queue`, the default, `forwarder` or `streamer`), `name`,
+/// `idle_timeout`, `queue_limit`, `queue_timeout`, `stats_interval`
+/// (seconds). Unknown keys are errors, so a typo is not silently ignored.
+///
+/// ```
+/// let hubs = zerorpc_hub::parse_config("
+/// - { name: rpc, in: 'tcp://*:1111', out: 'tcp://*:2222', type: queue }
+/// - { name: events, in: 'tcp://*:3333', out: 'tcp://*:4444', type: forwarder }
+/// ")?;
+/// assert_eq!(hubs.len(), 2);
+/// assert_eq!(hubs[1].kind, zerorpc_hub::HubKind::Forwarder);
+///
+/// let err = zerorpc_hub::parse_config("in: 'tcp://*:1'\nout: 'tcp://*:2'\ntype: quue\n").unwrap_err();
+/// assert!(err.to_string().starts_with("line 3"));
+/// assert!(err.to_string().contains("key type"));
+/// # Ok::<(), zerorpc_hub::ConfigError>(())
+/// ```
+pub fn parse_config(text: &str) -> Result<Vec<HubConfig>, ConfigError> {
+    // Look at the document's shape first, then deserialize the text again
+    // into the typed form: going through the value would lose the line
+    // numbers that make the errors useful.
+    let shape: serde_norway::Value = serde_norway::from_str(text).map_err(|e| syntax(e, None))?;
+    let configs = match shape {
+        serde_norway::Value::Null => return Err(ConfigError::Empty),
+        serde_norway::Value::Sequence(_) => {
+            let raws: Vec<RawHub> = typed(text, true)?;
+            raws.into_iter()
+                .enumerate()
+                .map(|(i, raw)| raw.into_config(i + 1, true))
+                .collect::<Vec<_>>()
+        }
+        _ => {
+            let raw: RawHub = typed(text, false)?;
+            vec![raw.into_config(1, false)]
+        }
+    };
+    if configs.is_empty() {
+        return Err(ConfigError::Empty);
+    }
+    check_conflicts(&configs)?;
+    Ok(configs)
+}
+
+fn typed<T: for<'de> Deserialize<'de>>(text: &str, in_list: bool) -> Result<T, ConfigError> {
+    let deserializer = serde_norway::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let key = describe_path(e.path(), in_list);
+        syntax(e.into_inner(), key)
+    })
+}
+
+/// Turns serde's path (`[1].type`) into the words used in messages
+/// (`hub 2 › type`).
+fn describe_path(path: &serde_path_to_error::Path, in_list: bool) -> Option<String> {
+    use serde_path_to_error::Segment;
+    let mut parts = Vec::new();
+    for (i, segment) in path.iter().enumerate() {
+        match segment {
+            Segment::Seq { index } if i == 0 && in_list => parts.push(format!("hub {}", index + 1)),
+            Segment::Seq { index } => parts.push(format!("[{index}]")),
+            Segment::Map { key } => parts.push(key.clone()),
+            Segment::Enum { variant } => parts.push(variant.clone()),
+            Segment::Unknown => {}
+        }
+    }
+    if parts.is_empty() {
+        None
+    } else {
+        Some(parts.join(" › "))
+    }
+}
+
+fn syntax(error: serde_norway::Error, key: Option<String>) -> ConfigError {
+    let location = error.location();
+    let mut message = error.to_string();
+    // The YAML error repeats its position at the end of the text; the
+    // position is shown once, in front.
+    if let Some(at) = message.find(" at line ") {
+        message.truncate(at);
+    }
+    // It may also start with its own spelling of the path (`type: ...`),
+    // which the key already gives.
+    if let Some((prefix, rest)) = message.split_once(": ") {
+        if key.is_some()
+            && !prefix.is_empty()
+            && prefix
+                .chars()
+                .all(|c| c.is_alphanumeric() || "_.[]".contains(c))
+        {
+            message = rest.to_owned();
+        }
+    }
+    ConfigError::Syntax {
+        line: location.as_ref().map(|l| l.line()),
+        column: location.as_ref().map(|l| l.column()),
+        key,
+        message,
+    }
+}
+
+fn check_conflicts(configs: &[HubConfig]) -> Result<(), ConfigError> {
+    for (i, config) in configs.iter().enumerate() {
+        for earlier in &configs[..i] {
+            if earlier.name == config.name {
+                return Err(ConfigError::Conflict {
+                    hub: i + 1,
+                    key: "name",
+                    message: format!("`{}` is already the name of another hub", config.name),
+                });
+            }
+            for (key, endpoint) in [("in", &config.in_endpoint), ("out", &config.out_endpoint)] {
+                if *endpoint == earlier.in_endpoint || *endpoint == earlier.out_endpoint {
+                    return Err(ConfigError::Conflict {
+                        hub: i + 1,
+                        key,
+                        message: format!("`{endpoint}` is already bound by hub `{}`", earlier.name),
+                    });
+                }
+            }
+        }
+        if config.in_endpoint == config.out_endpoint {
+            return Err(ConfigError::Conflict {
+                hub: i + 1,
+                key: "out",
+                message: format!("`{}` is also this hub's `in`", config.out_endpoint),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,78 @@
+//! ZeroMQ plumbing shared by the hub loops: socket options the `zmq` crate
+//! lacks, and non-blocking multipart receive.
+
+use std::ffi::{c_int, c_void};
+
+/// libzmq's `ZMQ_ROUTER_NOTIFY` (a DRAFT option, compiled in because the
+/// workspace builds libzmq with `ZMQ_BUILD_DRAFT_API`).
+const ZMQ_ROUTER_NOTIFY: c_int = 97;
+/// Deliver `[peer_id, ""]` when a peer connects.
+const ZMQ_NOTIFY_CONNECT: c_int = 1;
+/// Deliver `[peer_id, ""]` when a peer disconnects.
+const ZMQ_NOTIFY_DISCONNECT: c_int = 2;
+
+/// Asks a ROUTER socket to report its peers' connections and disconnections
+/// as two-frame messages `[peer_id, ""]`.
+///
+/// This is how the queue learns its workers: they are ROUTERs that connect
+/// to it and never speak first, and it is how it notices a dead worker
+/// without waiting for heartbeats.
+pub(crate) fn set_router_notify(socket: &mut zmq::Socket) -> Result<(), zmq::Error> {
+    let value: c_int = ZMQ_NOTIFY_CONNECT | ZMQ_NOTIFY_DISCONNECT;
+    // SAFETY: `as_mut_ptr` is the live libzmq handle owned by `socket`, which
+    // the exclusive borrow keeps alive and unshared for the whole call. The
+    // value pointer and length describe `value`, a c_int on this stack frame;
+    // libzmq copies it before returning and keeps no pointer to it.
+    let rc = unsafe {
+        zmq_sys::zmq_setsockopt(
+            socket.as_mut_ptr(),
+            ZMQ_ROUTER_NOTIFY,
+            (&raw const value).cast::<c_void>(),
+            size_of::<c_int>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        // SAFETY: zmq_errno only reads the calling thread's errno.
+        Err(zmq::Error::from_raw(unsafe { zmq_sys::zmq_errno() }))
+    }
+}
+
+/// Frames kept per message; more is no ZeroRPC message, and keeping them
+/// all would let a peer make the hub allocate without bound.
+pub(crate) const MAX_FRAMES: usize = 32;
+
+/// Receives one whole multipart message without blocking.
+///
+/// Returns `Ok(None)` when nothing is waiting, `Ok(Some(too_many))` when a
+/// message is in `frames`; `too_many` says that frames beyond
+/// [`MAX_FRAMES`] were read and discarded.
+pub(crate) fn recv_frames(
+    socket: &zmq::Socket,
+    frames: &mut Vec<zmq::Message>,
+) -> Result<Option<bool>, zmq::Error> {
+    frames.clear();
+    match socket.recv_msg(zmq::DONTWAIT) {
+        Ok(first) => frames.push(first),
+        Err(zmq::Error::EAGAIN) => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let mut too_many = false;
+    // libzmq delivers multipart messages atomically: once the first frame is
+    // here, the rest are too, so these reads never wait.
+    while socket.get_rcvmore()? {
+        let frame = socket.recv_msg(0)?;
+        if frames.len() < MAX_FRAMES {
+            frames.push(frame);
+        } else {
+            too_many = true;
+        }
+    }
+    Ok(Some(too_many))
+}
+
+/// Whether an error from a poll or a receive only means "try again".
+pub(crate) fn is_transient(error: zmq::Error) -> bool {
+    matches!(error, zmq::Error::EINTR | zmq::Error::EAGAIN)
+}
