@@ -1,1 +1,66 @@
-fn main() {}
+//! `zerorpc`: call, list and inspect ZeroRPC services from the command line,
+//! or serve existing programs as a service.
+//!
+//! The command line follows zerorpc-python's `zerorpc` tool (same flags,
+//! same positional shift with `--connect`/`--bind`) and adds subcommands
+//! (`zerorpc completions SHELL`). Usage, exit statuses and the service file
+//! format are documented in docs/cli.md.
+
+mod args;
+mod call;
+mod debug;
+mod exit;
+mod render;
+mod serve;
+mod spec;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::args::{ColorWhen, Invocation, RawArgs};
+use crate::exit::Failure;
+
+fn main() -> ExitCode {
+    let argv = args::normalize(std::env::args_os());
+    let raw = match RawArgs::try_parse_from(argv) {
+        Ok(raw) => raw,
+        // clap prints help and version to stdout (status 0) and usage
+        // errors to stderr (status 2).
+        Err(e) => e.exit(),
+    };
+    match raw.rpc.color {
+        ColorWhen::Auto => {}
+        ColorWhen::Always => anstream::ColorChoice::Always.write_global(),
+        ColorWhen::Never => anstream::ColorChoice::Never.write_global(),
+    }
+    let result = raw.validate().and_then(run);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            if failure.code() != 0 {
+                failure.report();
+            }
+            ExitCode::from(failure.code())
+        }
+    }
+}
+
+fn run(invocation: Invocation) -> Result<(), Failure> {
+    match invocation {
+        Invocation::Completions(shell) => {
+            let mut command = RawArgs::command();
+            clap_complete::generate(shell, &mut command, "zerorpc", &mut std::io::stdout());
+            Ok(())
+        }
+        Invocation::Call(call) => runtime()?.block_on(call::run(call)),
+        Invocation::Serve(serve) => runtime()?.block_on(serve::run(serve)),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::local(format!("cannot start the async runtime: {e}")))
+}

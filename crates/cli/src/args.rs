@@ -1,0 +1,422 @@
+//! The command line: raw flags as clap parses them ([`RawArgs`]), then
+//! validated into what the program does ([`Invocation`]).
+//!
+//! Two layers keep clap's view (every flag optional, positionals in
+//! zerorpc-python's order) apart from the checked meaning (an endpoint list
+//! that is never empty, durations, a parsed action), so the hub, DNS and
+//! tracing features can add subcommands and flags to [`RawArgs`] without
+//! touching the client or server code.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use zerorpc::Value;
+
+use crate::exit::Failure;
+
+const EXAMPLES: &str = "\
+Examples:
+  zerorpc tcp://127.0.0.1:4242                     list the methods
+  zerorpc tcp://127.0.0.1:4242 add ?               signature and full help of add
+  zerorpc tcp://127.0.0.1:4242 add 1 2             call add(\"1\", \"2\"): arguments are strings
+  zerorpc -j tcp://127.0.0.1:4242 add 1 2          call add(1, 2): each argument parsed as JSON
+  zerorpc -pj tcp://127.0.0.1:4242 count 3         print the (streamed) result as JSON
+  zerorpc '-?' tcp://127.0.0.1:4242                the whole _zerorpc_inspect answer
+  zerorpc --connect tcp://a:4242 --connect tcp://b:4242 add 1 2
+  zerorpc --server --bind tcp://127.0.0.1:4242 tools.toml
+                                                   serve the programs of a service file
+  zerorpc completions bash > /etc/bash_completion.d/zerorpc
+
+Exit status: 0 success, 1 remote error, 2 usage or service-file error,
+3 timeout, 4 lost remote, 5 connection or endpoint error, 6 protocol error,
+7 local error. See docs/cli.md.";
+
+/// The flags and positionals as parsed, before any checking.
+#[derive(Debug, Parser)]
+#[command(
+    name = "zerorpc",
+    version,
+    about = "Call, list and inspect ZeroRPC services, or serve existing programs as one",
+    long_about = "Call, list and inspect ZeroRPC services (zerorpc-python, zerorpc-node or \
+                  zerorpc-rs servers), or serve existing programs as a ZeroRPC service \
+                  described by a TOML or YAML file.\n\n\
+                  As a client: `zerorpc ENDPOINT` lists the methods, `zerorpc ENDPOINT METHOD ?` \
+                  shows a method's help, `zerorpc ENDPOINT METHOD ARGS...` calls it. With \
+                  --connect or --bind, the ENDPOINT positional is left out and METHOD comes first.",
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    disable_help_subcommand = true,
+    max_term_width = 100
+)]
+pub(crate) struct RawArgs {
+    #[command(subcommand)]
+    pub(crate) subcommand: Option<RawSubcommand>,
+    #[command(flatten)]
+    pub(crate) rpc: RawRpcArgs,
+}
+
+/// Commands other than the zerorpc-python style call.
+#[derive(Debug, Subcommand)]
+pub(crate) enum RawSubcommand {
+    /// Print a shell completion script to stdout.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// zerorpc-python's flags and positionals.
+#[derive(Debug, Args)]
+pub(crate) struct RawRpcArgs {
+    /// Act as a client (the default).
+    #[arg(long, conflicts_with = "server")]
+    pub(crate) client: bool,
+    /// Serve the programs described by a service file (TOML, or YAML for .yaml/.yml).
+    #[arg(long)]
+    pub(crate) server: bool,
+    /// Connect to ENDPOINT (repeatable).
+    #[arg(long, value_name = "ENDPOINT")]
+    pub(crate) connect: Vec<String>,
+    /// Bind to ENDPOINT (repeatable; works for a client too).
+    #[arg(long, value_name = "ENDPOINT")]
+    pub(crate) bind: Vec<String>,
+    /// Seconds to wait for the first reply of a call; 0 waits forever.
+    #[arg(long, value_name = "SECONDS", default_value = "30")]
+    pub(crate) timeout: f64,
+    /// Heartbeat interval in seconds, the server's frequency; 0 disables heartbeats.
+    #[arg(long, value_name = "SECONDS", default_value = "5")]
+    pub(crate) heartbeat: f64,
+    /// Send heartbeats from the start of a call (default: only in answer to the server's).
+    #[arg(long = "active-hb")]
+    pub(crate) active_hb: bool,
+    /// Server only: at most COUNT calls run at once (default unlimited).
+    #[arg(long = "pool-size", value_name = "COUNT")]
+    pub(crate) pool_size: Option<usize>,
+    /// Parse each argument as a JSON document (default: send them as strings).
+    #[arg(short = 'j', long)]
+    pub(crate) json: bool,
+    /// Print results as JSON (also spelled -pj).
+    #[arg(long = "print-json")]
+    pub(crate) print_json: bool,
+    /// Print string results as raw text, without quotes or escapes.
+    #[arg(short = 'r', long)]
+    pub(crate) raw: bool,
+    /// Without METHOD: print the whole _zerorpc_inspect answer; with METHOD: its help (quote '-?' in shells).
+    #[arg(short = '?', long)]
+    pub(crate) inspect: bool,
+    /// Print METHOD's signature and full help instead of calling it (same as `METHOD ?`).
+    #[arg(long = "help-method")]
+    pub(crate) help_method: bool,
+    /// Print every event sent and received to stderr.
+    #[arg(short = 'd', long)]
+    pub(crate) debug: bool,
+    /// When to use colours.
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    pub(crate) color: ColorWhen,
+    /// The endpoint, e.g. tcp://127.0.0.1:4242 (left out with --connect/--bind).
+    pub(crate) address: Option<String>,
+    /// The method to call (with --server: the service file).
+    pub(crate) command: Option<String>,
+    /// The method's arguments.
+    #[arg(allow_negative_numbers = true)]
+    pub(crate) params: Vec<String>,
+}
+
+/// The `--color` choices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ColorWhen {
+    /// Colours on a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// What the program was asked to do, checked.
+#[derive(Debug)]
+pub(crate) enum Invocation {
+    /// Print a completion script.
+    Completions(clap_complete::Shell),
+    /// Talk to a service.
+    Call(CallArgs),
+    /// Serve a service file.
+    Serve(ServeArgs),
+}
+
+/// Where a socket binds and connects; binds happen first, as in zerorpc-python.
+#[derive(Clone, Debug)]
+pub(crate) struct Endpoints {
+    pub(crate) binds: Vec<String>,
+    pub(crate) connects: Vec<String>,
+}
+
+impl Endpoints {
+    /// All endpoints, for messages.
+    pub(crate) fn describe(&self) -> String {
+        self.binds.iter().chain(&self.connects).cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Socket settings shared by client and server.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Heartbeat {
+    pub(crate) interval: Option<Duration>,
+    pub(crate) active: bool,
+}
+
+/// How results are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OutputStyle {
+    /// Python-like `repr`, as zerorpc-python's pprint.
+    Readable,
+    /// Strings as raw text, other values readable.
+    Raw,
+    /// JSON.
+    Json,
+}
+
+/// A client invocation.
+#[derive(Debug)]
+pub(crate) struct CallArgs {
+    pub(crate) endpoints: Endpoints,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) heartbeat: Heartbeat,
+    pub(crate) debug: bool,
+    pub(crate) output: OutputStyle,
+    pub(crate) action: Action,
+}
+
+/// What the client does.
+#[derive(Debug)]
+pub(crate) enum Action {
+    /// List the methods with the first line of their help.
+    List,
+    /// Print the whole introspection answer.
+    Inspect,
+    /// Print one method's signature and full help.
+    HelpMethod(String),
+    /// Call a method.
+    Call { method: String, args: Vec<Value> },
+}
+
+/// A server invocation.
+#[derive(Debug)]
+pub(crate) struct ServeArgs {
+    pub(crate) endpoints: Endpoints,
+    pub(crate) heartbeat: Heartbeat,
+    pub(crate) pool_size: Option<usize>,
+    pub(crate) debug: bool,
+    pub(crate) spec: PathBuf,
+}
+
+/// Rewrites zerorpc-python's two-letter single-dash flags, which clap would
+/// read as clusters of one-letter flags (`-pj` as `-p -j`).
+pub(crate) fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut seen_separator = false;
+    args.into_iter()
+        .map(|arg| {
+            if seen_separator {
+                return arg;
+            }
+            if arg == "--" {
+                seen_separator = true;
+                return arg;
+            }
+            if arg == "-pj" { OsString::from("--print-json") } else { arg }
+        })
+        .collect()
+}
+
+impl RawArgs {
+    /// Checks the raw arguments and gives them their meaning.
+    pub(crate) fn validate(self) -> Result<Invocation, Failure> {
+        if let Some(RawSubcommand::Completions { shell }) = self.subcommand {
+            return Ok(Invocation::Completions(shell));
+        }
+        self.rpc.validate()
+    }
+}
+
+impl RawRpcArgs {
+    fn validate(self) -> Result<Invocation, Failure> {
+        let RawRpcArgs { mut address, mut command, mut params, .. } = self;
+        // zerorpc-python's positional shift: with --bind/--connect, what was
+        // parsed as the address is the command, and so on down the line.
+        if !self.bind.is_empty() || !self.connect.is_empty() {
+            if let Some(command) = command.take() {
+                params.insert(0, command);
+            }
+            command = address.take();
+        }
+        let mut connects = Vec::new();
+        connects.extend(address);
+        connects.extend(self.connect);
+        let endpoints = Endpoints { binds: self.bind, connects };
+        if endpoints.binds.is_empty() && endpoints.connects.is_empty() {
+            return Err(Failure::usage("no endpoint given: pass ENDPOINT, --connect ENDPOINT or --bind ENDPOINT (see --help)"));
+        }
+        for endpoint in endpoints.binds.iter().chain(&endpoints.connects) {
+            check_endpoint(endpoint)?;
+        }
+        let heartbeat = Heartbeat { interval: seconds("--heartbeat", self.heartbeat)?, active: self.active_hb };
+        if self.server {
+            let Some(spec) = command else {
+                return Err(Failure::usage("--server needs a service file: zerorpc --server --bind ENDPOINT SERVICE.toml"));
+            };
+            if !params.is_empty() {
+                return Err(Failure::usage(format!("unexpected arguments after the service file: {}", params.join(" "))));
+            }
+            if self.pool_size == Some(0) {
+                return Err(Failure::usage("--pool-size must be at least 1"));
+            }
+            return Ok(Invocation::Serve(ServeArgs {
+                endpoints,
+                heartbeat,
+                pool_size: self.pool_size,
+                debug: self.debug,
+                spec: PathBuf::from(spec),
+            }));
+        }
+        if self.pool_size.is_some() {
+            return Err(Failure::usage("--pool-size is for --server only"));
+        }
+        let output = if self.print_json {
+            OutputStyle::Json
+        } else if self.raw {
+            OutputStyle::Raw
+        } else {
+            OutputStyle::Readable
+        };
+        let action = match command {
+            None if self.help_method => return Err(Failure::usage("--help-method needs a METHOD")),
+            None if self.inspect => Action::Inspect,
+            None => Action::List,
+            Some(method) if self.inspect || self.help_method || (params.len() == 1 && params[0] == "?") => {
+                if !params.is_empty() && params != ["?"] {
+                    return Err(Failure::usage("arguments are not used when asking for a method's help"));
+                }
+                Action::HelpMethod(method)
+            }
+            Some(method) => {
+                let args = if self.json {
+                    params.iter().enumerate().map(|(i, p)| json_argument(i, p)).collect::<Result<_, _>>()?
+                } else {
+                    params.into_iter().map(Value::from).collect()
+                };
+                Action::Call { method, args }
+            }
+        };
+        Ok(Invocation::Call(CallArgs {
+            endpoints,
+            timeout: seconds("--timeout", self.timeout)?,
+            heartbeat,
+            debug: self.debug,
+            output,
+            action,
+        }))
+    }
+}
+
+/// A non-negative number of seconds; 0 means "none".
+fn seconds(flag: &str, value: f64) -> Result<Option<Duration>, Failure> {
+    if !value.is_finite() || value < 0.0 || value > 1e9 {
+        return Err(Failure::usage(format!("{flag} must be a number of seconds between 0 and 1e9, got {value}")));
+    }
+    Ok((value > 0.0).then(|| Duration::from_secs_f64(value)))
+}
+
+/// Catches the mistakes ZeroMQ would only report as "Invalid argument".
+fn check_endpoint(endpoint: &str) -> Result<(), Failure> {
+    let Some((scheme, rest)) = endpoint.split_once("://") else {
+        return Err(Failure::usage(format!(
+            "bad endpoint {endpoint:?}: expected TRANSPORT://ADDRESS, e.g. tcp://127.0.0.1:4242 or ipc:///tmp/socket"
+        )));
+    };
+    if rest.is_empty() {
+        return Err(Failure::usage(format!("bad endpoint {endpoint:?}: the address after {scheme}:// is empty")));
+    }
+    Ok(())
+}
+
+fn json_argument(index: usize, text: &str) -> Result<Value, Failure> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(json) => Ok(crate::render::json_to_value(json)),
+        Err(e) => Err(Failure::usage(format!("argument {} ({text:?}) is not valid JSON (-j): {e}", index + 1))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Invocation, Failure> {
+        let argv = normalize(std::iter::once("zerorpc").chain(args.iter().copied()).map(OsString::from));
+        RawArgs::try_parse_from(argv).map_err(|e| Failure::usage(e.to_string()))?.validate()
+    }
+
+    fn call(args: &[&str]) -> CallArgs {
+        match parse(args) {
+            Ok(Invocation::Call(call)) => call,
+            other => panic!("not a call: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn positional_shift_with_connect() {
+        let c = call(&["--connect", "tcp://127.0.0.1:1", "add", "4", "5"]);
+        assert_eq!(c.endpoints.connects, ["tcp://127.0.0.1:1"]);
+        match c.action {
+            Action::Call { method, args } => {
+                assert_eq!(method, "add");
+                assert_eq!(args, [Value::from("4"), Value::from("5")]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn address_and_connect_both_connect() {
+        let c = call(&["tcp://127.0.0.1:1", "--connect", "tcp://127.0.0.1:2"]);
+        // With --connect the first positional is the method.
+        assert_eq!(c.endpoints.connects, ["tcp://127.0.0.1:2"]);
+        assert!(matches!(c.action, Action::HelpMethod(_) | Action::Call { .. }));
+    }
+
+    #[test]
+    fn pj_and_json_and_negative_numbers() {
+        let c = call(&["-pj", "-j", "tcp://127.0.0.1:1", "add", "-1", "2.5"]);
+        assert_eq!(c.output, OutputStyle::Json);
+        match c.action {
+            Action::Call { args, .. } => assert_eq!(args, [Value::from(-1), Value::from(2.5)]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn help_forms() {
+        assert!(matches!(call(&["tcp://h:1", "add", "?"]).action, Action::HelpMethod(m) if m == "add"));
+        assert!(matches!(call(&["--help-method", "tcp://h:1", "add"]).action, Action::HelpMethod(_)));
+        assert!(matches!(call(&["-?", "tcp://h:1", "add"]).action, Action::HelpMethod(_)));
+        assert!(matches!(call(&["-?", "tcp://h:1"]).action, Action::Inspect));
+        assert!(matches!(call(&["tcp://h:1"]).action, Action::List));
+    }
+
+    #[test]
+    fn usage_errors() {
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["not-an-endpoint"]).is_err());
+        assert!(parse(&["-j", "tcp://h:1", "add", "{"]).is_err());
+        assert!(parse(&["--timeout", "-1", "tcp://h:1"]).is_err());
+        assert!(parse(&["--server", "--bind", "tcp://h:1"]).is_err());
+        assert!(parse(&["--client", "--server", "tcp://h:1", "x"]).is_err());
+    }
+
+    #[test]
+    fn server_and_completions() {
+        assert!(matches!(parse(&["--server", "--bind", "tcp://127.0.0.1:1", "s.toml"]), Ok(Invocation::Serve(_))));
+        assert!(matches!(parse(&["completions", "bash"]), Ok(Invocation::Completions(_))));
+    }
+}

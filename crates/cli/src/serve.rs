@@ -1,0 +1,397 @@
+//! `zerorpc --server`: existing programs served as ZeroRPC methods.
+//!
+//! Each call runs its method's command with the call's arguments appended
+//! as separate argv entries (never through a shell). The result is stdout;
+//! a streaming method sends stdout line by line, reading the next line only
+//! once the previous one was sent, so a slow consumer pauses the program
+//! through the pipe. Every child runs in its own process group, which is
+//! killed and the child reaped on timeout, on cancellation (the client
+//! disappeared) and at shutdown.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use zerorpc::{Arg, MethodInfo, Methods, RemoteError, Reply, Server, Value};
+
+use crate::args::ServeArgs;
+use crate::exit::Failure;
+use crate::spec::{self, MethodSpec, ServiceSpec};
+
+/// How much of a failed command's stderr its remote error carries.
+const STDERR_TAIL: usize = 2048;
+
+/// Runs the server until SIGINT or SIGTERM.
+pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
+    let spec = spec::load(&args.spec).map_err(|e| Failure::usage(e.0))?;
+    let mut builder = Server::builder(methods(&spec)).heartbeat(args.heartbeat.interval).passive_heartbeat(!args.heartbeat.active);
+    if let Some(limit) = args.pool_size {
+        builder = builder.max_concurrent_calls(limit);
+    }
+    if args.debug {
+        builder = builder.hook(Arc::new(crate::debug::Printer));
+    }
+    for endpoint in &args.endpoints.binds {
+        eprintln!("binding to \"{endpoint}\"");
+        builder = builder.bind(endpoint);
+    }
+    for endpoint in &args.endpoints.connects {
+        eprintln!("connecting to \"{endpoint}\"");
+        builder = builder.connect(endpoint);
+    }
+    let server = builder.build().map_err(Failure::from_setup)?;
+    let shutdown = server.shutdown_handle();
+    eprintln!("serving \"{}\" ({}) on {}", spec.name, args.spec.display(), server.endpoints().join(", "));
+    let serving = tokio::spawn(server.serve());
+    wait_for_signal().await;
+    shutdown.shutdown();
+    match serving.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Failure::from_setup(e)),
+        Err(e) => Err(Failure::local(format!("the server stopped: {e}"))),
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        // Without signal handlers the default action still ends the process.
+        _ => futures::future::pending::<()>().await,
+    }
+}
+
+/// The method table for a service file.
+pub(crate) fn methods(spec: &ServiceSpec) -> Methods {
+    let mut methods = Methods::new(spec.name.clone());
+    for method in &spec.methods {
+        let runner = Arc::new(Runner {
+            limit: method.max_concurrent.map(|n| Arc::new(Semaphore::new(n))),
+            spec: method.clone(),
+        });
+        let mut doc = method.description.clone().unwrap_or_default();
+        if !doc.is_empty() {
+            doc.push_str("\n\n");
+        }
+        doc.push_str(&format!("Runs: {} ARGS...", spec::shell_words(&method.command)));
+        if method.stream {
+            doc.push_str("\nStreams stdout line by line.");
+        }
+        if let Some(timeout) = method.timeout {
+            doc.push_str(&format!("\nTimeout: {}s.", timeout.as_secs_f64()));
+        }
+        let mut info = MethodInfo::new().doc(doc).streaming(method.stream);
+        if let Some(names) = &method.args {
+            info = info.args(names.iter().map(Arg::new).collect());
+        }
+        methods.add(method.name.clone(), info, move |args: Vec<Value>| {
+            let runner = runner.clone();
+            async move { runner.call(args).await }
+        });
+    }
+    methods
+}
+
+struct Runner {
+    spec: MethodSpec,
+    limit: Option<Arc<Semaphore>>,
+}
+
+impl Runner {
+    fn command_text(&self) -> String {
+        spec::shell_words(&self.spec.command)
+    }
+
+    async fn call(&self, args: Vec<Value>) -> Reply {
+        let argv = match arguments(&self.spec.name, args) {
+            Ok(argv) => argv,
+            Err(e) => return Reply::Value(Err(e)),
+        };
+        // Waiting for a slot does not count towards the method's timeout.
+        let permit = match &self.limit {
+            Some(limit) => match limit.clone().acquire_owned().await {
+                Ok(permit) => Some(permit),
+                Err(_) => return Reply::Value(Err(RemoteError::new("RuntimeError", "the server is shutting down", ""))),
+            },
+            None => None,
+        };
+        let deadline = self.spec.timeout.map(|t| Instant::now() + t);
+        let mut child = match self.spawn(&argv) {
+            Ok(child) => child,
+            Err(e) => return Reply::Value(Err(e)),
+        };
+        let stderr = child.take_stderr().map(|s| tokio::spawn(tail(s)));
+        let Some(stdout) = child.take_stdout() else {
+            return Reply::Value(Err(RemoteError::new("OSError", "stdout of the command is not piped", "")));
+        };
+        let run = Run { child, stderr, deadline, command: self.command_text(), timeout: self.spec.timeout, _permit: permit };
+        if self.spec.stream { Reply::Stream(run.stream(stdout)) } else { Reply::Value(run.collect(stdout).await) }
+    }
+
+    fn spawn(&self, argv: &[OsString]) -> Result<Guarded, RemoteError> {
+        let mut command = Command::new(&self.spec.command[0]);
+        command
+            .args(&self.spec.command[1..])
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own group, so a timeout also kills what the program started.
+            .process_group(0)
+            .kill_on_drop(true);
+        match command.spawn() {
+            Ok(child) => Ok(Guarded { child: Some(child) }),
+            Err(e) => {
+                let message = format!("cannot run {}: {e}", self.command_text());
+                Err(RemoteError::new("OSError", message.clone(), format!("OSError: {message}\n")))
+            }
+        }
+    }
+}
+
+/// A call's arguments as argv entries: strings and binary data as they
+/// are, numbers and booleans as text.
+fn arguments(method: &str, args: Vec<Value>) -> Result<Vec<OsString>, RemoteError> {
+    args.into_iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let text = match value {
+                Value::String(s) => OsString::from_vec(s.into_bytes()),
+                Value::Binary(b) => OsString::from_vec(b),
+                Value::Integer(n) => OsString::from(n.to_string()),
+                Value::F32(f) => OsString::from(crate::render::python_float(f64::from(f))),
+                Value::F64(f) => OsString::from(crate::render::python_float(f)),
+                Value::Boolean(b) => OsString::from(if b { "true" } else { "false" }),
+                other => {
+                    let message = format!("{method}() argument {} must be a string, number or boolean, not {other}", i + 1);
+                    return Err(RemoteError::new("TypeError", message.clone(), format!("TypeError: {message}\n")));
+                }
+            };
+            if text.as_encoded_bytes().contains(&0) {
+                let message = format!("{method}() argument {} contains a NUL byte", i + 1);
+                return Err(RemoteError::new("ValueError", message.clone(), format!("ValueError: {message}\n")));
+            }
+            Ok(text)
+        })
+        .collect()
+}
+
+/// A child that is killed (with its process group) and reaped when dropped
+/// before it was waited for.
+struct Guarded {
+    child: Option<Child>,
+}
+
+impl Guarded {
+    fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.child.as_mut()?.stdout.take()
+    }
+
+    fn take_stderr(&mut self) -> Option<ChildStderr> {
+        self.child.as_mut()?.stderr.take()
+    }
+
+    async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        match self.child.as_mut() {
+            Some(child) => {
+                let status = child.wait().await;
+                if status.is_ok() {
+                    self.child = None;
+                }
+                status
+            }
+            None => Err(std::io::Error::other("already reaped")),
+        }
+    }
+
+    /// Kills the process group and reaps the child.
+    async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill_group(&child);
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        kill_group(&child);
+        let _ = child.start_kill();
+        // Reap in the background: a drop cannot wait. Without a runtime
+        // (process exit) there is nothing left to leak.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let _ = child.wait().await;
+            });
+        }
+    }
+}
+
+fn kill_group(child: &Child) {
+    let Some(pid) = child.id().and_then(|id| libc::pid_t::try_from(id).ok()) else { return };
+    // SAFETY: kill(2) has no memory-safety preconditions. The child is not
+    // reaped yet (we hold it), so its pid, which is also its process group
+    // id, cannot have been reused.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    }
+}
+
+/// Keeps the last [`STDERR_TAIL`] bytes of a stream.
+async fn tail(mut stream: impl AsyncRead + Unpin) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Bounded by the stream's end: the child's exit closes it.
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                kept.extend_from_slice(&buf[..n]);
+                if kept.len() > 2 * STDERR_TAIL {
+                    kept.drain(..kept.len() - STDERR_TAIL);
+                }
+            }
+        }
+    }
+    if kept.len() > STDERR_TAIL {
+        kept.drain(..kept.len() - STDERR_TAIL);
+    }
+    kept
+}
+
+/// One running command.
+struct Run {
+    child: Guarded,
+    stderr: Option<JoinHandle<Vec<u8>>>,
+    deadline: Option<Instant>,
+    command: String,
+    timeout: Option<std::time::Duration>,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Runs `work` until the deadline, if any.
+async fn within<T>(deadline: Option<Instant>, work: impl Future<Output = T>) -> Option<T> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, work).await.ok(),
+        None => Some(work.await),
+    }
+}
+
+/// Text when it is UTF-8, binary data otherwise.
+fn output_value(bytes: Vec<u8>) -> Value {
+    match String::from_utf8(bytes) {
+        Ok(text) => Value::from(text),
+        Err(e) => Value::Binary(e.into_bytes()),
+    }
+}
+
+impl Run {
+    async fn timed_out(&mut self) -> RemoteError {
+        self.child.kill().await;
+        let after = self.timeout.map_or(0.0, |t| t.as_secs_f64());
+        let message = format!("{} did not finish within {after}s and was killed", self.command);
+        RemoteError::new("TimeoutExpired", message.clone(), format!("TimeoutExpired: {message}\n"))
+    }
+
+    /// Waits for the exit and turns a failure into a remote error.
+    async fn finish(&mut self) -> Result<(), RemoteError> {
+        let status = match within(self.deadline, self.child.wait()).await {
+            Some(Ok(status)) => status,
+            Some(Err(e)) => return Err(RemoteError::new("OSError", format!("waiting for {}: {e}", self.command), "")),
+            None => return Err(self.timed_out().await),
+        };
+        if status.success() {
+            return Ok(());
+        }
+        let stderr = match self.stderr.take() {
+            Some(task) => task.await.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let stderr = String::from_utf8_lossy(&stderr).into_owned();
+        let how = match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
+            (Some(code), _) => format!("exited with code {code}"),
+            (None, Some(signal)) => format!("was killed by signal {signal}"),
+            (None, None) => "failed".to_owned(),
+        };
+        let last_line = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+        let message = if last_line.is_empty() { format!("{} {how}", self.command) } else { format!("{} {how}: {last_line}", self.command) };
+        let traceback = format!("CommandFailed: {message}\n--- end of stderr ---\n{stderr}");
+        Err(RemoteError::new("CommandFailed", message, traceback))
+    }
+
+    /// A single result: all of stdout.
+    async fn collect(mut self, mut stdout: ChildStdout) -> Result<Value, RemoteError> {
+        let mut output = Vec::new();
+        match within(self.deadline, stdout.read_to_end(&mut output)).await {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                self.child.kill().await;
+                return Err(RemoteError::new("OSError", format!("reading the output of {}: {e}", self.command), ""));
+            }
+            None => return Err(self.timed_out().await),
+        }
+        self.finish().await?;
+        Ok(output_value(output))
+    }
+
+    /// A stream: one item per stdout line, read only when the previous one
+    /// has been sent.
+    fn stream(self, stdout: ChildStdout) -> futures::stream::BoxStream<'static, Result<Value, RemoteError>> {
+        struct State {
+            run: Run,
+            lines: BufReader<ChildStdout>,
+            done: bool,
+        }
+        let state = State { run: self, lines: BufReader::new(stdout), done: false };
+        futures::stream::unfold(state, |mut s| async move {
+            if s.done {
+                return None;
+            }
+            let mut line = Vec::new();
+            let read = within(s.run.deadline, s.lines.read_until(b'\n', &mut line)).await;
+            match read {
+                Some(Ok(n)) if n > 0 => {
+                    if line.last() == Some(&b'\n') {
+                        line.pop();
+                        if line.last() == Some(&b'\r') {
+                            line.pop();
+                        }
+                    }
+                    Some((Ok(output_value(line)), s))
+                }
+                Some(Ok(_)) => {
+                    s.done = true;
+                    match s.run.finish().await {
+                        Ok(()) => None,
+                        Err(e) => Some((Err(e), s)),
+                    }
+                }
+                Some(Err(e)) => {
+                    s.done = true;
+                    s.run.child.kill().await;
+                    Some((Err(RemoteError::new("OSError", format!("reading the output of {}: {e}", s.run.command), "")), s))
+                }
+                None => {
+                    s.done = true;
+                    let e = s.run.timed_out().await;
+                    Some((Err(e), s))
+                }
+            }
+        })
+        .boxed()
+    }
+}
