@@ -8,7 +8,9 @@ use futures::StreamExt;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let endpoint = std::env::args().nth(1).unwrap_or_else(|| "tcp://127.0.0.1:4242".to_owned());
+    let endpoint = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "tcp://127.0.0.1:4242".to_owned());
     let client = zerorpc::Client::connect(&endpoint)?;
 
     let sum: f64 = client.call("add", (1, 2)).await?;

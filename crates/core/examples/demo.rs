@@ -15,7 +15,9 @@ use zerorpc::{Client, Server, Value};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let server = Server::builder(demo_service::DemoService).bind("tcp://127.0.0.1:*").build()?;
+    let server = Server::builder(demo_service::DemoService)
+        .bind("tcp://127.0.0.1:*")
+        .build()?;
     let endpoint = server.endpoints()[0].clone();
     let shutdown = server.shutdown_handle();
     let serving = tokio::spawn(server.serve());
@@ -29,7 +31,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("service {name:?} offers {methods:?}");
     for method in &methods {
         let help: Option<String> = client.call("_zerorpc_help", (method,)).await?;
-        println!("  {method:<6} {}", help.unwrap_or_default().lines().next().unwrap_or(""));
+        println!(
+            "  {method:<6} {}",
+            help.unwrap_or_default().lines().next().unwrap_or("")
+        );
     }
     let inspect: Value = client.call("_zerorpc_inspect", ()).await?;
     println!("_zerorpc_inspect: {inspect}");
@@ -37,7 +42,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("\n== calls");
     let sum: f64 = client.call("add", (1, 2)).await?;
     println!("add(1, 2) = {sum}");
-    let echoed: Value = client.call("echo", (Value::Map(vec![("nested".into(), Value::Array(vec![1.into(), "two".into(), 3.5.into()]))]),)).await?;
+    let echoed: Value = client
+        .call(
+            "echo",
+            (Value::Map(vec![(
+                "nested".into(),
+                Value::Array(vec![1.into(), "two".into(), 3.5.into()]),
+            )]),),
+        )
+        .await?;
     println!("echo({{nested: [1, two, 3.5]}}) = {echoed}");
 
     println!("\n== a stream");
@@ -52,7 +65,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     match client.call::<()>("fail", ("the disk is full",)).await {
         Err(e) if e.is_remote() => {
             let remote = e.remote().expect("a remote error");
-            println!("name: {}\nmessage: {}\ntraceback:\n{}", remote.name(), remote.message(), remote.traceback().trim_end());
+            println!(
+                "name: {}\nmessage: {}\ntraceback:\n{}",
+                remote.name(),
+                remote.message(),
+                remote.traceback().trim_end()
+            );
         }
         other => return Err(format!("expected a remote error, got {other:?}").into()),
     }
@@ -65,7 +83,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let calls = (0..20).map(|_| client.call::<f64>("sleep", (0.2,)));
     let results = futures::future::try_join_all(calls).await?;
-    println!("{} calls finished in {:.2}s", results.len(), started.elapsed().as_secs_f64());
+    println!(
+        "{} calls finished in {:.2}s",
+        results.len(),
+        started.elapsed().as_secs_f64()
+    );
 
     println!("\n== quick measurement: 2000 sequential add calls");
     let started = Instant::now();
@@ -73,7 +95,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _: f64 = client.call("add", (i, 1)).await?;
     }
     let elapsed = started.elapsed();
-    println!("{:.1} µs per call, {:.0} calls/s", elapsed.as_secs_f64() * 1e6 / 2000.0, 2000.0 / elapsed.as_secs_f64());
+    println!(
+        "{:.1} µs per call, {:.0} calls/s",
+        elapsed.as_secs_f64() * 1e6 / 2000.0,
+        2000.0 / elapsed.as_secs_f64()
+    );
 
     shutdown.shutdown();
     serving.await??;

@@ -11,9 +11,16 @@
 mod demo_service;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let endpoint = std::env::args().nth(1).unwrap_or_else(|| "tcp://127.0.0.1:4242".to_owned());
-    let server = zerorpc::Server::builder(demo_service::DemoService).bind(&endpoint).build()?;
-    eprintln!("serving the demo service on {}", server.endpoints().join(", "));
+    let endpoint = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "tcp://127.0.0.1:4242".to_owned());
+    let server = zerorpc::Server::builder(demo_service::DemoService)
+        .bind(&endpoint)
+        .build()?;
+    eprintln!(
+        "serving the demo service on {}",
+        server.endpoints().join(", ")
+    );
     server.run()?;
     Ok(())
 }

@@ -21,8 +21,14 @@ pub struct Args {
     index: usize,
 }
 
-/// Checks the argument count the way Python reports it.
-pub fn args(method: &'static str, values: Vec<Value>, names: &[&str]) -> Result<Args, RemoteError> {
+/// Checks the argument count the way Python reports it. `optional` tells,
+/// for each of `names`, whether the parameter may be left out.
+pub fn args(
+    method: &'static str,
+    values: Vec<Value>,
+    names: &[&str],
+    optional: &[bool],
+) -> Result<Args, RemoteError> {
     if values.len() > names.len() {
         let takes = match names.len() {
             1 => "1 positional argument".to_owned(),
@@ -34,7 +40,44 @@ pub fn args(method: &'static str, values: Vec<Value>, names: &[&str]) -> Result<
         };
         return Err(type_error(format!("{method}() takes {takes} but {given}")));
     }
-    Ok(Args { method, values: values.into_iter(), index: 0 })
+    let missing: Vec<&str> = names
+        .iter()
+        .zip(optional.iter().chain(std::iter::repeat(&false)))
+        .skip(values.len())
+        .filter(|(_, optional)| !**optional)
+        .map(|(name, _)| *name)
+        .collect();
+    if !missing.is_empty() {
+        return Err(type_error(format!(
+            "{method}() {}",
+            missing_message(&missing)
+        )));
+    }
+    Ok(Args {
+        method,
+        values: values.into_iter(),
+        index: 0,
+    })
+}
+
+/// Python's wording: `missing 2 required positional arguments: 'a' and 'b'`.
+fn missing_message(missing: &[&str]) -> String {
+    let quoted: Vec<String> = missing.iter().map(|name| format!("'{name}'")).collect();
+    let list = match quoted.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [a, b] => format!("{a} and {b}"),
+        [init @ .., last] => format!("{}, and {last}", init.join(", ")),
+    };
+    let noun = if missing.len() == 1 {
+        "argument"
+    } else {
+        "arguments"
+    };
+    format!(
+        "missing {} required positional {noun}: {list}",
+        missing.len()
+    )
 }
 
 impl Args {
@@ -43,9 +86,10 @@ impl Args {
     pub fn next<T: DeserializeOwned>(&mut self, name: &str) -> Result<T, RemoteError> {
         self.index += 1;
         match self.values.next() {
-            Some(value) => zerorpc_wire::from_value(value).map_err(|e| type_error(format!("{}() argument '{name}': {e}", self.method))),
+            Some(value) => zerorpc_wire::from_value(value)
+                .map_err(|e| type_error(format!("{}() argument '{name}': {e}", self.method))),
             None => zerorpc_wire::from_value(Value::Nil)
-                .map_err(|_| type_error(format!("{}() missing required positional argument: '{name}'", self.method))),
+                .map_err(|_| type_error(format!("{}() {}", self.method, missing_message(&[name])))),
         }
     }
 }
@@ -132,7 +176,9 @@ pub trait ToRemoteFromDynError {
     fn to_remote(&self) -> RemoteError;
 }
 
-impl<E: Deref<Target = dyn std::error::Error + Send + Sync + 'static>> ToRemoteFromDynError for &Wrap<'_, E> {
+impl<E: Deref<Target = dyn std::error::Error + Send + Sync + 'static>> ToRemoteFromDynError
+    for &Wrap<'_, E>
+{
     fn to_remote(&self) -> RemoteError {
         with_causes("Error", &**self.0)
     }
@@ -162,7 +208,11 @@ pub async fn blocking(method: &'static str, f: impl FnOnce() -> Reply + Send + '
     match task.await {
         Ok(reply) => reply,
         Err(e) if e.is_panic() => err(panic_error(method, &*e.into_panic())),
-        Err(_) => err(RemoteError::new("Cancelled", format!("{method}() was cancelled"), "")),
+        Err(_) => err(RemoteError::new(
+            "Cancelled",
+            format!("{method}() was cancelled"),
+            "",
+        )),
     }
 }
 

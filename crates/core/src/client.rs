@@ -100,7 +100,13 @@ impl ClientBuilder {
                 socket.connect(&resolved)?;
             }
         }
-        Ok(Client { inner: Arc::new(ClientInner { socket, timeout: self.timeout, propagation: self.propagation }) })
+        Ok(Client {
+            inner: Arc::new(ClientInner {
+                socket,
+                timeout: self.timeout,
+                propagation: self.propagation,
+            }),
+        })
     }
 }
 
@@ -195,9 +201,18 @@ impl Client {
     /// sequence) of positional arguments; `()` for none. A streamed reply is
     /// collected into a sequence.
     pub async fn call<R: DeserializeOwned>(&self, method: &str, args: impl Serialize) -> Result<R> {
-        let value = match self.invoke(method, to_args(&args)?, CallOptions::new()).await? {
+        let value = match self
+            .invoke(method, to_args(&args)?, CallOptions::new())
+            .await?
+        {
             Response::Value(value) => value,
-            Response::Stream(stream) => Value::Array(stream.collect::<Vec<_>>().await.into_iter().collect::<Result<_>>()?),
+            Response::Stream(stream) => Value::Array(
+                stream
+                    .collect::<Vec<_>>()
+                    .await
+                    .into_iter()
+                    .collect::<Result<_>>()?,
+            ),
         };
         Ok(zerorpc_wire::from_value(value)?)
     }
@@ -205,7 +220,11 @@ impl Client {
     /// Calls a method that streams its result, converting each item. A
     /// single `OK` reply gives a stream of that one value (none for nil, as
     /// zerorpc-node answers an empty stream).
-    pub async fn stream<T: DeserializeOwned + Send + 'static>(&self, method: &str, args: impl Serialize) -> Result<ReplyStream<T>> {
+    pub async fn stream<T: DeserializeOwned + Send + 'static>(
+        &self,
+        method: &str,
+        args: impl Serialize,
+    ) -> Result<ReplyStream<T>> {
         self.stream_with(method, args, CallOptions::new()).await
     }
 
@@ -226,30 +245,54 @@ impl Client {
 
     /// Calls `method` with dynamic arguments and returns what the server
     /// answered, single value or stream.
-    pub async fn invoke(&self, method: &str, args: Vec<Value>, options: CallOptions) -> Result<Response> {
+    pub async fn invoke(
+        &self,
+        method: &str,
+        args: Vec<Value>,
+        options: CallOptions,
+    ) -> Result<Response> {
         let mut header = Header::new();
-        self.inner.propagation.propagate(CallContext::current().as_ref(), &mut header);
+        self.inner
+            .propagation
+            .propagate(CallContext::current().as_ref(), &mut header);
         let request = Event::new(header, method, Value::Array(args));
-        let open = OpenOptions { first_reply_timeout: options.timeout.or(self.inner.timeout), window: options.window };
+        let open = OpenOptions {
+            first_reply_timeout: options.timeout.or(self.inner.timeout),
+            window: options.window,
+        };
         let mut channel = self.inner.socket.open(request, open)?;
-        let first = channel.recv().await.map_err(|e| Error::transport(e, Some(method)))?;
+        let first = channel
+            .recv()
+            .await
+            .map_err(|e| Error::transport(e, Some(method)))?;
         match first.name.as_str() {
             names::OK => Ok(Response::Value(ok_value(first.args))),
             names::ERR => Err(remote_error(&first)),
-            names::STREAM | names::STREAM_DONE => Ok(Response::Stream(ReplyStream::from_channel(channel, first, method.to_owned()))),
-            other => Err(Error::codec(format!("unexpected reply {other:?} to {method}"), None)),
+            names::STREAM | names::STREAM_DONE => Ok(Response::Stream(ReplyStream::from_channel(
+                channel,
+                first,
+                method.to_owned(),
+            ))),
+            other => Err(Error::codec(
+                format!("unexpected reply {other:?} to {method}"),
+                None,
+            )),
         }
     }
 
     /// A blocking view of this client, for scripts and command-line tools.
     pub fn blocking(&self) -> BlockingClient {
-        BlockingClient { client: self.clone() }
+        BlockingClient {
+            client: self.clone(),
+        }
     }
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("timeout", &self.inner.timeout).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
     }
 }
 
@@ -275,7 +318,11 @@ fn remote_error(event: &Event) -> Error {
     // A reply without `v` (or v < 2) carries the v1 shape `[message]`.
     let v1 = event.header.version.is_none_or(|v| v < 2);
     let parsed = if v1 {
-        event.args.as_array().and_then(|a| a.first()).map(|m| RemoteError::new("RemoteError", m.as_str().unwrap_or_default(), ""))
+        event
+            .args
+            .as_array()
+            .and_then(|a| a.first())
+            .map(|m| RemoteError::new("RemoteError", m.as_str().unwrap_or_default(), ""))
     } else {
         RemoteError::from_args(&event.args)
     };
@@ -307,7 +354,12 @@ impl ReplyStream<Value> {
             method: String,
             done: bool,
         }
-        let state = State { channel, pending: Some(first), method, done: false };
+        let state = State {
+            channel,
+            pending: Some(first),
+            method,
+            done: false,
+        };
         let inner = futures::stream::unfold(state, |mut s| async move {
             if s.done {
                 return None;
@@ -331,23 +383,40 @@ impl ReplyStream<Value> {
                 }
                 other => {
                     s.done = true;
-                    Some((Err(Error::codec(format!("unexpected event {other:?} in the stream of {}", s.method), None)), s))
+                    Some((
+                        Err(Error::codec(
+                            format!("unexpected event {other:?} in the stream of {}", s.method),
+                            None,
+                        )),
+                        s,
+                    ))
                 }
             }
         });
-        ReplyStream { inner: inner.boxed() }
+        ReplyStream {
+            inner: inner.boxed(),
+        }
     }
 
     fn empty() -> Self {
-        ReplyStream { inner: futures::stream::empty().boxed() }
+        ReplyStream {
+            inner: futures::stream::empty().boxed(),
+        }
     }
 
     fn once(value: Value) -> Self {
-        ReplyStream { inner: futures::stream::once(async move { Ok(value) }).boxed() }
+        ReplyStream {
+            inner: futures::stream::once(async move { Ok(value) }).boxed(),
+        }
     }
 
     fn typed<T: DeserializeOwned + Send + 'static>(self) -> ReplyStream<T> {
-        ReplyStream { inner: self.inner.map(|item| Ok(zerorpc_wire::from_value(item?)?)).boxed() }
+        ReplyStream {
+            inner: self
+                .inner
+                .map(|item| Ok(zerorpc_wire::from_value(item?)?))
+                .boxed(),
+        }
     }
 }
 
@@ -381,7 +450,11 @@ impl BlockingClient {
     }
 
     /// See [`Client::stream`]; the items are pulled as the iterator advances.
-    pub fn stream<T: DeserializeOwned + Send + 'static>(&self, method: &str, args: impl Serialize) -> Result<BlockingStream<T>> {
+    pub fn stream<T: DeserializeOwned + Send + 'static>(
+        &self,
+        method: &str,
+        args: impl Serialize,
+    ) -> Result<BlockingStream<T>> {
         let stream = futures::executor::block_on(self.client.stream(method, args))?;
         Ok(BlockingStream { stream })
     }

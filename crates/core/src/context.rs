@@ -27,7 +27,9 @@ struct ContextInner {
 
 impl CallContext {
     pub(crate) fn new(method: String, header: Header) -> Self {
-        CallContext { inner: Arc::new(ContextInner { method, header }) }
+        CallContext {
+            inner: Arc::new(ContextInner { method, header }),
+        }
     }
 
     /// The context of the call the current task serves, if any.

@@ -23,7 +23,9 @@ impl ResolveEndpoint for Literal {
             Ok(vec![endpoint.to_owned()])
         } else {
             Err(Error::codec(
-                format!("bad endpoint {endpoint:?}: expected SCHEME://ADDRESS, e.g. tcp://127.0.0.1:4242"),
+                format!(
+                    "bad endpoint {endpoint:?}: expected SCHEME://ADDRESS, e.g. tcp://127.0.0.1:4242"
+                ),
                 None,
             ))
         }

@@ -20,8 +20,16 @@ pub struct RemoteError {
 impl RemoteError {
     /// A remote error with a name (an exception or type name such as
     /// `ValueError`), a message and a traceback (may be empty).
-    pub fn new(name: impl Into<String>, message: impl Into<String>, traceback: impl Into<String>) -> Self {
-        RemoteError { name: name.into(), message: message.into(), traceback: traceback.into() }
+    pub fn new(
+        name: impl Into<String>,
+        message: impl Into<String>,
+        traceback: impl Into<String>,
+    ) -> Self {
+        RemoteError {
+            name: name.into(),
+            message: message.into(),
+            traceback: traceback.into(),
+        }
     }
 
     /// The error's name: the exception class or error type, unqualified.
@@ -45,7 +53,10 @@ impl RemoteError {
         let items = args.as_array()?;
         let text = |i: usize| -> Option<String> {
             match items.get(i)? {
-                Value::String(s) => Some(s.as_str().map_or_else(|| String::from_utf8_lossy(s.as_bytes()).into_owned(), str::to_owned)),
+                Value::String(s) => Some(s.as_str().map_or_else(
+                    || String::from_utf8_lossy(s.as_bytes()).into_owned(),
+                    str::to_owned,
+                )),
                 Value::Binary(b) => Some(String::from_utf8_lossy(b).into_owned()),
                 Value::Nil => Some(String::new()),
                 other => Some(other.to_string()),
@@ -60,7 +71,11 @@ impl RemoteError {
 
     /// The args of the `ERR` event carrying this error.
     pub fn to_args(&self) -> Value {
-        Value::Array(vec![self.name.as_str().into(), self.message.as_str().into(), self.traceback.as_str().into()])
+        Value::Array(vec![
+            self.name.as_str().into(),
+            self.message.as_str().into(),
+            self.traceback.as_str().into(),
+        ])
     }
 }
 
@@ -106,8 +121,14 @@ pub struct Error {
 #[derive(Debug)]
 enum Repr {
     Remote(RemoteError),
-    Transport { method: Option<String>, source: transport::Error },
-    Codec { context: String, source: Option<Box<dyn std::error::Error + Send + Sync>> },
+    Transport {
+        method: Option<String>,
+        source: transport::Error,
+    },
+    Codec {
+        context: String,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 impl Error {
@@ -117,11 +138,26 @@ impl Error {
             transport::ErrorKind::LostRemote => ErrorKind::LostRemote,
             _ => ErrorKind::Transport,
         };
-        Error { kind, repr: Repr::Transport { method: method.map(str::to_owned), source } }
+        Error {
+            kind,
+            repr: Repr::Transport {
+                method: method.map(str::to_owned),
+                source,
+            },
+        }
     }
 
-    pub(crate) fn codec(context: impl Into<String>, source: Option<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Error { kind: ErrorKind::Codec, repr: Repr::Codec { context: context.into(), source } }
+    pub(crate) fn codec(
+        context: impl Into<String>,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error {
+            kind: ErrorKind::Codec,
+            repr: Repr::Codec {
+                context: context.into(),
+                source,
+            },
+        }
     }
 
     /// The kind of failure.
@@ -165,7 +201,10 @@ impl Error {
 
 impl From<RemoteError> for Error {
     fn from(e: RemoteError) -> Self {
-        Error { kind: ErrorKind::Remote, repr: Repr::Remote(e) }
+        Error {
+            kind: ErrorKind::Remote,
+            repr: Repr::Remote(e),
+        }
     }
 }
 
@@ -185,11 +224,16 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
             Repr::Remote(e) => e.fmt(f),
-            Repr::Transport { method: Some(m), source } if self.kind == ErrorKind::Timeout => {
+            Repr::Transport {
+                method: Some(m),
+                source,
+            } if self.kind == ErrorKind::Timeout => {
                 write!(f, "{source}, when calling remote method {m}")
             }
             Repr::Transport { source, .. } if self.kind != ErrorKind::Transport => source.fmt(f),
-            Repr::Transport { method: Some(m), .. } => write!(f, "transport failure when calling remote method {m}"),
+            Repr::Transport {
+                method: Some(m), ..
+            } => write!(f, "transport failure when calling remote method {m}"),
             Repr::Transport { method: None, .. } => f.write_str("transport failure"),
             Repr::Codec { context, .. } => f.write_str(context),
         }
@@ -203,7 +247,9 @@ impl std::error::Error for Error {
             Repr::Transport { source, .. } if self.kind == ErrorKind::Transport => Some(source),
             // Timeout and lost-remote already say everything in Display.
             Repr::Transport { .. } => None,
-            Repr::Codec { source, .. } => source.as_deref().map(|e| e as &(dyn std::error::Error + 'static)),
+            Repr::Codec { source, .. } => source
+                .as_deref()
+                .map(|e| e as &(dyn std::error::Error + 'static)),
         }
     }
 }

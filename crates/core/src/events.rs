@@ -21,7 +21,10 @@ pub struct Emitter {
 
 impl Emitter {
     fn new(kind: SocketKind) -> Result<Self> {
-        Ok(Emitter { socket: Socket::new(kind, SocketConfig::new())?, propagation: Arc::new(CopyExtras) })
+        Ok(Emitter {
+            socket: Socket::new(kind, SocketConfig::new())?,
+            propagation: Arc::new(CopyExtras),
+        })
     }
 
     /// Binds to an endpoint; returns the endpoint bound.
@@ -39,15 +42,19 @@ impl Emitter {
     /// none). Carries the context of the call being served, if any.
     pub fn emit(&self, method: &str, args: impl Serialize) -> Result<()> {
         let mut header = Header::new();
-        self.propagation.propagate(CallContext::current().as_ref(), &mut header);
-        self.socket.emit(Event::new(header, method, Value::Array(to_args(&args)?)));
+        self.propagation
+            .propagate(CallContext::current().as_ref(), &mut header);
+        self.socket
+            .emit(Event::new(header, method, Value::Array(to_args(&args)?)));
         Ok(())
     }
 }
 
 impl std::fmt::Debug for Emitter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Emitter").field("kind", &self.socket.kind()).finish_non_exhaustive()
+        f.debug_struct("Emitter")
+            .field("kind", &self.socket.kind())
+            .finish_non_exhaustive()
     }
 }
 
@@ -80,21 +87,30 @@ pub struct EmitterOf<K> {
 
 impl<K> Clone for EmitterOf<K> {
     fn clone(&self) -> Self {
-        EmitterOf { emitter: self.emitter.clone(), kind: std::marker::PhantomData }
+        EmitterOf {
+            emitter: self.emitter.clone(),
+            kind: std::marker::PhantomData,
+        }
     }
 }
 
 impl EmitterOf<PushKind> {
     /// A pusher, not yet bound or connected.
     pub fn new() -> Result<Self> {
-        Ok(EmitterOf { emitter: Emitter::new(SocketKind::Push)?, kind: std::marker::PhantomData })
+        Ok(EmitterOf {
+            emitter: Emitter::new(SocketKind::Push)?,
+            kind: std::marker::PhantomData,
+        })
     }
 }
 
 impl EmitterOf<PublishKind> {
     /// A publisher, not yet bound or connected.
     pub fn new() -> Result<Self> {
-        Ok(EmitterOf { emitter: Emitter::new(SocketKind::Publish)?, kind: std::marker::PhantomData })
+        Ok(EmitterOf {
+            emitter: Emitter::new(SocketKind::Publish)?,
+            kind: std::marker::PhantomData,
+        })
     }
 }
 
@@ -114,10 +130,17 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    fn new(kind: SocketKind, service: impl Service, hooks: Vec<Arc<dyn EventHook>>) -> Result<Self> {
+    fn new(
+        kind: SocketKind,
+        service: impl Service,
+        hooks: Vec<Arc<dyn EventHook>>,
+    ) -> Result<Self> {
         let mut config = SocketConfig::new();
         config.hooks = hooks;
-        Ok(Receiver { socket: Socket::new(kind, config)?, methods: Arc::new(Arc::new(service).methods()) })
+        Ok(Receiver {
+            socket: Socket::new(kind, config)?,
+            methods: Arc::new(Arc::new(service).methods()),
+        })
     }
 
     /// A puller (PULL socket) running the methods of `service`.
@@ -154,9 +177,13 @@ impl Receiver {
             };
             let context = CallContext::new(event.name.clone(), event.header);
             let name = event.name;
-            let reply = context.scope(crate::server::dispatch(&self.methods, &name, event.args)).await;
+            let reply = context
+                .scope(crate::server::dispatch(&self.methods, &name, event.args))
+                .await;
             match reply {
-                Reply::Value(Err(e)) => tracing::warn!("event {name} failed: {}: {}", e.name(), e.message()),
+                Reply::Value(Err(e)) => {
+                    tracing::warn!("event {name} failed: {}: {}", e.name(), e.message())
+                }
                 Reply::Stream(_) | Reply::Value(Ok(_)) => {}
             }
         }
@@ -170,7 +197,10 @@ impl Receiver {
 
 impl std::fmt::Debug for Receiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Receiver").field("kind", &self.socket.kind()).field("service", &self.methods.name()).finish()
+        f.debug_struct("Receiver")
+            .field("kind", &self.socket.kind())
+            .field("service", &self.methods.name())
+            .finish()
     }
 }
 

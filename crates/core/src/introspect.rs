@@ -6,7 +6,11 @@ use crate::RemoteError;
 use crate::service::{MethodInfo, Methods};
 
 /// Answers an introspection call, or `None` when `method` is not one.
-pub(crate) fn answer(methods: &Methods, method: &str, args: &[Value]) -> Option<Result<Value, RemoteError>> {
+pub(crate) fn answer(
+    methods: &Methods,
+    method: &str,
+    args: &[Value],
+) -> Option<Result<Value, RemoteError>> {
     let name = || Value::from(methods.name());
     let target = || -> Result<(&str, &MethodInfo), RemoteError> {
         let wanted = args.first().and_then(|v| match v {
@@ -17,7 +21,11 @@ pub(crate) fn answer(methods: &Methods, method: &str, args: &[Value]) -> Option<
         let wanted = wanted.unwrap_or_default();
         match methods.info(wanted) {
             Some(info) => Ok((wanted, info)),
-            None => Err(RemoteError::new("KeyError", format!("'{wanted}'"), format!("KeyError: '{wanted}'\n"))),
+            None => Err(RemoteError::new(
+                "KeyError",
+                format!("'{wanted}'"),
+                format!("KeyError: '{wanted}'\n"),
+            )),
         }
     };
     let answer = match method {
@@ -38,11 +46,21 @@ fn doc(info: &MethodInfo) -> Value {
 
 /// Python's `getargspec` 4-tuple: `[args, varargs, keywords, defaults]`.
 fn argspec(info: &MethodInfo) -> Value {
-    let Some(args) = &info.args else { return Value::Nil };
+    let Some(args) = &info.args else {
+        return Value::Nil;
+    };
     let names = args.iter().map(|a| Value::from(a.name.as_str())).collect();
     // Python lists defaults for the last k parameters only.
-    let defaults: Vec<Value> = args.iter().skip_while(|a| a.default.is_none()).map(|a| a.default.clone().unwrap_or(Value::Nil)).collect();
-    let defaults = if defaults.is_empty() { Value::Nil } else { Value::Array(defaults) };
+    let defaults: Vec<Value> = args
+        .iter()
+        .skip_while(|a| a.default.is_none())
+        .map(|a| a.default.clone().unwrap_or(Value::Nil))
+        .collect();
+    let defaults = if defaults.is_empty() {
+        Value::Nil
+    } else {
+        Value::Array(defaults)
+    };
     Value::Array(vec![Value::Array(names), Value::Nil, Value::Nil, defaults])
 }
 
@@ -71,5 +89,8 @@ fn inspect(methods: &Methods) -> Value {
             (Value::from(m), description)
         })
         .collect();
-    Value::Map(vec![("name".into(), Value::from(methods.name())), ("methods".into(), Value::Map(entries))])
+    Value::Map(vec![
+        ("name".into(), Value::from(methods.name())),
+        ("methods".into(), Value::Map(entries)),
+    ])
 }

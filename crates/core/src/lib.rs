@@ -69,11 +69,16 @@ mod service;
 #[doc(hidden)]
 pub mod __private;
 
-pub use client::{BlockingClient, BlockingStream, CallOptions, Client, ClientBuilder, DEFAULT_TIMEOUT, ReplyStream, Response};
+pub use client::{
+    BlockingClient, BlockingStream, CallOptions, Client, ClientBuilder, DEFAULT_TIMEOUT,
+    ReplyStream, Response,
+};
 pub use context::{CallContext, CopyExtras, Propagation};
 pub use endpoint::{Literal, ResolveEndpoint};
 pub use error::{Error, ErrorKind, RemoteError, Result};
-pub use events::{Emitter, EmitterOf, PublishKind, Publisher, PushKind, Puller, Pusher, Receiver, Subscriber};
+pub use events::{
+    Emitter, EmitterOf, PublishKind, Publisher, Puller, PushKind, Pusher, Receiver, Subscriber,
+};
 pub use server::{Server, ServerBuilder, ShutdownHandle};
 pub use service::{Arg, Handler, MethodInfo, Methods, Reply, Service};
 pub use zerorpc_macros::service;

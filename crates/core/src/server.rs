@@ -87,8 +87,15 @@ impl ServerBuilder {
                 endpoints.push(socket.connect(&resolved)?);
             }
         }
-        let limit = self.max_concurrent_calls.map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
-        Ok(Server { methods: Arc::new(self.methods), socket, endpoints, limit })
+        let limit = self
+            .max_concurrent_calls
+            .map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
+        Ok(Server {
+            methods: Arc::new(self.methods),
+            socket,
+            endpoints,
+            limit,
+        })
     }
 }
 
@@ -154,7 +161,9 @@ impl Server {
 
     /// A handle that stops the server from another task or thread.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle { socket: self.socket.clone() }
+        ShutdownHandle {
+            socket: self.socket.clone(),
+        }
     }
 
     /// The socket's counters (drops of malformed and unroutable events...).
@@ -197,7 +206,10 @@ impl Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("name", &self.methods.name()).field("endpoints", &self.endpoints).finish_non_exhaustive()
+        f.debug_struct("Server")
+            .field("name", &self.methods.name())
+            .field("endpoints", &self.endpoints)
+            .finish_non_exhaustive()
     }
 }
 
@@ -215,7 +227,9 @@ impl ShutdownHandle {
 }
 
 async fn serve_call(methods: &Methods, mut channel: Channel) {
-    let Ok(request) = channel.recv().await else { return };
+    let Ok(request) = channel.recv().await else {
+        return;
+    };
     // zerorpc-python answers requests without `v`, or with v < 2, in the v1 shape.
     let v1 = request.header.version.is_none_or(|v| v < 2);
     let context = CallContext::new(request.name.clone(), request.header);
@@ -236,8 +250,15 @@ pub(crate) async fn dispatch(methods: &Methods, name: &str, args: Value) -> Repl
         Value::Array(args) => args,
         Value::Nil => Vec::new(),
         other => {
-            let message = format!("{name}() arguments must be an array, not {}", type_name(&other));
-            return Reply::Value(Err(RemoteError::new("TypeError", message.clone(), format!("TypeError: {message}\n"))));
+            let message = format!(
+                "{name}() arguments must be an array, not {}",
+                type_name(&other)
+            );
+            return Reply::Value(Err(RemoteError::new(
+                "TypeError",
+                message.clone(),
+                format!("TypeError: {message}\n"),
+            )));
         }
     };
     if let Some(answer) = introspect::answer(methods, name, &args) {
@@ -249,7 +270,11 @@ pub(crate) async fn dispatch(methods: &Methods, name: &str, args: Value) -> Repl
             reply => reply,
         },
         // zerorpc-python's answer to an unknown method: NameError with the name.
-        None => Reply::Value(Err(RemoteError::new("NameError", name, format!("NameError: {name}\n")))),
+        None => Reply::Value(Err(RemoteError::new(
+            "NameError",
+            name,
+            format!("NameError: {name}\n"),
+        ))),
     }
 }
 
@@ -270,10 +295,22 @@ fn type_name(value: &Value) -> &'static str {
 async fn send_reply(channel: &mut Channel, method: &str, reply: Reply, v1: bool) {
     let event = |name: &str, args: Value| Event::new(Header::new(), name, args);
     let error_args = |e: &RemoteError| {
-        if v1 { Value::Array(vec![Value::from(format!("{}({:?})", e.name(), e.message()))]) } else { e.to_args() }
+        if v1 {
+            Value::Array(vec![Value::from(format!(
+                "{}({:?})",
+                e.name(),
+                e.message()
+            ))])
+        } else {
+            e.to_args()
+        }
     };
     let result = match reply {
-        Reply::Value(Ok(value)) => channel.send(event(names::OK, Value::Array(vec![value]))).await,
+        Reply::Value(Ok(value)) => {
+            channel
+                .send(event(names::OK, Value::Array(vec![value])))
+                .await
+        }
         Reply::Value(Err(e)) => channel.send(event(names::ERR, error_args(&e))).await,
         Reply::Stream(mut stream) => loop {
             match stream.next().await {

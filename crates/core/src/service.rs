@@ -46,7 +46,11 @@ pub struct Arg {
 impl Arg {
     /// A parameter with a name only.
     pub fn new(name: impl Into<String>) -> Self {
-        Arg { name: name.into(), ty: None, default: None }
+        Arg {
+            name: name.into(),
+            ty: None,
+            default: None,
+        }
     }
 
     /// Adds the type shown by introspection.
@@ -138,7 +142,10 @@ impl Methods {
     /// An empty table for a service called `name` (what `_zerorpc_name`
     /// answers).
     pub fn new(name: impl Into<String>) -> Self {
-        Methods { name: name.into(), methods: BTreeMap::new() }
+        Methods {
+            name: name.into(),
+            methods: BTreeMap::new(),
+        }
     }
 
     /// The service name.
@@ -152,7 +159,12 @@ impl Methods {
     }
 
     /// Registers a method, replacing any method of the same name.
-    pub fn add<F, Fut>(&mut self, name: impl Into<String>, info: MethodInfo, handler: F) -> &mut Self
+    pub fn add<F, Fut>(
+        &mut self,
+        name: impl Into<String>,
+        info: MethodInfo,
+        handler: F,
+    ) -> &mut Self
     where
         F: Fn(Vec<Value>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Reply> + Send + 'static,
@@ -163,7 +175,12 @@ impl Methods {
     }
 
     /// Registers a method from a ready-made [`Handler`].
-    pub fn add_handler(&mut self, name: impl Into<String>, info: MethodInfo, handler: Handler) -> &mut Self {
+    pub fn add_handler(
+        &mut self,
+        name: impl Into<String>,
+        info: MethodInfo,
+        handler: Handler,
+    ) -> &mut Self {
         self.methods.insert(name.into(), Method { info, handler });
         self
     }
@@ -191,7 +208,10 @@ impl Methods {
 
 impl fmt::Debug for Methods {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Methods").field("name", &self.name).field("methods", &self.methods.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("Methods")
+            .field("name", &self.name)
+            .field("methods", &self.methods.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -222,7 +242,11 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// A remote error for a handler that panicked.
 pub(crate) fn panic_error(method: &str, payload: &(dyn std::any::Any + Send)) -> RemoteError {
     let message = panic_message(payload);
-    RemoteError::new("Panic", message.clone(), format!("Panic in method {method}: {message}\n"))
+    RemoteError::new(
+        "Panic",
+        message.clone(),
+        format!("Panic in method {method}: {message}\n"),
+    )
 }
 
 /// Runs a handler, turning a panic into an error reply.
@@ -235,10 +259,15 @@ pub(crate) async fn call_guarded(method: &str, handler: &Handler, args: Vec<Valu
 }
 
 /// A stream of replies that ends with `Err` on a panic in the stream.
-pub(crate) fn guard_stream(method: String, stream: BoxStream<'static, Result<Value, RemoteError>>) -> BoxStream<'static, Result<Value, RemoteError>> {
+pub(crate) fn guard_stream(
+    method: String,
+    stream: BoxStream<'static, Result<Value, RemoteError>>,
+) -> BoxStream<'static, Result<Value, RemoteError>> {
     let mut stream = Some(stream);
     futures::stream::poll_fn(move |cx| {
-        let Some(inner) = stream.as_mut() else { return std::task::Poll::Ready(None) };
+        let Some(inner) = stream.as_mut() else {
+            return std::task::Poll::Ready(None);
+        };
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll_next_unpin(cx))) {
             Ok(poll) => poll,
             Err(payload) => {

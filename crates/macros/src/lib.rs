@@ -7,8 +7,8 @@ use quote::{format_ident, quote};
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{
-    Attribute, FnArg, GenericArgument, ImplItem, ImplItemFn, ItemImpl, LitStr, Pat, PathArguments, ReturnType, Token, Type, TypeParamBound,
-    Visibility, parse_macro_input,
+    Attribute, FnArg, GenericArgument, ImplItem, ImplItemFn, ItemImpl, LitStr, Pat, PathArguments,
+    ReturnType, Token, Type, TypeParamBound, Visibility, parse_macro_input,
 };
 
 /// Exposes the public (`pub` or `pub(...)`) `&self` methods of an inherent `impl` block as remote
@@ -52,7 +52,10 @@ impl Parse for ServiceOptions {
             if pair.path.is_ident("name") {
                 options.name = Some(lit_str(&pair.value)?);
             } else {
-                return Err(syn::Error::new_spanned(pair.path, "unknown option; expected `name = \"...\"`"));
+                return Err(syn::Error::new_spanned(
+                    pair.path,
+                    "unknown option; expected `name = \"...\"`",
+                ));
             }
         }
         Ok(options)
@@ -61,7 +64,10 @@ impl Parse for ServiceOptions {
 
 fn lit_str(expr: &syn::Expr) -> syn::Result<LitStr> {
     match expr {
-        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => Ok(s.clone()),
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s),
+            ..
+        }) => Ok(s.clone()),
         other => Err(syn::Error::new_spanned(other, "expected a string literal")),
     }
 }
@@ -97,7 +103,9 @@ fn method_options(attrs: &mut Vec<Attribute>) -> syn::Result<MethodOptions> {
             } else if meta.path.is_ident("name") {
                 options.name = Some(meta.value()?.parse()?);
             } else {
-                return Err(meta.error("unknown option; expected skip, iter, stream or name = \"...\""));
+                return Err(
+                    meta.error("unknown option; expected skip, iter, stream or name = \"...\"")
+                );
             }
             Ok(())
         });
@@ -121,8 +129,22 @@ fn doc_text(attrs: &[Attribute]) -> String {
             _ => None,
         })
         .collect();
-    let indent = lines.iter().filter(|l| !l.trim().is_empty()).map(|l| l.len() - l.trim_start().len()).min().unwrap_or(0);
-    let text: Vec<&str> = lines.iter().map(|l| if l.len() >= indent { &l[indent..] } else { l.trim_start() }).collect();
+    let indent = lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    let text: Vec<&str> = lines
+        .iter()
+        .map(|l| {
+            if l.len() >= indent {
+                &l[indent..]
+            } else {
+                l.trim_start()
+            }
+        })
+        .collect();
     text.join("\n").trim().to_owned()
 }
 
@@ -148,17 +170,27 @@ fn first_generic(segment: &syn::PathSegment) -> Option<&Type> {
 /// `Result<T, E>` gives `T`.
 fn result_ok_type(ty: &Type) -> Option<&Type> {
     let segment = last_segment(ty)?;
-    if segment.ident == "Result" { first_generic(segment) } else { None }
+    if segment.ident == "Result" {
+        first_generic(segment)
+    } else {
+        None
+    }
 }
 
 /// For `impl Iterator<Item = X>` / `impl Stream<Item = X>`: the kind and X.
 fn stream_shape(ty: &Type) -> Option<(StreamKind, Option<&Type>)> {
-    let Type::ImplTrait(imp) = ty else { return None };
+    let Type::ImplTrait(imp) = ty else {
+        return None;
+    };
     imp.bounds.iter().find_map(|bound| {
-        let TypeParamBound::Trait(t) = bound else { return None };
+        let TypeParamBound::Trait(t) = bound else {
+            return None;
+        };
         let segment = t.path.segments.last()?;
         let kind = match segment.ident.to_string().as_str() {
-            "Iterator" | "IntoIterator" | "ExactSizeIterator" | "DoubleEndedIterator" => StreamKind::Iter,
+            "Iterator" | "IntoIterator" | "ExactSizeIterator" | "DoubleEndedIterator" => {
+                StreamKind::Iter
+            }
             "Stream" => StreamKind::Stream,
             _ => return None,
         };
@@ -205,19 +237,26 @@ fn to_remote(error: TokenStream2) -> TokenStream2 {
 
 fn expand(options: ServiceOptions, item: &mut ItemImpl) -> syn::Result<TokenStream2> {
     if let Some((_, path, _)) = &item.trait_ {
-        return Err(syn::Error::new_spanned(path, "#[zerorpc::service] goes on an inherent impl block, not a trait impl"));
+        return Err(syn::Error::new_spanned(
+            path,
+            "#[zerorpc::service] goes on an inherent impl block, not a trait impl",
+        ));
     }
     let self_ty = item.self_ty.clone();
     let service_name = match options.name {
         Some(name) => name,
         None => {
-            let ident = last_segment(&self_ty).map(|s| s.ident.to_string()).unwrap_or_else(|| "Service".to_owned());
+            let ident = last_segment(&self_ty)
+                .map(|s| s.ident.to_string())
+                .unwrap_or_else(|| "Service".to_owned());
             LitStr::new(&ident, Span::call_site())
         }
     };
     let mut registrations = Vec::new();
     for impl_item in &mut item.items {
-        let ImplItem::Fn(method) = impl_item else { continue };
+        let ImplItem::Fn(method) = impl_item else {
+            continue;
+        };
         let opts = method_options(&mut method.attrs)?;
         if opts.skip || matches!(method.vis, Visibility::Inherited) {
             continue;
@@ -252,7 +291,10 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
         // Associated functions (constructors...) are not remote methods.
         _ => return Ok(TokenStream2::new()),
     }
-    let name = opts.name.clone().unwrap_or_else(|| LitStr::new(&ident.to_string(), ident.span()));
+    let name = opts
+        .name
+        .clone()
+        .unwrap_or_else(|| LitStr::new(&ident.to_string(), ident.span()));
     let doc = doc_text(&method.attrs);
 
     let mut params = Vec::new();
@@ -265,6 +307,7 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
         params.push((format_ident!("__p{}", i), param_name, (*pt.ty).clone()));
     }
     let arg_names: Vec<&str> = params.iter().map(|(_, n, _)| n.as_str()).collect();
+    let arg_optional: Vec<bool> = params.iter().map(|(_, _, ty)| is_option(ty)).collect();
     let arg_infos = params.iter().map(|(_, n, ty)| {
         let text = type_text(ty);
         let default = is_option(ty).then(|| quote!(.with_default(::zerorpc::Value::Nil)));
@@ -293,7 +336,9 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
     };
     let shape = ok_ty.as_ref().and_then(stream_shape);
     let stream_kind = opts.kind.or(shape.map(|(k, _)| k));
-    let item_fallible = shape.and_then(|(_, item)| item).is_some_and(|t| result_ok_type(t).is_some());
+    let item_fallible = shape
+        .and_then(|(_, item)| item)
+        .is_some_and(|t| result_ok_type(t).is_some());
     let is_async = sig.asyncness.is_some();
     let await_ = is_async.then(|| quote!(.await));
     let call = quote!(this.#ident(#(#vars),*) #await_);
@@ -320,9 +365,15 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
         Some(kind) => {
             let blocking = kind == StreamKind::Iter && !is_async;
             let (send_item, send_error) = if blocking {
-                (quote!(__sink.item_blocking(&v)), quote!(__sink.error_blocking(#convert_error)))
+                (
+                    quote!(__sink.item_blocking(&v)),
+                    quote!(__sink.error_blocking(#convert_error)),
+                )
             } else {
-                (quote!(__sink.item(&v).await), quote!(__sink.error(#convert_error).await))
+                (
+                    quote!(__sink.item(&v).await),
+                    quote!(__sink.error(#convert_error).await),
+                )
             };
             let item = if item_fallible {
                 quote! {
@@ -369,7 +420,7 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
                     let this = ::std::sync::Arc::clone(&this);
                     async move {
                         #[allow(unused_mut)]
-                        let mut __args = match ::zerorpc::__private::args(#name, __values, &[#(#arg_names),*]) {
+                        let mut __args = match ::zerorpc::__private::args(#name, __values, &[#(#arg_names),*], &[#(#arg_optional),*]) {
                             ::std::result::Result::Ok(a) => a,
                             ::std::result::Result::Err(e) => return ::zerorpc::__private::err(e),
                         };
