@@ -1,0 +1,3 @@
+//! Integration tests of the zerorpc crate against real peers.
+
+mod python;

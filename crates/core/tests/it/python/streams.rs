@@ -1,0 +1,182 @@
+//! Streams both ways under zerorpc-python's flow control: lengths 0, 1, 5
+//! and 250 with the default queue and with 10 slots, an error after some
+//! items, and slow consumers that must not be flooded.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::json;
+use zerorpc::{CallOptions, Client};
+use zerorpc_test_support::wait_until;
+
+use super::{
+    GrantRecorder, Interop, RustServer, STARTUP, python_grants, python_server, run_python_client,
+};
+
+const LENGTHS: [u64; 4] = [0, 1, 5, 250];
+
+const PY_STREAMS_CLIENT: &str = r#"
+client = zerorpc.Client(timeout=10)
+client.connect(sys.argv[1])
+out = {"default": {}, "slots10": {}}
+for n in (0, 1, 5, 250):
+    out["default"][str(n)] = list(client.count(n))
+    out["slots10"][str(n)] = list(client.count(n, slots=10))
+
+items = []
+try:
+    for item in client.count_then_fail(3):
+        items.append(item)
+    out["broken"] = {"items": items}
+except Exception as e:
+    out["broken"] = dict(error_info(e), items=items)
+emit(out)
+"#;
+
+#[test]
+fn python_client_streams_from_our_server() {
+    let server = RustServer::start(Interop::default(), None);
+    let Some((out, peer)) = run_python_client(PY_STREAMS_CLIENT, &[server.endpoint()], STARTUP)
+    else {
+        return;
+    };
+    for n in LENGTHS {
+        let expected: Vec<u64> = (0..n).collect();
+        assert_eq!(out["default"][n.to_string()], json!(expected), "count({n})");
+        assert_eq!(
+            out["slots10"][n.to_string()],
+            json!(expected),
+            "count({n}, slots=10)"
+        );
+    }
+    let broken = &out["broken"];
+    assert_eq!(broken["items"], json!([0, 1, 2]), "{broken}");
+    assert_eq!(broken["error"], "RemoteError", "{broken}");
+    assert_eq!(broken["name"], "InteropError");
+    assert_eq!(broken["msg"], "broke after 3 items");
+    let stderr = peer.process().stderr_lines().join("\n");
+    assert!(!stderr.contains("overflow"), "{stderr}");
+}
+
+const PY_SLOW_CONSUMER: &str = r#"
+client = zerorpc.Client(timeout=10)
+client.connect(sys.argv[1])
+out = {}
+for n, slots, pause in ((60, 10, 0.02), (150, 100, 0.005)):
+    got = []
+    for item in client.count(n, slots=slots):
+        got.append(item)
+        gevent.sleep(pause)
+    out["%d/%d" % (n, slots)] = got
+emit(out)
+"#;
+
+#[test]
+fn slow_python_consumer_is_not_flooded_by_our_server() {
+    let server = RustServer::start(Interop::default(), None);
+    let Some((out, peer)) = run_python_client(PY_SLOW_CONSUMER, &[server.endpoint()], STARTUP)
+    else {
+        return;
+    };
+    assert_eq!(out["60/10"], json!((0..60).collect::<Vec<u64>>()));
+    assert_eq!(out["150/100"], json!((0..150).collect::<Vec<u64>>()));
+    // Python's receiver dies with "BufferedChannel, queue overflow" when a
+    // sender exceeds its credit.
+    let stderr = peer.process().stderr_lines().join("\n");
+    assert!(!stderr.contains("overflow"), "{stderr}");
+}
+
+/// A client recording the credit it grants.
+fn recording_client(endpoint: &str) -> (Client, Arc<GrantRecorder>) {
+    let grants = Arc::new(GrantRecorder::default());
+    let client = Client::builder()
+        .connect(endpoint)
+        .hook(grants.clone())
+        .build()
+        .unwrap();
+    (client, grants)
+}
+
+/// Waits (bounded) for the grants to match zerorpc-python's for a stream of
+/// `items` items plus its terminator. The last grant may be sent by the I/O
+/// thread just after the terminator was handed over.
+fn assert_python_grants(grants: &GrantRecorder, window: u32, items: u64) {
+    let expected = python_grants(i64::from(window), items as usize + 1);
+    wait_until(Duration::from_secs(2), || grants.grants() == expected);
+    assert_eq!(grants.grants(), expected, "{items} items, window {window}");
+}
+
+#[tokio::test]
+async fn our_client_streams_from_a_python_server() {
+    let Some((_peer, endpoint)) = python_server(5.0) else {
+        return;
+    };
+    for n in LENGTHS {
+        for window in [None, Some(10)] {
+            let (client, grants) = recording_client(&endpoint);
+            let options = window.map_or_else(CallOptions::new, |w| CallOptions::new().window(w));
+            let stream = client
+                .stream_with::<u64>("count", (n,), options)
+                .await
+                .unwrap();
+            let items: Vec<u64> = stream.map(Result::unwrap).collect().await;
+            assert_eq!(
+                items,
+                (0..n).collect::<Vec<_>>(),
+                "count({n}), window {window:?}"
+            );
+            assert_python_grants(&grants, window.unwrap_or(100), n);
+        }
+    }
+
+    let client = Client::connect(&endpoint).unwrap();
+    let mut stream = client.stream::<u64>("count_then_fail", (3,)).await.unwrap();
+    let mut items = Vec::new();
+    let error = loop {
+        match tokio::time::timeout(STARTUP, stream.next())
+            .await
+            .expect("stream stalled")
+        {
+            Some(Ok(item)) => items.push(item),
+            Some(Err(e)) => break e,
+            None => panic!("the stream ended without its error after {items:?}"),
+        }
+    };
+    assert_eq!(items, [0, 1, 2]);
+    let remote = error.remote().expect("a remote error");
+    assert_eq!(remote.name(), "ValueError");
+    assert_eq!(remote.message(), "broke after 3 items");
+    assert!(remote.traceback().contains("Traceback"), "{remote:?}");
+    assert!(stream.next().await.is_none(), "nothing after the error");
+}
+
+#[tokio::test]
+async fn our_slow_client_consumes_a_python_stream_in_order() {
+    let Some((peer, endpoint)) = python_server(5.0) else {
+        return;
+    };
+    for (n, window, pause) in [(60, 10, 20), (150, 100, 5)] {
+        let (client, grants) = recording_client(&endpoint);
+        let mut stream = client
+            .stream_with::<u64>("count", (n,), CallOptions::new().window(window))
+            .await
+            .unwrap();
+        let mut items = Vec::new();
+        for _ in 0..=n {
+            match tokio::time::timeout(STARTUP, stream.next())
+                .await
+                .expect("stream stalled")
+            {
+                Some(item) => items.push(item.unwrap()),
+                None => break,
+            }
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
+        assert_eq!(items, (0..n).collect::<Vec<_>>());
+        // Granting exactly like Python keeps at most `window` items queued.
+        assert_python_grants(&grants, window, n);
+    }
+    let stderr = peer.process().stderr_lines().join("\n");
+    assert!(!stderr.contains("Traceback"), "{stderr}");
+}
