@@ -1,1 +1,7 @@
-//! Integration tests of the hub.
+//! Integration tests of the hub: real ZeroMQ sockets on 127.0.0.1, the hub
+//! running in-process, zerorpc-python peers, the `zerorpc-hub` binary, and
+//! HAProxy in front of two hubs.
+
+mod queue_frames;
+mod queue_python;
+mod support;
