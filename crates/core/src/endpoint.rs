@@ -22,12 +22,9 @@ impl ResolveEndpoint for Literal {
         if endpoint.contains("://") {
             Ok(vec![endpoint.to_owned()])
         } else {
-            Err(Error::codec(
-                format!(
-                    "bad endpoint {endpoint:?}: expected SCHEME://ADDRESS, e.g. tcp://127.0.0.1:4242"
-                ),
-                None,
-            ))
+            Err(Error::endpoint(format!(
+                "bad endpoint {endpoint:?}: expected SCHEME://ADDRESS, e.g. tcp://127.0.0.1:4242"
+            )))
         }
     }
 }

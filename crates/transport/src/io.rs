@@ -153,9 +153,16 @@ impl IoThread {
 
     pub(crate) fn run(mut self) {
         while self.running {
-            self.wake_pending.store(false, Ordering::Release);
+            // Drain before clearing the flag: a sender that sees it clear
+            // writes a wake-up byte after this drain, which then wakes the
+            // poll below even if its command arrives after the loop that
+            // follows. Clearing first would let such a byte be drained
+            // with the flag set, and a later command wait for no wake-up.
             let mut drain = [0u8; 64];
             while matches!(self.wake_rx.read(&mut drain), Ok(n) if n > 0) {}
+            // A swap, not a store: acquiring the senders' flag makes their
+            // commands visible to the loop below.
+            self.wake_pending.swap(false, Ordering::AcqRel);
             loop {
                 match self.commands.try_recv() {
                     Ok(command) => self.handle(command),

@@ -1,3 +1,4 @@
 //! Integration tests of the zerorpc crate against real peers.
 
+mod behaviour;
 mod python;

@@ -1,0 +1,329 @@
+//! The client: timeouts, concurrency, abandoning calls, executors, the
+//! blocking API and several servers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use zerorpc::{CallOptions, Client, Server};
+use zerorpc_test_support::wait_until;
+
+use super::{TEST_BOUND, bounded, start};
+
+const HEARTBEAT: Duration = Duration::from_millis(200);
+
+/// Sets its flag when dropped, i.e. when the handler holding it is cancelled.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+struct Waiter {
+    /// Closed until the test opens it: calls that wait on it are "slow".
+    gate: Arc<tokio::sync::Semaphore>,
+    /// Everyone waits here until `parties` calls have arrived.
+    barrier: Option<Arc<tokio::sync::Barrier>>,
+    started: Arc<AtomicBool>,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl Default for Waiter {
+    fn default() -> Self {
+        Waiter {
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
+            barrier: None,
+            started: Arc::default(),
+            cancelled: Arc::default(),
+        }
+    }
+}
+
+#[zerorpc::service]
+impl Waiter {
+    /// Sleeps, then returns the seconds slept.
+    pub(crate) async fn slow(&self, seconds: f64) -> f64 {
+        tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+        seconds
+    }
+
+    /// Waits until the test opens the gate.
+    pub(crate) async fn gated(&self) -> bool {
+        let permit = self.gate.acquire().await.expect("the gate stays open");
+        permit.forget();
+        true
+    }
+
+    /// Waits until every party of the barrier has called.
+    pub(crate) async fn meet(&self, id: u32) -> u32 {
+        if let Some(barrier) = &self.barrier {
+            barrier.wait().await;
+        }
+        id
+    }
+
+    /// Returns at once.
+    pub(crate) fn fast(&self) -> &'static str {
+        "fast"
+    }
+
+    /// Never returns by itself; reports its cancellation.
+    pub(crate) async fn hold(&self) {
+        let _guard = SetOnDrop(self.cancelled.clone());
+        self.started.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+
+    /// Streams 0..n.
+    pub(crate) fn count(&self, n: u32) -> impl Iterator<Item = u32> + use<> {
+        0..n
+    }
+}
+
+struct Tagged {
+    tag: &'static str,
+    calls: Arc<AtomicUsize>,
+}
+
+#[zerorpc::service]
+impl Tagged {
+    /// Says which server answered.
+    pub(crate) fn whoami(&self) -> &'static str {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.tag
+    }
+
+    /// Streams the tag n times.
+    pub(crate) fn tags(&self, n: u32) -> impl Iterator<Item = &'static str> + use<> {
+        std::iter::repeat_n(self.tag, n as usize)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn per_call_timeout_fails_with_a_timeout_error() {
+    let server = start(Server::builder(Waiter::default()));
+    let client = Client::connect(&server.endpoint).unwrap();
+    let impatient = Client::builder()
+        .connect(&server.endpoint)
+        .timeout(Some(Duration::from_millis(300)))
+        .build()
+        .unwrap();
+    bounded(async {
+        let options = CallOptions::new().timeout(Duration::from_millis(300));
+        let error = client
+            .invoke("slow", vec![5.0.into()], options)
+            .await
+            .expect_err("the call times out");
+        assert!(error.is_timeout(), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            "timeout after 0.3s, when calling remote method slow"
+        );
+
+        let error = impatient
+            .call::<f64>("slow", (5.0,))
+            .await
+            .expect_err("the builder's timeout applies");
+        assert!(error.is_timeout(), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            "timeout after 0.3s, when calling remote method slow"
+        );
+        assert_eq!(impatient.call::<String>("fast", ()).await.unwrap(), "fast");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_concurrent_calls_run_together() {
+    const CALLS: u32 = 50;
+    let waiter = Waiter {
+        barrier: Some(Arc::new(tokio::sync::Barrier::new(CALLS as usize))),
+        ..Waiter::default()
+    };
+    let server = start(Server::builder(waiter));
+    let client = Client::connect(&server.endpoint).unwrap();
+    bounded(async {
+        // No call can return before all fifty are being served at once.
+        let calls = (0..CALLS).map(|id| client.call::<u32>("meet", (id,)));
+        let ids = futures::future::try_join_all(calls).await.unwrap();
+        assert_eq!(ids, (0..CALLS).collect::<Vec<_>>());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fast_call_is_not_blocked_behind_slow_ones() {
+    let waiter = Waiter::default();
+    let gate = waiter.gate.clone();
+    let server = start(Server::builder(waiter));
+    let client = Client::connect(&server.endpoint).unwrap();
+    bounded(async {
+        let slow: Vec<_> = (0..10)
+            .map(|_| {
+                let client = client.clone();
+                tokio::spawn(async move { client.call::<bool>("gated", ()).await })
+            })
+            .collect();
+        assert_eq!(client.call::<String>("fast", ()).await.unwrap(), "fast");
+        assert!(
+            slow.iter().all(|task| !task.is_finished()),
+            "the slow calls are still waiting at the gate"
+        );
+        gate.add_permits(10);
+        for task in slow {
+            assert!(task.await.unwrap().unwrap());
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dropping_a_call_abandons_it_and_cancels_the_handler() {
+    let waiter = Waiter::default();
+    let (started, cancelled) = (waiter.started.clone(), waiter.cancelled.clone());
+    let server = start(Server::builder(waiter).heartbeat(Some(HEARTBEAT)));
+    let client = Client::builder()
+        .connect(&server.endpoint)
+        .heartbeat(Some(HEARTBEAT))
+        .build()
+        .unwrap();
+    bounded(async {
+        let mut call = Box::pin(client.call::<()>("hold", ()));
+        // Poll the call until the handler runs, then drop it.
+        let deadline = Instant::now() + TEST_BOUND;
+        while !started.load(Ordering::SeqCst) && Instant::now() < deadline {
+            let _ = tokio::time::timeout(Duration::from_millis(20), call.as_mut()).await;
+        }
+        assert!(started.load(Ordering::SeqCst), "the handler started");
+        drop(call);
+
+        assert_eq!(
+            client.call::<String>("fast", ()).await.unwrap(),
+            "fast",
+            "the client keeps working"
+        );
+        // Loss is declared after two silent intervals; allow many more.
+        let gone = tokio::task::spawn_blocking(move || {
+            wait_until(HEARTBEAT * 25, || cancelled.load(Ordering::SeqCst))
+        });
+        assert!(
+            gone.await.unwrap(),
+            "the server cancelled the abandoned handler"
+        );
+    })
+    .await;
+}
+
+#[test]
+fn async_client_runs_under_a_non_tokio_executor() {
+    let server = start(Server::builder(Waiter::default()));
+    let client = Client::connect(&server.endpoint).unwrap();
+    // This thread has no tokio runtime: the client must not need one.
+    let outcome = futures::executor::block_on(async {
+        let fast: String = client.call("fast", ()).await?;
+        let slept: f64 = client.call("slow", (0.01,)).await?;
+        let counted: Vec<u32> = client
+            .stream::<u32>("count", (3,))
+            .await?
+            .map(|r| r.unwrap())
+            .collect()
+            .await;
+        let timeout = client
+            .invoke(
+                "slow",
+                vec![5.0.into()],
+                CallOptions::new().timeout(Duration::from_millis(100)),
+            )
+            .await;
+        let timed_out: Result<(), bool> = timeout.map(|_| ()).map_err(|e| e.is_timeout());
+        Ok::<_, zerorpc::Error>((fast, slept, counted, timed_out))
+    })
+    .unwrap();
+    assert_eq!(outcome, ("fast".to_owned(), 0.01, vec![0, 1, 2], Err(true)));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn async_client_runs_inside_a_current_thread_runtime() {
+    let server = start(Server::builder(Waiter::default()));
+    let client = Client::connect(&server.endpoint).unwrap();
+    bounded(async {
+        assert_eq!(client.call::<String>("fast", ()).await.unwrap(), "fast");
+        assert_eq!(
+            client.call::<Vec<u32>>("count", (2,)).await.unwrap(),
+            [0, 1]
+        );
+    })
+    .await;
+}
+
+#[test]
+fn blocking_client_calls_and_iterates_streams() {
+    let server = start(Server::builder(Waiter::default()));
+    let client = Client::connect(&server.endpoint).unwrap().blocking();
+    assert_eq!(client.call::<String>("fast", ()).unwrap(), "fast");
+    let items: Vec<u32> = client
+        .stream::<u32>("count", (4,))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(items, [0, 1, 2, 3]);
+    // Iterating part of a stream and dropping the rest leaves the client usable.
+    let mut partial = client.stream::<u32>("count", (1_000,)).unwrap();
+    assert_eq!(partial.next().map(Result::unwrap), Some(0));
+    drop(partial);
+    assert_eq!(client.call::<String>("fast", ()).unwrap(), "fast");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_of_two_servers_spreads_calls_over_both() {
+    let (a_calls, b_calls) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let a = start(Server::builder(Tagged {
+        tag: "a",
+        calls: a_calls.clone(),
+    }));
+    let b = start(Server::builder(Tagged {
+        tag: "b",
+        calls: b_calls.clone(),
+    }));
+    let client = Client::builder()
+        .connect(&a.endpoint)
+        .connect(&b.endpoint)
+        .build()
+        .unwrap();
+    bounded(async {
+        // The second connection may come up a little after the first.
+        for _ in 0..500 {
+            let _: String = client.call("whoami", ()).await.unwrap();
+            if a_calls.load(Ordering::SeqCst) >= 5 && b_calls.load(Ordering::SeqCst) >= 5 {
+                break;
+            }
+        }
+        let (a_seen, b_seen) = (
+            a_calls.load(Ordering::SeqCst),
+            b_calls.load(Ordering::SeqCst),
+        );
+        assert!(
+            a_seen >= 5 && b_seen >= 5,
+            "calls spread over both servers: a={a_seen} b={b_seen}"
+        );
+
+        let mut tags_seen = Vec::new();
+        for _ in 0..4 {
+            let tags: Vec<String> = client.call("tags", (3,)).await.unwrap();
+            assert_eq!(tags.len(), 3);
+            assert!(
+                tags.iter().all(|t| t == &tags[0]),
+                "a stream stays on one server: {tags:?}"
+            );
+            tags_seen.push(tags[0].clone());
+        }
+        tags_seen.sort();
+        tags_seen.dedup();
+        assert_eq!(tags_seen, ["a", "b"], "streams come from both servers");
+    })
+    .await;
+}

@@ -1,0 +1,169 @@
+//! The call context: handlers read the request's header, and calls made
+//! while serving carry its extra keys onwards.
+
+use std::sync::Arc;
+
+use zerorpc::transport::EventHook;
+use zerorpc::wire::Event;
+use zerorpc::{CallContext, Client, Server, Value};
+
+use super::{bounded, start};
+
+/// Adds a header key to every request this client opens.
+struct InjectHeader {
+    key: &'static str,
+    value: &'static str,
+}
+
+impl EventHook for InjectHeader {
+    fn on_send(&self, event: &mut Event) {
+        // Requests open channels; heartbeats and credit answer one.
+        if event.header.response_to.is_none() {
+            event.header.insert(self.key, Value::from(self.value));
+        }
+    }
+}
+
+fn client_with_header(endpoint: &str, key: &'static str, value: &'static str) -> Client {
+    Client::builder()
+        .connect(endpoint)
+        .hook(Arc::new(InjectHeader { key, value }))
+        .build()
+        .unwrap()
+}
+
+struct Back;
+
+#[zerorpc::service]
+impl Back {
+    /// The value of a header key of this request.
+    pub(crate) async fn header(&self, key: String) -> Option<Value> {
+        CallContext::current().and_then(|ctx| ctx.get(&key).cloned())
+    }
+
+    /// The same, from a blocking handler.
+    pub(crate) fn header_sync(&self, key: String) -> Option<Value> {
+        CallContext::current().and_then(|ctx| ctx.get(&key).cloned())
+    }
+
+    /// The method the context says is being served.
+    pub(crate) async fn method(&self) -> Option<String> {
+        CallContext::current().map(|ctx| ctx.method().to_owned())
+    }
+}
+
+struct Front {
+    back: Client,
+}
+
+#[zerorpc::service]
+impl Front {
+    /// Asks the back service for the trace id it sees.
+    pub(crate) async fn relay(&self) -> Result<Option<Value>, zerorpc::Error> {
+        self.back.call("header", ("trace_id",)).await
+    }
+
+    /// The same, from a blocking handler with the blocking client.
+    pub(crate) fn relay_sync(&self) -> Result<Option<Value>, zerorpc::Error> {
+        self.back.blocking().call("header_sync", ("trace_id",))
+    }
+
+    /// The same, through the dynamic `invoke`.
+    pub(crate) async fn relay_invoke(&self) -> Result<Value, zerorpc::Error> {
+        match self
+            .back
+            .invoke(
+                "header",
+                vec!["trace_id".into()],
+                zerorpc::CallOptions::new(),
+            )
+            .await?
+        {
+            zerorpc::Response::Value(value) => Ok(value),
+            zerorpc::Response::Stream(_) => Ok(Value::from("unexpected stream")),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn handler_reads_a_custom_header_key() {
+    let server = start(Server::builder(Back));
+    let tagged = client_with_header(&server.endpoint, "tenant", "acme");
+    let plain = Client::connect(&server.endpoint).unwrap();
+    bounded(async {
+        assert_eq!(
+            tagged
+                .call::<Option<Value>>("header", ("tenant",))
+                .await
+                .unwrap(),
+            Some(Value::from("acme"))
+        );
+        assert_eq!(
+            tagged
+                .call::<Option<Value>>("header_sync", ("tenant",))
+                .await
+                .unwrap(),
+            Some(Value::from("acme"))
+        );
+        assert_eq!(
+            plain
+                .call::<Option<Value>>("header", ("tenant",))
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            tagged
+                .call::<Option<String>>("method", ())
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("method")
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nested_calls_carry_the_served_request_extra_keys() {
+    let back = start(Server::builder(Back));
+    let front = start(Server::builder(Front {
+        back: Client::connect(&back.endpoint).unwrap(),
+    }));
+    let traced = client_with_header(&front.endpoint, "trace_id", "t-42");
+    let untraced = Client::connect(&front.endpoint).unwrap();
+    bounded(async {
+        let expected = Some(Value::from("t-42"));
+        assert_eq!(
+            traced.call::<Option<Value>>("relay", ()).await.unwrap(),
+            expected
+        );
+        assert_eq!(
+            traced
+                .call::<Option<Value>>("relay_sync", ())
+                .await
+                .unwrap(),
+            expected
+        );
+        assert_eq!(
+            traced
+                .call::<Option<Value>>("relay_invoke", ())
+                .await
+                .unwrap(),
+            expected
+        );
+        // Nothing leaks from one served call into the next.
+        assert_eq!(
+            untraced.call::<Option<Value>>("relay", ()).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            untraced
+                .call::<Option<Value>>("relay_sync", ())
+                .await
+                .unwrap(),
+            None
+        );
+    })
+    .await;
+}

@@ -1,0 +1,195 @@
+//! The error type: kinds and helpers, how remote errors print, the source
+//! chains of local failures, and bad endpoints.
+
+use std::error::Error as _;
+use std::time::Duration;
+
+use zerorpc::{Client, Error, ErrorKind, RemoteError, Server};
+
+use super::{bounded, start};
+
+const HEARTBEAT: Duration = Duration::from_millis(200);
+
+struct Faulty;
+
+#[zerorpc::service]
+impl Faulty {
+    /// Fails like a Python service would.
+    pub(crate) fn fail(&self) -> Result<(), RemoteError> {
+        Err(RemoteError::new(
+            "ValueError",
+            "bad value!",
+            "Traceback (most recent call last):\n  File \"server.py\", line 3, in fail\nValueError: bad value!\n",
+        ))
+    }
+
+    /// Returns a string.
+    pub(crate) fn text(&self) -> String {
+        "not a number".to_owned()
+    }
+
+    /// Sleeps.
+    pub(crate) async fn slow(&self, seconds: f64) -> f64 {
+        tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+        seconds
+    }
+}
+
+/// Display of an error and every source below it.
+fn chain(error: &Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn only_kind(error: &Error) -> ErrorKind {
+    let flags = [
+        error.is_remote(),
+        error.is_timeout(),
+        error.is_lost_remote(),
+        error.is_transport(),
+        error.is_codec(),
+    ];
+    assert_eq!(
+        flags.iter().filter(|f| **f).count(),
+        1,
+        "exactly one is_* holds for {error:?}"
+    );
+    error.kind()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn remote_error_prints_like_a_traceback() {
+    let server = start(Server::builder(Faulty));
+    let client = Client::connect(&server.endpoint).unwrap();
+    bounded(async {
+        let error = client.call::<()>("fail", ()).await.unwrap_err();
+        assert_eq!(only_kind(&error), ErrorKind::Remote);
+        let remote = error.remote().unwrap();
+        assert_eq!((remote.name(), remote.message()), ("ValueError", "bad value!"));
+        assert_eq!(
+            error.to_string(),
+            "Traceback (most recent call last):\n  File \"server.py\", line 3, in fail\nValueError: bad value!"
+        );
+        assert!(error.source().is_none());
+    })
+    .await;
+    // Without a traceback, zerorpc-python prints `name: message`.
+    let bare = Error::from(RemoteError::new("KeyError", "'k'", ""));
+    assert_eq!(bare.to_string(), "KeyError: 'k'");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unconvertible_reply_is_a_codec_error_with_a_source() {
+    let server = start(Server::builder(Faulty));
+    let client = Client::connect(&server.endpoint).unwrap();
+    bounded(async {
+        let error = client.call::<i64>("text", ()).await.unwrap_err();
+        assert_eq!(only_kind(&error), ErrorKind::Codec);
+        assert!(error.remote().is_none());
+        assert!(
+            error.source().is_some(),
+            "the conversion failure is the source: {error:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn timeout_is_its_own_kind() {
+    let server = start(Server::builder(Faulty));
+    let client = Client::builder()
+        .connect(&server.endpoint)
+        .timeout(Some(Duration::from_millis(200)))
+        .build()
+        .unwrap();
+    bounded(async {
+        let error = client.call::<f64>("slow", (5.0,)).await.unwrap_err();
+        assert_eq!(only_kind(&error), ErrorKind::Timeout);
+        assert_eq!(
+            error.to_string(),
+            "timeout after 0.2s, when calling remote method slow"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stopped_server_gives_a_lost_remote_error() {
+    let server = start(Server::builder(Faulty).heartbeat(Some(HEARTBEAT)));
+    let client = Client::builder()
+        .connect(&server.endpoint)
+        .heartbeat(Some(HEARTBEAT))
+        .timeout(None)
+        .build()
+        .unwrap();
+    bounded(async {
+        let call = tokio::spawn({
+            let client = client.clone();
+            async move { client.call::<f64>("slow", (60.0,)).await }
+        });
+        // Let the call reach the server, then take the server away.
+        tokio::time::sleep(HEARTBEAT * 2).await;
+        server.stop().unwrap();
+        let error = call.await.unwrap().unwrap_err();
+        assert_eq!(only_kind(&error), ErrorKind::LostRemote);
+        assert_eq!(error.to_string(), "lost remote after 0.4s heartbeat");
+    })
+    .await;
+}
+
+#[test]
+fn endpoint_in_use_is_a_transport_error_with_its_cause() {
+    let first = start(Server::builder(Faulty));
+    let error = Server::builder(Faulty)
+        .bind(&first.endpoint)
+        .build()
+        .unwrap_err();
+    assert_eq!(only_kind(&error), ErrorKind::Transport);
+    assert!(
+        error.source().is_some(),
+        "the ZeroMQ failure is the source: {error:?}"
+    );
+    assert!(
+        chain(&error).contains(&first.endpoint),
+        "the endpoint is named: {}",
+        chain(&error)
+    );
+}
+
+#[test]
+fn bad_endpoints_give_clear_errors() {
+    for endpoint in ["nonsense", "foo://x", "tcp://", ""] {
+        let error = Client::connect(endpoint).expect_err("a bad endpoint is refused");
+        assert_eq!(
+            only_kind(&error),
+            ErrorKind::Transport,
+            "{endpoint:?}: {error:?}"
+        );
+        let text = chain(&error);
+        assert!(
+            text.contains(&format!("{endpoint:?}")),
+            "{endpoint:?} is named in {text:?}"
+        );
+
+        let error = Server::builder(Faulty)
+            .bind(endpoint)
+            .build()
+            .expect_err("a bad endpoint is refused");
+        assert_eq!(
+            only_kind(&error),
+            ErrorKind::Transport,
+            "{endpoint:?}: {error:?}"
+        );
+        assert!(
+            chain(&error).contains(&format!("{endpoint:?}")),
+            "{endpoint:?} is named in {}",
+            chain(&error)
+        );
+    }
+}

@@ -1,0 +1,221 @@
+//! Streamed replies: iterators and async streams, errors before and during
+//! a stream, empty and large streams, and back-pressure on the producer.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use zerorpc::{CallOptions, Client, ReplyStream, Server};
+
+use super::{bounded, start};
+
+struct Numbers {
+    produced: Arc<AtomicUsize>,
+}
+
+#[zerorpc::service]
+impl Numbers {
+    /// Counts from 0 to n-1 with an iterator.
+    pub(crate) fn count(&self, n: u32) -> impl Iterator<Item = u32> + use<> {
+        0..n
+    }
+
+    /// Counts from 0 to n-1 with an async stream that really suspends.
+    pub(crate) fn ticks(&self, n: u32) -> impl Stream<Item = u32> + use<> {
+        futures::stream::unfold(0, move |i| async move {
+            tokio::task::yield_now().await;
+            (i < n).then_some((i, i + 1))
+        })
+    }
+
+    /// Counts up to n, but only for non-negative n.
+    pub(crate) fn checked(&self, n: i64) -> Result<impl Iterator<Item = i64> + use<>, String> {
+        if n < 0 {
+            Err(format!("cannot count to {n}"))
+        } else {
+            Ok(0..n)
+        }
+    }
+
+    /// Counts up to n, failing at `fail_at`.
+    pub(crate) async fn flaky(
+        &self,
+        n: u32,
+        fail_at: u32,
+    ) -> impl Stream<Item = Result<u32, String>> + use<> {
+        futures::stream::iter((0..n).map(move |i| {
+            if i == fail_at {
+                Err(format!("failed at {i}"))
+            } else {
+                Ok(i)
+            }
+        }))
+    }
+
+    /// Counts up to n, recording how many items were produced.
+    pub(crate) fn produce(&self, n: usize) -> impl Iterator<Item = usize> + use<> {
+        let produced = self.produced.clone();
+        (0..n).inspect(move |_| {
+            produced.fetch_add(1, Ordering::SeqCst);
+        })
+    }
+}
+
+fn numbers() -> (super::Running, Client, Arc<AtomicUsize>) {
+    let produced = Arc::new(AtomicUsize::new(0));
+    let server = start(Server::builder(Numbers {
+        produced: produced.clone(),
+    }));
+    let client = Client::connect(&server.endpoint).expect("a client");
+    (server, client, produced)
+}
+
+async fn collect<T>(stream: ReplyStream<T>) -> Vec<zerorpc::Result<T>> {
+    stream.collect().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn iterator_method_streams_its_items() {
+    let (_server, client, _) = numbers();
+    bounded(async {
+        let items: Vec<u32> = collect(client.stream("count", (5,)).await.unwrap())
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(items, [0, 1, 2, 3, 4]);
+        // `call` collects a stream into a sequence.
+        assert_eq!(
+            client.call::<Vec<u32>>("count", (3,)).await.unwrap(),
+            [0, 1, 2]
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn async_stream_method_streams_its_items() {
+    let (_server, client, _) = numbers();
+    bounded(async {
+        let items: Vec<u32> = collect(client.stream("ticks", (4,)).await.unwrap())
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(items, [0, 1, 2, 3]);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn result_of_iterator_fails_before_streaming_or_streams() {
+    let (_server, client, _) = numbers();
+    bounded(async {
+        assert_eq!(
+            client.call::<Vec<i64>>("checked", (2,)).await.unwrap(),
+            [0, 1]
+        );
+        let error = client
+            .stream::<i64>("checked", (-1,))
+            .await
+            .expect_err("no stream for a negative count");
+        assert_eq!(
+            error.remote().map(|e| e.message()),
+            Some("cannot count to -1")
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn error_mid_stream_comes_after_the_items() {
+    let (_server, client, _) = numbers();
+    bounded(async {
+        let items = collect(client.stream::<u32>("flaky", (5, 3)).await.unwrap()).await;
+        assert_eq!(items.len(), 4, "three items then the error: {items:?}");
+        let values: Vec<u32> = items[..3].iter().map(|r| *r.as_ref().unwrap()).collect();
+        assert_eq!(values, [0, 1, 2]);
+        let error = items[3]
+            .as_ref()
+            .expect_err("the stream ends with the error");
+        assert_eq!(error.remote().map(|e| e.message()), Some("failed at 3"));
+        // `call` reports the error too, rather than a truncated sequence.
+        assert!(
+            client
+                .call::<Vec<u32>>("flaky", (5, 3))
+                .await
+                .unwrap_err()
+                .is_remote()
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn empty_stream_has_no_items() {
+    let (_server, client, _) = numbers();
+    bounded(async {
+        assert!(
+            collect(client.stream::<u32>("count", (0,)).await.unwrap())
+                .await
+                .is_empty()
+        );
+        assert!(
+            collect(client.stream::<u32>("ticks", (0,)).await.unwrap())
+                .await
+                .is_empty()
+        );
+        assert_eq!(
+            client.call::<Vec<u32>>("count", (0,)).await.unwrap(),
+            Vec::<u32>::new()
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_stream_is_produced_only_as_fast_as_it_is_consumed() {
+    const TOTAL: usize = 10_000;
+    const WINDOW: u32 = 20;
+    // Items in flight beyond the window: the producer's hand-over slot, the
+    // one being sent, and the one awaiting credit.
+    const SLACK: usize = 5;
+    let (_server, client, produced) = numbers();
+    bounded(async {
+        let response = client
+            .invoke(
+                "produce",
+                vec![TOTAL.into()],
+                CallOptions::new().window(WINDOW),
+            )
+            .await
+            .unwrap();
+        let zerorpc::Response::Stream(mut stream) = response else {
+            panic!("produce answers with a stream")
+        };
+        let mut consumed = 0;
+        for k in [1, 100, 2_000] {
+            while consumed < k {
+                stream.next().await.expect("more items").expect("an item");
+                consumed += 1;
+            }
+            // Give an eager producer every chance to run ahead.
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let ahead = produced.load(Ordering::SeqCst);
+            assert!(
+                ahead < k + WINDOW as usize + SLACK,
+                "after {k} consumed items the server produced {ahead}"
+            );
+        }
+        let mut last = None;
+        while let Some(item) = stream.next().await {
+            last = Some(item.unwrap().as_u64().unwrap());
+            consumed += 1;
+        }
+        assert_eq!(consumed, TOTAL);
+        assert_eq!(last, Some(TOTAL as u64 - 1));
+        assert_eq!(produced.load(Ordering::SeqCst), TOTAL);
+    })
+    .await;
+}
