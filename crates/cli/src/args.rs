@@ -156,7 +156,12 @@ pub(crate) struct Endpoints {
 impl Endpoints {
     /// All endpoints, for messages.
     pub(crate) fn describe(&self) -> String {
-        self.binds.iter().chain(&self.connects).cloned().collect::<Vec<_>>().join(", ")
+        self.binds
+            .iter()
+            .chain(&self.connects)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -225,7 +230,11 @@ pub(crate) fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsStrin
                 seen_separator = true;
                 return arg;
             }
-            if arg == "-pj" { OsString::from("--print-json") } else { arg }
+            if arg == "-pj" {
+                OsString::from("--print-json")
+            } else {
+                arg
+            }
         })
         .collect()
 }
@@ -242,7 +251,12 @@ impl RawArgs {
 
 impl RawRpcArgs {
     fn validate(self) -> Result<Invocation, Failure> {
-        let RawRpcArgs { mut address, mut command, mut params, .. } = self;
+        let RawRpcArgs {
+            mut address,
+            mut command,
+            mut params,
+            ..
+        } = self;
         // zerorpc-python's positional shift: with --bind/--connect, what was
         // parsed as the address is the command, and so on down the line.
         if !self.bind.is_empty() || !self.connect.is_empty() {
@@ -254,20 +268,33 @@ impl RawRpcArgs {
         let mut connects = Vec::new();
         connects.extend(address);
         connects.extend(self.connect);
-        let endpoints = Endpoints { binds: self.bind, connects };
+        let endpoints = Endpoints {
+            binds: self.bind,
+            connects,
+        };
         if endpoints.binds.is_empty() && endpoints.connects.is_empty() {
-            return Err(Failure::usage("no endpoint given: pass ENDPOINT, --connect ENDPOINT or --bind ENDPOINT (see --help)"));
+            return Err(Failure::usage(
+                "no endpoint given: pass ENDPOINT, --connect ENDPOINT or --bind ENDPOINT (see --help)",
+            ));
         }
         for endpoint in endpoints.binds.iter().chain(&endpoints.connects) {
             check_endpoint(endpoint)?;
         }
-        let heartbeat = Heartbeat { interval: seconds("--heartbeat", self.heartbeat)?, active: self.active_hb };
+        let heartbeat = Heartbeat {
+            interval: seconds("--heartbeat", self.heartbeat)?,
+            active: self.active_hb,
+        };
         if self.server {
             let Some(spec) = command else {
-                return Err(Failure::usage("--server needs a service file: zerorpc --server --bind ENDPOINT SERVICE.toml"));
+                return Err(Failure::usage(
+                    "--server needs a service file: zerorpc --server --bind ENDPOINT SERVICE.toml",
+                ));
             };
             if !params.is_empty() {
-                return Err(Failure::usage(format!("unexpected arguments after the service file: {}", params.join(" "))));
+                return Err(Failure::usage(format!(
+                    "unexpected arguments after the service file: {}",
+                    params.join(" ")
+                )));
             }
             if self.pool_size == Some(0) {
                 return Err(Failure::usage("--pool-size must be at least 1"));
@@ -294,15 +321,23 @@ impl RawRpcArgs {
             None if self.help_method => return Err(Failure::usage("--help-method needs a METHOD")),
             None if self.inspect => Action::Inspect,
             None => Action::List,
-            Some(method) if self.inspect || self.help_method || (params.len() == 1 && params[0] == "?") => {
+            Some(method)
+                if self.inspect || self.help_method || (params.len() == 1 && params[0] == "?") =>
+            {
                 if !params.is_empty() && params != ["?"] {
-                    return Err(Failure::usage("arguments are not used when asking for a method's help"));
+                    return Err(Failure::usage(
+                        "arguments are not used when asking for a method's help",
+                    ));
                 }
                 Action::HelpMethod(method)
             }
             Some(method) => {
                 let args = if self.json {
-                    params.iter().enumerate().map(|(i, p)| json_argument(i, p)).collect::<Result<_, _>>()?
+                    params
+                        .iter()
+                        .enumerate()
+                        .map(|(i, p)| json_argument(i, p))
+                        .collect::<Result<_, _>>()?
                 } else {
                     params.into_iter().map(Value::from).collect()
                 };
@@ -322,8 +357,10 @@ impl RawRpcArgs {
 
 /// A non-negative number of seconds; 0 means "none".
 fn seconds(flag: &str, value: f64) -> Result<Option<Duration>, Failure> {
-    if !value.is_finite() || value < 0.0 || value > 1e9 {
-        return Err(Failure::usage(format!("{flag} must be a number of seconds between 0 and 1e9, got {value}")));
+    if !value.is_finite() || !(0.0..=1e9).contains(&value) {
+        return Err(Failure::usage(format!(
+            "{flag} must be a number of seconds between 0 and 1e9, got {value}"
+        )));
     }
     Ok((value > 0.0).then(|| Duration::from_secs_f64(value)))
 }
@@ -336,7 +373,9 @@ fn check_endpoint(endpoint: &str) -> Result<(), Failure> {
         )));
     };
     if rest.is_empty() {
-        return Err(Failure::usage(format!("bad endpoint {endpoint:?}: the address after {scheme}:// is empty")));
+        return Err(Failure::usage(format!(
+            "bad endpoint {endpoint:?}: the address after {scheme}:// is empty"
+        )));
     }
     Ok(())
 }
@@ -344,7 +383,10 @@ fn check_endpoint(endpoint: &str) -> Result<(), Failure> {
 fn json_argument(index: usize, text: &str) -> Result<Value, Failure> {
     match serde_json::from_str::<serde_json::Value>(text) {
         Ok(json) => Ok(crate::render::json_to_value(json)),
-        Err(e) => Err(Failure::usage(format!("argument {} ({text:?}) is not valid JSON (-j): {e}", index + 1))),
+        Err(e) => Err(Failure::usage(format!(
+            "argument {} ({text:?}) is not valid JSON (-j): {e}",
+            index + 1
+        ))),
     }
 }
 
@@ -353,8 +395,14 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Invocation, Failure> {
-        let argv = normalize(std::iter::once("zerorpc").chain(args.iter().copied()).map(OsString::from));
-        RawArgs::try_parse_from(argv).map_err(|e| Failure::usage(e.to_string()))?.validate()
+        let argv = normalize(
+            std::iter::once("zerorpc")
+                .chain(args.iter().copied())
+                .map(OsString::from),
+        );
+        RawArgs::try_parse_from(argv)
+            .map_err(|e| Failure::usage(e.to_string()))?
+            .validate()
     }
 
     fn call(args: &[&str]) -> CallArgs {
@@ -378,11 +426,10 @@ mod tests {
     }
 
     #[test]
-    fn address_and_connect_both_connect() {
+    fn with_connect_the_first_positional_is_the_method() {
         let c = call(&["tcp://127.0.0.1:1", "--connect", "tcp://127.0.0.1:2"]);
-        // With --connect the first positional is the method.
         assert_eq!(c.endpoints.connects, ["tcp://127.0.0.1:2"]);
-        assert!(matches!(c.action, Action::HelpMethod(_) | Action::Call { .. }));
+        assert!(matches!(c.action, Action::Call { method, .. } if method == "tcp://127.0.0.1:1"));
     }
 
     #[test]
@@ -397,9 +444,17 @@ mod tests {
 
     #[test]
     fn help_forms() {
-        assert!(matches!(call(&["tcp://h:1", "add", "?"]).action, Action::HelpMethod(m) if m == "add"));
-        assert!(matches!(call(&["--help-method", "tcp://h:1", "add"]).action, Action::HelpMethod(_)));
-        assert!(matches!(call(&["-?", "tcp://h:1", "add"]).action, Action::HelpMethod(_)));
+        assert!(
+            matches!(call(&["tcp://h:1", "add", "?"]).action, Action::HelpMethod(m) if m == "add")
+        );
+        assert!(matches!(
+            call(&["--help-method", "tcp://h:1", "add"]).action,
+            Action::HelpMethod(_)
+        ));
+        assert!(matches!(
+            call(&["-?", "tcp://h:1", "add"]).action,
+            Action::HelpMethod(_)
+        ));
         assert!(matches!(call(&["-?", "tcp://h:1"]).action, Action::Inspect));
         assert!(matches!(call(&["tcp://h:1"]).action, Action::List));
     }
@@ -416,7 +471,13 @@ mod tests {
 
     #[test]
     fn server_and_completions() {
-        assert!(matches!(parse(&["--server", "--bind", "tcp://127.0.0.1:1", "s.toml"]), Ok(Invocation::Serve(_))));
-        assert!(matches!(parse(&["completions", "bash"]), Ok(Invocation::Completions(_))));
+        assert!(matches!(
+            parse(&["--server", "--bind", "tcp://127.0.0.1:1", "s.toml"]),
+            Ok(Invocation::Serve(_))
+        ));
+        assert!(matches!(
+            parse(&["completions", "bash"]),
+            Ok(Invocation::Completions(_))
+        ));
     }
 }

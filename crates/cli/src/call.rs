@@ -35,12 +35,18 @@ pub(crate) async fn run(args: CallArgs) -> Result<(), Failure> {
         builder = builder.connect(endpoint);
     }
     let client = builder.build().map_err(Failure::from_setup)?;
-    let session = Session { client, args: &args };
+    let session = Session {
+        client,
+        args: &args,
+    };
     match &args.action {
         Action::List => session.list().await,
         Action::Inspect => session.inspect().await,
         Action::HelpMethod(method) => session.help(method).await,
-        Action::Call { method, args: call_args } => session.call(method, call_args.clone()).await,
+        Action::Call {
+            method,
+            args: call_args,
+        } => session.call(method, call_args.clone()).await,
     }
 }
 
@@ -81,7 +87,9 @@ impl Session<'_> {
     async fn value(&self, method: &str, args: Vec<Value>) -> Result<Value, Failure> {
         match self.invoke(method, args).await? {
             Response::Value(v) => Ok(v),
-            Response::Stream(_) => Err(Failure::protocol(format!("{method} answered with a stream, expected one value"))),
+            Response::Stream(_) => Err(Failure::protocol(format!(
+                "{method} answered with a stream, expected one value"
+            ))),
         }
     }
 
@@ -107,30 +115,58 @@ impl Session<'_> {
             Some(method) => vec![method.to_owned()],
             None => match self.value("_zerorpc_list", Vec::new()).await? {
                 Value::Array(items) => items.iter().filter_map(text).collect(),
-                other => return Err(Failure::protocol(format!("_zerorpc_list answered {other}, expected a list of names"))),
+                other => {
+                    return Err(Failure::protocol(format!(
+                        "_zerorpc_list answered {other}, expected a list of names"
+                    )));
+                }
             },
         };
         let mut methods = Vec::with_capacity(names.len());
         for method in names {
-            let doc = match self.value("_zerorpc_help", vec![Value::from(method.as_str())]).await {
+            let doc = match self
+                .value("_zerorpc_help", vec![Value::from(method.as_str())])
+                .await
+            {
                 Ok(v) => text(&v),
                 // A KeyError: the method does not exist.
-                Err(Failure::Remote(_)) if only.is_some() => return Ok(ServiceDoc { name, methods: Vec::new(), raw: None }),
+                Err(Failure::Remote(_)) if only.is_some() => {
+                    return Ok(ServiceDoc {
+                        name,
+                        methods: Vec::new(),
+                        raw: None,
+                    });
+                }
                 Err(Failure::Remote(_)) => None,
                 Err(other) => return Err(other),
             };
             if !with_args {
-                methods.push(MethodDoc { name: method, args: None, doc });
+                methods.push(MethodDoc {
+                    name: method,
+                    args: None,
+                    doc,
+                });
                 continue;
             }
-            let args = match self.value("_zerorpc_args", vec![Value::from(method.as_str())]).await {
+            let args = match self
+                .value("_zerorpc_args", vec![Value::from(method.as_str())])
+                .await
+            {
                 Ok(spec) => parse_argspec(&spec),
                 Err(Failure::Remote(_)) => None,
                 Err(other) => return Err(other),
             };
-            methods.push(MethodDoc { name: method, args, doc });
+            methods.push(MethodDoc {
+                name: method,
+                args,
+                doc,
+            });
         }
-        Ok(ServiceDoc { name, methods, raw: None })
+        Ok(ServiceDoc {
+            name,
+            methods,
+            raw: None,
+        })
     }
 
     async fn list(&self) -> Result<(), Failure> {
@@ -140,7 +176,14 @@ impl Session<'_> {
                 service
                     .methods
                     .iter()
-                    .map(|m| (Value::from(m.name.as_str()), m.doc.as_deref().map_or(Value::Nil, |d| Value::from(first_line(d)))))
+                    .map(|m| {
+                        (
+                            Value::from(m.name.as_str()),
+                            m.doc
+                                .as_deref()
+                                .map_or(Value::Nil, |d| Value::from(first_line(d))),
+                        )
+                    })
                     .collect(),
             );
             return print_line(&render::json(&Value::Map(vec![
@@ -148,13 +191,27 @@ impl Session<'_> {
                 (Value::from("methods"), listing),
             ])));
         }
-        let width = service.methods.iter().map(|m| m.name.chars().count()).max().unwrap_or(0);
+        let width = service
+            .methods
+            .iter()
+            .map(|m| m.name.chars().count())
+            .max()
+            .unwrap_or(0);
         let mut out = String::new();
         out.push_str(&format!("{BOLD}[{}]{BOLD:#}\n", service.name));
         for method in &service.methods {
-            let doc = method.doc.as_deref().map(first_line).filter(|d| !d.is_empty()).unwrap_or("<undocumented>");
+            let doc = method
+                .doc
+                .as_deref()
+                .map(first_line)
+                .filter(|d| !d.is_empty())
+                .unwrap_or("<undocumented>");
             let pad = width - method.name.chars().count();
-            out.push_str(&format!("{BOLD}{}{BOLD:#}{} {doc}\n", method.name, " ".repeat(pad)));
+            out.push_str(&format!(
+                "{BOLD}{}{BOLD:#}{} {doc}\n",
+                method.name,
+                " ".repeat(pad)
+            ));
         }
         print(&out)
     }
@@ -162,7 +219,10 @@ impl Session<'_> {
     async fn inspect(&self) -> Result<(), Failure> {
         let service = self.describe(None, true).await?;
         if self.args.output == OutputStyle::Json {
-            let raw = service.raw.clone().unwrap_or_else(|| rebuild_inspect(&service));
+            let raw = service
+                .raw
+                .clone()
+                .unwrap_or_else(|| rebuild_inspect(&service));
             return print_line(&render::json(&raw));
         }
         let mut out = format!("{BOLD}[{}]{BOLD:#}\n", service.name);
@@ -193,8 +253,16 @@ impl Session<'_> {
                 "",
             )));
         };
-        let doc = found.doc.as_deref().filter(|d| !d.is_empty()).unwrap_or("<undocumented>");
-        print(&format!("{BOLD}[{}]{BOLD:#}\n{}\n\n{doc}\n", service.name, signature(found)))
+        let doc = found
+            .doc
+            .as_deref()
+            .filter(|d| !d.is_empty())
+            .unwrap_or("<undocumented>");
+        print(&format!(
+            "{BOLD}[{}]{BOLD:#}\n{}\n\n{doc}\n",
+            service.name,
+            signature(found)
+        ))
     }
 
     async fn call(&self, method: &str, args: Vec<Value>) -> Result<(), Failure> {
@@ -215,7 +283,12 @@ impl Session<'_> {
                             if style == OutputStyle::Json {
                                 print("]\n")?;
                             }
-                            return Err(Failure::from_call(e, &self.args.endpoints, method, self.args.timeout));
+                            return Err(Failure::from_call(
+                                e,
+                                &self.args.endpoints,
+                                method,
+                                self.args.timeout,
+                            ));
                         }
                     };
                     if style == OutputStyle::Json {
@@ -237,7 +310,9 @@ impl Session<'_> {
 
 fn print(text: &str) -> Result<(), Failure> {
     let mut out = anstream::stdout().lock();
-    out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(output_error)
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(output_error)
 }
 
 fn print_line(text: &str) -> Result<(), Failure> {
@@ -257,12 +332,17 @@ fn first_line(doc: &str) -> &str {
 }
 
 fn get<'v>(map: &'v Value, key: &str) -> Option<&'v Value> {
-    map.as_map()?.iter().find(|(k, _)| text(k).as_deref() == Some(key)).map(|(_, v)| v)
+    map.as_map()?
+        .iter()
+        .find(|(k, _)| text(k).as_deref() == Some(key))
+        .map(|(_, v)| v)
 }
 
 /// Reads a `_zerorpc_inspect` answer; `None` if it has an unknown shape.
 fn parse_inspect(answer: &Value) -> Option<ServiceDoc> {
-    let name = get(answer, "name").and_then(text).unwrap_or_else(|| "N/A".to_owned());
+    let name = get(answer, "name")
+        .and_then(text)
+        .unwrap_or_else(|| "N/A".to_owned());
     let methods = get(answer, "methods")?.as_map()?;
     let methods = methods
         .iter()
@@ -283,23 +363,41 @@ fn parse_inspect(answer: &Value) -> Option<ServiceDoc> {
             Some(MethodDoc { name, args, doc })
         })
         .collect();
-    Some(ServiceDoc { name, methods, raw: Some(answer.clone()) })
+    Some(ServiceDoc {
+        name,
+        methods,
+        raw: Some(answer.clone()),
+    })
 }
 
 /// Reads `_zerorpc_args`'s `[args, varargs, keywords, defaults]`.
 fn parse_argspec(spec: &Value) -> Option<Vec<ArgDoc>> {
     let parts = spec.as_array()?;
     let names: Vec<String> = parts.first()?.as_array()?.iter().filter_map(text).collect();
-    let defaults = parts.get(3).and_then(Value::as_array).cloned().unwrap_or_default();
+    let defaults = parts
+        .get(3)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let first_default = names.len().saturating_sub(defaults.len());
     let mut args: Vec<ArgDoc> = names
         .into_iter()
         .enumerate()
-        .map(|(i, name)| ArgDoc { name, ty: None, default: i.checked_sub(first_default).and_then(|d| defaults.get(d).cloned()) })
+        .map(|(i, name)| ArgDoc {
+            name,
+            ty: None,
+            default: i
+                .checked_sub(first_default)
+                .and_then(|d| defaults.get(d).cloned()),
+        })
         .collect();
     for (index, prefix) in [(1, "*"), (2, "**")] {
         if let Some(name) = parts.get(index).and_then(text) {
-            args.push(ArgDoc { name: format!("{prefix}{name}"), ty: None, default: None });
+            args.push(ArgDoc {
+                name: format!("{prefix}{name}"),
+                ty: None,
+                default: None,
+            });
         }
     }
     Some(args)
@@ -315,7 +413,8 @@ fn rebuild_inspect(service: &ServiceDoc) -> Value {
                 Value::Array(
                     args.iter()
                         .map(|a| {
-                            let mut entry = vec![(Value::from("name"), Value::from(a.name.as_str()))];
+                            let mut entry =
+                                vec![(Value::from("name"), Value::from(a.name.as_str()))];
                             if let Some(default) = &a.default {
                                 entry.push((Value::from("default"), default.clone()));
                             }
@@ -325,16 +424,24 @@ fn rebuild_inspect(service: &ServiceDoc) -> Value {
                 )
             });
             let doc = m.doc.as_deref().map_or(Value::Nil, Value::from);
-            (Value::from(m.name.as_str()), Value::Map(vec![(Value::from("args"), args), (Value::from("doc"), doc)]))
+            (
+                Value::from(m.name.as_str()),
+                Value::Map(vec![(Value::from("args"), args), (Value::from("doc"), doc)]),
+            )
         })
         .collect();
-    Value::Map(vec![(Value::from("name"), Value::from(service.name.as_str())), (Value::from("methods"), Value::Map(methods))])
+    Value::Map(vec![
+        (Value::from("name"), Value::from(service.name.as_str())),
+        (Value::from("methods"), Value::Map(methods)),
+    ])
 }
 
 /// `name(a, b=1)`, as zerorpc-python's CLI shows it (without `self`);
 /// `name(...)` when the server does not describe the arguments.
 fn signature(method: &MethodDoc) -> String {
-    let Some(args) = &method.args else { return format!("{}(...)", method.name) };
+    let Some(args) = &method.args else {
+        return format!("{}(...)", method.name);
+    };
     let args: Vec<String> = args
         .iter()
         .filter(|a| a.name != "self")
@@ -373,7 +480,10 @@ mod tests {
                             Value::Array(vec![
                                 Value::Map(vec![(Value::from("name"), Value::from("self"))]),
                                 Value::Map(vec![(Value::from("name"), Value::from("a"))]),
-                                Value::Map(vec![(Value::from("name"), Value::from("b")), (Value::from("default"), Value::from("x"))]),
+                                Value::Map(vec![
+                                    (Value::from("name"), Value::from("b")),
+                                    (Value::from("default"), Value::from("x")),
+                                ]),
                             ]),
                         ),
                         (Value::from("doc"), Value::from("Add.")),
@@ -385,12 +495,20 @@ mod tests {
         assert_eq!(service.name, "Tiny");
         assert_eq!(signature(&service.methods[0]), "add(a, b=x)");
         let spec = Value::Array(vec![
-            Value::Array(vec![Value::from("self"), Value::from("a"), Value::from("b")]),
+            Value::Array(vec![
+                Value::from("self"),
+                Value::from("a"),
+                Value::from("b"),
+            ]),
             Value::Nil,
             Value::from("kw"),
             Value::Array(vec![Value::from(1)]),
         ]);
-        let method = MethodDoc { name: "add".into(), args: parse_argspec(&spec), doc: None };
+        let method = MethodDoc {
+            name: "add".into(),
+            args: parse_argspec(&spec),
+            doc: None,
+        };
         assert_eq!(signature(&method), "add(a, b=1, **kw)");
     }
 }

@@ -38,19 +38,33 @@ pub(crate) enum Failure {
 
 impl Failure {
     pub(crate) fn usage(message: impl Into<String>) -> Self {
-        Failure::Local { code: code::USAGE, message: message.into() }
+        Failure::Local {
+            code: code::USAGE,
+            message: message.into(),
+        }
     }
 
     pub(crate) fn local(message: impl Into<String>) -> Self {
-        Failure::Local { code: code::LOCAL, message: message.into() }
+        Failure::Local {
+            code: code::LOCAL,
+            message: message.into(),
+        }
     }
 
     pub(crate) fn protocol(message: impl Into<String>) -> Self {
-        Failure::Local { code: code::PROTOCOL, message: message.into() }
+        Failure::Local {
+            code: code::PROTOCOL,
+            message: message.into(),
+        }
     }
 
     /// Explains a client error in terms of what the user asked for.
-    pub(crate) fn from_call(error: zerorpc::Error, endpoints: &Endpoints, method: &str, timeout: Option<std::time::Duration>) -> Self {
+    pub(crate) fn from_call(
+        error: zerorpc::Error,
+        endpoints: &Endpoints,
+        method: &str,
+        timeout: Option<std::time::Duration>,
+    ) -> Self {
         let where_ = endpoints.describe();
         match error.kind() {
             ErrorKind::Remote => match error.remote() {
@@ -58,7 +72,10 @@ impl Failure {
                 None => Failure::protocol(error.to_string()),
             },
             ErrorKind::Timeout => {
-                let after = timeout.map_or_else(|| "the timeout".to_owned(), |t| format!("{}s", t.as_secs_f64()));
+                let after = timeout.map_or_else(
+                    || "the timeout".to_owned(),
+                    |t| format!("{}s", t.as_secs_f64()),
+                );
                 Failure::Local {
                     code: code::TIMEOUT,
                     message: format!(
@@ -66,17 +83,33 @@ impl Failure {
                     ),
                 }
             }
-            ErrorKind::LostRemote => Failure::Local { code: code::LOST_REMOTE, message: format!("{error} from {where_} while calling {method}") },
-            ErrorKind::Transport => Failure::Local { code: code::TRANSPORT, message: chain(&error) },
-            ErrorKind::Codec => Failure::protocol(format!("bad reply from {where_} to {method}: {}", chain(&error))),
+            ErrorKind::LostRemote => Failure::Local {
+                code: code::LOST_REMOTE,
+                message: format!("{error} from {where_} while calling {method}"),
+            },
+            ErrorKind::Transport => Failure::Local {
+                code: code::TRANSPORT,
+                message: chain(&error),
+            },
+            ErrorKind::Codec => Failure::protocol(format!(
+                "bad reply from {where_} to {method}: {}",
+                chain(&error)
+            )),
             _ => Failure::local(chain(&error)),
         }
     }
 
     /// A client or server that could not be set up.
     pub(crate) fn from_setup(error: zerorpc::Error) -> Self {
-        let code = if error.is_transport() { code::TRANSPORT } else { code::LOCAL };
-        Failure::Local { code, message: chain(&error) }
+        let code = if error.is_transport() {
+            code::TRANSPORT
+        } else {
+            code::LOCAL
+        };
+        Failure::Local {
+            code,
+            message: chain(&error),
+        }
     }
 
     pub(crate) fn code(&self) -> u8 {
@@ -97,15 +130,27 @@ impl Failure {
                 let traceback = e.traceback().trim_end();
                 let summary = format!("{}: {}", e.name(), e.message());
                 // A Python traceback already ends with `Name: message`.
-                let traceback = if traceback.is_empty() || traceback == summary { "" } else { traceback };
+                let traceback = if traceback.is_empty() || traceback == summary {
+                    ""
+                } else {
+                    traceback
+                };
                 let summary_line = if traceback.lines().any(|l| l.trim() == summary.trim()) {
                     Ok(())
                 } else {
                     writeln!(err, "{red}{}{red:#}: {}", e.name(), e.message())
                 };
-                summary_line.and_then(|()| if traceback.is_empty() { Ok(()) } else { writeln!(err, "{traceback}") })
+                summary_line.and_then(|()| {
+                    if traceback.is_empty() {
+                        Ok(())
+                    } else {
+                        writeln!(err, "{traceback}")
+                    }
+                })
             }
-            Failure::Local { message, .. } => writeln!(err, "{red}zerorpc: error:{red:#} {message}"),
+            Failure::Local { message, .. } => {
+                writeln!(err, "{red}zerorpc: error:{red:#} {message}")
+            }
         };
     }
 }
@@ -139,7 +184,10 @@ pub(crate) fn chain(error: &dyn std::error::Error) -> String {
 /// Output errors: a closed pipe (`zerorpc ... | head`) ends quietly.
 pub(crate) fn output_error(error: std::io::Error) -> Failure {
     if error.kind() == std::io::ErrorKind::BrokenPipe {
-        Failure::Local { code: 0, message: String::new() }
+        Failure::Local {
+            code: 0,
+            message: String::new(),
+        }
     } else {
         Failure::local(format!("cannot write the output: {error}"))
     }

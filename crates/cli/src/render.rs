@@ -115,12 +115,20 @@ pub(crate) fn python_float(f: f64) -> String {
         return format!("{mantissa}e{sign}{digits:0>2}");
     }
     let text = format!("{f}");
-    if text.contains('.') { text } else { format!("{text}.0") }
+    if text.contains('.') {
+        text
+    } else {
+        format!("{text}.0")
+    }
 }
 
 /// Python's `repr` of a `str`.
 pub(crate) fn python_str(text: &str) -> String {
-    let quote = if text.contains('\'') && !text.contains('"') { '"' } else { '\'' };
+    let quote = if text.contains('\'') && !text.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     let mut out = String::with_capacity(text.len() + 2);
     out.push(quote);
     for c in text.chars() {
@@ -148,7 +156,11 @@ pub(crate) fn python_str(text: &str) -> String {
 
 /// Python's `repr` of `bytes`.
 pub(crate) fn python_bytes(bytes: &[u8]) -> String {
-    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') { b'"' } else { b'\'' };
+    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
+        b'"'
+    } else {
+        b'\''
+    };
     let mut out = String::with_capacity(bytes.len() + 3);
     out.push('b');
     out.push(quote as char);
@@ -203,7 +215,9 @@ fn value_to_json(value: &Value, depth: usize) -> serde_json::Value {
         Value::F64(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
         Value::String(s) => bytes(s.as_bytes()),
         Value::Binary(b) => bytes(b),
-        Value::Array(items) => J::Array(items.iter().map(|v| value_to_json(v, depth + 1)).collect()),
+        Value::Array(items) => {
+            J::Array(items.iter().map(|v| value_to_json(v, depth + 1)).collect())
+        }
         Value::Map(entries) => J::Object(
             entries
                 .iter()
@@ -219,7 +233,10 @@ fn value_to_json(value: &Value, depth: usize) -> serde_json::Value {
         Value::Ext(code, data) => {
             let mut map = serde_json::Map::new();
             map.insert("ext".to_owned(), J::from(*code));
-            map.insert("data".to_owned(), J::Array(data.iter().map(|&x| J::from(x)).collect()));
+            map.insert(
+                "data".to_owned(),
+                J::Array(data.iter().map(|&x| J::from(x)).collect()),
+            );
             J::Object(map)
         }
     }
@@ -242,14 +259,21 @@ pub(crate) fn json_to_value(json: serde_json::Value) -> Value {
         }
         J::String(s) => Value::from(s),
         J::Array(items) => Value::Array(items.into_iter().map(json_to_value).collect()),
-        J::Object(map) => Value::Map(map.into_iter().map(|(k, v)| (Value::from(k), json_to_value(v))).collect()),
+        J::Object(map) => Value::Map(
+            map.into_iter()
+                .map(|(k, v)| (Value::from(k), json_to_value(v)))
+                .collect(),
+        ),
     }
 }
 
 /// Python's `str` of a default value in a signature: strings unquoted.
 pub(crate) fn plain(value: &Value) -> String {
     match value {
-        Value::String(s) => s.as_str().map_or_else(|| String::from_utf8_lossy(s.as_bytes()).into_owned(), str::to_owned),
+        Value::String(s) => s.as_str().map_or_else(
+            || String::from_utf8_lossy(s.as_bytes()).into_owned(),
+            str::to_owned,
+        ),
         other => strip_styles(&repr(other)),
     }
 }
@@ -288,8 +312,14 @@ mod tests {
         check(Value::from("it's"), "\"it's\"");
         check(Value::from("a\nb\\"), "'a\\nb\\\\'");
         check(Value::Binary(vec![0, 1, 0xff, b'a']), "b'\\x00\\x01\\xffa'");
-        check(Value::Array(vec![Value::from(1), Value::from("two"), Value::F64(3.0)]), "[1, 'two', 3.0]");
-        check(Value::Map(vec![(Value::from("k"), Value::Boolean(true))]), "{'k': True}");
+        check(
+            Value::Array(vec![Value::from(1), Value::from("two"), Value::F64(3.0)]),
+            "[1, 'two', 3.0]",
+        );
+        check(
+            Value::Map(vec![(Value::from("k"), Value::Boolean(true))]),
+            "{'k': True}",
+        );
         check(Value::F64(1e21), "1e+21");
         check(Value::F64(0.1), "0.1");
         check(Value::F64(1.5e-7), "1.5e-07");
@@ -297,15 +327,28 @@ mod tests {
 
     #[test]
     fn json_like_python() {
-        assert_eq!(json(&Value::Array(vec![Value::from(1), Value::from("two"), Value::F64(3.0)])), "[1,\"two\",3.0]");
+        assert_eq!(
+            json(&Value::Array(vec![
+                Value::from(1),
+                Value::from("two"),
+                Value::F64(3.0)
+            ])),
+            "[1,\"two\",3.0]"
+        );
         assert_eq!(json(&Value::Binary(vec![0xff, 1])), "[255,1]");
         assert_eq!(json(&Value::Binary(b"hi".to_vec())), "\"hi\"");
-        assert_eq!(json(&Value::Map(vec![(Value::from(1), Value::Nil)])), "{\"1\":null}");
+        assert_eq!(
+            json(&Value::Map(vec![(Value::from(1), Value::Nil)])),
+            "{\"1\":null}"
+        );
     }
 
     #[test]
     fn raw_text() {
-        assert_eq!(value(&Value::from("up 3 days\n"), OutputStyle::Raw), "up 3 days");
+        assert_eq!(
+            value(&Value::from("up 3 days\n"), OutputStyle::Raw),
+            "up 3 days"
+        );
         assert_eq!(strip_styles(&value(&Value::from(3), OutputStyle::Raw)), "3");
     }
 }

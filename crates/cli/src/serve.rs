@@ -31,7 +31,9 @@ const STDERR_TAIL: usize = 2048;
 /// Runs the server until SIGINT or SIGTERM.
 pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     let spec = spec::load(&args.spec).map_err(|e| Failure::usage(e.0))?;
-    let mut builder = Server::builder(methods(&spec)).heartbeat(args.heartbeat.interval).passive_heartbeat(!args.heartbeat.active);
+    // A server heartbeats actively, as zerorpc-python's: that is how it
+    // notices a vanished client and cancels its calls (killing commands).
+    let mut builder = Server::builder(methods(&spec)).heartbeat(args.heartbeat.interval);
     if let Some(limit) = args.pool_size {
         builder = builder.max_concurrent_calls(limit);
     }
@@ -48,7 +50,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     }
     let server = builder.build().map_err(Failure::from_setup)?;
     let shutdown = server.shutdown_handle();
-    eprintln!("serving \"{}\" ({}) on {}", spec.name, args.spec.display(), server.endpoints().join(", "));
+    eprintln!(
+        "serving \"{}\" ({}) on {}",
+        spec.name,
+        args.spec.display(),
+        server.endpoints().join(", ")
+    );
     let serving = tokio::spawn(server.serve());
     wait_for_signal().await;
     shutdown.shutdown();
@@ -61,7 +68,10 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
         (Ok(mut int), Ok(mut term)) => {
             tokio::select! {
                 _ = int.recv() => {}
@@ -85,7 +95,10 @@ pub(crate) fn methods(spec: &ServiceSpec) -> Methods {
         if !doc.is_empty() {
             doc.push_str("\n\n");
         }
-        doc.push_str(&format!("Runs: {} ARGS...", spec::shell_words(&method.command)));
+        doc.push_str(&format!(
+            "Runs: {} ARGS...",
+            spec::shell_words(&method.command)
+        ));
         if method.stream {
             doc.push_str("\nStreams stdout line by line.");
         }
@@ -123,7 +136,13 @@ impl Runner {
         let permit = match &self.limit {
             Some(limit) => match limit.clone().acquire_owned().await {
                 Ok(permit) => Some(permit),
-                Err(_) => return Reply::Value(Err(RemoteError::new("RuntimeError", "the server is shutting down", ""))),
+                Err(_) => {
+                    return Reply::Value(Err(RemoteError::new(
+                        "RuntimeError",
+                        "the server is shutting down",
+                        "",
+                    )));
+                }
             },
             None => None,
         };
@@ -134,10 +153,25 @@ impl Runner {
         };
         let stderr = child.take_stderr().map(|s| tokio::spawn(tail(s)));
         let Some(stdout) = child.take_stdout() else {
-            return Reply::Value(Err(RemoteError::new("OSError", "stdout of the command is not piped", "")));
+            return Reply::Value(Err(RemoteError::new(
+                "OSError",
+                "stdout of the command is not piped",
+                "",
+            )));
         };
-        let run = Run { child, stderr, deadline, command: self.command_text(), timeout: self.spec.timeout, _permit: permit };
-        if self.spec.stream { Reply::Stream(run.stream(stdout)) } else { Reply::Value(run.collect(stdout).await) }
+        let run = Run {
+            child,
+            stderr,
+            deadline,
+            command: self.command_text(),
+            timeout: self.spec.timeout,
+            _permit: permit,
+        };
+        if self.spec.stream {
+            Reply::Stream(run.stream(stdout))
+        } else {
+            Reply::Value(run.collect(stdout).await)
+        }
     }
 
     fn spawn(&self, argv: &[OsString]) -> Result<Guarded, RemoteError> {
@@ -151,11 +185,29 @@ impl Runner {
             // Its own group, so a timeout also kills what the program started.
             .process_group(0)
             .kill_on_drop(true);
+        #[cfg(target_os = "linux")]
+        // SAFETY: the closure runs in the forked child before exec and only
+        // calls prctl(2), which is async-signal-safe.
+        unsafe {
+            // The command's own process group escapes a kill of the server's
+            // group; this makes it die with the server all the same.
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
         match command.spawn() {
             Ok(child) => Ok(Guarded { child: Some(child) }),
             Err(e) => {
                 let message = format!("cannot run {}: {e}", self.command_text());
-                Err(RemoteError::new("OSError", message.clone(), format!("OSError: {message}\n")))
+                Err(RemoteError::new(
+                    "OSError",
+                    message.clone(),
+                    format!("OSError: {message}\n"),
+                ))
             }
         }
     }
@@ -175,13 +227,24 @@ fn arguments(method: &str, args: Vec<Value>) -> Result<Vec<OsString>, RemoteErro
                 Value::F64(f) => OsString::from(crate::render::python_float(f)),
                 Value::Boolean(b) => OsString::from(if b { "true" } else { "false" }),
                 other => {
-                    let message = format!("{method}() argument {} must be a string, number or boolean, not {other}", i + 1);
-                    return Err(RemoteError::new("TypeError", message.clone(), format!("TypeError: {message}\n")));
+                    let message = format!(
+                        "{method}() argument {} must be a string, number or boolean, not {other}",
+                        i + 1
+                    );
+                    return Err(RemoteError::new(
+                        "TypeError",
+                        message.clone(),
+                        format!("TypeError: {message}\n"),
+                    ));
                 }
             };
             if text.as_encoded_bytes().contains(&0) {
                 let message = format!("{method}() argument {} contains a NUL byte", i + 1);
-                return Err(RemoteError::new("ValueError", message.clone(), format!("ValueError: {message}\n")));
+                return Err(RemoteError::new(
+                    "ValueError",
+                    message.clone(),
+                    format!("ValueError: {message}\n"),
+                ));
             }
             Ok(text)
         })
@@ -228,7 +291,9 @@ impl Guarded {
 
 impl Drop for Guarded {
     fn drop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         kill_group(&child);
         let _ = child.start_kill();
         // Reap in the background: a drop cannot wait. Without a runtime
@@ -242,7 +307,9 @@ impl Drop for Guarded {
 }
 
 fn kill_group(child: &Child) {
-    let Some(pid) = child.id().and_then(|id| libc::pid_t::try_from(id).ok()) else { return };
+    let Some(pid) = child.id().and_then(|id| libc::pid_t::try_from(id).ok()) else {
+        return;
+    };
     // SAFETY: kill(2) has no memory-safety preconditions. The child is not
     // reaped yet (we hold it), so its pid, which is also its process group
     // id, cannot have been reused.
@@ -303,15 +370,28 @@ impl Run {
     async fn timed_out(&mut self) -> RemoteError {
         self.child.kill().await;
         let after = self.timeout.map_or(0.0, |t| t.as_secs_f64());
-        let message = format!("{} did not finish within {after}s and was killed", self.command);
-        RemoteError::new("TimeoutExpired", message.clone(), format!("TimeoutExpired: {message}\n"))
+        let message = format!(
+            "{} did not finish within {after}s and was killed",
+            self.command
+        );
+        RemoteError::new(
+            "TimeoutExpired",
+            message.clone(),
+            format!("TimeoutExpired: {message}\n"),
+        )
     }
 
     /// Waits for the exit and turns a failure into a remote error.
     async fn finish(&mut self) -> Result<(), RemoteError> {
         let status = match within(self.deadline, self.child.wait()).await {
             Some(Ok(status)) => status,
-            Some(Err(e)) => return Err(RemoteError::new("OSError", format!("waiting for {}: {e}", self.command), "")),
+            Some(Err(e)) => {
+                return Err(RemoteError::new(
+                    "OSError",
+                    format!("waiting for {}: {e}", self.command),
+                    "",
+                ));
+            }
             None => return Err(self.timed_out().await),
         };
         if status.success() {
@@ -322,13 +402,25 @@ impl Run {
             None => Vec::new(),
         };
         let stderr = String::from_utf8_lossy(&stderr).into_owned();
-        let how = match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
+        let how = match (
+            status.code(),
+            std::os::unix::process::ExitStatusExt::signal(&status),
+        ) {
             (Some(code), _) => format!("exited with code {code}"),
             (None, Some(signal)) => format!("was killed by signal {signal}"),
             (None, None) => "failed".to_owned(),
         };
-        let last_line = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-        let message = if last_line.is_empty() { format!("{} {how}", self.command) } else { format!("{} {how}: {last_line}", self.command) };
+        let last_line = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim();
+        let message = if last_line.is_empty() {
+            format!("{} {how}", self.command)
+        } else {
+            format!("{} {how}: {last_line}", self.command)
+        };
         let traceback = format!("CommandFailed: {message}\n--- end of stderr ---\n{stderr}");
         Err(RemoteError::new("CommandFailed", message, traceback))
     }
@@ -340,7 +432,11 @@ impl Run {
             Some(Ok(_)) => {}
             Some(Err(e)) => {
                 self.child.kill().await;
-                return Err(RemoteError::new("OSError", format!("reading the output of {}: {e}", self.command), ""));
+                return Err(RemoteError::new(
+                    "OSError",
+                    format!("reading the output of {}: {e}", self.command),
+                    "",
+                ));
             }
             None => return Err(self.timed_out().await),
         }
@@ -350,13 +446,20 @@ impl Run {
 
     /// A stream: one item per stdout line, read only when the previous one
     /// has been sent.
-    fn stream(self, stdout: ChildStdout) -> futures::stream::BoxStream<'static, Result<Value, RemoteError>> {
+    fn stream(
+        self,
+        stdout: ChildStdout,
+    ) -> futures::stream::BoxStream<'static, Result<Value, RemoteError>> {
         struct State {
             run: Run,
             lines: BufReader<ChildStdout>,
             done: bool,
         }
-        let state = State { run: self, lines: BufReader::new(stdout), done: false };
+        let state = State {
+            run: self,
+            lines: BufReader::new(stdout),
+            done: false,
+        };
         futures::stream::unfold(state, |mut s| async move {
             if s.done {
                 return None;
@@ -383,7 +486,14 @@ impl Run {
                 Some(Err(e)) => {
                     s.done = true;
                     s.run.child.kill().await;
-                    Some((Err(RemoteError::new("OSError", format!("reading the output of {}: {e}", s.run.command), "")), s))
+                    Some((
+                        Err(RemoteError::new(
+                            "OSError",
+                            format!("reading the output of {}: {e}", s.run.command),
+                            "",
+                        )),
+                        s,
+                    ))
                 }
                 None => {
                     s.done = true;

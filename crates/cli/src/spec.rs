@@ -57,14 +57,22 @@ pub(crate) struct SpecError(pub(crate) String);
 /// Reads and checks a service file.
 pub(crate) fn load(path: &Path) -> Result<ServiceSpec, SpecError> {
     let shown = path.display();
-    let text = std::fs::read_to_string(path).map_err(|e| SpecError(format!("cannot read service file {shown}: {e}")))?;
-    let yaml = matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SpecError(format!("cannot read service file {shown}: {e}")))?;
+    let yaml = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    );
     let raw: RawSpec = if yaml {
         serde_norway::from_str(&text).map_err(|e| SpecError(format!("{shown}: {e}")))?
     } else {
-        toml::from_str(&text).map_err(|e| SpecError(format!("{shown}: {}", one_paragraph(&e.to_string()))))?
+        toml::from_str(&text)
+            .map_err(|e| SpecError(format!("{shown}: {}", one_paragraph(&e.to_string()))))?
     };
-    let default_name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "service".to_owned());
+    let default_name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "service".to_owned());
     check(raw, path, default_name)
 }
 
@@ -82,38 +90,65 @@ fn check(raw: RawSpec, path: &Path, default_name: String) -> Result<ServiceSpec,
         return Err(fail("name", "must not be empty".to_owned()));
     }
     if raw.methods.is_empty() {
-        return Err(SpecError(format!("{shown}: no methods: add at least one [methods.NAME] table with a command")));
+        return Err(SpecError(format!(
+            "{shown}: no methods: add at least one [methods.NAME] table with a command"
+        )));
     }
     let mut methods = Vec::with_capacity(raw.methods.len());
     for (method, m) in raw.methods {
         let key = |field: &str| format!("methods.{method}.{field}");
-        if method.is_empty() || method.starts_with('_') || method.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if method.is_empty()
+            || method.starts_with('_')
+            || method.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(fail(
                 &format!("methods.{method:?}"),
                 "method names must not be empty, start with '_' (reserved for _zerorpc_*) or contain spaces".to_owned(),
             ));
         }
         let Some(program) = m.command.first() else {
-            return Err(fail(&key("command"), "must name a program, e.g. command = [\"uptime\"]".to_owned()));
+            return Err(fail(
+                &key("command"),
+                "must name a program, e.g. command = [\"uptime\"]".to_owned(),
+            ));
         };
         if program.is_empty() {
-            return Err(fail(&key("command"), "the program name is empty".to_owned()));
+            return Err(fail(
+                &key("command"),
+                "the program name is empty".to_owned(),
+            ));
         }
         if m.command.iter().any(|a| a.contains('\0')) {
-            return Err(fail(&key("command"), "arguments cannot contain NUL characters".to_owned()));
+            return Err(fail(
+                &key("command"),
+                "arguments cannot contain NUL characters".to_owned(),
+            ));
         }
         if find_program(program).is_none() {
-            return Err(fail(&key("command"), format!("program {program:?} not found (not an executable file, nor in PATH)")));
+            return Err(fail(
+                &key("command"),
+                format!("program {program:?} not found (not an executable file, nor in PATH)"),
+            ));
         }
         let timeout = match m.timeout {
             None => None,
             Some(t) if t.is_finite() && t > 0.0 && t <= 1e9 => Some(Duration::from_secs_f64(t)),
-            Some(t) => return Err(fail(&key("timeout"), format!("must be a positive number of seconds, got {t}"))),
+            Some(t) => {
+                return Err(fail(
+                    &key("timeout"),
+                    format!("must be a positive number of seconds, got {t}"),
+                ));
+            }
         };
         let max_concurrent = match m.max_concurrent {
             None => None,
             Some(n) if n >= 1 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
-            Some(n) => return Err(fail(&key("max_concurrent"), format!("must be at least 1, got {n}"))),
+            Some(n) => {
+                return Err(fail(
+                    &key("max_concurrent"),
+                    format!("must be at least 1, got {n}"),
+                ));
+            }
         };
         methods.push(MethodSpec {
             name: method,
@@ -131,13 +166,18 @@ fn check(raw: RawSpec, path: &Path, default_name: String) -> Result<ServiceSpec,
 /// The program a command runs: a path as given, or the first match in PATH.
 fn find_program(program: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let executable = |p: &Path| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let executable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
     if program.contains('/') {
         let path = PathBuf::from(program);
         return executable(&path).then_some(path);
     }
     let paths = std::env::var_os("PATH")?;
-    std::env::split_paths(&paths).map(|dir| dir.join(program)).find(|p| executable(p))
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(program))
+        .find(|p| executable(p))
 }
 
 /// A command line as a shell would need it typed, for help texts.
@@ -145,8 +185,15 @@ pub(crate) fn shell_words(command: &[String]) -> String {
     command
         .iter()
         .map(|word| {
-            let plain = !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+%@".contains(c));
-            if plain { word.clone() } else { format!("'{}'", word.replace('\'', "'\\''")) }
+            let plain = !word.is_empty()
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+%@".contains(c));
+            if plain {
+                word.clone()
+            } else {
+                format!("'{}'", word.replace('\'', "'\\''"))
+            }
         })
         .collect::<Vec<_>>()
         .join(" ")
@@ -169,7 +216,11 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(spec.name, "tools");
-        let grep = spec.methods.iter().find(|m| m.name == "grep").expect("grep");
+        let grep = spec
+            .methods
+            .iter()
+            .find(|m| m.name == "grep")
+            .expect("grep");
         assert!(grep.stream);
         assert_eq!(grep.timeout, Some(Duration::from_secs(10)));
         assert_eq!(grep.max_concurrent, Some(4));
@@ -179,9 +230,18 @@ mod tests {
     fn errors_name_the_key() {
         let cases = [
             ("[methods.x]\ncommand = []\n", "methods.x.command"),
-            ("[methods.x]\ncommand = [\"true\"]\ntimeout = 0\n", "methods.x.timeout"),
-            ("[methods.x]\ncommand = [\"true\"]\nmax_concurrent = 0\n", "methods.x.max_concurrent"),
-            ("[methods.x]\ncommand = [\"no-such-program-zerorpc\"]\n", "methods.x.command"),
+            (
+                "[methods.x]\ncommand = [\"true\"]\ntimeout = 0\n",
+                "methods.x.timeout",
+            ),
+            (
+                "[methods.x]\ncommand = [\"true\"]\nmax_concurrent = 0\n",
+                "methods.x.max_concurrent",
+            ),
+            (
+                "[methods.x]\ncommand = [\"no-such-program-zerorpc\"]\n",
+                "methods.x.command",
+            ),
             ("[methods._x]\ncommand = [\"true\"]\n", "_x"),
             ("[methods.x]\ncomand = [\"true\"]\n", "comand"),
             ("name = \"n\"\n", "no methods"),
@@ -194,6 +254,9 @@ mod tests {
 
     #[test]
     fn quoting() {
-        assert_eq!(shell_words(&["grep".into(), "-n".into(), "a b".into(), "it's".into()]), "grep -n 'a b' 'it'\\''s'");
+        assert_eq!(
+            shell_words(&["grep".into(), "-n".into(), "a b".into(), "it's".into()]),
+            "grep -n 'a b' 'it'\\''s'"
+        );
     }
 }

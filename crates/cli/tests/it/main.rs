@@ -1,0 +1,776 @@
+//! Integration tests of the `zerorpc` binary: as a client of our server and
+//! of zerorpc-python's, and as a server of programs from a service file,
+//! called by our client, zerorpc-python's client and zerorpc-python's CLI.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use zerorpc::{Server, ShutdownHandle, Value};
+use zerorpc_test_support::{Process, PythonPeer, free_tcp_endpoint, python, wait_until};
+
+const BIN: &str = env!("CARGO_BIN_EXE_zerorpc");
+const STARTUP: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------- helpers
+
+fn zerorpc(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("CLICOLOR_FORCE")
+        .output()
+        .expect("running zerorpc")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_status(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(output),
+        stderr(output)
+    );
+    assert!(!stderr(output).contains("panicked"), "{}", stderr(output));
+}
+
+/// A unique scratch directory under the system temporary directory.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("zerorpc-cli-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("creating a temporary directory");
+        TempDir(path)
+    }
+
+    fn file(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).expect("writing a temporary file");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+// ------------------------------------------------------------- our server
+
+struct Demo;
+
+#[derive(Debug)]
+struct DemoError(String);
+
+impl std::fmt::Display for DemoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DemoError {}
+
+#[zerorpc::service(name = "demo")]
+impl Demo {
+    /// Adds two numbers.
+    ///
+    /// Both are floats.
+    pub(crate) fn add(&self, a: f64, b: f64) -> f64 {
+        a + b
+    }
+
+    /// Returns its argument unchanged.
+    pub(crate) fn echo(&self, value: Value) -> Value {
+        value
+    }
+
+    /// Streams 0 to n-1.
+    pub(crate) fn count(&self, n: u64) -> impl Iterator<Item = u64> + use<> {
+        0..n
+    }
+
+    /// Fails with the message.
+    pub(crate) fn fail(&self, message: String) -> Result<(), DemoError> {
+        Err(DemoError(message))
+    }
+
+    /// Sleeps, then returns the seconds slept.
+    pub(crate) async fn sleep(&self, seconds: f64) -> f64 {
+        tokio::time::sleep(Duration::from_secs_f64(seconds.clamp(0.0, 600.0))).await;
+        seconds
+    }
+
+    /// Three bytes of binary data.
+    pub(crate) fn blob(&self) -> Value {
+        Value::Binary(vec![0, 1, 0xff])
+    }
+
+    pub(crate) fn nodoc(&self) {}
+}
+
+/// Our server, on a runtime of its own in a background thread.
+struct OurServer {
+    endpoint: String,
+    shutdown: ShutdownHandle,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl OurServer {
+    fn start() -> OurServer {
+        let endpoint = free_tcp_endpoint();
+        let server = Server::builder(Demo)
+            .bind(&endpoint)
+            .build()
+            .expect("starting our server");
+        let shutdown = server.shutdown_handle();
+        let thread = thread::spawn(move || {
+            let _ = server.run();
+        });
+        OurServer {
+            endpoint,
+            shutdown,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for OurServer {
+    fn drop(&mut self) {
+        self.shutdown.shutdown();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[test]
+fn lists_our_methods() {
+    let server = OurServer::start();
+    let out = zerorpc(&[&server.endpoint]);
+    assert_status(&out, 0);
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "[demo]");
+    assert!(lines.contains(&"add   Adds two numbers."), "{text}");
+    assert!(lines.contains(&"nodoc <undocumented>"), "{text}");
+    assert!(!text.contains('\x1b'), "no colours when piped: {text:?}");
+}
+
+#[test]
+fn method_help_forms() {
+    let server = OurServer::start();
+    for args in [
+        vec![server.endpoint.as_str(), "add", "?"],
+        vec!["--help-method", &server.endpoint, "add"],
+        vec!["-?", &server.endpoint, "add"],
+    ] {
+        let out = zerorpc(&args);
+        assert_status(&out, 0);
+        assert_eq!(
+            stdout(&out),
+            "[demo]\nadd(a: f64, b: f64)\n\nAdds two numbers.\n\nBoth are floats.\n",
+            "{args:?}"
+        );
+    }
+    let out = zerorpc(&[&server.endpoint, "nosuch", "?"]);
+    assert_status(&out, 1);
+    assert!(
+        stderr(&out).contains("No documentation for \"nosuch\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn inspect_prints_the_whole_answer() {
+    let server = OurServer::start();
+    let out = zerorpc(&["--inspect", &server.endpoint]);
+    assert_status(&out, 0);
+    assert!(
+        stdout(&out).contains("count(n: u64)\n    Streams 0 to n-1.\n"),
+        "{}",
+        stdout(&out)
+    );
+    let out = zerorpc(&["-?", "-pj", &server.endpoint]);
+    assert_status(&out, 0);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(json["name"], "demo");
+    assert_eq!(
+        json["methods"]["add"]["doc"],
+        "Adds two numbers.\n\nBoth are floats."
+    );
+    assert_eq!(json["methods"]["add"]["args"][0]["name"], "a");
+}
+
+#[test]
+fn calls_with_strings_and_json() {
+    let server = OurServer::start();
+    let out = zerorpc(&[&server.endpoint, "echo", "12"]);
+    assert_status(&out, 0);
+    assert_eq!(stdout(&out), "'12'\n");
+    let out = zerorpc(&["-j", &server.endpoint, "add", "1", "-2.5"]);
+    assert_status(&out, 0);
+    assert_eq!(stdout(&out), "-1.5\n");
+    let out = zerorpc(&[
+        "-j",
+        &server.endpoint,
+        "echo",
+        r#"{"a": [1, "two", 3.0, null, true]}"#,
+    ]);
+    assert_status(&out, 0);
+    assert_eq!(stdout(&out), "{'a': [1, 'two', 3.0, None, True]}\n");
+    let out = zerorpc(&["-pj", "-j", &server.endpoint, "echo", r#"[1, "two", 3.0]"#]);
+    assert_status(&out, 0);
+    assert_eq!(stdout(&out), "[1,\"two\",3.0]\n");
+    let out = zerorpc(&["--raw", &server.endpoint, "echo", "plain text"]);
+    assert_eq!(stdout(&out), "plain text\n");
+    let out = zerorpc(&[&server.endpoint, "blob"]);
+    assert_eq!(stdout(&out), "b'\\x00\\x01\\xff'\n");
+    // zerorpc-python's positional shift.
+    let out = zerorpc(&["-j", "--connect", &server.endpoint, "add", "4", "5"]);
+    assert_status(&out, 0);
+    assert_eq!(stdout(&out), "9.0\n");
+}
+
+#[test]
+fn streams_print_one_item_per_line() {
+    let server = OurServer::start();
+    let out = zerorpc(&["-j", &server.endpoint, "count", "3"]);
+    assert_status(&out, 0);
+    assert_eq!(stdout(&out), "0\n1\n2\n");
+    let out = zerorpc(&["-pj", "-j", &server.endpoint, "count", "3"]);
+    assert_eq!(stdout(&out), "[0,1,2]\n");
+    let out = zerorpc(&["-pj", "-j", &server.endpoint, "count", "0"]);
+    assert_eq!(stdout(&out), "[]\n");
+}
+
+#[test]
+fn remote_error_exits_1_with_name_and_message() {
+    let server = OurServer::start();
+    let out = zerorpc(&[&server.endpoint, "fail", "boom"]);
+    assert_status(&out, 1);
+    assert!(stderr(&out).contains("DemoError: boom"), "{}", stderr(&out));
+    let out = zerorpc(&[&server.endpoint, "nosuch"]);
+    assert_status(&out, 1);
+    assert!(stderr(&out).contains("NameError"), "{}", stderr(&out));
+}
+
+#[test]
+fn timeout_exits_3() {
+    let server = OurServer::start();
+    let out = zerorpc(&["--timeout", "1", "-j", &server.endpoint, "sleep", "60"]);
+    assert_status(&out, 3);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("no reply from {} within 1s", server.endpoint)),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn unreachable_server_is_a_one_line_timeout() {
+    let endpoint = free_tcp_endpoint();
+    let out = zerorpc(&["--timeout", "1", &endpoint, "add"]);
+    assert_status(&out, 3);
+    assert!(
+        stderr(&out).contains(&format!("no reply from {endpoint} within 1s")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stderr(&out).lines().count(), 1);
+}
+
+#[test]
+fn usage_and_endpoint_errors() {
+    assert_status(&zerorpc(&[]), 2);
+    assert_status(&zerorpc(&["--no-such-flag"]), 2);
+    assert_status(&zerorpc(&["--server", "--bind", "tcp://127.0.0.1:1"]), 2);
+    assert_status(&zerorpc(&["-j", "tcp://127.0.0.1:1", "add", "{"]), 2);
+    let out = zerorpc(&["not-an-endpoint", "add"]);
+    assert_status(&out, 2);
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    // Well-formed but refused by ZeroMQ: a connection error, one line.
+    let out = zerorpc(&["--timeout", "1", "tcp://127.0.0.1:notaport", "add"]);
+    assert_status(&out, 5);
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    let out = zerorpc(&["--timeout", "1", "nosuchtransport://x", "add"]);
+    assert_status(&out, 5);
+}
+
+#[test]
+fn garbage_never_panics() {
+    let cases: &[&[&str]] = &[
+        &["-j", "tcp://127.0.0.1:1", "m", "\u{1}"],
+        &["--timeout", "nan", "tcp://127.0.0.1:1"],
+        &["--timeout", "1e400", "tcp://127.0.0.1:1"],
+        &["--heartbeat", "-3", "tcp://127.0.0.1:1"],
+        &["tcp://"],
+        &["://"],
+        &["", ""],
+        &["-?", "-?", "--", "-x"],
+        &["--bind", "", "m"],
+        &["--pool-size", "0", "tcp://127.0.0.1:1"],
+        &["completions", "no-such-shell"],
+        &["--server", "tcp://127.0.0.1:1", "/no/such/file.toml"],
+    ];
+    for args in cases {
+        let out = zerorpc(args);
+        let code = out.status.code().unwrap_or(-1);
+        assert!(
+            (0..=7).contains(&code),
+            "{args:?}: status {code}\n{}",
+            stderr(&out)
+        );
+        assert!(
+            !stderr(&out).contains("panicked"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn niceties() {
+    let out = zerorpc(&["--help"]);
+    assert_status(&out, 0);
+    assert!(stdout(&out).contains("Examples:"));
+    let out = zerorpc(&["--version"]);
+    assert_status(&out, 0);
+    assert!(stdout(&out).starts_with("zerorpc "));
+    let out = zerorpc(&["completions", "bash"]);
+    assert_status(&out, 0);
+    assert!(stdout(&out).contains("_zerorpc"));
+    let server = OurServer::start();
+    let out = zerorpc(&["--color", "always", &server.endpoint, "echo", "x"]);
+    assert!(stdout(&out).contains('\x1b'), "{:?}", stdout(&out));
+}
+
+// --------------------------------------------------------- Python server
+
+const PYTHON_SERVER: &str = r#"
+import sys, zerorpc
+
+class Svc(object):
+    def add(self, a, b=1):
+        """Add two things.
+
+        Long description line."""
+        return a + b
+
+    @zerorpc.stream
+    def count(self, n):
+        return range(int(n))
+
+    def fail(self, message):
+        raise ValueError(message)
+
+    def nodoc(self):
+        return None
+
+server = zerorpc.Server(Svc())
+server.bind(sys.argv[1])
+print("READY")
+server.run()
+"#;
+
+fn python_server(prelude: bool) -> Option<(PythonPeer, String)> {
+    let python = python()?;
+    let endpoint = free_tcp_endpoint();
+    let peer = if prelude {
+        python.spawn(PYTHON_SERVER, &[&endpoint])
+    } else {
+        python.spawn_without_prelude(PYTHON_SERVER, &[&endpoint])
+    }
+    .expect("starting the Python server");
+    peer.wait_for_line("READY", STARTUP)
+        .expect("Python server ready");
+    Some((peer, endpoint))
+}
+
+#[test]
+fn python_server_listing_help_and_inspect() {
+    let Some((_peer, endpoint)) = python_server(true) else {
+        return;
+    };
+    let out = zerorpc(&["--timeout", "10", &endpoint]);
+    assert_status(&out, 0);
+    assert_eq!(
+        stdout(&out),
+        "[Svc]\nadd   Add two things.\ncount <undocumented>\nfail  <undocumented>\nnodoc <undocumented>\n"
+    );
+    let out = zerorpc(&["--timeout", "10", &endpoint, "add", "?"]);
+    assert_status(&out, 0);
+    assert_eq!(
+        stdout(&out),
+        "[Svc]\nadd(a, b=1)\n\nAdd two things.\n\nLong description line.\n"
+    );
+    let out = zerorpc(&["--timeout", "10", "-pj", "--inspect", &endpoint]);
+    assert_status(&out, 0);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(json["methods"]["add"]["args"][2]["default"], 1);
+}
+
+#[test]
+fn python_server_without_inspect_falls_back_to_legacy_calls() {
+    // Plain zerorpc-python 0.6.3 on Python 3.11+ fails _zerorpc_inspect.
+    let Some((_peer, endpoint)) = python_server(false) else {
+        return;
+    };
+    let out = zerorpc(&["--timeout", "10", &endpoint]);
+    assert_status(&out, 0);
+    assert!(
+        stdout(&out).starts_with("[Svc]\nadd   Add two things.\n"),
+        "{}",
+        stdout(&out)
+    );
+    let out = zerorpc(&["--timeout", "10", &endpoint, "add", "?"]);
+    assert_status(&out, 0);
+    assert!(
+        stdout(&out).contains("Add two things.\n\nLong description line."),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn python_server_calls_streams_and_errors() {
+    let Some((_peer, endpoint)) = python_server(true) else {
+        return;
+    };
+    let out = zerorpc(&["--timeout", "10", &endpoint, "add", "1", "2"]);
+    assert_status(&out, 0);
+    assert_eq!(stdout(&out), "'12'\n");
+    let out = zerorpc(&["--timeout", "10", "-j", &endpoint, "add", "1", "2"]);
+    assert_eq!(stdout(&out), "3\n");
+    let out = zerorpc(&["--timeout", "10", "-pj", &endpoint, "nodoc"]);
+    assert_eq!(stdout(&out), "null\n");
+    let out = zerorpc(&["--timeout", "10", &endpoint, "count", "3"]);
+    assert_status(&out, 0);
+    assert_eq!(stdout(&out), "0\n1\n2\n");
+    let out = zerorpc(&["--timeout", "10", &endpoint, "fail", "bad value!"]);
+    assert_status(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("Traceback"), "{err}");
+    assert!(err.contains("ValueError: bad value!"), "{err}");
+}
+
+// ------------------------------------------------------ serving programs
+
+const SPEC: &str = r#"
+name = "tools"
+
+[methods.say]
+command = ["echo"]
+description = "Prints its arguments."
+
+[methods.lines]
+command = ["seq", "1"]
+description = "Counts from 1 to N, one line at a time."
+stream = true
+args = ["n"]
+
+[methods.fail]
+command = ["sh", "-c", "echo first >&2; echo 'it went wrong' >&2; exit 3", "sh"]
+
+[methods.slow]
+command = ["sleep"]
+timeout = 1
+
+[methods.hang]
+command = ["sleep"]
+
+[methods.bytes]
+command = ["printf", "\\377\\001"]
+
+[methods.exclusive]
+command = ["sh", "-c", "mkdir \"$1\" || exit 7; sleep 0.3; rmdir \"$1\"", "sh"]
+max_concurrent = 1
+"#;
+
+struct ProgramServer {
+    process: Process,
+    endpoint: String,
+    _dir: TempDir,
+}
+
+impl ProgramServer {
+    fn start(extra: &[&str]) -> ProgramServer {
+        let dir = TempDir::new();
+        let spec = dir.file("tools.toml", SPEC);
+        let endpoint = free_tcp_endpoint();
+        let mut command = Command::new(BIN);
+        command
+            .args(extra)
+            .args(["--server", "--bind", &endpoint])
+            .arg(&spec);
+        let process =
+            Process::spawn("zerorpc --server", command).expect("starting zerorpc --server");
+        process
+            .wait_for_stderr_line("serving", STARTUP)
+            .expect("server ready");
+        ProgramServer {
+            process,
+            endpoint,
+            _dir: dir,
+        }
+    }
+
+    /// The server's child processes (a zombie is one too).
+    fn children(&self) -> Vec<String> {
+        children_of(self.process.id())
+    }
+}
+
+/// `pid (name) state` of each process whose parent is `parent`.
+fn children_of(parent: u32) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let stat = std::fs::read_to_string(entry.ok()?.path().join("stat")).ok()?;
+            // The name may contain spaces and parentheses: split at the last ')'.
+            let (head, tail) = stat.rsplit_once(')')?;
+            let fields: Vec<&str> = tail.split_whitespace().collect();
+            let ppid: u32 = fields.get(1)?.parse().ok()?;
+            (ppid == parent).then(|| format!("{head}) {}", fields.first().copied().unwrap_or("?")))
+        })
+        .collect()
+}
+
+#[test]
+fn serves_programs_to_our_client() {
+    let server = ProgramServer::start(&[]);
+    let ep = server.endpoint.as_str();
+    let out = zerorpc(&["--timeout", "10", ep]);
+    assert_status(&out, 0);
+    let listing = stdout(&out);
+    assert!(listing.starts_with("[tools]\n"), "{listing}");
+    assert!(
+        listing.contains("say       Prints its arguments."),
+        "{listing}"
+    );
+    let out = zerorpc(&["--timeout", "10", ep, "lines", "?"]);
+    assert_eq!(
+        stdout(&out),
+        "[tools]\nlines(n)\n\nCounts from 1 to N, one line at a time.\n\nRuns: seq 1 ARGS...\nStreams stdout line by line.\n"
+    );
+    let out = zerorpc(&["--timeout", "10", ep, "say", "hello", "two words", "$HOME;"]);
+    assert_status(&out, 0);
+    assert_eq!(
+        stdout(&out),
+        "'hello two words $HOME;\\n'\n",
+        "arguments reach argv untouched by a shell"
+    );
+    let out = zerorpc(&["--timeout", "10", "-r", ep, "say", "hi"]);
+    assert_eq!(stdout(&out), "hi\n");
+    let out = zerorpc(&["--timeout", "10", ep, "lines", "5"]);
+    assert_status(&out, 0);
+    assert_eq!(stdout(&out), "'1'\n'2'\n'3'\n'4'\n'5'\n");
+    let out = zerorpc(&["--timeout", "10", ep, "bytes"]);
+    assert_eq!(stdout(&out), "b'\\xff\\x01'\n");
+    let out = zerorpc(&["--timeout", "10", ep, "fail"]);
+    assert_status(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("CommandFailed"), "{err}");
+    assert!(err.contains("exited with code 3: it went wrong"), "{err}");
+    assert!(err.contains("first\nit went wrong"), "stderr tail: {err}");
+}
+
+#[test]
+fn timed_out_command_is_killed_and_reaped() {
+    let server = ProgramServer::start(&[]);
+    let out = zerorpc(&["--timeout", "20", &server.endpoint, "slow", "30"]);
+    assert_status(&out, 1);
+    assert!(stderr(&out).contains("TimeoutExpired"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("did not finish within 1s"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || server.children().is_empty()),
+        "children left: {:?}",
+        server.children()
+    );
+}
+
+#[test]
+fn cancelled_call_kills_its_command() {
+    let server = ProgramServer::start(&["--heartbeat", "1"]);
+    let mut command = Command::new(BIN);
+    command.args([
+        "--heartbeat",
+        "1",
+        "--timeout",
+        "0",
+        &server.endpoint,
+        "hang",
+        "300",
+    ]);
+    let mut client = Process::spawn("zerorpc client", command).expect("starting the client");
+    assert!(
+        wait_until(Duration::from_secs(20), || !server.children().is_empty()),
+        "the command never started"
+    );
+    client.signal(libc::SIGKILL).expect("killing the client");
+    // The server notices the lost heartbeats and cancels the call.
+    assert!(
+        wait_until(Duration::from_secs(30), || server.children().is_empty()),
+        "children left: {:?}",
+        server.children()
+    );
+}
+
+#[test]
+fn concurrency_limit_is_honoured() {
+    let server = ProgramServer::start(&[]);
+    let dir = TempDir::new();
+    let lock = dir.0.join("lock");
+    let lock = lock.to_str().expect("UTF-8 temporary path");
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            let mut command = Command::new(BIN);
+            command.args(["--timeout", "20", &server.endpoint, "exclusive", lock]);
+            command.spawn().expect("starting a client")
+        })
+        .collect();
+    for mut client in clients {
+        // Each client ends within its 20 s call timeout.
+        let status = client.wait().expect("waiting for a client");
+        assert!(
+            status.success(),
+            "a run overlapped another (mkdir failed): {status}"
+        );
+    }
+}
+
+#[test]
+fn python_client_and_cli_call_served_programs() {
+    let Some(python) = python() else { return };
+    let server = ProgramServer::start(&[]);
+    let script = r#"
+import sys, zerorpc
+c = zerorpc.Client(timeout=10)
+c.connect(sys.argv[1])
+print("SAY", repr(c.say("hi", "there")))
+print("LINES", list(c.lines("3")))
+try:
+    c.fail()
+except zerorpc.RemoteError as e:
+    print("ERR", e.name, "|", e.msg)
+print("DONE")
+"#;
+    let peer = python
+        .spawn(script, &[&server.endpoint])
+        .expect("starting the Python client");
+    peer.wait_for_line("DONE", STARTUP)
+        .expect("Python client finished");
+    let lines = peer.process().stdout_lines();
+    assert!(lines.contains(&"SAY 'hi there\\n'".to_owned()), "{lines:?}");
+    assert!(
+        lines.contains(&"LINES ['1', '2', '3']".to_owned()),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("ERR CommandFailed | ") && l.contains("exited with code 3")),
+        "{lines:?}"
+    );
+
+    let out = python
+        .cli(&["--timeout", "10", &server.endpoint, "say", "hello"])
+        .output()
+        .expect("running the Python CLI");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "'hello\\n'\n");
+    let out = python
+        .cli(&["--timeout", "10", &server.endpoint])
+        .output()
+        .expect("running the Python CLI");
+    assert!(stdout(&out).contains("say"), "{}", stdout(&out));
+    let out = python
+        .cli(&["--timeout", "10", &server.endpoint, "lines", "2"])
+        .output()
+        .expect("running the Python CLI");
+    assert_eq!(stdout(&out), "'1'\n'2'\n");
+}
+
+#[test]
+fn bad_service_files_are_clear_usage_errors() {
+    let dir = TempDir::new();
+    let cases = [
+        ("missing.toml", None, "cannot read service file"),
+        (
+            "empty.toml",
+            Some("[methods.x]\ncommand = []\n"),
+            "methods.x.command",
+        ),
+        (
+            "typo.toml",
+            Some("[methods.x]\ncomand = [\"true\"]\n"),
+            "comand",
+        ),
+        (
+            "timeout.toml",
+            Some("[methods.x]\ncommand = [\"true\"]\ntimeout = -1\n"),
+            "methods.x.timeout",
+        ),
+        (
+            "yaml.yaml",
+            Some("methods:\n  x:\n    command: 5\n"),
+            "yaml.yaml",
+        ),
+        ("syntax.toml", Some("[methods.x\n"), "syntax.toml"),
+    ];
+    for (name, contents, expected) in cases {
+        let path: PathBuf = match contents {
+            Some(text) => dir.file(name, text),
+            None => dir.0.join(name),
+        };
+        let out = zerorpc(&["--server", "--bind", &free_tcp_endpoint(), path_str(&path)]);
+        assert_status(&out, 2);
+        assert!(stderr(&out).contains(expected), "{name}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn yaml_service_files_work() {
+    let dir = TempDir::new();
+    let spec = dir.file(
+        "tools.yaml",
+        "name: yamltools\nmethods:\n  say:\n    command: [echo]\n    description: Says.\n",
+    );
+    let endpoint = free_tcp_endpoint();
+    let mut command = Command::new(BIN);
+    command.args(["--server", "--bind", &endpoint, path_str(&spec)]);
+    let process = Process::spawn("zerorpc --server", command).expect("starting zerorpc --server");
+    process
+        .wait_for_stderr_line("serving", STARTUP)
+        .expect("server ready");
+    let out = zerorpc(&["--timeout", "10", "-r", &endpoint, "say", "yes"]);
+    assert_status(&out, 0);
+    assert_eq!(stdout(&out), "yes\n");
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 temporary path")
+}
