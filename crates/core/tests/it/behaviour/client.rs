@@ -25,7 +25,9 @@ impl Drop for SetOnDrop {
 struct Waiter {
     /// Closed until the test opens it: calls that wait on it are "slow".
     gate: Arc<tokio::sync::Semaphore>,
-    /// Everyone waits here until `parties` calls have arrived.
+    /// How many calls have reached the gate.
+    at_gate: Arc<AtomicUsize>,
+    /// Every call of `meet` waits here until all parties have called.
     barrier: Option<Arc<tokio::sync::Barrier>>,
     started: Arc<AtomicBool>,
     cancelled: Arc<AtomicBool>,
@@ -35,6 +37,7 @@ impl Default for Waiter {
     fn default() -> Self {
         Waiter {
             gate: Arc::new(tokio::sync::Semaphore::new(0)),
+            at_gate: Arc::default(),
             barrier: None,
             started: Arc::default(),
             cancelled: Arc::default(),
@@ -52,6 +55,7 @@ impl Waiter {
 
     /// Waits until the test opens the gate.
     pub(crate) async fn gated(&self) -> bool {
+        self.at_gate.fetch_add(1, Ordering::SeqCst);
         let permit = self.gate.acquire().await.expect("the gate stays open");
         permit.forget();
         true
@@ -158,7 +162,7 @@ async fn fifty_concurrent_calls_run_together() {
 #[tokio::test(flavor = "multi_thread")]
 async fn fast_call_is_not_blocked_behind_slow_ones() {
     let waiter = Waiter::default();
-    let gate = waiter.gate.clone();
+    let (gate, at_gate) = (waiter.gate.clone(), waiter.at_gate.clone());
     let server = start(Server::builder(waiter));
     let client = Client::connect(&server.endpoint).unwrap();
     bounded(async {
@@ -168,6 +172,11 @@ async fn fast_call_is_not_blocked_behind_slow_ones() {
                 tokio::spawn(async move { client.call::<bool>("gated", ()).await })
             })
             .collect();
+        // The fast call goes out only once all ten slow ones are being served.
+        let arrived = tokio::task::spawn_blocking(move || {
+            wait_until(TEST_BOUND / 2, || at_gate.load(Ordering::SeqCst) == 10)
+        });
+        assert!(arrived.await.unwrap(), "the slow calls reached the server");
         assert_eq!(client.call::<String>("fast", ()).await.unwrap(), "fast");
         assert!(
             slow.iter().all(|task| !task.is_finished()),

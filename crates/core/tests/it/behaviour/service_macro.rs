@@ -4,8 +4,9 @@
 use std::fmt;
 use std::time::Duration;
 
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use zerorpc::{Client, RemoteError, Server, Value};
+use zerorpc::{Arg, Client, MethodInfo, Methods, RemoteError, Reply, Server, Value};
 
 use super::{bounded, field, has_field, start, strings};
 
@@ -519,6 +520,64 @@ async fn unknown_method_is_a_name_error() {
     bounded(async {
         let e = remote_error::<Value>(&client, "nosuchmethod", ()).await;
         assert_eq!((e.name(), e.message()), ("NameError", "nosuchmethod"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn methods_registered_at_run_time_are_served_and_introspected() {
+    let mut methods = Methods::new("commands");
+    let info = MethodInfo::new()
+        .doc("Doubles a number.")
+        .arg(Arg::new("x").with_type("int"));
+    methods.add("double", info, |args: Vec<Value>| async move {
+        match args.first().and_then(Value::as_i64) {
+            Some(x) => Reply::Value(Ok(Value::from(x * 2))),
+            None => Reply::Value(Err(RemoteError::new(
+                "TypeError",
+                "double() needs an integer",
+                "",
+            ))),
+        }
+    });
+    methods.add(
+        "letters",
+        MethodInfo::new().streaming(true),
+        |_args: Vec<Value>| async move {
+            Reply::Stream(futures::stream::iter(["a", "b"].map(|s| Ok(Value::from(s)))).boxed())
+        },
+    );
+    let server = start(Server::builder(methods));
+    let client = Client::connect(&server.endpoint).unwrap();
+    bounded(async {
+        assert_eq!(client.call::<i64>("double", (21,)).await.unwrap(), 42);
+        let e = remote_error::<i64>(&client, "double", ("x",)).await;
+        assert_eq!(e.name(), "TypeError");
+        assert_eq!(
+            client.call::<Vec<String>>("letters", ()).await.unwrap(),
+            ["a", "b"]
+        );
+        assert_eq!(
+            client.call::<String>("_zerorpc_name", ()).await.unwrap(),
+            "commands"
+        );
+        assert_eq!(
+            client
+                .call::<Vec<String>>("_zerorpc_list", ())
+                .await
+                .unwrap(),
+            ["double", "letters"]
+        );
+        let help: Option<String> = client.call("_zerorpc_help", ("double",)).await.unwrap();
+        assert_eq!(help.as_deref(), Some("Doubles a number."));
+        // Unknown parameters are nil, as zerorpc-python answers for built-ins.
+        assert_eq!(
+            client
+                .call::<Value>("_zerorpc_args", ("letters",))
+                .await
+                .unwrap(),
+            Value::Nil
+        );
     })
     .await;
 }
