@@ -89,6 +89,30 @@ fn python_client_reports_lost_remote_when_our_server_stops() {
     );
 }
 
+#[test]
+fn our_server_cancels_the_call_of_a_killed_python_client() {
+    let service = Interop::default();
+    let server = RustServer::start(service.clone(), Some(INTERVAL));
+    let Some(mut peer) = spawn_python_client(PY_CALL_THAT_LOSES_ITS_SERVER, &[server.endpoint()])
+    else {
+        return;
+    };
+    assert!(
+        wait_until(STARTUP, || service.in_flight() == 1),
+        "the call never started\n{}",
+        peer.process().report()
+    );
+    peer.process_mut().kill().unwrap();
+    let killed = Instant::now();
+    // The handler's future is dropped once the client's heartbeats stop.
+    assert!(
+        wait_until(STARTUP, || service.in_flight() == 0),
+        "the call was never cancelled"
+    );
+    let elapsed = killed.elapsed();
+    assert!(elapsed < LOSS_BOUND, "call cancelled after {elapsed:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_client_reports_lost_remote_when_the_python_server_is_killed() {
     let Some((mut peer, endpoint)) = python_server(INTERVAL.as_secs_f64()) else {

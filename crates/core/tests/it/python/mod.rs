@@ -97,9 +97,18 @@ impl Interop {
     pub(crate) async fn sleep(&self, seconds: f64) -> f64 {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        // Counted down on drop too: a cancelled call must leave the count.
+        let _running = InFlight(self.in_flight.clone());
         tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
         seconds
+    }
+}
+
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -329,6 +338,8 @@ SAMPLES = {
     "false": False,
     "nested": {"list": [1, [2, [3, "deep"]]], "map": {"inner": {"x": 1.5}}, "bytes": b"raw"},
     "tuple": (1, "two", 3.0),
+    # Python sends maps with int keys, though it cannot receive them.
+    "intkeys": {1: "one"},
 }
 
 class Interop(object):

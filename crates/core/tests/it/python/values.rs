@@ -111,6 +111,8 @@ async fn our_client_receives_and_sends_every_msgpack_type() {
     assert!(matches!(text, Value::String(_)), "{text:?}");
     let bytes: Value = client.call("sample", ("bin",)).await.unwrap();
     assert!(matches!(bytes, Value::Binary(_)), "{bytes:?}");
+    let int_keys: Value = client.call("sample", ("intkeys",)).await.unwrap();
+    assert_eq!(int_keys, Value::Map(vec![(1.into(), "one".into())]));
 
     // How Python sees what our side sends.
     for kind in SAMPLE_KINDS {
