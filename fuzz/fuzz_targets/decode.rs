@@ -21,7 +21,11 @@ fuzz_target!(|data: &[u8]| {
 
     let (header, name) = Event::decode_envelope(data).expect("envelope of a decodable event");
     assert_eq!(name, event.name);
-    assert_eq!(Event::new(header, name, event.args.clone()).encode(), encoded, "envelope disagrees on the header");
+    assert_eq!(
+        Event::new(header, name, event.args.clone()).encode(),
+        encoded,
+        "envelope disagrees on the header"
+    );
 });
 
 fn has_nan(event: &Event) -> bool {

@@ -21,6 +21,27 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Re-encoding
+//!
+//! [`Event::encode`] writes what zerorpc-python writes, so an event received
+//! from Python re-encodes to the very same bytes. Events from other peers
+//! come out equivalent but not always identical:
+//!
+//! * header keys are written in Python's order (`message_id`, `v`,
+//!   `response_to`, then the others as received), whereas node writes `v`
+//!   first;
+//! * header keys and the name received as bin are written as str;
+//! * numbers and lengths are written in their shortest form;
+//! * a `v` that is not an integer in `u32` range is dropped (read as no
+//!   version at all).
+//!
+//! Ids always keep their msgpack type and bytes, as Python requires for
+//! routing replies.
+//!
+//! Decoding is as strict as Python's `raw=False` unpacker: a str holding
+//! invalid UTF-8 or the reserved marker `0xc1` anywhere in the event is an
+//! error, and so is nesting deeper than 128 arrays and maps.
+//!
 //! # Type mapping
 //!
 //! See [`to_value`] for how Rust types map to msgpack, chosen so that a
