@@ -311,6 +311,9 @@ fn bound_endpoint(socket: &zmq::Socket, configured: &str) -> String {
     }
 }
 
+/// The shortest time between two stats snapshots of a busy hub.
+const PUBLISH_EVERY: Duration = Duration::from_millis(5);
+
 /// Limits how often a loop publishes its stats snapshot.
 pub(crate) struct Publisher {
     last: Instant,
@@ -325,10 +328,25 @@ impl Publisher {
         }
     }
 
+    /// How long the loop may sleep in `zmq::poll`: until its next timer,
+    /// or only until a pending snapshot may be published, so that stats are
+    /// never more than a few milliseconds stale.
+    pub(crate) fn poll_timeout(&self, next_timer: Instant) -> i64 {
+        let now = Instant::now();
+        let until_timer = next_timer.saturating_duration_since(now).min(TICK);
+        let wait = if self.dirty {
+            until_timer.min(PUBLISH_EVERY.saturating_sub(now.duration_since(self.last)))
+        } else {
+            until_timer
+        };
+        // Round up, so that a sub-millisecond wait does not spin.
+        wait.as_millis() as i64 + 1
+    }
+
     /// Whether a snapshot is due: something changed and the last one is
     /// older than a few milliseconds (or `force`).
     pub(crate) fn due(&mut self, now: Instant, force: bool) -> bool {
-        if self.dirty && (force || now.duration_since(self.last) >= Duration::from_millis(5)) {
+        if self.dirty && (force || now.duration_since(self.last) >= PUBLISH_EVERY) {
             self.dirty = false;
             self.last = now;
             true

@@ -120,7 +120,7 @@ pub(crate) fn run(
     while !shared.stop.load(Ordering::Relaxed) {
         let (in_ready, out_ready) = {
             let mut items = [inp.as_poll_item(zmq::POLLIN), out.as_poll_item(zmq::POLLIN)];
-            match zmq::poll(&mut items, TICK.as_millis() as i64) {
+            match zmq::poll(&mut items, queue.publisher.poll_timeout(next_sweep)) {
                 Ok(_) => (items[0].is_readable(), items[1].is_readable()),
                 Err(e) if is_transient(e) => (false, false),
                 Err(e) => return Err(e),

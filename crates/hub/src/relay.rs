@@ -52,7 +52,7 @@ pub(crate) fn run(
                 zmq::PollEvents::empty()
             };
             let mut items = [inp.as_poll_item(in_events), out.as_poll_item(out_events)];
-            match zmq::poll(&mut items, TICK.as_millis() as i64) {
+            match zmq::poll(&mut items, publisher.poll_timeout(next_tick)) {
                 Ok(_) => (items[0].is_readable(), items[1].is_writable()),
                 Err(e) if is_transient(e) => (false, false),
                 Err(e) => return Err(e),

@@ -2,6 +2,8 @@
 //! running in-process, zerorpc-python peers, the `zerorpc-hub` binary, and
 //! HAProxy in front of two hubs.
 
+mod binary;
 mod queue_frames;
 mod queue_python;
+mod relay;
 mod support;

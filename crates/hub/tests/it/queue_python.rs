@@ -42,8 +42,9 @@ fn two_python_workers_share_calls() {
     // turns.
     assert_eq!((a, b), (10, 10), "{names:?}");
 
-    let stats = wait_stats(&hub, "all calls ended", |s| s.open_channels == 0);
-    assert_eq!(stats.calls_routed, 20);
+    let stats = wait_stats(&hub, "all calls ended", |s| {
+        s.calls_routed == 20 && s.open_channels == 0
+    });
     let mut routed: Vec<u64> = stats.workers.iter().map(|w| w.calls_routed).collect();
     routed.sort_unstable();
     assert_eq!(routed, [10, 10]);
