@@ -3,6 +3,7 @@
 //! HAProxy in front of two hubs.
 
 mod binary;
+mod ha;
 mod queue_frames;
 mod queue_python;
 mod relay;
