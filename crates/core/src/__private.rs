@@ -86,11 +86,36 @@ impl Args {
     pub fn next<T: DeserializeOwned>(&mut self, name: &str) -> Result<T, RemoteError> {
         self.index += 1;
         match self.values.next() {
-            Some(value) => zerorpc_wire::from_value(value)
-                .map_err(|e| type_error(format!("{}() argument '{name}': {e}", self.method))),
+            Some(value) => {
+                // Command lines send every argument as a string: accept one
+                // that spells a number or a bool where such a type is wanted.
+                let coerced = value.as_str().and_then(scalar_from_text);
+                zerorpc_wire::from_value(value)
+                    .or_else(|e| coerced.map_or(Err(e), zerorpc_wire::from_value))
+                    .map_err(|e| type_error(format!("{}() argument '{name}': {e}", self.method)))
+            }
             None => zerorpc_wire::from_value(Value::Nil)
                 .map_err(|_| type_error(format!("{}() {}", self.method, missing_message(&[name])))),
         }
+    }
+}
+
+/// The number or bool a string spells, if any.
+fn scalar_from_text(text: &str) -> Option<Value> {
+    let text = text.trim();
+    if let Ok(n) = text.parse::<i64>() {
+        return Some(Value::from(n));
+    }
+    if let Ok(n) = text.parse::<u64>() {
+        return Some(Value::from(n));
+    }
+    if let Ok(x) = text.parse::<f64>() {
+        return Some(Value::F64(x));
+    }
+    match text {
+        "true" | "True" => Some(Value::Boolean(true)),
+        "false" | "False" => Some(Value::Boolean(false)),
+        _ => None,
     }
 }
 

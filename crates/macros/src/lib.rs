@@ -17,7 +17,8 @@ use syn::{
 /// * Sync methods run on the blocking thread pool, async methods as tasks.
 /// * Doc comments become the help text; parameter names and types the
 ///   argument list shown by introspection. Trailing `Option` parameters may
-///   be left out by callers.
+///   be left out by callers. A string argument is accepted for a number or
+///   bool parameter when it spells one, since command lines send strings.
 /// * `Result<T, E>`: `Err(e)` becomes `ERR [type name, message, causes]`.
 /// * A return type `impl Iterator<Item = T>` or `impl Stream<Item = T>`
 ///   (possibly inside `Result`, possibly with `Item = Result<T, E>`) answers

@@ -475,6 +475,21 @@ async fn wrong_argument_type_is_a_type_error() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn strings_spelling_numbers_are_accepted_for_numeric_parameters() {
+    // The zerorpc command line sends every argument as a string.
+    let (_server, client) = shop();
+    bounded(async {
+        assert_eq!(client.call::<i64>("add", ("1", " 41 ")).await.unwrap(), 42);
+        let e = remote_error::<i64>(&client, "add", ("1.5", 2)).await;
+        assert_eq!(e.name(), "TypeError");
+        // A string parameter keeps the text, even when it spells a number.
+        let echoed: Value = client.call("echo", ("7",)).await.unwrap();
+        assert_eq!(echoed, Value::from("7"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn trailing_option_may_be_left_out() {
     let (_server, client) = shop();
     bounded(async {
