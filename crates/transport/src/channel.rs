@@ -73,7 +73,11 @@ impl ChannelShared {
                 return;
             }
             state.closed = Some(error);
-            [state.recv_waker.take(), state.send_waker.take(), state.closed_waker.take()]
+            [
+                state.recv_waker.take(),
+                state.send_waker.take(),
+                state.closed_waker.take(),
+            ]
         };
         for w in wakers.into_iter().flatten() {
             w.wake();
@@ -112,8 +116,22 @@ pub struct Channel {
 }
 
 impl Channel {
-    pub(crate) fn new(id: MessageId, shared: Arc<ChannelShared>, socket: Arc<SocketShared>, window_size: u32) -> Self {
-        Channel { id, shared, socket, window: Window { size: window_size.max(2), reserved: 1, read_once: false } }
+    pub(crate) fn new(
+        id: MessageId,
+        shared: Arc<ChannelShared>,
+        socket: Arc<SocketShared>,
+        window_size: u32,
+    ) -> Self {
+        Channel {
+            id,
+            shared,
+            socket,
+            window: Window {
+                size: window_size.max(2),
+                reserved: 1,
+                read_once: false,
+            },
+        }
     }
 
     /// The channel id: the `message_id` of its first event.
@@ -217,12 +235,16 @@ impl Channel {
 
 impl Drop for Channel {
     fn drop(&mut self) {
-        self.socket.command(Command::Close { id: self.id.clone() });
+        self.socket.command(Command::Close {
+            id: self.id.clone(),
+        });
     }
 }
 
 impl std::fmt::Debug for Channel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Channel").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Channel")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }

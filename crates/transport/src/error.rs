@@ -41,23 +41,38 @@ enum Detail {
 
 impl Error {
     pub(crate) fn timeout(after: Duration) -> Self {
-        Error { kind: ErrorKind::Timeout, detail: Detail::Timeout(after) }
+        Error {
+            kind: ErrorKind::Timeout,
+            detail: Detail::Timeout(after),
+        }
     }
 
     pub(crate) fn lost_remote(interval: Duration) -> Self {
-        Error { kind: ErrorKind::LostRemote, detail: Detail::LostRemote(interval) }
+        Error {
+            kind: ErrorKind::LostRemote,
+            detail: Detail::LostRemote(interval),
+        }
     }
 
     pub(crate) fn closed() -> Self {
-        Error { kind: ErrorKind::Closed, detail: Detail::None }
+        Error {
+            kind: ErrorKind::Closed,
+            detail: Detail::None,
+        }
     }
 
     pub(crate) fn zmq(context: impl Into<String>, err: zmq::Error) -> Self {
-        Error { kind: ErrorKind::Zmq, detail: Detail::Zmq(context.into(), err) }
+        Error {
+            kind: ErrorKind::Zmq,
+            detail: Detail::Zmq(context.into(), err),
+        }
     }
 
     pub(crate) fn endpoint(endpoint: impl Into<String>, why: impl Into<String>) -> Self {
-        Error { kind: ErrorKind::Endpoint, detail: Detail::Endpoint(endpoint.into(), why.into()) }
+        Error {
+            kind: ErrorKind::Endpoint,
+            detail: Detail::Endpoint(endpoint.into(), why.into()),
+        }
     }
 
     /// What went wrong.
@@ -86,7 +101,9 @@ impl fmt::Display for Error {
         match &self.detail {
             Detail::Timeout(after) => write!(f, "timeout after {}", seconds(*after)),
             // zerorpc-python says "Lost remote after 10s heartbeat": twice the interval.
-            Detail::LostRemote(interval) => write!(f, "lost remote after {} heartbeat", seconds(*interval * 2)),
+            Detail::LostRemote(interval) => {
+                write!(f, "lost remote after {} heartbeat", seconds(*interval * 2))
+            }
             Detail::Zmq(context, _) => f.write_str(context),
             Detail::Endpoint(endpoint, why) => write!(f, "bad endpoint {endpoint:?}: {why}"),
             Detail::None => f.write_str("channel closed"),
@@ -96,7 +113,11 @@ impl fmt::Display for Error {
 
 fn seconds(d: Duration) -> String {
     let s = d.as_secs_f64();
-    if s.fract() == 0.0 { format!("{s:.0}s") } else { format!("{s}s") }
+    if s.fract() == 0.0 {
+        format!("{s:.0}s")
+    } else {
+        format!("{s}s")
+    }
 }
 
 impl std::error::Error for Error {

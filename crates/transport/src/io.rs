@@ -141,13 +141,22 @@ impl IoThread {
             SocketKind::Publish => zmq::PUB,
             SocketKind::Subscribe => zmq::SUB,
         };
-        let socket = context().socket(zmq_kind).map_err(|e| Error::zmq("cannot create socket", e))?;
+        let socket = context()
+            .socket(zmq_kind)
+            .map_err(|e| Error::zmq("cannot create socket", e))?;
         if self.kind == SocketKind::Subscribe {
-            socket.set_subscribe(b"").map_err(|e| Error::zmq("cannot subscribe", e))?;
+            socket
+                .set_subscribe(b"")
+                .map_err(|e| Error::zmq("cannot subscribe", e))?;
         }
         // Do not let unsent messages hold the process at exit.
         let _ = socket.set_linger(0);
-        self.sockets.push(ZmqSocket { socket, backlog: VecDeque::new(), open_channels: 0, bound });
+        self.sockets.push(ZmqSocket {
+            socket,
+            backlog: VecDeque::new(),
+            open_channels: 0,
+            bound,
+        });
         Ok(self.sockets.len() - 1)
     }
 
@@ -205,9 +214,16 @@ impl IoThread {
 
     fn poll(&mut self, timeout: i64) {
         let mut items: Vec<zmq::PollItem<'_>> = Vec::with_capacity(self.sockets.len() + 1);
-        items.push(zmq::PollItem::from_fd(self.wake_rx.as_raw_fd(), zmq::POLLIN));
+        items.push(zmq::PollItem::from_fd(
+            self.wake_rx.as_raw_fd(),
+            zmq::POLLIN,
+        ));
         for s in &self.sockets {
-            let events = if s.backlog.is_empty() { zmq::POLLIN } else { zmq::POLLIN | zmq::POLLOUT };
+            let events = if s.backlog.is_empty() {
+                zmq::POLLIN
+            } else {
+                zmq::POLLIN | zmq::POLLOUT
+            };
             items.push(s.socket.as_poll_item(events));
         }
         if let Err(e) = zmq::poll(&mut items, timeout) {
@@ -226,7 +242,16 @@ impl IoThread {
             Command::Connect(endpoint, reply) => {
                 let _ = reply.send(self.connect(&endpoint));
             }
-            Command::Open { id, shared, payload, timeout } => self.open(id, shared, payload, timeout),
+            Command::Open {
+                id,
+                shared,
+                payload,
+                timeout,
+            } => {
+                if let Some(shared) = shared.take() {
+                    self.open(id, shared, payload, timeout);
+                }
+            }
             Command::Send { id, payload } => {
                 if let Some(entry) = self.channels.get(&id) {
                     let (socket, envelope) = (entry.socket, entry.envelope.clone());
@@ -253,7 +278,9 @@ impl IoThread {
             _ => 0,
         };
         let socket = &self.sockets[index].socket;
-        socket.bind(endpoint).map_err(|e| Error::zmq(format!("cannot bind to {endpoint}: {e}"), e))?;
+        socket
+            .bind(endpoint)
+            .map_err(|e| Error::zmq(format!("cannot bind to {endpoint}: {e}"), e))?;
         Ok(last_endpoint(socket).unwrap_or_else(|| endpoint.to_owned()))
     }
 
@@ -275,18 +302,42 @@ impl IoThread {
         Ok(endpoint.to_owned())
     }
 
-    fn open(&mut self, id: MessageId, shared: Arc<ChannelShared>, payload: Vec<u8>, timeout: Option<Duration>) {
+    fn open(
+        &mut self,
+        id: MessageId,
+        shared: Arc<ChannelShared>,
+        payload: Vec<u8>,
+        timeout: Option<Duration>,
+    ) {
         if self.sockets.is_empty() {
-            shared.close(Error::endpoint("", "the socket is neither bound nor connected"));
+            shared.close(Error::endpoint(
+                "",
+                "the socket is neither bound nor connected",
+            ));
             return;
         }
         // Least open channels first; ties go round-robin.
         let n = self.sockets.len();
         let start = self.next_socket % n;
         self.next_socket = self.next_socket.wrapping_add(1);
-        let socket = (0..n).map(|i| (start + i) % n).min_by_key(|&i| self.sockets[i].open_channels).unwrap_or(0);
-        let heartbeat = self.config.heartbeat.map(|interval| Heartbeat { interval, waiting: self.config.passive_heartbeat, last_received: None });
-        let entry = Entry { shared, socket, envelope: Vec::new(), heartbeat, compat_v2: false, awaiting_reply: timeout, generation: 0 };
+        let socket = (0..n)
+            .map(|i| (start + i) % n)
+            .min_by_key(|&i| self.sockets[i].open_channels)
+            .unwrap_or(0);
+        let heartbeat = self.config.heartbeat.map(|interval| Heartbeat {
+            interval,
+            waiting: self.config.passive_heartbeat,
+            last_received: None,
+        });
+        let entry = Entry {
+            shared,
+            socket,
+            envelope: Vec::new(),
+            heartbeat,
+            compat_v2: false,
+            awaiting_reply: timeout,
+            generation: 0,
+        };
         self.insert(id.clone(), entry);
         if let Some(after) = timeout {
             self.schedule(&id, TimerKind::Timeout, after);
@@ -299,7 +350,11 @@ impl IoThread {
         // id can never fire on this one.
         self.timer_seq += 1;
         entry.generation = self.timer_seq;
-        let active = entry.heartbeat.as_ref().filter(|h| !h.waiting).map(|h| h.interval);
+        let active = entry
+            .heartbeat
+            .as_ref()
+            .filter(|h| !h.waiting)
+            .map(|h| h.interval);
         self.sockets[entry.socket].open_channels += 1;
         self.channels.insert(id.clone(), entry);
         if let Some(interval) = active {
@@ -316,9 +371,17 @@ impl IoThread {
     }
 
     fn schedule(&mut self, id: &MessageId, kind: TimerKind, after: Duration) {
-        let Some(entry) = self.channels.get(id) else { return };
+        let Some(entry) = self.channels.get(id) else {
+            return;
+        };
         self.timer_seq += 1;
-        self.timers.push(Reverse(Timer { at: Instant::now() + after, seq: self.timer_seq, kind, channel: id.clone(), generation: entry.generation }));
+        self.timers.push(Reverse(Timer {
+            at: Instant::now() + after,
+            seq: self.timer_seq,
+            kind,
+            channel: id.clone(),
+            generation: entry.generation,
+        }));
     }
 
     fn fire_timers(&mut self, now: Instant) {
@@ -326,8 +389,12 @@ impl IoThread {
             if timer.at > now {
                 break;
             }
-            let Some(Reverse(timer)) = self.timers.pop() else { break };
-            let Some(entry) = self.channels.get_mut(&timer.channel) else { continue };
+            let Some(Reverse(timer)) = self.timers.pop() else {
+                break;
+            };
+            let Some(entry) = self.channels.get_mut(&timer.channel) else {
+                continue;
+            };
             if entry.generation != timer.generation {
                 continue;
             }
@@ -346,8 +413,12 @@ impl IoThread {
     /// than two intervals after the last heartbeat received (or, when none
     /// ever came, after the first tick).
     fn heartbeat_tick(&mut self, id: MessageId, now: Instant) {
-        let Some(entry) = self.channels.get_mut(&id) else { return };
-        let Some(hb) = entry.heartbeat.as_mut() else { return };
+        let Some(entry) = self.channels.get_mut(&id) else {
+            return;
+        };
+        let Some(hb) = entry.heartbeat.as_mut() else {
+            return;
+        };
         let last = *hb.last_received.get_or_insert(now);
         let interval = hb.interval;
         if now > last + interval * 2 {
@@ -445,7 +516,9 @@ impl IoThread {
         }
         match self.kind {
             SocketKind::Pull | SocketKind::Subscribe => self.events.push(event),
-            SocketKind::Push | SocketKind::Publish => Counters::bump(&self.counters.dropped_unroutable),
+            SocketKind::Push | SocketKind::Publish => {
+                Counters::bump(&self.counters.dropped_unroutable)
+            }
             SocketKind::Client | SocketKind::Server => {
                 match event.header.response_to.clone() {
                     Some(channel) => self.route(&channel, event),
@@ -477,10 +550,22 @@ impl IoThread {
         let version = event.header.version;
         // zerorpc-python heartbeats passively towards v1 peers.
         let passive = self.config.passive_heartbeat || version.is_none_or(|v| v < 2);
-        let heartbeat = self.config.heartbeat.map(|interval| Heartbeat { interval, waiting: passive, last_received: None });
+        let heartbeat = self.config.heartbeat.map(|interval| Heartbeat {
+            interval,
+            waiting: passive,
+            last_received: None,
+        });
         let shared = ChannelShared::new();
         let compat_v2 = version.is_none_or(|v| v < 3);
-        let entry = Entry { shared: shared.clone(), socket: index, envelope, heartbeat, compat_v2, awaiting_reply: None, generation: 0 };
+        let entry = Entry {
+            shared: shared.clone(),
+            socket: index,
+            envelope,
+            heartbeat,
+            compat_v2,
+            awaiting_reply: None,
+            generation: 0,
+        };
         self.insert(id.clone(), entry);
         if event.name == names::HEARTBEAT {
             self.control(&id, &event);
@@ -508,8 +593,16 @@ impl IoThread {
     fn control(&mut self, channel: &MessageId, event: &Event) {
         let now = Instant::now();
         let mut start_heartbeat = None;
-        let Some(entry) = self.channels.get_mut(channel) else { return };
-        let credit = || event.args.as_array().and_then(|a| a.first()).and_then(Value::as_i64);
+        let Some(entry) = self.channels.get_mut(channel) else {
+            return;
+        };
+        let credit = || {
+            event
+                .args
+                .as_array()
+                .and_then(|a| a.first())
+                .and_then(Value::as_i64)
+        };
         if event.name == names::HEARTBEAT {
             if let Some(hb) = entry.heartbeat.as_mut() {
                 hb.last_received = Some(now);
@@ -535,11 +628,19 @@ impl IoThread {
 
 fn check_endpoint(endpoint: &str) -> Result<(), Error> {
     let Some((scheme, rest)) = endpoint.split_once("://") else {
-        return Err(Error::endpoint(endpoint, "expected SCHEME://ADDRESS, e.g. tcp://127.0.0.1:4242"));
+        return Err(Error::endpoint(
+            endpoint,
+            "expected SCHEME://ADDRESS, e.g. tcp://127.0.0.1:4242",
+        ));
     };
     match scheme {
         "tcp" | "ipc" | "inproc" | "pgm" | "epgm" | "ws" | "wss" | "tipc" | "vmci" | "udp" => {}
-        other => return Err(Error::endpoint(endpoint, format!("unknown transport {other:?}"))),
+        other => {
+            return Err(Error::endpoint(
+                endpoint,
+                format!("unknown transport {other:?}"),
+            ));
+        }
     }
     if rest.is_empty() {
         return Err(Error::endpoint(endpoint, "empty address"));

@@ -54,7 +54,12 @@ pub struct SocketConfig {
 impl SocketConfig {
     /// zerorpc-python's defaults: 5 s active heartbeat, window of 100.
     pub fn new() -> Self {
-        SocketConfig { heartbeat: Some(Duration::from_secs(5)), passive_heartbeat: false, window: 100, hooks: Vec::new() }
+        SocketConfig {
+            heartbeat: Some(Duration::from_secs(5)),
+            passive_heartbeat: false,
+            window: 100,
+            hooks: Vec::new(),
+        }
     }
 }
 
@@ -122,11 +127,49 @@ impl Counters {
 pub(crate) enum Command {
     Bind(String, mpsc::SyncSender<Result<String, Error>>),
     Connect(String, mpsc::SyncSender<Result<String, Error>>),
-    Open { id: MessageId, shared: Arc<ChannelShared>, payload: Vec<u8>, timeout: Option<Duration> },
-    Send { id: MessageId, payload: Vec<u8> },
-    Close { id: MessageId },
-    Emit { payload: Vec<u8> },
+    Open {
+        id: MessageId,
+        shared: PendingChannel,
+        payload: Vec<u8>,
+        timeout: Option<Duration>,
+    },
+    Send {
+        id: MessageId,
+        payload: Vec<u8>,
+    },
+    Close {
+        id: MessageId,
+    },
+    Emit {
+        payload: Vec<u8>,
+    },
     Shutdown,
+}
+
+/// A channel on its way to the I/O thread in [`Command::Open`].
+///
+/// A command can be dropped unhandled when the socket closes meanwhile (it
+/// is still queued when the I/O thread exits); dropping this then fails the
+/// channel, which would otherwise wait forever.
+pub(crate) struct PendingChannel(Option<Arc<ChannelShared>>);
+
+impl PendingChannel {
+    pub(crate) fn new(shared: Arc<ChannelShared>) -> Self {
+        PendingChannel(Some(shared))
+    }
+
+    /// Hands the channel over to the I/O thread, which now owns its fate.
+    pub(crate) fn take(mut self) -> Option<Arc<ChannelShared>> {
+        self.0.take()
+    }
+}
+
+impl Drop for PendingChannel {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.take() {
+            shared.close(Error::closed());
+        }
+    }
 }
 
 /// A queue filled by the I/O thread and drained by one async consumer.
@@ -136,7 +179,9 @@ pub(crate) struct WakeQueue<T> {
 
 impl<T> WakeQueue<T> {
     pub(crate) fn new() -> Self {
-        WakeQueue { state: Mutex::new((VecDeque::new(), None, false)) }
+        WakeQueue {
+            state: Mutex::new((VecDeque::new(), None, false)),
+        }
     }
 
     pub(crate) fn push(&self, item: T) {
@@ -204,7 +249,10 @@ impl SocketShared {
         for hook in &self.hooks {
             hook.on_send(event);
         }
-        self.command(Command::Send { id: id.clone(), payload: event.encode() });
+        self.command(Command::Send {
+            id: id.clone(),
+            payload: event.encode(),
+        });
     }
 }
 
@@ -266,9 +314,11 @@ impl Socket {
     /// A socket of the given kind; starts its I/O thread.
     pub fn new(kind: SocketKind, config: SocketConfig) -> Result<Socket, Error> {
         let (commands, receiver) = mpsc::channel();
-        let (wake_tx, wake_rx) = UnixStream::pair().map_err(|e| Error::endpoint("", format!("cannot create wake-up pipe: {e}")))?;
+        let (wake_tx, wake_rx) = UnixStream::pair()
+            .map_err(|e| Error::endpoint("", format!("cannot create wake-up pipe: {e}")))?;
         for end in [&wake_tx, &wake_rx] {
-            end.set_nonblocking(true).map_err(|e| Error::endpoint("", format!("cannot configure wake-up pipe: {e}")))?;
+            end.set_nonblocking(true)
+                .map_err(|e| Error::endpoint("", format!("cannot configure wake-up pipe: {e}")))?;
         }
         let wake_pending = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
@@ -287,7 +337,16 @@ impl Socket {
             events: events.clone(),
             thread: Mutex::new(None),
         });
-        let io = IoThread::new(kind, config, receiver, wake_rx, wake_pending, counters, incoming, events)?;
+        let io = IoThread::new(
+            kind,
+            config,
+            receiver,
+            wake_rx,
+            wake_pending,
+            counters,
+            incoming,
+            events,
+        )?;
         let handle = std::thread::Builder::new()
             .name("zerorpc-io".into())
             .spawn(move || io.run())
@@ -319,7 +378,10 @@ impl Socket {
         self.round_trip(|reply| Command::Connect(endpoint.to_owned(), reply))
     }
 
-    fn round_trip(&self, command: impl FnOnce(mpsc::SyncSender<Result<String, Error>>) -> Command) -> Result<String, Error> {
+    fn round_trip(
+        &self,
+        command: impl FnOnce(mpsc::SyncSender<Result<String, Error>>) -> Command,
+    ) -> Result<String, Error> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.shared.command(command(tx));
         rx.recv().map_err(|_| Error::closed())?
@@ -339,7 +401,13 @@ impl Socket {
         shared.lock().send_credit = 0;
         let window = options.window.unwrap_or(self.shared.config.window);
         let channel = Channel::new(id.clone(), shared.clone(), self.shared.clone(), window);
-        self.shared.command(Command::Open { id, shared, payload: request.encode(), timeout: options.first_reply_timeout });
+        let shared = PendingChannel::new(shared);
+        self.shared.command(Command::Open {
+            id,
+            shared,
+            payload: request.encode(),
+            timeout: options.first_reply_timeout,
+        });
         Ok(channel)
     }
 
@@ -347,7 +415,12 @@ impl Socket {
     /// first event of the channel is its request.
     pub async fn accept(&self) -> Result<Channel, Error> {
         let (id, shared) = self.shared.incoming.pop().await.ok_or_else(Error::closed)?;
-        Ok(Channel::new(id, shared, self.shared.clone(), self.shared.config.window))
+        Ok(Channel::new(
+            id,
+            shared,
+            self.shared.clone(),
+            self.shared.config.window,
+        ))
     }
 
     /// Sends a single-frame event (push and publish sockets).
@@ -355,7 +428,9 @@ impl Socket {
         for hook in &self.shared.hooks {
             hook.on_send(&mut event);
         }
-        self.shared.command(Command::Emit { payload: event.encode() });
+        self.shared.command(Command::Emit {
+            payload: event.encode(),
+        });
     }
 
     /// Receives the next single-frame event (pull and subscribe sockets).
@@ -384,6 +459,8 @@ impl Socket {
 
 impl std::fmt::Debug for Socket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Socket").field("kind", &self.shared.kind).finish_non_exhaustive()
+        f.debug_struct("Socket")
+            .field("kind", &self.shared.kind)
+            .finish_non_exhaustive()
     }
 }

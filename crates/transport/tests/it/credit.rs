@@ -1,0 +1,188 @@
+//! `_zpc_more` flow control, as sender and as receiver.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use zerorpc_transport::{OpenOptions, Socket, SocketKind};
+use zerorpc_wire::{Event, Header, MessageId, Value, names};
+
+use crate::support::{
+    HB, LIMIT, Raw, block_on_timeout, config, credit_of, heartbeat, is_heartbeat_of, more, on,
+    request, run, tcp_server, wait_until,
+};
+
+/// Receives on the raw DEALER, answering heartbeats, until `heartbeats`
+/// heartbeats and `items` other events have arrived; returns the others.
+fn collect(dealer: &Raw, id: &MessageId, heartbeats: usize, items: usize) -> Vec<Event> {
+    let (mut seen_hb, mut others) = (0, Vec::new());
+    let deadline = Instant::now() + LIMIT;
+    while seen_hb < heartbeats || others.len() < items {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (_, event) = dealer
+            .recv_event(left)
+            .unwrap_or_else(|| panic!("only {seen_hb} heartbeats and {others:?}"));
+        if is_heartbeat_of(&event, id) {
+            seen_hb += 1;
+            dealer.send_event(&[Vec::new()], &heartbeat(id));
+        } else {
+            assert_eq!(event.header.response_to.as_ref(), Some(id));
+            others.push(event);
+        }
+    }
+    others
+}
+
+fn stream_item(event: &Event) -> i64 {
+    assert_eq!(event.name, names::STREAM, "{event:?}");
+    event.args.as_i64().expect("an integer item")
+}
+
+#[test]
+fn server_sends_one_event_without_credit_then_exactly_what_is_granted() {
+    let (server, endpoint) = tcp_server(Some(HB));
+    let dealer = Raw::new(zmq::DEALER);
+    dealer.connect(&endpoint);
+    let call = request("count");
+    let id = call.header.message_id.clone();
+    dealer.send_event(&[Vec::new()], &call);
+    let mut served = run(server.accept()).unwrap();
+    run(served.recv()).unwrap();
+
+    let sent = Arc::new(AtomicUsize::new(0));
+    let sender = {
+        let sent = sent.clone();
+        std::thread::spawn(move || {
+            for i in 0..5 {
+                let item = Event::new(Header::new(), names::STREAM, Value::from(i));
+                block_on_timeout(LIMIT * 4, served.send(item))
+                    .expect("credit came")
+                    .unwrap();
+                sent.fetch_add(1, Ordering::SeqCst);
+            }
+            let done = Event::new(Header::new(), names::STREAM_DONE, Value::Nil);
+            block_on_timeout(LIMIT * 4, served.send(done))
+                .expect("credit came")
+                .unwrap();
+            sent.fetch_add(1, Ordering::SeqCst);
+        })
+    };
+
+    // The implicit credit of one lets exactly the first item through; the
+    // heartbeats keep coming meanwhile, as they need no credit.
+    let first = collect(&dealer, &id, 0, 1);
+    assert_eq!(stream_item(&first[0]), 0);
+    let starved = collect(&dealer, &id, 3, 0);
+    assert!(starved.is_empty(), "sent without credit: {starved:?}");
+    assert_eq!(sent.load(Ordering::SeqCst), 1);
+
+    dealer.send_event(&[Vec::new()], &more(&id, 2));
+    let granted = collect(&dealer, &id, 0, 2);
+    assert_eq!(granted.iter().map(stream_item).collect::<Vec<_>>(), [1, 2]);
+    let starved = collect(&dealer, &id, 3, 0);
+    assert!(starved.is_empty(), "sent without credit: {starved:?}");
+    assert!(wait_until(LIMIT, || sent.load(Ordering::SeqCst) == 3));
+
+    // The terminator needs credit too.
+    dealer.send_event(&[Vec::new()], &more(&id, 10));
+    let rest = collect(&dealer, &id, 0, 3);
+    assert_eq!(stream_item(&rest[0]), 3);
+    assert_eq!(stream_item(&rest[1]), 4);
+    assert_eq!(rest[2].name, names::STREAM_DONE);
+    sender.join().unwrap();
+    assert_eq!(sent.load(Ordering::SeqCst), 6);
+}
+
+struct RouterReport {
+    grants: Vec<i64>,
+    sent: usize,
+    /// The most credit the ROUTER ever held at once.
+    max_credit: i64,
+}
+
+/// A raw ROUTER streaming `items` events to the channel it is asked to
+/// open, never beyond the credit granted, answering heartbeats, until the
+/// client sends `END`.
+fn credit_honouring_router(router: Raw, items: usize) -> RouterReport {
+    let (envelope, call) = router.recv_event(LIMIT).expect("the request");
+    let id = call.header.message_id;
+    // Let the client send its END marker.
+    router.send_event(&envelope, &more(&id, 1));
+    let mut report = RouterReport {
+        grants: Vec::new(),
+        sent: 0,
+        max_credit: 1,
+    };
+    let mut credit: i64 = 1;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if report.sent < items && credit > 0 {
+            router.send_event(&envelope, &on(&id, names::STREAM, Value::from(report.sent)));
+            report.sent += 1;
+            credit -= 1;
+            continue;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (_, event) = router.recv_event(left).expect("the client went silent");
+        assert_eq!(event.header.response_to.as_ref(), Some(&id));
+        if let Some(n) = credit_of(&event) {
+            report.grants.push(n);
+            credit += n;
+            report.max_credit = report.max_credit.max(credit);
+        } else if event.name == names::HEARTBEAT {
+            router.send_event(&envelope, &heartbeat(&id));
+        } else {
+            assert_eq!(event.name, "END");
+            return report;
+        }
+    }
+}
+
+fn read_stream(window: Option<u32>, items: usize) -> RouterReport {
+    let router = Raw::new(zmq::ROUTER);
+    let endpoint = router.bind_tcp();
+    let peer = std::thread::spawn(move || credit_honouring_router(router, items));
+    let client = Socket::new(SocketKind::Client, config(Some(HB))).unwrap();
+    client.connect(&endpoint).unwrap();
+    let options = OpenOptions {
+        window,
+        ..OpenOptions::default()
+    };
+    let mut channel = client.open(request("count"), options).unwrap();
+    block_on_timeout(Duration::from_secs(20), async {
+        for i in 0..items {
+            let event = channel.recv().await.unwrap();
+            assert_eq!(event.args, Value::from(i));
+        }
+        channel
+            .send(Event::new(Header::new(), "END", Value::Nil))
+            .await
+            .unwrap();
+    })
+    .expect("the stream finished in time");
+    peer.join().unwrap()
+}
+
+#[test]
+fn client_grants_100_at_second_read_then_51_like_zerorpc_python() {
+    let report = read_stream(None, 250);
+    assert_eq!(report.sent, 250);
+    assert_eq!(report.grants, [100, 51, 51, 51, 51]);
+    assert!(
+        report.max_credit <= 100,
+        "granted beyond the window: {}",
+        report.max_credit
+    );
+}
+
+#[test]
+fn client_with_window_10_grants_10_then_6() {
+    let report = read_stream(Some(10), 30);
+    assert_eq!(report.sent, 30);
+    assert_eq!(report.grants, [10, 6, 6, 6, 6]);
+    assert!(
+        report.max_credit <= 10,
+        "granted beyond the window: {}",
+        report.max_credit
+    );
+}

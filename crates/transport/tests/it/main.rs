@@ -1,0 +1,12 @@
+//! Integration tests of the transport, with raw ZeroMQ sockets playing the
+//! peer so that what goes on the wire can be checked frame by frame.
+
+mod credit;
+mod fanout;
+mod heartbeat;
+mod lifecycle;
+mod malformed;
+mod patterns;
+mod rpc;
+mod support;
+mod timeout;
