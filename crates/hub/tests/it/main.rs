@@ -7,4 +7,5 @@ mod ha;
 mod queue_frames;
 mod queue_python;
 mod relay;
+mod rust_peers;
 mod support;

@@ -111,11 +111,7 @@ print("STREAM", len(items), sum(items), items == list(range(3000)), flush=True)
     // 3000 STREAM events and STREAM_DONE back; the client's `_zpc_more`
     // grants (one per 51 items read) forward.
     assert!(stats.events_out_to_in >= 3001, "{}", stats.to_json());
-    assert!(
-        stats.events_in_to_out >= 1 + 3000 / 51,
-        "{}",
-        stats.to_json()
-    );
+    assert!(stats.events_in_to_out > 3000 / 51, "{}", stats.to_json());
 }
 
 #[test]
