@@ -19,6 +19,8 @@ pub(crate) struct ChannelState {
     pub(crate) inbox: VecDeque<Event>,
     /// How many more events the peer allows us to send (`_zpc_more`).
     pub(crate) send_credit: i64,
+    /// The peer speaks protocol version 2: credit is sent as `_zpc_hb`.
+    pub(crate) peer_v2: bool,
     pub(crate) closed: Option<Error>,
     recv_waker: Option<Waker>,
     send_waker: Option<Waker>,
@@ -32,6 +34,7 @@ impl ChannelShared {
                 inbox: VecDeque::new(),
                 // Both ends start with an implicit credit of one event.
                 send_credit: 1,
+                peer_v2: false,
                 closed: None,
                 recv_waker: None,
                 send_waker: None,
@@ -151,7 +154,13 @@ impl Channel {
         if self.window.read_once && self.window.reserved < i64::from(self.window.size / 2) {
             let grant = i64::from(self.window.size) - self.window.reserved;
             self.window.reserved = i64::from(self.window.size);
-            self.send_control(names::MORE, Value::Array(vec![Value::from(grant)]));
+            // zerorpc-python renames its grants for version 2 peers.
+            let name = if self.shared.lock().peer_v2 {
+                names::HEARTBEAT
+            } else {
+                names::MORE
+            };
+            self.send_control(name, Value::Array(vec![Value::from(grant)]));
         }
         let event = poll_fn(|cx| {
             let mut state = self.shared.lock();

@@ -36,6 +36,8 @@ struct Entry {
     /// The peer's first event lacked `v: 3`: zerorpc-python's v2
     /// compatibility (credit travels as `_zpc_hb`).
     compat_v2: bool,
+    /// Whether an event from the peer has arrived yet (decides `compat_v2`).
+    heard_peer: bool,
     /// The first-reply timeout, while no reply has arrived.
     awaiting_reply: Option<Duration>,
     /// Bumped whenever timers are rescheduled, to discard stale ones.
@@ -335,6 +337,7 @@ impl IoThread {
             envelope: Vec::new(),
             heartbeat,
             compat_v2: false,
+            heard_peer: false,
             awaiting_reply: timeout,
             generation: 0,
         };
@@ -557,12 +560,14 @@ impl IoThread {
         });
         let shared = ChannelShared::new();
         let compat_v2 = version.is_none_or(|v| v < 3);
+        shared.lock().peer_v2 = compat_v2;
         let entry = Entry {
             shared: shared.clone(),
             socket: index,
             envelope,
             heartbeat,
             compat_v2,
+            heard_peer: true,
             awaiting_reply: None,
             generation: 0,
         };
@@ -576,9 +581,16 @@ impl IoThread {
     }
 
     fn route(&mut self, channel: &MessageId, event: Event) {
-        if !self.channels.contains_key(channel) {
+        let Some(entry) = self.channels.get_mut(channel) else {
             Counters::bump(&self.counters.dropped_unroutable);
             return;
+        };
+        // Like zerorpc-python, the first event heard from the peer decides
+        // whether the channel speaks version 2.
+        if !entry.heard_peer {
+            entry.heard_peer = true;
+            entry.compat_v2 = event.header.version.is_none_or(|v| v < 3);
+            entry.shared.lock().peer_v2 = entry.compat_v2;
         }
         if event.name == names::HEARTBEAT || event.name == names::MORE {
             self.control(channel, &event);

@@ -186,3 +186,33 @@ fn client_with_window_10_grants_10_then_6() {
         report.max_credit
     );
 }
+
+#[test]
+fn client_grants_credit_as_heartbeats_to_a_version_2_peer() {
+    // zerorpc-python renames `_zpc_more` to `_zpc_hb` on channels whose peer
+    // spoke first without `v: 3` (PROTOCOL.md 3.5).
+    let router = Raw::new(zmq::ROUTER);
+    let endpoint = router.bind_tcp();
+    let client = Socket::new(SocketKind::Client, config(None)).unwrap();
+    client.connect(&endpoint).unwrap();
+    let options = OpenOptions {
+        window: Some(10),
+        ..OpenOptions::default()
+    };
+    let mut channel = client.open(request("count"), options).unwrap();
+    let (envelope, call) = router.recv_event(LIMIT).expect("the request");
+    let id = call.header.message_id;
+    for i in 0..2 {
+        let mut item = on(&id, names::STREAM, Value::from(i));
+        item.header.version = None;
+        router.send_event(&envelope, &item);
+    }
+    block_on_timeout(LIMIT, async {
+        channel.recv().await.unwrap();
+        channel.recv().await.unwrap();
+    })
+    .expect("both items arrived");
+    let (_, grant) = router.recv_event(LIMIT).expect("a grant");
+    assert_eq!(grant.name, names::HEARTBEAT, "{grant:?}");
+    assert_eq!(grant.args, Value::Array(vec![Value::from(10)]));
+}
