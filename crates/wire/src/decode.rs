@@ -102,6 +102,43 @@ impl<'a> Reader<'a> {
         }))
     }
 
+    /// Reads a map header and returns its length, or `None` if the next
+    /// value is something else.
+    pub(crate) fn map_len(&mut self) -> Result<Option<usize>, Error> {
+        Ok(Some(match self.marker()? {
+            Marker::FixMap(n) => usize::from(n),
+            Marker::Map16 => usize::from(self.u16()?),
+            Marker::Map32 => self.u32()? as usize,
+            Marker::Reserved => return Err(invalid("reserved msgpack marker 0xc1")),
+            _ => return Ok(None),
+        }))
+    }
+
+    /// Reads a str or bin without copying it: its bytes, and whether it was
+    /// a str (then valid UTF-8). Leaves anything else unread and returns
+    /// `None`.
+    pub(crate) fn raw_text(&mut self) -> Result<Option<(&'a [u8], bool)>, Error> {
+        let before = self.rest;
+        let (len, is_str) = match self.marker()? {
+            Marker::FixStr(n) => (usize::from(n), true),
+            Marker::Str8 => (usize::from(self.u8()?), true),
+            Marker::Str16 => (usize::from(self.u16()?), true),
+            Marker::Str32 => (self.u32()? as usize, true),
+            Marker::Bin8 => (usize::from(self.u8()?), false),
+            Marker::Bin16 => (usize::from(self.u16()?), false),
+            Marker::Bin32 => (self.u32()? as usize, false),
+            _ => {
+                self.rest = before;
+                return Ok(None);
+            }
+        };
+        let bytes = self.take(len)?;
+        if is_str && std::str::from_utf8(bytes).is_err() {
+            return Err(invalid("msgpack str holds invalid utf-8"));
+        }
+        Ok(Some((bytes, is_str)))
+    }
+
     /// Reads one value nested at most `depth` more levels.
     pub(crate) fn value(&mut self, depth: usize) -> Result<Value, Error> {
         let len = match self.marker()? {

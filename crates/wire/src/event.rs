@@ -163,20 +163,12 @@ impl Event {
     /// [`DecodeError::Msgpack`]).
     pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         let mut rd = Reader::new(bytes);
-        let value = rd.value(MAX_DEPTH).map_err(DecodeError::Msgpack)?;
+        let (header, name) = read_envelope(&mut rd)?;
+        let args = rd.value(MAX_DEPTH - 1).map_err(DecodeError::Msgpack)?;
         if rd.remaining() > 0 {
             return Err(DecodeError::TrailingBytes(rd.remaining()));
         }
-        let Value::Array(items) = value else {
-            return Err(DecodeError::NotAnArray);
-        };
-        let [header, name, args] =
-            <[Value; 3]>::try_from(items).map_err(|v| DecodeError::WrongLength(v.len()))?;
-        Ok(Event {
-            header: decode_header(header)?,
-            name: text(name).ok_or(DecodeError::NameNotText)?,
-            args,
-        })
+        Ok(Event { header, name, args })
     }
 
     /// Decodes only the header and name of an event, leaving the arguments
@@ -187,21 +179,7 @@ impl Event {
     /// that are followed by trailing bytes, since it never reads past the
     /// name.
     pub fn decode_envelope(bytes: &[u8]) -> Result<(Header, String), DecodeError> {
-        let mut rd = Reader::new(bytes);
-        let len = rd
-            .array_len()
-            .map_err(DecodeError::Msgpack)?
-            .ok_or(DecodeError::NotAnArray)?;
-        if len != 3 {
-            return Err(DecodeError::WrongLength(len));
-        }
-        // The event array itself is the first level, as in `decode`.
-        let header = rd.value(MAX_DEPTH - 1).map_err(DecodeError::Msgpack)?;
-        let name = rd.value(MAX_DEPTH - 1).map_err(DecodeError::Msgpack)?;
-        Ok((
-            decode_header(header)?,
-            text(name).ok_or(DecodeError::NameNotText)?,
-        ))
+        read_envelope(&mut Reader::new(bytes))
     }
 }
 
@@ -218,40 +196,66 @@ fn write_id(buf: &mut Vec<u8>, id: &MessageId) {
     }
 }
 
-/// Text from a str, or from a bin holding UTF-8 (as old Python 2 peers send).
-fn text(value: Value) -> Option<String> {
-    match value {
-        Value::String(s) => s.into_str(),
-        Value::Binary(b) => String::from_utf8(b).ok(),
-        _ => None,
+/// Reads the event array's header and the header and name in it, leaving
+/// the reader at the args.
+///
+/// Header keys and ids are read in place, without building [`Value`]s: this
+/// runs for every event a router or a server sees.
+fn read_envelope(rd: &mut Reader<'_>) -> Result<(Header, String), DecodeError> {
+    let len = rd
+        .array_len()
+        .map_err(DecodeError::Msgpack)?
+        .ok_or(DecodeError::NotAnArray)?;
+    if len != 3 {
+        return Err(DecodeError::WrongLength(len));
+    }
+    let header = read_header(rd)?;
+    let name = read_text(rd)?.ok_or(DecodeError::NameNotText)?;
+    Ok((header, name.to_owned()))
+}
+
+/// Text from a str, or from a bin holding UTF-8 (as old Python 2 peers
+/// send); `None` for anything else.
+fn read_text<'a>(rd: &mut Reader<'a>) -> Result<Option<&'a str>, DecodeError> {
+    Ok(match rd.raw_text().map_err(DecodeError::Msgpack)? {
+        Some((bytes, _)) => std::str::from_utf8(bytes).ok(),
+        None => None,
+    })
+}
+
+fn read_id(rd: &mut Reader<'_>, field: &'static str) -> Result<MessageId, DecodeError> {
+    match rd.raw_text().map_err(DecodeError::Msgpack)? {
+        Some((bytes, true)) => Ok(MessageId::new(bytes, IdKind::Str)),
+        Some((bytes, false)) => Ok(MessageId::new(bytes, IdKind::Bin)),
+        None => Err(DecodeError::InvalidId(field)),
     }
 }
 
-fn id(value: &Value, field: &'static str) -> Result<MessageId, DecodeError> {
-    match value {
-        Value::Binary(b) => Ok(MessageId::new(b, IdKind::Bin)),
-        Value::String(s) => Ok(MessageId::new(s.as_bytes(), IdKind::Str)),
-        _ => Err(DecodeError::InvalidId(field)),
-    }
-}
-
-fn decode_header(value: Value) -> Result<Header, DecodeError> {
-    let Value::Map(entries) = value else {
-        return Err(DecodeError::HeaderNotAMap);
-    };
+fn read_header(rd: &mut Reader<'_>) -> Result<Header, DecodeError> {
+    let len = rd
+        .map_len()
+        .map_err(DecodeError::Msgpack)?
+        .ok_or(DecodeError::HeaderNotAMap)?;
+    // Inside the event array and the header map.
+    let depth = MAX_DEPTH - 2;
     let mut message_id = None;
     let mut version = None;
     let mut response_to = None;
     let mut extra = Vec::new();
-    for (key, value) in entries {
-        let key = text(key).ok_or(DecodeError::HeaderKeyNotText)?;
-        match key.as_str() {
-            "message_id" => message_id = Some(id(&value, "message_id")?),
-            "response_to" => response_to = Some(id(&value, "response_to")?),
-            // A `v` that is not a small non-negative integer is no version we
-            // know; treat it like a missing one, as a v1 peer.
-            "v" => version = value.as_u64().and_then(|v| u32::try_from(v).ok()),
-            _ => extra.push((key, value)),
+    for _ in 0..len {
+        match read_text(rd)?.ok_or(DecodeError::HeaderKeyNotText)? {
+            "message_id" => message_id = Some(read_id(rd, "message_id")?),
+            "response_to" => response_to = Some(read_id(rd, "response_to")?),
+            "v" => {
+                let value = rd.value(depth).map_err(DecodeError::Msgpack)?;
+                // A `v` that is not a small non-negative integer is no
+                // version we know; treat it like a missing one, as a v1 peer.
+                version = value.as_u64().and_then(|v| u32::try_from(v).ok());
+            }
+            other => {
+                let key = other.to_owned();
+                extra.push((key, rd.value(depth).map_err(DecodeError::Msgpack)?));
+            }
         }
     }
     Ok(Header {

@@ -18,9 +18,8 @@ mod tests;
 ///
 /// Conversion recurses once per level, taking up to 2 KiB of stack per level
 /// in unoptimized builds; 256 levels stay far below a 2 MiB thread stack
-/// (tokio's default) and far above any real argument list. The event decoder
-/// allows deeper values (1024), which then fail to convert rather than
-/// overflow the stack.
+/// (tokio's default) and far above any real argument list. Anything the
+/// event decoder accepts (at most 128 levels) converts.
 const MAX_DEPTH: usize = 256;
 
 /// Why a value could not be converted to or from a [`Value`].

@@ -193,16 +193,29 @@ fn reserved_marker() {
 
 #[test]
 fn huge_declared_lengths_fail_fast() {
-    // An array32 / str32 claiming 4 GiB with nothing behind it must not
-    // allocate up front.
-    for bytes in [
-        &[0xdd, 0xff, 0xff, 0xff, 0xff][..],
-        &[0x93, 0xdf, 0xff, 0xff, 0xff, 0xff],
-        &[0x93, 0x80, 0xdb, 0xff, 0xff, 0xff, 0xff],
-    ] {
-        let err = Event::decode(bytes).expect_err("truncated");
+    // Lengths claiming 4 Gi elements or bytes with nothing behind them must
+    // not allocate up front.
+    let err =
+        Event::decode(&[0xdd, 0xff, 0xff, 0xff, 0xff]).expect_err("no event has 2^32 - 1 parts");
+    assert!(
+        matches!(err, DecodeError::WrongLength(0xffff_ffff)),
+        "{err:?}"
+    );
+    let mut prefix = vec![0x93];
+    prefix.extend_from_slice(&encode(&header()));
+    let claims: [&[u8]; 3] = [
+        &[0xdb, 0xff, 0xff, 0xff, 0xff],             // a 4 GiB name
+        &[0xa1, b'x', 0xdd, 0xff, 0xff, 0xff, 0xff], // 4 Gi args
+        &[0xa1, b'x', 0xdf, 0xff, 0xff, 0xff, 0xff], // 4 Gi map entries
+    ];
+    for claim in claims {
+        let mut bytes = prefix.clone();
+        bytes.extend_from_slice(claim);
+        let err = Event::decode(&bytes).expect_err("truncated");
         assert!(matches!(err, DecodeError::Msgpack(_)), "{err:?}");
     }
+    let err = Event::decode(&[0x93, 0xdf, 0xff, 0xff, 0xff, 0xff]).expect_err("truncated header");
+    assert!(matches!(err, DecodeError::Msgpack(_)), "{err:?}");
 }
 
 fn is_invalid_utf8(err: &DecodeError) -> bool {
@@ -263,7 +276,8 @@ fn excessive_nesting() {
         matches!(err, DecodeError::Msgpack(MsgpackError::DepthLimitExceeded)),
         "{err:?}"
     );
-    let mut header_bomb = vec![0x93];
+    // Inside an extra header value, which the envelope decoder reads too.
+    let mut header_bomb = vec![0x93, 0x81, 0xa1, b'x'];
     header_bomb.extend(std::iter::repeat_n(0x91, 100_000));
     let (full, envelope) = errors(&header_bomb);
     assert!(
