@@ -244,7 +244,14 @@ impl Queue<'_> {
                 }
                 // Its pipe is full: keep the call queued and retry on the
                 // next sweep rather than overload one worker.
-                Err(_) => return Err(call),
+                Err(_) if !call.frames.is_empty() => return Err(call),
+                // Refused midway (libzmq checks limits on the first frame,
+                // so this does not happen): nothing is left to send.
+                Err(_) => {
+                    self.stats.drops.send_failed += 1;
+                    self.channels.remove(&call.channel);
+                    return Ok(());
+                }
             }
         }
     }
@@ -512,6 +519,11 @@ fn send_to_peer(
     peer: &[u8],
     frames: &mut Vec<zmq::Message>,
 ) -> Result<(), zmq::Error> {
+    // An empty message would leave a half-sent multipart behind the peer
+    // frame, to be completed by whatever is sent next.
+    if frames.is_empty() {
+        return Err(zmq::Error::EINVAL);
+    }
     socket.send(peer, zmq::SNDMORE | zmq::DONTWAIT)?;
     let last = frames.len().saturating_sub(1);
     for (i, frame) in frames.drain(..).enumerate() {

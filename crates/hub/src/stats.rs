@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::HubKind;
 
 /// A snapshot of a hub's counters, as returned by
-/// [`HubHandle::stats`](crate::HubHandle::stats) and printed as one JSON
+/// [`Hub::stats`](crate::Hub::stats) and printed as one JSON
 /// line by the `zerorpc-hub` binary.
 ///
 /// Counters only grow, from the hub's start. "in" is the side clients,
