@@ -1,5 +1,6 @@
 //! The demo of zerorpc-rs: starts a server with the demo service, calls it,
-//! streams from it, shows a remote error and introspection, and exits 0.
+//! streams from it, shows a remote error and introspection, then runs a hub
+//! with two workers sharing calls, and exits 0.
 //!
 //! ```text
 //! cargo xtask demo
@@ -101,8 +102,94 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         2000.0 / elapsed.as_secs_f64()
     );
 
+    hub_demo(&client).await?;
+
     shutdown.shutdown();
     serving.await??;
     println!("\ndemo finished");
+    Ok(())
+}
+
+/// A worker behind the hub: says who served each call.
+struct Worker {
+    name: &'static str,
+}
+
+#[zerorpc::service]
+impl Worker {
+    /// Works for `millis` milliseconds, then names the worker.
+    pub(crate) async fn work(&self, millis: u64) -> &'static str {
+        tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+        self.name
+    }
+
+    /// Adds two numbers, like the demo service.
+    pub(crate) fn add(&self, a: f64, b: f64) -> f64 {
+        a + b
+    }
+}
+
+/// A queue hub with two workers sharing calls, and the latency it adds.
+async fn hub_demo(direct: &Client) -> Result<(), Box<dyn std::error::Error>> {
+    use zerorpc_hub::{Hub, HubConfig, HubKind};
+
+    println!("\n== a hub: two workers sharing calls");
+    let hub = Hub::start(HubConfig::new(
+        HubKind::Queue,
+        "tcp://127.0.0.1:*",
+        "tcp://127.0.0.1:*",
+    ))?;
+    println!(
+        "hub: clients connect to {}, workers to {}",
+        hub.in_endpoint(),
+        hub.out_endpoint()
+    );
+    let mut workers = Vec::new();
+    for name in ["worker-1", "worker-2"] {
+        let worker = Server::builder(Worker { name })
+            .connect(hub.out_endpoint())
+            .build()?;
+        workers.push(worker.shutdown_handle());
+        tokio::spawn(worker.serve());
+    }
+    let client = Client::connect(hub.in_endpoint())?;
+    // The hub learns of workers when they connect; wait (bounded) for both.
+    for _ in 0..200 {
+        if hub.stats().workers.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let calls = (0..10).map(|_| client.call::<String>("work", (100,)));
+    let served_by = futures::future::try_join_all(calls).await?;
+    for name in ["worker-1", "worker-2"] {
+        println!(
+            "{name} served {} of 10 concurrent calls",
+            served_by.iter().filter(|w| *w == name).count()
+        );
+    }
+    println!("hub stats: {}", hub.stats().to_json());
+
+    println!("\n== latency: through the hub against a direct call (1000 sequential calls each)");
+    let started = Instant::now();
+    for i in 0..1000 {
+        let _: f64 = direct.call("add", (i, 1)).await?;
+    }
+    let direct_us = started.elapsed().as_secs_f64() * 1e3;
+    let started = Instant::now();
+    for i in 0..1000 {
+        let _: f64 = client.call("add", (i, 1)).await?;
+    }
+    let hub_us = started.elapsed().as_secs_f64() * 1e3;
+    println!(
+        "direct: {direct_us:.1} µs per call; through the hub: {hub_us:.1} µs per call ({:.2}x)",
+        hub_us / direct_us
+    );
+
+    for worker in workers {
+        worker.shutdown();
+    }
+    hub.stop();
+    hub.join()?;
     Ok(())
 }
