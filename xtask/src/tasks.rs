@@ -8,7 +8,7 @@ use anyhow::bail;
 use crate::run::{cargo, run, status, succeeds};
 
 /// Benchmarks run by `cargo xtask bench`: (package, bench target).
-const BENCHES: &[(&str, &str)] = &[("zerorpc-wire", "codec")];
+const BENCHES: &[(&str, &str)] = &[("zerorpc-wire", "codec"), ("zerorpc-hub", "latency")];
 
 /// Runs the demo of the whole system and returns its exit status.
 pub(crate) fn demo(root: &Path) -> anyhow::Result<ExitCode> {

@@ -13,7 +13,7 @@ use zerorpc_transport::{Channel, EventHook, OpenOptions, Socket, SocketConfig, S
 use zerorpc_wire::{Event, Header, Value, names};
 
 use crate::context::{CopyExtras, Propagation};
-use crate::endpoint::{Literal, ResolveEndpoint};
+use crate::endpoint::{Endpoints, ResolveEndpoint};
 use crate::{CallContext, Error, RemoteError, Result};
 
 /// The default call timeout, as in zerorpc-python.
@@ -22,10 +22,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Configures and builds a [`Client`].
 pub struct ClientBuilder {
     config: SocketConfig,
-    connects: Vec<String>,
-    binds: Vec<String>,
+    endpoints: Endpoints,
     timeout: Option<Duration>,
-    resolver: Arc<dyn ResolveEndpoint>,
     propagation: Arc<dyn Propagation>,
 }
 
@@ -33,13 +31,13 @@ impl ClientBuilder {
     /// Connects to an endpoint (may be repeated: calls are spread over the
     /// servers, each call staying on one).
     pub fn connect(mut self, endpoint: impl Into<String>) -> Self {
-        self.connects.push(endpoint.into());
+        self.endpoints.connects.push(endpoint.into());
         self
     }
 
     /// Binds to an endpoint, for servers that connect to the client.
     pub fn bind(mut self, endpoint: impl Into<String>) -> Self {
-        self.binds.push(endpoint.into());
+        self.endpoints.binds.push(endpoint.into());
         self
     }
 
@@ -76,7 +74,7 @@ impl ClientBuilder {
 
     /// How endpoints are resolved (default: literal ZeroMQ endpoints).
     pub fn resolver(mut self, resolver: Arc<dyn ResolveEndpoint>) -> Self {
-        self.resolver = resolver;
+        self.endpoints.resolver = resolver;
         self
     }
 
@@ -90,16 +88,7 @@ impl ClientBuilder {
     /// Creates the socket, binds and connects.
     pub fn build(self) -> Result<Client> {
         let socket = Socket::new(SocketKind::Client, self.config)?;
-        for endpoint in &self.binds {
-            for resolved in self.resolver.resolve(endpoint)? {
-                socket.bind(&resolved)?;
-            }
-        }
-        for endpoint in &self.connects {
-            for resolved in self.resolver.resolve(endpoint)? {
-                socket.connect(&resolved)?;
-            }
-        }
+        self.endpoints.apply(&socket)?;
         Ok(Client {
             inner: Arc::new(ClientInner {
                 socket,
@@ -184,10 +173,8 @@ impl Client {
     pub fn builder() -> ClientBuilder {
         ClientBuilder {
             config: SocketConfig::new(),
-            connects: Vec::new(),
-            binds: Vec::new(),
+            endpoints: Endpoints::new(),
             timeout: Some(DEFAULT_TIMEOUT),
-            resolver: Arc::new(Literal),
             propagation: Arc::new(CopyExtras),
         }
     }

@@ -1,6 +1,10 @@
 //! Endpoint resolution: the pluggable step between the endpoint a user
 //! names and the ZeroMQ endpoints a socket binds or connects to.
 
+use std::sync::Arc;
+
+use zerorpc_transport::Socket;
+
 use crate::{Error, Result};
 
 /// Turns an endpoint as a user wrote it into ZeroMQ endpoints.
@@ -26,5 +30,41 @@ impl ResolveEndpoint for Literal {
                 "bad endpoint {endpoint:?}: expected SCHEME://ADDRESS, e.g. tcp://127.0.0.1:4242"
             )))
         }
+    }
+}
+
+/// The endpoints a client or server binds and connects to, and how they
+/// are resolved.
+#[derive(Clone)]
+pub(crate) struct Endpoints {
+    pub(crate) binds: Vec<String>,
+    pub(crate) connects: Vec<String>,
+    pub(crate) resolver: Arc<dyn ResolveEndpoint>,
+}
+
+impl Endpoints {
+    pub(crate) fn new() -> Self {
+        Endpoints {
+            binds: Vec::new(),
+            connects: Vec::new(),
+            resolver: Arc::new(Literal),
+        }
+    }
+
+    /// Resolves every endpoint, binds, then connects; returns the endpoints
+    /// bound and connected, with wildcard ports filled in.
+    pub(crate) fn apply(&self, socket: &Socket) -> Result<Vec<String>> {
+        let mut done = Vec::new();
+        for endpoint in &self.binds {
+            for resolved in self.resolver.resolve(endpoint)? {
+                done.push(socket.bind(&resolved)?);
+            }
+        }
+        for endpoint in &self.connects {
+            for resolved in self.resolver.resolve(endpoint)? {
+                done.push(socket.connect(&resolved)?);
+            }
+        }
+        Ok(done)
     }
 }

@@ -8,7 +8,7 @@ use futures::future::{Either, select};
 use zerorpc_transport::{Channel, EventHook, Socket, SocketConfig, SocketKind};
 use zerorpc_wire::{Event, Header, Value, names};
 
-use crate::endpoint::{Literal, ResolveEndpoint};
+use crate::endpoint::{Endpoints, ResolveEndpoint};
 use crate::service::{Reply, Service, call_guarded, guard_stream};
 use crate::{CallContext, Error, Methods, RemoteError, Result, introspect};
 
@@ -16,23 +16,21 @@ use crate::{CallContext, Error, Methods, RemoteError, Result, introspect};
 pub struct ServerBuilder {
     methods: Methods,
     config: SocketConfig,
-    binds: Vec<String>,
-    connects: Vec<String>,
-    resolver: Arc<dyn ResolveEndpoint>,
+    endpoints: Endpoints,
     max_concurrent_calls: Option<usize>,
 }
 
 impl ServerBuilder {
     /// Binds to an endpoint when built (may be repeated).
     pub fn bind(mut self, endpoint: impl Into<String>) -> Self {
-        self.binds.push(endpoint.into());
+        self.endpoints.binds.push(endpoint.into());
         self
     }
 
     /// Connects to an endpoint when built, e.g. a hub's worker side (may be
     /// repeated).
     pub fn connect(mut self, endpoint: impl Into<String>) -> Self {
-        self.connects.push(endpoint.into());
+        self.endpoints.connects.push(endpoint.into());
         self
     }
 
@@ -62,7 +60,7 @@ impl ServerBuilder {
 
     /// How endpoints are resolved (default: literal ZeroMQ endpoints).
     pub fn resolver(mut self, resolver: Arc<dyn ResolveEndpoint>) -> Self {
-        self.resolver = resolver;
+        self.endpoints.resolver = resolver;
         self
     }
 
@@ -76,17 +74,7 @@ impl ServerBuilder {
     /// Creates the socket, binds and connects.
     pub fn build(self) -> Result<Server> {
         let socket = Socket::new(SocketKind::Server, self.config)?;
-        let mut endpoints = Vec::new();
-        for endpoint in &self.binds {
-            for resolved in self.resolver.resolve(endpoint)? {
-                endpoints.push(socket.bind(&resolved)?);
-            }
-        }
-        for endpoint in &self.connects {
-            for resolved in self.resolver.resolve(endpoint)? {
-                endpoints.push(socket.connect(&resolved)?);
-            }
-        }
+        let endpoints = self.endpoints.apply(&socket)?;
         let limit = self
             .max_concurrent_calls
             .map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
@@ -142,9 +130,7 @@ impl Server {
         ServerBuilder {
             methods: Arc::new(service).methods(),
             config: SocketConfig::new(),
-            binds: Vec::new(),
-            connects: Vec::new(),
-            resolver: Arc::new(Literal),
+            endpoints: Endpoints::new(),
             max_concurrent_calls: None,
         }
     }

@@ -98,18 +98,30 @@ pub(crate) struct IoThread {
     running: bool,
 }
 
+/// What the I/O thread shares with the handles of its socket.
+pub(crate) struct IoLinks {
+    pub(crate) commands: mpsc::Receiver<Command>,
+    pub(crate) wake_rx: UnixStream,
+    pub(crate) wake_pending: Arc<AtomicBool>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) incoming: Arc<WakeQueue<(MessageId, Arc<ChannelShared>)>>,
+    pub(crate) events: Arc<WakeQueue<Event>>,
+}
+
 impl IoThread {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         kind: SocketKind,
         config: SocketConfig,
-        commands: mpsc::Receiver<Command>,
-        wake_rx: UnixStream,
-        wake_pending: Arc<AtomicBool>,
-        counters: Arc<Counters>,
-        incoming: Arc<WakeQueue<(MessageId, Arc<ChannelShared>)>>,
-        events: Arc<WakeQueue<Event>>,
+        links: IoLinks,
     ) -> Result<Self, Error> {
+        let IoLinks {
+            commands,
+            wake_rx,
+            wake_pending,
+            counters,
+            incoming,
+            events,
+        } = links;
         let mut io = IoThread {
             kind,
             hooks: config.hooks.clone(),

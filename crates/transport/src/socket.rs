@@ -14,7 +14,7 @@ use std::time::Duration;
 use zerorpc_wire::{Event, MessageId};
 
 use crate::channel::{Channel, ChannelShared};
-use crate::io::IoThread;
+use crate::io::{IoLinks, IoThread};
 use crate::{Error, EventHook};
 
 /// The ZeroMQ socket pattern a [`Socket`] speaks.
@@ -337,16 +337,15 @@ impl Socket {
             events: events.clone(),
             thread: Mutex::new(None),
         });
-        let io = IoThread::new(
-            kind,
-            config,
-            receiver,
+        let links = IoLinks {
+            commands: receiver,
             wake_rx,
             wake_pending,
             counters,
             incoming,
             events,
-        )?;
+        };
+        let io = IoThread::new(kind, config, links)?;
         let handle = std::thread::Builder::new()
             .name("zerorpc-io".into())
             .spawn(move || io.run())
