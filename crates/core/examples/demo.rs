@@ -124,6 +124,7 @@ impl Worker {
     }
 
     /// Adds two numbers, like the demo service.
+    #[zerorpc(inline)]
     pub(crate) fn add(&self, a: f64, b: f64) -> f64 {
         a + b
     }

@@ -14,7 +14,10 @@ use syn::{
 /// Exposes the public (`pub` or `pub(...)`) `&self` methods of an inherent `impl` block as remote
 /// methods: implements `zerorpc::Service` for the type.
 ///
-/// * Sync methods run on the blocking thread pool, async methods as tasks.
+/// * Sync methods run on the blocking thread pool, so they may block; async
+///   methods run in the call's task. Mark a quick, never-blocking sync
+///   method `#[zerorpc(inline)]` to run it in the call's task too, saving a
+///   thread hand-off per call.
 /// * Doc comments become the help text; parameter names and types the
 ///   argument list shown by introspection. Trailing `Option` parameters may
 ///   be left out by callers. A string argument is accepted for a number or
@@ -76,6 +79,7 @@ fn lit_str(expr: &syn::Expr) -> syn::Result<LitStr> {
 #[derive(Default)]
 struct MethodOptions {
     skip: bool,
+    inline: bool,
     name: Option<LitStr>,
     kind: Option<StreamKind>,
 }
@@ -97,6 +101,8 @@ fn method_options(attrs: &mut Vec<Attribute>) -> syn::Result<MethodOptions> {
         let result = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("skip") {
                 options.skip = true;
+            } else if meta.path.is_ident("inline") {
+                options.inline = true;
             } else if meta.path.is_ident("iter") {
                 options.kind = Some(StreamKind::Iter);
             } else if meta.path.is_ident("stream") {
@@ -104,9 +110,9 @@ fn method_options(attrs: &mut Vec<Attribute>) -> syn::Result<MethodOptions> {
             } else if meta.path.is_ident("name") {
                 options.name = Some(meta.value()?.parse()?);
             } else {
-                return Err(
-                    meta.error("unknown option; expected skip, iter, stream or name = \"...\"")
-                );
+                return Err(meta.error(
+                    "unknown option; expected skip, inline, iter, stream or name = \"...\"",
+                ));
             }
             Ok(())
         });
@@ -345,6 +351,12 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
     let call = quote!(this.#ident(#(#vars),*) #await_);
     let convert_error = to_remote(quote!(e));
 
+    if opts.inline && (is_async || stream_kind.is_some()) {
+        return Err(syn::Error::new_spanned(
+            &sig.ident,
+            "#[zerorpc(inline)] is for sync methods returning a value: async methods and streams never block the call's task",
+        ));
+    }
     let body = match stream_kind {
         None => {
             let convert = if fallible {
@@ -357,7 +369,9 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
             } else {
                 quote!(::zerorpc::__private::ok(&__r))
             };
-            if is_async {
+            // `inline` runs a quick sync method in the call's task, saving
+            // the hand-off to the blocking pool.
+            if is_async || opts.inline {
                 quote! { let __r = #call; #convert }
             } else {
                 quote! { ::zerorpc::__private::blocking(#name, move || { let __r = #call; #convert }).await }

@@ -23,6 +23,7 @@ impl std::error::Error for DemoError {}
 #[zerorpc::service(name = "demo")]
 impl DemoService {
     /// Adds two numbers.
+    #[zerorpc(inline)]
     pub(crate) fn add(&self, a: f64, b: f64) -> f64 {
         a + b
     }

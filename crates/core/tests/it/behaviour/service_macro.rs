@@ -115,6 +115,18 @@ impl Shop {
         panic!("sync handler gave up")
     }
 
+    /// Multiplies, in the call's task.
+    #[zerorpc(inline)]
+    pub(crate) fn inline_mul(&self, a: i64, b: i64) -> i64 {
+        a * b
+    }
+
+    /// Panics in the call's task.
+    #[zerorpc(inline)]
+    pub(crate) fn panic_inline(&self) -> i64 {
+        panic!("inline handler gave up")
+    }
+
     /// Panics in a task.
     pub(crate) async fn panic_async(&self) -> i64 {
         tokio::task::yield_now().await;
@@ -336,9 +348,11 @@ async fn list_is_sorted_and_only_has_exposed_methods() {
             "boxed",
             "echo",
             "greet",
+            "inline_mul",
             "load",
             "optional",
             "panic_async",
+            "panic_inline",
             "panic_sync",
             "parse",
             "remote",
@@ -421,6 +435,7 @@ async fn panics_become_errors_and_the_server_keeps_serving() {
         for (method, message) in [
             ("panic_sync", "sync handler gave up"),
             ("panic_async", "async handler gave up"),
+            ("panic_inline", "inline handler gave up"),
         ] {
             let e = remote_error::<i64>(&client, method, ()).await;
             assert_eq!((e.name(), e.message()), ("Panic", message));
@@ -470,6 +485,17 @@ async fn wrong_argument_type_is_a_type_error() {
             "{}",
             e.message()
         );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inline_sync_method_answers_from_the_call_task() {
+    let (_server, client) = shop();
+    bounded(async {
+        assert_eq!(client.call::<i64>("inline_mul", (6, 7)).await.unwrap(), 42);
+        let e = remote_error::<i64>(&client, "inline_mul", (6,)).await;
+        assert_eq!(e.name(), "TypeError");
     })
     .await;
 }
