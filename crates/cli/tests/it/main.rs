@@ -449,6 +449,54 @@ fn python_server_without_inspect_falls_back_to_legacy_calls() {
     );
 }
 
+const PYTHON_SLOW_SERVER: &str = r#"
+import sys
+import gevent
+import zerorpc
+
+class Slow(object):
+    def slow(self):
+        print("CALLED", flush=True)
+        gevent.sleep(60)
+        return "done"
+
+server = zerorpc.Server(Slow(), heartbeat=0.5)
+server.bind(sys.argv[1])
+print("READY")
+server.run()
+"#;
+
+#[test]
+fn lost_remote_exits_4() {
+    let Some(python) = python() else {
+        return;
+    };
+    let endpoint = free_tcp_endpoint();
+    let mut server = python
+        .spawn(PYTHON_SLOW_SERVER, &[&endpoint])
+        .expect("starting the Python server");
+    server
+        .wait_for_line("READY", STARTUP)
+        .expect("Python server ready");
+    let mut command = Command::new(BIN);
+    command.args(["--heartbeat", "0.5", "--timeout", "60", &endpoint, "slow"]);
+    let mut client = Process::spawn("zerorpc", command).expect("starting the CLI");
+    server
+        .wait_for_line("CALLED", STARTUP)
+        .expect("the call reached the server");
+    // The CLI heartbeats passively: it watches for loss only once the
+    // server's first heartbeat (0.5 s into the call) has arrived.
+    thread::sleep(Duration::from_millis(1000));
+    server.process_mut().kill().expect("killing the server");
+    let status = client
+        .wait_timeout(Duration::from_secs(20))
+        .expect("waiting for the CLI")
+        .expect("the CLI noticed the loss in time");
+    assert_eq!(status.code(), Some(4), "{}", client.report());
+    let err = client.stderr_lines().join("\n");
+    assert!(err.contains("lost remote"), "{err}");
+}
+
 #[test]
 fn python_server_calls_streams_and_errors() {
     let Some((_peer, endpoint)) = python_server(true) else {
