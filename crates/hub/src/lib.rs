@@ -59,7 +59,8 @@ pub use stats::{Drops, Stats, WorkerStats};
 /// Error names the queue sends to clients in `ERR` replies it makes itself
 /// (`[name, message, ""]`).
 pub mod error_names {
-    /// The worker serving the call disconnected.
+    /// The worker serving the call disconnected, or cannot take the call's
+    /// events (its queue is full).
     pub const LOST_REMOTE: &str = crate::queue::LOST_REMOTE;
     /// No worker took the call: the queue was full, or none connected within
     /// the queue timeout.

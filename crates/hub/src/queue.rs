@@ -11,8 +11,9 @@
 //! * every later event of the channel goes to that worker, or, coming from
 //!   that worker, to that client;
 //! * the channel ends on the worker's `OK`, `ERR` or `STREAM_DONE`, when it
-//!   has been idle for `idle_timeout`, or when its worker disconnects (the
-//!   client then gets a `LostRemote` error instead of hanging).
+//!   has been idle for `idle_timeout`, when its worker disconnects (the
+//!   client then gets a `LostRemote` error instead of hanging), or when one
+//!   of its events cannot be delivered (see [`loss_breaks_channel`]).
 //!
 //! Workers are ZeroRPC servers (ROUTERs) that connect to `out` and never
 //! speak first: the hub learns them from libzmq's ROUTER_NOTIFY messages.
@@ -173,8 +174,8 @@ impl Queue<'_> {
             tracing::debug!(frames = n, "client message with a bad frame layout dropped");
             return;
         }
-        let header = match Event::decode_envelope(&frames[n - 1]) {
-            Ok((header, _name)) => header,
+        let (header, name) = match Event::decode_envelope(&frames[n - 1]) {
+            Ok(decoded) => decoded,
             Err(error) => {
                 self.stats.drops.undecodable += 1;
                 tracing::debug!(%error, "undecodable client event dropped");
@@ -183,7 +184,7 @@ impl Queue<'_> {
         };
         match header.response_to {
             None => self.open_call(header.message_id, frames, now),
-            Some(channel) => self.client_event(&channel, frames, now),
+            Some(channel) => self.client_event(&channel, &name, frames, now),
         }
     }
 
@@ -258,7 +259,12 @@ impl Queue<'_> {
 
     fn enqueue(&mut self, call: QueuedCall) {
         if self.waiting.len() >= self.config.queue_limit {
-            let message = "the hub's queue is full and no worker is connected";
+            // Calls also wait when every worker's pipe is full.
+            let message = if self.order.is_empty() {
+                "the hub's queue is full and no worker is connected"
+            } else {
+                "the hub's queue is full and no worker can take a call now"
+            };
             self.fail_queued(&call.channel, message);
             return;
         }
@@ -285,7 +291,13 @@ impl Queue<'_> {
         Some(Rc::clone(&self.order[idx]))
     }
 
-    fn client_event(&mut self, id: &MessageId, frames: &mut Vec<zmq::Message>, now: Instant) {
+    fn client_event(
+        &mut self,
+        id: &MessageId,
+        name: &str,
+        frames: &mut Vec<zmq::Message>,
+        now: Instant,
+    ) {
         let Some(channel) = self.channels.get_mut(id) else {
             self.stats.drops.unknown_channel += 1;
             return;
@@ -316,6 +328,11 @@ impl Queue<'_> {
                 if error == zmq::Error::EHOSTUNREACH {
                     self.gone.insert(Rc::clone(&worker), now);
                     self.worker_gone(&worker);
+                } else if loss_breaks_channel(name) {
+                    self.end_undeliverable(
+                        id,
+                        Some("the worker cannot take the call's events (its queue is full)"),
+                    );
                 }
             }
         }
@@ -357,7 +374,8 @@ impl Queue<'_> {
         let Some(payload) = frames.pop() else { return };
         // Replies go to the client that opened the channel, whatever
         // envelope the worker echoed.
-        let result = if matches!(name.as_str(), names::OK | names::ERR | names::STREAM_DONE) {
+        let last = matches!(name.as_str(), names::OK | names::ERR | names::STREAM_DONE);
+        let result = if last {
             let Some(channel) = self.channels.remove(&id) else {
                 return;
             };
@@ -373,7 +391,30 @@ impl Queue<'_> {
             Ok(()) => self.stats.events_out_to_in += 1,
             Err(error) => {
                 self.stats.drops.send_failed += 1;
-                tracing::debug!(%error, "reply to a vanished client dropped");
+                tracing::debug!(%error, event = %name, "event for a vanished or slow client dropped");
+                // The client cannot be told (it is gone, or its queue is
+                // full): forgetting the channel stops the heartbeats the
+                // hub relays, so both ends notice the loss.
+                if !last && (error == zmq::Error::EHOSTUNREACH || loss_breaks_channel(&name)) {
+                    self.end_undeliverable(&id, None);
+                }
+            }
+        }
+    }
+
+    /// Ends a channel one of whose events could not be delivered, and tells
+    /// the client why when it can still be reached.
+    fn end_undeliverable(&mut self, id: &MessageId, tell_client: Option<&str>) {
+        let Some(channel) = self.channels.remove(id) else {
+            return;
+        };
+        if let Route::Worker(worker) = &channel.route {
+            self.release(worker, id);
+        }
+        self.stats.calls_failed_undeliverable += 1;
+        if let Some(message) = tell_client {
+            if fail_client(self.inp, &channel.envelope, id, LOST_REMOTE, message).is_err() {
+                self.stats.drops.send_failed += 1;
             }
         }
     }
@@ -409,13 +450,16 @@ impl Queue<'_> {
         for channel_id in worker.channels {
             if let Some(channel) = self.channels.remove(&channel_id) {
                 self.stats.calls_failed_worker_lost += 1;
-                let _ = fail_client(
+                let sent = fail_client(
                     self.inp,
                     &channel.envelope,
                     &channel_id,
                     LOST_REMOTE,
                     "worker disconnected while serving the call",
                 );
+                if sent.is_err() {
+                    self.stats.drops.send_failed += 1;
+                }
             }
         }
     }
@@ -430,7 +474,9 @@ impl Queue<'_> {
     fn fail_queued(&mut self, id: &MessageId, message: &str) {
         if let Some(channel) = self.channels.remove(id) {
             self.stats.calls_failed_no_worker += 1;
-            let _ = fail_client(self.inp, &channel.envelope, id, NO_WORKER, message);
+            if fail_client(self.inp, &channel.envelope, id, NO_WORKER, message).is_err() {
+                self.stats.drops.send_failed += 1;
+            }
         }
     }
 
@@ -474,10 +520,17 @@ impl Queue<'_> {
             .is_some_and(|c| now.duration_since(c.since) >= limit)
         {
             if let Some(call) = self.waiting.pop_front() {
-                let message = format!(
-                    "no worker connected to the hub within {:.1}s",
-                    limit.as_secs_f64()
-                );
+                let message = if self.order.is_empty() {
+                    format!(
+                        "no worker connected to the hub within {:.1}s",
+                        limit.as_secs_f64()
+                    )
+                } else {
+                    format!(
+                        "no worker could take the call within {:.1}s",
+                        limit.as_secs_f64()
+                    )
+                };
                 self.fail_queued(&call.channel, &message);
                 self.publisher.dirty = true;
             }
@@ -510,6 +563,17 @@ impl Queue<'_> {
             ..self.stats.clone()
         }
     }
+}
+
+/// Whether losing an event that could not be delivered breaks its channel.
+///
+/// A lost heartbeat is covered by the next one. Anything else is counted by
+/// both ends' credit (PROTOCOL.md §6): a lost stream item leaves the client
+/// short of the credit it would grant back, a lost `_zpc_more` leaves the
+/// worker waiting for credit, and a lost reply leaves the client waiting;
+/// heartbeats would keep such a call alive for ever.
+fn loss_breaks_channel(name: &str) -> bool {
+    name != names::HEARTBEAT
 }
 
 /// Sends `[peer, frames...]` on a ROUTER without blocking. When the first

@@ -45,6 +45,11 @@ pub struct Stats {
     pub calls_failed_no_worker: u64,
     /// Queue: channels forgotten after `idle_timeout` without traffic.
     pub channels_expired: u64,
+    /// Queue: calls ended because one of their events could not be
+    /// delivered (the peer's queue full, or the client gone). Dropping a
+    /// stream item or a `_zpc_more` alone would leave client and worker
+    /// waiting for each other for ever.
+    pub calls_failed_undeliverable: u64,
     /// Messages dropped, by reason.
     pub drops: Drops,
 }

@@ -5,6 +5,7 @@
 mod binary;
 mod ha;
 mod queue_frames;
+mod queue_overflow;
 mod queue_python;
 mod relay;
 mod rust_peers;
