@@ -121,7 +121,7 @@ impl HubConfig {
 #[non_exhaustive]
 pub enum ConfigError {
     /// The YAML is malformed, or a key has a wrong name, type or value.
-    #[error("{}{}: {message}", location(*line, *column), key.as_ref().map(|k| format!("{}key {k}", if line.is_some() { ", " } else { "" })).unwrap_or_default())]
+    #[error("{}", syntax_message(*line, *column, key.as_deref(), message))]
     Syntax {
         /// 1-based line, when the parser knows it.
         line: Option<usize>,
@@ -147,11 +147,28 @@ pub enum ConfigError {
     },
 }
 
-fn location(line: Option<usize>, column: Option<usize>) -> String {
-    match (line, column) {
-        (Some(l), Some(c)) => format!("line {l}, column {c}"),
-        (Some(l), None) => format!("line {l}"),
-        _ => String::new(),
+/// `line L, column C, key K: message`, leaving out what is unknown (and
+/// the colon when nothing is known).
+fn syntax_message(
+    line: Option<usize>,
+    column: Option<usize>,
+    key: Option<&str>,
+    message: &str,
+) -> String {
+    let mut place = Vec::new();
+    if let Some(line) = line {
+        place.push(format!("line {line}"));
+    }
+    if let (Some(_), Some(column)) = (line, column) {
+        place.push(format!("column {column}"));
+    }
+    if let Some(key) = key {
+        place.push(format!("key {key}"));
+    }
+    if place.is_empty() {
+        message.to_owned()
+    } else {
+        format!("{}: {message}", place.join(", "))
     }
 }
 
@@ -167,12 +184,14 @@ impl<'de> Deserialize<'de> for Seconds {
         impl serde::de::Visitor<'_> for Visitor {
             type Value = Seconds;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a positive number of seconds")
+                f.write_str("a number of seconds (at least 0.001)")
             }
             fn visit_f64<E: serde::de::Error>(self, secs: f64) -> Result<Seconds, E> {
-                if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
+                // A value so small that it rounds to zero would expire every
+                // channel, or print stats, at every tick.
+                if !(1e-3..=1e9).contains(&secs) {
                     return Err(E::custom(format!(
-                        "expected a positive number of seconds, found {secs}"
+                        "expected a positive number of seconds (0.001 to 1e9), found {secs}"
                     )));
                 }
                 Ok(Seconds(Duration::from_secs_f64(secs)))
@@ -230,7 +249,10 @@ pub(crate) fn check_endpoint(text: &str) -> Result<(), String> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a hub: a mapping with at least `in` and `out`"
+)]
 struct RawHub {
     name: Option<String>,
     #[serde(rename = "type")]

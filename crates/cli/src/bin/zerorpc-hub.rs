@@ -38,20 +38,22 @@ struct Args {
     /// Endpoint to bind for workers, subscribers or pullers.
     #[arg(long = "out", value_name = "ENDPOINT", requires = "in_endpoint")]
     out_endpoint: Option<String>,
+    // The per-hub flags conflict with a file, so that a flag meant to
+    // override the file is refused rather than silently ignored.
     /// Hub type (without a file).
-    #[arg(long = "type", value_name = "TYPE", default_value = "queue", value_parser = parse_kind)]
+    #[arg(long = "type", value_name = "TYPE", default_value = "queue", value_parser = parse_kind, conflicts_with = "config")]
     kind: HubKind,
     /// Hub name in logs and stats (without a file).
-    #[arg(long, default_value = "hub")]
+    #[arg(long, default_value = "hub", conflicts_with = "config")]
     name: String,
     /// Queue: forget a channel idle for this many seconds (without a file).
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, conflicts_with = "config")]
     idle_timeout: Option<Duration>,
     /// Queue: calls that may wait while no worker is connected (without a file).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "config")]
     queue_limit: Option<usize>,
     /// Queue: seconds a call may wait for a worker (without a file).
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, conflicts_with = "config")]
     queue_timeout: Option<Duration>,
     /// Print stats every SECS seconds (default for every hub; a file's
     /// `stats_interval` wins).
@@ -70,9 +72,10 @@ fn parse_secs(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
         .parse()
         .map_err(|_| format!("`{text}` is not a number of seconds"))?;
-    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
+    // The same bounds as in a file: below 1 ms would round to nothing.
+    if !(1e-3..=1e9).contains(&secs) {
         return Err(format!(
-            "expected a positive number of seconds, found {text}"
+            "expected a positive number of seconds (0.001 to 1e9), found {text}"
         ));
     }
     Ok(Duration::from_secs_f64(secs))

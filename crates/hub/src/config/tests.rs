@@ -117,3 +117,27 @@ fn empty_and_conflicting_files_are_rejected() {
     );
     assert!(e.contains("key hub 2 › name"), "{e}");
 }
+
+#[test]
+fn an_error_without_place_has_no_leading_colon() {
+    let e = error("in: tcp://*:1\nout: tcp://*:2\n---\nin: tcp://*:3\nout: tcp://*:4\n");
+    assert!(!e.starts_with(':'), "{e}");
+    assert!(e.contains("more than one document"), "{e}");
+}
+
+#[test]
+fn a_hub_that_is_not_a_mapping_is_described_in_the_file_s_terms() {
+    let e = error("- in: tcp://*:1\n  out: tcp://*:2\n- 5\n");
+    assert!(e.starts_with("line 3, column 3, key hub 2: "), "{e}");
+    assert!(e.contains("a mapping with at least `in` and `out`"), "{e}");
+    assert!(!e.contains("RawHub"), "{e}");
+}
+
+#[test]
+fn durations_that_round_to_zero_are_rejected() {
+    let e = error("in: tcp://*:1\nout: tcp://*:2\nidle_timeout: 1e-12\n");
+    assert!(e.contains("key idle_timeout"), "{e}");
+    assert!(e.contains("positive number of seconds"), "{e}");
+    let hubs = parse_config("in: tcp://*:1\nout: tcp://*:2\nqueue_timeout: 0.001\n").expect("1 ms");
+    assert_eq!(hubs[0].queue_timeout, Duration::from_millis(1));
+}

@@ -124,6 +124,46 @@ fn bad_configuration_files_are_reported_with_line_and_key() {
     );
 }
 
+#[test]
+fn per_hub_flags_next_to_a_file_are_refused_not_ignored() {
+    let path = temp_file(
+        "flags.yml",
+        "in: 'tcp://127.0.0.1:1'\nout: 'tcp://127.0.0.1:2'\n",
+    );
+    for flags in [
+        &["--idle-timeout", "5"][..],
+        &["--queue-limit", "3"],
+        &["--queue-timeout", "1"],
+        &["--type", "streamer"],
+        &["--name", "other"],
+    ] {
+        let output = Command::new(hub_binary())
+            .arg("--check")
+            .args(flags)
+            .arg(&path)
+            .output()
+            .expect("run zerorpc-hub");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(
+            stderr.contains("cannot be used with"),
+            "{flags:?}: {stderr}"
+        );
+    }
+    // Flags that apply to every hub still go with a file.
+    let output = Command::new(hub_binary())
+        .args(["--check", "--stats-interval", "2"])
+        .arg(&path)
+        .output()
+        .expect("run zerorpc-hub");
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 fn stats_line(process: &Process, after: usize) -> Stats {
     let deadline = std::time::Instant::now() + LONG;
     loop {
