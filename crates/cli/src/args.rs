@@ -115,9 +115,15 @@ pub(crate) struct RawRpcArgs {
     /// When to use colours.
     #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
     pub(crate) color: ColorWhen,
+    // Every positional accepts negative numbers, not only `params`: with
+    // --connect/--bind, `add -1 2` is parsed as address `add` and command
+    // `-1` before the positional shift (zerorpc-python's argparse takes `-1`
+    // as a positional anywhere).
     /// The endpoint, e.g. tcp://127.0.0.1:4242 (left out with --connect/--bind).
+    #[arg(allow_negative_numbers = true)]
     pub(crate) address: Option<String>,
     /// The method to call (with --server: the service file).
+    #[arg(allow_negative_numbers = true)]
     pub(crate) command: Option<String>,
     /// The method's arguments.
     #[arg(allow_negative_numbers = true)]
@@ -296,8 +302,10 @@ impl RawRpcArgs {
                     params.join(" ")
                 )));
             }
-            if self.pool_size == Some(0) {
-                return Err(Failure::usage("--pool-size must be at least 1"));
+            if let Some(size) = self.pool_size.filter(|n| !(1..=MAX_LIMIT).contains(n)) {
+                return Err(Failure::usage(format!(
+                    "--pool-size must be between 1 and {MAX_LIMIT}, got {size}"
+                )));
             }
             return Ok(Invocation::Serve(ServeArgs {
                 endpoints,
@@ -354,6 +362,10 @@ impl RawRpcArgs {
         }))
     }
 }
+
+/// The largest concurrency limit (`--pool-size`, `max_concurrent`): a
+/// limit is a tokio semaphore, which panics when given more permits.
+pub(crate) const MAX_LIMIT: usize = tokio::sync::Semaphore::MAX_PERMITS;
 
 /// A non-negative number of seconds; 0 means "none".
 fn seconds(flag: &str, value: f64) -> Result<Option<Duration>, Failure> {
@@ -439,6 +451,46 @@ mod tests {
         match c.action {
             Action::Call { args, .. } => assert_eq!(args, [Value::from(-1), Value::from(2.5)]),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn negative_numbers_after_the_positional_shift() {
+        let c = call(&["-j", "--connect", "tcp://127.0.0.1:1", "add", "-1", "-2"]);
+        match c.action {
+            Action::Call { method, args } => {
+                assert_eq!(method, "add");
+                assert_eq!(args, [Value::from(-1), Value::from(-2)]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = call(&["--bind", "tcp://127.0.0.1:1", "neg", "-3"]);
+        match c.action {
+            Action::Call { method, args } => {
+                assert_eq!(method, "neg");
+                assert_eq!(args, [Value::from("-3")]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn pool_size_beyond_what_a_semaphore_holds_is_a_usage_error() {
+        let huge = usize::MAX.to_string();
+        let result = parse(&[
+            "--server",
+            "--pool-size",
+            &huge,
+            "--bind",
+            "tcp://h:1",
+            "s.toml",
+        ]);
+        match result {
+            Err(failure) => {
+                assert_eq!(failure.code(), crate::exit::code::USAGE);
+                assert!(failure.to_string().contains("--pool-size"), "{failure}");
+            }
+            Ok(other) => panic!("accepted: {other:?}"),
         }
     }
 

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use zerorpc::{CallOptions, Client, Response, Value};
 
 use crate::args::{Action, CallArgs, OutputStyle};
-use crate::exit::{Failure, output_error};
+use crate::exit::{Failure, output_error, stderr_line};
 use crate::render;
 
 const BOLD: Style = Style::new().bold();
@@ -24,13 +24,13 @@ pub(crate) async fn run(args: CallArgs) -> Result<(), Failure> {
     }
     for endpoint in &args.endpoints.binds {
         if args.debug {
-            eprintln!("binding to \"{endpoint}\"");
+            stderr_line(format_args!("binding to \"{endpoint}\""));
         }
         builder = builder.bind(endpoint);
     }
     for endpoint in &args.endpoints.connects {
         if args.debug {
-            eprintln!("connecting to \"{endpoint}\"");
+            stderr_line(format_args!("connecting to \"{endpoint}\""));
         }
         builder = builder.connect(endpoint);
     }
@@ -268,7 +268,7 @@ impl Session<'_> {
     async fn call(&self, method: &str, args: Vec<Value>) -> Result<(), Failure> {
         let style = self.args.output;
         match self.invoke(method, args).await? {
-            Response::Value(value) => print_line(&render::value(&value, style)),
+            Response::Value(value) => print_value(&value, style),
             Response::Stream(mut stream) => {
                 let mut first = true;
                 if style == OutputStyle::Json {
@@ -295,7 +295,7 @@ impl Session<'_> {
                         let sep = if first { "" } else { "," };
                         print(&format!("{sep}{}", render::json(&item)))?;
                     } else {
-                        print_line(&render::value(&item, style))?;
+                        print_value(&item, style)?;
                     }
                     first = false;
                 }
@@ -317,6 +317,27 @@ fn print(text: &str) -> Result<(), Failure> {
 
 fn print_line(text: &str) -> Result<(), Failure> {
     print(&format!("{text}\n"))
+}
+
+/// One result or stream item, and a newline.
+fn print_value(value: &Value, style: OutputStyle) -> Result<(), Failure> {
+    let raw = match style {
+        OutputStyle::Raw => render::raw_bytes(value),
+        _ => None,
+    };
+    if let Some(bytes) = raw {
+        // Straight to stdout, not through anstream: raw output is the
+        // program's data, whose bytes must survive as they are. anstream
+        // would strip escape sequences (colours in a command's output) when
+        // piped, and text would have to be valid UTF-8.
+        let mut out = std::io::stdout().lock();
+        return out
+            .write_all(bytes)
+            .and_then(|()| out.write_all(b"\n"))
+            .and_then(|()| out.flush())
+            .map_err(output_error);
+    }
+    print_line(&render::value(value, style))
 }
 
 fn text(value: &Value) -> Option<String> {

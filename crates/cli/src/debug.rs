@@ -4,15 +4,23 @@
 use zerorpc::transport::EventHook;
 use zerorpc::wire::Event;
 
+use crate::exit::stderr_line;
+
 /// Prints events as they pass.
 pub(crate) struct Printer;
 
 impl EventHook for Printer {
     fn on_send(&self, event: &mut Event) {
-        eprintln!("--> {} {:?} {}", event.name, event.header, event.args);
+        stderr_line(format_args!(
+            "--> {} {:?} {}",
+            event.name, event.header, event.args
+        ));
     }
 
     fn on_receive(&self, event: &Event) {
-        eprintln!("<-- {} {:?} {}", event.name, event.header, event.args);
+        stderr_line(format_args!(
+            "<-- {} {:?} {}",
+            event.name, event.header, event.args
+        ));
     }
 }

@@ -181,6 +181,15 @@ pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// Writes one line of status or debug output to stderr.
+///
+/// Unlike `eprintln!`, which panics when stderr is a closed pipe (`zerorpc
+/// --server ... 2>&1 | head`), a failed write is ignored: losing these lines
+/// must not stop a server or, from the I/O thread's event hook, a client.
+pub(crate) fn stderr_line(line: fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// Output errors: a closed pipe (`zerorpc ... | head`) ends quietly.
 pub(crate) fn output_error(error: std::io::Error) -> Failure {
     if error.kind() == std::io::ErrorKind::BrokenPipe {

@@ -14,6 +14,7 @@ mod render;
 mod serve;
 mod spec;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
@@ -49,9 +50,14 @@ fn main() -> ExitCode {
 fn run(invocation: Invocation) -> Result<(), Failure> {
     match invocation {
         Invocation::Completions(shell) => {
-            let mut command = RawArgs::command();
-            clap_complete::generate(shell, &mut command, "zerorpc", &mut std::io::stdout());
-            Ok(())
+            // Generated into memory first: clap_complete panics when it
+            // cannot write, e.g. to a closed pipe.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut RawArgs::command(), "zerorpc", &mut script);
+            let mut out = std::io::stdout().lock();
+            out.write_all(&script)
+                .and_then(|()| out.flush())
+                .map_err(exit::output_error)
         }
         Invocation::Call(call) => runtime()?.block_on(call::run(call)),
         Invocation::Serve(serve) => runtime()?.block_on(serve::run(serve)),

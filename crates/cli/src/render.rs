@@ -16,23 +16,28 @@ const NUMBER: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor:
 const CONSTANT: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Magenta)));
 
 /// The text printed for one result (or one stream item), without the final
-/// newline, or `None` for a JSON stream (handled by the caller).
+/// newline. A JSON stream's brackets and commas are the caller's.
 pub(crate) fn value(value: &Value, style: OutputStyle) -> String {
     match style {
         OutputStyle::Json => json(value),
-        OutputStyle::Raw => match value {
-            Value::String(s) => match s.as_str() {
-                Some(text) => text.strip_suffix('\n').unwrap_or(text).to_owned(),
-                None => String::from_utf8_lossy(s.as_bytes()).into_owned(),
-            },
-            Value::Binary(b) => {
-                let text = String::from_utf8_lossy(b);
-                text.strip_suffix('\n').unwrap_or(&text).to_owned()
-            }
-            other => repr(other),
+        OutputStyle::Raw => match raw_bytes(value) {
+            Some(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            None => repr(value),
         },
         OutputStyle::Readable => repr(value),
     }
+}
+
+/// What `-r/--raw` prints for a string or binary value, byte for byte (not
+/// necessarily UTF-8), without one trailing newline; `None` for other values,
+/// which print as `repr`.
+pub(crate) fn raw_bytes(value: &Value) -> Option<&[u8]> {
+    let bytes = match value {
+        Value::String(s) => s.as_bytes(),
+        Value::Binary(b) => b,
+        _ => return None,
+    };
+    Some(bytes.strip_suffix(b"\n").unwrap_or(bytes))
 }
 
 /// Python's `repr` of the value zerorpc-python would decode.

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use zerorpc::{Arg, MethodInfo, Methods, RemoteError, Reply, Server, Value};
 
 use crate::args::ServeArgs;
-use crate::exit::Failure;
+use crate::exit::{Failure, stderr_line};
 use crate::spec::{self, MethodSpec, ServiceSpec};
 
 /// How much of a failed command's stderr its remote error carries.
@@ -41,21 +41,21 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
         builder = builder.hook(Arc::new(crate::debug::Printer));
     }
     for endpoint in &args.endpoints.binds {
-        eprintln!("binding to \"{endpoint}\"");
+        stderr_line(format_args!("binding to \"{endpoint}\""));
         builder = builder.bind(endpoint);
     }
     for endpoint in &args.endpoints.connects {
-        eprintln!("connecting to \"{endpoint}\"");
+        stderr_line(format_args!("connecting to \"{endpoint}\""));
         builder = builder.connect(endpoint);
     }
     let server = builder.build().map_err(Failure::from_setup)?;
     let shutdown = server.shutdown_handle();
-    eprintln!(
+    stderr_line(format_args!(
         "serving \"{}\" ({}) on {}",
         spec.name,
         args.spec.display(),
         server.endpoints().join(", ")
-    );
+    ));
     let serving = tokio::spawn(server.serve());
     wait_for_signal().await;
     shutdown.shutdown();

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::args::MAX_LIMIT;
+
 /// The file as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -142,13 +144,15 @@ fn check(raw: RawSpec, path: &Path, default_name: String) -> Result<ServiceSpec,
         };
         let max_concurrent = match m.max_concurrent {
             None => None,
-            Some(n) if n >= 1 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
-            Some(n) => {
-                return Err(fail(
-                    &key("max_concurrent"),
-                    format!("must be at least 1, got {n}"),
-                ));
-            }
+            Some(n) => match usize::try_from(n) {
+                Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => Some(limit),
+                _ => {
+                    return Err(fail(
+                        &key("max_concurrent"),
+                        format!("must be between 1 and {MAX_LIMIT}, got {n}"),
+                    ));
+                }
+            },
         };
         methods.push(MethodSpec {
             name: method,
@@ -250,6 +254,17 @@ mod tests {
             let err = parse(text).expect_err(text).0;
             assert!(err.contains(key), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn max_concurrent_beyond_what_a_semaphore_holds_is_refused() {
+        let text = format!(
+            "[methods.x]\ncommand = [\"true\"]\nmax_concurrent = {}\n",
+            i64::MAX
+        );
+        let err = parse(&text).expect_err("an unusable limit").0;
+        assert!(err.contains("methods.x.max_concurrent"), "{err}");
+        assert!(err.contains("must be between 1 and"), "{err}");
     }
 
     #[test]

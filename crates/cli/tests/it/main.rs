@@ -249,6 +249,14 @@ fn calls_with_strings_and_json() {
 }
 
 #[test]
+fn negative_numbers_after_the_positional_shift() {
+    let server = OurServer::start();
+    let out = zerorpc(&["-j", "--connect", &server.endpoint, "add", "-1", "-2"]);
+    assert_status(&out, 0);
+    assert_eq!(stdout(&out), "-3.0\n");
+}
+
+#[test]
 fn streams_print_one_item_per_line() {
     let server = OurServer::start();
     let out = zerorpc(&["-j", &server.endpoint, "count", "3"]);
@@ -817,6 +825,80 @@ fn yaml_service_files_work() {
     let out = zerorpc(&["--timeout", "10", "-r", &endpoint, "say", "yes"]);
     assert_status(&out, 0);
     assert_eq!(stdout(&out), "yes\n");
+}
+
+#[test]
+fn raw_output_is_the_data_byte_for_byte() {
+    let server = ProgramServer::start(&[]);
+    // Not valid UTF-8: the bytes themselves, not U+FFFD replacements.
+    let out = zerorpc(&["--timeout", "10", "-r", &server.endpoint, "bytes"]);
+    assert_status(&out, 0);
+    assert_eq!(out.stdout, b"\xff\x01\n");
+    // Escape sequences in the data survive a pipe (colours are only ours).
+    let coloured = "\x1b[31mred\x1b[0m";
+    let out = zerorpc(&["--timeout", "10", "-r", &server.endpoint, "say", coloured]);
+    assert_status(&out, 0);
+    assert_eq!(stdout(&out), format!("{coloured}\n"));
+}
+
+/// A pipe whose reading end is already closed: every write fails with EPIPE.
+fn closed_pipe() -> std::process::Stdio {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: pipe(2) writes two new descriptors into the array, which we
+    // then own; nothing else refers to them.
+    let (reader, writer) = unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0, "creating a pipe");
+        (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+    };
+    drop(reader);
+    std::process::Stdio::from(writer)
+}
+
+#[test]
+fn completions_to_a_closed_pipe_do_not_panic() {
+    let out = Command::new(BIN)
+        .args(["completions", "bash"])
+        .stdout(closed_pipe())
+        .output()
+        .expect("running zerorpc");
+    assert_status(&out, 0);
+}
+
+/// Kills and reaps a child that `Process` cannot hold (its stderr is ours).
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn server_keeps_serving_when_stderr_is_a_closed_pipe() {
+    let dir = TempDir::new();
+    let spec = dir.file("tools.toml", SPEC);
+    let endpoint = free_tcp_endpoint();
+    // As in `zerorpc --server ... 2>&1 | grep -m1 serving`: its status lines
+    // and `-d` events go nowhere once the reader is gone.
+    let mut server = Reaped(
+        Command::new(BIN)
+            .args(["-d", "--server", "--bind", &endpoint, path_str(&spec)])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(closed_pipe())
+            .spawn()
+            .expect("starting zerorpc --server"),
+    );
+    let answered = wait_until(STARTUP, || {
+        if let Ok(Some(status)) = server.0.try_wait() {
+            panic!("the server exited: {status}");
+        }
+        let out = zerorpc(&["--timeout", "2", "-r", &endpoint, "say", "hi"]);
+        out.status.success() && stdout(&out) == "hi\n"
+    });
+    assert!(answered, "the server never answered");
 }
 
 fn path_str(path: &Path) -> &str {
