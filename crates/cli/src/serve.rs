@@ -397,8 +397,14 @@ impl Run {
         if status.success() {
             return Ok(());
         }
+        // The tail is complete when every writer has closed stderr, which a
+        // process the command left in the background may hold open long
+        // after the command itself exited: wait no longer than the timeout.
         let stderr = match self.stderr.take() {
-            Some(task) => task.await.unwrap_or_default(),
+            Some(task) => match within(self.deadline, task).await {
+                Some(tail) => tail.unwrap_or_default(),
+                None => return Err(self.timed_out().await),
+            },
             None => Vec::new(),
         };
         let stderr = String::from_utf8_lossy(&stderr).into_owned();

@@ -555,6 +555,10 @@ command = ["sleep"]
 [methods.bytes]
 command = ["printf", "\\377\\001"]
 
+[methods.straggler]
+command = ["sh", "-c", "sleep 5 >&2 & echo leaving >&2; exit 1"]
+timeout = 1
+
 [methods.exclusive]
 command = ["sh", "-c", "mkdir \"$1\" || exit 7; sleep 0.3; rmdir \"$1\"", "sh"]
 max_concurrent = 1
@@ -666,6 +670,17 @@ fn timed_out_command_is_killed_and_reaped() {
         "children left: {:?}",
         server.children()
     );
+}
+
+#[test]
+fn failed_command_leaving_stderr_open_still_obeys_its_timeout() {
+    let server = ProgramServer::start(&[]);
+    // The command exits at once, but its background `sleep` keeps stderr
+    // open for 5 s: the wait for the stderr tail is bounded by the method's
+    // 1 s timeout.
+    let out = zerorpc(&["--timeout", "20", &server.endpoint, "straggler"]);
+    assert_status(&out, 1);
+    assert!(stderr(&out).contains("TimeoutExpired"), "{}", stderr(&out));
 }
 
 #[test]
