@@ -65,9 +65,10 @@ impl ServerBuilder {
     }
 
     /// At most this many calls run at once; further calls wait (their
-    /// heartbeats still flow). Default: unlimited.
+    /// heartbeats still flow). Default: unlimited. Limits beyond what the
+    /// runtime can count (about 2^61) are lowered to that.
     pub fn max_concurrent_calls(mut self, limit: usize) -> Self {
-        self.max_concurrent_calls = Some(limit.max(1));
+        self.max_concurrent_calls = Some(limit.clamp(1, tokio::sync::Semaphore::MAX_PERMITS));
         self
     }
 

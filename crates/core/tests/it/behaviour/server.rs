@@ -68,6 +68,16 @@ async fn max_concurrent_calls_serialises_calls_kept_alive_by_heartbeats() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn huge_concurrency_limit_is_accepted() {
+    let server = start(Server::builder(Busy::default()).max_concurrent_calls(usize::MAX));
+    let client = Client::connect(&server.endpoint).unwrap();
+    bounded(async {
+        assert_eq!(client.call::<usize>("work", (0.0,)).await.unwrap(), 1);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn shutdown_handle_makes_serve_return() {
     let server = Server::builder(Busy::default())
         .bind("tcp://127.0.0.1:*")
