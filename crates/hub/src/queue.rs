@@ -218,9 +218,12 @@ impl Queue<'_> {
     /// Hands a call to the least loaded worker, or gives it back when no
     /// worker can take it now.
     fn dispatch(&mut self, mut call: QueuedCall, now: Instant) -> Result<(), QueuedCall> {
-        // Each failed attempt removes a worker, so this ends.
+        // Workers whose pipe is full right now: the call goes to the next
+        // least loaded one rather than waiting for the least loaded of all.
+        let mut full: Vec<PeerId> = Vec::new();
+        // Each failed attempt removes a worker or excludes one, so this ends.
         loop {
-            let Some(worker) = self.pick() else {
+            let Some(worker) = self.pick(&full) else {
                 return Err(call);
             };
             match send_to_peer(self.out, &worker, &mut call.frames) {
@@ -243,9 +246,9 @@ impl Queue<'_> {
                     self.gone.insert(Rc::clone(&worker), now);
                     self.worker_gone(&worker);
                 }
-                // Its pipe is full: keep the call queued and retry on the
-                // next sweep rather than overload one worker.
-                Err(_) if !call.frames.is_empty() => return Err(call),
+                // Its pipe is full: try the others; when every pipe is
+                // full, the call waits for the next sweep.
+                Err(_) if !call.frames.is_empty() => full.push(worker),
                 // Refused midway (libzmq checks limits on the first frame,
                 // so this does not happen): nothing is left to send.
                 Err(_) => {
@@ -272,12 +275,15 @@ impl Queue<'_> {
     }
 
     /// Least outstanding calls wins; among equals, the one after the last
-    /// chosen, so idle workers take turns.
-    fn pick(&mut self) -> Option<PeerId> {
+    /// chosen, so idle workers take turns. Workers in `full` are skipped.
+    fn pick(&mut self, full: &[PeerId]) -> Option<PeerId> {
         let n = self.order.len();
         let mut best: Option<(usize, usize)> = None;
         for k in 0..n {
             let idx = (self.next + k) % n;
+            if full.contains(&self.order[idx]) {
+                continue;
+            }
             let load = self
                 .workers
                 .get(&self.order[idx])

@@ -147,3 +147,83 @@ fn credit_a_stuck_worker_cannot_take_fails_the_call() {
     });
     assert_eq!(stats.workers[0].outstanding, 0);
 }
+
+/// The next event about `channel` other than a heartbeat, within [`LONG`].
+fn answer_to(client: &RawClient, channel: &MessageId) -> Option<Event> {
+    let deadline = Instant::now() + LONG;
+    for _ in 0..1000 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = client.recv(left)?;
+        if event.header.response_to.as_ref() == Some(channel) && event.name != "_zpc_hb" {
+            return Some(event);
+        }
+    }
+    None
+}
+
+#[test]
+fn a_call_skips_the_least_loaded_worker_when_its_pipe_is_full() {
+    let mut config = loopback(HubKind::Queue);
+    // Fail fast if the call is left waiting for the full worker.
+    config.queue_timeout = Duration::from_secs(2);
+    let hub = start(config);
+    let stuck = RawWorker {
+        socket: reluctant(zmq::ROUTER, hub.out_endpoint()),
+    };
+    let healthy = RawWorker::connect(hub.out_endpoint());
+    wait_stats(&hub, "two workers", |s| s.workers.len() == 2);
+    let client = RawClient::connect(hub.in_endpoint());
+
+    // One call each: the healthy worker holds its call unanswered (load 1),
+    // the stuck one gets a call whose channel then floods its pipe.
+    let first = request("first", vec![]);
+    client.send(&first);
+    let second = request("second", vec![]);
+    let stuck_channel = match healthy.recv(Duration::from_millis(500)) {
+        Some(_) => {
+            client.send(&second);
+            second.header.message_id.clone()
+        }
+        None => {
+            client.send(&second);
+            healthy.recv(LONG).expect("the second call");
+            first.header.message_id.clone()
+        }
+    };
+    wait_stats(&hub, "both calls routed", |s| s.calls_routed == 2);
+
+    let credit = padded(&stuck_channel, "_zpc_more");
+    let stats = flood_until_refused(&hub, &client.socket, &[b"", &credit]);
+    assert!(
+        stats.drops.send_failed > 0,
+        "never refused: {}",
+        stats.to_json()
+    );
+    // That call is over, so the stuck worker is now the least loaded one,
+    // with a full pipe.
+    wait_stats(&hub, "the stuck worker's call ended", |s| {
+        s.calls_failed_undeliverable == 1
+    });
+
+    let call = request("third", vec![]);
+    client.send(&call);
+    let deadline = Instant::now() + LONG;
+    let got = (0..10)
+        .find_map(|_| {
+            healthy
+                .recv(deadline.saturating_duration_since(Instant::now()))
+                .filter(|r| r.event.header.message_id == call.header.message_id)
+        })
+        .expect("the healthy worker takes the call");
+    healthy.reply(
+        &got.envelope,
+        &on_channel(
+            &call.header.message_id,
+            "OK",
+            Value::Array(vec!["B".into()]),
+        ),
+    );
+    let answer = answer_to(&client, &call.header.message_id).expect("an answer");
+    assert_eq!(answer.name, "OK", "{answer:?}");
+    assert_eq!(hub.stats().calls_failed_no_worker, 0);
+}
