@@ -167,7 +167,8 @@ fn a_call_skips_the_least_loaded_worker_when_its_pipe_is_full() {
     // Fail fast if the call is left waiting for the full worker.
     config.queue_timeout = Duration::from_secs(2);
     let hub = start(config);
-    let stuck = RawWorker {
+    // Held, never read: its queue fills up.
+    let _stuck = RawWorker {
         socket: reluctant(zmq::ROUTER, hub.out_endpoint()),
     };
     let healthy = RawWorker::connect(hub.out_endpoint());
