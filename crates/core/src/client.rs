@@ -152,16 +152,18 @@ pub enum Response {
 /// thread wakes them. Dropping a call's future abandons the call.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), zerorpc::Error> {
 /// use futures::StreamExt;
+/// # futures::executor::block_on(async {
 /// let client = zerorpc::Client::connect("tcp://127.0.0.1:4242")?;
 /// let sum: i64 = client.call("add", (1, 2)).await?;
+/// println!("1 + 2 = {sum}");
 /// let mut numbers = client.stream::<i64>("count", (10,)).await?;
 /// while let Some(n) = numbers.next().await {
 ///     println!("{}", n?);
 /// }
-/// # Ok(())
-/// # }
+/// # Ok::<(), zerorpc::Error>(())
+/// # })?;
+/// # Ok::<(), zerorpc::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct Client {
@@ -420,6 +422,7 @@ impl<T> Stream for ReplyStream<T> {
 /// ```no_run
 /// let client = zerorpc::Client::connect("tcp://127.0.0.1:4242")?.blocking();
 /// let sum: i64 = client.call("add", (1, 2))?;
+/// println!("1 + 2 = {sum}");
 /// for n in client.stream::<i64>("count", (3,))? {
 ///     println!("{}", n?);
 /// }

@@ -57,6 +57,8 @@
 //!
 //! This crate has no feature flags.
 
+#![doc(test(attr(deny(warnings))))]
+
 mod client;
 mod context;
 mod endpoint;

@@ -42,6 +42,8 @@
 //!
 //! This crate has no feature flags.
 
+#![doc(test(attr(deny(warnings))))]
+
 mod config;
 mod hub;
 mod queue;

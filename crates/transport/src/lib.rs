@@ -20,6 +20,8 @@
 //!
 //! See [`Socket`] for an example. This crate has no feature flags.
 
+#![doc(test(attr(deny(warnings))))]
+
 mod channel;
 mod error;
 mod io;

@@ -50,6 +50,8 @@
 //!
 //! This crate has no feature flags.
 
+#![doc(test(attr(deny(warnings))))]
+
 mod decode;
 mod error;
 mod event;
