@@ -125,7 +125,8 @@ enum Repr {
         method: Option<String>,
         source: transport::Error,
     },
-    Codec {
+    /// A local failure described by this crate (codec, endpoint syntax...).
+    Local {
         context: String,
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
@@ -152,7 +153,7 @@ impl Error {
     pub(crate) fn endpoint(context: impl Into<String>) -> Self {
         Error {
             kind: ErrorKind::Transport,
-            repr: Repr::Codec {
+            repr: Repr::Local {
                 context: context.into(),
                 source: None,
             },
@@ -165,7 +166,7 @@ impl Error {
     ) -> Self {
         Error {
             kind: ErrorKind::Codec,
-            repr: Repr::Codec {
+            repr: Repr::Local {
                 context: context.into(),
                 source,
             },
@@ -236,18 +237,16 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
             Repr::Remote(e) => e.fmt(f),
+            // The transport's own message says what failed ("bad endpoint
+            // ...", "timeout after 30s"); its cause, if any, is our source.
             Repr::Transport {
                 method: Some(m),
                 source,
-            } if self.kind == ErrorKind::Timeout => {
+            } if self.kind != ErrorKind::LostRemote => {
                 write!(f, "{source}, when calling remote method {m}")
             }
-            Repr::Transport { source, .. } if self.kind != ErrorKind::Transport => source.fmt(f),
-            Repr::Transport {
-                method: Some(m), ..
-            } => write!(f, "transport failure when calling remote method {m}"),
-            Repr::Transport { method: None, .. } => f.write_str("transport failure"),
-            Repr::Codec { context, .. } => f.write_str(context),
+            Repr::Transport { source, .. } => source.fmt(f),
+            Repr::Local { context, .. } => f.write_str(context),
         }
     }
 }
@@ -256,10 +255,8 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.repr {
             Repr::Remote(_) => None,
-            Repr::Transport { source, .. } if self.kind == ErrorKind::Transport => Some(source),
-            // Timeout and lost-remote already say everything in Display.
-            Repr::Transport { .. } => None,
-            Repr::Codec { source, .. } => source
+            Repr::Transport { source, .. } => std::error::Error::source(source),
+            Repr::Local { source, .. } => source
                 .as_deref()
                 .map(|e| e as &(dyn std::error::Error + 'static)),
         }

@@ -176,6 +176,11 @@ fn bad_endpoints_give_clear_errors() {
             text.contains(&format!("{endpoint:?}")),
             "{endpoint:?} is named in {text:?}"
         );
+        // Printing the error alone already says what is wrong.
+        assert!(
+            error.to_string().contains(&format!("{endpoint:?}")),
+            "{endpoint:?} is named in {error}"
+        );
 
         let error = Server::builder(Faulty)
             .bind(endpoint)
