@@ -43,6 +43,7 @@ mod component;
 mod net;
 mod process;
 mod python;
+mod rng;
 mod wait;
 
 #[cfg(test)]
@@ -52,4 +53,5 @@ pub use component::{find_program, haproxy, named, redis_server, require, workspa
 pub use net::{free_port, free_tcp_endpoint};
 pub use process::{Process, WaitLineError};
 pub use python::{PYTHON_PRELUDE, Python, PythonPeer, python};
+pub use rng::Rng;
 pub use wait::wait_until;

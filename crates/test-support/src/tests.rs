@@ -301,3 +301,15 @@ fn python_cli_without_address_exits_255() {
     assert_eq!(output.status.code(), Some(255));
     assert!(String::from_utf8_lossy(&output.stdout).contains("usage: zerorpc"));
 }
+
+#[test]
+fn rng_is_deterministic_and_bounded() {
+    let (mut a, mut b) = (crate::Rng::new(42), crate::Rng::new(42));
+    let first: Vec<u64> = (0..5).map(|_| a.next_u64()).collect();
+    assert_eq!(first, (0..5).map(|_| b.next_u64()).collect::<Vec<_>>());
+    assert!(first.windows(2).all(|w| w[0] != w[1]));
+    assert!((0..1000).all(|_| a.below(7) < 7));
+    assert!((0..100).all(|_| a.bytes(9).len() <= 9));
+    // A zero seed would make xorshift stay at zero.
+    assert_ne!(crate::Rng::new(0).next_u64(), 0);
+}

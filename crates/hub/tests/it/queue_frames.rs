@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use zerorpc_hub::{HubKind, error_names};
+use zerorpc_test_support::Rng;
 use zerorpc_wire::{Event, Header, IdKind, MessageId, Value};
 
 use crate::support::{
@@ -378,44 +379,28 @@ fn rmp_array_of_two() -> Vec<u8> {
     buf
 }
 
-/// xorshift64*: deterministic, so a failure can be replayed from the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    /// Random frames: sometimes empty delimiters, sometimes a mutated event.
-    fn frames(&mut self, template: &[u8]) -> Vec<Vec<u8>> {
-        (0..1 + self.below(4))
-            .map(|_| match self.below(4) {
-                0 => Vec::new(),
-                1 => {
-                    let mut event = template.to_vec();
-                    let at = self.below(event.len() as u64) as usize;
-                    event[at] = self.next() as u8;
-                    event.truncate(1 + self.below(event.len() as u64) as usize);
-                    event
-                }
-                _ => (0..self.below(60)).map(|_| self.next() as u8).collect(),
-            })
-            .collect()
-    }
+/// Random frames: sometimes empty delimiters, sometimes a mutated event.
+fn random_frames(rng: &mut Rng, template: &[u8]) -> Vec<Vec<u8>> {
+    (0..1 + rng.below(4))
+        .map(|_| match rng.below(4) {
+            0 => Vec::new(),
+            1 => {
+                let mut event = template.to_vec();
+                let at = rng.below(event.len() as u64) as usize;
+                event[at] = rng.next_u64() as u8;
+                event.truncate(1 + rng.below(event.len() as u64) as usize);
+                event
+            }
+            _ => rng.bytes(60),
+        })
+        .collect()
 }
 
 #[test]
 fn random_frames_on_both_sides_never_stop_the_queue() {
     const SEED: u64 = 0x00c0_ffee_1234_5678;
     let hub = start(loopback(HubKind::Queue));
-    let mut rng = Rng(SEED);
+    let mut rng = Rng::new(SEED);
     let template = request("whoami", vec![1.into()]).encode();
     let client = RawClient::connect(hub.in_endpoint());
     let flooder = crate::support::context()
@@ -428,13 +413,13 @@ fn random_frames_on_both_sides_never_stop_the_queue() {
     });
     for _ in 0..500 {
         client.send_frames(
-            &rng.frames(&template)
+            &random_frames(&mut rng, &template)
                 .iter()
                 .map(Vec::as_slice)
                 .collect::<Vec<_>>(),
         );
         flooder
-            .send_multipart(rng.frames(&template), 0)
+            .send_multipart(random_frames(&mut rng, &template), 0)
             .expect("send");
     }
     let stats = wait_stats(&hub, "the floods counted", |s| s.drops.total() >= 500);

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 use zerorpc::wire::{Event, Header};
 use zerorpc::{Client, Server, Value};
 
+use zerorpc_test_support::Rng;
+
 use super::{bounded, start};
 
 struct Target;
@@ -44,44 +46,23 @@ impl Target {
     }
 }
 
-/// xorshift64*: deterministic, so a failure can be replayed from the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn bytes(&mut self, max: u64) -> Vec<u8> {
-        (0..self.below(max + 1))
-            .map(|_| self.next() as u8)
-            .collect()
-    }
-
-    fn value(&mut self, depth: u32) -> Value {
-        let kinds = if depth == 0 { 7 } else { 9 };
-        match self.below(kinds) {
-            0 => Value::Nil,
-            1 => Value::Boolean(self.below(2) == 0),
-            2 => Value::from(self.next() as i64),
-            3 => Value::from(self.below(300)),
-            4 => Value::F64(f64::from_bits(self.next())),
-            5 => Value::from(String::from_utf8_lossy(&self.bytes(12)).into_owned()),
-            6 => Value::Binary(self.bytes(12)),
-            7 => Value::Array((0..self.below(4)).map(|_| self.value(depth - 1)).collect()),
-            _ => Value::Map(
-                (0..self.below(3))
-                    .map(|_| (self.value(0), self.value(depth - 1)))
-                    .collect(),
-            ),
-        }
+/// A random msgpack value, nested at most `depth` deep.
+fn value(rng: &mut Rng, depth: u32) -> Value {
+    let kinds = if depth == 0 { 7 } else { 9 };
+    match rng.below(kinds) {
+        0 => Value::Nil,
+        1 => Value::Boolean(rng.below(2) == 0),
+        2 => Value::from(rng.next_u64() as i64),
+        3 => Value::from(rng.below(300)),
+        4 => Value::F64(f64::from_bits(rng.next_u64())),
+        5 => Value::from(String::from_utf8_lossy(&rng.bytes(12)).into_owned()),
+        6 => Value::Binary(rng.bytes(12)),
+        7 => Value::Array((0..rng.below(4)).map(|_| value(rng, depth - 1)).collect()),
+        _ => Value::Map(
+            (0..rng.below(3))
+                .map(|_| (value(rng, 0), value(rng, depth - 1)))
+                .collect(),
+        ),
     }
 }
 
@@ -118,7 +99,7 @@ fn random_input_never_stops_the_server() {
     const SEED: u64 = 0x5eed_0f2e_20c0_de01;
     let server = start(Server::builder(Target));
     let socket = dealer(&server.endpoint);
-    let mut rng = Rng(SEED);
+    let mut rng = Rng::new(SEED);
     let methods = [
         "add",
         "echo",
@@ -138,7 +119,7 @@ fn random_input_never_stops_the_server() {
         let mut mutated = template.clone();
         for _ in 0..=rng.below(4) {
             let at = rng.below(mutated.len() as u64) as usize;
-            mutated[at] = rng.next() as u8;
+            mutated[at] = rng.next_u64() as u8;
         }
         mutated.truncate(1 + rng.below(mutated.len() as u64) as usize);
         socket
@@ -151,8 +132,8 @@ fn random_input_never_stops_the_server() {
         let method = methods[rng.below(methods.len() as u64) as usize];
         let args = match rng.below(5) {
             // Not even an array of arguments.
-            0 => rng.value(2),
-            _ => Value::Array((0..rng.below(4)).map(|_| rng.value(2)).collect()),
+            0 => value(&mut rng, 2),
+            _ => Value::Array((0..rng.below(4)).map(|_| value(&mut rng, 2)).collect()),
         };
         let request = Event::new(Header::new(), method, args);
         socket
@@ -184,7 +165,7 @@ async fn server_still_answers_typed_calls_after_a_flood() {
             let endpoint = endpoint.clone();
             std::thread::spawn(move || {
                 let socket = dealer(&endpoint);
-                let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ n);
+                let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15 ^ n);
                 for _ in 0..500 {
                     let junk = rng.bytes(200);
                     socket.send_multipart([&b""[..], &junk], 0).expect("send");
