@@ -19,8 +19,12 @@ const ZERORPC_PYTHON: &str = "zerorpc==0.6.3";
 /// Directories searched after `PATH`, as `named` lives in `/usr/sbin`.
 const SBIN_DIRS: &[&str] = &["/usr/local/sbin", "/usr/sbin", "/sbin"];
 
-/// Debian packages the tests use, each with the program that shows it is
-/// installed.
+/// The C++ compiler that builds the vendored libzmq: needed by every build,
+/// the demo's included, and not always on a machine that has Rust.
+const BUILD_TOOLS: &[(&str, &str)] = &[("g++", "g++")];
+
+/// Debian packages the tests use besides the build tools, each with the
+/// program that shows it is installed.
 const PACKAGES: &[(&str, &str)] = &[
     ("redis-server", "redis-server"),
     ("bind9", "named"),
@@ -40,7 +44,7 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<PathBuf> {
         );
         missing.push("python3-venv");
     }
-    for (package, program) in PACKAGES {
+    for (package, program) in BUILD_TOOLS.iter().chain(PACKAGES) {
         match find_program(program) {
             Some(path) => println!("setup: {package}: found {}", path.display()),
             None => {
@@ -55,6 +59,20 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<PathBuf> {
         apt_install(&missing)?;
     }
     venv(root, &python)
+}
+
+/// Installs the build tools when missing (for `cargo xtask demo`).
+pub(crate) fn build_tools() -> anyhow::Result<()> {
+    let missing: Vec<&str> = BUILD_TOOLS
+        .iter()
+        .filter(|(_, program)| find_program(program).is_none())
+        .map(|(package, _)| *package)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        apt_install(&missing)
+    }
 }
 
 /// `/usr/bin/python3` when it can create virtualenvs, else `python3` from

@@ -12,6 +12,7 @@ const BENCHES: &[(&str, &str)] = &[("zerorpc-wire", "codec"), ("zerorpc-hub", "l
 
 /// Runs the demo of the whole system and returns its exit status.
 pub(crate) fn demo(root: &Path) -> anyhow::Result<ExitCode> {
+    crate::setup::build_tools()?;
     let status = status(cargo().current_dir(root).args([
         "run",
         "--release",
