@@ -305,7 +305,7 @@ fn ok_value(args: Value) -> Value {
 
 fn remote_error(event: &Event) -> Error {
     // A reply without `v` (or v < 2) carries the v1 shape `[message]`.
-    let v1 = event.header.version.is_none_or(|v| v < 2);
+    let v1 = event.header.protocol_version() < 2;
     let parsed = if v1 {
         event
             .args

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use zerorpc_transport::Socket;
 
-use crate::{Error, Result};
+use crate::Result;
 
 /// Turns an endpoint as a user wrote it into ZeroMQ endpoints.
 ///
@@ -17,19 +17,15 @@ pub trait ResolveEndpoint: Send + Sync + 'static {
     fn resolve(&self, endpoint: &str) -> Result<Vec<String>>;
 }
 
-/// Accepts only literal ZeroMQ endpoints (`tcp://`, `ipc://`, `inproc://`...).
+/// Passes endpoints through unchanged, as literal ZeroMQ endpoints
+/// (`tcp://`, `ipc://`, `inproc://`...); the transport checks them when it
+/// binds or connects.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Literal;
 
 impl ResolveEndpoint for Literal {
     fn resolve(&self, endpoint: &str) -> Result<Vec<String>> {
-        if endpoint.contains("://") {
-            Ok(vec![endpoint.to_owned()])
-        } else {
-            Err(Error::endpoint(format!(
-                "bad endpoint {endpoint:?}: expected SCHEME://ADDRESS, e.g. tcp://127.0.0.1:4242"
-            )))
-        }
+        Ok(vec![endpoint.to_owned()])
     }
 }
 

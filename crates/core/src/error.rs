@@ -148,18 +148,6 @@ impl Error {
         }
     }
 
-    /// An endpoint that cannot be used: a transport failure, as the
-    /// transport itself reports for endpoints it refuses.
-    pub(crate) fn endpoint(context: impl Into<String>) -> Self {
-        Error {
-            kind: ErrorKind::Transport,
-            repr: Repr::Local {
-                context: context.into(),
-                source: None,
-            },
-        }
-    }
-
     pub(crate) fn codec(
         context: impl Into<String>,
         source: Option<Box<dyn std::error::Error + Send + Sync>>,

@@ -218,7 +218,7 @@ async fn serve_call(methods: &Methods, mut channel: Channel) {
         return;
     };
     // zerorpc-python answers requests without `v`, or with v < 2, in the v1 shape.
-    let v1 = request.header.version.is_none_or(|v| v < 2);
+    let v1 = request.header.protocol_version() < 2;
     let context = CallContext::new(request.name.clone(), request.header);
     let lost = channel.closed();
     let work = async {

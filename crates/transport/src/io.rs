@@ -80,6 +80,41 @@ struct ZmqSocket {
     bound: bool,
 }
 
+impl ZmqSocket {
+    /// Sends `frames` now, or keeps a copy to send, in order, once ZeroMQ
+    /// can take more: only then are the frames copied.
+    fn send(&mut self, frames: &[&[u8]], counters: &Counters) {
+        if self.backlog.is_empty() {
+            match self
+                .socket
+                .send_multipart(frames.iter().copied(), zmq::DONTWAIT)
+            {
+                Ok(()) => {
+                    Counters::bump(&counters.sent);
+                    return;
+                }
+                Err(zmq::Error::EAGAIN) => {}
+                Err(e) => {
+                    tracing::debug!("zmq send failed: {e}");
+                    return;
+                }
+            }
+        }
+        self.backlog
+            .push_back(frames.iter().map(|frame| frame.to_vec()).collect());
+    }
+}
+
+/// The frames of a channel event: the envelope (servers), the empty
+/// delimiter, the payload.
+fn channel_frames<'a>(envelope: &'a [Vec<u8>], payload: &'a [u8]) -> Vec<&'a [u8]> {
+    envelope
+        .iter()
+        .map(Vec::as_slice)
+        .chain([&[][..], payload])
+        .collect()
+}
+
 pub(crate) struct IoThread {
     kind: SocketKind,
     config: SocketConfig,
@@ -268,14 +303,14 @@ impl IoThread {
             }
             Command::Send { id, payload } => {
                 if let Some(entry) = self.channels.get(&id) {
-                    let (socket, envelope) = (entry.socket, entry.envelope.clone());
-                    self.send(socket, envelope, payload);
+                    let frames = channel_frames(&entry.envelope, &payload);
+                    self.sockets[entry.socket].send(&frames, &self.counters);
                 }
             }
             Command::Close { id } => self.remove(&id),
             Command::Emit { payload } => {
-                if !self.sockets.is_empty() {
-                    self.send_frames(0, vec![payload]);
+                if let Some(socket) = self.sockets.first_mut() {
+                    socket.send(&[&payload], &self.counters);
                 }
             }
             Command::Shutdown => self.running = false,
@@ -357,7 +392,7 @@ impl IoThread {
         if let Some(after) = timeout {
             self.schedule(&id, TimerKind::Timeout, after);
         }
-        self.send(socket, Vec::new(), payload);
+        self.sockets[socket].send(&channel_frames(&[], &payload), &self.counters);
     }
 
     fn insert(&mut self, id: MessageId, mut entry: Entry) {
@@ -440,14 +475,17 @@ impl IoThread {
             self.fail(&id, Error::lost_remote(interval));
             return;
         }
-        let (socket, envelope) = (entry.socket, entry.envelope.clone());
         let mut header = Header::new();
         header.response_to = Some(id.clone());
         let mut event = Event::new(header, names::HEARTBEAT, Value::Array(vec![Value::from(0)]));
         for hook in &self.hooks {
             hook.on_send(&mut event);
         }
-        self.send(socket, envelope, event.encode());
+        let payload = event.encode();
+        if let Some(entry) = self.channels.get(&id) {
+            let frames = channel_frames(&entry.envelope, &payload);
+            self.sockets[entry.socket].send(&frames, &self.counters);
+        }
         Counters::bump(&self.counters.heartbeats_sent);
         self.schedule(&id, TimerKind::Heartbeat, interval);
     }
@@ -457,28 +495,6 @@ impl IoThread {
             let s = &mut self.sockets[entry.socket];
             s.open_channels = s.open_channels.saturating_sub(1);
             entry.shared.close(error);
-        }
-    }
-
-    fn send(&mut self, socket: usize, envelope: Vec<Vec<u8>>, payload: Vec<u8>) {
-        let mut frames = envelope;
-        if matches!(self.kind, SocketKind::Client | SocketKind::Server) {
-            frames.push(Vec::new());
-        }
-        frames.push(payload);
-        self.send_frames(socket, frames);
-    }
-
-    fn send_frames(&mut self, index: usize, frames: Vec<Vec<u8>>) {
-        let s = &mut self.sockets[index];
-        if !s.backlog.is_empty() {
-            s.backlog.push_back(frames);
-            return;
-        }
-        match s.socket.send_multipart(&frames, zmq::DONTWAIT) {
-            Ok(()) => Counters::bump(&self.counters.sent),
-            Err(zmq::Error::EAGAIN) => s.backlog.push_back(frames),
-            Err(e) => tracing::debug!("zmq send failed: {e}"),
         }
     }
 
@@ -562,16 +578,16 @@ impl IoThread {
             Counters::bump(&self.counters.dropped_unroutable);
             return;
         }
-        let version = event.header.version;
+        let version = event.header.protocol_version();
         // zerorpc-python heartbeats passively towards v1 peers.
-        let passive = self.config.passive_heartbeat || version.is_none_or(|v| v < 2);
+        let passive = self.config.passive_heartbeat || version < 2;
         let heartbeat = self.config.heartbeat.map(|interval| Heartbeat {
             interval,
             waiting: passive,
             last_received: None,
         });
         let shared = ChannelShared::new();
-        let compat_v2 = version.is_none_or(|v| v < 3);
+        let compat_v2 = version < 3;
         shared.lock().peer_v2 = compat_v2;
         let entry = Entry {
             shared: shared.clone(),
@@ -601,7 +617,7 @@ impl IoThread {
         // whether the channel speaks version 2.
         if !entry.heard_peer {
             entry.heard_peer = true;
-            entry.compat_v2 = event.header.version.is_none_or(|v| v < 3);
+            entry.compat_v2 = event.header.protocol_version() < 3;
             entry.shared.lock().peer_v2 = entry.compat_v2;
         }
         if event.name == names::HEARTBEAT || event.name == names::MORE {

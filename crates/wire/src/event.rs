@@ -45,6 +45,13 @@ impl Header {
         Header::with_id(MessageId::generate())
     }
 
+    /// The protocol version the sender speaks, as zerorpc-python reads it:
+    /// `v`, or 1 when `v` is missing. Version 1 peers get v1-shaped errors
+    /// and passive heartbeats; peers below 3 send credit as `_zpc_hb`.
+    pub fn protocol_version(&self) -> u32 {
+        self.version.unwrap_or(1)
+    }
+
     /// A version 3 header for an event with the given id.
     pub fn with_id(message_id: MessageId) -> Self {
         Header {

@@ -152,3 +152,23 @@ fn push_delivers_every_burst_emitted_from_several_threads() {
         emitter.join().unwrap();
     }
 }
+
+#[test]
+fn events_emitted_before_any_peer_arrive_in_order_once_one_connects() {
+    // A bound PUSH with no puller refuses every send: the events wait in the
+    // socket's backlog and go out, in order, when a puller connects.
+    let push = socket(SocketKind::Push);
+    let endpoint = push.bind("tcp://127.0.0.1:*").unwrap();
+    let events: Vec<Event> = (0..5).map(tick).collect();
+    for event in &events {
+        push.emit(event.clone());
+    }
+    let pull = Raw::new(zmq::PULL);
+    pull.connect(&endpoint);
+    for event in &events {
+        let frames = pull.recv(LIMIT).expect("a waiting event");
+        assert_eq!(frames.len(), 1, "{frames:?}");
+        assert_eq!(&Event::decode(&frames[0]).unwrap(), event);
+    }
+    assert_eq!(push.stats().sent, 5);
+}
