@@ -78,6 +78,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Bytes of requests that may wait for a server that reads slower than
+    /// calls are made; beyond it a call fails at once with a transport
+    /// error saying so. Default
+    /// [`DEFAULT_SEND_QUEUE_LIMIT`](crate::transport::DEFAULT_SEND_QUEUE_LIMIT).
+    pub fn send_queue_limit(mut self, bytes: usize) -> Self {
+        self.config.send_queue_limit = bytes;
+        self
+    }
+
     /// How headers of nested calls derive from the call being served
     /// (default: [`CopyExtras`]).
     pub fn propagation(mut self, propagation: Arc<dyn Propagation>) -> Self {
@@ -184,6 +193,12 @@ impl Client {
     /// A client with default settings connected to `endpoint`.
     pub fn connect(endpoint: &str) -> Result<Client> {
         Client::builder().connect(endpoint).build()
+    }
+
+    /// The socket's counters: events sent and received, events waiting for
+    /// a slow server, and drops by reason.
+    pub fn stats(&self) -> zerorpc_transport::Stats {
+        self.inner.socket.stats()
     }
 
     /// Calls `method` and converts its result. `args` is a tuple (or any

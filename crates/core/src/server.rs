@@ -64,6 +64,15 @@ impl ServerBuilder {
         self
     }
 
+    /// Bytes of replies that may wait for one client that reads slower than
+    /// they are made; beyond it, a call whose reply cannot wait fails (and
+    /// is counted in [`Server::stats`]). Default
+    /// [`DEFAULT_SEND_QUEUE_LIMIT`](crate::transport::DEFAULT_SEND_QUEUE_LIMIT).
+    pub fn send_queue_limit(mut self, bytes: usize) -> Self {
+        self.config.send_queue_limit = bytes;
+        self
+    }
+
     /// At most this many calls run at once; further calls wait (their
     /// heartbeats still flow). Default: unlimited. Limits beyond what the
     /// runtime can count (about 2^61) are lowered to that.
@@ -153,7 +162,8 @@ impl Server {
         }
     }
 
-    /// The socket's counters (drops of malformed and unroutable events...).
+    /// The socket's counters: events sent and received, events waiting for
+    /// slow clients, and drops by reason.
     pub fn stats(&self) -> zerorpc_transport::Stats {
         self.socket.stats()
     }

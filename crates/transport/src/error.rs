@@ -17,6 +17,9 @@ pub enum ErrorKind {
     Zmq,
     /// An endpoint could not be used (unknown scheme, empty, unresolvable).
     Endpoint,
+    /// The peer does not read what we send, and the events waiting for it
+    /// reached the socket's send queue limit.
+    QueueFull,
 }
 
 /// An error from the transport layer.
@@ -35,6 +38,8 @@ enum Detail {
     None,
     Timeout(Duration),
     LostRemote(Duration),
+    PeerGone,
+    QueueFull(usize),
     Zmq(String, zmq::Error),
     Endpoint(String, String),
 }
@@ -51,6 +56,22 @@ impl Error {
         Error {
             kind: ErrorKind::LostRemote,
             detail: Detail::LostRemote(interval),
+        }
+    }
+
+    /// ZeroMQ knows the peer no more: it disconnected, so nothing more of
+    /// the channel can reach it.
+    pub(crate) fn peer_gone() -> Self {
+        Error {
+            kind: ErrorKind::LostRemote,
+            detail: Detail::PeerGone,
+        }
+    }
+
+    pub(crate) fn queue_full(limit: usize) -> Self {
+        Error {
+            kind: ErrorKind::QueueFull,
+            detail: Detail::QueueFull(limit),
         }
     }
 
@@ -104,6 +125,11 @@ impl fmt::Display for Error {
             Detail::LostRemote(interval) => {
                 write!(f, "lost remote after {} heartbeat", seconds(*interval * 2))
             }
+            Detail::PeerGone => f.write_str("lost remote: the peer disconnected"),
+            Detail::QueueFull(limit) => write!(
+                f,
+                "the peer is not reading: the events waiting for it reached the send queue limit of {limit} bytes"
+            ),
             Detail::Zmq(context, _) => f.write_str(context),
             Detail::Endpoint(endpoint, why) => write!(f, "bad endpoint {endpoint:?}: {why}"),
             Detail::None => f.write_str("channel closed"),

@@ -42,6 +42,9 @@ struct Entry {
     awaiting_reply: Option<Duration>,
     /// Bumped whenever timers are rescheduled, to discard stale ones.
     generation: u64,
+    /// A heartbeat of this channel waits in a send queue: another one
+    /// would say nothing more.
+    heartbeat_queued: bool,
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -71,37 +74,153 @@ impl PartialOrd for Timer {
     }
 }
 
+/// An event ZeroMQ could not take yet, kept to be sent in order.
+struct Pending {
+    frames: Vec<Vec<u8>>,
+    /// The channel it belongs to, to fail when it cannot be delivered.
+    channel: Option<MessageId>,
+    heartbeat: bool,
+}
+
+/// Events waiting for one peer.
+#[derive(Default)]
+struct PeerQueue {
+    events: VecDeque<Pending>,
+    bytes: usize,
+}
+
+/// Why an event was not delivered.
+enum Refusal {
+    QueueFull,
+    PeerGone,
+    Failed(zmq::Error),
+}
+
+/// What became of an event handed to [`ZmqSocket::send`].
+enum Sent {
+    Now,
+    Queued,
+    Refused(Refusal),
+}
+
+/// Bookkeeping for each event a flush could not deliver, or delivered late.
+#[derive(Default)]
+struct Flushed {
+    /// Whether anything was sent.
+    progress: bool,
+    /// Channels whose queued heartbeat has now left.
+    heartbeats: Vec<MessageId>,
+    /// Queued events that were refused, with their channels.
+    refused: Vec<(Option<MessageId>, Refusal)>,
+}
+
+/// Bytes counted per queued event on top of its frames: the bookkeeping.
+const PENDING_OVERHEAD: usize = 64;
+
 struct ZmqSocket {
     socket: zmq::Socket,
-    /// Messages ZeroMQ could not take yet (high-water mark reached).
-    backlog: VecDeque<Vec<Vec<u8>>>,
+    /// Events ZeroMQ could not take yet (its high-water mark reached), by
+    /// peer: a ROUTER's are keyed by routing id, so that one slow peer
+    /// never holds back the others; other kinds have one queue under the
+    /// empty key. A peer's events always leave in the order they were sent.
+    queues: HashMap<Vec<u8>, PeerQueue>,
+    queued: usize,
+    /// ROUTER: the first frame of every message names the peer.
+    routed: bool,
+    /// Whether `zmq_poll` says precisely when this socket can take more.
+    /// A ROUTER or XPUB reports "writable" when any one peer can take more,
+    /// which would spin the loop while one slow peer's events wait: those
+    /// are retried on a timer instead.
+    precise_pollout: bool,
     open_channels: usize,
     /// Client sockets: one DEALER per connected endpoint; the bound one is shared.
     bound: bool,
 }
 
 impl ZmqSocket {
-    /// Sends `frames` now, or keeps a copy to send, in order, once ZeroMQ
-    /// can take more: only then are the frames copied.
-    fn send(&mut self, frames: &[&[u8]], counters: &Counters) {
-        if self.backlog.is_empty() {
+    /// Sends `frames` now, or queues a copy to send, in order, once ZeroMQ
+    /// can take more for that peer: only then are the frames copied.
+    fn send(
+        &mut self,
+        frames: &[&[u8]],
+        channel: Option<&MessageId>,
+        heartbeat: bool,
+        limit: usize,
+        counters: &Counters,
+    ) -> Sent {
+        let peer: &[u8] = if self.routed {
+            frames.first().copied().unwrap_or_default()
+        } else {
+            &[]
+        };
+        if !self.queues.contains_key(peer) {
             match self
                 .socket
                 .send_multipart(frames.iter().copied(), zmq::DONTWAIT)
             {
                 Ok(()) => {
                     Counters::bump(&counters.sent);
-                    return;
+                    return Sent::Now;
                 }
                 Err(zmq::Error::EAGAIN) => {}
-                Err(e) => {
-                    tracing::debug!("zmq send failed: {e}");
-                    return;
-                }
+                // ROUTER_MANDATORY: the peer is not connected any more.
+                Err(zmq::Error::EHOSTUNREACH) => return Sent::Refused(Refusal::PeerGone),
+                Err(e) => return Sent::Refused(Refusal::Failed(e)),
             }
         }
-        self.backlog
-            .push_back(frames.iter().map(|frame| frame.to_vec()).collect());
+        let size = frames.iter().map(|f| f.len()).sum::<usize>() + PENDING_OVERHEAD;
+        let queue = self.queues.entry(peer.to_vec()).or_default();
+        // An empty queue always takes one event, so a single event larger
+        // than the limit is not refused while nothing else waits. At most
+        // one heartbeat per channel waits, so they are bounded without it.
+        if !heartbeat && !queue.events.is_empty() && queue.bytes + size > limit {
+            return Sent::Refused(Refusal::QueueFull);
+        }
+        queue.bytes += size;
+        queue.events.push_back(Pending {
+            frames: frames.iter().map(|frame| frame.to_vec()).collect(),
+            channel: channel.cloned(),
+            heartbeat,
+        });
+        self.queued += 1;
+        Sent::Queued
+    }
+
+    /// Sends what waits, peer by peer, until ZeroMQ refuses more.
+    fn flush(&mut self, counters: &Counters, out: &mut Flushed) {
+        if self.queued == 0 {
+            return;
+        }
+        let socket = &self.socket;
+        let mut sent = 0;
+        self.queues.retain(|_, queue| {
+            while let Some(pending) = queue.events.front() {
+                let refusal = match socket.send_multipart(&pending.frames, zmq::DONTWAIT) {
+                    Ok(()) => None,
+                    Err(zmq::Error::EAGAIN) => return true,
+                    Err(zmq::Error::EHOSTUNREACH) => Some(Refusal::PeerGone),
+                    Err(e) => Some(Refusal::Failed(e)),
+                };
+                let Some(pending) = queue.events.pop_front() else {
+                    break;
+                };
+                queue.bytes -=
+                    pending.frames.iter().map(Vec::len).sum::<usize>() + PENDING_OVERHEAD;
+                sent += 1;
+                match refusal {
+                    None => {
+                        Counters::bump(&counters.sent);
+                        out.progress = true;
+                        if pending.heartbeat {
+                            out.heartbeats.extend(pending.channel);
+                        }
+                    }
+                    Some(refusal) => out.refused.push((pending.channel, refusal)),
+                }
+            }
+            false
+        });
+        self.queued -= sent;
     }
 }
 
@@ -131,7 +250,15 @@ pub(crate) struct IoThread {
     timer_seq: u64,
     next_socket: usize,
     running: bool,
+    /// How long to wait before retrying queued events on sockets whose
+    /// `zmq_poll` cannot say when a slow peer can take more.
+    retry: Duration,
 }
+
+/// Bounds of [`IoThread::retry`]: short while queues drain, longer while a
+/// peer reads nothing, so that a stuck peer costs little CPU.
+const RETRY_MIN: Duration = Duration::from_millis(1);
+const RETRY_MAX: Duration = Duration::from_millis(16);
 
 /// What the I/O thread shares with the handles of its socket.
 pub(crate) struct IoLinks {
@@ -173,6 +300,7 @@ impl IoThread {
             timer_seq: 0,
             next_socket: 0,
             running: true,
+            retry: RETRY_MIN,
         };
         // Every kind but the client uses exactly one ZeroMQ socket.
         if kind != SocketKind::Client {
@@ -187,26 +315,105 @@ impl IoThread {
             SocketKind::Server => zmq::ROUTER,
             SocketKind::Push => zmq::PUSH,
             SocketKind::Pull => zmq::PULL,
-            SocketKind::Publish => zmq::PUB,
+            // An XPUB, so that a subscriber that cannot keep up holds events
+            // back (XPUB_NODROP) instead of losing them silently.
+            SocketKind::Publish => zmq::XPUB,
             SocketKind::Subscribe => zmq::SUB,
         };
-        let socket = context()
+        let mut socket = context()
             .socket(zmq_kind)
             .map_err(|e| Error::zmq("cannot create socket", e))?;
-        if self.kind == SocketKind::Subscribe {
-            socket
+        match self.kind {
+            SocketKind::Subscribe => socket
                 .set_subscribe(b"")
-                .map_err(|e| Error::zmq("cannot subscribe", e))?;
+                .map_err(|e| Error::zmq("cannot subscribe", e))?,
+            // Without it a ROUTER silently drops what a full or vanished
+            // peer cannot take; with it, ZeroMQ says so and we queue or fail.
+            SocketKind::Server => socket
+                .set_router_mandatory(true)
+                .map_err(|e| Error::zmq("cannot make the socket report full peers", e))?,
+            SocketKind::Publish => set_xpub_nodrop(&mut socket)
+                .map_err(|e| Error::zmq("cannot make the socket report full subscribers", e))?,
+            _ => {}
         }
         // Do not let unsent messages hold the process at exit.
         let _ = socket.set_linger(0);
+        let routed = self.kind == SocketKind::Server;
         self.sockets.push(ZmqSocket {
             socket,
-            backlog: VecDeque::new(),
+            queues: HashMap::new(),
+            queued: 0,
+            routed,
+            precise_pollout: !matches!(self.kind, SocketKind::Server | SocketKind::Publish),
             open_channels: 0,
             bound,
         });
         Ok(self.sockets.len() - 1)
+    }
+
+    /// Accounts for what [`ZmqSocket::send`] did with an event of
+    /// `channel`: an event that cannot be delivered fails its channel and
+    /// is counted.
+    fn settle(&mut self, channel: Option<&MessageId>, sent: Sent) {
+        match sent {
+            Sent::Now => {}
+            Sent::Queued => self.count_queued(),
+            Sent::Refused(refusal) => self.refused(channel.cloned(), refusal),
+        }
+    }
+
+    /// Counts an undeliverable event and fails its channel with the reason.
+    fn refused(&mut self, channel: Option<MessageId>, refusal: Refusal) {
+        let (counter, error) = match refusal {
+            Refusal::QueueFull => (
+                &self.counters.dropped_queue_full,
+                Error::queue_full(self.config.send_queue_limit),
+            ),
+            Refusal::PeerGone => (&self.counters.dropped_peer_gone, Error::peer_gone()),
+            Refusal::Failed(e) => (
+                &self.counters.dropped_send_failed,
+                Error::zmq(format!("cannot send: {e}"), e),
+            ),
+        };
+        Counters::bump(counter);
+        tracing::debug!(%error, "event not delivered");
+        if let Some(channel) = channel {
+            self.fail(&channel, error);
+        }
+    }
+
+    fn count_queued(&self) {
+        let queued: usize = self.sockets.iter().map(|s| s.queued).sum();
+        self.counters.set_queued(queued as u64);
+    }
+
+    /// Sends what waits in the send queues, as far as ZeroMQ takes it.
+    fn flush(&mut self) {
+        let mut flushed = Flushed::default();
+        let mut waiting = false;
+        for socket in &mut self.sockets {
+            if socket.queued > 0 {
+                socket.flush(&self.counters, &mut flushed);
+                waiting |= socket.queued > 0;
+            }
+        }
+        if !flushed.progress && flushed.refused.is_empty() && !waiting {
+            return;
+        }
+        for channel in flushed.heartbeats {
+            if let Some(entry) = self.channels.get_mut(&channel) {
+                entry.heartbeat_queued = false;
+            }
+        }
+        for (channel, refusal) in flushed.refused {
+            self.refused(channel, refusal);
+        }
+        self.retry = if flushed.progress {
+            RETRY_MIN
+        } else {
+            (self.retry * 2).min(RETRY_MAX)
+        };
+        self.count_queued();
     }
 
     pub(crate) fn run(mut self) {
@@ -234,19 +441,27 @@ impl IoThread {
             if !self.running {
                 break;
             }
+            self.flush();
             let mut busy = false;
             for index in 0..self.sockets.len() {
-                self.flush_backlog(index);
                 busy |= self.receive(index);
             }
             self.fire_timers(Instant::now());
             let timeout = if busy {
                 0
             } else {
-                match self.timers.peek() {
-                    Some(Reverse(t)) => {
-                        let wait = t.at.saturating_duration_since(Instant::now());
-                        // Round up so a timer is never polled for just before it is due.
+                let timer = self
+                    .timers
+                    .peek()
+                    .map(|Reverse(t)| t.at.saturating_duration_since(Instant::now()));
+                let retry = self
+                    .sockets
+                    .iter()
+                    .any(|s| s.queued > 0 && !s.precise_pollout)
+                    .then_some(self.retry);
+                match timer.into_iter().chain(retry).min() {
+                    // Round up so a timer is never polled for just before it is due.
+                    Some(wait) => {
                         i64::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(i64::MAX)
                     }
                     None => -1,
@@ -268,10 +483,10 @@ impl IoThread {
             zmq::POLLIN,
         ));
         for s in &self.sockets {
-            let events = if s.backlog.is_empty() {
-                zmq::POLLIN
-            } else {
+            let events = if s.queued > 0 && s.precise_pollout {
                 zmq::POLLIN | zmq::POLLOUT
+            } else {
+                zmq::POLLIN
             };
             items.push(s.socket.as_poll_item(events));
         }
@@ -304,13 +519,23 @@ impl IoThread {
             Command::Send { id, payload } => {
                 if let Some(entry) = self.channels.get(&id) {
                     let frames = channel_frames(&entry.envelope, &payload);
-                    self.sockets[entry.socket].send(&frames, &self.counters);
+                    let limit = self.config.send_queue_limit;
+                    let sent = self.sockets[entry.socket].send(
+                        &frames,
+                        Some(&id),
+                        false,
+                        limit,
+                        &self.counters,
+                    );
+                    self.settle(Some(&id), sent);
                 }
             }
             Command::Close { id } => self.remove(&id),
             Command::Emit { payload } => {
+                let limit = self.config.send_queue_limit;
                 if let Some(socket) = self.sockets.first_mut() {
-                    socket.send(&[&payload], &self.counters);
+                    let sent = socket.send(&[&payload], None, false, limit, &self.counters);
+                    self.settle(None, sent);
                 }
             }
             Command::Shutdown => self.running = false,
@@ -387,12 +612,21 @@ impl IoThread {
             heard_peer: false,
             awaiting_reply: timeout,
             generation: 0,
+            heartbeat_queued: false,
         };
         self.insert(id.clone(), entry);
         if let Some(after) = timeout {
             self.schedule(&id, TimerKind::Timeout, after);
         }
-        self.sockets[socket].send(&channel_frames(&[], &payload), &self.counters);
+        let limit = self.config.send_queue_limit;
+        let sent = self.sockets[socket].send(
+            &channel_frames(&[], &payload),
+            Some(&id),
+            false,
+            limit,
+            &self.counters,
+        );
+        self.settle(Some(&id), sent);
     }
 
     fn insert(&mut self, id: MessageId, mut entry: Entry) {
@@ -475,18 +709,34 @@ impl IoThread {
             self.fail(&id, Error::lost_remote(interval));
             return;
         }
-        let mut header = Header::new();
-        header.response_to = Some(id.clone());
-        let mut event = Event::new(header, names::HEARTBEAT, Value::Array(vec![Value::from(0)]));
-        for hook in &self.hooks {
-            hook.on_send(&mut event);
-        }
-        let payload = event.encode();
-        if let Some(entry) = self.channels.get(&id) {
+        // One heartbeat waiting for a slow peer says all that more would.
+        if !entry.heartbeat_queued {
+            let mut header = Header::new();
+            header.response_to = Some(id.clone());
+            let mut event =
+                Event::new(header, names::HEARTBEAT, Value::Array(vec![Value::from(0)]));
+            for hook in &self.hooks {
+                hook.on_send(&mut event);
+            }
+            let payload = event.encode();
+            let Some(entry) = self.channels.get(&id) else {
+                return;
+            };
             let frames = channel_frames(&entry.envelope, &payload);
-            self.sockets[entry.socket].send(&frames, &self.counters);
+            let limit = self.config.send_queue_limit;
+            let sent =
+                self.sockets[entry.socket].send(&frames, Some(&id), true, limit, &self.counters);
+            if matches!(sent, Sent::Queued) {
+                if let Some(entry) = self.channels.get_mut(&id) {
+                    entry.heartbeat_queued = true;
+                }
+            }
+            self.settle(Some(&id), sent);
+            if !self.channels.contains_key(&id) {
+                return;
+            }
+            Counters::bump(&self.counters.heartbeats_sent);
         }
-        Counters::bump(&self.counters.heartbeats_sent);
         self.schedule(&id, TimerKind::Heartbeat, interval);
     }
 
@@ -495,23 +745,6 @@ impl IoThread {
             let s = &mut self.sockets[entry.socket];
             s.open_channels = s.open_channels.saturating_sub(1);
             entry.shared.close(error);
-        }
-    }
-
-    fn flush_backlog(&mut self, index: usize) {
-        let s = &mut self.sockets[index];
-        while let Some(frames) = s.backlog.front() {
-            match s.socket.send_multipart(frames, zmq::DONTWAIT) {
-                Ok(()) => {
-                    s.backlog.pop_front();
-                    Counters::bump(&self.counters.sent);
-                }
-                Err(zmq::Error::EAGAIN) => break,
-                Err(e) => {
-                    tracing::debug!("zmq send failed: {e}");
-                    s.backlog.pop_front();
-                }
-            }
         }
     }
 
@@ -532,6 +765,10 @@ impl IoThread {
     }
 
     fn on_message(&mut self, index: usize, mut frames: Vec<Vec<u8>>) {
+        if self.kind == SocketKind::Publish {
+            // An XPUB hears its subscribers' (un)subscriptions: not events.
+            return;
+        }
         let Some(payload) = frames.pop() else { return };
         let event = match Event::decode(&payload) {
             Ok(event) => event,
@@ -598,6 +835,7 @@ impl IoThread {
             heard_peer: true,
             awaiting_reply: None,
             generation: 0,
+            heartbeat_queued: false,
         };
         self.insert(id.clone(), entry);
         if event.name == names::HEARTBEAT {
@@ -610,7 +848,14 @@ impl IoThread {
 
     fn route(&mut self, channel: &MessageId, event: Event) {
         let Some(entry) = self.channels.get_mut(channel) else {
-            Counters::bump(&self.counters.dropped_unroutable);
+            // The protocol has no close event: the peer's heartbeats and
+            // credit keep coming for a while after a channel ends.
+            let late_control = event.name == names::HEARTBEAT || event.name == names::MORE;
+            Counters::bump(if late_control {
+                &self.counters.late_control
+            } else {
+                &self.counters.dropped_unroutable
+            });
             return;
         };
         // Like zerorpc-python, the first event heard from the peer decides
@@ -686,6 +931,33 @@ fn check_endpoint(endpoint: &str) -> Result<(), Error> {
         return Err(Error::endpoint(endpoint, "empty address"));
     }
     Ok(())
+}
+
+/// libzmq's `ZMQ_XPUB_NODROP`, which the `zmq` crate has no setter for.
+const ZMQ_XPUB_NODROP: std::ffi::c_int = 69;
+
+/// Makes an XPUB refuse (EAGAIN) what a full subscriber cannot take, rather
+/// than dropping it silently.
+fn set_xpub_nodrop(socket: &mut zmq::Socket) -> Result<(), zmq::Error> {
+    let value: std::ffi::c_int = 1;
+    // SAFETY: `as_mut_ptr` is the live libzmq handle owned by `socket`,
+    // which the exclusive borrow keeps alive and unshared for the whole call. The value pointer and length
+    // describe `value`, a c_int on this stack frame, which libzmq copies
+    // before returning.
+    let rc = unsafe {
+        zmq_sys::zmq_setsockopt(
+            socket.as_mut_ptr(),
+            ZMQ_XPUB_NODROP,
+            (&raw const value).cast::<std::ffi::c_void>(),
+            size_of::<std::ffi::c_int>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        // SAFETY: zmq_errno only reads the calling thread's errno.
+        Err(zmq::Error::from_raw(unsafe { zmq_sys::zmq_errno() }))
+    }
 }
 
 fn last_endpoint(socket: &zmq::Socket) -> Option<String> {

@@ -29,7 +29,7 @@ mod socket;
 
 pub use channel::Channel;
 pub use error::{Error, ErrorKind};
-pub use socket::{OpenOptions, Socket, SocketConfig, SocketKind, Stats};
+pub use socket::{DEFAULT_SEND_QUEUE_LIMIT, OpenOptions, Socket, SocketConfig, SocketKind, Stats};
 pub use zerorpc_wire as wire;
 
 use zerorpc_wire::Event;

@@ -49,7 +49,18 @@ pub struct SocketConfig {
     pub window: u32,
     /// Hooks run on every event sent and received.
     pub hooks: Vec<Arc<dyn EventHook>>,
+    /// Bytes of events that may wait for one peer when ZeroMQ cannot take
+    /// them yet (the peer reads slower than we send). Beyond it, an event
+    /// that cannot be queued fails its channel with
+    /// [`ErrorKind::QueueFull`](crate::ErrorKind::QueueFull) instead of
+    /// being lost; a heartbeat is not queued twice for one channel. Default
+    /// [`DEFAULT_SEND_QUEUE_LIMIT`].
+    pub send_queue_limit: usize,
 }
+
+/// The default [`SocketConfig::send_queue_limit`]: 64 MiB per peer, room
+/// for the replies of about 500,000 small calls to one client.
+pub const DEFAULT_SEND_QUEUE_LIMIT: usize = 64 << 20;
 
 impl SocketConfig {
     /// zerorpc-python's defaults: 5 s active heartbeat, window of 100.
@@ -59,6 +70,7 @@ impl SocketConfig {
             passive_heartbeat: false,
             window: 100,
             hooks: Vec::new(),
+            send_queue_limit: DEFAULT_SEND_QUEUE_LIMIT,
         }
     }
 }
@@ -76,6 +88,7 @@ impl std::fmt::Debug for SocketConfig {
             .field("passive_heartbeat", &self.passive_heartbeat)
             .field("window", &self.window)
             .field("hooks", &self.hooks.len())
+            .field("send_queue_limit", &self.send_queue_limit)
             .finish()
     }
 }
@@ -92,6 +105,10 @@ pub struct OpenOptions {
 }
 
 /// Counters of a socket, for monitoring.
+///
+/// The `dropped_*` counters say why an event was not delivered; each one
+/// either failed its channel with an error saying why, or concerned an
+/// event no channel was waiting for. [`Stats::dropped`] adds them up.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -102,11 +119,57 @@ pub struct Stats {
     /// Messages dropped because they were not valid events or had no usable
     /// envelope.
     pub dropped_malformed: u64,
-    /// Events dropped because their channel is unknown (late heartbeats and
-    /// replies after a channel closed are normal).
+    /// Events other than heartbeats and credit dropped because their channel
+    /// is unknown: a reply that came after its call gave up (timeout, lost
+    /// remote), or a duplicate opening event.
     pub dropped_unroutable: u64,
+    /// Events not sent because the peer's send queue was full (see
+    /// [`SocketConfig::send_queue_limit`]); their channel failed with
+    /// [`ErrorKind::QueueFull`](crate::ErrorKind::QueueFull).
+    pub dropped_queue_full: u64,
+    /// Events not sent because their peer had disconnected; their channel
+    /// failed with [`ErrorKind::LostRemote`](crate::ErrorKind::LostRemote).
+    pub dropped_peer_gone: u64,
+    /// Events ZeroMQ refused for another reason; their channel failed with
+    /// the error.
+    pub dropped_send_failed: u64,
+    /// Heartbeats and credit for channels that already ended: normal, as
+    /// the protocol has no close event, and not a loss.
+    pub late_control: u64,
     /// Heartbeats sent.
     pub heartbeats_sent: u64,
+    /// Events waiting right now for ZeroMQ to take them (slow peers).
+    pub queued: u64,
+    /// The most events that have waited at once.
+    pub queued_peak: u64,
+}
+
+impl Stats {
+    /// Every event that was not delivered, whatever the reason.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_malformed
+            + self.dropped_unroutable
+            + self.dropped_queue_full
+            + self.dropped_peer_gone
+            + self.dropped_send_failed
+    }
+
+    /// Every counter by name, for printing or exporting.
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("received", self.received),
+            ("sent", self.sent),
+            ("dropped_malformed", self.dropped_malformed),
+            ("dropped_unroutable", self.dropped_unroutable),
+            ("dropped_queue_full", self.dropped_queue_full),
+            ("dropped_peer_gone", self.dropped_peer_gone),
+            ("dropped_send_failed", self.dropped_send_failed),
+            ("late_control", self.late_control),
+            ("heartbeats_sent", self.heartbeats_sent),
+            ("queued", self.queued),
+            ("queued_peak", self.queued_peak),
+        ]
+    }
 }
 
 #[derive(Default)]
@@ -115,12 +178,24 @@ pub(crate) struct Counters {
     pub(crate) sent: AtomicU64,
     pub(crate) dropped_malformed: AtomicU64,
     pub(crate) dropped_unroutable: AtomicU64,
+    pub(crate) dropped_queue_full: AtomicU64,
+    pub(crate) dropped_peer_gone: AtomicU64,
+    pub(crate) dropped_send_failed: AtomicU64,
+    pub(crate) late_control: AtomicU64,
     pub(crate) heartbeats_sent: AtomicU64,
+    pub(crate) queued: AtomicU64,
+    pub(crate) queued_peak: AtomicU64,
 }
 
 impl Counters {
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records how many events wait in send queues now.
+    pub(crate) fn set_queued(&self, queued: u64) {
+        self.queued.store(queued, Ordering::Relaxed);
+        self.queued_peak.fetch_max(queued, Ordering::Relaxed);
     }
 }
 
@@ -445,7 +520,13 @@ impl Socket {
             sent: c.sent.load(Ordering::Relaxed),
             dropped_malformed: c.dropped_malformed.load(Ordering::Relaxed),
             dropped_unroutable: c.dropped_unroutable.load(Ordering::Relaxed),
+            dropped_queue_full: c.dropped_queue_full.load(Ordering::Relaxed),
+            dropped_peer_gone: c.dropped_peer_gone.load(Ordering::Relaxed),
+            dropped_send_failed: c.dropped_send_failed.load(Ordering::Relaxed),
+            late_control: c.late_control.load(Ordering::Relaxed),
             heartbeats_sent: c.heartbeats_sent.load(Ordering::Relaxed),
+            queued: c.queued.load(Ordering::Relaxed),
+            queued_peak: c.queued_peak.load(Ordering::Relaxed),
         }
     }
 

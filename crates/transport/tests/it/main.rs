@@ -1,6 +1,7 @@
 //! Integration tests of the transport, with raw ZeroMQ sockets playing the
 //! peer so that what goes on the wire can be checked frame by frame.
 
+mod backpressure;
 mod credit;
 mod fanout;
 mod heartbeat;
