@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::run::{cargo, display};
 
 /// Only these workspace members may use the application-level crates.
-const APPLICATIONS: &[&str] = &["zerorpc-cli", "xtask"];
+const APPLICATIONS: &[&str] = &["zerorpc-cli", "xtask", "zerorpc-load"];
 
 /// Crates reserved to [`APPLICATIONS`].
 const APPLICATION_CRATES: &[&str] = &["clap", "anyhow"];
@@ -50,6 +50,14 @@ const RULES: &[Rule] = &[
         package: "zerorpc-hub",
         forbidden: &["zerorpc", "redis", "hickory-resolver"],
         why: "the hub routes events below the RPC layer",
+    },
+    // Of the other published crates, wire, transport, macros and core are
+    // below zerorpc-load (cargo refuses the cycle) and the hub must not use
+    // core. (`cargo publish` also refuses its path-only dependency.)
+    Rule {
+        package: "zerorpc-cli",
+        forbidden: &["zerorpc-load"],
+        why: "the load generators are unpublished test and benchmark tools",
     },
 ];
 
@@ -88,7 +96,7 @@ pub(crate) fn run(manifest: &Path) -> anyhow::Result<()> {
     }
     println!(
         "  only {} may depend on {}",
-        APPLICATIONS.join(" and "),
+        list(APPLICATIONS, "and"),
         APPLICATION_CRATES.join(" or ")
     );
     let report = check(manifest)?;
@@ -168,12 +176,21 @@ fn check_graph(graph: &Graph) -> Report {
             if let Some(path) = graph.path_to(id, forbidden) {
                 violations.push(Violation {
                     path,
-                    why: format!("only {} may use {forbidden}", APPLICATIONS.join(" and ")),
+                    why: format!("only {} may use {forbidden}", list(APPLICATIONS, "and")),
                 });
             }
         }
     }
     Report { violations, absent }
+}
+
+/// `items` as English: "a", "a and b", "a, b and c".
+fn list(items: &[&str], conjunction: &str) -> String {
+    match items {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} {conjunction} {last}", init.join(", ")),
+    }
 }
 
 /// The resolved dependency graph, restricted to normal and build edges.
@@ -378,7 +395,7 @@ mod tests {
         let report = ws.check();
         assert_eq!(paths(&report), Vec::<String>::new());
         // Rules about packages not (yet) in the workspace are skipped, not failed.
-        assert_eq!(report.absent, ["zerorpc", "zerorpc-hub"]);
+        assert_eq!(report.absent, ["zerorpc", "zerorpc-hub", "zerorpc-cli"]);
     }
 
     #[test]
@@ -395,7 +412,7 @@ mod tests {
         assert!(
             report.violations[0]
                 .why
-                .contains("only zerorpc-cli and xtask")
+                .contains("only zerorpc-cli, xtask and zerorpc-load")
         );
     }
 

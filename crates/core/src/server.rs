@@ -221,6 +221,12 @@ impl ShutdownHandle {
     pub fn shutdown(&self) {
         self.socket.close();
     }
+
+    /// The server's counters, like [`Server::stats`], readable while
+    /// [`Server::serve`] owns the server.
+    pub fn stats(&self) -> zerorpc_transport::Stats {
+        self.socket.stats()
+    }
 }
 
 async fn serve_call(methods: &Methods, mut channel: Channel) {

@@ -15,7 +15,8 @@ pub enum HubKind {
     /// pinned to one worker.
     Queue,
     /// Fan-out of events: publishers connect to `in` (a SUB), subscribers to
-    /// `out` (a PUB).
+    /// `out` (an XPUB that holds events for a full subscriber rather than
+    /// dropping them).
     Forwarder,
     /// Fan-in of events: pushers connect to `in` (a PULL), pullers to `out`
     /// (a PUSH).
@@ -80,6 +81,20 @@ pub struct HubConfig {
     /// answers it with an error. Default 10 s, below zerorpc-python's 15 s
     /// heartbeat loss so the client sees the hub's explanation.
     pub queue_timeout: Duration,
+    /// Queue only: how many messages may wait in the hub for one peer (a
+    /// client or a worker) whose ZeroMQ pipe is full because it reads
+    /// slower than its events come. Default 100 000
+    /// ([`DEFAULT_PEER_QUEUE_LIMIT`]).
+    ///
+    /// At the limit, a heartbeat for that peer is dropped (the next one
+    /// covers it) and any other event ends its call: a worker's client gets
+    /// `ERR LostRemote`, a client that is not reading is not told (it could
+    /// not read that either) and sees heartbeats stop. Both are counted in
+    /// [`Drops::queue_full`](crate::Drops::queue_full). A worker whose queue
+    /// is at the limit takes no new calls. Memory per peer is bounded by the
+    /// limit times the size of its events; `0` queues nothing, so a full
+    /// pipe applies the limit's policy at once.
+    pub peer_queue_limit: usize,
     /// How often the `zerorpc-hub` binary prints this hub's stats; `None`
     /// prints them only on `SIGUSR1`.
     pub stats_interval: Option<Duration>,
@@ -91,6 +106,17 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_QUEUE_LIMIT: usize = 1000;
 /// Default for [`HubConfig::queue_timeout`].
 pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default for [`HubConfig::peer_queue_limit`].
+///
+/// A client may have many thousands of calls in flight and be busy while
+/// their replies come back at once; each call's reply must then wait in
+/// the hub, plus a heartbeat per open call and heartbeat interval. 100 000
+/// holds 10 000 calls in flight through several heartbeat intervals
+/// (5 s each for zerorpc-python) without reading. Memory is bounded by the
+/// limit times the size of the events: some tens of megabytes for one
+/// stalled peer with events of a few hundred bytes. Lower it when events
+/// are large or when many peers may stall at once.
+pub const DEFAULT_PEER_QUEUE_LIMIT: usize = 100_000;
 
 impl HubConfig {
     /// A hub of `kind` binding `in_endpoint` and `out_endpoint`, with the
@@ -108,6 +134,7 @@ impl HubConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             queue_limit: DEFAULT_QUEUE_LIMIT,
             queue_timeout: DEFAULT_QUEUE_TIMEOUT,
+            peer_queue_limit: DEFAULT_PEER_QUEUE_LIMIT,
             stats_interval: None,
         }
     }
@@ -263,6 +290,7 @@ struct RawHub {
     idle_timeout: Option<Seconds>,
     queue_limit: Option<usize>,
     queue_timeout: Option<Seconds>,
+    peer_queue_limit: Option<usize>,
     stats_interval: Option<Seconds>,
 }
 
@@ -288,6 +316,9 @@ impl RawHub {
         if let Some(Seconds(d)) = self.queue_timeout {
             config.queue_timeout = d;
         }
+        if let Some(n) = self.peer_queue_limit {
+            config.peer_queue_limit = n;
+        }
         config.stats_interval = self.stats_interval.map(|Seconds(d)| d);
         config
     }
@@ -298,8 +329,9 @@ impl RawHub {
 ///
 /// Keys: `in`, `out` (required endpoints, bound by the hub), `type`
 /// (`queue`, the default, `forwarder` or `streamer`), `name`,
-/// `idle_timeout`, `queue_limit`, `queue_timeout`, `stats_interval`
-/// (seconds). Unknown keys are errors, so a typo is not silently ignored.
+/// `idle_timeout`, `queue_timeout`, `stats_interval` (seconds),
+/// `queue_limit` (calls), `peer_queue_limit` (messages). Unknown keys are
+/// errors, so a typo is not silently ignored.
 ///
 /// ```
 /// let hubs = zerorpc_hub::parse_config("

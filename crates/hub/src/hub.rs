@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::check_endpoint;
-use crate::sockets::set_router_notify;
+use crate::sockets::{set_router_notify, set_xpub_nodrop};
 use crate::{HubConfig, HubKind, Stats, queue, relay};
 
 /// How long the hub loop waits in `zmq::poll` before looking at the stop
@@ -256,7 +256,7 @@ fn open(config: &HubConfig) -> Result<Sockets, HubError> {
     let context = zmq::Context::new();
     let (in_type, out_type) = match config.kind {
         HubKind::Queue => (zmq::ROUTER, zmq::ROUTER),
-        HubKind::Forwarder => (zmq::SUB, zmq::PUB),
+        HubKind::Forwarder => (zmq::SUB, zmq::XPUB),
         HubKind::Streamer => (zmq::PULL, zmq::PUSH),
     };
     let socket_error = |side: &'static str| {
@@ -283,7 +283,13 @@ fn open(config: &HubConfig) -> Result<Sockets, HubError> {
             out.set_heartbeat_timeout(ZMTP_HEARTBEAT_TIMEOUT_MS)
                 .map_err(socket_error("out"))?;
         }
-        HubKind::Forwarder => inp.set_subscribe(b"").map_err(socket_error("in"))?,
+        HubKind::Forwarder => {
+            inp.set_subscribe(b"").map_err(socket_error("in"))?;
+            // A PUB drops for a subscriber that cannot keep up; with
+            // NODROP the send fails instead and the forwarder holds the
+            // event, as the streamer does.
+            set_xpub_nodrop(&mut out).map_err(socket_error("out"))?;
+        }
         HubKind::Streamer => {}
     }
     for (side, socket, endpoint) in [

@@ -11,8 +11,11 @@
 //!   event headers are decoded. A worker that disconnects fails its calls
 //!   with a `LostRemote` error; a worker that connects takes new calls at
 //!   once; calls that arrive with no worker connected wait (bounded in
-//!   number and time).
-//! * **forwarder**: fan-out of events, SUB on `in` to PUB on `out`.
+//!   number and time). Events for a peer that reads slower than they come
+//!   wait in a bounded queue per peer instead of being dropped.
+//! * **forwarder**: fan-out of events, SUB on `in` to XPUB on `out`. A
+//!   subscriber that cannot keep up slows the forwarder down (and with it
+//!   the publishers) rather than missing events.
 //! * **streamer**: fan-in of events, PULL on `in` to PUSH on `out`.
 //!
 //! Malformed messages are dropped and counted, never fatal. [`Hub::stats`]
@@ -46,14 +49,15 @@
 
 mod config;
 mod hub;
+mod outbox;
 mod queue;
 mod relay;
 mod sockets;
 mod stats;
 
 pub use config::{
-    ConfigError, DEFAULT_IDLE_TIMEOUT, DEFAULT_QUEUE_LIMIT, DEFAULT_QUEUE_TIMEOUT, HubConfig,
-    HubKind, parse_config,
+    ConfigError, DEFAULT_IDLE_TIMEOUT, DEFAULT_PEER_QUEUE_LIMIT, DEFAULT_QUEUE_LIMIT,
+    DEFAULT_QUEUE_TIMEOUT, HubConfig, HubKind, parse_config,
 };
 pub use hub::{Hub, HubError};
 pub use stats::{Drops, Stats, WorkerStats};
@@ -61,8 +65,9 @@ pub use stats::{Drops, Stats, WorkerStats};
 /// Error names the queue sends to clients in `ERR` replies it makes itself
 /// (`[name, message, ""]`).
 pub mod error_names {
-    /// The worker serving the call disconnected, or cannot take the call's
-    /// events (its queue is full).
+    /// The worker serving the call disconnected, or is not reading: the
+    /// hub's queue toward it reached
+    /// [`HubConfig::peer_queue_limit`](crate::HubConfig::peer_queue_limit).
     pub const LOST_REMOTE: &str = crate::queue::LOST_REMOTE;
     /// No worker took the call: the queue was full, or none connected within
     /// the queue timeout.

@@ -18,6 +18,20 @@
 //! Workers are ZeroRPC servers (ROUTERs) that connect to `out` and never
 //! speak first: the hub learns them from libzmq's ROUTER_NOTIFY messages.
 //! Only headers are decoded; payloads are forwarded untouched.
+//!
+//! # Delivery
+//!
+//! A peer that reads slower than events arrive for it (a client whose
+//! replies come back in a burst, a worker busy with earlier calls) fills
+//! the ZeroMQ pipe toward it. Nothing is dropped then: each side has an
+//! [`Outbox`] that keeps, per peer and in order, the messages its pipe
+//! refused, and sends them as soon as it has room. A peer's queue is
+//! bounded by [`HubConfig::peer_queue_limit`]; at the limit, a heartbeat
+//! is dropped (the next one covers it) and any other event ends its
+//! channel, because the call could not go on with an event missing. A
+//! worker whose queue holds messages still takes new calls (they wait
+//! behind), unless its queue is at the limit. Every loss is counted, by
+//! reason, in [`Drops`](crate::Drops).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
@@ -27,13 +41,10 @@ use std::time::{Duration, Instant};
 use zerorpc_wire::{Event, Header, MessageId, Value, names};
 
 use crate::hub::{Publisher, Shared, TICK};
+use crate::outbox::{About, Lost, Outbox, PeerId, Sent};
 use crate::sockets::{is_transient, recv_frames};
 use crate::stats::hex;
 use crate::{HubConfig, Stats, WorkerStats};
-
-/// A peer's ZeroMQ routing id. Shared, because every channel names its
-/// worker and cloning happens on the hot path.
-type PeerId = Rc<[u8]>;
 
 /// Messages read from one socket before looking at the other, so a flood on
 /// one side cannot starve the other.
@@ -65,7 +76,8 @@ enum Route {
 struct Channel {
     route: Route,
     /// The frames that lead to the client on `in` (its routing id, plus any
-    /// added by proxies in between).
+    /// added by proxies in between). Never empty: a ROUTER always adds the
+    /// routing id.
     envelope: Vec<Box<[u8]>>,
     last_seen: Instant,
 }
@@ -77,10 +89,19 @@ struct QueuedCall {
     since: Instant,
 }
 
+/// Which way an event was going.
+#[derive(Clone, Copy)]
+enum Toward {
+    Client,
+    Worker,
+}
+
 struct Queue<'a> {
     config: &'a HubConfig,
-    inp: &'a zmq::Socket,
-    out: &'a zmq::Socket,
+    /// Messages waiting for clients, on `in`, keyed by routing id.
+    to_clients: Outbox<'a>,
+    /// Messages waiting for workers, on `out`, keyed by worker id.
+    to_workers: Outbox<'a>,
     workers: HashMap<PeerId, Worker>,
     /// Connection order, for turn-taking among equally loaded workers.
     order: Vec<PeerId>,
@@ -90,6 +111,8 @@ struct Queue<'a> {
     waiting: VecDeque<QueuedCall>,
     stats: Stats,
     publisher: Publisher,
+    /// Reused by flush passes.
+    lost: Vec<Lost>,
 }
 
 /// Runs a queue hub until its stop flag is set.
@@ -101,8 +124,8 @@ pub(crate) fn run(
 ) -> Result<(), zmq::Error> {
     let mut queue = Queue {
         config,
-        inp,
-        out,
+        to_clients: Outbox::new(inp, config.peer_queue_limit),
+        to_workers: Outbox::new(out, config.peer_queue_limit),
         workers: HashMap::new(),
         order: Vec::new(),
         next: 0,
@@ -115,21 +138,41 @@ pub(crate) fn run(
             .unwrap_or_else(|e| e.into_inner())
             .clone(),
         publisher: Publisher::new(),
+        lost: Vec::new(),
     };
     let mut frames = Vec::with_capacity(8);
     let mut next_sweep = Instant::now() + TICK;
     while !shared.stop.load(Ordering::Relaxed) {
-        let (in_ready, out_ready) = {
-            let mut items = [inp.as_poll_item(zmq::POLLIN), out.as_poll_item(zmq::POLLIN)];
-            match zmq::poll(&mut items, queue.publisher.poll_timeout(next_sweep)) {
-                Ok(_) => (items[0].is_readable(), items[1].is_readable()),
-                Err(e) if is_transient(e) => (false, false),
+        let next_timer = [queue.to_clients.retry_at(), queue.to_workers.retry_at()]
+            .into_iter()
+            .flatten()
+            .fold(next_sweep, Instant::min);
+        let ready = {
+            let mut items = [
+                inp.as_poll_item(zmq::POLLIN | queue.to_clients.poll_events()),
+                out.as_poll_item(zmq::POLLIN | queue.to_workers.poll_events()),
+            ];
+            match zmq::poll(&mut items, queue.publisher.poll_timeout(next_timer)) {
+                Ok(_) => Ready {
+                    clients_readable: items[0].is_readable(),
+                    clients_writable: items[0].is_writable(),
+                    workers_readable: items[1].is_readable(),
+                    workers_writable: items[1].is_writable(),
+                },
+                Err(e) if is_transient(e) => Ready::default(),
                 Err(e) => return Err(e),
             }
         };
+        let now = Instant::now();
+        if queue.to_workers.flush_due(ready.workers_writable, now) {
+            queue.flush_to_workers(now);
+        }
+        if queue.to_clients.flush_due(ready.clients_writable, now) {
+            queue.flush_to_clients(now);
+        }
         // Worker traffic first: it ends channels and announces workers,
         // which the client traffic that follows may need.
-        if out_ready {
+        if ready.workers_readable {
             for _ in 0..BUDGET {
                 match recv_frames(out, &mut frames) {
                     Ok(Some(too_many)) => queue.on_worker(&mut frames, too_many, Instant::now()),
@@ -139,7 +182,7 @@ pub(crate) fn run(
                 }
             }
         }
-        if in_ready {
+        if ready.clients_readable {
             for _ in 0..BUDGET {
                 match recv_frames(inp, &mut frames) {
                     Ok(Some(too_many)) => queue.on_client(&mut frames, too_many, Instant::now()),
@@ -161,6 +204,15 @@ pub(crate) fn run(
     }
     shared.publish(queue.snapshot());
     Ok(())
+}
+
+/// What `zmq::poll` reported.
+#[derive(Default)]
+struct Ready {
+    clients_readable: bool,
+    clients_writable: bool,
+    workers_readable: bool,
+    workers_writable: bool,
 }
 
 impl Queue<'_> {
@@ -216,9 +268,10 @@ impl Queue<'_> {
     }
 
     /// Hands a call to the least loaded worker, or gives it back when no
-    /// worker can take it now.
+    /// worker can take it now (none connected, or every one's queue at its
+    /// limit).
     fn dispatch(&mut self, mut call: QueuedCall, now: Instant) -> Result<(), QueuedCall> {
-        // Workers whose pipe is full right now: the call goes to the next
+        // Workers whose queue is at its limit: the call goes to the next
         // least loaded one rather than waiting for the least loaded of all.
         let mut full: Vec<PeerId> = Vec::new();
         // Each failed attempt removes a worker or excludes one, so this ends.
@@ -226,8 +279,14 @@ impl Queue<'_> {
             let Some(worker) = self.pick(&full) else {
                 return Err(call);
             };
-            match send_to_peer(self.out, &worker, &mut call.frames) {
-                Ok(()) => {
+            let about = About {
+                channel: &call.channel,
+                relayed: true,
+                vital: true,
+            };
+            match self.to_workers.send(&worker, &mut call.frames, about) {
+                sent @ (Sent::Now | Sent::Queued) => {
+                    self.count_delivery(&sent, Toward::Worker);
                     if let Some(channel) = self.channels.get_mut(&call.channel) {
                         channel.route = Route::Worker(Rc::clone(&worker));
                         channel.last_seen = now;
@@ -238,22 +297,18 @@ impl Queue<'_> {
                         w.channels.insert(call.channel);
                     }
                     self.stats.calls_routed += 1;
-                    self.stats.events_in_to_out += 1;
                     return Ok(());
                 }
-                Err(zmq::Error::EHOSTUNREACH) => {
+                Sent::QueueFull => full.push(worker),
+                Sent::PeerGone => {
                     tracing::info!(worker = %hex(&worker), "worker unreachable, dropping it");
                     self.gone.insert(Rc::clone(&worker), now);
                     self.worker_gone(&worker);
                 }
-                // Its pipe is full: try the others; when every pipe is
-                // full, the call waits for the next sweep.
-                Err(_) if !call.frames.is_empty() => full.push(worker),
-                // Refused midway (libzmq checks limits on the first frame,
-                // so this does not happen): nothing is left to send.
-                Err(_) => {
+                Sent::Failed(error) => {
                     self.stats.drops.send_failed += 1;
-                    self.channels.remove(&call.channel);
+                    let message = format!("the hub could not send the call to a worker: {error}");
+                    self.end_undeliverable(&call.channel, Some(&message));
                     return Ok(());
                 }
             }
@@ -262,7 +317,7 @@ impl Queue<'_> {
 
     fn enqueue(&mut self, call: QueuedCall) {
         if self.waiting.len() >= self.config.queue_limit {
-            // Calls also wait when every worker's pipe is full.
+            // Calls also wait when every worker's queue is at its limit.
             let message = if self.order.is_empty() {
                 "the hub's queue is full and no worker is connected"
             } else {
@@ -276,6 +331,11 @@ impl Queue<'_> {
 
     /// Least outstanding calls wins; among equals, the one after the last
     /// chosen, so idle workers take turns. Workers in `full` are skipped.
+    ///
+    /// Messages waiting in a worker's queue do not count against it: a
+    /// worker slow to read has more outstanding calls anyway, and counting
+    /// both would make a burst of credit for one long call push every new
+    /// call away from a worker that is otherwise idle.
     fn pick(&mut self, full: &[PeerId]) -> Option<PeerId> {
         let n = self.order.len();
         let mut best: Option<(usize, usize)> = None;
@@ -305,7 +365,7 @@ impl Queue<'_> {
         now: Instant,
     ) {
         let Some(channel) = self.channels.get_mut(id) else {
-            self.stats.drops.unknown_channel += 1;
+            self.unknown_channel(name);
             return;
         };
         let envelope = &frames[..frames.len() - 2];
@@ -327,18 +387,25 @@ impl Queue<'_> {
         };
         channel.last_seen = now;
         let worker = Rc::clone(worker);
-        match send_to_peer(self.out, &worker, frames) {
-            Ok(()) => self.stats.events_in_to_out += 1,
-            Err(error) => {
-                self.stats.drops.send_failed += 1;
-                if error == zmq::Error::EHOSTUNREACH {
-                    self.gone.insert(Rc::clone(&worker), now);
-                    self.worker_gone(&worker);
-                } else if loss_breaks_channel(name) {
-                    self.end_undeliverable(
-                        id,
-                        Some("the worker cannot take the call's events (its queue is full)"),
-                    );
+        let about = About {
+            channel: id,
+            relayed: true,
+            vital: loss_breaks_channel(name),
+        };
+        let sent = self.to_workers.send(&worker, frames, about);
+        self.count_delivery(&sent, Toward::Worker);
+        match sent {
+            Sent::Now | Sent::Queued => {}
+            Sent::QueueFull => self.queue_full(id, name, Toward::Worker),
+            Sent::PeerGone => {
+                tracing::info!(worker = %hex(&worker), "worker unreachable, dropping it");
+                self.gone.insert(Rc::clone(&worker), now);
+                self.worker_gone(&worker);
+            }
+            Sent::Failed(error) => {
+                if about.vital {
+                    let message = format!("the hub could not send an event to the worker: {error}");
+                    self.end_undeliverable(id, Some(&message));
                 }
             }
         }
@@ -370,7 +437,7 @@ impl Queue<'_> {
             return;
         };
         let Some(channel) = self.channels.get_mut(&id) else {
-            self.stats.drops.unknown_channel += 1;
+            self.unknown_channel(&name);
             return;
         };
         if !matches!(&channel.route, Route::Worker(owner) if **owner == *frames[0]) {
@@ -378,38 +445,164 @@ impl Queue<'_> {
             return;
         }
         let Some(payload) = frames.pop() else { return };
+        let about = About {
+            channel: &id,
+            relayed: true,
+            vital: loss_breaks_channel(&name),
+        };
         // Replies go to the client that opened the channel, whatever
         // envelope the worker echoed.
         let last = matches!(name.as_str(), names::OK | names::ERR | names::STREAM_DONE);
-        let result = if last {
+        let sent = if last {
             let Some(channel) = self.channels.remove(&id) else {
                 return;
             };
             if let Route::Worker(worker) = &channel.route {
                 self.release(worker, &id);
             }
-            send_to_client(self.inp, &channel.envelope, payload)
+            to_client(frames, &channel.envelope, payload);
+            self.to_clients.send(&channel.envelope[0], frames, about)
         } else {
             channel.last_seen = now;
-            send_to_client(self.inp, &channel.envelope, payload)
+            to_client(frames, &channel.envelope, payload);
+            self.to_clients.send(&channel.envelope[0], frames, about)
         };
-        match result {
-            Ok(()) => self.stats.events_out_to_in += 1,
-            Err(error) => {
-                self.stats.drops.send_failed += 1;
-                tracing::debug!(%error, event = %name, "event for a vanished or slow client dropped");
-                // The client cannot be told (it is gone, or its queue is
-                // full): forgetting the channel stops the heartbeats the
-                // hub relays, so both ends notice the loss.
-                if !last && (error == zmq::Error::EHOSTUNREACH || loss_breaks_channel(&name)) {
+        self.count_delivery(&sent, Toward::Client);
+        // A client that is gone or cannot take more cannot be told: the
+        // hub forgets the channel, which stops the heartbeats it relays, so
+        // both ends notice the loss.
+        match sent {
+            Sent::Now | Sent::Queued => {}
+            Sent::QueueFull => {
+                if !last {
+                    self.queue_full(&id, &name, Toward::Client);
+                }
+            }
+            Sent::PeerGone => {
+                tracing::debug!(event = %name, "event for a vanished client dropped");
+                if !last {
+                    self.end_undeliverable(&id, None);
+                }
+            }
+            Sent::Failed(error) => {
+                tracing::debug!(%error, event = %name, "event for a client dropped");
+                if !last && about.vital {
                     self.end_undeliverable(&id, None);
                 }
             }
         }
     }
 
+    /// Counts what [`Outbox::send`] did with an event: forwarded, waiting,
+    /// or dropped for a reason.
+    fn count_delivery(&mut self, sent: &Sent, toward: Toward) {
+        match sent {
+            Sent::Now => match toward {
+                Toward::Client => self.stats.events_out_to_in += 1,
+                Toward::Worker => self.stats.events_in_to_out += 1,
+            },
+            Sent::Queued => {
+                let queued = self.to_clients.queued() + self.to_workers.queued();
+                self.stats.queued_messages_peak = self.stats.queued_messages_peak.max(queued);
+            }
+            Sent::QueueFull => self.stats.drops.queue_full += 1,
+            Sent::PeerGone => self.stats.drops.peer_gone += 1,
+            Sent::Failed(_) => self.stats.drops.send_failed += 1,
+        }
+    }
+
+    /// Applies the policy for an event dropped because its peer's queue is
+    /// at `peer_queue_limit` (already counted): a heartbeat's loss is
+    /// covered by the next one; any other loss ends the channel (see
+    /// [`loss_breaks_channel`]).
+    fn queue_full(&mut self, id: &MessageId, name: &str, toward: Toward) {
+        if !loss_breaks_channel(name) {
+            return;
+        }
+        match toward {
+            Toward::Worker => {
+                let message = format!(
+                    "the worker is not reading: the hub's queue toward it is full ({} messages)",
+                    self.config.peer_queue_limit
+                );
+                self.end_undeliverable(id, Some(&message));
+            }
+            // Its own queue is full: an error would be dropped too.
+            Toward::Client => self.end_undeliverable(id, None),
+        }
+    }
+
+    /// An event whose `response_to` names no open channel. Heartbeats and
+    /// credit are expected there: the peers' timers fire once more after a
+    /// call ends, or after the hub ended it.
+    fn unknown_channel(&mut self, name: &str) {
+        if matches!(name, names::HEARTBEAT | names::MORE) {
+            self.stats.late_control += 1;
+        } else {
+            self.stats.drops.unknown_channel += 1;
+        }
+    }
+
+    /// Sends what the workers' pipes can take now.
+    fn flush_to_workers(&mut self, now: Instant) {
+        let mut lost = std::mem::take(&mut self.lost);
+        let flushed = self.to_workers.flush(now, &mut lost);
+        self.publisher.dirty |= flushed.sent > 0 || !lost.is_empty();
+        self.stats.events_in_to_out += flushed.relayed;
+        for Lost {
+            peer,
+            messages,
+            error,
+        } in lost.drain(..)
+        {
+            if error == zmq::Error::EHOSTUNREACH {
+                self.stats.drops.peer_gone += messages.len() as u64;
+                tracing::info!(worker = %hex(&peer), "worker unreachable, dropping it");
+                self.gone.insert(Rc::clone(&peer), now);
+                // Fails its calls, these included.
+                self.worker_gone(&peer);
+                continue;
+            }
+            self.stats.drops.send_failed += messages.len() as u64;
+            let message = format!("the hub could not send an event to the worker: {error}");
+            for pending in messages.iter().filter(|p| p.vital) {
+                self.end_undeliverable(&pending.channel, Some(&message));
+            }
+        }
+        self.lost = lost;
+        if flushed.sent > 0 {
+            // Room at a worker whose queue was at its limit.
+            self.drain_waiting(now);
+        }
+    }
+
+    /// Sends what the clients' pipes can take now.
+    fn flush_to_clients(&mut self, now: Instant) {
+        let mut lost = std::mem::take(&mut self.lost);
+        let flushed = self.to_clients.flush(now, &mut lost);
+        self.publisher.dirty |= flushed.sent > 0 || !lost.is_empty();
+        self.stats.events_out_to_in += flushed.relayed;
+        for Lost {
+            messages, error, ..
+        } in lost.drain(..)
+        {
+            let gone = error == zmq::Error::EHOSTUNREACH;
+            if gone {
+                self.stats.drops.peer_gone += messages.len() as u64;
+            } else {
+                self.stats.drops.send_failed += messages.len() as u64;
+            }
+            // The client cannot be told; see `on_worker`. A channel whose
+            // last event was among these is over already and stays so.
+            for pending in messages.iter().filter(|p| gone || p.vital) {
+                self.end_undeliverable(&pending.channel, None);
+            }
+        }
+        self.lost = lost;
+    }
+
     /// Ends a channel one of whose events could not be delivered, and tells
-    /// the client why when it can still be reached.
+    /// the client why when `tell_client` says so.
     fn end_undeliverable(&mut self, id: &MessageId, tell_client: Option<&str>) {
         let Some(channel) = self.channels.remove(id) else {
             return;
@@ -418,10 +611,9 @@ impl Queue<'_> {
             self.release(worker, id);
         }
         self.stats.calls_failed_undeliverable += 1;
+        self.publisher.dirty = true;
         if let Some(message) = tell_client {
-            if fail_client(self.inp, &channel.envelope, id, LOST_REMOTE, message).is_err() {
-                self.stats.drops.send_failed += 1;
-            }
+            self.fail_client(&channel.envelope, id, LOST_REMOTE, message);
         }
     }
 
@@ -445,27 +637,25 @@ impl Queue<'_> {
         self.drain_waiting(now);
     }
 
-    /// Forgets a worker and fails its open calls, so their clients get an
-    /// error now rather than a heartbeat timeout later.
+    /// Forgets a worker, drops what waits for it, and fails its open calls,
+    /// so their clients get an error now rather than a heartbeat timeout
+    /// later.
     fn worker_gone(&mut self, id: &[u8]) {
         let Some(worker) = self.workers.remove(id) else {
             return;
         };
         self.order.retain(|w| **w != *id);
         self.stats.worker_disconnects += 1;
+        self.stats.drops.peer_gone += self.to_workers.discard(id).len() as u64;
         for channel_id in worker.channels {
             if let Some(channel) = self.channels.remove(&channel_id) {
                 self.stats.calls_failed_worker_lost += 1;
-                let sent = fail_client(
-                    self.inp,
+                self.fail_client(
                     &channel.envelope,
                     &channel_id,
                     LOST_REMOTE,
                     "worker disconnected while serving the call",
                 );
-                if sent.is_err() {
-                    self.stats.drops.send_failed += 1;
-                }
             }
         }
     }
@@ -480,9 +670,40 @@ impl Queue<'_> {
     fn fail_queued(&mut self, id: &MessageId, message: &str) {
         if let Some(channel) = self.channels.remove(id) {
             self.stats.calls_failed_no_worker += 1;
-            if fail_client(self.inp, &channel.envelope, id, NO_WORKER, message).is_err() {
-                self.stats.drops.send_failed += 1;
-            }
+            self.fail_client(&channel.envelope, id, NO_WORKER, message);
+        }
+    }
+
+    /// Answers a channel with `ERR [name, message, ""]`, echoing the channel
+    /// id with its original msgpack type so that the client can route it.
+    /// It waits behind the client's earlier events like any other.
+    fn fail_client(
+        &mut self,
+        envelope: &[Box<[u8]>],
+        channel: &MessageId,
+        name: &str,
+        message: &str,
+    ) {
+        let mut header = Header::new();
+        header.response_to = Some(channel.clone());
+        let args = Value::Array(vec![
+            Value::from(name),
+            Value::from(message),
+            Value::from(""),
+        ]);
+        let event = Event::new(header, names::ERR, args);
+        let mut frames = Vec::with_capacity(envelope.len() + 1);
+        to_client(&mut frames, envelope, zmq::Message::from(event.encode()));
+        let about = About {
+            channel,
+            relayed: false,
+            vital: false,
+        };
+        let sent = self.to_clients.send(&envelope[0], &mut frames, about);
+        match sent {
+            // The hub's own events are not forwarded ones.
+            Sent::Now => {}
+            other => self.count_delivery(&other, Toward::Client),
         }
     }
 
@@ -559,6 +780,7 @@ impl Queue<'_> {
                     id: hex(id),
                     outstanding: w.outstanding,
                     calls_routed: w.calls_routed,
+                    queued_messages: self.to_workers.queued_for(id),
                 })
             })
             .collect();
@@ -566,6 +788,7 @@ impl Queue<'_> {
             workers,
             open_channels: self.channels.len(),
             queued_calls: self.waiting.len(),
+            queued_messages: self.to_clients.queued() + self.to_workers.queued(),
             ..self.stats.clone()
         }
     }
@@ -582,56 +805,12 @@ fn loss_breaks_channel(name: &str) -> bool {
     name != names::HEARTBEAT
 }
 
-/// Sends `[peer, frames...]` on a ROUTER without blocking. When the first
-/// frame is refused, `frames` is left intact for another attempt.
-fn send_to_peer(
-    socket: &zmq::Socket,
-    peer: &[u8],
-    frames: &mut Vec<zmq::Message>,
-) -> Result<(), zmq::Error> {
-    // An empty message would leave a half-sent multipart behind the peer
-    // frame, to be completed by whatever is sent next.
-    if frames.is_empty() {
-        return Err(zmq::Error::EINVAL);
-    }
-    socket.send(peer, zmq::SNDMORE | zmq::DONTWAIT)?;
-    let last = frames.len().saturating_sub(1);
-    for (i, frame) in frames.drain(..).enumerate() {
-        let more = if i < last { zmq::SNDMORE } else { 0 };
-        socket.send(frame, more | zmq::DONTWAIT)?;
-    }
-    Ok(())
-}
-
-/// Sends `[envelope..., "", payload]` to a client on `in`.
-fn send_to_client(
-    socket: &zmq::Socket,
-    envelope: &[Box<[u8]>],
-    payload: zmq::Message,
-) -> Result<(), zmq::Error> {
-    for frame in envelope {
-        socket.send(&frame[..], zmq::SNDMORE | zmq::DONTWAIT)?;
-    }
-    socket.send(&[][..], zmq::SNDMORE | zmq::DONTWAIT)?;
-    socket.send(payload, zmq::DONTWAIT)
-}
-
-/// Answers a channel with `ERR [name, message, ""]`, echoing the channel id
-/// with its original msgpack type so that the client can route it.
-fn fail_client(
-    socket: &zmq::Socket,
-    envelope: &[Box<[u8]>],
-    channel: &MessageId,
-    name: &str,
-    message: &str,
-) -> Result<(), zmq::Error> {
-    let mut header = Header::new();
-    header.response_to = Some(channel.clone());
-    let args = Value::Array(vec![
-        Value::from(name),
-        Value::from(message),
-        Value::from(""),
-    ]);
-    let event = Event::new(header, names::ERR, args);
-    send_to_client(socket, envelope, zmq::Message::from(event.encode()))
+/// Fills `frames` with a message for a client, after its routing id:
+/// `[rest of the envelope..., "", payload]`. The envelope's first frame is
+/// the routing id, which the [`Outbox`] sends itself.
+fn to_client(frames: &mut Vec<zmq::Message>, envelope: &[Box<[u8]>], payload: zmq::Message) {
+    frames.clear();
+    frames.extend(envelope[1..].iter().map(|f| zmq::Message::from(&f[..])));
+    frames.push(zmq::Message::new());
+    frames.push(payload);
 }

@@ -18,7 +18,25 @@ const ZMQ_NOTIFY_DISCONNECT: c_int = 2;
 /// to it and never speak first, and it is how it notices a dead worker
 /// without waiting for heartbeats.
 pub(crate) fn set_router_notify(socket: &mut zmq::Socket) -> Result<(), zmq::Error> {
-    let value: c_int = ZMQ_NOTIFY_CONNECT | ZMQ_NOTIFY_DISCONNECT;
+    set_int_option(
+        socket,
+        ZMQ_ROUTER_NOTIFY,
+        ZMQ_NOTIFY_CONNECT | ZMQ_NOTIFY_DISCONNECT,
+    )
+}
+
+/// Makes an XPUB socket refuse a send with `EAGAIN` when a subscriber's
+/// pipe is full, instead of dropping the message for that subscriber.
+///
+/// This is what lets the forwarder hold an event and apply back-pressure
+/// rather than lose events silently.
+pub(crate) fn set_xpub_nodrop(socket: &mut zmq::Socket) -> Result<(), zmq::Error> {
+    // The constant is in zmq-sys, but the `zmq` crate has no setter.
+    set_int_option(socket, zmq_sys::ZMQ_XPUB_NODROP as c_int, 1)
+}
+
+/// Sets an integer socket option the `zmq` crate has no setter for.
+fn set_int_option(socket: &mut zmq::Socket, option: c_int, value: c_int) -> Result<(), zmq::Error> {
     // SAFETY: `as_mut_ptr` is the live libzmq handle owned by `socket`, which
     // the exclusive borrow keeps alive and unshared for the whole call. The
     // value pointer and length describe `value`, a c_int on this stack frame;
@@ -26,7 +44,7 @@ pub(crate) fn set_router_notify(socket: &mut zmq::Socket) -> Result<(), zmq::Err
     let rc = unsafe {
         zmq_sys::zmq_setsockopt(
             socket.as_mut_ptr(),
-            ZMQ_ROUTER_NOTIFY,
+            option,
             (&raw const value).cast::<c_void>(),
             size_of::<c_int>(),
         )

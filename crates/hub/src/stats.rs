@@ -23,8 +23,17 @@ pub struct Stats {
     pub workers: Vec<WorkerStats>,
     /// Queue: channels currently open (routed to a worker or waiting).
     pub open_channels: usize,
-    /// Queue: calls waiting for a worker to connect.
+    /// Queue: calls waiting for a worker to connect (or for one whose
+    /// queue is below `peer_queue_limit`).
     pub queued_calls: usize,
+    /// Queue: messages waiting in the hub for peers that read slower than
+    /// their events come (their ZeroMQ pipe is full), clients and workers
+    /// together; forwarder and streamer: 1 while holding an event that
+    /// `out` cannot take, else 0. A gauge: it goes down as peers read.
+    pub queued_messages: usize,
+    /// The highest [`queued_messages`](Stats::queued_messages) seen since
+    /// the hub started.
+    pub queued_messages_peak: usize,
     /// Queue: calls (channel-opening events) handed to a worker.
     pub calls_routed: u64,
     /// Events forwarded from `in` to `out` (requests, client heartbeats and
@@ -46,10 +55,15 @@ pub struct Stats {
     /// Queue: channels forgotten after `idle_timeout` without traffic.
     pub channels_expired: u64,
     /// Queue: calls ended because one of their events could not be
-    /// delivered (the peer's queue full, or the client gone). Dropping a
-    /// stream item or a `_zpc_more` alone would leave client and worker
-    /// waiting for each other for ever.
+    /// delivered (the peer's queue at `peer_queue_limit`, the client gone,
+    /// or a ZeroMQ error). Dropping a stream item or a `_zpc_more` alone
+    /// would leave client and worker waiting for each other for ever.
     pub calls_failed_undeliverable: u64,
+    /// Queue: heartbeats and credit (`_zpc_hb`, `_zpc_more`), in either
+    /// direction, for a channel that has already ended. They are normal,
+    /// not drops: the peers' timers fire once more after a call ends, as
+    /// with zerorpc-python, so they are not in [`Drops::total`].
+    pub late_control: u64,
     /// Messages dropped, by reason.
     pub drops: Drops,
 }
@@ -64,6 +78,9 @@ pub struct WorkerStats {
     pub outstanding: usize,
     /// Calls routed to it since it connected.
     pub calls_routed: u64,
+    /// Messages waiting in the hub because its pipe is full: a worker that
+    /// is not reading shows here.
+    pub queued_messages: usize,
 }
 
 /// Dropped messages, by reason. None of them stops the hub.
@@ -76,8 +93,9 @@ pub struct Drops {
     /// A payload that is not a ZeroRPC event (bad msgpack, not a 3-element
     /// array, header not a map, no `message_id`...).
     pub undecodable: u64,
-    /// An event whose `response_to` names no open channel (late heartbeats
-    /// and credit after a call ended are normal here).
+    /// An event other than a heartbeat or credit whose `response_to` names
+    /// no open channel (late heartbeats and credit are counted in
+    /// [`Stats::late_control`] instead).
     pub unknown_channel: u64,
     /// An event for a channel sent by a peer that does not own it.
     pub wrong_peer: u64,
@@ -87,12 +105,21 @@ pub struct Drops {
     pub not_a_reply: u64,
     /// A client event for a call still waiting for a worker.
     pub while_queued: u64,
-    /// ZeroMQ refused the send (peer gone, or its queue full).
+    /// Queue: an event for a peer whose queue in the hub was at
+    /// `peer_queue_limit` (the peer is not reading). Ends the event's call
+    /// unless it was a heartbeat.
+    pub queue_full: u64,
+    /// Queue: an event for a peer that is gone (ZeroMQ has no connection
+    /// with its routing id), including those that were waiting in its
+    /// queue.
+    pub peer_gone: u64,
+    /// ZeroMQ refused a send for another reason.
     pub send_failed: u64,
 }
 
 impl Drops {
-    /// All drops together.
+    /// All drops together. [`Stats::late_control`] is not a drop and is
+    /// not included.
     pub fn total(&self) -> u64 {
         self.malformed_frames
             + self.undecodable
@@ -101,6 +128,8 @@ impl Drops {
             + self.duplicate_channel
             + self.not_a_reply
             + self.while_queued
+            + self.queue_full
+            + self.peer_gone
             + self.send_failed
     }
 }

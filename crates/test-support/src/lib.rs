@@ -39,6 +39,7 @@
 //!
 //! All helpers are bounded in time and only ever use 127.0.0.1.
 
+mod binary;
 mod component;
 mod net;
 mod process;
@@ -49,6 +50,7 @@ mod wait;
 #[cfg(test)]
 mod tests;
 
+pub use binary::workspace_binary;
 pub use component::{find_program, haproxy, named, redis_server, require, workspace_root};
 pub use net::{free_port, free_tcp_endpoint};
 pub use process::{Process, WaitLineError};

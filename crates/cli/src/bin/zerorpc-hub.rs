@@ -55,6 +55,10 @@ struct Args {
     /// Queue: seconds a call may wait for a worker (without a file).
     #[arg(long, value_name = "SECS", value_parser = parse_secs, conflicts_with = "config")]
     queue_timeout: Option<Duration>,
+    /// Queue: messages that may wait in the hub for one peer that is not
+    /// reading, before its calls fail (without a file).
+    #[arg(long, value_name = "N", conflicts_with = "config")]
+    peer_queue_limit: Option<usize>,
     /// Print stats every SECS seconds (default for every hub; a file's
     /// `stats_interval` wins).
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
@@ -110,6 +114,9 @@ fn configs(args: &Args) -> anyhow::Result<Vec<HubConfig>> {
             }
             if let Some(d) = args.queue_timeout {
                 config.queue_timeout = d;
+            }
+            if let Some(n) = args.peer_queue_limit {
+                config.peer_queue_limit = n;
             }
             vec![config]
         }

@@ -23,6 +23,7 @@ fn single_mapping_is_one_hub_with_defaults() {
     assert_eq!(hub.out_endpoint, "tcp://*:2222");
     assert_eq!(hub.idle_timeout, Duration::from_secs(30));
     assert_eq!(hub.queue_limit, 1000);
+    assert_eq!(hub.peer_queue_limit, 100_000);
     assert_eq!(hub.stats_interval, None);
 }
 
@@ -42,6 +43,7 @@ fn list_gives_several_hubs_with_numbered_names() {
   idle_timeout: 5
   queue_limit: 3
   queue_timeout: 0.5
+  peer_queue_limit: 50
 ";
     let hubs = parse_config(text).expect("valid");
     let names: Vec<_> = hubs.iter().map(|h| h.name.as_str()).collect();
@@ -53,6 +55,8 @@ fn list_gives_several_hubs_with_numbered_names() {
     assert_eq!(hubs[2].idle_timeout, Duration::from_secs(5));
     assert_eq!(hubs[2].queue_limit, 3);
     assert_eq!(hubs[2].queue_timeout, Duration::from_millis(500));
+    assert_eq!(hubs[2].peer_queue_limit, 50);
+    assert_eq!(hubs[0].peer_queue_limit, crate::DEFAULT_PEER_QUEUE_LIMIT);
 }
 
 #[test]

@@ -3,50 +3,15 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use zerorpc_hub::Stats;
-use zerorpc_test_support::{Process, free_tcp_endpoint, workspace_root};
+use zerorpc_test_support::{Process, free_tcp_endpoint};
 
 use crate::support::{LONG, RawClient, RawWorker, on_channel, request};
 
-/// The binary, built once per test run. It lives in another package of the
-/// workspace, so cargo does not build it for this package's tests.
+/// The `zerorpc-hub` binary; it lives in another package of the workspace.
 pub(crate) fn hub_binary() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            // target/<profile>/deps/it-<hash> → target/<profile>/zerorpc-hub
-            let exe = std::env::current_exe().expect("test executable path");
-            let profile_dir = exe
-                .parent()
-                .and_then(|deps| deps.parent())
-                .expect("target/<profile>")
-                .to_path_buf();
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let mut build = Command::new(cargo);
-            build.current_dir(workspace_root()).args([
-                "build",
-                "--quiet",
-                "-p",
-                "zerorpc-cli",
-                "--bin",
-                "zerorpc-hub",
-            ]);
-            if profile_dir.file_name().is_some_and(|n| n == "release") {
-                build.arg("--release");
-            }
-            let status = build.status().expect("running cargo build");
-            assert!(status.success(), "building zerorpc-hub failed");
-            let binary = profile_dir.join("zerorpc-hub");
-            assert!(
-                binary.exists(),
-                "{} missing after the build",
-                binary.display()
-            );
-            binary
-        })
-        .clone()
+    zerorpc_test_support::workspace_binary("zerorpc-cli", "zerorpc-hub")
 }
 
 fn temp_file(name: &str, contents: &str) -> PathBuf {
@@ -134,6 +99,7 @@ fn per_hub_flags_next_to_a_file_are_refused_not_ignored() {
         &["--idle-timeout", "5"][..],
         &["--queue-limit", "3"],
         &["--queue-timeout", "1"],
+        &["--peer-queue-limit", "10"],
         &["--type", "streamer"],
         &["--name", "other"],
     ] {
@@ -196,7 +162,16 @@ fn the_binary_serves_reports_and_stops_cleanly_on_sigterm() {
     let (inp, out) = (free_tcp_endpoint(), free_tcp_endpoint());
     let mut command = Command::new(hub_binary());
     command.args([
-        "--in", &inp, "--out", &out, "--type", "queue", "--name", "front",
+        "--in",
+        &inp,
+        "--out",
+        &out,
+        "--type",
+        "queue",
+        "--name",
+        "front",
+        "--peer-queue-limit",
+        "500",
     ]);
     let mut hub = Process::spawn("zerorpc-hub", command).expect("spawn zerorpc-hub");
     hub.wait_for_stderr_line("zerorpc-hub: front (queue)", LONG)

@@ -1,62 +1,89 @@
-//! The queue hub when a peer cannot take what it is sent (its ZeroMQ queue
-//! and TCP buffers are full): a dropped stream item or a dropped `_zpc_more`
-//! would leave the client and the worker waiting for each other forever,
-//! kept alive by their heartbeats, so the hub ends the channel instead.
+//! The queue hub when a peer does not read and the hub's queue for it
+//! reaches `peer_queue_limit`: a heartbeat is dropped and the call goes
+//! on; any other event ends its call, since a dropped stream item or
+//! `_zpc_more` would leave the client and the worker waiting for each
+//! other for ever, kept alive by their heartbeats.
 
 use std::time::{Duration, Instant};
 
-use zerorpc_hub::{HubKind, Stats, error_names};
+use zerorpc_hub::{Hub, HubConfig, HubKind, Stats, error_names};
 use zerorpc_wire::{Event, MessageId, Value};
 
 use crate::support::{
-    LONG, RawClient, RawWorker, context, loopback, on_channel, request, start, wait_stats,
+    LONG, RawClient, RawWorker, error_of, loopback, on_channel, padded, reluctant, request, seq_of,
+    start, wait_stats,
 };
 
 /// Upper bound on the events a test pushes at a peer that does not read:
-/// far more than libzmq's default queue (1000 messages) plus loopback TCP
-/// buffers hold at this size.
-const FLOOD_LIMIT: usize = 20_000;
-/// Padding per flooding event, so that buffers fill after a few thousand.
-const PADDING: usize = 4096;
+/// far more than libzmq's default pipe (1000 messages), loopback TCP
+/// buffers and [`LIMIT`] hold at [`crate::support::PADDING`] bytes each.
+const FLOOD_LIMIT: u64 = 20_000;
 
-/// A socket that reads (almost) nothing: one message of ZeroMQ queue and a
-/// small TCP receive buffer.
-fn reluctant(kind: zmq::SocketType, endpoint: &str) -> zmq::Socket {
-    let socket = context().socket(kind).expect("socket");
-    socket.set_linger(0).expect("linger");
-    socket.set_rcvhwm(1).expect("rcvhwm");
-    socket.set_rcvbuf(PADDING as i32).expect("rcvbuf");
-    socket.connect(endpoint).expect("connect");
-    socket
+/// A queue limit small enough to reach quickly.
+const LIMIT: usize = 10;
+
+fn limited() -> HubConfig {
+    let mut config = loopback(HubKind::Queue);
+    config.peer_queue_limit = LIMIT;
+    config
 }
 
-/// Sends `frames` again and again until the hub reports a refused send, at
-/// most [`FLOOD_LIMIT`] times and for at most [`LONG`].
-fn flood_until_refused(hub: &zerorpc_hub::Hub, socket: &zmq::Socket, frames: &[&[u8]]) -> Stats {
+/// Sends `event(seq)` for seq = 0, 1, ... until the hub reports a message
+/// refused at the limit, at most [`FLOOD_LIMIT`] times and for at most
+/// [`LONG`]. The sends wait when the pipe toward the hub is full (the hub
+/// always reads), so no event is skipped.
+fn flood_until_queue_full(hub: &Hub, send: impl Fn(u64)) -> Stats {
     let deadline = Instant::now() + LONG;
-    for sent in 0..FLOOD_LIMIT {
-        // A full pipe towards the hub only means the hub is busy: skip.
-        let _ = socket.send_multipart(frames, zmq::DONTWAIT);
-        if sent % 100 == 99 {
+    for seq in 0..FLOOD_LIMIT {
+        send(seq);
+        if seq % 100 == 99 {
             let stats = hub.stats();
-            if stats.drops.send_failed > 0 || Instant::now() > deadline {
+            if stats.drops.queue_full > 0 || Instant::now() > deadline {
                 return stats;
             }
-            // Let the hub catch up, so that the refusal is the reader's.
-            std::thread::sleep(Duration::from_millis(1));
         }
     }
     hub.stats()
 }
 
-fn padded(channel: &MessageId, name: &str) -> Vec<u8> {
-    let args = Value::Array(vec![Value::from(1), Value::Binary(vec![0; PADDING])]);
-    on_channel(channel, name, args).encode()
+/// Reads what the hub has forwarded to `client` (all of it: the queue in
+/// the hub, its pipe and the TCP buffers), knowing from the stats how much
+/// that is; within [`LONG`].
+fn read_everything_forwarded(hub: &Hub, client: &RawClient) -> Vec<Event> {
+    let mut events = Vec::new();
+    let deadline = Instant::now() + LONG;
+    for _ in 0..FLOOD_LIMIT {
+        let stats = hub.stats();
+        if stats.queued_messages == 0 && events.len() as u64 == stats.events_out_to_in {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} events read; {}",
+            events.len(),
+            stats.to_json()
+        );
+        events.extend(client.recv(Duration::from_millis(100)));
+    }
+    events
+}
+
+/// The next event about `channel` other than a heartbeat, within [`LONG`].
+fn answer_to(client: &RawClient, channel: &MessageId) -> Option<Event> {
+    let deadline = Instant::now() + LONG;
+    for _ in 0..FLOOD_LIMIT {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = client.recv(left)?;
+        if event.header.response_to.as_ref() == Some(channel) && event.name != "_zpc_hb" {
+            return Some(event);
+        }
+    }
+    None
 }
 
 #[test]
-fn a_stream_item_a_slow_client_cannot_take_ends_the_channel() {
-    let hub = start(loopback(HubKind::Queue));
+fn a_stream_item_for_a_client_at_its_queue_limit_ends_the_channel() {
+    let hub = start(limited());
     let worker = RawWorker::connect(hub.out_endpoint());
     wait_stats(&hub, "a worker", |s| s.workers.len() == 1);
     let client = RawClient {
@@ -68,24 +95,33 @@ fn a_stream_item_a_slow_client_cannot_take_ends_the_channel() {
     client.send(&call);
     let got = worker.recv(LONG).expect("call");
 
-    let item = padded(&channel, "STREAM");
-    let mut frames: Vec<&[u8]> = got.envelope.iter().map(Vec::as_slice).collect();
-    frames.extend([&b""[..], &item[..]]);
-    let stats = flood_until_refused(&hub, &worker.socket, &frames);
+    let stats = flood_until_queue_full(&hub, |seq| {
+        worker.reply(&got.envelope, &padded(&channel, "STREAM", seq));
+    });
     assert!(
-        stats.drops.send_failed > 0,
-        "the client never refused: {}",
+        stats.drops.queue_full > 0,
+        "the client's queue never filled: {}",
         stats.to_json()
     );
-
-    // Before: the channel stayed open with an item missing, and the call
-    // hung. Now it is over, and the worker is free again.
+    // The call is over, and the worker is free again.
     let stats = wait_stats(&hub, "the channel ended", |s| {
         s.open_channels == 0 && s.calls_failed_undeliverable == 1
     });
     assert_eq!(stats.workers[0].outstanding, 0);
+    assert_eq!(stats.queued_messages_peak, LIMIT, "{}", stats.to_json());
 
-    let before = stats.drops.unknown_channel;
+    // What the hub took before the limit still reaches the client, in
+    // order and without a gap: items 0..k, nothing after the loss.
+    let events = read_everything_forwarded(&hub, &client);
+    assert!(events.iter().all(|e| e.name == "STREAM"));
+    let seqs: Vec<u64> = events.iter().filter_map(seq_of).collect();
+    assert!(seqs.len() > LIMIT, "{} items", seqs.len());
+    assert!(
+        seqs.iter().copied().eq(0..seqs.len() as u64),
+        "items out of order or missing"
+    );
+
+    let before = hub.stats().drops.unknown_channel;
     worker.reply(
         &got.envelope,
         &on_channel(&channel, "STREAM_DONE", Value::Nil),
@@ -97,11 +133,53 @@ fn a_stream_item_a_slow_client_cannot_take_ends_the_channel() {
 }
 
 #[test]
-fn credit_a_stuck_worker_cannot_take_fails_the_call() {
-    let hub = start(loopback(HubKind::Queue));
-    let worker = RawWorker {
-        socket: reluctant(zmq::ROUTER, hub.out_endpoint()),
+fn a_heartbeat_for_a_client_at_its_queue_limit_is_dropped_and_the_call_goes_on() {
+    let hub = start(limited());
+    let worker = RawWorker::connect(hub.out_endpoint());
+    wait_stats(&hub, "a worker", |s| s.workers.len() == 1);
+    let client = RawClient {
+        socket: reluctant(zmq::DEALER, hub.in_endpoint()),
     };
+
+    let call = request("slow", vec![]);
+    let channel = call.header.message_id.clone();
+    client.send(&call);
+    let got = worker.recv(LONG).expect("call");
+
+    let stats = flood_until_queue_full(&hub, |seq| {
+        worker.reply(&got.envelope, &padded(&channel, "_zpc_hb", seq));
+    });
+    assert!(
+        stats.drops.queue_full > 0,
+        "the client's queue never filled: {}",
+        stats.to_json()
+    );
+    let stats = hub.stats();
+    assert_eq!(
+        (stats.open_channels, stats.calls_failed_undeliverable),
+        (1, 0),
+        "{}",
+        stats.to_json()
+    );
+
+    // Once the client reads again, the call ends normally.
+    let heartbeats = read_everything_forwarded(&hub, &client);
+    assert!(heartbeats.len() > LIMIT, "{} heartbeats", heartbeats.len());
+    worker.reply(
+        &got.envelope,
+        &on_channel(&channel, "OK", Value::Array(vec!["done".into()])),
+    );
+    let answer = answer_to(&client, &channel).expect("the reply");
+    assert_eq!(answer.name, "OK", "{answer:?}");
+    let stats = wait_stats(&hub, "the channel ended", |s| s.open_channels == 0);
+    assert_eq!(stats.calls_failed_undeliverable, 0);
+    assert_eq!(stats.drops.total(), stats.drops.queue_full);
+}
+
+#[test]
+fn credit_for_a_worker_at_its_queue_limit_fails_the_call_with_lost_remote() {
+    let hub = start(limited());
+    let worker = RawWorker::reluctant(hub.out_endpoint());
     wait_stats(&hub, "a worker", |s| s.workers.len() == 1);
     let client = RawClient::connect(hub.in_endpoint());
 
@@ -110,73 +188,43 @@ fn credit_a_stuck_worker_cannot_take_fails_the_call() {
     client.send(&call);
     worker.recv(LONG).expect("call");
 
-    let credit = padded(&channel, "_zpc_more");
-    let stats = flood_until_refused(&hub, &client.socket, &[b"", &credit]);
+    let stats = flood_until_queue_full(&hub, |seq| {
+        client.send(&padded(&channel, "_zpc_more", seq));
+    });
     assert!(
-        stats.drops.send_failed > 0,
-        "the worker never refused: {}",
+        stats.drops.queue_full > 0,
+        "the worker's queue never filled: {}",
         stats.to_json()
     );
 
     // The client hears why at once, instead of waiting for a stream that
     // cannot come.
-    let deadline = Instant::now() + LONG;
-    let mut answer: Option<Event> = None;
-    for _ in 0..100 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let Some(event) = client.recv(left) else {
-            break;
-        };
-        if event.header.response_to.as_ref() == Some(&channel) && event.name == "ERR" {
-            answer = Some(event);
-            break;
-        }
-    }
-    let answer = answer.expect("an ERR for the call");
-    let name = answer
-        .args
-        .as_array()
-        .and_then(|a| a.first())
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let answer = answer_to(&client, &channel).expect("an ERR for the call");
+    let (name, message) = error_of(&answer).unwrap_or_else(|| panic!("{answer:?}"));
     assert_eq!(name, error_names::LOST_REMOTE);
+    assert!(message.contains("not reading"), "{message}");
 
     let stats = wait_stats(&hub, "the channel ended", |s| {
         s.open_channels == 0 && s.calls_failed_undeliverable == 1
     });
     assert_eq!(stats.workers[0].outstanding, 0);
-}
-
-/// The next event about `channel` other than a heartbeat, within [`LONG`].
-fn answer_to(client: &RawClient, channel: &MessageId) -> Option<Event> {
-    let deadline = Instant::now() + LONG;
-    for _ in 0..1000 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let event = client.recv(left)?;
-        if event.header.response_to.as_ref() == Some(channel) && event.name != "_zpc_hb" {
-            return Some(event);
-        }
-    }
-    None
+    assert_eq!(stats.workers[0].queued_messages, LIMIT);
 }
 
 #[test]
-fn a_call_skips_the_least_loaded_worker_when_its_pipe_is_full() {
-    let mut config = loopback(HubKind::Queue);
+fn a_call_skips_the_least_loaded_worker_when_its_queue_is_at_the_limit() {
+    let mut config = limited();
     // Fail fast if the call is left waiting for the full worker.
     config.queue_timeout = Duration::from_secs(2);
     let hub = start(config);
     // Held, never read: its queue fills up.
-    let _stuck = RawWorker {
-        socket: reluctant(zmq::ROUTER, hub.out_endpoint()),
-    };
+    let _stuck = RawWorker::reluctant(hub.out_endpoint());
     let healthy = RawWorker::connect(hub.out_endpoint());
     wait_stats(&hub, "two workers", |s| s.workers.len() == 2);
     let client = RawClient::connect(hub.in_endpoint());
 
     // One call each: the healthy worker holds its call unanswered (load 1),
-    // the stuck one gets a call whose channel then floods its pipe.
+    // the stuck one gets a call whose channel then floods its queue.
     let first = request("first", vec![]);
     client.send(&first);
     let second = request("second", vec![]);
@@ -193,15 +241,16 @@ fn a_call_skips_the_least_loaded_worker_when_its_pipe_is_full() {
     };
     wait_stats(&hub, "both calls routed", |s| s.calls_routed == 2);
 
-    let credit = padded(&stuck_channel, "_zpc_more");
-    let stats = flood_until_refused(&hub, &client.socket, &[b"", &credit]);
+    let stats = flood_until_queue_full(&hub, |seq| {
+        client.send(&padded(&stuck_channel, "_zpc_more", seq));
+    });
     assert!(
-        stats.drops.send_failed > 0,
-        "never refused: {}",
+        stats.drops.queue_full > 0,
+        "never full: {}",
         stats.to_json()
     );
     // That call is over, so the stuck worker is now the least loaded one,
-    // with a full pipe.
+    // with a full queue.
     wait_stats(&hub, "the stuck worker's call ended", |s| {
         s.calls_failed_undeliverable == 1
     });

@@ -1,10 +1,16 @@
 //! The forwarder (PUB/SUB fan-out) and streamer (PUSH/PULL fan-in) hubs
-//! between zerorpc-python peers.
+//! between zerorpc-python peers, and with a subscriber too slow for its
+//! events.
+
+use std::time::Instant;
 
 use zerorpc_hub::HubKind;
 use zerorpc_test_support::PythonPeer;
+use zerorpc_wire::{Event, Header, Value};
 
-use crate::support::{LONG, context, loopback, python_output, start, wait_stats};
+use crate::support::{
+    LONG, PADDING, context, loopback, python_output, reluctant, seq_of, start, wait_stats,
+};
 
 #[test]
 fn forwarder_fans_out_python_publisher_to_python_subscribers() {
@@ -139,4 +145,78 @@ print("GOT", got["a"] == list(range(100)), got["b"] == list(range(100)), flush=T
         (stats.drops.undecodable, stats.drops.malformed_frames),
         (1, 1)
     );
+}
+
+/// A published event: `item [seq, padding]`, or `probe [seq]`.
+fn published(name: &str, seq: u64, padding: usize) -> Vec<u8> {
+    let mut args = vec![Value::from(seq)];
+    if padding > 0 {
+        args.push(Value::Binary(vec![0; padding]));
+    }
+    Event::new(Header::new(), name, Value::Array(args)).encode()
+}
+
+#[test]
+fn forwarder_holds_events_for_a_slow_subscriber_and_loses_none() {
+    const ITEMS: u64 = 5000;
+    let mut config = loopback(HubKind::Forwarder);
+    // The hub's thread is `hub-<name>`: unique, so the test can find it.
+    config.name = "slowsub".to_owned();
+    let hub = start(config);
+    let subscriber = reluctant(zmq::SUB, hub.out_endpoint());
+    subscriber.set_subscribe(b"").expect("subscribe");
+    // No high-water mark: the publisher keeps what the hub cannot take yet
+    // instead of dropping it (a PUB drops at its limit), so that a loss
+    // could only be the hub's.
+    let publisher = context().socket(zmq::PUB).expect("socket");
+    publisher.set_linger(0).expect("linger");
+    publisher.set_sndhwm(0).expect("sndhwm");
+    publisher.connect(hub.in_endpoint()).expect("connect");
+
+    // Subscriptions take a moment to reach the hub and the publisher; until
+    // then, PUB/SUB drops. Probe until one gets through, bounded.
+    let mut probes_sent = 0;
+    let mut through = false;
+    while probes_sent < 300 && !through {
+        publisher
+            .send(published("probe", probes_sent, 0), 0)
+            .expect("send");
+        probes_sent += 1;
+        through = subscriber.poll(zmq::POLLIN, 100).expect("poll") > 0;
+    }
+    assert!(through, "no probe reached the subscriber");
+
+    // The subscriber now reads nothing while all the items are published.
+    for seq in 0..ITEMS {
+        publisher
+            .send(published("item", seq, PADDING), 0)
+            .expect("send");
+    }
+    let stats = wait_stats(&hub, "the forwarder holding an event", |s| {
+        s.queued_messages == 1
+    });
+    let forwarded_while_held = stats.events_in_to_out;
+    // An XPUB reports room whenever asked: waiting must not spin.
+    crate::support::assert_not_spinning("hub-slowsub");
+
+    // It reads again: every item, in order, after what is left of the
+    // probes.
+    let deadline = Instant::now() + LONG;
+    let mut next = 0;
+    while next < ITEMS {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let frames = crate::support::recv_within(&subscriber, left)
+            .unwrap_or_else(|| panic!("item {next} of {ITEMS} missing; {}", hub.stats().to_json()));
+        let event = Event::decode(&frames[0]).expect("decodable");
+        if event.name == "probe" {
+            assert_eq!(next, 0, "a probe after the items");
+            continue;
+        }
+        assert_eq!(seq_of(&event), Some(next));
+        next += 1;
+    }
+    let stats = wait_stats(&hub, "nothing held", |s| s.queued_messages == 0);
+    assert!(stats.events_in_to_out > forwarded_while_held);
+    assert_eq!(stats.queued_messages_peak, 1);
+    assert_eq!(stats.drops.total(), 0, "{}", stats.to_json());
 }

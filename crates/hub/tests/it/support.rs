@@ -90,6 +90,45 @@ fn socket(kind: zmq::SocketType, endpoint: &str) -> zmq::Socket {
     socket
 }
 
+/// Bytes of padding [`padded`] puts in an event, so that ZeroMQ pipes and
+/// TCP buffers fill after a few thousand events.
+pub(crate) const PADDING: usize = 4096;
+
+/// A socket that reads (almost) nothing unless asked: one message of
+/// ZeroMQ queue and a small TCP receive buffer, so that what is sent to it
+/// piles up in the sender.
+pub(crate) fn reluctant(kind: zmq::SocketType, endpoint: &str) -> zmq::Socket {
+    let socket = context().socket(kind).expect("socket");
+    socket.set_linger(0).expect("linger");
+    socket.set_rcvhwm(1).expect("rcvhwm");
+    socket.set_rcvbuf(PADDING as i32).expect("rcvbuf");
+    socket.connect(endpoint).expect("connect");
+    socket
+}
+
+/// An event on `channel` carrying `[seq, PADDING bytes]`.
+pub(crate) fn padded(channel: &MessageId, name: &str, seq: u64) -> Event {
+    let args = Value::Array(vec![Value::from(seq), Value::Binary(vec![0; PADDING])]);
+    on_channel(channel, name, args)
+}
+
+/// The sequence number of an event made by [`padded`].
+pub(crate) fn seq_of(event: &Event) -> Option<u64> {
+    event.args.as_array()?.first()?.as_u64()
+}
+
+/// The `[name, message]` of an `ERR` event.
+pub(crate) fn error_of(event: &Event) -> Option<(String, String)> {
+    if event.name != "ERR" {
+        return None;
+    }
+    let args = event.args.as_array()?;
+    Some((
+        args.first()?.as_str()?.to_owned(),
+        args.get(1)?.as_str()?.to_owned(),
+    ))
+}
+
 /// Receives one multipart message within `timeout`.
 pub(crate) fn recv_within(socket: &zmq::Socket, timeout: Duration) -> Option<Vec<Vec<u8>>> {
     let deadline = Instant::now() + timeout;
@@ -156,9 +195,19 @@ pub(crate) struct Received {
 
 impl RawWorker {
     pub(crate) fn connect(endpoint: &str) -> RawWorker {
-        RawWorker {
-            socket: socket(zmq::ROUTER, endpoint),
-        }
+        let socket = socket(zmq::ROUTER, endpoint);
+        // A plain ROUTER drops what its full pipe cannot take; tests count
+        // every event they send, so a full pipe must make them wait.
+        socket.set_router_mandatory(true).expect("mandatory");
+        RawWorker { socket }
+    }
+
+    /// A worker that reads (almost) nothing until the test makes it: see
+    /// [`reluctant`].
+    pub(crate) fn reluctant(endpoint: &str) -> RawWorker {
+        let socket = reluctant(zmq::ROUTER, endpoint);
+        socket.set_router_mandatory(true).expect("mandatory");
+        RawWorker { socket }
     }
 
     pub(crate) fn recv(&self, timeout: Duration) -> Option<Received> {
@@ -209,4 +258,72 @@ pub(crate) fn ok_text(event: &Event) -> Option<String> {
         return None;
     }
     event.args.as_array()?.first()?.as_str().map(str::to_owned)
+}
+
+/// Asserts that the thread named `thread` (a hub's is `hub-<name>`) stays
+/// mostly asleep for a second, as it must while it waits for a blocked
+/// peer: a thread that polls for a readiness that is always reported spins
+/// instead.
+///
+/// A spinning thread uses all the CPU it gets (a whole core on an idle
+/// machine); one that waits about a millisecond between retries uses a few
+/// percent. A busy machine can only make a spinning thread look better,
+/// never a sleeping one worse, so this cannot fail because the machine is
+/// slow. Linux only (it reads `/proc`); elsewhere it checks nothing.
+pub(crate) fn assert_not_spinning(thread: &str) {
+    #[cfg(target_os = "linux")]
+    {
+        let thread = cpu::Thread::named(thread)
+            .unwrap_or_else(|| panic!("no thread named {thread} in this process"));
+        let wall = Instant::now();
+        let before = thread.cpu_time();
+        std::thread::sleep(Duration::from_secs(1));
+        let used = thread.cpu_time() - before;
+        let wall = wall.elapsed();
+        assert!(
+            used < wall / 4,
+            "the thread used {used:?} of CPU in {wall:?} while waiting"
+        );
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = thread;
+}
+
+/// CPU time of another thread of this process, from `/proc`.
+#[cfg(target_os = "linux")]
+mod cpu {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    pub(crate) struct Thread {
+        stat: PathBuf,
+    }
+
+    impl Thread {
+        /// The thread whose name (as `/proc` shows it, at most 15 bytes)
+        /// is `name`.
+        pub(crate) fn named(name: &str) -> Option<Thread> {
+            let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+            tasks.flatten().find_map(|task| {
+                let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+                (comm.trim_end() == name).then(|| Thread {
+                    stat: task.path().join("stat"),
+                })
+            })
+        }
+
+        /// User plus system time so far.
+        pub(crate) fn cpu_time(&self) -> Duration {
+            let stat = std::fs::read_to_string(&self.stat).expect("thread stat");
+            // Fields after the name, which is in parentheses and may hold
+            // spaces: state is field 3, utime 14 and stime 15.
+            let after_name = &stat[stat.rfind(')').expect("stat format") + 2..];
+            let fields: Vec<&str> = after_name.split_whitespace().collect();
+            let ticks: u64 = fields[11].parse::<u64>().expect("utime")
+                + fields[12].parse::<u64>().expect("stime");
+            // SAFETY: sysconf only reads a system constant.
+            let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+            Duration::from_secs_f64(ticks as f64 / per_second as f64)
+        }
+    }
 }

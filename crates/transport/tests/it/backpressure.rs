@@ -137,9 +137,14 @@ fn a_full_send_queue_fails_the_call_with_a_clear_error() {
     for call in &mut calls {
         run(call.send(ok(BIG))).expect("a send never waits for the peer");
     }
-    assert!(wait_until(LIMIT, || server.stats().dropped_queue_full > 0));
+    // Every reply handed over is sent, waiting or refused.
+    assert!(wait_until(LIMIT, || {
+        let stats = server.stats();
+        stats.sent + stats.queued + stats.dropped_queue_full == FILL as u64
+    }));
 
     let stats = server.stats();
+    assert!(stats.dropped_queue_full > 0, "{stats:?}");
     assert_eq!(stats.dropped(), stats.dropped_queue_full, "{stats:?}");
     // Bounded: what waits never exceeds the limit by more than one event.
     assert!(
@@ -176,8 +181,14 @@ fn heartbeats_for_a_slow_peer_do_not_pile_up() {
     for mut call in calls.drain(..FILL) {
         run(call.send(ok(BIG))).expect("reply");
     }
-    assert!(wait_until(LIMIT, || server.stats().queued > 0));
+    // Every reply handed over is sent or waiting (no heartbeat yet: they
+    // are passive until the peer's first).
+    assert!(wait_until(LIMIT, || {
+        let stats = server.stats();
+        stats.sent + stats.queued == FILL as u64
+    }));
     let replies_waiting = server.stats().queued;
+    assert!(replies_waiting > 0, "{:?}", server.stats());
     // ...and the others' heartbeats wait behind them, ten intervals long,
     // while the peer keeps its side alive.
     for _ in 0..10 {
