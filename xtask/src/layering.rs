@@ -24,6 +24,18 @@ const APPLICATION_CRATES: &[&str] = &["clap", "anyhow"];
 /// Which crate must not (transitively) depend on which, and why.
 const RULES: &[Rule] = &[
     Rule {
+        package: "zerorpc-endpoint",
+        forbidden: &[
+            "zmq",
+            "zmq-sys",
+            "tokio",
+            "zerorpc-wire",
+            "zerorpc-transport",
+            "zerorpc",
+        ],
+        why: "endpoint is a parser only: shared by every layer, it depends on none",
+    },
+    Rule {
         package: "zerorpc-wire",
         forbidden: &["zmq", "zmq-sys", "tokio", "zerorpc-transport", "zerorpc"],
         why: "wire is the codec only: no I/O, no runtime",
@@ -395,7 +407,10 @@ mod tests {
         let report = ws.check();
         assert_eq!(paths(&report), Vec::<String>::new());
         // Rules about packages not (yet) in the workspace are skipped, not failed.
-        assert_eq!(report.absent, ["zerorpc", "zerorpc-hub", "zerorpc-cli"]);
+        assert_eq!(
+            report.absent,
+            ["zerorpc-endpoint", "zerorpc", "zerorpc-hub", "zerorpc-cli"]
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use zerorpc::Value;
+use zerorpc::{Endpoint, Value};
 
 use crate::exit::Failure;
 
@@ -378,18 +378,16 @@ fn seconds(flag: &str, value: f64) -> Result<Option<Duration>, Failure> {
 }
 
 /// Catches the mistakes ZeroMQ would only report as "Invalid argument".
+/// Names (`dns:NAME`) pass: the resolver step decides what they mean. So
+/// does an unknown transport: the command line has the right shape, and
+/// the transport refuses it (a connection error) with the same parser's
+/// explanation.
 fn check_endpoint(endpoint: &str) -> Result<(), Failure> {
-    let Some((scheme, rest)) = endpoint.split_once("://") else {
-        return Err(Failure::usage(format!(
-            "bad endpoint {endpoint:?}: expected TRANSPORT://ADDRESS, e.g. tcp://127.0.0.1:4242 or ipc:///tmp/socket"
-        )));
-    };
-    if rest.is_empty() {
-        return Err(Failure::usage(format!(
-            "bad endpoint {endpoint:?}: the address after {scheme}:// is empty"
-        )));
+    match Endpoint::parse(endpoint) {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_unknown_transport() => Ok(()),
+        Err(e) => Err(Failure::usage(e.to_string())),
     }
-    Ok(())
 }
 
 fn json_argument(index: usize, text: &str) -> Result<Value, Failure> {

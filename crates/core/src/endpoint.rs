@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
+use zerorpc_endpoint::Endpoint;
 use zerorpc_transport::Socket;
 
-use crate::Result;
+use crate::{Error, Result};
 
 /// Turns an endpoint as a user wrote it into ZeroMQ endpoints.
 ///
@@ -17,15 +18,36 @@ pub trait ResolveEndpoint: Send + Sync + 'static {
     fn resolve(&self, endpoint: &str) -> Result<Vec<String>>;
 }
 
-/// Passes endpoints through unchanged, as literal ZeroMQ endpoints
-/// (`tcp://`, `ipc://`, `inproc://`...); the transport checks them when it
-/// binds or connects.
+/// Passes ZeroMQ endpoints (`tcp://`, `ipc://`, `inproc://`...) through
+/// unchanged, and refuses names (`dns:NAME`), which need a resolver that
+/// knows their scheme.
+///
+/// ```
+/// use zerorpc::{Literal, ResolveEndpoint};
+///
+/// assert_eq!(Literal.resolve("tcp://127.0.0.1:4242")?, ["tcp://127.0.0.1:4242"]);
+/// let error = Literal.resolve("dns:users.svc.example.test").unwrap_err();
+/// assert!(error.to_string().contains("no resolver for dns: names"));
+/// # Ok::<(), zerorpc::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Literal;
 
 impl ResolveEndpoint for Literal {
     fn resolve(&self, endpoint: &str) -> Result<Vec<String>> {
-        Ok(vec![endpoint.to_owned()])
+        // Malformed ZeroMQ endpoints are left to the transport, which
+        // parses them with the same parser when it binds or connects.
+        match Endpoint::parse(endpoint) {
+            Ok(parsed) if !parsed.is_zmq() => Err(Error::bad_endpoint(
+                endpoint,
+                format_args!(
+                    "no resolver for {scheme}: names is configured (a client or server \
+                     builder takes one with .resolver(...))",
+                    scheme = parsed.scheme()
+                ),
+            )),
+            _ => Ok(vec![endpoint.to_owned()]),
+        }
     }
 }
 

@@ -161,6 +161,20 @@ impl Error {
         }
     }
 
+    /// An endpoint that cannot be used: malformed, or a name its resolver
+    /// cannot resolve. For [`ResolveEndpoint`](crate::ResolveEndpoint)
+    /// implementations; the kind is [`ErrorKind::Transport`]. `why` is the
+    /// whole explanation, e.g. "no SRV or TXT record at ...".
+    pub fn bad_endpoint(endpoint: &str, why: impl fmt::Display) -> Self {
+        Error {
+            kind: ErrorKind::Transport,
+            repr: Repr::Local {
+                context: format!("bad endpoint {endpoint:?}: {why}"),
+                source: None,
+            },
+        }
+    }
+
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
         self.kind

@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
+use zerorpc_endpoint::Endpoint as ParsedEndpoint;
 
 /// What a hub does with the events it receives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -258,21 +259,17 @@ impl<'de> Deserialize<'de> for Endpoint {
 /// Checks the shape of an endpoint before libzmq sees it, so that the error
 /// points at the file rather than at a bind failure.
 pub(crate) fn check_endpoint(text: &str) -> Result<(), String> {
-    let Some((transport, address)) = text.split_once("://") else {
-        return Err(format!(
-            "`{text}` is not a ZeroMQ endpoint (expected e.g. tcp://*:4242)"
-        ));
-    };
-    if !matches!(
-        transport,
-        "tcp" | "ipc" | "inproc" | "ws" | "wss" | "tipc" | "vmci"
-    ) {
-        return Err(format!("`{text}`: unknown transport `{transport}`"));
+    let endpoint = ParsedEndpoint::parse(text).map_err(|e| format!("`{text}`: {}", e.reason()))?;
+    match endpoint.transport() {
+        Some(transport) if transport.is_connection_oriented() => Ok(()),
+        Some(transport) => Err(format!(
+            "`{text}`: a hub needs a connection-oriented transport, not {transport}://"
+        )),
+        None => Err(format!(
+            "`{text}`: a hub binds its endpoints, and a {}: name cannot be bound",
+            endpoint.scheme()
+        )),
     }
-    if address.is_empty() {
-        return Err(format!("`{text}` has no address"));
-    }
-    Ok(())
 }
 
 #[derive(Deserialize)]

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use zerorpc_endpoint::Endpoint;
 use zerorpc_wire::{Event, Header, MessageId, Value, names};
 
 use crate::channel::ChannelShared;
@@ -911,26 +912,21 @@ impl IoThread {
     }
 }
 
+/// Only ZeroMQ endpoints reach ZeroMQ: a name (`dns:NAME`) must have been
+/// resolved before, and anything else is refused with the shared parser's
+/// explanation rather than ZeroMQ's bare "Invalid argument".
 fn check_endpoint(endpoint: &str) -> Result<(), Error> {
-    let Some((scheme, rest)) = endpoint.split_once("://") else {
-        return Err(Error::endpoint(
+    match Endpoint::parse(endpoint) {
+        Ok(parsed) if parsed.is_zmq() => Ok(()),
+        Ok(parsed) => Err(Error::endpoint(
             endpoint,
-            "expected SCHEME://ADDRESS, e.g. tcp://127.0.0.1:4242",
-        ));
-    };
-    match scheme {
-        "tcp" | "ipc" | "inproc" | "pgm" | "epgm" | "ws" | "wss" | "tipc" | "vmci" | "udp" => {}
-        other => {
-            return Err(Error::endpoint(
-                endpoint,
-                format!("unknown transport {other:?}"),
-            ));
-        }
+            format!(
+                "{}: names must be resolved to ZeroMQ endpoints first",
+                parsed.scheme()
+            ),
+        )),
+        Err(e) => Err(Error::endpoint(endpoint, e.reason())),
     }
-    if rest.is_empty() {
-        return Err(Error::endpoint(endpoint, "empty address"));
-    }
-    Ok(())
 }
 
 /// libzmq's `ZMQ_XPUB_NODROP`, which the `zmq` crate has no setter for.

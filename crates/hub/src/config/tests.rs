@@ -90,7 +90,7 @@ fn bad_endpoint_and_bad_duration_are_located() {
     let e = error("in: localhost:1\nout: tcp://*:2\n");
     assert!(e.starts_with("line 1"), "{e}");
     assert!(e.contains("key in"), "{e}");
-    assert!(e.contains("not a ZeroMQ endpoint"), "{e}");
+    assert!(e.contains("did you mean tcp://localhost:1?"), "{e}");
 
     let e = error("in: tcp://*:1\nout: tcp://*:2\nidle_timeout: -3\n");
     assert!(e.starts_with("line 3"), "{e}");

@@ -198,3 +198,23 @@ fn bad_endpoints_give_clear_errors() {
         );
     }
 }
+
+#[test]
+fn a_name_without_its_resolver_is_refused_naming_the_scheme() {
+    let error = Client::connect("dns:users.svc.example.test").expect_err("no dns resolver");
+    assert_eq!(only_kind(&error), ErrorKind::Transport, "{error:?}");
+    let text = error.to_string();
+    assert!(
+        text.contains("\"dns:users.svc.example.test\"")
+            && text.contains("no resolver for dns: names"),
+        "{text}"
+    );
+    let error = Server::builder(Faulty)
+        .bind("dns:users.svc.example.test")
+        .build()
+        .expect_err("no dns resolver");
+    assert!(
+        error.to_string().contains("no resolver for dns: names"),
+        "{error}"
+    );
+}
