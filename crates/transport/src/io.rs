@@ -372,7 +372,7 @@ impl IoThread {
             Refusal::PeerGone => (&self.counters.dropped_peer_gone, Error::peer_gone()),
             Refusal::Failed(e) => (
                 &self.counters.dropped_send_failed,
-                Error::zmq(format!("cannot send: {e}"), e),
+                Error::zmq("cannot send", e),
             ),
         };
         Counters::bump(counter);
@@ -554,7 +554,7 @@ impl IoThread {
         let socket = &self.sockets[index].socket;
         socket
             .bind(endpoint)
-            .map_err(|e| Error::zmq(format!("cannot bind to {endpoint}: {e}"), e))?;
+            .map_err(|e| Error::zmq(format!("cannot bind to {endpoint}"), e))?;
         Ok(last_endpoint(socket).unwrap_or_else(|| endpoint.to_owned()))
     }
 
@@ -571,7 +571,7 @@ impl IoThread {
             if self.kind == SocketKind::Client {
                 self.sockets.pop();
             }
-            return Err(Error::zmq(format!("cannot connect to {endpoint}: {e}"), e));
+            return Err(Error::zmq(format!("cannot connect to {endpoint}"), e));
         }
         Ok(endpoint.to_owned())
     }
