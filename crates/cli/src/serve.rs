@@ -203,11 +203,7 @@ impl Runner {
             Ok(child) => Ok(Guarded { child: Some(child) }),
             Err(e) => {
                 let message = format!("cannot run {}: {e}", self.command_text());
-                Err(RemoteError::new(
-                    "OSError",
-                    message.clone(),
-                    format!("OSError: {message}\n"),
-                ))
+                Err(RemoteError::with_summary("OSError", message))
             }
         }
     }
@@ -231,20 +227,12 @@ fn arguments(method: &str, args: Vec<Value>) -> Result<Vec<OsString>, RemoteErro
                         "{method}() argument {} must be a string, number or boolean, not {other}",
                         i + 1
                     );
-                    return Err(RemoteError::new(
-                        "TypeError",
-                        message.clone(),
-                        format!("TypeError: {message}\n"),
-                    ));
+                    return Err(RemoteError::with_summary("TypeError", message));
                 }
             };
             if text.as_encoded_bytes().contains(&0) {
                 let message = format!("{method}() argument {} contains a NUL byte", i + 1);
-                return Err(RemoteError::new(
-                    "ValueError",
-                    message.clone(),
-                    format!("ValueError: {message}\n"),
-                ));
+                return Err(RemoteError::with_summary("ValueError", message));
             }
             Ok(text)
         })
@@ -374,11 +362,7 @@ impl Run {
             "{} did not finish within {after}s and was killed",
             self.command
         );
-        RemoteError::new(
-            "TimeoutExpired",
-            message.clone(),
-            format!("TimeoutExpired: {message}\n"),
-        )
+        RemoteError::with_summary("TimeoutExpired", message)
     }
 
     /// Waits for the exit and turns a failure into a remote error.

@@ -120,8 +120,7 @@ fn scalar_from_text(text: &str) -> Option<Value> {
 }
 
 fn type_error(message: String) -> RemoteError {
-    let traceback = format!("TypeError: {message}\n");
-    RemoteError::new("TypeError", message, traceback)
+    RemoteError::with_summary("TypeError", message)
 }
 
 /// `OK [value]`, or a `TypeError` when the value cannot be serialized.
@@ -218,7 +217,7 @@ pub trait ToRemoteFromDisplay {
 impl<E: Display + ?Sized> ToRemoteFromDisplay for Wrap<'_, E> {
     fn to_remote(&self) -> RemoteError {
         let message = self.0.to_string();
-        RemoteError::new("Error", message.clone(), format!("Error: {message}\n"))
+        RemoteError::with_summary("Error", message)
     }
 }
 

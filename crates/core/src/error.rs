@@ -47,6 +47,21 @@ impl RemoteError {
         &self.traceback
     }
 
+    /// A remote error whose traceback is its one-line summary `name:
+    /// message`, as zerorpc-python's last traceback line reads: for errors
+    /// raised here rather than relayed from elsewhere, so Python peers and
+    /// the CLI show the same line as for a Python exception.
+    pub fn with_summary(name: impl Into<String>, message: impl Into<String>) -> Self {
+        let name = name.into();
+        let message = message.into();
+        let traceback = format!("{name}: {message}\n");
+        RemoteError {
+            name,
+            message,
+            traceback,
+        }
+    }
+
     /// Parses the args of an `ERR` event: `[name, message, traceback]`, or
     /// the one-element v1 shape `[message]`.
     pub fn from_args(args: &Value) -> Option<Self> {
@@ -106,12 +121,18 @@ pub enum ErrorKind {
     /// A value could not be converted to or from MessagePack, or a reply
     /// had an unexpected shape.
     Codec,
+    /// The operating system refused a local resource: a thread, a pipe, the
+    /// server's runtime. Nothing was sent; retrying may succeed once the
+    /// system has resources again. The `io::Error` is the `source()`.
+    Io,
 }
 
 /// The error type of zerorpc.
 ///
 /// Match on [`Error::kind`] or use the `is_*` helpers; remote errors are
-/// kept apart from local failures ([`Error::remote`]).
+/// kept apart from local failures ([`Error::remote`]). The `Display` text
+/// describes this level only; the cause, when there is one, is the
+/// [`std::error::Error::source`], so print the chain to see it all.
 #[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
@@ -137,6 +158,7 @@ impl Error {
         let kind = match source.kind() {
             transport::ErrorKind::Timeout => ErrorKind::Timeout,
             transport::ErrorKind::LostRemote => ErrorKind::LostRemote,
+            transport::ErrorKind::Io => ErrorKind::Io,
             _ => ErrorKind::Transport,
         };
         Error {
@@ -171,6 +193,18 @@ impl Error {
             repr: Repr::Local {
                 context: format!("bad endpoint {endpoint:?}: {why}"),
                 source: None,
+            },
+        }
+    }
+
+    /// `context` says what was being done, without the cause: the cause is
+    /// the `source()`.
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error {
+            kind: ErrorKind::Io,
+            repr: Repr::Local {
+                context: context.into(),
+                source: Some(Box::new(source)),
             },
         }
     }
@@ -211,6 +245,11 @@ impl Error {
     /// True when a value could not be converted.
     pub fn is_codec(&self) -> bool {
         self.kind == ErrorKind::Codec
+    }
+
+    /// True when the operating system refused a local resource.
+    pub fn is_io(&self) -> bool {
+        self.kind == ErrorKind::Io
     }
 }
 
@@ -267,3 +306,6 @@ impl std::error::Error for Error {
 
 /// A `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests;

@@ -21,11 +21,7 @@ pub(crate) fn answer(
         let wanted = wanted.unwrap_or_default();
         match methods.info(wanted) {
             Some(info) => Ok((wanted, info)),
-            None => Err(RemoteError::new(
-                "KeyError",
-                format!("'{wanted}'"),
-                format!("KeyError: '{wanted}'\n"),
-            )),
+            None => Err(RemoteError::with_summary("KeyError", format!("'{wanted}'"))),
         }
     };
     let answer = match method {

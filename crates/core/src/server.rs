@@ -196,7 +196,7 @@ impl Server {
             .enable_all()
             .thread_name("zerorpc-server")
             .build()
-            .map_err(|e| Error::codec("cannot start the server runtime", Some(Box::new(e))))?;
+            .map_err(|e| Error::io("cannot start the server runtime", e))?;
         runtime.block_on(self.serve())
     }
 }
@@ -257,11 +257,7 @@ pub(crate) async fn dispatch(methods: &Methods, name: &str, args: Value) -> Repl
                 "{name}() arguments must be an array, not {}",
                 type_name(&other)
             );
-            return Reply::Value(Err(RemoteError::new(
-                "TypeError",
-                message.clone(),
-                format!("TypeError: {message}\n"),
-            )));
+            return Reply::Value(Err(RemoteError::with_summary("TypeError", message)));
         }
     };
     if let Some(answer) = introspect::answer(methods, name, &args) {
@@ -273,11 +269,7 @@ pub(crate) async fn dispatch(methods: &Methods, name: &str, args: Value) -> Repl
             reply => reply,
         },
         // zerorpc-python's answer to an unknown method: NameError with the name.
-        None => Reply::Value(Err(RemoteError::new(
-            "NameError",
-            name,
-            format!("NameError: {name}\n"),
-        ))),
+        None => Reply::Value(Err(RemoteError::with_summary("NameError", name))),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Transport errors.
 
 use std::fmt;
+use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What went wrong in the transport.
@@ -20,6 +22,9 @@ pub enum ErrorKind {
     /// The peer does not read what we send, and the events waiting for it
     /// reached the socket's send queue limit.
     QueueFull,
+    /// The operating system refused a local resource the socket needs (its
+    /// I/O thread, its wake-up pipe).
+    Io,
 }
 
 /// An error from the transport layer.
@@ -42,6 +47,9 @@ enum Detail {
     QueueFull(usize),
     Zmq(String, zmq::Error),
     Endpoint(String, String),
+    // `io::Error` is not `Clone`; an `Arc` keeps the error `Clone` and the
+    // cause intact for `source()`.
+    Io(String, Arc<io::Error>),
 }
 
 impl Error {
@@ -82,10 +90,21 @@ impl Error {
         }
     }
 
+    /// `context` says what was being done, without the cause: the cause is
+    /// the `source()`.
     pub(crate) fn zmq(context: impl Into<String>, err: zmq::Error) -> Self {
         Error {
             kind: ErrorKind::Zmq,
             detail: Detail::Zmq(context.into(), err),
+        }
+    }
+
+    /// `context` says what was being done, without the cause: the cause is
+    /// the `source()`.
+    pub(crate) fn io(context: impl Into<String>, err: io::Error) -> Self {
+        Error {
+            kind: ErrorKind::Io,
+            detail: Detail::Io(context.into(), Arc::new(err)),
         }
     }
 
@@ -130,7 +149,7 @@ impl fmt::Display for Error {
                 f,
                 "the peer is not reading: the events waiting for it reached the send queue limit of {limit} bytes"
             ),
-            Detail::Zmq(context, _) => f.write_str(context),
+            Detail::Zmq(context, _) | Detail::Io(context, _) => f.write_str(context),
             Detail::Endpoint(endpoint, why) => write!(f, "bad endpoint {endpoint:?}: {why}"),
             Detail::None => f.write_str("channel closed"),
         }
@@ -150,6 +169,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.detail {
             Detail::Zmq(_, e) => Some(e),
+            Detail::Io(_, e) => Some(e.as_ref()),
             _ => None,
         }
     }

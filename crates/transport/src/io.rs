@@ -373,7 +373,7 @@ impl IoThread {
             Refusal::PeerGone => (&self.counters.dropped_peer_gone, Error::peer_gone()),
             Refusal::Failed(e) => (
                 &self.counters.dropped_send_failed,
-                Error::zmq(format!("cannot send: {e}"), e),
+                Error::zmq("cannot send", e),
             ),
         };
         Counters::bump(counter);
@@ -555,7 +555,7 @@ impl IoThread {
         let socket = &self.sockets[index].socket;
         socket
             .bind(endpoint)
-            .map_err(|e| Error::zmq(format!("cannot bind to {endpoint}: {e}"), e))?;
+            .map_err(|e| Error::zmq(format!("cannot bind to {endpoint}"), e))?;
         Ok(last_endpoint(socket).unwrap_or_else(|| endpoint.to_owned()))
     }
 
@@ -572,7 +572,7 @@ impl IoThread {
             if self.kind == SocketKind::Client {
                 self.sockets.pop();
             }
-            return Err(Error::zmq(format!("cannot connect to {endpoint}: {e}"), e));
+            return Err(Error::zmq(format!("cannot connect to {endpoint}"), e));
         }
         Ok(endpoint.to_owned())
     }

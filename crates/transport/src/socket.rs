@@ -389,11 +389,11 @@ impl Socket {
     /// A socket of the given kind; starts its I/O thread.
     pub fn new(kind: SocketKind, config: SocketConfig) -> Result<Socket, Error> {
         let (commands, receiver) = mpsc::channel();
-        let (wake_tx, wake_rx) = UnixStream::pair()
-            .map_err(|e| Error::endpoint("", format!("cannot create wake-up pipe: {e}")))?;
+        let (wake_tx, wake_rx) =
+            UnixStream::pair().map_err(|e| Error::io("cannot create the wake-up pipe", e))?;
         for end in [&wake_tx, &wake_rx] {
             end.set_nonblocking(true)
-                .map_err(|e| Error::endpoint("", format!("cannot configure wake-up pipe: {e}")))?;
+                .map_err(|e| Error::io("cannot configure the wake-up pipe", e))?;
         }
         let wake_pending = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
@@ -424,7 +424,7 @@ impl Socket {
         let handle = std::thread::Builder::new()
             .name("zerorpc-io".into())
             .spawn(move || io.run())
-            .map_err(|e| Error::endpoint("", format!("cannot start I/O thread: {e}")))?;
+            .map_err(|e| Error::io("cannot start the I/O thread", e))?;
         *shared.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
         Ok(Socket { shared })
     }

@@ -347,6 +347,24 @@ fn a_named_endpoint_reaches_the_resolver_step() {
 }
 
 #[test]
+fn socket_failures_tell_each_cause_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("tcp://{}", taken.local_addr().unwrap());
+    let out = zerorpc(&["--timeout", "1", "--bind", &endpoint, "add"]);
+    assert_status(&out, 5);
+    assert_eq!(
+        stderr(&out),
+        format!("zerorpc: error: cannot bind to {endpoint}: Address already in use\n")
+    );
+    let out = zerorpc(&["--timeout", "1", "tcp://127.0.0.1:notaport", "add"]);
+    assert_status(&out, 5);
+    assert_eq!(
+        stderr(&out),
+        "zerorpc: error: cannot connect to tcp://127.0.0.1:notaport: Invalid argument\n"
+    );
+}
+
+#[test]
 fn garbage_never_panics() {
     let cases: &[&[&str]] = &[
         &["-j", "tcp://127.0.0.1:1", "m", "\u{1}"],

@@ -104,7 +104,9 @@ enum Outcome {
 
 impl From<zerorpc::Error> for Outcome {
     fn from(error: zerorpc::Error) -> Self {
-        Outcome::Failed(format!("{:?}: {error}", error.kind()))
+        let kind = error.kind();
+        // `{:#}` prints the causes too: each level's text describes only itself.
+        Outcome::Failed(format!("{kind:?}: {:#}", anyhow::Error::from(error)))
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod backpressure;
 mod credit;
+mod errors;
 mod fanout;
 mod heartbeat;
 mod lifecycle;

@@ -54,6 +54,7 @@ fn only_kind(error: &Error) -> ErrorKind {
         error.is_lost_remote(),
         error.is_transport(),
         error.is_codec(),
+        error.is_io(),
     ];
     assert_eq!(
         flags.iter().filter(|f| **f).count(),
@@ -82,6 +83,11 @@ async fn remote_error_prints_like_a_traceback() {
     // Without a traceback, zerorpc-python prints `name: message`.
     let bare = Error::from(RemoteError::new("KeyError", "'k'", ""));
     assert_eq!(bare.to_string(), "KeyError: 'k'");
+    // An error raised here rather than relayed: its traceback is the line a
+    // Python traceback would end with.
+    let summarised = RemoteError::with_summary("KeyError", "'k'");
+    assert_eq!(summarised.traceback(), "KeyError: 'k'\n");
+    assert_eq!(Error::from(summarised).to_string(), "KeyError: 'k'");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -158,6 +164,12 @@ fn endpoint_in_use_is_a_transport_error_with_its_cause() {
     assert!(
         chain(&error).contains(&first.endpoint),
         "the endpoint is named: {}",
+        chain(&error)
+    );
+    let cause = error.source().unwrap().to_string();
+    assert!(
+        !error.to_string().contains(&cause),
+        "the cause is told once, by the source: {}",
         chain(&error)
     );
 }
