@@ -611,7 +611,7 @@ mod tests {
         assert!(
             report.violations[0]
                 .why
-                .starts_with("zerorpc-hub may depend on zerorpc-wire:"),
+                .starts_with("zerorpc-hub may depend on zerorpc-wire and zerorpc-endpoint:"),
             "{}",
             report.violations[0]
         );
