@@ -70,7 +70,8 @@ fn unknown_scheme_is_an_endpoint_error_that_says_why() {
     assert_eq!(error.kind(), ErrorKind::Endpoint);
     assert_eq!(
         error.to_string(),
-        "bad endpoint \"nosuch://x\": unknown transport \"nosuch\""
+        "bad endpoint \"nosuch://x\": unknown transport \"nosuch\" \
+         (ZeroMQ knows tcp, ipc, inproc, pgm, epgm, ws, wss, tipc, vmci, udp)"
     );
     // Refused by our own check, before ZeroMQ: there is no lower cause.
     assert!(error.source().is_none(), "{error:?}");
