@@ -1,4 +1,6 @@
-//! The I/O thread: owns the ZeroMQ sockets of one [`Socket`](crate::Socket).
+//! The I/O thread: owns the ZeroMQ sockets of one [`Socket`](crate::Socket)
+//! and drives its channel core ([`Machine`]): it feeds the machine incoming
+//! events, commands and the time, and carries out what the machine decides.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;

@@ -185,6 +185,7 @@ impl Machine {
         self.open_per_socket.pop();
     }
 
+    /// Where the application's events on channel `id` go, while it is open.
     pub(crate) fn route(&self, id: &MessageId) -> Option<Route<'_>> {
         self.channels.get(id).map(|channel| Route {
             socket: channel.socket,
@@ -285,8 +286,8 @@ impl Machine {
                 envelope.pop();
             }
             if envelope.is_empty() {
-                let dropped = Dropped::MalformedEnvelope;
-                self.actions.push_back(Action::Dropped(dropped));
+                let malformed = Action::Dropped(Dropped::MalformedEnvelope);
+                self.actions.push_back(malformed);
                 return;
             }
             self.accept(socket, envelope, event, now);
