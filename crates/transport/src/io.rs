@@ -305,8 +305,11 @@ impl IoThread {
         while let Some(action) = self.machine.poll_action() {
             match action {
                 Action::Transmit(transmit) => self.transmit(transmit),
-                Action::Accepted(id) => {
+                Action::Accepted(id, first) => {
                     let shared = ChannelShared::new();
+                    if let Some(event) = first {
+                        shared.deliver(event);
+                    }
                     self.handles.insert(id.clone(), shared.clone());
                     self.incoming.push((id, shared));
                 }

@@ -35,8 +35,12 @@ pub(crate) struct MachineConfig {
 pub(crate) enum Action {
     /// Send an event the machine made itself (a heartbeat, a credit grant).
     Transmit(Transmit),
-    /// A peer opened a channel; its events follow as [`Action::Deliver`].
-    Accepted(MessageId),
+    /// A peer opened a channel with this event (`None` when it was a
+    /// heartbeat); later events follow as [`Action::Deliver`]. The event
+    /// comes with the channel so that the application, woken by the new
+    /// channel, finds its request already there rather than being woken
+    /// twice.
+    Accepted(MessageId, Option<Event>),
     /// Hand an event to the application's channel.
     Deliver(MessageId, Event),
     /// The peer allows this many more events on the channel.
@@ -339,11 +343,11 @@ impl Machine {
             awaiting_reply: None,
         };
         self.insert(id.clone(), start, now);
-        self.actions.push_back(Action::Accepted(id.clone()));
         if event.name == names::HEARTBEAT {
+            self.actions.push_back(Action::Accepted(id.clone(), None));
             self.control(&id, &event, now);
         } else {
-            self.actions.push_back(Action::Deliver(id, event));
+            self.actions.push_back(Action::Accepted(id, Some(event)));
         }
     }
 
