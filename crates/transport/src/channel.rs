@@ -5,7 +5,7 @@ use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
-use zerorpc_wire::{Event, Header, MessageId, Value, names};
+use zerorpc_wire::{Event, MessageId};
 
 use crate::socket::{Command, SocketShared};
 use crate::{Error, EventHook};
@@ -19,8 +19,6 @@ pub(crate) struct ChannelState {
     pub(crate) inbox: VecDeque<Event>,
     /// How many more events the peer allows us to send (`_zpc_more`).
     pub(crate) send_credit: i64,
-    /// The peer speaks protocol version 2: credit is sent as `_zpc_hb`.
-    pub(crate) peer_v2: bool,
     pub(crate) closed: Option<Error>,
     recv_waker: Option<Waker>,
     send_waker: Option<Waker>,
@@ -34,7 +32,6 @@ impl ChannelShared {
                 inbox: VecDeque::new(),
                 // Both ends start with an implicit credit of one event.
                 send_credit: 1,
-                peer_v2: false,
                 closed: None,
                 recv_waker: None,
                 send_waker: None,
@@ -154,13 +151,10 @@ impl Channel {
         if self.window.read_once && self.window.reserved < i64::from(self.window.size / 2) {
             let grant = i64::from(self.window.size) - self.window.reserved;
             self.window.reserved = i64::from(self.window.size);
-            // zerorpc-python renames its grants for version 2 peers.
-            let name = if self.shared.lock().peer_v2 {
-                names::HEARTBEAT
-            } else {
-                names::MORE
-            };
-            self.send_control(name, Value::Array(vec![Value::from(grant)]));
+            self.socket.command(Command::Grant {
+                id: self.id.clone(),
+                credit: grant,
+            });
         }
         let event = poll_fn(|cx| {
             let mut state = self.shared.lock();
@@ -229,16 +223,9 @@ impl Channel {
         })
     }
 
-    fn send_control(&self, name: &str, args: Value) {
-        let mut header = Header::new();
-        header.response_to = Some(self.id.clone());
-        let mut event = Event::new(header, name, args);
-        self.socket.send_on_channel(&self.id, &mut event);
-    }
-
     /// The hooks of the socket this channel belongs to.
     pub fn hooks(&self) -> &[Arc<dyn EventHook>] {
-        &self.socket.hooks
+        &self.socket.config.hooks
     }
 }
 

@@ -47,6 +47,7 @@ enum Detail {
     QueueFull(usize),
     Zmq(String, zmq::Error),
     Endpoint(String, String),
+    NoEndpoint,
     // `io::Error` is not `Clone`; an `Arc` keeps the error `Clone` and the
     // cause intact for `source()`.
     Io(String, Arc<io::Error>),
@@ -108,6 +109,14 @@ impl Error {
         }
     }
 
+    /// A channel opened on a socket with nothing bound or connected.
+    pub(crate) fn no_endpoint() -> Self {
+        Error {
+            kind: ErrorKind::Endpoint,
+            detail: Detail::NoEndpoint,
+        }
+    }
+
     pub(crate) fn endpoint(endpoint: impl Into<String>, why: impl Into<String>) -> Self {
         Error {
             kind: ErrorKind::Endpoint,
@@ -151,6 +160,7 @@ impl fmt::Display for Error {
             ),
             Detail::Zmq(context, _) | Detail::Io(context, _) => f.write_str(context),
             Detail::Endpoint(endpoint, why) => write!(f, "bad endpoint {endpoint:?}: {why}"),
+            Detail::NoEndpoint => f.write_str("the socket is neither bound nor connected"),
             Detail::None => f.write_str("channel closed"),
         }
     }

@@ -1,7 +1,8 @@
-//! The I/O thread: owns the ZeroMQ sockets of one [`Socket`](crate::Socket).
+//! The I/O thread: owns the ZeroMQ sockets of one [`Socket`](crate::Socket)
+//! and drives its channel core ([`Machine`]): it feeds the machine incoming
+//! events, commands and the time, and carries out what the machine decides.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -10,70 +11,16 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use zerorpc_endpoint::Endpoint;
-use zerorpc_wire::{Event, Header, MessageId, Value, names};
+use zerorpc_wire::{Event, MessageId};
 
+use crate::Error;
 use crate::channel::ChannelShared;
+use crate::machine::{Action, Dropped, Machine, MachineConfig, Transmit};
 use crate::socket::{Command, Counters, SocketConfig, SocketKind, WakeQueue, context};
-use crate::{Error, EventHook};
 
 /// How many messages one socket may deliver per loop turn, so that one busy
 /// socket cannot starve commands, timers or the other sockets.
 const RECV_BATCH: usize = 256;
-
-struct Heartbeat {
-    interval: Duration,
-    /// Passive and no heartbeat received yet: send and check nothing.
-    waiting: bool,
-    last_received: Option<Instant>,
-}
-
-struct Entry {
-    shared: Arc<ChannelShared>,
-    /// Index of the ZeroMQ socket the channel lives on.
-    socket: usize,
-    /// ROUTER envelope of the channel's first event (servers only).
-    envelope: Vec<Vec<u8>>,
-    heartbeat: Option<Heartbeat>,
-    /// The peer's first event lacked `v: 3`: zerorpc-python's v2
-    /// compatibility (credit travels as `_zpc_hb`).
-    compat_v2: bool,
-    /// Whether an event from the peer has arrived yet (decides `compat_v2`).
-    heard_peer: bool,
-    /// The first-reply timeout, while no reply has arrived.
-    awaiting_reply: Option<Duration>,
-    /// Bumped whenever timers are rescheduled, to discard stale ones.
-    generation: u64,
-    /// A heartbeat of this channel waits in a send queue: another one
-    /// would say nothing more.
-    heartbeat_queued: bool,
-}
-
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-enum TimerKind {
-    Heartbeat,
-    Timeout,
-}
-
-#[derive(PartialEq, Eq)]
-struct Timer {
-    at: Instant,
-    seq: u64,
-    kind: TimerKind,
-    channel: MessageId,
-    generation: u64,
-}
-
-impl Ord for Timer {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
-}
-
-impl PartialOrd for Timer {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
 
 /// An event ZeroMQ could not take yet, kept to be sent in order.
 struct Pending {
@@ -133,7 +80,6 @@ struct ZmqSocket {
     /// which would spin the loop while one slow peer's events wait: those
     /// are retried on a timer instead.
     precise_pollout: bool,
-    open_channels: usize,
     /// Client sockets: one DEALER per connected endpoint; the bound one is shared.
     bound: bool,
 }
@@ -235,10 +181,11 @@ fn channel_frames<'a>(envelope: &'a [Vec<u8>], payload: &'a [u8]) -> Vec<&'a [u8
         .collect()
 }
 
+/// The driver of a socket's [`Machine`]: ZeroMQ, send queues, the command
+/// queue and the channel handles of the application.
 pub(crate) struct IoThread {
     kind: SocketKind,
-    config: SocketConfig,
-    hooks: Vec<Arc<dyn EventHook>>,
+    config: Arc<SocketConfig>,
     commands: mpsc::Receiver<Command>,
     wake_rx: UnixStream,
     wake_pending: Arc<AtomicBool>,
@@ -246,10 +193,9 @@ pub(crate) struct IoThread {
     incoming: Arc<WakeQueue<(MessageId, Arc<ChannelShared>)>>,
     events: Arc<WakeQueue<Event>>,
     sockets: Vec<ZmqSocket>,
-    channels: HashMap<MessageId, Entry>,
-    timers: BinaryHeap<Reverse<Timer>>,
-    timer_seq: u64,
-    next_socket: usize,
+    machine: Machine,
+    /// The application's handle of every channel the machine has open.
+    handles: HashMap<MessageId, Arc<ChannelShared>>,
     running: bool,
     /// How long to wait before retrying queued events on sockets whose
     /// `zmq_poll` cannot say when a slow peer can take more.
@@ -274,7 +220,7 @@ pub(crate) struct IoLinks {
 impl IoThread {
     pub(crate) fn new(
         kind: SocketKind,
-        config: SocketConfig,
+        config: Arc<SocketConfig>,
         links: IoLinks,
     ) -> Result<Self, Error> {
         let IoLinks {
@@ -285,9 +231,13 @@ impl IoThread {
             incoming,
             events,
         } = links;
+        let machine = Machine::new(MachineConfig {
+            heartbeat: config.heartbeat,
+            passive_heartbeat: config.passive_heartbeat,
+            accepts: kind == SocketKind::Server,
+        });
         let mut io = IoThread {
             kind,
-            hooks: config.hooks.clone(),
             config,
             commands,
             wake_rx,
@@ -296,10 +246,8 @@ impl IoThread {
             incoming,
             events,
             sockets: Vec::new(),
-            channels: HashMap::new(),
-            timers: BinaryHeap::new(),
-            timer_seq: 0,
-            next_socket: 0,
+            machine,
+            handles: HashMap::new(),
             running: true,
             retry: RETRY_MIN,
         };
@@ -346,10 +294,76 @@ impl IoThread {
             queued: 0,
             routed,
             precise_pollout: !matches!(self.kind, SocketKind::Server | SocketKind::Publish),
-            open_channels: 0,
             bound,
         });
-        Ok(self.sockets.len() - 1)
+        let index = self.machine.add_socket();
+        debug_assert_eq!(index, self.sockets.len() - 1);
+        Ok(index)
+    }
+
+    /// Carries out what the machine decided, until it has nothing more.
+    fn run_actions(&mut self) {
+        while let Some(action) = self.machine.poll_action() {
+            match action {
+                Action::Transmit(transmit) => self.transmit(transmit),
+                Action::Accepted(id, first) => {
+                    let shared = ChannelShared::new();
+                    if let Some(event) = first {
+                        shared.deliver(event);
+                    }
+                    self.handles.insert(id.clone(), shared.clone());
+                    self.incoming.push((id, shared));
+                }
+                Action::Deliver(id, event) => {
+                    if let Some(shared) = self.handles.get(&id) {
+                        shared.deliver(event);
+                    }
+                }
+                Action::Credit(id, n) => {
+                    if let Some(shared) = self.handles.get(&id) {
+                        shared.add_credit(n);
+                    }
+                }
+                Action::Close(id, error) => {
+                    if let Some(shared) = self.handles.remove(&id) {
+                        shared.close(error);
+                    }
+                }
+                Action::Dropped(reason) => Counters::bump(match reason {
+                    Dropped::Unroutable => &self.counters.dropped_unroutable,
+                    Dropped::LateControl => &self.counters.late_control,
+                    Dropped::MalformedEnvelope => &self.counters.dropped_malformed,
+                }),
+            }
+        }
+    }
+
+    fn transmit(&mut self, transmit: Transmit) {
+        let Transmit {
+            socket,
+            envelope,
+            channel,
+            mut event,
+            heartbeat,
+        } = transmit;
+        for hook in &self.config.hooks {
+            hook.on_send(&mut event);
+        }
+        let payload = event.encode();
+        let sent = self.sockets[socket].send(
+            &channel_frames(&envelope, &payload),
+            Some(&channel),
+            heartbeat,
+            self.config.send_queue_limit,
+            &self.counters,
+        );
+        if heartbeat && !matches!(sent, Sent::Refused(_)) {
+            Counters::bump(&self.counters.heartbeats_sent);
+        }
+        if heartbeat && matches!(sent, Sent::Queued) {
+            self.machine.heartbeat_queued(&channel);
+        }
+        self.settle(Some(&channel), sent);
     }
 
     /// Accounts for what [`ZmqSocket::send`] did with an event of
@@ -359,12 +373,12 @@ impl IoThread {
         match sent {
             Sent::Now => {}
             Sent::Queued => self.count_queued(),
-            Sent::Refused(refusal) => self.refused(channel.cloned(), refusal),
+            Sent::Refused(refusal) => self.refused(channel, refusal),
         }
     }
 
     /// Counts an undeliverable event and fails its channel with the reason.
-    fn refused(&mut self, channel: Option<MessageId>, refusal: Refusal) {
+    fn refused(&mut self, channel: Option<&MessageId>, refusal: Refusal) {
         let (counter, error) = match refusal {
             Refusal::QueueFull => (
                 &self.counters.dropped_queue_full,
@@ -379,7 +393,7 @@ impl IoThread {
         Counters::bump(counter);
         tracing::debug!(%error, "event not delivered");
         if let Some(channel) = channel {
-            self.fail(&channel, error);
+            self.machine.fail(channel, error);
         }
     }
 
@@ -401,13 +415,11 @@ impl IoThread {
         if !flushed.progress && flushed.refused.is_empty() && !waiting {
             return;
         }
-        for channel in flushed.heartbeats {
-            if let Some(entry) = self.channels.get_mut(&channel) {
-                entry.heartbeat_queued = false;
-            }
+        for channel in &flushed.heartbeats {
+            self.machine.heartbeat_flushed(channel);
         }
         for (channel, refusal) in flushed.refused {
-            self.refused(channel, refusal);
+            self.refused(channel.as_ref(), refusal);
         }
         self.retry = if flushed.progress {
             RETRY_MIN
@@ -415,6 +427,7 @@ impl IoThread {
             (self.retry * 2).min(RETRY_MAX)
         };
         self.count_queued();
+        self.run_actions();
     }
 
     pub(crate) fn run(mut self) {
@@ -447,14 +460,15 @@ impl IoThread {
             for index in 0..self.sockets.len() {
                 busy |= self.receive(index);
             }
-            self.fire_timers(Instant::now());
+            self.machine.handle_timeout(Instant::now());
+            self.run_actions();
             let timeout = if busy {
                 0
             } else {
                 let timer = self
-                    .timers
-                    .peek()
-                    .map(|Reverse(t)| t.at.saturating_duration_since(Instant::now()));
+                    .machine
+                    .next_deadline()
+                    .map(|at| at.saturating_duration_since(Instant::now()));
                 let retry = self
                     .sockets
                     .iter()
@@ -470,8 +484,8 @@ impl IoThread {
             };
             self.poll(timeout);
         }
-        for (_, entry) in self.channels.drain() {
-            entry.shared.close(Error::closed());
+        for (_, shared) in self.handles.drain() {
+            shared.close(Error::closed());
         }
         self.incoming.close();
         self.events.close();
@@ -518,20 +532,19 @@ impl IoThread {
                 }
             }
             Command::Send { id, payload } => {
-                if let Some(entry) = self.channels.get(&id) {
-                    let frames = channel_frames(&entry.envelope, &payload);
-                    let limit = self.config.send_queue_limit;
-                    let sent = self.sockets[entry.socket].send(
-                        &frames,
+                if let Some(route) = self.machine.route(&id) {
+                    let sent = self.sockets[route.socket].send(
+                        &channel_frames(route.envelope, &payload),
                         Some(&id),
                         false,
-                        limit,
+                        self.config.send_queue_limit,
                         &self.counters,
                     );
                     self.settle(Some(&id), sent);
                 }
             }
-            Command::Close { id } => self.remove(&id),
+            Command::Grant { id, credit } => self.machine.grant(&id, credit),
+            Command::Close { id } => self.machine.close(&id),
             Command::Emit { payload } => {
                 let limit = self.config.send_queue_limit;
                 if let Some(socket) = self.sockets.first_mut() {
@@ -541,6 +554,7 @@ impl IoThread {
             }
             Command::Shutdown => self.running = false,
         }
+        self.run_actions();
     }
 
     fn bind(&mut self, endpoint: &str) -> Result<String, Error> {
@@ -571,6 +585,7 @@ impl IoThread {
         if let Err(e) = result {
             if self.kind == SocketKind::Client {
                 self.sockets.pop();
+                self.machine.remove_last_socket();
             }
             return Err(Error::zmq(format!("cannot connect to {endpoint}"), e));
         }
@@ -584,169 +599,21 @@ impl IoThread {
         payload: Vec<u8>,
         timeout: Option<Duration>,
     ) {
-        if self.sockets.is_empty() {
-            shared.close(Error::endpoint(
-                "",
-                "the socket is neither bound nor connected",
-            ));
+        let Some(socket) = self.machine.open(id.clone(), timeout, Instant::now()) else {
+            shared.close(Error::no_endpoint());
             return;
-        }
-        // Least open channels first; ties go round-robin.
-        let n = self.sockets.len();
-        let start = self.next_socket % n;
-        self.next_socket = self.next_socket.wrapping_add(1);
-        let socket = (0..n)
-            .map(|i| (start + i) % n)
-            .min_by_key(|&i| self.sockets[i].open_channels)
-            .unwrap_or(0);
-        let heartbeat = self.config.heartbeat.map(|interval| Heartbeat {
-            interval,
-            waiting: self.config.passive_heartbeat,
-            last_received: None,
-        });
-        let entry = Entry {
-            shared,
-            socket,
-            envelope: Vec::new(),
-            heartbeat,
-            compat_v2: false,
-            heard_peer: false,
-            awaiting_reply: timeout,
-            generation: 0,
-            heartbeat_queued: false,
         };
-        self.insert(id.clone(), entry);
-        if let Some(after) = timeout {
-            self.schedule(&id, TimerKind::Timeout, after);
-        }
-        let limit = self.config.send_queue_limit;
+        // Closes a channel the id ended, before its handle is replaced.
+        self.run_actions();
+        self.handles.insert(id.clone(), shared);
         let sent = self.sockets[socket].send(
             &channel_frames(&[], &payload),
             Some(&id),
             false,
-            limit,
+            self.config.send_queue_limit,
             &self.counters,
         );
         self.settle(Some(&id), sent);
-    }
-
-    fn insert(&mut self, id: MessageId, mut entry: Entry) {
-        // Unique per channel, so timers of an earlier channel with the same
-        // id can never fire on this one.
-        self.timer_seq += 1;
-        entry.generation = self.timer_seq;
-        let active = entry
-            .heartbeat
-            .as_ref()
-            .filter(|h| !h.waiting)
-            .map(|h| h.interval);
-        self.sockets[entry.socket].open_channels += 1;
-        self.channels.insert(id.clone(), entry);
-        if let Some(interval) = active {
-            self.schedule(&id, TimerKind::Heartbeat, interval);
-        }
-    }
-
-    fn remove(&mut self, id: &MessageId) {
-        if let Some(entry) = self.channels.remove(id) {
-            let s = &mut self.sockets[entry.socket];
-            s.open_channels = s.open_channels.saturating_sub(1);
-            entry.shared.close(Error::closed());
-        }
-    }
-
-    fn schedule(&mut self, id: &MessageId, kind: TimerKind, after: Duration) {
-        let Some(entry) = self.channels.get(id) else {
-            return;
-        };
-        self.timer_seq += 1;
-        self.timers.push(Reverse(Timer {
-            at: Instant::now() + after,
-            seq: self.timer_seq,
-            kind,
-            channel: id.clone(),
-            generation: entry.generation,
-        }));
-    }
-
-    fn fire_timers(&mut self, now: Instant) {
-        while let Some(Reverse(timer)) = self.timers.peek() {
-            if timer.at > now {
-                break;
-            }
-            let Some(Reverse(timer)) = self.timers.pop() else {
-                break;
-            };
-            let Some(entry) = self.channels.get_mut(&timer.channel) else {
-                continue;
-            };
-            if entry.generation != timer.generation {
-                continue;
-            }
-            match timer.kind {
-                TimerKind::Timeout => {
-                    if let Some(after) = entry.awaiting_reply {
-                        self.fail(&timer.channel, Error::timeout(after));
-                    }
-                }
-                TimerKind::Heartbeat => self.heartbeat_tick(timer.channel, now),
-            }
-        }
-    }
-
-    /// zerorpc-python's algorithm: the remote is lost at the first tick more
-    /// than two intervals after the last heartbeat received (or, when none
-    /// ever came, after the first tick).
-    fn heartbeat_tick(&mut self, id: MessageId, now: Instant) {
-        let Some(entry) = self.channels.get_mut(&id) else {
-            return;
-        };
-        let Some(hb) = entry.heartbeat.as_mut() else {
-            return;
-        };
-        let last = *hb.last_received.get_or_insert(now);
-        let interval = hb.interval;
-        if now > last + interval * 2 {
-            self.fail(&id, Error::lost_remote(interval));
-            return;
-        }
-        // One heartbeat waiting for a slow peer says all that more would.
-        if !entry.heartbeat_queued {
-            let mut header = Header::new();
-            header.response_to = Some(id.clone());
-            let mut event =
-                Event::new(header, names::HEARTBEAT, Value::Array(vec![Value::from(0)]));
-            for hook in &self.hooks {
-                hook.on_send(&mut event);
-            }
-            let payload = event.encode();
-            let Some(entry) = self.channels.get(&id) else {
-                return;
-            };
-            let frames = channel_frames(&entry.envelope, &payload);
-            let limit = self.config.send_queue_limit;
-            let sent =
-                self.sockets[entry.socket].send(&frames, Some(&id), true, limit, &self.counters);
-            if matches!(sent, Sent::Queued) {
-                if let Some(entry) = self.channels.get_mut(&id) {
-                    entry.heartbeat_queued = true;
-                }
-            }
-            self.settle(Some(&id), sent);
-            if !self.channels.contains_key(&id) {
-                return;
-            }
-            Counters::bump(&self.counters.heartbeats_sent);
-        }
-        self.schedule(&id, TimerKind::Heartbeat, interval);
-    }
-
-    fn fail(&mut self, id: &MessageId, error: Error) {
-        if let Some(entry) = self.channels.remove(id) {
-            let s = &mut self.sockets[entry.socket];
-            s.open_channels = s.open_channels.saturating_sub(1);
-            entry.shared.close(error);
-        }
     }
 
     /// Receives what one socket has ready; true if it had anything.
@@ -761,6 +628,7 @@ impl IoThread {
                 }
             };
             self.on_message(index, frames);
+            self.run_actions();
         }
         true
     }
@@ -780,7 +648,7 @@ impl IoThread {
             }
         };
         Counters::bump(&self.counters.received);
-        for hook in &self.hooks {
+        for hook in &self.config.hooks {
             hook.on_receive(&event);
         }
         match self.kind {
@@ -789,125 +657,8 @@ impl IoThread {
                 Counters::bump(&self.counters.dropped_unroutable)
             }
             SocketKind::Client | SocketKind::Server => {
-                match event.header.response_to.clone() {
-                    Some(channel) => self.route(&channel, event),
-                    None if self.kind == SocketKind::Server => {
-                        // Like zerorpc-python: with three or more frames everything
-                        // before the last two is the envelope; with two, the first.
-                        if frames.len() >= 2 {
-                            frames.pop();
-                        }
-                        if frames.is_empty() {
-                            Counters::bump(&self.counters.dropped_malformed);
-                            return;
-                        }
-                        self.accept(index, frames, event);
-                    }
-                    None => Counters::bump(&self.counters.dropped_unroutable),
-                }
+                self.machine.on_event(index, frames, event, Instant::now());
             }
-        }
-    }
-
-    fn accept(&mut self, index: usize, envelope: Vec<Vec<u8>>, event: Event) {
-        let id = event.header.message_id.clone();
-        if self.channels.contains_key(&id) {
-            // A duplicate opening event: the channel exists already.
-            Counters::bump(&self.counters.dropped_unroutable);
-            return;
-        }
-        let version = event.header.protocol_version();
-        // zerorpc-python heartbeats passively towards v1 peers.
-        let passive = self.config.passive_heartbeat || version < 2;
-        let heartbeat = self.config.heartbeat.map(|interval| Heartbeat {
-            interval,
-            waiting: passive,
-            last_received: None,
-        });
-        let shared = ChannelShared::new();
-        let compat_v2 = version < 3;
-        shared.lock().peer_v2 = compat_v2;
-        let entry = Entry {
-            shared: shared.clone(),
-            socket: index,
-            envelope,
-            heartbeat,
-            compat_v2,
-            heard_peer: true,
-            awaiting_reply: None,
-            generation: 0,
-            heartbeat_queued: false,
-        };
-        self.insert(id.clone(), entry);
-        if event.name == names::HEARTBEAT {
-            self.control(&id, &event);
-        } else {
-            shared.deliver(event);
-        }
-        self.incoming.push((id, shared));
-    }
-
-    fn route(&mut self, channel: &MessageId, event: Event) {
-        let Some(entry) = self.channels.get_mut(channel) else {
-            // The protocol has no close event: the peer's heartbeats and
-            // credit keep coming for a while after a channel ends.
-            let late_control = event.name == names::HEARTBEAT || event.name == names::MORE;
-            Counters::bump(if late_control {
-                &self.counters.late_control
-            } else {
-                &self.counters.dropped_unroutable
-            });
-            return;
-        };
-        // Like zerorpc-python, the first event heard from the peer decides
-        // whether the channel speaks version 2.
-        if !entry.heard_peer {
-            entry.heard_peer = true;
-            entry.compat_v2 = event.header.protocol_version() < 3;
-            entry.shared.lock().peer_v2 = entry.compat_v2;
-        }
-        if event.name == names::HEARTBEAT || event.name == names::MORE {
-            self.control(channel, &event);
-            return;
-        }
-        if let Some(entry) = self.channels.get_mut(channel) {
-            entry.awaiting_reply = None;
-            entry.shared.deliver(event);
-        }
-    }
-
-    fn control(&mut self, channel: &MessageId, event: &Event) {
-        let now = Instant::now();
-        let mut start_heartbeat = None;
-        let Some(entry) = self.channels.get_mut(channel) else {
-            return;
-        };
-        let credit = || {
-            event
-                .args
-                .as_array()
-                .and_then(|a| a.first())
-                .and_then(Value::as_i64)
-        };
-        if event.name == names::HEARTBEAT {
-            if let Some(hb) = entry.heartbeat.as_mut() {
-                hb.last_received = Some(now);
-                if hb.waiting {
-                    hb.waiting = false;
-                    start_heartbeat = Some(hb.interval);
-                }
-            }
-            // v2 peers send their credit as `_zpc_hb [n]`.
-            if entry.compat_v2 {
-                if let Some(n) = credit() {
-                    entry.shared.add_credit(n);
-                }
-            }
-        } else if let Some(n) = credit() {
-            entry.shared.add_credit(n);
-        }
-        if let Some(interval) = start_heartbeat {
-            self.schedule(channel, TimerKind::Heartbeat, interval);
         }
     }
 }

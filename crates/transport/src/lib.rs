@@ -25,6 +25,7 @@
 mod channel;
 mod error;
 mod io;
+mod machine;
 mod socket;
 
 pub use channel::Channel;

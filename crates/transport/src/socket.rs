@@ -212,6 +212,12 @@ pub(crate) enum Command {
         id: MessageId,
         payload: Vec<u8>,
     },
+    /// Grant the peer this much more credit; the I/O thread knows which
+    /// name the peer expects it under.
+    Grant {
+        id: MessageId,
+        credit: i64,
+    },
     Close {
         id: MessageId,
     },
@@ -249,21 +255,31 @@ impl Drop for PendingChannel {
 
 /// A queue filled by the I/O thread and drained by one async consumer.
 pub(crate) struct WakeQueue<T> {
-    state: Mutex<(VecDeque<T>, Option<Waker>, bool)>,
+    state: Mutex<WakeQueueState<T>>,
+}
+
+struct WakeQueueState<T> {
+    items: VecDeque<T>,
+    waker: Option<Waker>,
+    closed: bool,
 }
 
 impl<T> WakeQueue<T> {
     pub(crate) fn new() -> Self {
         WakeQueue {
-            state: Mutex::new((VecDeque::new(), None, false)),
+            state: Mutex::new(WakeQueueState {
+                items: VecDeque::new(),
+                waker: None,
+                closed: false,
+            }),
         }
     }
 
     pub(crate) fn push(&self, item: T) {
         let waker = {
             let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            s.0.push_back(item);
-            s.1.take()
+            s.items.push_back(item);
+            s.waker.take()
         };
         if let Some(w) = waker {
             w.wake();
@@ -273,8 +289,8 @@ impl<T> WakeQueue<T> {
     pub(crate) fn close(&self) {
         let waker = {
             let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            s.2 = true;
-            s.1.take()
+            s.closed = true;
+            s.waker.take()
         };
         if let Some(w) = waker {
             w.wake();
@@ -284,13 +300,13 @@ impl<T> WakeQueue<T> {
     async fn pop(&self) -> Option<T> {
         poll_fn(|cx| {
             let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(item) = s.0.pop_front() {
+            if let Some(item) = s.items.pop_front() {
                 return Poll::Ready(Some(item));
             }
-            if s.2 {
+            if s.closed {
                 return Poll::Ready(None);
             }
-            s.1 = Some(cx.waker().clone());
+            s.waker = Some(cx.waker().clone());
             Poll::Pending
         })
         .await
@@ -301,8 +317,8 @@ impl<T> WakeQueue<T> {
 /// I/O thread.
 pub(crate) struct SocketShared {
     pub(crate) kind: SocketKind,
-    pub(crate) config: SocketConfig,
-    pub(crate) hooks: Vec<Arc<dyn EventHook>>,
+    /// Shared with the I/O thread: the one copy of the hooks.
+    pub(crate) config: Arc<SocketConfig>,
     commands: mpsc::Sender<Command>,
     wake_tx: UnixStream,
     wake_pending: Arc<AtomicBool>,
@@ -321,7 +337,7 @@ impl SocketShared {
     }
 
     pub(crate) fn send_on_channel(&self, id: &MessageId, event: &mut Event) {
-        for hook in &self.hooks {
+        for hook in &self.config.hooks {
             hook.on_send(event);
         }
         self.command(Command::Send {
@@ -399,11 +415,10 @@ impl Socket {
         let counters = Arc::new(Counters::default());
         let incoming = Arc::new(WakeQueue::new());
         let events = Arc::new(WakeQueue::new());
-        let hooks = config.hooks.clone();
+        let config = Arc::new(config);
         let shared = Arc::new(SocketShared {
             kind,
             config: config.clone(),
-            hooks,
             commands,
             wake_tx,
             wake_pending: wake_pending.clone(),
@@ -467,7 +482,7 @@ impl Socket {
     pub fn open(&self, mut request: Event, options: OpenOptions) -> Result<Channel, Error> {
         let id = request.header.message_id.clone();
         request.header.response_to = None;
-        for hook in &self.shared.hooks {
+        for hook in &self.shared.config.hooks {
             hook.on_send(&mut request);
         }
         let shared = ChannelShared::new();
@@ -499,7 +514,7 @@ impl Socket {
 
     /// Sends a single-frame event (push and publish sockets).
     pub fn emit(&self, mut event: Event) {
-        for hook in &self.shared.hooks {
+        for hook in &self.shared.config.hooks {
             hook.on_send(&mut event);
         }
         self.shared.command(Command::Emit {

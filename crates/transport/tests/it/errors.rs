@@ -3,7 +3,7 @@
 
 use std::error::Error as _;
 
-use zerorpc_transport::{Error, ErrorKind, Socket, SocketKind};
+use zerorpc_transport::{Error, ErrorKind, OpenOptions, Socket, SocketKind};
 
 use crate::support::{config, tcp_server};
 
@@ -76,4 +76,18 @@ fn unknown_scheme_is_an_endpoint_error_that_says_why() {
     // Refused by our own check, before ZeroMQ: there is no lower cause.
     assert!(error.source().is_none(), "{error:?}");
     assert_cause_told_once(&error);
+}
+
+#[test]
+fn a_call_on_a_socket_with_no_endpoint_says_so() {
+    let client = Socket::new(SocketKind::Client, config(None)).unwrap();
+    let mut channel = client
+        .open(crate::support::request("ping"), OpenOptions::default())
+        .unwrap();
+    let error = crate::support::run(channel.recv()).expect_err("nowhere to send");
+    assert_eq!(error.kind(), ErrorKind::Endpoint);
+    assert_eq!(
+        error.to_string(),
+        "the socket is neither bound nor connected"
+    );
 }

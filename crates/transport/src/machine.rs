@@ -1,0 +1,504 @@
+//! The sans-IO channel core: channels, heartbeats, credit bookkeeping,
+//! first-reply timeouts and v2 compatibility, as a plain state machine.
+//!
+//! [`Machine`] is told what happened (an event arrived on a socket, a
+//! command, the time is now `now`) and queues what to do about it as
+//! [`Action`]s, which its driver (`io.rs`, the I/O thread) takes with
+//! [`Machine::poll_action`] and carries out. It owns no socket, thread or
+//! clock and holds no handle of the application's, so it is deterministic
+//! and unit-tested with a fake clock; the driver maps channel ids to the
+//! application's channel handles and tells the machine what became of what
+//! it sent ([`Machine::heartbeat_queued`], [`Machine::heartbeat_flushed`],
+//! [`Machine::fail`]).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use zerorpc_wire::{Event, Header, MessageId, Value, names};
+
+use crate::Error;
+
+/// The channel-level settings of a socket.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MachineConfig {
+    /// Heartbeat interval; `None` disables heartbeats and loss detection.
+    pub(crate) heartbeat: Option<Duration>,
+    /// Send and check nothing until the peer's first heartbeat.
+    pub(crate) passive_heartbeat: bool,
+    /// Server sockets accept channels opened by their peers.
+    pub(crate) accepts: bool,
+}
+
+/// Something the driver must do.
+#[derive(Debug)]
+pub(crate) enum Action {
+    /// Send an event the machine made itself (a heartbeat, a credit grant).
+    Transmit(Transmit),
+    /// A peer opened a channel with this event (`None` when it was a
+    /// heartbeat); later events follow as [`Action::Deliver`]. The event
+    /// comes with the channel so that the application, woken by the new
+    /// channel, finds its request already there rather than being woken
+    /// twice.
+    Accepted(MessageId, Option<Event>),
+    /// Hand an event to the application's channel.
+    Deliver(MessageId, Event),
+    /// The peer allows this many more events on the channel.
+    Credit(MessageId, i64),
+    /// The channel is over: fail its handle with this error and forget it.
+    Close(MessageId, Error),
+    /// An incoming event was dropped, for this reason.
+    Dropped(Dropped),
+}
+
+/// Why an incoming event reached no channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dropped {
+    /// Not heartbeat or credit, and its channel is unknown (or a
+    /// duplicate opening event, or a reply with no channel).
+    Unroutable,
+    /// Heartbeat or credit for a channel that already ended: normal, as
+    /// the protocol has no close event.
+    LateControl,
+    /// An opening event with no usable envelope.
+    MalformedEnvelope,
+}
+
+/// An event of the machine's own, with where it goes.
+#[derive(Debug)]
+pub(crate) struct Transmit {
+    pub(crate) socket: usize,
+    /// ROUTER envelope of the peer (servers); empty otherwise.
+    pub(crate) envelope: Vec<Vec<u8>>,
+    pub(crate) channel: MessageId,
+    pub(crate) event: Event,
+    /// Heartbeats are coalesced: the driver reports whether one waits.
+    pub(crate) heartbeat: bool,
+}
+
+/// Where a channel's events go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Route<'a> {
+    pub(crate) socket: usize,
+    pub(crate) envelope: &'a [Vec<u8>],
+}
+
+struct Heartbeat {
+    interval: Duration,
+    /// Passive and no heartbeat received yet: send and check nothing.
+    waiting: bool,
+    last_received: Option<Instant>,
+}
+
+struct ChannelState {
+    socket: usize,
+    envelope: Vec<Vec<u8>>,
+    heartbeat: Option<Heartbeat>,
+    /// Whether the peer speaks version 2 (credit travels as `_zpc_hb`):
+    /// decided by the first event heard from it, like zerorpc-python.
+    peer_v2: Option<bool>,
+    /// The first-reply timeout, while no reply has arrived.
+    awaiting_reply: Option<Duration>,
+    /// Unique per channel, so the timers of an earlier channel with the
+    /// same id never fire on this one.
+    generation: u64,
+    /// A heartbeat of this channel waits in a send queue: another one
+    /// would say nothing more.
+    heartbeat_waiting: bool,
+}
+
+/// How a channel starts: opened by us or accepted from a peer.
+struct Start {
+    socket: usize,
+    envelope: Vec<Vec<u8>>,
+    passive: bool,
+    peer_v2: Option<bool>,
+    awaiting_reply: Option<Duration>,
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKind {
+    Heartbeat,
+    Timeout,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Timer {
+    at: Instant,
+    seq: u64,
+    kind: TimerKind,
+    channel: MessageId,
+    generation: u64,
+}
+
+impl Ord for Timer {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+impl PartialOrd for Timer {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The channels of one socket and everything the protocol does for them.
+pub(crate) struct Machine {
+    config: MachineConfig,
+    channels: HashMap<MessageId, ChannelState>,
+    /// Open channels per socket, to open new ones on the least loaded.
+    open_per_socket: Vec<usize>,
+    next_socket: usize,
+    timers: BinaryHeap<Reverse<Timer>>,
+    seq: u64,
+    actions: VecDeque<Action>,
+}
+
+impl Machine {
+    pub(crate) fn new(config: MachineConfig) -> Self {
+        Machine {
+            config,
+            channels: HashMap::new(),
+            open_per_socket: Vec::new(),
+            next_socket: 0,
+            timers: BinaryHeap::new(),
+            seq: 0,
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// The next thing to do, in the order the machine decided them.
+    pub(crate) fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`Machine::handle_timeout`] has something to do next.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse(timer)| timer.at)
+    }
+
+    /// The driver added a socket; returns its index.
+    pub(crate) fn add_socket(&mut self) -> usize {
+        self.open_per_socket.push(0);
+        self.open_per_socket.len() - 1
+    }
+
+    /// The driver dropped its newest socket, on which no channel was opened.
+    pub(crate) fn remove_last_socket(&mut self) {
+        self.open_per_socket.pop();
+    }
+
+    /// Where the application's events on channel `id` go, while it is open.
+    pub(crate) fn route(&self, id: &MessageId) -> Option<Route<'_>> {
+        self.channels.get(id).map(|channel| Route {
+            socket: channel.socket,
+            envelope: &channel.envelope,
+        })
+    }
+
+    /// Opens a channel whose first event the driver sends on the returned
+    /// socket; `None` when there is no socket to send it on.
+    pub(crate) fn open(
+        &mut self,
+        id: MessageId,
+        first_reply_timeout: Option<Duration>,
+        now: Instant,
+    ) -> Option<usize> {
+        let n = self.open_per_socket.len();
+        if n == 0 {
+            return None;
+        }
+        // Least open channels first; ties go round-robin.
+        let start = self.next_socket % n;
+        self.next_socket = self.next_socket.wrapping_add(1);
+        let socket = (0..n)
+            .map(|i| (start + i) % n)
+            .min_by_key(|&i| self.open_per_socket[i])
+            .unwrap_or(0);
+        let start = Start {
+            socket,
+            envelope: Vec::new(),
+            passive: self.config.passive_heartbeat,
+            peer_v2: None,
+            awaiting_reply: first_reply_timeout,
+        };
+        self.insert(id, start, now);
+        Some(socket)
+    }
+
+    /// The application grants the peer `n` more events.
+    pub(crate) fn grant(&mut self, id: &MessageId, n: i64) {
+        let Some(channel) = self.channels.get(id) else {
+            return;
+        };
+        // zerorpc-python renames its grants for version 2 peers.
+        let name = if channel.peer_v2 == Some(true) {
+            names::HEARTBEAT
+        } else {
+            names::MORE
+        };
+        let transmit = transmit(id, channel, name, n, false);
+        self.actions.push_back(Action::Transmit(transmit));
+    }
+
+    /// The application closed the channel.
+    pub(crate) fn close(&mut self, id: &MessageId) {
+        self.fail(id, Error::closed());
+    }
+
+    /// Ends the channel with `error`; the one way a channel is released.
+    pub(crate) fn fail(&mut self, id: &MessageId, error: Error) {
+        if let Some(channel) = self.channels.remove(id) {
+            let open = &mut self.open_per_socket[channel.socket];
+            *open = open.saturating_sub(1);
+            self.actions.push_back(Action::Close(id.clone(), error));
+        }
+    }
+
+    /// A heartbeat of the channel could not leave yet and waits in a queue.
+    pub(crate) fn heartbeat_queued(&mut self, id: &MessageId) {
+        if let Some(channel) = self.channels.get_mut(id) {
+            channel.heartbeat_waiting = true;
+        }
+    }
+
+    /// The heartbeat that waited for the channel has left.
+    pub(crate) fn heartbeat_flushed(&mut self, id: &MessageId) {
+        if let Some(channel) = self.channels.get_mut(id) {
+            channel.heartbeat_waiting = false;
+        }
+    }
+
+    /// An event arrived on `socket`, after the frames `envelope` (the
+    /// routing ids and delimiter before the payload).
+    pub(crate) fn on_event(
+        &mut self,
+        socket: usize,
+        mut envelope: Vec<Vec<u8>>,
+        event: Event,
+        now: Instant,
+    ) {
+        let Some(channel) = event.header.response_to.clone() else {
+            if !self.config.accepts {
+                self.actions.push_back(Action::Dropped(Dropped::Unroutable));
+                return;
+            }
+            // Like zerorpc-python: with three or more frames everything
+            // before the last two is the envelope; with two, the first.
+            if envelope.len() >= 2 {
+                envelope.pop();
+            }
+            if envelope.is_empty() {
+                let malformed = Action::Dropped(Dropped::MalformedEnvelope);
+                self.actions.push_back(malformed);
+                return;
+            }
+            self.accept(socket, envelope, event, now);
+            return;
+        };
+        self.route_event(&channel, event, now);
+    }
+
+    /// Fires the timers due at `now`.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse(timer)) = self.timers.peek() {
+            if timer.at > now {
+                break;
+            }
+            let Some(Reverse(timer)) = self.timers.pop() else {
+                break;
+            };
+            let Some(channel) = self.channels.get(&timer.channel) else {
+                continue;
+            };
+            if channel.generation != timer.generation {
+                continue;
+            }
+            match timer.kind {
+                TimerKind::Timeout => {
+                    if let Some(after) = channel.awaiting_reply {
+                        self.fail(&timer.channel, Error::timeout(after));
+                    }
+                }
+                TimerKind::Heartbeat => self.heartbeat_tick(&timer.channel, now),
+            }
+        }
+    }
+
+    fn accept(&mut self, socket: usize, envelope: Vec<Vec<u8>>, event: Event, now: Instant) {
+        let id = event.header.message_id.clone();
+        if self.channels.contains_key(&id) {
+            // A duplicate opening event: the channel exists already.
+            self.actions.push_back(Action::Dropped(Dropped::Unroutable));
+            return;
+        }
+        let version = event.header.protocol_version();
+        let start = Start {
+            socket,
+            envelope,
+            // zerorpc-python heartbeats passively towards v1 peers.
+            passive: self.config.passive_heartbeat || version < 2,
+            peer_v2: Some(version < 3),
+            awaiting_reply: None,
+        };
+        self.insert(id.clone(), start, now);
+        if event.name == names::HEARTBEAT {
+            self.actions.push_back(Action::Accepted(id.clone(), None));
+            self.control(&id, &event, now);
+        } else {
+            self.actions.push_back(Action::Accepted(id, Some(event)));
+        }
+    }
+
+    /// The one way a channel is set up, opened or accepted.
+    fn insert(&mut self, id: MessageId, start: Start, now: Instant) {
+        // Reusing an id ends the channel that had it, so that its handle
+        // is not left waiting forever.
+        self.fail(&id, Error::closed());
+        self.seq += 1;
+        let heartbeat = self.config.heartbeat.map(|interval| Heartbeat {
+            interval,
+            waiting: start.passive,
+            last_received: None,
+        });
+        let active = heartbeat
+            .as_ref()
+            .filter(|h| !h.waiting)
+            .map(|h| h.interval);
+        self.open_per_socket[start.socket] += 1;
+        self.channels.insert(
+            id.clone(),
+            ChannelState {
+                socket: start.socket,
+                envelope: start.envelope,
+                heartbeat,
+                peer_v2: start.peer_v2,
+                awaiting_reply: start.awaiting_reply,
+                generation: self.seq,
+                heartbeat_waiting: false,
+            },
+        );
+        if let Some(interval) = active {
+            self.schedule(&id, TimerKind::Heartbeat, now + interval);
+        }
+        if let Some(after) = start.awaiting_reply {
+            self.schedule(&id, TimerKind::Timeout, now + after);
+        }
+    }
+
+    fn schedule(&mut self, id: &MessageId, kind: TimerKind, at: Instant) {
+        let Some(channel) = self.channels.get(id) else {
+            return;
+        };
+        self.seq += 1;
+        self.timers.push(Reverse(Timer {
+            at,
+            seq: self.seq,
+            kind,
+            channel: id.clone(),
+            generation: channel.generation,
+        }));
+    }
+
+    fn route_event(&mut self, id: &MessageId, event: Event, now: Instant) {
+        let is_control = event.name == names::HEARTBEAT || event.name == names::MORE;
+        let Some(channel) = self.channels.get_mut(id) else {
+            // The protocol has no close event: the peer's heartbeats and
+            // credit keep coming for a while after a channel ends.
+            let dropped = if is_control {
+                Dropped::LateControl
+            } else {
+                Dropped::Unroutable
+            };
+            self.actions.push_back(Action::Dropped(dropped));
+            return;
+        };
+        if channel.peer_v2.is_none() {
+            channel.peer_v2 = Some(event.header.protocol_version() < 3);
+        }
+        if is_control {
+            self.control(id, &event, now);
+            return;
+        }
+        channel.awaiting_reply = None;
+        self.actions.push_back(Action::Deliver(id.clone(), event));
+    }
+
+    fn control(&mut self, id: &MessageId, event: &Event, now: Instant) {
+        let Some(channel) = self.channels.get_mut(id) else {
+            return;
+        };
+        let credit = event
+            .args
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(Value::as_i64);
+        let mut start_heartbeat = None;
+        let credit = if event.name == names::HEARTBEAT {
+            if let Some(hb) = channel.heartbeat.as_mut() {
+                hb.last_received = Some(now);
+                if hb.waiting {
+                    hb.waiting = false;
+                    start_heartbeat = Some(hb.interval);
+                }
+            }
+            // v2 peers send their credit as `_zpc_hb [n]`.
+            credit.filter(|_| channel.peer_v2 == Some(true))
+        } else {
+            credit
+        };
+        if let Some(n) = credit {
+            self.actions.push_back(Action::Credit(id.clone(), n));
+        }
+        if let Some(interval) = start_heartbeat {
+            self.schedule(id, TimerKind::Heartbeat, now + interval);
+        }
+    }
+
+    /// zerorpc-python's algorithm: the remote is lost at the first tick more
+    /// than two intervals after the last heartbeat received (or, when none
+    /// ever came, after the first tick).
+    fn heartbeat_tick(&mut self, id: &MessageId, now: Instant) {
+        let Some(channel) = self.channels.get_mut(id) else {
+            return;
+        };
+        let Some(hb) = channel.heartbeat.as_mut() else {
+            return;
+        };
+        let last = *hb.last_received.get_or_insert(now);
+        let interval = hb.interval;
+        if now > last + interval * 2 {
+            self.fail(id, Error::lost_remote(interval));
+            return;
+        }
+        // One heartbeat waiting for a slow peer says all that more would.
+        if !channel.heartbeat_waiting {
+            let transmit = transmit(id, channel, names::HEARTBEAT, 0, true);
+            self.actions.push_back(Action::Transmit(transmit));
+        }
+        self.schedule(id, TimerKind::Heartbeat, now + interval);
+    }
+}
+
+/// A control event `name [n]` on the channel.
+fn transmit(
+    id: &MessageId,
+    channel: &ChannelState,
+    name: &str,
+    n: i64,
+    heartbeat: bool,
+) -> Transmit {
+    let mut header = Header::new();
+    header.response_to = Some(id.clone());
+    Transmit {
+        socket: channel.socket,
+        envelope: channel.envelope.clone(),
+        channel: id.clone(),
+        event: Event::new(header, name, Value::Array(vec![Value::from(n)])),
+        heartbeat,
+    }
+}
+
+#[cfg(test)]
+mod tests;
