@@ -16,6 +16,7 @@ use zerorpc_wire::{Event, MessageId};
 use crate::Error;
 use crate::channel::ChannelShared;
 use crate::machine::{Action, Dropped, Machine, MachineConfig, Transmit};
+use crate::options::{EndpointOptions, apply_endpoint, apply_kind};
 use crate::socket::{Command, Counters, SocketConfig, SocketKind, WakeQueue, context};
 
 /// How many messages one socket may deliver per loop turn, so that one busy
@@ -272,21 +273,7 @@ impl IoThread {
         let mut socket = context()
             .socket(zmq_kind)
             .map_err(|e| Error::zmq("cannot create socket", e))?;
-        match self.kind {
-            SocketKind::Subscribe => socket
-                .set_subscribe(b"")
-                .map_err(|e| Error::zmq("cannot subscribe", e))?,
-            // Without it a ROUTER silently drops what a full or vanished
-            // peer cannot take; with it, ZeroMQ says so and we queue or fail.
-            SocketKind::Server => socket
-                .set_router_mandatory(true)
-                .map_err(|e| Error::zmq("cannot make the socket report full peers", e))?,
-            SocketKind::Publish => set_xpub_nodrop(&mut socket)
-                .map_err(|e| Error::zmq("cannot make the socket report full subscribers", e))?,
-            _ => {}
-        }
-        // Do not let unsent messages hold the process at exit.
-        let _ = socket.set_linger(0);
+        apply_kind(&mut socket, self.kind)?;
         let routed = self.kind == SocketKind::Server;
         self.sockets.push(ZmqSocket {
             socket,
@@ -515,11 +502,11 @@ impl IoThread {
 
     fn handle(&mut self, command: Command) {
         match command {
-            Command::Bind(endpoint, reply) => {
-                let _ = reply.send(self.bind(&endpoint));
+            Command::Bind(endpoint, options, reply) => {
+                let _ = reply.send(self.bind(&endpoint, &options));
             }
-            Command::Connect(endpoint, reply) => {
-                let _ = reply.send(self.connect(&endpoint));
+            Command::Connect(endpoint, options, reply) => {
+                let _ = reply.send(self.connect(&endpoint, &options));
             }
             Command::Open {
                 id,
@@ -557,7 +544,7 @@ impl IoThread {
         self.run_actions();
     }
 
-    fn bind(&mut self, endpoint: &str) -> Result<String, Error> {
+    fn bind(&mut self, endpoint: &str, options: &EndpointOptions) -> Result<String, Error> {
         check_endpoint(endpoint)?;
         let index = match self.kind {
             SocketKind::Client => match self.sockets.iter().position(|s| s.bound) {
@@ -567,13 +554,14 @@ impl IoThread {
             _ => 0,
         };
         let socket = &self.sockets[index].socket;
+        apply_endpoint(socket, endpoint, options)?;
         socket
             .bind(endpoint)
             .map_err(|e| Error::zmq(format!("cannot bind to {endpoint}"), e))?;
         Ok(last_endpoint(socket).unwrap_or_else(|| endpoint.to_owned()))
     }
 
-    fn connect(&mut self, endpoint: &str) -> Result<String, Error> {
+    fn connect(&mut self, endpoint: &str, options: &EndpointOptions) -> Result<String, Error> {
         check_endpoint(endpoint)?;
         let index = match self.kind {
             // A DEALER round-robins every message over its peers, which would
@@ -581,15 +569,17 @@ impl IoThread {
             SocketKind::Client => self.add_socket(false)?,
             _ => 0,
         };
-        let result = self.sockets[index].socket.connect(endpoint);
-        if let Err(e) = result {
-            if self.kind == SocketKind::Client {
-                self.sockets.pop();
-                self.machine.remove_last_socket();
-            }
-            return Err(Error::zmq(format!("cannot connect to {endpoint}"), e));
+        let socket = &self.sockets[index].socket;
+        let result = apply_endpoint(socket, endpoint, options).and_then(|()| {
+            socket
+                .connect(endpoint)
+                .map_err(|e| Error::zmq(format!("cannot connect to {endpoint}"), e))
+        });
+        if result.is_err() && self.kind == SocketKind::Client {
+            self.sockets.pop();
+            self.machine.remove_last_socket();
         }
-        Ok(endpoint.to_owned())
+        result.map(|()| endpoint.to_owned())
     }
 
     fn open(
@@ -677,33 +667,6 @@ fn check_endpoint(endpoint: &str) -> Result<(), Error> {
             ),
         )),
         Err(e) => Err(Error::endpoint(endpoint, e.reason())),
-    }
-}
-
-/// libzmq's `ZMQ_XPUB_NODROP`, which the `zmq` crate has no setter for.
-const ZMQ_XPUB_NODROP: std::ffi::c_int = 69;
-
-/// Makes an XPUB refuse (EAGAIN) what a full subscriber cannot take, rather
-/// than dropping it silently.
-fn set_xpub_nodrop(socket: &mut zmq::Socket) -> Result<(), zmq::Error> {
-    let value: std::ffi::c_int = 1;
-    // SAFETY: `as_mut_ptr` is the live libzmq handle owned by `socket`,
-    // which the exclusive borrow keeps alive and unshared for the whole call. The value pointer and length
-    // describe `value`, a c_int on this stack frame, which libzmq copies
-    // before returning.
-    let rc = unsafe {
-        zmq_sys::zmq_setsockopt(
-            socket.as_mut_ptr(),
-            ZMQ_XPUB_NODROP,
-            (&raw const value).cast::<std::ffi::c_void>(),
-            size_of::<std::ffi::c_int>(),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        // SAFETY: zmq_errno only reads the calling thread's errno.
-        Err(zmq::Error::from_raw(unsafe { zmq_sys::zmq_errno() }))
     }
 }
 

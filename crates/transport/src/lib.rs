@@ -26,11 +26,15 @@ mod channel;
 mod error;
 mod io;
 mod machine;
+mod options;
 mod socket;
 
 pub use channel::Channel;
 pub use error::{Error, ErrorKind};
-pub use socket::{DEFAULT_SEND_QUEUE_LIMIT, OpenOptions, Socket, SocketConfig, SocketKind, Stats};
+pub use options::{EndpointOptions, Security};
+pub use socket::{
+    DEFAULT_SEND_QUEUE_LIMIT, OpenOptions, Socket, SocketConfig, SocketKind, Stats, context,
+};
 pub use zerorpc_wire as wire;
 
 use zerorpc_wire::Event;

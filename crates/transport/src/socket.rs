@@ -15,7 +15,7 @@ use zerorpc_wire::{Event, MessageId};
 
 use crate::channel::{Channel, ChannelShared};
 use crate::io::{IoLinks, IoThread};
-use crate::{Error, EventHook};
+use crate::{EndpointOptions, Error, EventHook, Security};
 
 /// The ZeroMQ socket pattern a [`Socket`] speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +56,14 @@ pub struct SocketConfig {
     /// being lost; a heartbeat is not queued twice for one channel. Default
     /// [`DEFAULT_SEND_QUEUE_LIMIT`].
     pub send_queue_limit: usize,
+    /// How the connections of every endpoint are secured, unless
+    /// [`Socket::bind_with`] or [`Socket::connect_with`] says otherwise.
+    /// Default [`Security::None`].
+    pub security: Security,
+    /// The largest message frame a peer may send, for every endpoint unless
+    /// [`Socket::bind_with`] or [`Socket::connect_with`] says otherwise;
+    /// see [`EndpointOptions::max_message_size`]. Default `None` (no limit).
+    pub max_message_size: Option<u64>,
 }
 
 /// The default [`SocketConfig::send_queue_limit`]: 64 MiB per peer, room
@@ -71,6 +79,17 @@ impl SocketConfig {
             window: 100,
             hooks: Vec::new(),
             send_queue_limit: DEFAULT_SEND_QUEUE_LIMIT,
+            security: Security::None,
+            max_message_size: None,
+        }
+    }
+
+    /// The options [`Socket::bind`] and [`Socket::connect`] give every
+    /// endpoint: this configuration's defaults.
+    pub fn endpoint_options(&self) -> EndpointOptions {
+        EndpointOptions {
+            security: self.security.clone(),
+            max_message_size: self.max_message_size,
         }
     }
 }
@@ -89,6 +108,8 @@ impl std::fmt::Debug for SocketConfig {
             .field("window", &self.window)
             .field("hooks", &self.hooks.len())
             .field("send_queue_limit", &self.send_queue_limit)
+            .field("security", &self.security)
+            .field("max_message_size", &self.max_message_size)
             .finish()
     }
 }
@@ -200,8 +221,16 @@ impl Counters {
 }
 
 pub(crate) enum Command {
-    Bind(String, mpsc::SyncSender<Result<String, Error>>),
-    Connect(String, mpsc::SyncSender<Result<String, Error>>),
+    Bind(
+        String,
+        EndpointOptions,
+        mpsc::SyncSender<Result<String, Error>>,
+    ),
+    Connect(
+        String,
+        EndpointOptions,
+        mpsc::SyncSender<Result<String, Error>>,
+    ),
     Open {
         id: MessageId,
         shared: PendingChannel,
@@ -359,9 +388,14 @@ impl Drop for SocketShared {
     }
 }
 
-/// The process-wide ZeroMQ context; `inproc://` endpoints work between all
-/// sockets of the process.
-pub(crate) fn context() -> &'static zmq::Context {
+/// The process-wide ZeroMQ context, in which every [`Socket`] lives.
+///
+/// `inproc://` endpoints only connect sockets of one context, so a hub or
+/// raw ZeroMQ sockets created in this context reach our sockets over
+/// `inproc://` (the `zerorpc-hub` binary runs its hubs in it). It is also
+/// the one place a ZAP handler, which serves the sockets of its context,
+/// will be installed for authentication (see [`Security`]).
+pub fn context() -> &'static zmq::Context {
     static CONTEXT: OnceLock<zmq::Context> = OnceLock::new();
     CONTEXT.get_or_init(zmq::Context::new)
 }
@@ -456,15 +490,33 @@ impl Socket {
 
     /// Binds to `endpoint` (`tcp://`, `ipc://`, `inproc://`) and returns the
     /// endpoint actually bound (a `tcp://127.0.0.1:*` wildcard gets its port).
+    ///
+    /// The endpoint gets the socket's default options
+    /// ([`SocketConfig::endpoint_options`]).
     pub fn bind(&self, endpoint: &str) -> Result<String, Error> {
-        self.round_trip(|reply| Command::Bind(endpoint.to_owned(), reply))
+        self.bind_with(endpoint, self.config().endpoint_options())
+    }
+
+    /// Binds to `endpoint` with options of its own, which apply to the
+    /// connections accepted on it; see [`Socket::bind`].
+    pub fn bind_with(&self, endpoint: &str, options: EndpointOptions) -> Result<String, Error> {
+        self.round_trip(|reply| Command::Bind(endpoint.to_owned(), options, reply))
     }
 
     /// Connects to `endpoint`. A client socket connected to several
     /// endpoints spreads channels over them, keeping every event of a
     /// channel on the connection it started on.
+    ///
+    /// The endpoint gets the socket's default options
+    /// ([`SocketConfig::endpoint_options`]).
     pub fn connect(&self, endpoint: &str) -> Result<String, Error> {
-        self.round_trip(|reply| Command::Connect(endpoint.to_owned(), reply))
+        self.connect_with(endpoint, self.config().endpoint_options())
+    }
+
+    /// Connects to `endpoint` with options of its own (a server's CURVE
+    /// key, once there is one, differs per server); see [`Socket::connect`].
+    pub fn connect_with(&self, endpoint: &str, options: EndpointOptions) -> Result<String, Error> {
+        self.round_trip(|reply| Command::Connect(endpoint.to_owned(), options, reply))
     }
 
     fn round_trip(
