@@ -129,8 +129,32 @@ struct Sockets {
 }
 
 impl Hub {
-    /// Binds the hub's endpoints and starts its thread.
+    /// Binds the hub's endpoints and starts its thread, in a ZeroMQ context
+    /// of the hub's own.
+    ///
+    /// `inproc://` endpoints only reach sockets of the same context, so a
+    /// hub that shares a process with its clients or workers, or that will
+    /// share a ZAP handler with them, should use [`Hub::start_in`] with
+    /// their context (the transport's `zerorpc::transport::context()`).
     pub fn start(config: HubConfig) -> Result<Hub, HubError> {
+        Hub::start_in(config, &zmq::Context::new())
+    }
+
+    /// Binds the hub's endpoints in `context` and starts its thread.
+    ///
+    /// The hub keeps a handle of the context until its thread ends.
+    ///
+    /// ```no_run
+    /// use zerorpc_hub::{Hub, HubConfig, HubKind};
+    ///
+    /// let context = zmq::Context::new();
+    /// let config = HubConfig::new(HubKind::Queue, "inproc://calls", "inproc://workers");
+    /// let hub = Hub::start_in(config, &context)?;
+    /// // Sockets of `context` now reach the hub over inproc://.
+    /// hub.join()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn start_in(config: HubConfig, context: &zmq::Context) -> Result<Hub, HubError> {
         let name = config.name.clone();
         for (side, endpoint) in [("in", &config.in_endpoint), ("out", &config.out_endpoint)] {
             check_endpoint(endpoint).map_err(|message| HubError::Endpoint {
@@ -139,7 +163,7 @@ impl Hub {
                 message,
             })?;
         }
-        let sockets = open(&config)?;
+        let sockets = open(&config, context)?;
         let in_endpoint = bound_endpoint(&sockets.inp, &config.in_endpoint);
         let out_endpoint = bound_endpoint(&sockets.out, &config.out_endpoint);
         let stats = Stats {
@@ -251,9 +275,8 @@ impl Drop for Hub {
     }
 }
 
-fn open(config: &HubConfig) -> Result<Sockets, HubError> {
+fn open(config: &HubConfig, context: &zmq::Context) -> Result<Sockets, HubError> {
     let hub = &config.name;
-    let context = zmq::Context::new();
     let (in_type, out_type) = match config.kind {
         HubKind::Queue => (zmq::ROUTER, zmq::ROUTER),
         HubKind::Forwarder => (zmq::SUB, zmq::XPUB),
@@ -304,7 +327,7 @@ fn open(config: &HubConfig) -> Result<Sockets, HubError> {
         })?;
     }
     Ok(Sockets {
-        _context: context,
+        _context: context.clone(),
         inp,
         out,
     })

@@ -154,7 +154,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     for config in configs {
         let interval = config.stats_interval;
         // On error, the hubs already started are stopped by their drop.
-        let hub = Hub::start(config)?;
+        // The transport's context: one ZAP handler will serve every socket
+        // of the process, and inproc:// works between the hubs.
+        let hub = Hub::start_in(config, zerorpc::transport::context())?;
         eprintln!(
             "zerorpc-hub: {} ({}) in {} out {}",
             hub.name(),

@@ -10,4 +10,5 @@ mod queue_overflow;
 mod queue_python;
 mod relay;
 mod rust_peers;
+mod shared_context;
 mod support;
