@@ -43,6 +43,12 @@
 //! vendored libzmq with the DRAFT API enabled (`.cargo/config.toml`).
 //! [`Hub::start`] fails with [`HubError::Socket`] on a libzmq without it.
 //!
+//! [`Hub::start`] creates a ZeroMQ context for the hub; [`Hub::start_in`]
+//! uses the caller's, which `inproc://` endpoints need (they connect sockets
+//! of one context only) and which a ZAP handler will need to serve the hub's
+//! sockets. In a process using the `zerorpc` crate, pass
+//! `zerorpc::transport::context()`.
+//!
 //! This crate has no feature flags.
 
 #![doc(test(attr(deny(warnings))))]

@@ -18,6 +18,12 @@
 //! names, replies or services (that is `zerorpc`, the core crate). It does
 //! not depend on an async runtime: its futures are woken by the I/O thread.
 //!
+//! Settings come per socket ([`SocketConfig`]) and per endpoint
+//! ([`EndpointOptions`], given to [`Socket::bind_with`] and
+//! [`Socket::connect_with`]), including how connections are secured
+//! ([`Security`]). Every socket lives in one ZeroMQ context per process,
+//! [`context`], so `inproc://` works between all of them.
+//!
 //! See [`Socket`] for an example. This crate has no feature flags.
 
 #![doc(test(attr(deny(warnings))))]
