@@ -87,6 +87,16 @@ impl ClientBuilder {
         self
     }
 
+    /// The largest reply frame, in bytes, a server may send; `None` (the
+    /// default) for no limit. ZeroMQ drops the connection of a server that
+    /// sends more, so the call gets no reply and fails with its timeout.
+    /// Applies to every endpoint (see
+    /// [`SocketConfig::max_message_size`](crate::transport::SocketConfig::max_message_size)).
+    pub fn max_message_size(mut self, bytes: Option<u64>) -> Self {
+        self.config.max_message_size = bytes;
+        self
+    }
+
     /// How headers of nested calls derive from the call being served
     /// (default: [`CopyExtras`]).
     pub fn propagation(mut self, propagation: Arc<dyn Propagation>) -> Self {
