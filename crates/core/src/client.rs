@@ -89,7 +89,8 @@ impl ClientBuilder {
 
     /// The largest reply frame, in bytes, a server may send; `None` (the
     /// default) for no limit. ZeroMQ drops the connection of a server that
-    /// sends more, so the call gets no reply and fails with its timeout.
+    /// sends more, so the call gets no reply and fails with its timeout, or
+    /// as a lost remote when the server's heartbeats stop reaching it.
     /// Applies to every endpoint (see
     /// [`SocketConfig::max_message_size`](crate::transport::SocketConfig::max_message_size)).
     pub fn max_message_size(mut self, bytes: Option<u64>) -> Self {

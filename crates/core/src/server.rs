@@ -76,7 +76,8 @@ impl ServerBuilder {
     /// The largest request frame, in bytes, a client may send; `None` (the
     /// default) for no limit. ZeroMQ drops the connection of a client that
     /// sends more, so the oversized call is never served and fails on the
-    /// client's side with its timeout. Applies to every endpoint (see
+    /// client's side with its timeout, or as a lost remote when no heartbeat
+    /// comes. Applies to every endpoint (see
     /// [`SocketConfig::max_message_size`](crate::transport::SocketConfig::max_message_size)).
     pub fn max_message_size(mut self, bytes: Option<u64>) -> Self {
         self.config.max_message_size = bytes;
