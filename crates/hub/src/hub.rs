@@ -29,7 +29,8 @@ const ZMTP_HEARTBEAT_TIMEOUT_MS: i32 = 5000;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HubError {
-    /// An endpoint is not of the form `transport://address`.
+    /// An endpoint is not of the form `transport://address`, or cannot
+    /// serve its side (a queue's workers over `inproc://`).
     #[error("hub `{hub}`: bad {side} endpoint: {message}")]
     Endpoint {
         /// The hub's name.
@@ -162,6 +163,20 @@ impl Hub {
                 side,
                 message,
             })?;
+        }
+        // libzmq raises ROUTER_NOTIFY for tcp and ipc connections only, so a
+        // queue would never learn of a worker connecting over inproc and
+        // would route nothing, silently.
+        if config.kind == HubKind::Queue && config.out_endpoint.starts_with("inproc://") {
+            return Err(HubError::Endpoint {
+                hub: name,
+                side: "out",
+                message: format!(
+                    "`{}`: a queue's workers cannot connect over inproc:// (ZeroMQ reports no \
+                     inproc connections, so the queue would never see them); use tcp:// or ipc://",
+                    config.out_endpoint
+                ),
+            });
         }
         let sockets = open(&config, context)?;
         let in_endpoint = bound_endpoint(&sockets.inp, &config.in_endpoint);

@@ -109,3 +109,19 @@ async fn a_hub_in_a_context_of_its_own_is_out_of_inproc_reach() {
     assert!(error.is_timeout(), "{error:?}");
     assert_eq!(hub.stats().calls_routed, 0);
 }
+
+#[test]
+fn a_queue_refuses_workers_over_inproc_rather_than_routing_nothing() {
+    let config = HubConfig::new(
+        HubKind::Queue,
+        "tcp://127.0.0.1:*",
+        "inproc://shared-context-queue-workers",
+    );
+    let error = Hub::start_in(config, zerorpc::transport::context())
+        .expect_err("a queue cannot see inproc workers");
+    let text = error.to_string();
+    assert!(
+        text.contains("bad out endpoint") && text.contains("use tcp:// or ipc://"),
+        "{text}"
+    );
+}
