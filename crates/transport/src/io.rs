@@ -6,6 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -13,11 +14,11 @@ use std::time::{Duration, Instant};
 use zerorpc_endpoint::Endpoint;
 use zerorpc_wire::{Event, MessageId};
 
-use crate::Error;
 use crate::channel::ChannelShared;
 use crate::machine::{Action, Dropped, Machine, MachineConfig, Transmit};
 use crate::observe::{ChangeKind, ChannelChange, Direction, DropReason, Ending, EventInfo, Peer};
 use crate::socket::{Command, Counters, SocketConfig, SocketKind, WakeQueue, context};
+use crate::{Error, Observer};
 
 /// How many messages one socket may deliver per loop turn, so that one busy
 /// socket cannot starve commands, timers or the other sockets.
@@ -355,13 +356,10 @@ impl IoThread {
                         shared.deliver(event);
                     }
                     let (socket, peer) = match self.machine.route(&id) {
-                        Some(route) => (
-                            route.socket,
-                            self.sockets[route.socket].peer(route.envelope),
-                        ),
+                        Some(route) => (route.socket, self.peer(route.socket, route.envelope)),
                         None => (0, Peer::Unknown),
                     };
-                    self.observe_change(ChangeKind::Accepted, Some(&id), socket, &peer);
+                    self.observe_change(|| ChangeKind::Accepted, Some(&id), socket, &peer);
                     let handle = Handle {
                         shared: shared.clone(),
                         socket,
@@ -382,7 +380,7 @@ impl IoThread {
                 }
                 Action::Close(id, error) => {
                     if let Some(handle) = self.handles.remove(&id) {
-                        let ending = ChangeKind::Closed(Ending::of(&error), error.clone());
+                        let ending = || ChangeKind::Closed(Ending::of(&error), error.clone());
                         self.observe_change(ending, Some(&id), handle.socket, &handle.peer);
                         handle.shared.close(error);
                     }
@@ -403,7 +401,8 @@ impl IoThread {
                     // Only an incoming message makes the machine drop one.
                     let (socket, peer, channel) =
                         self.receiving.clone().unwrap_or((0, Peer::Unknown, None));
-                    self.observe_change(ChangeKind::Dropped(why), channel.as_ref(), socket, &peer);
+                    let why = || ChangeKind::Dropped(why);
+                    self.observe_change(why, channel.as_ref(), socket, &peer);
                 }
             }
         }
@@ -445,7 +444,7 @@ impl IoThread {
         channel: Option<&MessageId>,
         event: Option<Event>,
     ) {
-        let Some(event) = event.filter(|_| !self.config.observers.is_empty()) else {
+        let Some(event) = event.filter(|_| self.observing()) else {
             return;
         };
         let info = EventInfo {
@@ -457,30 +456,53 @@ impl IoThread {
             socket: self.kind,
             socket_index: socket,
         };
-        for observer in &self.config.observers {
-            observer.on_event(&info);
-        }
+        self.notify(|observer| observer.on_event(&info));
     }
 
+    /// Tells the observers of a channel change; `change` is only made
+    /// when someone is listening.
     fn observe_change(
         &self,
-        change: ChangeKind,
+        change: impl FnOnce() -> ChangeKind,
         channel: Option<&MessageId>,
         socket: usize,
         peer: &Peer,
     ) {
-        if self.config.observers.is_empty() {
+        if !self.observing() {
             return;
         }
         let change = ChannelChange {
-            change,
+            change: change(),
             channel: channel.cloned(),
             peer: peer.clone(),
             socket: self.kind,
             socket_index: socket,
         };
+        self.notify(|observer| observer.on_channel(&change));
+    }
+
+    fn observing(&self) -> bool {
+        !self.config.observers.is_empty()
+    }
+
+    /// Calls every observer. A panicking observer must not take the I/O
+    /// thread, and with it every channel's heartbeats, down with it.
+    fn notify(&self, call: impl Fn(&dyn Observer)) {
         for observer in &self.config.observers {
-            observer.on_channel(&change);
+            let called = std::panic::catch_unwind(AssertUnwindSafe(|| call(observer.as_ref())));
+            if called.is_err() {
+                tracing::warn!("an observer panicked; the socket carries on");
+            }
+        }
+    }
+
+    /// The peer of a channel on `socket` with this envelope, kept with its
+    /// handle for the observers: not worked out when there are none.
+    fn peer(&self, socket: usize, envelope: &[Vec<u8>]) -> Peer {
+        if self.observing() {
+            self.sockets[socket].peer(envelope)
+        } else {
+            Peer::Unknown
         }
     }
 
@@ -488,7 +510,7 @@ impl IoThread {
     fn peer_of(&self, socket: usize, id: Option<&MessageId>) -> Peer {
         match id.and_then(|id| self.handles.get(id)) {
             Some(handle) => handle.peer.clone(),
-            None => self.sockets[socket].peer.clone(),
+            None => self.peer(socket, &[]),
         }
     }
 
@@ -514,7 +536,7 @@ impl IoThread {
         socket: usize,
         peer: &Peer,
     ) {
-        let why = ChangeKind::Dropped(refusal.drop_reason());
+        let why = || ChangeKind::Dropped(refusal.drop_reason());
         self.observe_change(why, channel, socket, peer);
         let (counter, error) = match refusal {
             Refusal::QueueFull => (
@@ -623,7 +645,7 @@ impl IoThread {
         }
         for (id, handle) in std::mem::take(&mut self.handles) {
             let error = Error::closed();
-            let ending = ChangeKind::Closed(Ending::Closed, error.clone());
+            let ending = || ChangeKind::Closed(Ending::Closed, error.clone());
             self.observe_change(ending, Some(&id), handle.socket, &handle.peer);
             handle.shared.close(error);
         }
@@ -762,8 +784,8 @@ impl IoThread {
         };
         // Closes a channel the id ended, before its handle is replaced.
         self.run_actions();
-        let peer = self.sockets[socket].peer.clone();
-        self.observe_change(ChangeKind::Opened, Some(&id), socket, &peer);
+        let peer = self.peer(socket, &[]);
+        self.observe_change(|| ChangeKind::Opened, Some(&id), socket, &peer);
         let handle = Handle {
             shared,
             socket,
@@ -807,18 +829,14 @@ impl IoThread {
             return;
         }
         let Some(payload) = frames.pop() else { return };
-        let observing = !self.config.observers.is_empty();
-        let peer = if observing {
-            self.sockets[index].peer(&frames)
-        } else {
-            Peer::Unknown
-        };
+        let observing = self.observing();
+        let peer = self.peer(index, &frames);
         let event = match Event::decode(&payload) {
             Ok(event) => event,
             Err(e) => {
                 tracing::debug!("dropping undecodable message: {e}");
                 Counters::bump(&self.counters.dropped_malformed);
-                let why = ChangeKind::Dropped(DropReason::Malformed);
+                let why = || ChangeKind::Dropped(DropReason::Malformed);
                 self.observe_change(why, None, index, &peer);
                 return;
             }
@@ -839,9 +857,7 @@ impl IoThread {
                 socket: self.kind,
                 socket_index: index,
             };
-            for observer in &self.config.observers {
-                observer.on_event(&info);
-            }
+            self.notify(|observer| observer.on_event(&info));
             self.receiving = Some((index, info.peer, info.channel));
             info.event
         } else {
@@ -851,8 +867,8 @@ impl IoThread {
             SocketKind::Pull | SocketKind::Subscribe => self.events.push(event),
             SocketKind::Push | SocketKind::Publish => {
                 Counters::bump(&self.counters.dropped_unroutable);
-                let peer = self.sockets[index].peer.clone();
-                let why = ChangeKind::Dropped(DropReason::Unroutable);
+                let peer = self.peer(index, &[]);
+                let why = || ChangeKind::Dropped(DropReason::Unroutable);
                 self.observe_change(why, None, index, &peer);
             }
             SocketKind::Client | SocketKind::Server => {

@@ -27,7 +27,8 @@ use crate::{Error, ErrorKind, SocketKind};
 /// Both methods are called on the socket's I/O thread, in the order things
 /// happen there, and never concurrently for one socket. They must be quick
 /// and must never block: the same thread sends the heartbeats of every
-/// channel. Put a [`ChannelObserver`] in front of anything slow. An
+/// channel. Put a [`ChannelObserver`] in front of anything slow. A panic
+/// in an observer is caught and logged, and the socket carries on. An
 /// observer cannot change events; request headers derive from the call
 /// being served through the core crate's `Propagation`.
 ///

@@ -391,3 +391,31 @@ fn unroutable_and_late_events_are_observed_as_dropped() {
         assert!(matches!(change.peer, Peer::RoutingId(_)), "{change:?}");
     }
 }
+
+/// Panics at every event it sees.
+struct Panicky;
+
+impl Observer for Panicky {
+    fn on_event(&self, _: &EventInfo) {
+        panic!("an observer with a bug");
+    }
+}
+
+#[test]
+fn a_panicking_observer_does_not_stop_the_socket() {
+    let server = Socket::new(SocketKind::Server, config(Some(HB))).unwrap();
+    let endpoint = server.bind("tcp://127.0.0.1:*").unwrap();
+    let mut client_config = config(Some(HB));
+    client_config.observers.push(Arc::new(Panicky));
+    let client = Socket::new(SocketKind::Client, client_config).unwrap();
+    client.connect(&endpoint).unwrap();
+    for _ in 0..3 {
+        let mut call = client
+            .open(request("work"), OpenOptions::default())
+            .unwrap();
+        let mut served = run(server.accept()).unwrap();
+        run(served.recv()).unwrap();
+        run(served.send(reply(names::OK))).unwrap();
+        assert_eq!(run(call.recv()).unwrap().name, names::OK);
+    }
+}
