@@ -69,7 +69,7 @@ const LAYERS: &[Layer] = &[
     Layer {
         package: "zerorpc-tracing-collector",
         may_depend_on: &["zerorpc"],
-        why: "tracing plugs into the core crate's propagation and hooks",
+        why: "tracing plugs into the core crate's propagation and observers",
     },
     Layer {
         package: "zerorpc-cli",

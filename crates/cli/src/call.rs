@@ -1,7 +1,6 @@
 //! The client side: listing, help, inspection and calls.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use anstyle::Style;
 use futures::StreamExt;
@@ -19,8 +18,9 @@ pub(crate) async fn run(args: CallArgs) -> Result<(), Failure> {
         .timeout(args.timeout)
         .heartbeat(args.heartbeat.interval)
         .passive_heartbeat(!args.heartbeat.active);
-    if args.debug {
-        builder = builder.hook(Arc::new(crate::debug::Printer));
+    let printer = args.debug.then(crate::debug::Printer::start);
+    if let Some(printer) = &printer {
+        builder = builder.observer(printer.observer());
     }
     for endpoint in &args.endpoints.binds {
         if args.debug {
@@ -34,20 +34,21 @@ pub(crate) async fn run(args: CallArgs) -> Result<(), Failure> {
         }
         builder = builder.connect(endpoint);
     }
-    let client = builder.build().map_err(Failure::from_setup)?;
-    let session = Session {
-        client,
-        args: &args,
+    let result = match builder.build() {
+        Ok(client) => {
+            let session = Session {
+                client,
+                args: &args,
+            };
+            session.run().await
+        }
+        Err(e) => Err(Failure::from_setup(e)),
     };
-    match &args.action {
-        Action::List => session.list().await,
-        Action::Inspect => session.inspect().await,
-        Action::HelpMethod(method) => session.help(method).await,
-        Action::Call {
-            method,
-            args: call_args,
-        } => session.call(method, call_args.clone()).await,
+    // The session and its client are gone: the printer has all there is.
+    if let Some(printer) = printer {
+        printer.finish();
     }
+    result
 }
 
 struct Session<'a> {
@@ -77,6 +78,18 @@ struct ServiceDoc {
 }
 
 impl Session<'_> {
+    async fn run(self) -> Result<(), Failure> {
+        match &self.args.action {
+            Action::List => self.list().await,
+            Action::Inspect => self.inspect().await,
+            Action::HelpMethod(method) => self.help(method).await,
+            Action::Call {
+                method,
+                args: call_args,
+            } => self.call(method, call_args.clone()).await,
+        }
+    }
+
     async fn invoke(&self, method: &str, args: Vec<Value>) -> Result<Response, Failure> {
         self.client
             .invoke(method, args, CallOptions::new())

@@ -37,8 +37,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     if let Some(limit) = args.pool_size {
         builder = builder.max_concurrent_calls(limit);
     }
-    if args.debug {
-        builder = builder.hook(Arc::new(crate::debug::Printer));
+    let printer = args.debug.then(crate::debug::Printer::start);
+    if let Some(printer) = &printer {
+        builder = builder.observer(printer.observer());
     }
     for endpoint in &args.endpoints.binds {
         stderr_line(format_args!("binding to \"{endpoint}\""));
@@ -59,11 +60,15 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     let serving = tokio::spawn(server.serve());
     wait_for_signal().await;
     shutdown.shutdown();
-    match serving.await {
+    let result = match serving.await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(Failure::from_setup(e)),
         Err(e) => Err(Failure::local(format!("the server stopped: {e}"))),
+    };
+    if let Some(printer) = printer {
+        printer.finish();
     }
+    result
 }
 
 async fn wait_for_signal() {

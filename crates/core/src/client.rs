@@ -9,7 +9,7 @@ use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use zerorpc_transport::{Channel, EventHook, OpenOptions, Socket, SocketConfig, SocketKind};
+use zerorpc_transport::{Channel, Observer, OpenOptions, Socket, SocketConfig, SocketKind};
 use zerorpc_wire::{Event, Header, Value, names};
 
 use crate::context::{CopyExtras, Propagation};
@@ -66,9 +66,13 @@ impl ClientBuilder {
         self
     }
 
-    /// Adds a hook run on every event sent and received.
-    pub fn hook(mut self, hook: Arc<dyn EventHook>) -> Self {
-        self.config.hooks.push(hook);
+    /// Adds an observer of every event the client sends and receives and
+    /// of every call's channel (opened, timed out, lost...). Observers run
+    /// on the socket's I/O thread and must be quick: see
+    /// [`Observer`](crate::transport::Observer), and
+    /// [`ChannelObserver`](crate::transport::ChannelObserver) for slow ones.
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.config.observers.push(observer);
         self
     }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use zerorpc_transport::{EventHook, Socket, SocketConfig, SocketKind};
+use zerorpc_transport::{Observer, Socket, SocketConfig, SocketKind};
 use zerorpc_wire::{Event, Header, Value};
 
 use crate::client::to_args;
@@ -20,9 +20,11 @@ pub struct Emitter {
 }
 
 impl Emitter {
-    fn new(kind: SocketKind) -> Result<Self> {
+    fn new(kind: SocketKind, observers: Vec<Arc<dyn Observer>>) -> Result<Self> {
+        let mut config = SocketConfig::new();
+        config.observers = observers;
         Ok(Emitter {
-            socket: Socket::new(kind, SocketConfig::new())?,
+            socket: Socket::new(kind, config)?,
             propagation: Arc::new(CopyExtras),
         })
     }
@@ -97,8 +99,14 @@ impl<K> Clone for EmitterOf<K> {
 impl EmitterOf<PushKind> {
     /// A pusher, not yet bound or connected.
     pub fn new() -> Result<Self> {
+        Self::with_observers(Vec::new())
+    }
+
+    /// A pusher whose socket reports every event it sends to `observers`
+    /// (see [`Observer`]).
+    pub fn with_observers(observers: Vec<Arc<dyn Observer>>) -> Result<Self> {
         Ok(EmitterOf {
-            emitter: Emitter::new(SocketKind::Push)?,
+            emitter: Emitter::new(SocketKind::Push, observers)?,
             kind: std::marker::PhantomData,
         })
     }
@@ -107,8 +115,14 @@ impl EmitterOf<PushKind> {
 impl EmitterOf<PublishKind> {
     /// A publisher, not yet bound or connected.
     pub fn new() -> Result<Self> {
+        Self::with_observers(Vec::new())
+    }
+
+    /// A publisher whose socket reports every event it sends to
+    /// `observers` (see [`Observer`]).
+    pub fn with_observers(observers: Vec<Arc<dyn Observer>>) -> Result<Self> {
         Ok(EmitterOf {
-            emitter: Emitter::new(SocketKind::Publish)?,
+            emitter: Emitter::new(SocketKind::Publish, observers)?,
             kind: std::marker::PhantomData,
         })
     }
@@ -133,10 +147,10 @@ impl Receiver {
     fn new(
         kind: SocketKind,
         service: impl Service,
-        hooks: Vec<Arc<dyn EventHook>>,
+        observers: Vec<Arc<dyn Observer>>,
     ) -> Result<Self> {
         let mut config = SocketConfig::new();
-        config.hooks = hooks;
+        config.observers = observers;
         Ok(Receiver {
             socket: Socket::new(kind, config)?,
             methods: Arc::new(Arc::new(service).methods()),
@@ -152,6 +166,24 @@ impl Receiver {
     /// methods of `service`.
     pub fn subscriber(service: impl Service) -> Result<Self> {
         Receiver::new(SocketKind::Subscribe, service, Vec::new())
+    }
+
+    /// A puller whose socket reports every event it receives to
+    /// `observers` (see [`Observer`]).
+    pub fn puller_with_observers(
+        service: impl Service,
+        observers: Vec<Arc<dyn Observer>>,
+    ) -> Result<Self> {
+        Receiver::new(SocketKind::Pull, service, observers)
+    }
+
+    /// A subscriber whose socket reports every event it receives to
+    /// `observers` (see [`Observer`]).
+    pub fn subscriber_with_observers(
+        service: impl Service,
+        observers: Vec<Arc<dyn Observer>>,
+    ) -> Result<Self> {
+        Receiver::new(SocketKind::Subscribe, service, observers)
     }
 
     /// Binds to an endpoint; returns the endpoint bound.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::future::{Either, select};
-use zerorpc_transport::{Channel, EventHook, Socket, SocketConfig, SocketKind};
+use zerorpc_transport::{Channel, Observer, Socket, SocketConfig, SocketKind};
 use zerorpc_wire::{Event, Header, Value, names};
 
 use crate::endpoint::{Endpoints, ResolveEndpoint};
@@ -52,9 +52,13 @@ impl ServerBuilder {
         self
     }
 
-    /// Adds a hook run on every event sent and received.
-    pub fn hook(mut self, hook: Arc<dyn EventHook>) -> Self {
-        self.config.hooks.push(hook);
+    /// Adds an observer of every event the server sends and receives and
+    /// of every call's channel (accepted, closed, lost...). Observers run
+    /// on the socket's I/O thread and must be quick: see
+    /// [`Observer`](crate::transport::Observer), and
+    /// [`ChannelObserver`](crate::transport::ChannelObserver) for slow ones.
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.config.observers.push(observer);
         self
     }
 

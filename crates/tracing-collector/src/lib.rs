@@ -3,8 +3,8 @@
 //! collector; storage in Redis.
 //!
 //! This crate builds on the core crate's propagation point
-//! (`zerorpc::Propagation`) and transport hooks
-//! (`zerorpc::transport::EventHook`). It depends on `redis`; the core crate
+//! (`zerorpc::Propagation`) and transport observers
+//! (`zerorpc::transport::Observer`). It depends on `redis`; the core crate
 //! knows nothing of Redis.
 //!
 //! It exports nothing yet: tracing is on the roadmap (see ARCHITECTURE.md).

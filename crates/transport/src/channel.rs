@@ -7,8 +7,8 @@ use std::task::{Poll, Waker};
 
 use zerorpc_wire::{Event, MessageId};
 
+use crate::Error;
 use crate::socket::{Command, SocketShared};
-use crate::{Error, EventHook};
 
 /// State shared by a [`Channel`] handle and the socket's I/O thread.
 pub(crate) struct ChannelShared {
@@ -200,7 +200,7 @@ impl Channel {
         })
         .await?;
         event.header.response_to = Some(self.id.clone());
-        self.socket.send_on_channel(&self.id, &mut event);
+        self.socket.send_on_channel(&self.id, event);
         Ok(())
     }
 
@@ -221,11 +221,6 @@ impl Channel {
                 }
             }
         })
-    }
-
-    /// The hooks of the socket this channel belongs to.
-    pub fn hooks(&self) -> &[Arc<dyn EventHook>] {
-        &self.socket.config.hooks
     }
 }
 

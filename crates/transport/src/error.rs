@@ -77,6 +77,10 @@ impl Error {
         }
     }
 
+    pub(crate) fn is_peer_gone(&self) -> bool {
+        matches!(self.detail, Detail::PeerGone)
+    }
+
     pub(crate) fn queue_full(limit: usize) -> Self {
         Error {
             kind: ErrorKind::QueueFull,

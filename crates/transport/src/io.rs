@@ -6,6 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -13,11 +14,12 @@ use std::time::{Duration, Instant};
 use zerorpc_endpoint::Endpoint;
 use zerorpc_wire::{Event, MessageId};
 
-use crate::Error;
 use crate::channel::ChannelShared;
 use crate::machine::{Action, Dropped, Machine, MachineConfig, Transmit};
+use crate::observe::{ChangeKind, ChannelChange, Direction, DropReason, Ending, EventInfo, Peer};
 use crate::options::{EndpointOptions, apply_endpoint, apply_kind};
 use crate::socket::{Command, Counters, SocketConfig, SocketKind, WakeQueue, context};
+use crate::{Error, Observer};
 
 /// How many messages one socket may deliver per loop turn, so that one busy
 /// socket cannot starve commands, timers or the other sockets.
@@ -39,10 +41,21 @@ struct PeerQueue {
 }
 
 /// Why an event was not delivered.
+#[derive(Clone, Copy)]
 enum Refusal {
     QueueFull,
     PeerGone,
     Failed(zmq::Error),
+}
+
+impl Refusal {
+    fn drop_reason(self) -> DropReason {
+        match self {
+            Refusal::QueueFull => DropReason::QueueFull,
+            Refusal::PeerGone => DropReason::PeerGone,
+            Refusal::Failed(_) => DropReason::SendFailed,
+        }
+    }
 }
 
 /// What became of an event handed to [`ZmqSocket::send`].
@@ -59,8 +72,9 @@ struct Flushed {
     progress: bool,
     /// Channels whose queued heartbeat has now left.
     heartbeats: Vec<MessageId>,
-    /// Queued events that were refused, with their channels.
-    refused: Vec<(Option<MessageId>, Refusal)>,
+    /// Queued events that were refused, with their channels, sockets and
+    /// peers.
+    refused: Vec<(Option<MessageId>, Refusal, usize, Peer)>,
 }
 
 /// Bytes counted per queued event on top of its frames: the bookkeeping.
@@ -83,6 +97,8 @@ struct ZmqSocket {
     precise_pollout: bool,
     /// Client sockets: one DEALER per connected endpoint; the bound one is shared.
     bound: bool,
+    /// Whom this socket's events go to, when it has a single peer.
+    peer: Peer,
 }
 
 impl ZmqSocket {
@@ -134,12 +150,22 @@ impl ZmqSocket {
         Sent::Queued
     }
 
+    /// The peer of an event with these envelope frames on this socket.
+    fn peer(&self, envelope: &[Vec<u8>]) -> Peer {
+        match envelope.first() {
+            Some(id) if self.routed => Peer::RoutingId(id.clone()),
+            _ => self.peer.clone(),
+        }
+    }
+
     /// Sends what waits, peer by peer, until ZeroMQ refuses more.
-    fn flush(&mut self, counters: &Counters, out: &mut Flushed) {
+    fn flush(&mut self, index: usize, counters: &Counters, out: &mut Flushed) {
         if self.queued == 0 {
             return;
         }
         let socket = &self.socket;
+        let routed = self.routed;
+        let single = &self.peer;
         let mut sent = 0;
         self.queues.retain(|_, queue| {
             while let Some(pending) = queue.events.front() {
@@ -163,7 +189,13 @@ impl ZmqSocket {
                             out.heartbeats.extend(pending.channel);
                         }
                     }
-                    Some(refusal) => out.refused.push((pending.channel, refusal)),
+                    Some(refusal) => {
+                        let peer = match pending.frames.first() {
+                            Some(id) if routed => Peer::RoutingId(id.clone()),
+                            _ => single.clone(),
+                        };
+                        out.refused.push((pending.channel, refusal, index, peer));
+                    }
                 }
             }
             false
@@ -196,11 +228,21 @@ pub(crate) struct IoThread {
     sockets: Vec<ZmqSocket>,
     machine: Machine,
     /// The application's handle of every channel the machine has open.
-    handles: HashMap<MessageId, Arc<ChannelShared>>,
+    handles: HashMap<MessageId, Handle>,
+    /// Where the message being handled came from, for the observers of
+    /// what the machine decides about it.
+    receiving: Option<(usize, Peer, Option<MessageId>)>,
     running: bool,
     /// How long to wait before retrying queued events on sockets whose
     /// `zmq_poll` cannot say when a slow peer can take more.
     retry: Duration,
+}
+
+/// A channel the machine has open, as the driver knows it.
+struct Handle {
+    shared: Arc<ChannelShared>,
+    socket: usize,
+    peer: Peer,
 }
 
 /// Bounds of [`IoThread::retry`]: short while queues drain, longer while a
@@ -249,6 +291,7 @@ impl IoThread {
             sockets: Vec::new(),
             machine,
             handles: HashMap::new(),
+            receiving: None,
             running: true,
             retry: RETRY_MIN,
         };
@@ -282,6 +325,7 @@ impl IoThread {
             routed,
             precise_pollout: !matches!(self.kind, SocketKind::Server | SocketKind::Publish),
             bound,
+            peer: Peer::Unknown,
         });
         let index = self.machine.add_socket();
         debug_assert_eq!(index, self.sockets.len() - 1);
@@ -298,29 +342,55 @@ impl IoThread {
                     if let Some(event) = first {
                         shared.deliver(event);
                     }
-                    self.handles.insert(id.clone(), shared.clone());
+                    let (socket, peer) = match self.machine.route(&id) {
+                        Some(route) => (route.socket, self.peer(route.socket, route.envelope)),
+                        None => (0, Peer::Unknown),
+                    };
+                    self.observe_change(|| ChangeKind::Accepted, Some(&id), socket, &peer);
+                    let handle = Handle {
+                        shared: shared.clone(),
+                        socket,
+                        peer,
+                    };
+                    self.handles.insert(id.clone(), handle);
                     self.incoming.push((id, shared));
                 }
                 Action::Deliver(id, event) => {
-                    if let Some(shared) = self.handles.get(&id) {
-                        shared.deliver(event);
+                    if let Some(handle) = self.handles.get(&id) {
+                        handle.shared.deliver(event);
                     }
                 }
                 Action::Credit(id, n) => {
-                    if let Some(shared) = self.handles.get(&id) {
-                        shared.add_credit(n);
+                    if let Some(handle) = self.handles.get(&id) {
+                        handle.shared.add_credit(n);
                     }
                 }
                 Action::Close(id, error) => {
-                    if let Some(shared) = self.handles.remove(&id) {
-                        shared.close(error);
+                    if let Some(handle) = self.handles.remove(&id) {
+                        let ending = || ChangeKind::Closed(Ending::of(&error), error.clone());
+                        self.observe_change(ending, Some(&id), handle.socket, &handle.peer);
+                        handle.shared.close(error);
                     }
                 }
-                Action::Dropped(reason) => Counters::bump(match reason {
-                    Dropped::Unroutable => &self.counters.dropped_unroutable,
-                    Dropped::LateControl => &self.counters.late_control,
-                    Dropped::MalformedEnvelope => &self.counters.dropped_malformed,
-                }),
+                Action::Dropped(reason) => {
+                    let (counter, why) = match reason {
+                        Dropped::Unroutable => {
+                            (&self.counters.dropped_unroutable, DropReason::Unroutable)
+                        }
+                        Dropped::LateControl => {
+                            (&self.counters.late_control, DropReason::LateControl)
+                        }
+                        Dropped::MalformedEnvelope => {
+                            (&self.counters.dropped_malformed, DropReason::Malformed)
+                        }
+                    };
+                    Counters::bump(counter);
+                    // Only an incoming message makes the machine drop one.
+                    let (socket, peer, channel) =
+                        self.receiving.clone().unwrap_or((0, Peer::Unknown, None));
+                    let why = || ChangeKind::Dropped(why);
+                    self.observe_change(why, channel.as_ref(), socket, &peer);
+                }
             }
         }
     }
@@ -330,12 +400,9 @@ impl IoThread {
             socket,
             envelope,
             channel,
-            mut event,
+            event,
             heartbeat,
         } = transmit;
-        for hook in &self.config.hooks {
-            hook.on_send(&mut event);
-        }
         let payload = event.encode();
         let sent = self.sockets[socket].send(
             &channel_frames(&envelope, &payload),
@@ -350,22 +417,114 @@ impl IoThread {
         if heartbeat && matches!(sent, Sent::Queued) {
             self.machine.heartbeat_queued(&channel);
         }
-        self.settle(Some(&channel), sent);
+        if !matches!(sent, Sent::Refused(_)) {
+            self.observe_sent(socket, &envelope, Some(&channel), Some(event));
+        }
+        self.settle(socket, Some(&channel), sent);
+    }
+
+    /// Tells the observers that `event` left on `socket`, if they want it.
+    fn observe_sent(
+        &self,
+        socket: usize,
+        envelope: &[Vec<u8>],
+        channel: Option<&MessageId>,
+        event: Option<Event>,
+    ) {
+        let Some(event) = event.filter(|_| self.observing()) else {
+            return;
+        };
+        let info = EventInfo {
+            control: is_control(&event),
+            event,
+            direction: Direction::Sent,
+            channel: channel.cloned(),
+            peer: self.sockets[socket].peer(envelope),
+            socket: self.kind,
+            socket_index: socket,
+        };
+        self.notify(|observer| observer.on_event(&info));
+    }
+
+    /// Tells the observers of a channel change; `change` is only made
+    /// when someone is listening.
+    fn observe_change(
+        &self,
+        change: impl FnOnce() -> ChangeKind,
+        channel: Option<&MessageId>,
+        socket: usize,
+        peer: &Peer,
+    ) {
+        if !self.observing() {
+            return;
+        }
+        let change = ChannelChange {
+            change: change(),
+            channel: channel.cloned(),
+            peer: peer.clone(),
+            socket: self.kind,
+            socket_index: socket,
+        };
+        self.notify(|observer| observer.on_channel(&change));
+    }
+
+    fn observing(&self) -> bool {
+        !self.config.observers.is_empty()
+    }
+
+    /// Calls every observer. A panicking observer must not take the I/O
+    /// thread, and with it every channel's heartbeats, down with it.
+    fn notify(&self, call: impl Fn(&dyn Observer)) {
+        for observer in &self.config.observers {
+            let called = std::panic::catch_unwind(AssertUnwindSafe(|| call(observer.as_ref())));
+            if called.is_err() {
+                tracing::warn!("an observer panicked; the socket carries on");
+            }
+        }
+    }
+
+    /// The peer of a channel on `socket` with this envelope, kept with its
+    /// handle for the observers: not worked out when there are none.
+    fn peer(&self, socket: usize, envelope: &[Vec<u8>]) -> Peer {
+        if self.observing() {
+            self.sockets[socket].peer(envelope)
+        } else {
+            Peer::Unknown
+        }
+    }
+
+    /// The peer of channel `id` (or of `socket` for events of no channel).
+    fn peer_of(&self, socket: usize, id: Option<&MessageId>) -> Peer {
+        match id.and_then(|id| self.handles.get(id)) {
+            Some(handle) => handle.peer.clone(),
+            None => self.peer(socket, &[]),
+        }
     }
 
     /// Accounts for what [`ZmqSocket::send`] did with an event of
     /// `channel`: an event that cannot be delivered fails its channel and
     /// is counted.
-    fn settle(&mut self, channel: Option<&MessageId>, sent: Sent) {
+    fn settle(&mut self, socket: usize, channel: Option<&MessageId>, sent: Sent) {
         match sent {
             Sent::Now => {}
             Sent::Queued => self.count_queued(),
-            Sent::Refused(refusal) => self.refused(channel, refusal),
+            Sent::Refused(refusal) => {
+                let peer = self.peer_of(socket, channel);
+                self.refused(channel, refusal, socket, &peer);
+            }
         }
     }
 
     /// Counts an undeliverable event and fails its channel with the reason.
-    fn refused(&mut self, channel: Option<&MessageId>, refusal: Refusal) {
+    fn refused(
+        &mut self,
+        channel: Option<&MessageId>,
+        refusal: Refusal,
+        socket: usize,
+        peer: &Peer,
+    ) {
+        let why = || ChangeKind::Dropped(refusal.drop_reason());
+        self.observe_change(why, channel, socket, peer);
         let (counter, error) = match refusal {
             Refusal::QueueFull => (
                 &self.counters.dropped_queue_full,
@@ -393,9 +552,9 @@ impl IoThread {
     fn flush(&mut self) {
         let mut flushed = Flushed::default();
         let mut waiting = false;
-        for socket in &mut self.sockets {
+        for (index, socket) in self.sockets.iter_mut().enumerate() {
             if socket.queued > 0 {
-                socket.flush(&self.counters, &mut flushed);
+                socket.flush(index, &self.counters, &mut flushed);
                 waiting |= socket.queued > 0;
             }
         }
@@ -405,8 +564,8 @@ impl IoThread {
         for channel in &flushed.heartbeats {
             self.machine.heartbeat_flushed(channel);
         }
-        for (channel, refusal) in flushed.refused {
-            self.refused(channel.as_ref(), refusal);
+        for (channel, refusal, socket, peer) in flushed.refused {
+            self.refused(channel.as_ref(), refusal, socket, &peer);
         }
         self.retry = if flushed.progress {
             RETRY_MIN
@@ -471,8 +630,11 @@ impl IoThread {
             };
             self.poll(timeout);
         }
-        for (_, shared) in self.handles.drain() {
-            shared.close(Error::closed());
+        for (id, handle) in std::mem::take(&mut self.handles) {
+            let error = Error::closed();
+            let ending = || ChangeKind::Closed(Ending::Closed, error.clone());
+            self.observe_change(ending, Some(&id), handle.socket, &handle.peer);
+            handle.shared.close(error);
         }
         self.incoming.close();
         self.events.close();
@@ -513,30 +675,43 @@ impl IoThread {
                 shared,
                 payload,
                 timeout,
+                observed,
             } => {
                 if let Some(shared) = shared.take() {
-                    self.open(id, shared, payload, timeout);
+                    self.open(id, shared, payload, timeout, observed);
                 }
             }
-            Command::Send { id, payload } => {
+            Command::Send {
+                id,
+                payload,
+                observed,
+            } => {
                 if let Some(route) = self.machine.route(&id) {
-                    let sent = self.sockets[route.socket].send(
+                    let socket = route.socket;
+                    let sent = self.sockets[socket].send(
                         &channel_frames(route.envelope, &payload),
                         Some(&id),
                         false,
                         self.config.send_queue_limit,
                         &self.counters,
                     );
-                    self.settle(Some(&id), sent);
+                    if !matches!(sent, Sent::Refused(_)) && observed.is_some() {
+                        let envelope = route.envelope.to_vec();
+                        self.observe_sent(socket, &envelope, Some(&id), observed);
+                    }
+                    self.settle(socket, Some(&id), sent);
                 }
             }
             Command::Grant { id, credit } => self.machine.grant(&id, credit),
             Command::Close { id } => self.machine.close(&id),
-            Command::Emit { payload } => {
+            Command::Emit { payload, observed } => {
                 let limit = self.config.send_queue_limit;
                 if let Some(socket) = self.sockets.first_mut() {
                     let sent = socket.send(&[&payload], None, false, limit, &self.counters);
-                    self.settle(None, sent);
+                    if !matches!(sent, Sent::Refused(_)) {
+                        self.observe_sent(0, &[], None, observed);
+                    }
+                    self.settle(0, None, sent);
                 }
             }
             Command::Shutdown => self.running = false,
@@ -579,7 +754,11 @@ impl IoThread {
             self.sockets.pop();
             self.machine.remove_last_socket();
         }
-        result.map(|()| endpoint.to_owned())
+        result?;
+        if self.kind == SocketKind::Client {
+            self.sockets[index].peer = Peer::Endpoint(endpoint.to_owned());
+        }
+        Ok(endpoint.to_owned())
     }
 
     fn open(
@@ -588,6 +767,7 @@ impl IoThread {
         shared: Arc<ChannelShared>,
         payload: Vec<u8>,
         timeout: Option<Duration>,
+        observed: Option<Event>,
     ) {
         let Some(socket) = self.machine.open(id.clone(), timeout, Instant::now()) else {
             shared.close(Error::no_endpoint());
@@ -595,7 +775,14 @@ impl IoThread {
         };
         // Closes a channel the id ended, before its handle is replaced.
         self.run_actions();
-        self.handles.insert(id.clone(), shared);
+        let peer = self.peer(socket, &[]);
+        self.observe_change(|| ChangeKind::Opened, Some(&id), socket, &peer);
+        let handle = Handle {
+            shared,
+            socket,
+            peer,
+        };
+        self.handles.insert(id.clone(), handle);
         let sent = self.sockets[socket].send(
             &channel_frames(&[], &payload),
             Some(&id),
@@ -603,7 +790,10 @@ impl IoThread {
             self.config.send_queue_limit,
             &self.counters,
         );
-        self.settle(Some(&id), sent);
+        if !matches!(sent, Sent::Refused(_)) {
+            self.observe_sent(socket, &[], Some(&id), observed);
+        }
+        self.settle(socket, Some(&id), sent);
     }
 
     /// Receives what one socket has ready; true if it had anything.
@@ -619,6 +809,7 @@ impl IoThread {
             };
             self.on_message(index, frames);
             self.run_actions();
+            self.receiving = None;
         }
         true
     }
@@ -629,28 +820,58 @@ impl IoThread {
             return;
         }
         let Some(payload) = frames.pop() else { return };
+        let observing = self.observing();
+        let peer = self.peer(index, &frames);
         let event = match Event::decode(&payload) {
             Ok(event) => event,
             Err(e) => {
                 tracing::debug!("dropping undecodable message: {e}");
                 Counters::bump(&self.counters.dropped_malformed);
+                let why = || ChangeKind::Dropped(DropReason::Malformed);
+                self.observe_change(why, None, index, &peer);
                 return;
             }
         };
         Counters::bump(&self.counters.received);
-        for hook in &self.config.hooks {
-            hook.on_receive(&event);
-        }
+        let event = if observing {
+            let channel = match (self.kind, &event.header.response_to) {
+                (SocketKind::Client | SocketKind::Server, Some(id)) => Some(id.clone()),
+                (SocketKind::Server, None) => Some(event.header.message_id.clone()),
+                _ => None,
+            };
+            let info = EventInfo {
+                control: is_control(&event),
+                event,
+                direction: Direction::Received,
+                channel,
+                peer,
+                socket: self.kind,
+                socket_index: index,
+            };
+            self.notify(|observer| observer.on_event(&info));
+            self.receiving = Some((index, info.peer, info.channel));
+            info.event
+        } else {
+            event
+        };
         match self.kind {
             SocketKind::Pull | SocketKind::Subscribe => self.events.push(event),
             SocketKind::Push | SocketKind::Publish => {
-                Counters::bump(&self.counters.dropped_unroutable)
+                Counters::bump(&self.counters.dropped_unroutable);
+                let peer = self.peer(index, &[]);
+                let why = || ChangeKind::Dropped(DropReason::Unroutable);
+                self.observe_change(why, None, index, &peer);
             }
             SocketKind::Client | SocketKind::Server => {
                 self.machine.on_event(index, frames, event, Instant::now());
             }
         }
     }
+}
+
+/// Heartbeats and credit: the transport's own events.
+fn is_control(event: &Event) -> bool {
+    event.name == zerorpc_wire::names::HEARTBEAT || event.name == zerorpc_wire::names::MORE
 }
 
 /// Only ZeroMQ endpoints reach ZeroMQ: a name (`dns:NAME`) must have been

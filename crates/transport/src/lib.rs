@@ -14,6 +14,10 @@
 //!   peer granted, and granting like zerorpc-python does;
 //! * first-reply timeouts, so they work on any executor.
 //!
+//! [`Observer`]s attached to a socket see every event it sends and
+//! receives, with its channel, direction and peer, and every change of its
+//! channels (opened, accepted, closed and why, events dropped and why).
+//!
 //! This crate knows events, channels and sockets; it knows nothing of method
 //! names, replies or services (that is `zerorpc`, the core crate). It does
 //! not depend on an async runtime: its futures are woken by the I/O thread.
@@ -32,31 +36,18 @@ mod channel;
 mod error;
 mod io;
 mod machine;
+mod observe;
 mod options;
 mod socket;
 
 pub use channel::Channel;
 pub use error::{Error, ErrorKind};
+pub use observe::{
+    ChangeKind, ChannelChange, ChannelObserver, Direction, DropReason, Ending, EventInfo,
+    Observations, Observed, Observer, Peer,
+};
 pub use options::{EndpointOptions, Security};
 pub use socket::{
     DEFAULT_SEND_QUEUE_LIMIT, OpenOptions, Socket, SocketConfig, SocketKind, Stats, context,
 };
 pub use zerorpc_wire as wire;
-
-use zerorpc_wire::Event;
-
-/// Observes (and may amend) every event a socket sends or receives.
-///
-/// Hooks run on hot paths, including the I/O thread: they must be quick and
-/// must never block. This is where tracing attaches.
-pub trait EventHook: Send + Sync + 'static {
-    /// Called before an event is encoded and sent; may add header keys.
-    fn on_send(&self, event: &mut Event) {
-        let _ = event;
-    }
-
-    /// Called when an event has been received and decoded.
-    fn on_receive(&self, event: &Event) {
-        let _ = event;
-    }
-}

@@ -15,7 +15,7 @@ use zerorpc_wire::{Event, MessageId};
 
 use crate::channel::{Channel, ChannelShared};
 use crate::io::{IoLinks, IoThread};
-use crate::{EndpointOptions, Error, EventHook, Security};
+use crate::{EndpointOptions, Error, Observer, Security};
 
 /// The ZeroMQ socket pattern a [`Socket`] speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,8 +47,9 @@ pub struct SocketConfig {
     /// Receive window `S` of each channel: credit is topped up to this many
     /// events (zerorpc-python's queue size, 100).
     pub window: u32,
-    /// Hooks run on every event sent and received.
-    pub hooks: Vec<Arc<dyn EventHook>>,
+    /// Observers of every event sent and received and of every channel
+    /// change, called on the I/O thread: see [`Observer`].
+    pub observers: Vec<Arc<dyn Observer>>,
     /// Bytes of events that may wait for one peer when ZeroMQ cannot take
     /// them yet (the peer reads slower than we send). Beyond it, an event
     /// that cannot be queued fails its channel with
@@ -77,7 +78,7 @@ impl SocketConfig {
             heartbeat: Some(Duration::from_secs(5)),
             passive_heartbeat: false,
             window: 100,
-            hooks: Vec::new(),
+            observers: Vec::new(),
             send_queue_limit: DEFAULT_SEND_QUEUE_LIMIT,
             security: Security::None,
             max_message_size: None,
@@ -106,7 +107,7 @@ impl std::fmt::Debug for SocketConfig {
             .field("heartbeat", &self.heartbeat)
             .field("passive_heartbeat", &self.passive_heartbeat)
             .field("window", &self.window)
-            .field("hooks", &self.hooks.len())
+            .field("observers", &self.observers.len())
             .field("send_queue_limit", &self.send_queue_limit)
             .field("security", &self.security)
             .field("max_message_size", &self.max_message_size)
@@ -236,10 +237,12 @@ pub(crate) enum Command {
         shared: PendingChannel,
         payload: Vec<u8>,
         timeout: Option<Duration>,
+        observed: Option<Event>,
     },
     Send {
         id: MessageId,
         payload: Vec<u8>,
+        observed: Option<Event>,
     },
     /// Grant the peer this much more credit; the I/O thread knows which
     /// name the peer expects it under.
@@ -252,6 +255,7 @@ pub(crate) enum Command {
     },
     Emit {
         payload: Vec<u8>,
+        observed: Option<Event>,
     },
     Shutdown,
 }
@@ -346,7 +350,7 @@ impl<T> WakeQueue<T> {
 /// I/O thread.
 pub(crate) struct SocketShared {
     pub(crate) kind: SocketKind,
-    /// Shared with the I/O thread: the one copy of the hooks.
+    /// Shared with the I/O thread: the one copy of the observers.
     pub(crate) config: Arc<SocketConfig>,
     commands: mpsc::Sender<Command>,
     wake_tx: UnixStream,
@@ -365,14 +369,20 @@ impl SocketShared {
         }
     }
 
-    pub(crate) fn send_on_channel(&self, id: &MessageId, event: &mut Event) {
-        for hook in &self.config.hooks {
-            hook.on_send(event);
-        }
+    pub(crate) fn send_on_channel(&self, id: &MessageId, event: Event) {
+        let payload = event.encode();
         self.command(Command::Send {
             id: id.clone(),
-            payload: event.encode(),
+            payload,
+            observed: self.observed(event),
         });
+    }
+
+    /// The event itself travels to the I/O thread only for its observers:
+    /// they are called there, where every event passes, and the encoded
+    /// payload is all the thread needs otherwise.
+    pub(crate) fn observed(&self, event: Event) -> Option<Event> {
+        (!self.config.observers.is_empty()).then_some(event)
     }
 }
 
@@ -534,20 +544,19 @@ impl Socket {
     pub fn open(&self, mut request: Event, options: OpenOptions) -> Result<Channel, Error> {
         let id = request.header.message_id.clone();
         request.header.response_to = None;
-        for hook in &self.shared.config.hooks {
-            hook.on_send(&mut request);
-        }
         let shared = ChannelShared::new();
         // The request uses the implicit initial credit.
         shared.lock().send_credit = 0;
         let window = options.window.unwrap_or(self.shared.config.window);
         let channel = Channel::new(id.clone(), shared.clone(), self.shared.clone(), window);
         let shared = PendingChannel::new(shared);
+        let payload = request.encode();
         self.shared.command(Command::Open {
             id,
             shared,
-            payload: request.encode(),
+            payload,
             timeout: options.first_reply_timeout,
+            observed: self.shared.observed(request),
         });
         Ok(channel)
     }
@@ -565,12 +574,11 @@ impl Socket {
     }
 
     /// Sends a single-frame event (push and publish sockets).
-    pub fn emit(&self, mut event: Event) {
-        for hook in &self.shared.config.hooks {
-            hook.on_send(&mut event);
-        }
+    pub fn emit(&self, event: Event) {
+        let payload = event.encode();
         self.shared.command(Command::Emit {
-            payload: event.encode(),
+            payload,
+            observed: self.shared.observed(event),
         });
     }
 

@@ -280,6 +280,22 @@ fn remote_error_exits_1_with_name_and_message() {
 }
 
 #[test]
+fn debug_prints_events_and_channel_changes_from_its_own_thread() {
+    let server = OurServer::start();
+    let out = zerorpc(&["-d", &server.endpoint, "echo", "hi"]);
+    assert_status(&out, 0);
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    let position = |prefix: &str| lines.iter().position(|l| l.starts_with(prefix));
+    let opened = position("=== channel").expect("the channel's opening");
+    let request = position("--> echo").expect("the request");
+    let reply = position("<-- OK").expect("the reply");
+    assert!(opened < request && request < reply, "{err}");
+    assert!(err.contains("closed (Closed"), "{err}");
+    assert!(err.contains(&server.endpoint), "the peer is named: {err}");
+}
+
+#[test]
 fn timeout_exits_3() {
     let server = OurServer::start();
     let out = zerorpc(&["--timeout", "1", "-j", &server.endpoint, "sleep", "60"]);

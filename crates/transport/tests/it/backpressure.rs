@@ -15,10 +15,10 @@ use crate::support::{LIMIT, Raw, config, heartbeat, request, run, wait_until};
 /// the kernel's socket buffers hold a few megabytes: this many messages of
 /// [`BIG`] bytes are more than both, so that events really have to wait in
 /// our queues.
-const FILL: usize = 3_000;
-const BIG: usize = 8 * 1024;
+pub(crate) const FILL: usize = 3_000;
+pub(crate) const BIG: usize = 8 * 1024;
 
-fn ok(size: usize) -> Event {
+pub(crate) fn ok(size: usize) -> Event {
     Event::new(
         Header::new(),
         names::OK,
@@ -35,7 +35,7 @@ fn server(configure: impl FnOnce(&mut zerorpc_transport::SocketConfig)) -> (Sock
 }
 
 /// A raw DEALER that reads as little as ZeroMQ and the kernel allow.
-fn sluggish_dealer(endpoint: &str) -> Raw {
+pub(crate) fn sluggish_dealer(endpoint: &str) -> Raw {
     let dealer = Raw::new(zmq::DEALER);
     dealer.socket.set_rcvhwm(1).expect("rcvhwm");
     dealer.socket.set_rcvbuf(4096).expect("rcvbuf");
@@ -44,7 +44,7 @@ fn sluggish_dealer(endpoint: &str) -> Raw {
 }
 
 /// Sends `n` requests from `dealer` and accepts them all on `server`.
-fn open_calls(server: &Socket, dealer: &Raw, n: usize) -> Vec<Channel> {
+pub(crate) fn open_calls(server: &Socket, dealer: &Raw, n: usize) -> Vec<Channel> {
     let mut served = Vec::with_capacity(n);
     for _ in 0..n {
         dealer.send_event(&[Vec::new()], &request("work"));

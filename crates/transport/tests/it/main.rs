@@ -8,6 +8,7 @@ mod fanout;
 mod heartbeat;
 mod lifecycle;
 mod malformed;
+mod observers;
 mod options;
 mod patterns;
 mod rpc;

@@ -3,9 +3,8 @@
 
 use std::sync::Arc;
 
-use zerorpc::transport::EventHook;
-use zerorpc::wire::Event;
-use zerorpc::{CallContext, Client, Server, Value};
+use zerorpc::wire::Header;
+use zerorpc::{CallContext, Client, CopyExtras, Propagation, Server, Value};
 
 use super::{bounded, start};
 
@@ -15,19 +14,17 @@ struct InjectHeader {
     value: &'static str,
 }
 
-impl EventHook for InjectHeader {
-    fn on_send(&self, event: &mut Event) {
-        // Requests open channels; heartbeats and credit answer one.
-        if event.header.response_to.is_none() {
-            event.header.insert(self.key, Value::from(self.value));
-        }
+impl Propagation for InjectHeader {
+    fn propagate(&self, served: Option<&CallContext>, request: &mut Header) {
+        CopyExtras.propagate(served, request);
+        request.insert(self.key, Value::from(self.value));
     }
 }
 
 fn client_with_header(endpoint: &str, key: &'static str, value: &'static str) -> Client {
     Client::builder()
         .connect(endpoint)
-        .hook(Arc::new(InjectHeader { key, value }))
+        .propagation(Arc::new(InjectHeader { key, value }))
         .build()
         .unwrap()
 }

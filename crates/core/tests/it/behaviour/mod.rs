@@ -6,6 +6,7 @@ mod context;
 mod errors;
 mod events;
 mod message_size;
+mod observers;
 mod robustness;
 mod server;
 mod service_macro;

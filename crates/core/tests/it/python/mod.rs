@@ -19,8 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use zerorpc::transport::EventHook;
-use zerorpc::wire::Event;
+use zerorpc::transport::{Direction, EventInfo, Observer};
 use zerorpc::{Server, ShutdownHandle, Value};
 use zerorpc_test_support::PythonPeer;
 
@@ -416,9 +415,10 @@ impl GrantRecorder {
     }
 }
 
-impl EventHook for GrantRecorder {
-    fn on_send(&self, event: &mut Event) {
-        if event.name == "_zpc_more" {
+impl Observer for GrantRecorder {
+    fn on_event(&self, info: &EventInfo) {
+        let event = &info.event;
+        if info.direction == Direction::Sent && event.name == "_zpc_more" {
             let n = event
                 .args
                 .as_array()

@@ -92,7 +92,7 @@ fn recording_client(endpoint: &str) -> (Client, Arc<GrantRecorder>) {
     let grants = Arc::new(GrantRecorder::default());
     let client = Client::builder()
         .connect(endpoint)
-        .hook(grants.clone())
+        .observer(grants.clone())
         .build()
         .unwrap();
     (client, grants)
