@@ -2,7 +2,7 @@
 //! and drives its channel core ([`Machine`]): it feeds the machine incoming
 //! events, commands and the time, and carries out what the machine decides.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -15,7 +15,7 @@ use zerorpc_wire::{Event, MessageId};
 
 use crate::Error;
 use crate::channel::ChannelShared;
-use crate::machine::{Action, Dropped, Machine, MachineConfig, Transmit};
+use crate::machine::{Action, Dropped, Machine, MachineConfig, SocketId, Transmit};
 use crate::socket::{Command, Counters, SocketConfig, SocketKind, WakeQueue, context};
 
 /// How many messages one socket may deliver per loop turn, so that one busy
@@ -82,6 +82,12 @@ struct ZmqSocket {
     precise_pollout: bool,
     /// Client sockets: one DEALER per connected endpoint; the bound one is shared.
     bound: bool,
+    /// The endpoints connected, so that disconnecting an unknown one says
+    /// so rather than passing ZeroMQ's bare "No such file or directory".
+    connected: Vec<String>,
+    /// The endpoints bound: as asked for, and as bound (wildcard ports
+    /// filled in), which is the one ZeroMQ unbinds.
+    bound_to: Vec<(String, String)>,
 }
 
 impl ZmqSocket {
@@ -192,7 +198,8 @@ pub(crate) struct IoThread {
     counters: Arc<Counters>,
     incoming: Arc<WakeQueue<(MessageId, Arc<ChannelShared>)>>,
     events: Arc<WakeQueue<Event>>,
-    sockets: Vec<ZmqSocket>,
+    /// Keyed like the machine's sockets, by ids that never renumber.
+    sockets: BTreeMap<SocketId, ZmqSocket>,
     machine: Machine,
     /// The application's handle of every channel the machine has open.
     handles: HashMap<MessageId, Arc<ChannelShared>>,
@@ -245,7 +252,7 @@ impl IoThread {
             counters,
             incoming,
             events,
-            sockets: Vec::new(),
+            sockets: BTreeMap::new(),
             machine,
             handles: HashMap::new(),
             running: true,
@@ -253,12 +260,12 @@ impl IoThread {
         };
         // Every kind but the client uses exactly one ZeroMQ socket.
         if kind != SocketKind::Client {
-            io.add_socket(false)?;
+            io.shared_socket()?;
         }
         Ok(io)
     }
 
-    fn add_socket(&mut self, bound: bool) -> Result<usize, Error> {
+    fn add_socket(&mut self, bound: bool) -> Result<SocketId, Error> {
         let zmq_kind = match self.kind {
             SocketKind::Client => zmq::DEALER,
             SocketKind::Server => zmq::ROUTER,
@@ -288,17 +295,43 @@ impl IoThread {
         // Do not let unsent messages hold the process at exit.
         let _ = socket.set_linger(0);
         let routed = self.kind == SocketKind::Server;
-        self.sockets.push(ZmqSocket {
-            socket,
-            queues: HashMap::new(),
-            queued: 0,
-            routed,
-            precise_pollout: !matches!(self.kind, SocketKind::Server | SocketKind::Publish),
-            bound,
-        });
-        let index = self.machine.add_socket();
-        debug_assert_eq!(index, self.sockets.len() - 1);
-        Ok(index)
+        let id = self.machine.add_socket();
+        self.sockets.insert(
+            id,
+            ZmqSocket {
+                socket,
+                queues: HashMap::new(),
+                queued: 0,
+                routed,
+                precise_pollout: !matches!(self.kind, SocketKind::Server | SocketKind::Publish),
+                bound,
+                connected: Vec::new(),
+                bound_to: Vec::new(),
+            },
+        );
+        Ok(id)
+    }
+
+    /// The one ZeroMQ socket of every kind but the client, or the client's
+    /// bound DEALER (made on demand).
+    fn shared_socket(&mut self) -> Result<SocketId, Error> {
+        let existing = self
+            .sockets
+            .iter()
+            .find(|(_, s)| self.kind != SocketKind::Client || s.bound)
+            .map(|(&id, _)| id);
+        match existing {
+            Some(id) => Ok(id),
+            None => self.add_socket(true),
+        }
+    }
+
+    /// Closes a socket no channel uses any more. What still waits in its
+    /// queues belonged to channels that have ended.
+    fn close_socket(&mut self, id: SocketId) {
+        if self.sockets.remove(&id).is_some() {
+            self.count_queued();
+        }
     }
 
     /// Carries out what the machine decided, until it has nothing more.
@@ -334,6 +367,7 @@ impl IoThread {
                     Dropped::LateControl => &self.counters.late_control,
                     Dropped::MalformedEnvelope => &self.counters.dropped_malformed,
                 }),
+                Action::Released(socket) => self.close_socket(socket),
             }
         }
     }
@@ -350,7 +384,10 @@ impl IoThread {
             hook.on_send(&mut event);
         }
         let payload = event.encode();
-        let sent = self.sockets[socket].send(
+        let Some(zmq_socket) = self.sockets.get_mut(&socket) else {
+            return;
+        };
+        let sent = zmq_socket.send(
             &channel_frames(&envelope, &payload),
             Some(&channel),
             heartbeat,
@@ -398,7 +435,7 @@ impl IoThread {
     }
 
     fn count_queued(&self) {
-        let queued: usize = self.sockets.iter().map(|s| s.queued).sum();
+        let queued: usize = self.sockets.values().map(|s| s.queued).sum();
         self.counters.set_queued(queued as u64);
     }
 
@@ -406,7 +443,7 @@ impl IoThread {
     fn flush(&mut self) {
         let mut flushed = Flushed::default();
         let mut waiting = false;
-        for socket in &mut self.sockets {
+        for socket in self.sockets.values_mut() {
             if socket.queued > 0 {
                 socket.flush(&self.counters, &mut flushed);
                 waiting |= socket.queued > 0;
@@ -457,8 +494,11 @@ impl IoThread {
             }
             self.flush();
             let mut busy = false;
-            for index in 0..self.sockets.len() {
-                busy |= self.receive(index);
+            // Ids first: receiving can close a socket (its last channel
+            // ended), which the loop must then skip.
+            let ids: Vec<SocketId> = self.sockets.keys().copied().collect();
+            for id in ids {
+                busy |= self.receive(id);
             }
             self.machine.handle_timeout(Instant::now());
             self.run_actions();
@@ -471,7 +511,7 @@ impl IoThread {
                     .map(|at| at.saturating_duration_since(Instant::now()));
                 let retry = self
                     .sockets
-                    .iter()
+                    .values()
                     .any(|s| s.queued > 0 && !s.precise_pollout)
                     .then_some(self.retry);
                 match timer.into_iter().chain(retry).min() {
@@ -497,7 +537,7 @@ impl IoThread {
             self.wake_rx.as_raw_fd(),
             zmq::POLLIN,
         ));
-        for s in &self.sockets {
+        for s in self.sockets.values() {
             let events = if s.queued > 0 && s.precise_pollout {
                 zmq::POLLIN | zmq::POLLOUT
             } else {
@@ -521,6 +561,12 @@ impl IoThread {
             Command::Connect(endpoint, reply) => {
                 let _ = reply.send(self.connect(&endpoint));
             }
+            Command::Disconnect(endpoint, reply) => {
+                let _ = reply.send(self.disconnect(&endpoint));
+            }
+            Command::Unbind(endpoint, reply) => {
+                let _ = reply.send(self.unbind(&endpoint));
+            }
             Command::Open {
                 id,
                 shared,
@@ -532,8 +578,11 @@ impl IoThread {
                 }
             }
             Command::Send { id, payload } => {
-                if let Some(route) = self.machine.route(&id) {
-                    let sent = self.sockets[route.socket].send(
+                let route = self.machine.route(&id);
+                if let Some((route, socket)) =
+                    route.and_then(|r| Some((r, self.sockets.get_mut(&r.socket)?)))
+                {
+                    let sent = socket.send(
                         &channel_frames(route.envelope, &payload),
                         Some(&id),
                         false,
@@ -547,7 +596,7 @@ impl IoThread {
             Command::Close { id } => self.machine.close(&id),
             Command::Emit { payload } => {
                 let limit = self.config.send_queue_limit;
-                if let Some(socket) = self.sockets.first_mut() {
+                if let Some(socket) = self.sockets.values_mut().next() {
                     let sent = socket.send(&[&payload], None, false, limit, &self.counters);
                     self.settle(None, sent);
                 }
@@ -559,37 +608,92 @@ impl IoThread {
 
     fn bind(&mut self, endpoint: &str) -> Result<String, Error> {
         check_endpoint(endpoint)?;
-        let index = match self.kind {
-            SocketKind::Client => match self.sockets.iter().position(|s| s.bound) {
-                Some(i) => i,
-                None => self.add_socket(true)?,
-            },
-            _ => 0,
+        let id = self.shared_socket()?;
+        let Some(s) = self.sockets.get_mut(&id) else {
+            return Err(Error::closed());
         };
-        let socket = &self.sockets[index].socket;
-        socket
+        s.socket
             .bind(endpoint)
             .map_err(|e| Error::zmq(format!("cannot bind to {endpoint}"), e))?;
-        Ok(last_endpoint(socket).unwrap_or_else(|| endpoint.to_owned()))
+        let bound = last_endpoint(&s.socket).unwrap_or_else(|| endpoint.to_owned());
+        s.bound_to.push((endpoint.to_owned(), bound.clone()));
+        Ok(bound)
     }
 
     fn connect(&mut self, endpoint: &str) -> Result<String, Error> {
         check_endpoint(endpoint)?;
-        let index = match self.kind {
+        let id = match self.kind {
             // A DEALER round-robins every message over its peers, which would
             // scatter a channel's heartbeats and credit over several servers.
             SocketKind::Client => self.add_socket(false)?,
-            _ => 0,
+            _ => self.shared_socket()?,
         };
-        let result = self.sockets[index].socket.connect(endpoint);
-        if let Err(e) = result {
+        let Some(s) = self.sockets.get_mut(&id) else {
+            return Err(Error::closed());
+        };
+        if let Err(e) = s.socket.connect(endpoint) {
             if self.kind == SocketKind::Client {
-                self.sockets.pop();
-                self.machine.remove_last_socket();
+                self.sockets.remove(&id);
+                self.machine.remove_socket(id);
             }
             return Err(Error::zmq(format!("cannot connect to {endpoint}"), e));
         }
+        s.connected.push(endpoint.to_owned());
         Ok(endpoint.to_owned())
+    }
+
+    /// A client's DEALER for `endpoint` takes no new channel and closes
+    /// when the last one open on it ends, so that calls in flight finish;
+    /// other kinds disconnect their one socket at once.
+    fn disconnect(&mut self, endpoint: &str) -> Result<String, Error> {
+        let not_connected = || Error::endpoint(endpoint, "not connected");
+        if self.kind == SocketKind::Client {
+            let found = self
+                .sockets
+                .iter_mut()
+                .find(|(_, s)| s.connected.iter().any(|e| e == endpoint));
+            let Some((&id, s)) = found else {
+                return Err(not_connected());
+            };
+            s.connected.clear();
+            if self.machine.retire_socket(id) {
+                self.close_socket(id);
+            }
+            return Ok(endpoint.to_owned());
+        }
+        let id = self.shared_socket()?;
+        let Some(s) = self.sockets.get_mut(&id) else {
+            return Err(not_connected());
+        };
+        let Some(at) = s.connected.iter().position(|e| e == endpoint) else {
+            return Err(not_connected());
+        };
+        s.socket
+            .disconnect(endpoint)
+            .map_err(|e| Error::zmq(format!("cannot disconnect from {endpoint}"), e))?;
+        s.connected.remove(at);
+        Ok(endpoint.to_owned())
+    }
+
+    /// Unbinds an endpoint, named as it was bound or as ZeroMQ bound it.
+    fn unbind(&mut self, endpoint: &str) -> Result<String, Error> {
+        let not_bound = || Error::endpoint(endpoint, "not bound");
+        let found = self.sockets.values_mut().find_map(|s| {
+            let at = s
+                .bound_to
+                .iter()
+                .position(|(asked, bound)| asked == endpoint || bound == endpoint)?;
+            Some((s, at))
+        });
+        let Some((s, at)) = found else {
+            return Err(not_bound());
+        };
+        let bound = s.bound_to[at].1.clone();
+        s.socket
+            .unbind(&bound)
+            .map_err(|e| Error::zmq(format!("cannot unbind {bound}"), e))?;
+        s.bound_to.remove(at);
+        Ok(bound)
     }
 
     fn open(
@@ -606,7 +710,10 @@ impl IoThread {
         // Closes a channel the id ended, before its handle is replaced.
         self.run_actions();
         self.handles.insert(id.clone(), shared);
-        let sent = self.sockets[socket].send(
+        let Some(zmq_socket) = self.sockets.get_mut(&socket) else {
+            return;
+        };
+        let sent = zmq_socket.send(
             &channel_frames(&[], &payload),
             Some(&id),
             false,
@@ -617,9 +724,13 @@ impl IoThread {
     }
 
     /// Receives what one socket has ready; true if it had anything.
-    fn receive(&mut self, index: usize) -> bool {
+    fn receive(&mut self, id: SocketId) -> bool {
         for n in 0..RECV_BATCH {
-            let frames = match self.sockets[index].socket.recv_multipart(zmq::DONTWAIT) {
+            // Gone when its last channel ended while delivering.
+            let Some(s) = self.sockets.get(&id) else {
+                return n > 0;
+            };
+            let frames = match s.socket.recv_multipart(zmq::DONTWAIT) {
                 Ok(frames) => frames,
                 Err(zmq::Error::EAGAIN) => return n > 0,
                 Err(e) => {
@@ -627,13 +738,13 @@ impl IoThread {
                     return n > 0;
                 }
             };
-            self.on_message(index, frames);
+            self.on_message(id, frames);
             self.run_actions();
         }
         true
     }
 
-    fn on_message(&mut self, index: usize, mut frames: Vec<Vec<u8>>) {
+    fn on_message(&mut self, socket: SocketId, mut frames: Vec<Vec<u8>>) {
         if self.kind == SocketKind::Publish {
             // An XPUB hears its subscribers' (un)subscriptions: not events.
             return;
@@ -657,7 +768,7 @@ impl IoThread {
                 Counters::bump(&self.counters.dropped_unroutable)
             }
             SocketKind::Client | SocketKind::Server => {
-                self.machine.on_event(index, frames, event, Instant::now());
+                self.machine.on_event(socket, frames, event, Instant::now());
             }
         }
     }
