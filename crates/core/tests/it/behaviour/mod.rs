@@ -5,6 +5,7 @@ mod client;
 mod context;
 mod errors;
 mod events;
+mod live;
 mod robustness;
 mod server;
 mod service_macro;
