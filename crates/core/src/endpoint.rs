@@ -21,6 +21,7 @@ use crate::{Error, Result};
 /// A change in the ZeroMQ endpoints that one user endpoint stands for, in
 /// the spirit of `tower::discover::Change`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Change {
     /// Bind or connect to this ZeroMQ endpoint.
     Insert(String),

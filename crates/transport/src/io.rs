@@ -80,7 +80,8 @@ struct ZmqSocket {
     /// which would spin the loop while one slow peer's events wait: those
     /// are retried on a timer instead.
     precise_pollout: bool,
-    /// Client sockets: one DEALER per connected endpoint; the bound one is shared.
+    /// Where binds go: the one socket of every kind but the client, or
+    /// the client's one bound DEALER (its others have one endpoint each).
     bound: bool,
     /// The endpoints connected, so that disconnecting an unknown one says
     /// so rather than passing ZeroMQ's bare "No such file or directory".

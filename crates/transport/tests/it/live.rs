@@ -145,3 +145,21 @@ fn a_push_socket_disconnected_from_one_puller_sends_to_the_next() {
     assert_eq!(run(second.next_event()).unwrap().name, "two");
     assert_eq!(first.stats().received, 1);
 }
+
+#[test]
+fn a_server_connected_to_a_bound_client_disconnects_at_once() {
+    // The way a worker connects to a hub: the server dials out.
+    let client = Socket::new(SocketKind::Client, config(None)).unwrap();
+    let endpoint = client.bind("tcp://127.0.0.1:*").unwrap();
+    let server = Socket::new(SocketKind::Server, config(None)).unwrap();
+    server.connect(&endpoint).unwrap();
+    let mut call = open(&client, 1);
+    let (mut served, n) = accept(&server);
+    answer(&mut served, n, &mut call);
+
+    server.disconnect(&endpoint).unwrap();
+    let again = server.disconnect(&endpoint).unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::Endpoint);
+    // Connecting again is possible, as the first time.
+    server.connect(&endpoint).unwrap();
+}

@@ -327,3 +327,36 @@ fn without_a_runtime_the_first_batch_is_applied_and_an_unscripted_name_fails_bui
     assert_eq!(name, "plain");
     running.stop().unwrap();
 }
+
+#[test]
+fn a_client_built_outside_a_runtime_follows_changes_from_its_first_call_inside_one() {
+    let (a, b) = (
+        start(Server::builder(Named::new("a"))),
+        start(Server::builder(Named::new("b"))),
+    );
+    let resolver = Arc::new(Resolver::default());
+    let mut script = resolver.script("svc");
+    script
+        .changes
+        .unbounded_send(Change::Insert(a.endpoint.clone()))
+        .unwrap();
+    script.sent += 1;
+    let client = Client::builder()
+        .resolver(resolver)
+        .connect("svc")
+        .build()
+        .unwrap();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        // The first call inside a runtime starts following the resolver.
+        assert_eq!(answers(&client, 1).await, ["a"]);
+        script.apply(Change::Insert(b.endpoint.clone())).await;
+        assert_eq!(answers(&client, 2).await, ["a", "b"]);
+    });
+    a.stop().unwrap();
+    b.stop().unwrap();
+}
