@@ -13,7 +13,7 @@ use zerorpc_transport::{Channel, Observer, OpenOptions, Socket, SocketConfig, So
 use zerorpc_wire::{Event, Header, Value, names};
 
 use crate::context::{CopyExtras, Propagation};
-use crate::endpoint::{Endpoints, ResolveEndpoint};
+use crate::endpoint::{Endpoints, Live, ResolveEndpoint};
 use crate::{CallContext, Error, RemoteError, Result};
 
 /// The default call timeout, as in zerorpc-python.
@@ -29,7 +29,9 @@ pub struct ClientBuilder {
 
 impl ClientBuilder {
     /// Connects to an endpoint (may be repeated: calls are spread over the
-    /// servers, each call staying on one).
+    /// servers, each call staying on one). A name is resolved by the
+    /// [resolver](ClientBuilder::resolver), whose later changes the client
+    /// follows.
     pub fn connect(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoints.connects.push(endpoint.into());
         self
@@ -76,7 +78,10 @@ impl ClientBuilder {
         self
     }
 
-    /// How endpoints are resolved (default: literal ZeroMQ endpoints).
+    /// How endpoints are resolved (default: [`Literal`](crate::Literal)
+    /// ZeroMQ endpoints). What the resolver has ready is applied by
+    /// [`build`](ClientBuilder::build), later changes in the background:
+    /// see [`ResolveEndpoint`] for when and how.
     pub fn resolver(mut self, resolver: Arc<dyn ResolveEndpoint>) -> Self {
         self.endpoints.resolver = resolver;
         self
@@ -109,13 +114,16 @@ impl ClientBuilder {
         self
     }
 
-    /// Creates the socket, binds and connects.
+    /// Creates the socket, binds and connects to what the resolver has
+    /// ready, without waiting for it; later changes are followed (see
+    /// [`ResolveEndpoint`]).
     pub fn build(self) -> Result<Client> {
         let socket = Socket::new(SocketKind::Client, self.config)?;
-        self.endpoints.apply(&socket)?;
+        let (live, _) = self.endpoints.attach(&socket)?;
         Ok(Client {
             inner: Arc::new(ClientInner {
                 socket,
+                live,
                 timeout: self.timeout,
                 propagation: self.propagation,
             }),
@@ -125,6 +133,8 @@ impl ClientBuilder {
 
 struct ClientInner {
     socket: Socket,
+    /// Follows the resolver's changes while the client lives.
+    live: Live,
     timeout: Option<Duration>,
     propagation: Arc<dyn Propagation>,
 }
@@ -270,6 +280,9 @@ impl Client {
         args: Vec<Value>,
         options: CallOptions,
     ) -> Result<Response> {
+        // A client built outside a tokio runtime follows its resolver's
+        // changes from its first call made inside one.
+        self.inner.live.start();
         let mut header = Header::new();
         self.inner
             .propagation

@@ -8,6 +8,7 @@ use zerorpc_wire::{Event, Header, Value};
 
 use crate::client::to_args;
 use crate::context::{CopyExtras, Propagation};
+use crate::endpoint::{Endpoints, Live, ResolveEndpoint, Role};
 use crate::service::{Reply, Service};
 use crate::{CallContext, Methods, Result};
 
@@ -17,32 +18,30 @@ use crate::{CallContext, Methods, Result};
 pub struct Emitter {
     socket: Socket,
     propagation: Arc<dyn Propagation>,
+    /// Follows the resolver's changes while a clone of the emitter lives.
+    live: Arc<Live>,
 }
 
 impl Emitter {
-    fn new(kind: SocketKind, observers: Vec<Arc<dyn Observer>>) -> Result<Self> {
-        let mut config = SocketConfig::new();
-        config.observers = observers;
-        Ok(Emitter {
-            socket: Socket::new(kind, config)?,
-            propagation: Arc::new(CopyExtras),
-        })
-    }
-
-    /// Binds to an endpoint; returns the endpoint bound.
+    /// Binds to an endpoint, resolved by the emitter's resolver (whose
+    /// later changes are followed); returns the endpoint bound, with a
+    /// wildcard port filled in (the first one, when a name stands for
+    /// several; the endpoint as given, when its resolver has none yet).
     pub fn bind(&self, endpoint: &str) -> Result<String> {
-        Ok(self.socket.bind(endpoint)?)
+        bind(&self.live, endpoint)
     }
 
-    /// Connects to an endpoint.
+    /// Connects to an endpoint, resolved by the emitter's resolver (whose
+    /// later changes are followed).
     pub fn connect(&self, endpoint: &str) -> Result<()> {
-        self.socket.connect(endpoint)?;
+        self.live.attach(Role::Connect, endpoint)?;
         Ok(())
     }
 
     /// Sends one event: `method` with positional `args` (a tuple; `()` for
     /// none). Carries the context of the call being served, if any.
     pub fn emit(&self, method: &str, args: impl Serialize) -> Result<()> {
+        self.live.start();
         let mut header = Header::new();
         self.propagation
             .propagate(CallContext::current().as_ref(), &mut header);
@@ -60,11 +59,105 @@ impl std::fmt::Debug for Emitter {
     }
 }
 
+/// `bind` and `connect` on a built emitter or receiver: the first
+/// endpoint bound, or the endpoint as given when its resolver has none yet.
+fn bind(live: &Live, endpoint: &str) -> Result<String> {
+    let bound = live.attach(Role::Bind, endpoint)?;
+    Ok(bound
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| endpoint.to_owned()))
+}
+
+/// Configures and builds an [`EmitterOf`]: a [`Pusher`] or a [`Publisher`].
+pub struct EmitterBuilder<K> {
+    kind: SocketKind,
+    config: SocketConfig,
+    endpoints: Endpoints,
+    propagation: Arc<dyn Propagation>,
+    marker: std::marker::PhantomData<K>,
+}
+
+impl<K> EmitterBuilder<K> {
+    fn new(kind: SocketKind) -> Self {
+        EmitterBuilder {
+            kind,
+            config: SocketConfig::new(),
+            endpoints: Endpoints::new(),
+            propagation: Arc::new(CopyExtras),
+            marker: std::marker::PhantomData,
+        }
+    }
+
+    /// Binds to an endpoint when built (may be repeated).
+    pub fn bind(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoints.binds.push(endpoint.into());
+        self
+    }
+
+    /// Connects to an endpoint when built (may be repeated).
+    pub fn connect(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoints.connects.push(endpoint.into());
+        self
+    }
+
+    /// How endpoints are resolved (default: [`Literal`](crate::Literal)
+    /// ZeroMQ endpoints), at build time and later: see [`ResolveEndpoint`].
+    pub fn resolver(mut self, resolver: Arc<dyn ResolveEndpoint>) -> Self {
+        self.endpoints.resolver = resolver;
+        self
+    }
+
+    /// Adds an observer of every event sent (see [`Observer`]).
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.config.observers.push(observer);
+        self
+    }
+
+    /// How the headers of events emitted while serving a call derive from
+    /// it (default: [`CopyExtras`]).
+    pub fn propagation(mut self, propagation: Arc<dyn Propagation>) -> Self {
+        self.propagation = propagation;
+        self
+    }
+
+    /// Creates the socket, binds and connects to what the resolver has
+    /// ready, without waiting for it; later changes are followed.
+    pub fn build(self) -> Result<EmitterOf<K>> {
+        let socket = Socket::new(self.kind, self.config)?;
+        let (live, _) = self.endpoints.attach(&socket)?;
+        Ok(EmitterOf {
+            emitter: Emitter {
+                socket,
+                propagation: self.propagation,
+                live: Arc::new(live),
+            },
+            kind: std::marker::PhantomData,
+        })
+    }
+}
+
+impl<K> std::fmt::Debug for EmitterBuilder<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmitterBuilder")
+            .field("kind", &self.kind)
+            .field("binds", &self.endpoints.binds)
+            .field("connects", &self.endpoints.connects)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Pushes events to pullers (a PUSH socket; each event goes to one puller).
 ///
 /// ```no_run
 /// let pusher = zerorpc::Pusher::new()?;
 /// pusher.connect("tcp://127.0.0.1:4243")?;
+/// pusher.emit("log", ("started",))?;
+///
+/// // Or configured, with endpoints resolved like a client's.
+/// let pusher = zerorpc::Pusher::builder()
+///     .connect("tcp://127.0.0.1:4243")
+///     .build()?;
 /// pusher.emit("log", ("started",))?;
 /// # Ok::<(), zerorpc::Error>(())
 /// ```
@@ -99,32 +192,42 @@ impl<K> Clone for EmitterOf<K> {
 impl EmitterOf<PushKind> {
     /// A pusher, not yet bound or connected.
     pub fn new() -> Result<Self> {
-        Self::with_observers(Vec::new())
+        Self::builder().build()
     }
 
     /// A pusher whose socket reports every event it sends to `observers`
     /// (see [`Observer`]).
     pub fn with_observers(observers: Vec<Arc<dyn Observer>>) -> Result<Self> {
-        Ok(EmitterOf {
-            emitter: Emitter::new(SocketKind::Push, observers)?,
-            kind: std::marker::PhantomData,
-        })
+        observers
+            .into_iter()
+            .fold(Self::builder(), EmitterBuilder::observer)
+            .build()
+    }
+
+    /// Starts configuring a pusher.
+    pub fn builder() -> EmitterBuilder<PushKind> {
+        EmitterBuilder::new(SocketKind::Push)
     }
 }
 
 impl EmitterOf<PublishKind> {
     /// A publisher, not yet bound or connected.
     pub fn new() -> Result<Self> {
-        Self::with_observers(Vec::new())
+        Self::builder().build()
     }
 
-    /// A publisher whose socket reports every event it sends to
-    /// `observers` (see [`Observer`]).
+    /// A publisher whose socket reports every event it sends to `observers`
+    /// (see [`Observer`]).
     pub fn with_observers(observers: Vec<Arc<dyn Observer>>) -> Result<Self> {
-        Ok(EmitterOf {
-            emitter: Emitter::new(SocketKind::Publish, observers)?,
-            kind: std::marker::PhantomData,
-        })
+        observers
+            .into_iter()
+            .fold(Self::builder(), EmitterBuilder::observer)
+            .build()
+    }
+
+    /// Starts configuring a publisher.
+    pub fn builder() -> EmitterBuilder<PublishKind> {
+        EmitterBuilder::new(SocketKind::Publish)
     }
 }
 
@@ -141,31 +244,81 @@ impl<K> std::ops::Deref for EmitterOf<K> {
 pub struct Receiver {
     socket: Socket,
     methods: Arc<Methods>,
+    /// Follows the resolver's changes while the receiver lives.
+    live: Live,
+}
+
+/// Configures and builds a [`Receiver`]: a [`Puller`] or a [`Subscriber`].
+pub struct ReceiverBuilder {
+    kind: SocketKind,
+    methods: Methods,
+    config: SocketConfig,
+    endpoints: Endpoints,
+}
+
+impl ReceiverBuilder {
+    /// Binds to an endpoint when built (may be repeated).
+    pub fn bind(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoints.binds.push(endpoint.into());
+        self
+    }
+
+    /// Connects to an endpoint when built (may be repeated).
+    pub fn connect(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoints.connects.push(endpoint.into());
+        self
+    }
+
+    /// How endpoints are resolved (default: [`Literal`](crate::Literal)
+    /// ZeroMQ endpoints), at build time and later: see [`ResolveEndpoint`].
+    pub fn resolver(mut self, resolver: Arc<dyn ResolveEndpoint>) -> Self {
+        self.endpoints.resolver = resolver;
+        self
+    }
+
+    /// Adds an observer of every event received (see [`Observer`]).
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.config.observers.push(observer);
+        self
+    }
+
+    /// Creates the socket, binds and connects to what the resolver has
+    /// ready, without waiting for it; later changes are followed.
+    pub fn build(self) -> Result<Receiver> {
+        let socket = Socket::new(self.kind, self.config)?;
+        let (live, _) = self.endpoints.attach(&socket)?;
+        Ok(Receiver {
+            socket,
+            methods: Arc::new(self.methods),
+            live,
+        })
+    }
+}
+
+impl std::fmt::Debug for ReceiverBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceiverBuilder")
+            .field("kind", &self.kind)
+            .field("service", &self.methods.name())
+            .field("binds", &self.endpoints.binds)
+            .field("connects", &self.endpoints.connects)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Receiver {
-    fn new(
-        kind: SocketKind,
-        service: impl Service,
-        observers: Vec<Arc<dyn Observer>>,
-    ) -> Result<Self> {
-        let mut config = SocketConfig::new();
-        config.observers = observers;
-        Ok(Receiver {
-            socket: Socket::new(kind, config)?,
-            methods: Arc::new(Arc::new(service).methods()),
-        })
+    fn builder(kind: SocketKind, service: impl Service) -> ReceiverBuilder {
+        ReceiverBuilder {
+            kind,
+            methods: Arc::new(service).methods(),
+            config: SocketConfig::new(),
+            endpoints: Endpoints::new(),
+        }
     }
 
     /// A puller (PULL socket) running the methods of `service`.
     pub fn puller(service: impl Service) -> Result<Self> {
-        Receiver::new(SocketKind::Pull, service, Vec::new())
-    }
-
-    /// A subscriber (SUB socket, subscribed to everything) running the
-    /// methods of `service`.
-    pub fn subscriber(service: impl Service) -> Result<Self> {
-        Receiver::new(SocketKind::Subscribe, service, Vec::new())
+        Receiver::puller_builder(service).build()
     }
 
     /// A puller whose socket reports every event it receives to
@@ -174,7 +327,21 @@ impl Receiver {
         service: impl Service,
         observers: Vec<Arc<dyn Observer>>,
     ) -> Result<Self> {
-        Receiver::new(SocketKind::Pull, service, observers)
+        observers
+            .into_iter()
+            .fold(Receiver::puller_builder(service), ReceiverBuilder::observer)
+            .build()
+    }
+
+    /// Starts configuring a puller running the methods of `service`.
+    pub fn puller_builder(service: impl Service) -> ReceiverBuilder {
+        Receiver::builder(SocketKind::Pull, service)
+    }
+
+    /// A subscriber (SUB socket, subscribed to everything) running the
+    /// methods of `service`.
+    pub fn subscriber(service: impl Service) -> Result<Self> {
+        Receiver::subscriber_builder(service).build()
     }
 
     /// A subscriber whose socket reports every event it receives to
@@ -183,17 +350,32 @@ impl Receiver {
         service: impl Service,
         observers: Vec<Arc<dyn Observer>>,
     ) -> Result<Self> {
-        Receiver::new(SocketKind::Subscribe, service, observers)
+        observers
+            .into_iter()
+            .fold(
+                Receiver::subscriber_builder(service),
+                ReceiverBuilder::observer,
+            )
+            .build()
     }
 
-    /// Binds to an endpoint; returns the endpoint bound.
+    /// Starts configuring a subscriber running the methods of `service`.
+    pub fn subscriber_builder(service: impl Service) -> ReceiverBuilder {
+        Receiver::builder(SocketKind::Subscribe, service)
+    }
+
+    /// Binds to an endpoint, resolved by the receiver's resolver (whose
+    /// later changes are followed); returns the endpoint bound, with a
+    /// wildcard port filled in (the first one, when a name stands for
+    /// several; the endpoint as given, when its resolver has none yet).
     pub fn bind(&self, endpoint: &str) -> Result<String> {
-        Ok(self.socket.bind(endpoint)?)
+        bind(&self.live, endpoint)
     }
 
-    /// Connects to an endpoint.
+    /// Connects to an endpoint, resolved by the receiver's resolver (whose
+    /// later changes are followed).
     pub fn connect(&self, endpoint: &str) -> Result<()> {
-        self.socket.connect(endpoint)?;
+        self.live.attach(Role::Connect, endpoint)?;
         Ok(())
     }
 
@@ -201,6 +383,9 @@ impl Receiver {
     /// one after another, in arrival order; unknown methods are logged and
     /// skipped.
     pub async fn run(&self) -> Result<()> {
+        // A receiver built outside a tokio runtime follows its resolver's
+        // changes from now on.
+        self.live.start();
         loop {
             let event = match self.socket.next_event().await {
                 Ok(event) => event,

@@ -76,10 +76,11 @@ pub use client::{
     ReplyStream, Response,
 };
 pub use context::{CallContext, CopyExtras, Propagation};
-pub use endpoint::{Literal, ResolveEndpoint};
+pub use endpoint::{Change, Changes, Literal, ResolveEndpoint};
 pub use error::{Error, ErrorKind, RemoteError, Result};
 pub use events::{
-    Emitter, EmitterOf, PublishKind, Publisher, Puller, PushKind, Pusher, Receiver, Subscriber,
+    Emitter, EmitterBuilder, EmitterOf, PublishKind, Publisher, Puller, PushKind, Pusher, Receiver,
+    ReceiverBuilder, Subscriber,
 };
 pub use server::{Server, ServerBuilder, ShutdownHandle};
 pub use service::{Arg, Handler, MethodInfo, Methods, Reply, Service};

@@ -8,7 +8,7 @@ use futures::future::{Either, select};
 use zerorpc_transport::{Channel, Observer, Socket, SocketConfig, SocketKind};
 use zerorpc_wire::{Event, Header, Value, names};
 
-use crate::endpoint::{Endpoints, ResolveEndpoint};
+use crate::endpoint::{Endpoints, Live, ResolveEndpoint};
 use crate::service::{Reply, Service, call_guarded, guard_stream};
 use crate::{CallContext, Error, Methods, RemoteError, Result, introspect};
 
@@ -62,7 +62,10 @@ impl ServerBuilder {
         self
     }
 
-    /// How endpoints are resolved (default: literal ZeroMQ endpoints).
+    /// How endpoints are resolved (default: [`Literal`](crate::Literal)
+    /// ZeroMQ endpoints). What the resolver has ready is applied by
+    /// [`build`](ServerBuilder::build), later changes in the background:
+    /// see [`ResolveEndpoint`] for when and how.
     pub fn resolver(mut self, resolver: Arc<dyn ResolveEndpoint>) -> Self {
         self.endpoints.resolver = resolver;
         self
@@ -96,16 +99,19 @@ impl ServerBuilder {
         self
     }
 
-    /// Creates the socket, binds and connects.
+    /// Creates the socket, binds and connects to what the resolver has
+    /// ready, without waiting for it; later changes are followed (see
+    /// [`ResolveEndpoint`]).
     pub fn build(self) -> Result<Server> {
         let socket = Socket::new(SocketKind::Server, self.config)?;
-        let endpoints = self.endpoints.apply(&socket)?;
+        let (live, endpoints) = self.endpoints.attach(&socket)?;
         let limit = self
             .max_concurrent_calls
             .map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
         Ok(Server {
             methods: Arc::new(self.methods),
             socket,
+            live,
             endpoints,
             limit,
         })
@@ -145,6 +151,8 @@ impl ServerBuilder {
 pub struct Server {
     methods: Arc<Methods>,
     socket: Socket,
+    /// Follows the resolver's changes while the server lives.
+    live: Live,
     endpoints: Vec<String>,
     limit: Option<Arc<tokio::sync::Semaphore>>,
 }
@@ -160,7 +168,8 @@ impl Server {
         }
     }
 
-    /// The endpoints bound or connected, with wildcard ports filled in.
+    /// The endpoints bound or connected by [`ServerBuilder::build`], with
+    /// wildcard ports filled in (not the resolver's later changes).
     pub fn endpoints(&self) -> &[String] {
         &self.endpoints
     }
@@ -186,6 +195,9 @@ impl Server {
     /// Serves calls until the server is shut down. Must run inside a tokio
     /// runtime (calls are spawned as tasks on it).
     pub async fn serve(self) -> Result<()> {
+        // A server built outside a tokio runtime (to `run` it) follows its
+        // resolver's changes from now on.
+        self.live.start();
         loop {
             let channel = match self.socket.accept().await {
                 Ok(channel) => channel,

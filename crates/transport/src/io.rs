@@ -2,7 +2,7 @@
 //! and drives its channel core ([`Machine`]): it feeds the machine incoming
 //! events, commands and the time, and carries out what the machine decides.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -15,7 +15,7 @@ use zerorpc_endpoint::Endpoint;
 use zerorpc_wire::{Event, MessageId};
 
 use crate::channel::ChannelShared;
-use crate::machine::{Action, Dropped, Machine, MachineConfig, Transmit};
+use crate::machine::{Action, Dropped, Machine, MachineConfig, SocketId, Transmit};
 use crate::observe::{ChangeKind, ChannelChange, Direction, DropReason, Ending, EventInfo, Peer};
 use crate::options::{EndpointOptions, apply_endpoint, apply_kind};
 use crate::socket::{Command, Counters, SocketConfig, SocketKind, WakeQueue, context};
@@ -74,7 +74,7 @@ struct Flushed {
     heartbeats: Vec<MessageId>,
     /// Queued events that were refused, with their channels, sockets and
     /// peers.
-    refused: Vec<(Option<MessageId>, Refusal, usize, Peer)>,
+    refused: Vec<(Option<MessageId>, Refusal, SocketId, Peer)>,
 }
 
 /// Bytes counted per queued event on top of its frames: the bookkeeping.
@@ -95,10 +95,17 @@ struct ZmqSocket {
     /// which would spin the loop while one slow peer's events wait: those
     /// are retried on a timer instead.
     precise_pollout: bool,
-    /// Client sockets: one DEALER per connected endpoint; the bound one is shared.
+    /// Where binds go: the one socket of every kind but the client, or
+    /// the client's one bound DEALER (its others have one endpoint each).
     bound: bool,
     /// Whom this socket's events go to, when it has a single peer.
     peer: Peer,
+    /// The endpoints connected, so that disconnecting an unknown one says
+    /// so rather than passing ZeroMQ's bare "No such file or directory".
+    connected: Vec<String>,
+    /// The endpoints bound: as asked for, and as bound (wildcard ports
+    /// filled in), which is the one ZeroMQ unbinds.
+    bound_to: Vec<(String, String)>,
 }
 
 impl ZmqSocket {
@@ -159,7 +166,7 @@ impl ZmqSocket {
     }
 
     /// Sends what waits, peer by peer, until ZeroMQ refuses more.
-    fn flush(&mut self, index: usize, counters: &Counters, out: &mut Flushed) {
+    fn flush(&mut self, index: SocketId, counters: &Counters, out: &mut Flushed) {
         if self.queued == 0 {
             return;
         }
@@ -225,13 +232,14 @@ pub(crate) struct IoThread {
     counters: Arc<Counters>,
     incoming: Arc<WakeQueue<(MessageId, Arc<ChannelShared>)>>,
     events: Arc<WakeQueue<Event>>,
-    sockets: Vec<ZmqSocket>,
+    /// Keyed like the machine's sockets, by ids that never renumber.
+    sockets: BTreeMap<SocketId, ZmqSocket>,
     machine: Machine,
     /// The application's handle of every channel the machine has open.
     handles: HashMap<MessageId, Handle>,
     /// Where the message being handled came from, for the observers of
     /// what the machine decides about it.
-    receiving: Option<(usize, Peer, Option<MessageId>)>,
+    receiving: Option<(SocketId, Peer, Option<MessageId>)>,
     running: bool,
     /// How long to wait before retrying queued events on sockets whose
     /// `zmq_poll` cannot say when a slow peer can take more.
@@ -241,7 +249,7 @@ pub(crate) struct IoThread {
 /// A channel the machine has open, as the driver knows it.
 struct Handle {
     shared: Arc<ChannelShared>,
-    socket: usize,
+    socket: SocketId,
     peer: Peer,
 }
 
@@ -288,7 +296,7 @@ impl IoThread {
             counters,
             incoming,
             events,
-            sockets: Vec::new(),
+            sockets: BTreeMap::new(),
             machine,
             handles: HashMap::new(),
             receiving: None,
@@ -297,12 +305,12 @@ impl IoThread {
         };
         // Every kind but the client uses exactly one ZeroMQ socket.
         if kind != SocketKind::Client {
-            io.add_socket(false)?;
+            io.shared_socket()?;
         }
         Ok(io)
     }
 
-    fn add_socket(&mut self, bound: bool) -> Result<usize, Error> {
+    fn add_socket(&mut self, bound: bool) -> Result<SocketId, Error> {
         let zmq_kind = match self.kind {
             SocketKind::Client => zmq::DEALER,
             SocketKind::Server => zmq::ROUTER,
@@ -318,18 +326,44 @@ impl IoThread {
             .map_err(|e| Error::zmq("cannot create socket", e))?;
         apply_kind(&mut socket, self.kind)?;
         let routed = self.kind == SocketKind::Server;
-        self.sockets.push(ZmqSocket {
-            socket,
-            queues: HashMap::new(),
-            queued: 0,
-            routed,
-            precise_pollout: !matches!(self.kind, SocketKind::Server | SocketKind::Publish),
-            bound,
-            peer: Peer::Unknown,
-        });
-        let index = self.machine.add_socket();
-        debug_assert_eq!(index, self.sockets.len() - 1);
-        Ok(index)
+        let id = self.machine.add_socket();
+        self.sockets.insert(
+            id,
+            ZmqSocket {
+                socket,
+                queues: HashMap::new(),
+                queued: 0,
+                routed,
+                precise_pollout: !matches!(self.kind, SocketKind::Server | SocketKind::Publish),
+                bound,
+                connected: Vec::new(),
+                bound_to: Vec::new(),
+                peer: Peer::Unknown,
+            },
+        );
+        Ok(id)
+    }
+
+    /// The one ZeroMQ socket of every kind but the client, or the client's
+    /// bound DEALER (made on demand).
+    fn shared_socket(&mut self) -> Result<SocketId, Error> {
+        let existing = self
+            .sockets
+            .iter()
+            .find(|(_, s)| self.kind != SocketKind::Client || s.bound)
+            .map(|(&id, _)| id);
+        match existing {
+            Some(id) => Ok(id),
+            None => self.add_socket(true),
+        }
+    }
+
+    /// Closes a socket no channel uses any more. What still waits in its
+    /// queues belonged to channels that have ended.
+    fn close_socket(&mut self, id: SocketId) {
+        if self.sockets.remove(&id).is_some() {
+            self.count_queued();
+        }
     }
 
     /// Carries out what the machine decided, until it has nothing more.
@@ -342,18 +376,19 @@ impl IoThread {
                     if let Some(event) = first {
                         shared.deliver(event);
                     }
-                    let (socket, peer) = match self.machine.route(&id) {
-                        Some(route) => (route.socket, self.peer(route.socket, route.envelope)),
-                        None => (0, Peer::Unknown),
-                    };
-                    self.observe_change(|| ChangeKind::Accepted, Some(&id), socket, &peer);
-                    let handle = Handle {
-                        shared: shared.clone(),
-                        socket,
-                        peer,
-                    };
-                    self.handles.insert(id.clone(), handle);
-                    self.incoming.push((id, shared));
+                    // The machine accepts only on a socket it knows.
+                    if let Some(route) = self.machine.route(&id) {
+                        let socket = route.socket;
+                        let peer = self.peer(socket, route.envelope);
+                        self.observe_change(|| ChangeKind::Accepted, Some(&id), socket, &peer);
+                        let handle = Handle {
+                            shared: shared.clone(),
+                            socket,
+                            peer,
+                        };
+                        self.handles.insert(id.clone(), handle);
+                        self.incoming.push((id, shared));
+                    }
                 }
                 Action::Deliver(id, event) => {
                     if let Some(handle) = self.handles.get(&id) {
@@ -386,11 +421,12 @@ impl IoThread {
                     };
                     Counters::bump(counter);
                     // Only an incoming message makes the machine drop one.
-                    let (socket, peer, channel) =
-                        self.receiving.clone().unwrap_or((0, Peer::Unknown, None));
-                    let why = || ChangeKind::Dropped(why);
-                    self.observe_change(why, channel.as_ref(), socket, &peer);
+                    if let Some((socket, peer, channel)) = self.receiving.clone() {
+                        let why = || ChangeKind::Dropped(why);
+                        self.observe_change(why, channel.as_ref(), socket, &peer);
+                    }
                 }
+                Action::Released(socket) => self.close_socket(socket),
             }
         }
     }
@@ -404,7 +440,10 @@ impl IoThread {
             heartbeat,
         } = transmit;
         let payload = event.encode();
-        let sent = self.sockets[socket].send(
+        let Some(zmq_socket) = self.sockets.get_mut(&socket) else {
+            return;
+        };
+        let sent = zmq_socket.send(
             &channel_frames(&envelope, &payload),
             Some(&channel),
             heartbeat,
@@ -426,7 +465,7 @@ impl IoThread {
     /// Tells the observers that `event` left on `socket`, if they want it.
     fn observe_sent(
         &self,
-        socket: usize,
+        socket: SocketId,
         envelope: &[Vec<u8>],
         channel: Option<&MessageId>,
         event: Option<Event>,
@@ -439,9 +478,9 @@ impl IoThread {
             event,
             direction: Direction::Sent,
             channel: channel.cloned(),
-            peer: self.sockets[socket].peer(envelope),
+            peer: self.peer(socket, envelope),
             socket: self.kind,
-            socket_index: socket,
+            socket_id: socket.get(),
         };
         self.notify(|observer| observer.on_event(&info));
     }
@@ -452,7 +491,7 @@ impl IoThread {
         &self,
         change: impl FnOnce() -> ChangeKind,
         channel: Option<&MessageId>,
-        socket: usize,
+        socket: SocketId,
         peer: &Peer,
     ) {
         if !self.observing() {
@@ -463,7 +502,7 @@ impl IoThread {
             channel: channel.cloned(),
             peer: peer.clone(),
             socket: self.kind,
-            socket_index: socket,
+            socket_id: socket.get(),
         };
         self.notify(|observer| observer.on_channel(&change));
     }
@@ -485,16 +524,15 @@ impl IoThread {
 
     /// The peer of a channel on `socket` with this envelope, kept with its
     /// handle for the observers: not worked out when there are none.
-    fn peer(&self, socket: usize, envelope: &[Vec<u8>]) -> Peer {
-        if self.observing() {
-            self.sockets[socket].peer(envelope)
-        } else {
-            Peer::Unknown
+    fn peer(&self, socket: SocketId, envelope: &[Vec<u8>]) -> Peer {
+        match self.sockets.get(&socket) {
+            Some(s) if self.observing() => s.peer(envelope),
+            _ => Peer::Unknown,
         }
     }
 
     /// The peer of channel `id` (or of `socket` for events of no channel).
-    fn peer_of(&self, socket: usize, id: Option<&MessageId>) -> Peer {
+    fn peer_of(&self, socket: SocketId, id: Option<&MessageId>) -> Peer {
         match id.and_then(|id| self.handles.get(id)) {
             Some(handle) => handle.peer.clone(),
             None => self.peer(socket, &[]),
@@ -504,7 +542,7 @@ impl IoThread {
     /// Accounts for what [`ZmqSocket::send`] did with an event of
     /// `channel`: an event that cannot be delivered fails its channel and
     /// is counted.
-    fn settle(&mut self, socket: usize, channel: Option<&MessageId>, sent: Sent) {
+    fn settle(&mut self, socket: SocketId, channel: Option<&MessageId>, sent: Sent) {
         match sent {
             Sent::Now => {}
             Sent::Queued => self.count_queued(),
@@ -520,7 +558,7 @@ impl IoThread {
         &mut self,
         channel: Option<&MessageId>,
         refusal: Refusal,
-        socket: usize,
+        socket: SocketId,
         peer: &Peer,
     ) {
         let why = || ChangeKind::Dropped(refusal.drop_reason());
@@ -544,7 +582,7 @@ impl IoThread {
     }
 
     fn count_queued(&self) {
-        let queued: usize = self.sockets.iter().map(|s| s.queued).sum();
+        let queued: usize = self.sockets.values().map(|s| s.queued).sum();
         self.counters.set_queued(queued as u64);
     }
 
@@ -552,7 +590,7 @@ impl IoThread {
     fn flush(&mut self) {
         let mut flushed = Flushed::default();
         let mut waiting = false;
-        for (index, socket) in self.sockets.iter_mut().enumerate() {
+        for (&index, socket) in self.sockets.iter_mut() {
             if socket.queued > 0 {
                 socket.flush(index, &self.counters, &mut flushed);
                 waiting |= socket.queued > 0;
@@ -603,8 +641,11 @@ impl IoThread {
             }
             self.flush();
             let mut busy = false;
-            for index in 0..self.sockets.len() {
-                busy |= self.receive(index);
+            // Ids first: receiving can close a socket (its last channel
+            // ended), which the loop must then skip.
+            let ids: Vec<SocketId> = self.sockets.keys().copied().collect();
+            for id in ids {
+                busy |= self.receive(id);
             }
             self.machine.handle_timeout(Instant::now());
             self.run_actions();
@@ -617,7 +658,7 @@ impl IoThread {
                     .map(|at| at.saturating_duration_since(Instant::now()));
                 let retry = self
                     .sockets
-                    .iter()
+                    .values()
                     .any(|s| s.queued > 0 && !s.precise_pollout)
                     .then_some(self.retry);
                 match timer.into_iter().chain(retry).min() {
@@ -646,7 +687,7 @@ impl IoThread {
             self.wake_rx.as_raw_fd(),
             zmq::POLLIN,
         ));
-        for s in &self.sockets {
+        for s in self.sockets.values() {
             let events = if s.queued > 0 && s.precise_pollout {
                 zmq::POLLIN | zmq::POLLOUT
             } else {
@@ -670,6 +711,12 @@ impl IoThread {
             Command::Connect(endpoint, options, reply) => {
                 let _ = reply.send(self.connect(&endpoint, &options));
             }
+            Command::Disconnect(endpoint, reply) => {
+                let _ = reply.send(self.disconnect(&endpoint));
+            }
+            Command::Unbind(endpoint, reply) => {
+                let _ = reply.send(self.unbind(&endpoint));
+            }
             Command::Open {
                 id,
                 shared,
@@ -686,9 +733,12 @@ impl IoThread {
                 payload,
                 observed,
             } => {
-                if let Some(route) = self.machine.route(&id) {
+                let route = self.machine.route(&id);
+                if let Some((route, zmq_socket)) =
+                    route.and_then(|r| Some((r, self.sockets.get_mut(&r.socket)?)))
+                {
                     let socket = route.socket;
-                    let sent = self.sockets[socket].send(
+                    let sent = zmq_socket.send(
                         &channel_frames(route.envelope, &payload),
                         Some(&id),
                         false,
@@ -706,12 +756,12 @@ impl IoThread {
             Command::Close { id } => self.machine.close(&id),
             Command::Emit { payload, observed } => {
                 let limit = self.config.send_queue_limit;
-                if let Some(socket) = self.sockets.first_mut() {
+                if let Some((&id, socket)) = self.sockets.iter_mut().next() {
                     let sent = socket.send(&[&payload], None, false, limit, &self.counters);
                     if !matches!(sent, Sent::Refused(_)) {
-                        self.observe_sent(0, &[], None, observed);
+                        self.observe_sent(id, &[], None, observed);
                     }
-                    self.settle(0, None, sent);
+                    self.settle(id, None, sent);
                 }
             }
             Command::Shutdown => self.running = false,
@@ -721,44 +771,101 @@ impl IoThread {
 
     fn bind(&mut self, endpoint: &str, options: &EndpointOptions) -> Result<String, Error> {
         check_endpoint(endpoint)?;
-        let index = match self.kind {
-            SocketKind::Client => match self.sockets.iter().position(|s| s.bound) {
-                Some(i) => i,
-                None => self.add_socket(true)?,
-            },
-            _ => 0,
+        let id = self.shared_socket()?;
+        let Some(s) = self.sockets.get_mut(&id) else {
+            return Err(Error::closed());
         };
-        let socket = &self.sockets[index].socket;
-        apply_endpoint(socket, endpoint, options)?;
-        socket
+        apply_endpoint(&s.socket, endpoint, options)?;
+        s.socket
             .bind(endpoint)
             .map_err(|e| Error::zmq(format!("cannot bind to {endpoint}"), e))?;
-        Ok(last_endpoint(socket).unwrap_or_else(|| endpoint.to_owned()))
+        let bound = last_endpoint(&s.socket).unwrap_or_else(|| endpoint.to_owned());
+        s.bound_to.push((endpoint.to_owned(), bound.clone()));
+        Ok(bound)
     }
 
     fn connect(&mut self, endpoint: &str, options: &EndpointOptions) -> Result<String, Error> {
         check_endpoint(endpoint)?;
-        let index = match self.kind {
+        let id = match self.kind {
             // A DEALER round-robins every message over its peers, which would
             // scatter a channel's heartbeats and credit over several servers.
             SocketKind::Client => self.add_socket(false)?,
-            _ => 0,
+            _ => self.shared_socket()?,
         };
-        let socket = &self.sockets[index].socket;
-        let result = apply_endpoint(socket, endpoint, options).and_then(|()| {
-            socket
+        let Some(s) = self.sockets.get_mut(&id) else {
+            return Err(Error::closed());
+        };
+        let connected = apply_endpoint(&s.socket, endpoint, options).and_then(|()| {
+            s.socket
                 .connect(endpoint)
                 .map_err(|e| Error::zmq(format!("cannot connect to {endpoint}"), e))
         });
-        if result.is_err() && self.kind == SocketKind::Client {
-            self.sockets.pop();
-            self.machine.remove_last_socket();
+        if let Err(e) = connected {
+            if self.kind == SocketKind::Client {
+                self.sockets.remove(&id);
+                self.machine.remove_socket(id);
+            }
+            return Err(e);
         }
-        result?;
         if self.kind == SocketKind::Client {
-            self.sockets[index].peer = Peer::Endpoint(endpoint.to_owned());
+            s.peer = Peer::Endpoint(endpoint.to_owned());
         }
+        s.connected.push(endpoint.to_owned());
         Ok(endpoint.to_owned())
+    }
+
+    /// A client's DEALER for `endpoint` takes no new channel and closes
+    /// when the last one open on it ends, so that calls in flight finish;
+    /// other kinds disconnect their one socket at once.
+    fn disconnect(&mut self, endpoint: &str) -> Result<String, Error> {
+        let not_connected = || Error::endpoint(endpoint, "not connected");
+        if self.kind == SocketKind::Client {
+            let found = self
+                .sockets
+                .iter_mut()
+                .find(|(_, s)| s.connected.iter().any(|e| e == endpoint));
+            let Some((&id, s)) = found else {
+                return Err(not_connected());
+            };
+            s.connected.clear();
+            if self.machine.retire_socket(id) {
+                self.close_socket(id);
+            }
+            return Ok(endpoint.to_owned());
+        }
+        let id = self.shared_socket()?;
+        let Some(s) = self.sockets.get_mut(&id) else {
+            return Err(not_connected());
+        };
+        let Some(at) = s.connected.iter().position(|e| e == endpoint) else {
+            return Err(not_connected());
+        };
+        s.socket
+            .disconnect(endpoint)
+            .map_err(|e| Error::zmq(format!("cannot disconnect from {endpoint}"), e))?;
+        s.connected.remove(at);
+        Ok(endpoint.to_owned())
+    }
+
+    /// Unbinds an endpoint, named as it was bound or as ZeroMQ bound it.
+    fn unbind(&mut self, endpoint: &str) -> Result<String, Error> {
+        let not_bound = || Error::endpoint(endpoint, "not bound");
+        let found = self.sockets.values_mut().find_map(|s| {
+            let at = s
+                .bound_to
+                .iter()
+                .position(|(asked, bound)| asked == endpoint || bound == endpoint)?;
+            Some((s, at))
+        });
+        let Some((s, at)) = found else {
+            return Err(not_bound());
+        };
+        let bound = s.bound_to[at].1.clone();
+        s.socket
+            .unbind(&bound)
+            .map_err(|e| Error::zmq(format!("cannot unbind {bound}"), e))?;
+        s.bound_to.remove(at);
+        Ok(bound)
     }
 
     fn open(
@@ -783,7 +890,10 @@ impl IoThread {
             peer,
         };
         self.handles.insert(id.clone(), handle);
-        let sent = self.sockets[socket].send(
+        let Some(zmq_socket) = self.sockets.get_mut(&socket) else {
+            return;
+        };
+        let sent = zmq_socket.send(
             &channel_frames(&[], &payload),
             Some(&id),
             false,
@@ -797,9 +907,13 @@ impl IoThread {
     }
 
     /// Receives what one socket has ready; true if it had anything.
-    fn receive(&mut self, index: usize) -> bool {
+    fn receive(&mut self, id: SocketId) -> bool {
         for n in 0..RECV_BATCH {
-            let frames = match self.sockets[index].socket.recv_multipart(zmq::DONTWAIT) {
+            // Gone when its last channel ended while delivering.
+            let Some(s) = self.sockets.get(&id) else {
+                return n > 0;
+            };
+            let frames = match s.socket.recv_multipart(zmq::DONTWAIT) {
                 Ok(frames) => frames,
                 Err(zmq::Error::EAGAIN) => return n > 0,
                 Err(e) => {
@@ -807,28 +921,28 @@ impl IoThread {
                     return n > 0;
                 }
             };
-            self.on_message(index, frames);
+            self.on_message(id, frames);
             self.run_actions();
             self.receiving = None;
         }
         true
     }
 
-    fn on_message(&mut self, index: usize, mut frames: Vec<Vec<u8>>) {
+    fn on_message(&mut self, socket: SocketId, mut frames: Vec<Vec<u8>>) {
         if self.kind == SocketKind::Publish {
             // An XPUB hears its subscribers' (un)subscriptions: not events.
             return;
         }
         let Some(payload) = frames.pop() else { return };
         let observing = self.observing();
-        let peer = self.peer(index, &frames);
+        let peer = self.peer(socket, &frames);
         let event = match Event::decode(&payload) {
             Ok(event) => event,
             Err(e) => {
                 tracing::debug!("dropping undecodable message: {e}");
                 Counters::bump(&self.counters.dropped_malformed);
                 let why = || ChangeKind::Dropped(DropReason::Malformed);
-                self.observe_change(why, None, index, &peer);
+                self.observe_change(why, None, socket, &peer);
                 return;
             }
         };
@@ -846,10 +960,10 @@ impl IoThread {
                 channel,
                 peer,
                 socket: self.kind,
-                socket_index: index,
+                socket_id: socket.get(),
             };
             self.notify(|observer| observer.on_event(&info));
-            self.receiving = Some((index, info.peer, info.channel));
+            self.receiving = Some((socket, info.peer, info.channel));
             info.event
         } else {
             event
@@ -858,12 +972,12 @@ impl IoThread {
             SocketKind::Pull | SocketKind::Subscribe => self.events.push(event),
             SocketKind::Push | SocketKind::Publish => {
                 Counters::bump(&self.counters.dropped_unroutable);
-                let peer = self.peer(index, &[]);
+                let peer = self.peer(socket, &[]);
                 let why = || ChangeKind::Dropped(DropReason::Unroutable);
-                self.observe_change(why, None, index, &peer);
+                self.observe_change(why, None, socket, &peer);
             }
             SocketKind::Client | SocketKind::Server => {
-                self.machine.on_event(index, frames, event, Instant::now());
+                self.machine.on_event(socket, frames, event, Instant::now());
             }
         }
     }

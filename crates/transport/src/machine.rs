@@ -12,7 +12,7 @@
 //! [`Machine::fail`]).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use zerorpc_wire::{Event, Header, MessageId, Value, names};
@@ -28,6 +28,37 @@ pub(crate) struct MachineConfig {
     pub(crate) passive_heartbeat: bool,
     /// Server sockets accept channels opened by their peers.
     pub(crate) accepts: bool,
+}
+
+/// A ZeroMQ socket of the driver, as the machine knows it.
+///
+/// Ids are never reused, so a channel's socket stays the same whatever
+/// sockets are added or removed meanwhile (an index into a list would
+/// renumber live channels when one is removed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct SocketId(u64);
+
+impl SocketId {
+    /// The number behind the id, for observers.
+    pub(crate) fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for SocketId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What the machine knows of one socket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Load {
+    /// Open channels, to open new ones on the least loaded socket.
+    open: usize,
+    /// Disconnected: takes no new channel and is released when its last
+    /// open one ends.
+    retired: bool,
 }
 
 /// Something the driver must do.
@@ -49,6 +80,8 @@ pub(crate) enum Action {
     Close(MessageId, Error),
     /// An incoming event was dropped, for this reason.
     Dropped(Dropped),
+    /// The last channel of a retired socket ended: the driver closes it.
+    Released(SocketId),
 }
 
 /// Why an incoming event reached no channel.
@@ -67,7 +100,7 @@ pub(crate) enum Dropped {
 /// An event of the machine's own, with where it goes.
 #[derive(Debug)]
 pub(crate) struct Transmit {
-    pub(crate) socket: usize,
+    pub(crate) socket: SocketId,
     /// ROUTER envelope of the peer (servers); empty otherwise.
     pub(crate) envelope: Vec<Vec<u8>>,
     pub(crate) channel: MessageId,
@@ -79,7 +112,7 @@ pub(crate) struct Transmit {
 /// Where a channel's events go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Route<'a> {
-    pub(crate) socket: usize,
+    pub(crate) socket: SocketId,
     pub(crate) envelope: &'a [Vec<u8>],
 }
 
@@ -91,7 +124,7 @@ struct Heartbeat {
 }
 
 struct ChannelState {
-    socket: usize,
+    socket: SocketId,
     envelope: Vec<Vec<u8>>,
     heartbeat: Option<Heartbeat>,
     /// Whether the peer speaks version 2 (credit travels as `_zpc_hb`):
@@ -109,7 +142,7 @@ struct ChannelState {
 
 /// How a channel starts: opened by us or accepted from a peer.
 struct Start {
-    socket: usize,
+    socket: SocketId,
     envelope: Vec<Vec<u8>>,
     passive: bool,
     peer_v2: Option<bool>,
@@ -147,8 +180,9 @@ impl PartialOrd for Timer {
 pub(crate) struct Machine {
     config: MachineConfig,
     channels: HashMap<MessageId, ChannelState>,
-    /// Open channels per socket, to open new ones on the least loaded.
-    open_per_socket: Vec<usize>,
+    /// Every socket of the driver, by id, in the order they were added.
+    sockets: BTreeMap<SocketId, Load>,
+    next_id: u64,
     next_socket: usize,
     timers: BinaryHeap<Reverse<Timer>>,
     seq: u64,
@@ -160,7 +194,8 @@ impl Machine {
         Machine {
             config,
             channels: HashMap::new(),
-            open_per_socket: Vec::new(),
+            sockets: BTreeMap::new(),
+            next_id: 0,
             next_socket: 0,
             timers: BinaryHeap::new(),
             seq: 0,
@@ -178,15 +213,32 @@ impl Machine {
         self.timers.peek().map(|Reverse(timer)| timer.at)
     }
 
-    /// The driver added a socket; returns its index.
-    pub(crate) fn add_socket(&mut self) -> usize {
-        self.open_per_socket.push(0);
-        self.open_per_socket.len() - 1
+    /// The driver added a socket; returns its id.
+    pub(crate) fn add_socket(&mut self) -> SocketId {
+        let id = SocketId(self.next_id);
+        self.next_id += 1;
+        self.sockets.insert(id, Load::default());
+        id
     }
 
-    /// The driver dropped its newest socket, on which no channel was opened.
-    pub(crate) fn remove_last_socket(&mut self) {
-        self.open_per_socket.pop();
+    /// The driver dropped a socket on which no channel was opened.
+    pub(crate) fn remove_socket(&mut self, socket: SocketId) {
+        self.sockets.remove(&socket);
+    }
+
+    /// No new channel goes to `socket` any more; those open on it carry
+    /// on. True when none is open, so the driver closes it now; otherwise
+    /// [`Action::Released`] says when its last channel has ended.
+    pub(crate) fn retire_socket(&mut self, socket: SocketId) -> bool {
+        let Some(load) = self.sockets.get_mut(&socket) else {
+            return true;
+        };
+        if load.open == 0 {
+            self.sockets.remove(&socket);
+            return true;
+        }
+        load.retired = true;
+        false
     }
 
     /// Where the application's events on channel `id` go, while it is open.
@@ -204,18 +256,19 @@ impl Machine {
         id: MessageId,
         first_reply_timeout: Option<Duration>,
         now: Instant,
-    ) -> Option<usize> {
-        let n = self.open_per_socket.len();
+    ) -> Option<SocketId> {
+        let active = || self.sockets.iter().filter(|(_, load)| !load.retired);
+        let n = active().count();
         if n == 0 {
             return None;
         }
         // Least open channels first; ties go round-robin.
         let start = self.next_socket % n;
         self.next_socket = self.next_socket.wrapping_add(1);
-        let socket = (0..n)
-            .map(|i| (start + i) % n)
-            .min_by_key(|&i| self.open_per_socket[i])
-            .unwrap_or(0);
+        let (&socket, _) = active()
+            .skip(start)
+            .chain(active().take(start))
+            .min_by_key(|(_, load)| load.open)?;
         let start = Start {
             socket,
             envelope: Vec::new(),
@@ -250,9 +303,14 @@ impl Machine {
     /// Ends the channel with `error`; the one way a channel is released.
     pub(crate) fn fail(&mut self, id: &MessageId, error: Error) {
         if let Some(channel) = self.channels.remove(id) {
-            let open = &mut self.open_per_socket[channel.socket];
-            *open = open.saturating_sub(1);
             self.actions.push_back(Action::Close(id.clone(), error));
+            if let Some(load) = self.sockets.get_mut(&channel.socket) {
+                load.open = load.open.saturating_sub(1);
+                if load.retired && load.open == 0 {
+                    self.sockets.remove(&channel.socket);
+                    self.actions.push_back(Action::Released(channel.socket));
+                }
+            }
         }
     }
 
@@ -274,7 +332,7 @@ impl Machine {
     /// routing ids and delimiter before the payload).
     pub(crate) fn on_event(
         &mut self,
-        socket: usize,
+        socket: SocketId,
         mut envelope: Vec<Vec<u8>>,
         event: Event,
         now: Instant,
@@ -326,7 +384,7 @@ impl Machine {
         }
     }
 
-    fn accept(&mut self, socket: usize, envelope: Vec<Vec<u8>>, event: Event, now: Instant) {
+    fn accept(&mut self, socket: SocketId, envelope: Vec<Vec<u8>>, event: Event, now: Instant) {
         let id = event.header.message_id.clone();
         if self.channels.contains_key(&id) {
             // A duplicate opening event: the channel exists already.
@@ -366,7 +424,9 @@ impl Machine {
             .as_ref()
             .filter(|h| !h.waiting)
             .map(|h| h.interval);
-        self.open_per_socket[start.socket] += 1;
+        if let Some(load) = self.sockets.get_mut(&start.socket) {
+            load.open += 1;
+        }
         self.channels.insert(
             id.clone(),
             ChannelState {

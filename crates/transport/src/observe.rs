@@ -124,8 +124,9 @@ pub struct EventInfo {
     /// The kind of socket that saw it.
     pub socket: SocketKind,
     /// Which of the socket's ZeroMQ sockets carried it (a client has one
-    /// per connected endpoint).
-    pub socket_index: usize,
+    /// per connected endpoint): ids count up from 0 in the order the
+    /// sockets were made and are never reused.
+    pub socket_id: u64,
     /// A heartbeat or credit grant (`_zpc_hb`, `_zpc_more`), made and
     /// consumed by the transport rather than the application.
     pub control: bool,
@@ -143,8 +144,9 @@ pub struct ChannelChange {
     pub peer: Peer,
     /// The kind of socket it happened on.
     pub socket: SocketKind,
-    /// Which of the socket's ZeroMQ sockets it concerns.
-    pub socket_index: usize,
+    /// Which of the socket's ZeroMQ sockets it concerns (see
+    /// [`EventInfo::socket_id`]).
+    pub socket_id: u64,
 }
 
 /// What happened to a channel.

@@ -232,6 +232,8 @@ pub(crate) enum Command {
         EndpointOptions,
         mpsc::SyncSender<Result<String, Error>>,
     ),
+    Disconnect(String, mpsc::SyncSender<Result<String, Error>>),
+    Unbind(String, mpsc::SyncSender<Result<String, Error>>),
     Open {
         id: MessageId,
         shared: PendingChannel,
@@ -513,9 +515,9 @@ impl Socket {
         self.round_trip(|reply| Command::Bind(endpoint.to_owned(), options, reply))
     }
 
-    /// Connects to `endpoint`. A client socket connected to several
-    /// endpoints spreads channels over them, keeping every event of a
-    /// channel on the connection it started on.
+    /// Connects to `endpoint`, at any time. A client socket connected to
+    /// several endpoints spreads channels over them, keeping every event of
+    /// a channel on the connection it started on.
     ///
     /// The endpoint gets the socket's default options
     /// ([`SocketConfig::endpoint_options`]).
@@ -527,6 +529,61 @@ impl Socket {
     /// key, once there is one, differs per server); see [`Socket::connect`].
     pub fn connect_with(&self, endpoint: &str, options: EndpointOptions) -> Result<String, Error> {
         self.round_trip(|reply| Command::Connect(endpoint.to_owned(), options, reply))
+    }
+
+    /// Disconnects from `endpoint`, at any time.
+    ///
+    /// A client (one DEALER per endpoint) opens no new channel to
+    /// `endpoint` from now on, and lets the channels in flight on it finish:
+    /// its DEALER closes when the last of them ends, or at once if none is
+    /// open. Other kinds disconnect their one ZeroMQ socket at once.
+    /// An endpoint not connected is an [`ErrorKind::Endpoint`] error.
+    ///
+    /// ```
+    /// use zerorpc_transport::{ErrorKind, OpenOptions, Socket, SocketConfig, SocketKind};
+    /// use zerorpc_wire::{Event, Header, Value, names};
+    ///
+    /// let (a, b) = (
+    ///     Socket::new(SocketKind::Server, SocketConfig::new())?,
+    ///     Socket::new(SocketKind::Server, SocketConfig::new())?,
+    /// );
+    /// let a_endpoint = a.bind("inproc://transport-disconnect-doc-a")?;
+    /// let b_endpoint = b.bind("inproc://transport-disconnect-doc-b")?;
+    /// let client = Socket::new(SocketKind::Client, SocketConfig::new())?;
+    /// client.connect(&a_endpoint)?;
+    /// client.connect(&b_endpoint)?;
+    ///
+    /// client.disconnect(&a_endpoint)?;
+    /// let error = client.disconnect(&a_endpoint).unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::Endpoint);
+    ///
+    /// futures::executor::block_on(async {
+    ///     // Every new channel goes to `b` now.
+    ///     let request = Event::new(Header::new(), "ping", Value::Array(vec![]));
+    ///     let mut call = client.open(request, OpenOptions::default())?;
+    ///     let mut served = b.accept().await?;
+    ///     served.recv().await?;
+    ///     served.send(Event::new(Header::new(), names::OK, Value::Array(vec![]))).await?;
+    ///     assert_eq!(call.recv().await?.name, names::OK);
+    ///     Ok::<(), zerorpc_transport::Error>(())
+    /// })?;
+    /// # Ok::<(), zerorpc_transport::Error>(())
+    /// ```
+    ///
+    /// [`ErrorKind::Endpoint`]: crate::ErrorKind::Endpoint
+    pub fn disconnect(&self, endpoint: &str) -> Result<(), Error> {
+        self.round_trip(|reply| Command::Disconnect(endpoint.to_owned(), reply))?;
+        Ok(())
+    }
+
+    /// Unbinds `endpoint`, named as given to [`Socket::bind`] or as it
+    /// returned (a wildcard port filled in). An endpoint not bound is an
+    /// [`ErrorKind::Endpoint`] error.
+    ///
+    /// [`ErrorKind::Endpoint`]: crate::ErrorKind::Endpoint
+    pub fn unbind(&self, endpoint: &str) -> Result<(), Error> {
+        self.round_trip(|reply| Command::Unbind(endpoint.to_owned(), reply))?;
+        Ok(())
     }
 
     fn round_trip(

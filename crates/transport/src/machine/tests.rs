@@ -7,13 +7,15 @@ use std::time::{Duration, Instant};
 
 use zerorpc_wire::{Event, Header, IdKind, MessageId, Value, names};
 
-use super::{Action, Machine, MachineConfig, Route};
+use super::{Action, Machine, MachineConfig, Route, SocketId};
 use crate::Error;
 
 const HB: Duration = Duration::from_millis(100);
 
 struct Fixture {
     machine: Machine,
+    /// The socket every fixture starts with.
+    socket: SocketId,
     t0: Instant,
 }
 
@@ -24,9 +26,10 @@ impl Fixture {
             passive_heartbeat,
             accepts,
         });
-        machine.add_socket();
+        let socket = machine.add_socket();
         Fixture {
             machine,
+            socket,
             t0: Instant::now(),
         }
     }
@@ -44,15 +47,16 @@ impl Fixture {
     }
 
     /// Opens channel `n` at time `ms` on whatever socket the machine picks.
-    fn open(&mut self, n: u8, ms: u64, timeout: Option<Duration>) -> usize {
+    fn open(&mut self, n: u8, ms: u64, timeout: Option<Duration>) -> SocketId {
         let socket = self.machine.open(id(n), timeout, self.at(ms));
         socket.expect("a socket")
     }
 
-    /// An event arrives at time `ms` on socket 0 after `envelope`.
+    /// An event arrives at time `ms` on the first socket after `envelope`.
     fn hear(&mut self, ms: u64, envelope: &[&[u8]], event: Event) -> Vec<String> {
         let envelope = envelope.iter().map(|f| f.to_vec()).collect();
-        self.machine.on_event(0, envelope, event, self.at(ms));
+        self.machine
+            .on_event(self.socket, envelope, event, self.at(ms));
         self.actions()
     }
 
@@ -65,6 +69,14 @@ impl Fixture {
     fn actions(&mut self) -> Vec<String> {
         std::iter::from_fn(|| self.machine.poll_action())
             .map(describe)
+            .collect()
+    }
+
+    fn open_counts(&self) -> Vec<usize> {
+        self.machine
+            .sockets
+            .values()
+            .map(|load| load.open)
             .collect()
     }
 
@@ -107,6 +119,7 @@ fn describe(action: Action) -> String {
         Action::Credit(id, n) => format!("credit {n} to {}", short(&id)),
         Action::Close(id, error) => format!("close {}: {error}", short(&id)),
         Action::Dropped(reason) => format!("dropped {reason:?}"),
+        Action::Released(socket) => format!("release socket {socket}"),
     }
 }
 
@@ -301,7 +314,7 @@ fn opening_an_id_in_use_releases_the_channel_that_had_it() {
     f.open(1, 0, None);
     f.open(1, 10, None);
     assert_eq!(f.actions(), ["close 1: channel closed"]);
-    assert_eq!(f.machine.open_per_socket, [1]);
+    assert_eq!(f.open_counts(), [1]);
     assert_eq!(f.tick(100), Vec::<String>::new(), "old ticker is stale");
     assert_eq!(f.tick(110), [HB_SEND]);
 }
@@ -414,7 +427,7 @@ fn a_server_accepts_a_request_and_delivers_it() {
     assert_eq!(
         route,
         Some(Route {
-            socket: 0,
+            socket: f.socket,
             envelope: &envelope
         })
     );
@@ -425,7 +438,7 @@ fn duplicate_opening_events_are_dropped() {
     let mut f = Fixture::server();
     f.hear(0, PEER, request(1, Some(3)));
     assert_eq!(f.hear(5, PEER, request(1, Some(3))), ["dropped Unroutable"]);
-    assert_eq!(f.machine.open_per_socket, [1]);
+    assert_eq!(f.open_counts(), [1]);
 }
 
 #[test]
@@ -485,7 +498,7 @@ fn close_releases_the_channel_once() {
     f.machine.fail(&id(1), Error::peer_gone());
     assert_eq!(f.actions(), ["close 1: channel closed"]);
     assert_eq!(f.machine.route(&id(1)), None);
-    assert_eq!(f.machine.open_per_socket, [0]);
+    assert_eq!(f.open_counts(), [0]);
     f.machine.grant(&id(1), 5);
     assert_eq!(f.actions(), Vec::<String>::new());
 }
@@ -527,10 +540,14 @@ fn new_channels_go_to_the_least_loaded_socket_round_robin_on_ties() {
     let mut f = Fixture::new(None, false, false);
     f.machine.add_socket();
     f.machine.add_socket();
-    let first: Vec<usize> = (1..=3).map(|n| f.open(n, 0, None)).collect();
+    let first: Vec<SocketId> = (1..=3).map(|n| f.open(n, 0, None)).collect();
     let mut sorted = first.clone();
     sorted.sort();
-    assert_eq!(sorted, [0, 1, 2], "one per socket");
+    assert_eq!(
+        sorted,
+        [SocketId(0), SocketId(1), SocketId(2)],
+        "one per socket"
+    );
     f.machine.close(&id(2));
     let freed = first[1];
     assert_eq!(
@@ -538,7 +555,7 @@ fn new_channels_go_to_the_least_loaded_socket_round_robin_on_ties() {
         freed,
         "the socket with fewest open channels"
     );
-    assert_eq!(f.machine.open_per_socket, [1, 1, 1]);
+    assert_eq!(f.open_counts(), [1, 1, 1]);
 }
 
 #[test]
@@ -549,8 +566,8 @@ fn opening_without_a_socket_fails() {
         accepts: false,
     });
     assert_eq!(machine.open(id(1), None, Instant::now()), None);
-    machine.add_socket();
-    machine.remove_last_socket();
+    let socket = machine.add_socket();
+    machine.remove_socket(socket);
     assert_eq!(machine.open(id(1), None, Instant::now()), None);
     assert!(machine.poll_action().is_none());
 }
@@ -575,9 +592,9 @@ fn timers_of_several_channels_fire_in_time_order() {
 #[test]
 fn heartbeats_go_on_the_channels_socket_and_envelope() {
     let mut f = Fixture::server();
-    f.machine.add_socket();
+    let second = f.machine.add_socket();
     f.machine.on_event(
-        1,
+        second,
         vec![b"b".to_vec(), Vec::new()],
         request(1, Some(3)),
         f.at(0),
@@ -587,4 +604,48 @@ fn heartbeats_go_on_the_channels_socket_and_envelope() {
         f.tick(100),
         ["send _zpc_hb Some(0) on 1 to [[98]] heartbeat"]
     );
+}
+
+#[test]
+fn a_retired_socket_takes_no_new_channel_and_keeps_its_open_ones() {
+    let mut f = Fixture::new(None, false, false);
+    let second = f.machine.add_socket();
+    let on_first = f.open(1, 0, None);
+    let on_second = f.open(2, 0, None);
+    assert_eq!((on_first, on_second), (f.socket, second));
+    assert!(
+        !f.machine.retire_socket(f.socket),
+        "channel 1 is still open"
+    );
+    for n in 3..=5 {
+        assert_eq!(f.open(n, 0, None), second, "only the live socket");
+    }
+    let route = f.machine.route(&id(1)).map(|r| r.socket);
+    assert_eq!(route, Some(f.socket), "channel 1 stays where it started");
+    assert_eq!(f.hear(10, &[], reply(1)), ["deliver OK to 1"]);
+    assert_eq!(f.actions(), Vec::<String>::new());
+    f.machine.close(&id(1));
+    assert_eq!(
+        f.actions(),
+        ["close 1: channel closed", "release socket 0"],
+        "released when its last channel ends"
+    );
+    assert_eq!(f.open_counts(), [4]);
+}
+
+#[test]
+fn retiring_an_idle_socket_releases_it_at_once() {
+    let mut f = Fixture::new(None, false, false);
+    assert!(f.machine.retire_socket(f.socket));
+    assert_eq!(f.machine.open(id(1), None, f.at(0)), None);
+    assert_eq!(f.actions(), Vec::<String>::new(), "no release action: done");
+}
+
+#[test]
+fn socket_ids_are_never_reused() {
+    let mut f = Fixture::new(None, false, false);
+    assert!(f.machine.retire_socket(f.socket));
+    let next = f.machine.add_socket();
+    assert_ne!(next, f.socket);
+    assert_eq!(f.open(1, 0, None), next);
 }

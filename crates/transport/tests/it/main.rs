@@ -7,6 +7,7 @@ mod errors;
 mod fanout;
 mod heartbeat;
 mod lifecycle;
+mod live;
 mod malformed;
 mod observers;
 mod options;

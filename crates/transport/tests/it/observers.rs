@@ -130,7 +130,7 @@ fn both_sides_see_a_call_with_its_channel_direction_and_peer() {
         assert_eq!(info.channel.as_ref(), Some(&id), "{info:?}");
         assert_eq!(info.peer, peer, "{info:?}");
         assert_eq!(info.socket, SocketKind::Client);
-        assert_eq!(info.socket_index, 0);
+        assert_eq!(info.socket_id, 0);
     }
     assert!(!sent.control && !got.control && beat.control);
     assert_eq!(sent.event.header.message_id, id);
