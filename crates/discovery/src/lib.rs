@@ -6,4 +6,6 @@
 //! on the core crate and on `hickory-resolver`; the core crate knows nothing
 //! of DNS.
 //!
-//! It exports nothing yet: discovery is on the roadmap (see ARCHITECTURE.md).
+//! [`txt`] defines the TXT record schema shared by resolving and announcing.
+
+pub mod txt;
