@@ -15,7 +15,7 @@ use zerorpc_endpoint::Endpoint;
 use zerorpc_wire::{Event, MessageId};
 
 use crate::channel::ChannelShared;
-use crate::machine::{Action, Dropped, Machine, MachineConfig, SocketId, Transmit};
+use crate::machine::{Action, ChannelMap, Dropped, Machine, MachineConfig, SocketId, Transmit};
 use crate::observe::{ChangeKind, ChannelChange, Direction, DropReason, Ending, EventInfo, Peer};
 use crate::options::{EndpointOptions, apply_endpoint, apply_kind};
 use crate::socket::{Command, Counters, SocketConfig, SocketKind, WakeQueue, context};
@@ -86,7 +86,7 @@ struct ZmqSocket {
     /// peer: a ROUTER's are keyed by routing id, so that one slow peer
     /// never holds back the others; other kinds have one queue under the
     /// empty key. A peer's events always leave in the order they were sent.
-    queues: HashMap<Vec<u8>, PeerQueue>,
+    queues: HashMap<Vec<u8>, PeerQueue, foldhash::fast::RandomState>,
     queued: usize,
     /// ROUTER: the first frame of every message names the peer.
     routed: bool,
@@ -236,7 +236,7 @@ pub(crate) struct IoThread {
     sockets: BTreeMap<SocketId, ZmqSocket>,
     machine: Machine,
     /// The application's handle of every channel the machine has open.
-    handles: HashMap<MessageId, Handle>,
+    handles: ChannelMap<Handle>,
     /// Where the message being handled came from, for the observers of
     /// what the machine decides about it.
     receiving: Option<(SocketId, Peer, Option<MessageId>)>,
@@ -298,7 +298,7 @@ impl IoThread {
             events,
             sockets: BTreeMap::new(),
             machine,
-            handles: HashMap::new(),
+            handles: ChannelMap::default(),
             receiving: None,
             running: true,
             retry: RETRY_MIN,
@@ -331,7 +331,7 @@ impl IoThread {
             id,
             ZmqSocket {
                 socket,
-                queues: HashMap::new(),
+                queues: HashMap::default(),
                 queued: 0,
                 routed,
                 precise_pollout: !matches!(self.kind, SocketKind::Server | SocketKind::Publish),
@@ -747,7 +747,7 @@ impl IoThread {
                     );
                     if !matches!(sent, Sent::Refused(_)) && observed.is_some() {
                         let envelope = route.envelope.to_vec();
-                        self.observe_sent(socket, &envelope, Some(&id), observed);
+                        self.observe_sent(socket, &envelope, Some(&id), observed.map(|e| *e));
                     }
                     self.settle(socket, Some(&id), sent);
                 }
@@ -759,7 +759,7 @@ impl IoThread {
                 if let Some((&id, socket)) = self.sockets.iter_mut().next() {
                     let sent = socket.send(&[&payload], None, false, limit, &self.counters);
                     if !matches!(sent, Sent::Refused(_)) {
-                        self.observe_sent(id, &[], None, observed);
+                        self.observe_sent(id, &[], None, observed.map(|e| *e));
                     }
                     self.settle(id, None, sent);
                 }
@@ -874,7 +874,7 @@ impl IoThread {
         shared: Arc<ChannelShared>,
         payload: Vec<u8>,
         timeout: Option<Duration>,
-        observed: Option<Event>,
+        observed: Option<Box<Event>>,
     ) {
         let Some(socket) = self.machine.open(id.clone(), timeout, Instant::now()) else {
             shared.close(Error::no_endpoint());
@@ -901,7 +901,7 @@ impl IoThread {
             &self.counters,
         );
         if !matches!(sent, Sent::Refused(_)) {
-            self.observe_sent(socket, &[], Some(&id), observed);
+            self.observe_sent(socket, &[], Some(&id), observed.map(|e| *e));
         }
         self.settle(socket, Some(&id), sent);
     }

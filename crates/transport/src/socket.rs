@@ -239,12 +239,12 @@ pub(crate) enum Command {
         shared: PendingChannel,
         payload: Vec<u8>,
         timeout: Option<Duration>,
-        observed: Option<Event>,
+        observed: Option<Box<Event>>,
     },
     Send {
         id: MessageId,
         payload: Vec<u8>,
-        observed: Option<Event>,
+        observed: Option<Box<Event>>,
     },
     /// Grant the peer this much more credit; the I/O thread knows which
     /// name the peer expects it under.
@@ -257,7 +257,7 @@ pub(crate) enum Command {
     },
     Emit {
         payload: Vec<u8>,
-        observed: Option<Event>,
+        observed: Option<Box<Event>>,
     },
     Shutdown,
 }
@@ -383,8 +383,10 @@ impl SocketShared {
     /// The event itself travels to the I/O thread only for its observers:
     /// they are called there, where every event passes, and the encoded
     /// payload is all the thread needs otherwise.
-    pub(crate) fn observed(&self, event: Event) -> Option<Event> {
-        (!self.config.observers.is_empty()).then_some(event)
+    /// The event for the observers, if any: boxed, so that every command
+    /// stays small whether or not anyone observes.
+    pub(crate) fn observed(&self, event: Event) -> Option<Box<Event>> {
+        (!self.config.observers.is_empty()).then(|| Box::new(event))
     }
 }
 
