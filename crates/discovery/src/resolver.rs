@@ -52,16 +52,19 @@ pub const DEFAULT_TTL_CEILING: Duration = Duration::from_secs(300);
 ///
 /// SRV records at `_zerorpc._tcp.NAME` give the instances as targets and
 /// ports; their targets are looked up (A, else AAAA) and each address
-/// becomes `tcp://IP:PORT` (`tcp://[IPv6]:PORT`). Only the targets of the
-/// **best (lowest) priority** are used: the client connects to all of
-/// them, in the order of RFC 2782's weighted choice, and spreads its calls
-/// over them by load (fewest calls in flight), so weights order the
-/// connections but do not share out calls. Lower priorities are not
-/// connected at all: a resolver cannot see whether a ZeroMQ connection
-/// succeeded, so fail-over to them is not automatic (remove or lower the
-/// priority of dead targets in DNS instead). Without SRV records, the TXT
-/// record at `NAME` ([`TxtRecord`]) lists the endpoints. Names are taken
-/// as absolute (`NAME.`): no search domain is tried.
+/// becomes `tcp://IP:PORT` (`tcp://[IPv6]:PORT`). Only the targets of
+/// **one priority** are connected, the best (lowest) one that is
+/// reachable: the client connects to all of its targets, in the order of
+/// RFC 2782's weighted choice, and spreads its calls over them by load
+/// (fewest calls in flight), so weights order the connections but do not
+/// share out calls. Lower priorities are the fail-over: when the records
+/// have several priorities, each lookup probes the targets with a TCP
+/// connection (closed at once, within 1 s), and a priority none of whose
+/// targets accepts one is passed over for the next; if none accepts, the
+/// best priority is used all the same. So fail-over and fail-back happen
+/// at the next lookup, within a TTL. Without SRV records, the TXT record
+/// at `NAME` ([`TxtRecord`]) lists the endpoints. Names are taken as
+/// absolute (`NAME.`): no search domain is tried.
 ///
 /// # Blocking and threads
 ///
@@ -447,7 +450,8 @@ impl Shared {
         }
     }
 
-    /// The endpoints of the best priority's targets, in weighted order.
+    /// The endpoints of the best priority whose targets are reachable, in
+    /// weighted order.
     async fn srv_answer(
         &self,
         srv_name: &Name,
@@ -461,47 +465,70 @@ impl Shared {
             .map(|(_, srv)| Weighted {
                 priority: srv.priority,
                 weight: srv.weight,
-                target: (srv.target, srv.port),
+                target: (srv.priority, srv.target, srv.port),
             })
             .collect();
-        let mut random = Random::new();
-        let groups = order(weighted, &mut |n| random.below(n));
-        let Some(best) = groups.into_iter().next() else {
+        if weighted.is_empty() {
             return Err(format!(
                 "the {srv_name} SRV records say the service is not offered (target \".\")"
             ));
-        };
-        let lookups = best
-            .iter()
-            .map(|(target, _)| self.resolver.lookup_ip(target.clone()));
-        let mut endpoints = Vec::new();
+        }
+        let mut random = Random::new();
+        let groups = order(weighted, &mut |n| random.below(n));
+        // Probing costs connections: only worth it with somewhere to go.
+        let probe = groups.len() > 1;
         let mut failures = Vec::new();
-        for ((target, port), lookup) in best.iter().zip(join_all(lookups).await) {
+        // The best priority with addresses, used if no priority is reachable.
+        let mut unreachable_best = None;
+        for group in groups {
+            let priority = group[0].0;
+            let (addresses, group_ttl) = self.addresses(&group, &mut failures).await;
+            ttl = min_ttl(ttl, group_ttl);
+            if addresses.is_empty() {
+                continue;
+            }
+            if !probe || reachable(&addresses).await {
+                return Ok(Answer::new(tcp_endpoints(&addresses), ttl));
+            }
+            tracing::debug!(%srv_name, priority, "no target of this priority accepts connections");
+            unreachable_best.get_or_insert(addresses);
+        }
+        match unreachable_best {
+            Some(addresses) => Ok(Answer::new(tcp_endpoints(&addresses), ttl)),
+            None => Err(format!(
+                "no target of the {srv_name} SRV records resolves to an address ({})",
+                failures.join("; ")
+            )),
+        }
+    }
+
+    /// The addresses of a priority's targets, in order, and the smallest
+    /// TTL of their records; targets without one are added to `failures`.
+    async fn addresses(
+        &self,
+        group: &[(u16, Name, u16)],
+        failures: &mut Vec<String>,
+    ) -> (Vec<SocketAddr>, Option<u32>) {
+        let lookups = group
+            .iter()
+            .map(|(_, target, _)| self.resolver.lookup_ip(target.clone()));
+        let mut addresses = Vec::new();
+        let mut ttl = None;
+        for ((_, target, port), lookup) in group.iter().zip(join_all(lookups).await) {
             match lookup {
                 Ok(ips) => {
-                    ttl = ttl.min(ips.as_lookup().answers().iter().map(|r| r.ttl).min());
-                    let before = endpoints.len();
-                    endpoints.extend(
-                        ips.iter()
-                            .map(|ip| format!("tcp://{}", SocketAddr::new(ip, *port))),
-                    );
-                    if endpoints.len() == before {
+                    let records = ips.as_lookup().answers().iter();
+                    ttl = min_ttl(ttl, records.map(|r| r.ttl).min());
+                    let before = addresses.len();
+                    addresses.extend(ips.iter().map(|ip| SocketAddr::new(ip, *port)));
+                    if addresses.len() == before {
                         failures.push(format!("{target}: no address"));
                     }
                 }
                 Err(error) => failures.push(format!("{target}: {error}")),
             }
         }
-        if endpoints.is_empty() {
-            return Err(format!(
-                "no target of the {srv_name} SRV records resolves to an address ({})",
-                failures.join("; ")
-            ));
-        }
-        if !failures.is_empty() {
-            tracing::warn!(%srv_name, failures = %failures.join("; "), "SRV targets without an address left out");
-        }
-        Ok(Answer::new(endpoints, ttl))
+        (addresses, ttl)
     }
 
     /// Looks `name` up again whenever its answer expires and reports the
@@ -592,6 +619,38 @@ fn txt_records(
         Some(error) => Err(error),
         // Only other record types (a CNAME): an empty text, which says so.
         None => TxtRecord::from_strings::<&[u8]>(&[]),
+    }
+}
+
+/// How long a fail-over probe waits for a TCP connection to be accepted.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Whether any of `addresses` accepts a TCP connection within
+/// [`PROBE_TIMEOUT`]. The connection is closed at once; a ZeroMQ peer
+/// sees a connection that ends before its handshake, which it ignores.
+async fn reachable(addresses: &[SocketAddr]) -> bool {
+    let probes = addresses.iter().map(|address| {
+        tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(*address))
+    });
+    join_all(probes)
+        .await
+        .iter()
+        .any(|probe| matches!(probe, Ok(Ok(_))))
+}
+
+fn tcp_endpoints(addresses: &[SocketAddr]) -> Vec<String> {
+    // `SocketAddr` brackets IPv6 addresses, as ZeroMQ wants them.
+    addresses
+        .iter()
+        .map(|address| format!("tcp://{address}"))
+        .collect()
+}
+
+/// The smaller of two TTLs, either of which may be unknown.
+fn min_ttl(a: Option<u32>, b: Option<u32>) -> Option<u32> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -1,13 +1,17 @@
 //! What names resolve to, and the errors of names that do not.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, TcpListener};
 use std::time::Duration;
 
+use futures::StreamExt;
+use hickory_server::proto::rr::Record;
+use zerorpc::{Change, ResolveEndpoint};
 use zerorpc_discovery::DnsResolver;
 use zerorpc_discovery::txt::TxtRecord;
+use zerorpc_test_support::free_port;
 
 use super::dns_server::{DnsServer, a, aaaa_loopback, srv, txt};
-use super::{first_batch, inserted, resolver};
+use super::{TEST_BOUND, first_batch, inserted, resolver};
 
 const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
@@ -19,20 +23,80 @@ fn description(endpoints: Vec<String>) -> Vec<String> {
     record.to_strings()
 }
 
-#[test]
-fn only_the_best_priority_is_connected() {
-    let dns = DnsServer::start(vec![
-        srv("svc", 10, 1, 4001, "one"),
-        srv("svc", 10, 3, 4002, "two"),
-        srv("svc", 20, 5, 4003, "three"),
+/// A port on 127.0.0.1 that accepts TCP connections while the listener lives.
+fn listening() -> (TcpListener, u16) {
+    let listener = TcpListener::bind((LOCAL, 0)).expect("a listener on 127.0.0.1");
+    let port = listener.local_addr().expect("its address").port();
+    (listener, port)
+}
+
+/// Three priorities: 10 (two targets), 20 and 30, all on 127.0.0.1.
+fn priorities(best: [u16; 2], second: u16, third: u16) -> Vec<Record> {
+    vec![
+        srv("svc", 10, 1, best[0], "one"),
+        srv("svc", 10, 3, best[1], "two"),
+        srv("svc", 20, 5, second, "three"),
+        srv("svc", 30, 5, third, "four"),
         a("one", LOCAL),
         a("two", LOCAL),
         a("three", LOCAL),
-    ]);
+        a("four", LOCAL),
+    ]
+}
+
+#[test]
+fn only_the_best_priority_is_connected() {
+    let (_one, one) = listening();
+    let (_two, two) = listening();
+    let (_three, three) = listening();
+    let dns = DnsServer::start(priorities([one, two], three, three));
     let changes = first_batch(&resolver(&dns), "dns:svc.example.test").unwrap();
+    let mut expected = [
+        format!("tcp://127.0.0.1:{one}"),
+        format!("tcp://127.0.0.1:{two}"),
+    ];
+    expected.sort();
+    assert_eq!(inserted(&changes), expected);
+}
+
+#[test]
+fn a_lower_priority_serves_while_no_better_target_accepts_connections() {
+    // Nothing listens on `dead`: connections are refused.
+    let dead = free_port();
+    let (_backup, backup) = listening();
+    let dns = DnsServer::start(priorities([dead, dead], backup, dead));
+    let changes = first_batch(&resolver(&dns), "dns:svc.example.test").unwrap();
+    assert_eq!(inserted(&changes), [format!("tcp://127.0.0.1:{backup}")]);
+
+    // Nothing accepts at all: the best priority, which may come back.
+    let nowhere = free_port();
+    dns.replace(priorities([dead, dead], nowhere, nowhere));
+    let changes = first_batch(&resolver(&dns), "dns:svc.example.test").unwrap();
+    assert_eq!(inserted(&changes), [format!("tcp://127.0.0.1:{dead}")]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_best_priority_is_taken_back_when_it_accepts_connections_again() {
+    let best = free_port();
+    let (_backup, backup) = listening();
+    let dns = DnsServer::start(priorities([best, best], backup, backup));
+    let resolver = resolver(&dns);
+    let mut changes = resolver.resolve("dns:svc.example.test");
+    let backup_endpoint = format!("tcp://127.0.0.1:{backup}");
     assert_eq!(
-        inserted(&changes),
-        ["tcp://127.0.0.1:4001", "tcp://127.0.0.1:4002"]
+        changes.next().await.unwrap().unwrap(),
+        Change::Insert(backup_endpoint.clone())
+    );
+
+    let _best = TcpListener::bind((LOCAL, best)).expect("the best target's port is still free");
+    // The new endpoint first, so that the client is never without one.
+    assert_eq!(
+        next_change(&mut changes).await,
+        Change::Insert(format!("tcp://127.0.0.1:{best}"))
+    );
+    assert_eq!(
+        next_change(&mut changes).await,
+        Change::Remove(backup_endpoint)
     );
 }
 
@@ -127,4 +191,13 @@ fn an_unreachable_name_server_is_an_error_not_a_hang() {
         message.contains("cannot look up _zerorpc._tcp.svc.example.test. SRV"),
         "{message}"
     );
+}
+
+/// The next change, within the test's bound.
+async fn next_change(changes: &mut zerorpc::Changes) -> Change {
+    tokio::time::timeout(TEST_BOUND, changes.next())
+        .await
+        .expect("a change within the bound")
+        .expect("the stream goes on")
+        .expect("no error")
 }
