@@ -199,3 +199,27 @@ async fn the_last_answer_keeps_serving_while_dns_is_down() {
     .await;
     assert_eq!(callers.stop().await, 0, "calls failed");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_client_builds_and_follows_inside_a_current_thread_runtime() {
+    // `build()` blocks this runtime's only thread on the first answer; the
+    // lookup runs on the resolver's own thread, so it cannot deadlock.
+    let (first, second) = (Running::start(), Running::start());
+    let host = a("host", Ipv4Addr::LOCALHOST);
+    let dns = DnsServer::start(vec![srv("one", 0, 1, first.port, "host"), host.clone()]);
+    let client = Client::builder()
+        .resolver(Arc::new(resolver(&dns)))
+        .connect("dns:one.example.test")
+        .build()
+        .expect("the first answer is applied at build");
+    let call = client.call::<usize>("hit", ());
+    tokio::time::timeout(TEST_BOUND, call)
+        .await
+        .expect("within the bound")
+        .expect("the call succeeds");
+
+    dns.replace(vec![srv("one", 0, 1, second.port, "host"), host]);
+    let callers = Callers::start(&client, 2);
+    eventually_only(&second, &first).await;
+    assert_eq!(callers.stop().await, 0, "calls failed");
+}
