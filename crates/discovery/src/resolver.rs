@@ -205,48 +205,60 @@ impl DnsResolverBuilder {
             .enable_all()
             .build()
             .map_err(BuildError::Thread)?;
-        // The resolver spawns its connections on the runtime current when
-        // it builds and queries: always this one.
-        let _entered = runtime.enter();
-        let provider = TokioRuntimeProvider::default();
-        let mut builder = match name_server {
-            Some(address) => {
-                let connections = [ConnectionConfig::udp(), ConnectionConfig::tcp()]
-                    .into_iter()
-                    .map(|mut connection| {
-                        connection.port = address.port();
-                        connection
-                    })
-                    .collect();
-                let server = NameServerConfig::new(address.ip(), true, connections);
-                TokioResolver::builder_with_config(
-                    ResolverConfig::from_name_servers(vec![server]),
-                    provider,
-                )
-            }
-            None => TokioResolver::builder(provider)
-                .map_err(|error| BuildError::SystemConfig(error.to_string()))?,
+        // Wrapped at once: if what follows fails inside a caller's runtime,
+        // a plain `Runtime` dropped there would panic.
+        let thread = DnsThread(Some(runtime));
+        let resolver = {
+            // The resolver spawns its connections on the runtime current
+            // when it is built and queried: always the resolver's own.
+            let _entered = thread.0.as_ref().map(tokio::runtime::Runtime::enter);
+            hickory(name_server, self.timeout)?
         };
-        let options = builder.options_mut();
-        // This resolver keeps answers for their TTL itself; a second cache
-        // below it would hide changes and hand back stale negative answers.
-        options.cache_size = 0;
-        if let Some(timeout) = self.timeout {
-            options.timeout = timeout;
-        }
-        let resolver = builder
-            .build()
-            .map_err(|error| BuildError::SystemConfig(error.to_string()))?;
-        drop(_entered);
         Ok(DnsResolver {
             shared: Arc::new(Shared {
                 resolver,
                 floor: self.floor,
                 ceiling: self.ceiling,
             }),
-            thread: DnsThread(Some(runtime)),
+            thread,
         })
     }
+}
+
+/// hickory's resolver, asking `name_server` or the system's.
+fn hickory(
+    name_server: Option<SocketAddr>,
+    timeout: Option<Duration>,
+) -> Result<TokioResolver, BuildError> {
+    let provider = TokioRuntimeProvider::default();
+    let mut builder = match name_server {
+        Some(address) => {
+            let connections = [ConnectionConfig::udp(), ConnectionConfig::tcp()]
+                .into_iter()
+                .map(|mut connection| {
+                    connection.port = address.port();
+                    connection
+                })
+                .collect();
+            let server = NameServerConfig::new(address.ip(), true, connections);
+            TokioResolver::builder_with_config(
+                ResolverConfig::from_name_servers(vec![server]),
+                provider,
+            )
+        }
+        None => TokioResolver::builder(provider)
+            .map_err(|error| BuildError::SystemConfig(error.to_string()))?,
+    };
+    let options = builder.options_mut();
+    // This resolver keeps answers for their TTL itself; a second cache
+    // below it would hide changes and hand back stale negative answers.
+    options.cache_size = 0;
+    if let Some(timeout) = timeout {
+        options.timeout = timeout;
+    }
+    builder
+        .build()
+        .map_err(|error| BuildError::Setup(error.to_string()))
 }
 
 /// The name server to use: the builder's, else the variable's (empty is
@@ -286,6 +298,9 @@ pub enum BuildError {
     /// The system's DNS configuration could not be read or used.
     #[error("cannot use the system's DNS configuration: {0}")]
     SystemConfig(String),
+    /// hickory refused the configuration.
+    #[error("cannot set up the DNS resolver: {0}")]
+    Setup(String),
     /// The floor is zero or above the ceiling.
     #[error("TTL bounds must be 0 < floor <= ceiling (floor {floor:?}, ceiling {ceiling:?})")]
     TtlBounds {
@@ -713,6 +728,22 @@ mod tests {
         assert_eq!(shared.keep(Some(30)), Duration::from_secs(30));
         assert_eq!(shared.keep(Some(86_400)), Duration::from_secs(60));
         assert_eq!(shared.keep(None), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn builds_and_drops_inside_a_runtime() {
+        // Dropping a tokio runtime inside another panics unless it is
+        // shut down without waiting, as the resolver's is.
+        let outer = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        outer.block_on(async {
+            let resolver = DnsResolver::builder()
+                .name_server("127.0.0.1:53".parse().unwrap())
+                .build()
+                .unwrap();
+            drop(resolver);
+        });
     }
 
     #[test]
