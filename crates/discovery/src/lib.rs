@@ -6,6 +6,33 @@
 //! on the core crate and on `hickory-resolver`; the core crate knows nothing
 //! of DNS.
 //!
+//! [`DnsResolver`] resolves `dns:NAME` endpoints and follows their records
+//! as they change; one line plugs it into a client or a server:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use zerorpc::Client;
+//! use zerorpc_discovery::DnsResolver;
+//!
+//! let resolver = DnsResolver::builder()
+//!     .name_server("127.0.0.1:5353".parse()?)
+//!     .build()?;
+//! let client = Client::builder()
+//!     .resolver(Arc::new(resolver))
+//!     .connect("dns:users.svc.example.test")
+//!     .build()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! [`txt`] defines the TXT record schema shared by resolving and announcing.
+//! `docs/discovery.md` describes the records, the precedence of settings
+//! and what a user sees when something fails.
 
+mod resolver;
+mod select;
 pub mod txt;
+
+pub use resolver::{
+    BuildError, DEFAULT_TTL_CEILING, DEFAULT_TTL_FLOOR, DNS_SERVER_VAR, DnsResolver,
+    DnsResolverBuilder, SRV_PREFIX,
+};
