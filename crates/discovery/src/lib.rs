@@ -6,6 +6,8 @@
 //! on the core crate and on `hickory-resolver`; the core crate knows nothing
 //! of DNS.
 //!
-//! [`txt`] defines the TXT record schema shared by resolving and announcing.
+//! [`txt`] defines the TXT record schema shared by resolving and announcing;
+//! [`announce`] turns a services file into records for a DNS server.
 
+pub mod announce;
 pub mod txt;
