@@ -23,7 +23,11 @@ pub(crate) fn run(args: RawAnnounceArgs) -> Result<(), Failure> {
     let zone = match (&args.zone, &args.nameserver) {
         (Some(origin), Some(nameserver)) => {
             let serial = args.serial.unwrap_or_else(unix_time);
-            Some(Zone::new(origin, nameserver, serial).map_err(|e| Failure::usage(e.to_string()))?)
+            let mut zone = Zone::new(origin, nameserver, serial);
+            if let Some(address) = args.nameserver_address {
+                zone = zone.and_then(|zone| zone.with_nameserver_address(address));
+            }
+            Some(zone.map_err(|e| Failure::usage(e.to_string()))?)
         }
         // clap makes --zone and --nameserver go together.
         _ => None,

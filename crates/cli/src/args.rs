@@ -93,6 +93,13 @@ pub(crate) struct RawAnnounceArgs {
     /// The zone's name server (its NS record and the SOA's primary), with --zone.
     #[arg(long, value_name = "HOST", requires = "zone")]
     pub(crate) nameserver: Option<String>,
+    /// The name server's address, when it is inside the zone (which must then hold it).
+    #[arg(
+        long = "nameserver-address",
+        value_name = "IP",
+        requires = "nameserver"
+    )]
+    pub(crate) nameserver_address: Option<std::net::IpAddr>,
     /// The SOA serial, with --zone (default: the current Unix time).
     #[arg(long, value_name = "N", requires = "zone")]
     pub(crate) serial: Option<u32>,

@@ -18,7 +18,7 @@ pub fn render_bind_records(services: &Services) -> Result<String, AnnounceError>
 pub fn render_bind_zone(services: &Services, zone: &Zone) -> Result<String, AnnounceError> {
     no_networks(services)?;
     zone.check(services)?;
-    Ok(zone_file(zone, &services.records()))
+    zone_file(zone, &services.records())
 }
 
 fn no_networks(services: &Services) -> Result<(), AnnounceError> {
@@ -75,12 +75,13 @@ pub fn render_bind_views(
             name = view.name,
             origin = zone.origin,
         );
-        files.push((file_name, zone_file(zone, &view.records)));
+        files.push((file_name, zone_file(zone, &view.records)?));
     }
     Ok(BindViews { named_conf, files })
 }
 
-fn zone_file(zone: &Zone, records: &[Record]) -> String {
+fn zone_file(zone: &Zone, records: &[Record]) -> Result<String, AnnounceError> {
+    zone.require_glue()?;
     let origin = &zone.origin;
     let mut out = format!(
         "; zerorpc announce: zone {origin}\n$ORIGIN {origin}.\n\
@@ -89,8 +90,9 @@ fn zone_file(zone: &Zone, records: &[Record]) -> String {
         ns = zone.nameserver,
         serial = zone.serial,
     );
+    write_records(&mut out, &zone.nameserver_records());
     write_records(&mut out, records);
-    out
+    Ok(out)
 }
 
 fn write_records(out: &mut String, records: &[Record]) {

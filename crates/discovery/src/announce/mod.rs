@@ -98,6 +98,7 @@ fn syntax_message(
 pub struct Zone {
     origin: String,
     nameserver: String,
+    nameserver_address: Option<IpAddr>,
     serial: u32,
 }
 
@@ -112,8 +113,51 @@ impl Zone {
         Ok(Zone {
             origin,
             nameserver,
+            nameserver_address: None,
             serial,
         })
+    }
+
+    /// The address of a name server inside the zone, which the zone must
+    /// then hold (BIND refuses to load a zone whose in-zone name server has
+    /// no address).
+    pub fn with_nameserver_address(mut self, address: IpAddr) -> Result<Zone, AnnounceError> {
+        if !in_zone(&self.nameserver, &self.origin) {
+            return Err(AnnounceError::Unsupported(format!(
+                "name server {} is outside zone {}: its address belongs to its own zone",
+                self.nameserver, self.origin
+            )));
+        }
+        self.nameserver_address = Some(address);
+        Ok(self)
+    }
+
+    /// The records of the zone's own name server: its address, if given.
+    fn nameserver_records(&self) -> Vec<Record> {
+        self.nameserver_address
+            .map(|ip| Record {
+                owner: format!("{}.", self.nameserver),
+                ttl: 3600,
+                data: match ip {
+                    IpAddr::V4(v4) => Data::A(v4),
+                    IpAddr::V6(v6) => Data::Aaaa(v6),
+                },
+            })
+            .into_iter()
+            .collect()
+    }
+
+    /// BIND refuses to load a zone whose name server is inside it without
+    /// an address (tinydns does not mind).
+    fn require_glue(&self) -> Result<(), AnnounceError> {
+        if self.nameserver_address.is_none() && in_zone(&self.nameserver, &self.origin) {
+            return Err(AnnounceError::Unsupported(format!(
+                "name server {} is inside zone {}, so the zone must hold its address \
+                 (--nameserver-address): BIND refuses to load it otherwise",
+                self.nameserver, self.origin
+            )));
+        }
+        Ok(())
     }
 
     /// Every service must be the zone's apex or under it: a server would

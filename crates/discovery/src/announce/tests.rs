@@ -108,6 +108,11 @@ fn complete_zone_and_the_zone_must_hold_the_services() {
         text.contains("svc.example.test. 3600 IN NS ns1.example.test.\n"),
         "{text}"
     );
+    assert!(
+        zone.clone()
+            .with_nameserver_address("192.0.2.1".parse().unwrap())
+            .is_err()
+    );
     let other = Zone::new("other.test", "ns1.example.test", 7).unwrap();
     let error = render_bind_zone(&services, &other).unwrap_err().to_string();
     assert!(error.contains("not in zone other.test"), "{error}");
@@ -123,7 +128,22 @@ fn complete_zone_and_the_zone_must_hold_the_services() {
 fn views_give_each_network_its_instances() {
     let services = parse(TWO_NETWORKS);
     let zone = Zone::new("example.test", "ns.example.test", 1).unwrap();
+    let error = render_bind_views(&services, &zone, "/var/lib/bind/").unwrap_err();
+    assert!(
+        error.to_string().contains("must hold its address"),
+        "{error}"
+    );
+    let zone = zone
+        .with_nameserver_address("192.0.2.53".parse().unwrap())
+        .unwrap();
     let views = render_bind_views(&services, &zone, "/var/lib/bind/").unwrap();
+    assert!(
+        views.files[0]
+            .1
+            .contains("\nns.example.test. 3600 IN A 192.0.2.53\n"),
+        "{}",
+        views.files[0].1
+    );
     assert_eq!(
         views
             .named_conf

@@ -28,6 +28,7 @@ pub fn render_tinydns(services: &Services, zone: Option<&Zone>) -> Result<String
             ns = zone.nameserver,
             serial = zone.serial,
         );
+        write_records(&mut out, &zone.nameserver_records(), "");
     }
     if !services.has_networks() {
         write_records(&mut out, &services.records(), "");
