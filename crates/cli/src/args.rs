@@ -74,7 +74,7 @@ pub(crate) enum RawSubcommand {
                       by address, and a TXT record describing the service. With --zone, a \
                       complete zone (SOA and NS records first). A file with networks gets \
                       BIND views (a named.conf fragment on stdout, zone files in --out-dir) or \
-                      tinydns locations. See docs/discovery.md, \"Announcing services\"."
+                      tinydns locations. See docs/announce.md."
     )]
     Announce(RawAnnounceArgs),
 }

@@ -253,6 +253,27 @@ fn check(raw: RawFile) -> Result<Services, AnnounceError> {
     if services.is_empty() {
         return Err(invalid("services".into(), "the file announces no service"));
     }
+    // The names made for instances given by address (`iN.NAME`) hold A or
+    // AAAA records only; a service there would get them mixed with its own.
+    for (s, service) in services.iter().enumerate() {
+        for (i, instance) in service.instances.iter().enumerate() {
+            if let InstanceKind::Srv {
+                host: Host::Ip(_), ..
+            } = instance.kind
+            {
+                let target = format!("i{i}.{}", service.name).to_ascii_lowercase();
+                if names.contains(&target) {
+                    return Err(invalid(
+                        format!("services › [{s}] › instances › [{i}]"),
+                        format!(
+                            "the instance's address goes at {target}, which is also a service's \
+                             name"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
     Ok(Services { networks, services })
 }
 

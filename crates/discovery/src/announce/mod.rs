@@ -18,7 +18,7 @@
 //! group `default`. BIND gets a view per group, tinydns a location per
 //! group; dnsmasq cannot tell clients apart and refuses such a file.
 //!
-//! The format of the file is in docs/discovery.md ("Announcing services").
+//! The file format and each output format are described in docs/announce.md.
 
 mod bind;
 mod dnsmasq;

@@ -325,4 +325,8 @@ fn errors_say_where() {
         "services:\n  - name: a.test\n    instances: [{host: 10.0.0.1, port: 1}]\n  - name: A.test.\n    instances: [{host: 10.0.0.1, port: 1}]\n",
         &["services › [1] › name", "announced twice"],
     );
+    check_error(
+        "services:\n  - name: a.test\n    instances: [{host: 10.0.0.1, port: 1}]\n  - name: i0.a.test\n    instances: [{host: b.test, port: 1}]\n",
+        &["services › [0] › instances › [0]", "also a service's name"],
+    );
 }

@@ -106,47 +106,55 @@ fn write_records(out: &mut String, records: &[Record], location: &str) {
         let owner = owner.trim_end_matches('.');
         let _ = match data {
             Data::A(ip) => writeln!(out, "+{owner}:{ip}:{ttl}::{location}"),
-            Data::Aaaa(ip) => writeln!(
-                out,
-                ":{owner}:28:{}:{ttl}::{location}",
-                escape(&ip.octets())
-            ),
+            Data::Aaaa(ip) => {
+                writeln!(out, ":{owner}:28:{}:{ttl}::{location}", octal(&ip.octets()))
+            }
             Data::Srv {
                 priority,
                 weight,
                 port,
                 target,
             } => {
-                let mut rdata = Vec::new();
+                let mut rdata = String::new();
                 for value in [priority, weight, port] {
-                    rdata.extend_from_slice(&value.to_be_bytes());
+                    rdata.push_str(&octal(&value.to_be_bytes()));
                 }
-                rdata.extend(wire_name(target));
-                writeln!(out, ":{owner}:33:{}:{ttl}::{location}", escape(&rdata))
+                rdata.push_str(&wire_name(target));
+                writeln!(out, ":{owner}:33:{rdata}:{ttl}::{location}")
             }
             Data::Txt(strings) => {
-                let mut rdata = Vec::new();
+                let mut rdata = String::new();
                 for string in strings {
                     // Each string is at most 255 bytes (txt::split_txt).
-                    rdata.push(u8::try_from(string.len()).unwrap_or(u8::MAX));
-                    rdata.extend_from_slice(string.as_bytes());
+                    rdata.push_str(&octal(&[u8::try_from(string.len()).unwrap_or(u8::MAX)]));
+                    rdata.push_str(&escape(string.as_bytes()));
                 }
-                writeln!(out, ":{owner}:16:{}:{ttl}::{location}", escape(&rdata))
+                writeln!(out, ":{owner}:16:{rdata}:{ttl}::{location}")
             }
         };
     }
 }
 
-/// A name in DNS wire format: length-prefixed labels, then a zero byte.
-fn wire_name(name: &str) -> Vec<u8> {
-    let mut wire = Vec::new();
+/// A name in DNS wire format (length-prefixed labels, then a zero byte),
+/// escaped for a generic line.
+fn wire_name(name: &str) -> String {
+    let mut wire = String::new();
     for label in name.trim_end_matches('.').split('.') {
         // Labels were checked to be 1 to 63 bytes.
-        wire.push(u8::try_from(label.len()).unwrap_or(63));
-        wire.extend_from_slice(label.as_bytes());
+        wire.push_str(&octal(&[u8::try_from(label.len()).unwrap_or(63)]));
+        wire.push_str(&escape(label.as_bytes()));
     }
-    wire.push(0);
+    wire.push_str(&octal(&[0]));
     wire
+}
+
+/// Binary fields (numbers, lengths), every byte in octal, so that a reader
+/// of the data file sees `\000\012` rather than a stray `(` or `<`.
+fn octal(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut out, byte| {
+        let _ = write!(out, "\\{byte:03o}");
+        out
+    })
 }
 
 /// Record data for a generic line: printable ASCII as is, except the field
@@ -194,6 +202,6 @@ mod tests {
 
     #[test]
     fn srv_target_in_wire_format() {
-        assert_eq!(wire_name("i0.a.test."), b"\x02i0\x01a\x04test\x00");
+        assert_eq!(wire_name("i0.a.test."), r"\002i0\001a\004test\000");
     }
 }
