@@ -255,6 +255,11 @@ fn start_named(named: &Path, dir: &TempDir, conf: &str, port: u16) -> Process {
     process
         .wait_for_stderr_line("running", SERVER_STARTUP)
         .unwrap_or_else(|e| panic!("named did not start with\n{conf}\n{e}"));
+    // named runs even when a zone fails to load; its log says so before
+    // "running".
+    if let Ok(line) = process.wait_for_stderr_line("not loaded due to errors", Duration::ZERO) {
+        panic!("named refused a zone: {line}\n{conf}");
+    }
     process
 }
 

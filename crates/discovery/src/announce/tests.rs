@@ -330,3 +330,35 @@ fn errors_say_where() {
         &["services › [0] › instances › [0]", "also a service's name"],
     );
 }
+
+#[test]
+fn endpoints_of_each_network_go_into_its_txt_record() {
+    let services = parse(
+        "networks: {lab: [10.9.0.0/16]}
+services:
+  - name: logs.example.test
+    instances:
+      - endpoints: ['tcp://10.0.0.1:1']
+      - endpoints: ['ipc:///lab.sock']
+        networks: [lab]
+",
+    );
+    let txt = |view: &View<'_>| match view.records.as_slice() {
+        [
+            Record {
+                data: Data::Txt(strings),
+                ..
+            },
+        ] => {
+            crate::txt::TxtRecord::from_strings(strings)
+                .unwrap()
+                .endpoints
+        }
+        other => panic!("{other:?}"),
+    };
+    let views = services.views();
+    assert_eq!(views[0].name, "lab");
+    assert_eq!(txt(&views[0]), ["tcp://10.0.0.1:1", "ipc:///lab.sock"]);
+    assert_eq!(views[1].name, "default");
+    assert_eq!(txt(&views[1]), ["tcp://10.0.0.1:1"]);
+}
