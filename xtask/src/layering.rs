@@ -73,9 +73,9 @@ const LAYERS: &[Layer] = &[
     },
     Layer {
         package: "zerorpc-cli",
-        may_depend_on: &["zerorpc", "zerorpc-hub"],
-        why: "the binaries are built on the core crate and the hub only; \
-              the load tools are unpublished",
+        may_depend_on: &["zerorpc", "zerorpc-hub", "zerorpc-discovery"],
+        why: "the binaries are built on the core crate, the hub and discovery \
+              (`zerorpc announce`) only; the load tools are unpublished",
     },
     Layer {
         package: "zerorpc-load",

@@ -1,8 +1,8 @@
 //! `cargo xtask setup`: installs what the test suite needs, when missing.
 //!
 //! Debian packages for the real peers (`redis-server`, `named`, `haproxy`,
-//! `dig`) and a virtualenv at `target/venv` with zerorpc-python 0.6.3, the
-//! version the wire format is checked against.
+//! `dig`, `dnsmasq`, `tinydns-data`) and a virtualenv at `target/venv` with
+//! zerorpc-python 0.6.3, the version the wire format is checked against.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -31,6 +31,10 @@ const PACKAGES: &[(&str, &str)] = &[
     ("bind9-utils", "named-checkconf"),
     ("dnsutils", "dig"),
     ("haproxy", "haproxy"),
+    // The binary only: the `dnsmasq` package would also start a system
+    // daemon on port 53; the tests start their own on a free port.
+    ("dnsmasq-base", "dnsmasq"),
+    ("tinydns", "tinydns-data"),
 ];
 
 /// Installs what is missing; returns the virtualenv's python.

@@ -28,6 +28,8 @@ Examples:
   zerorpc --server --bind tcp://127.0.0.1:4242 tools.toml
                                                    serve the programs of a service file
   zerorpc completions bash > /etc/bash_completion.d/zerorpc
+  zerorpc announce services.yml --format tinydns --zone svc.example.test --nameserver ns.example.test
+                                                   DNS records announcing the services of a file
 
 Exit status: 0 success, 1 remote error, 2 usage or service-file error,
 3 timeout, 4 lost remote, 5 connection or endpoint error, 6 protocol error,
@@ -65,6 +67,56 @@ pub(crate) enum RawSubcommand {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
+    /// Print DNS records (BIND, tinydns or dnsmasq) announcing the services of a services file.
+    #[command(
+        long_about = "Print DNS records announcing the services of a services file (YAML): \
+                      SRV records at _zerorpc._tcp.NAME, A/AAAA records for instances given \
+                      by address, and a TXT record describing the service. With --zone, a \
+                      complete zone (SOA and NS records first). A file with networks gets \
+                      BIND views (a named.conf fragment on stdout, zone files in --out-dir) or \
+                      tinydns locations. See docs/announce.md."
+    )]
+    Announce(RawAnnounceArgs),
+}
+
+/// `zerorpc announce`'s flags, as parsed.
+#[derive(Debug, Args)]
+pub(crate) struct RawAnnounceArgs {
+    /// The services file (YAML).
+    pub(crate) file: PathBuf,
+    /// The DNS server the records are for.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub(crate) format: DnsFormat,
+    /// Write a complete zone with this origin (SOA and NS records), for bind and tinydns.
+    #[arg(long, value_name = "ZONE", requires = "nameserver")]
+    pub(crate) zone: Option<String>,
+    /// The zone's name server (its NS record and the SOA's primary), with --zone.
+    #[arg(long, value_name = "HOST", requires = "zone")]
+    pub(crate) nameserver: Option<String>,
+    /// The name server's address, when it is inside the zone (which must then hold it).
+    #[arg(
+        long = "nameserver-address",
+        value_name = "IP",
+        requires = "nameserver"
+    )]
+    pub(crate) nameserver_address: Option<std::net::IpAddr>,
+    /// The SOA serial, with --zone (default: the current Unix time).
+    #[arg(long, value_name = "N", requires = "zone")]
+    pub(crate) serial: Option<u32>,
+    /// bind with networks: the directory for the zone file of each view.
+    #[arg(long = "out-dir", value_name = "DIR")]
+    pub(crate) out_dir: Option<PathBuf>,
+}
+
+/// The `--format` choices of `zerorpc announce`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DnsFormat {
+    /// BIND zone-file records (or zones and views).
+    Bind,
+    /// tinydns-data lines.
+    Tinydns,
+    /// dnsmasq configuration lines.
+    Dnsmasq,
 }
 
 /// zerorpc-python's flags and positionals.
@@ -150,6 +202,8 @@ pub(crate) enum Invocation {
     Call(CallArgs),
     /// Serve a service file.
     Serve(ServeArgs),
+    /// Print DNS records for a services file.
+    Announce(RawAnnounceArgs),
 }
 
 /// Where a socket binds and connects; binds happen first, as in zerorpc-python.
@@ -248,10 +302,33 @@ pub(crate) fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsStrin
 impl RawArgs {
     /// Checks the raw arguments and gives them their meaning.
     pub(crate) fn validate(self) -> Result<Invocation, Failure> {
-        if let Some(RawSubcommand::Completions { shell }) = self.subcommand {
-            return Ok(Invocation::Completions(shell));
+        match self.subcommand {
+            Some(RawSubcommand::Completions { shell }) => Ok(Invocation::Completions(shell)),
+            Some(RawSubcommand::Announce(announce)) => {
+                announce.validate()?;
+                Ok(Invocation::Announce(announce))
+            }
+            None => self.rpc.validate(),
         }
-        self.rpc.validate()
+    }
+}
+
+impl RawAnnounceArgs {
+    /// What can be checked before reading the file; whether --out-dir is
+    /// needed depends on its networks.
+    fn validate(&self) -> Result<(), Failure> {
+        if self.format == DnsFormat::Dnsmasq && self.zone.is_some() {
+            return Err(Failure::usage(
+                "--zone is for bind and tinydns: dnsmasq answers for the names it is given \
+                 without a zone",
+            ));
+        }
+        if self.format != DnsFormat::Bind && self.out_dir.is_some() {
+            return Err(Failure::usage(
+                "--out-dir is for --format bind (the zone files of its views)",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -529,5 +606,41 @@ mod tests {
             parse(&["completions", "bash"]),
             Ok(Invocation::Completions(_))
         ));
+    }
+
+    #[test]
+    fn announce_flags() {
+        assert!(matches!(
+            parse(&["announce", "s.yml", "--format", "tinydns"]),
+            Ok(Invocation::Announce(_))
+        ));
+        for bad in [
+            &["announce", "s.yml"][..],
+            &["announce", "s.yml", "--format", "nsd"],
+            &[
+                "announce",
+                "s.yml",
+                "--format",
+                "bind",
+                "--zone",
+                "example.test",
+            ],
+            &[
+                "announce",
+                "s.yml",
+                "--format",
+                "dnsmasq",
+                "--zone",
+                "a",
+                "--nameserver",
+                "b",
+            ],
+            &["announce", "s.yml", "--format", "tinydns", "--out-dir", "d"],
+        ] {
+            match parse(bad) {
+                Err(failure) => assert_eq!(failure.code(), crate::exit::code::USAGE, "{bad:?}"),
+                Ok(other) => panic!("{bad:?} accepted: {other:?}"),
+            }
+        }
     }
 }

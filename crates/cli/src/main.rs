@@ -3,9 +3,10 @@
 //!
 //! The command line follows zerorpc-python's `zerorpc` tool (same flags,
 //! same positional shift with `--connect`/`--bind`) and adds subcommands
-//! (`zerorpc completions SHELL`). Usage, exit statuses and the service file
+//! (`zerorpc completions SHELL`, `zerorpc announce FILE`). Usage, exit statuses and the service file
 //! format are documented in docs/cli.md.
 
+mod announce;
 mod args;
 mod call;
 mod debug;
@@ -61,6 +62,7 @@ fn run(invocation: Invocation) -> Result<(), Failure> {
         }
         Invocation::Call(call) => runtime()?.block_on(call::run(call)),
         Invocation::Serve(serve) => runtime()?.block_on(serve::run(serve)),
+        Invocation::Announce(announce) => announce::run(announce),
     }
 }
 

@@ -24,10 +24,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! [`txt`] defines the TXT record schema shared by resolving and announcing.
+//! [`txt`] defines the TXT record schema shared by resolving and announcing;
+//! [`announce`] turns a services file into records for a DNS server.
 //! `docs/discovery.md` describes the records, the precedence of settings
 //! and what a user sees when something fails.
 
+pub mod announce;
 mod resolver;
 mod select;
 pub mod txt;

@@ -26,6 +26,18 @@ const INSTALL_HINTS: &[(&str, &str)] = &[
         "haproxy",
         "run `cargo xtask setup` or `apt-get install haproxy`",
     ),
+    (
+        "dnsmasq",
+        "run `cargo xtask setup` or `apt-get install dnsmasq-base`",
+    ),
+    (
+        "tinydns-data",
+        "run `cargo xtask setup` or `apt-get install tinydns`",
+    ),
+    (
+        "tinydns-get",
+        "run `cargo xtask setup` or `apt-get install tinydns`",
+    ),
 ];
 
 /// The root of the zerorpc-rs workspace (where `Cargo.lock` and `target/` live).
@@ -118,4 +130,18 @@ pub fn named() -> Option<PathBuf> {
 /// The `haproxy` executable, or `None` (after the skip message) if missing.
 pub fn haproxy() -> Option<PathBuf> {
     required_program("haproxy")
+}
+
+/// The `dnsmasq` executable, or `None` (after the skip message) if missing.
+pub fn dnsmasq() -> Option<PathBuf> {
+    required_program("dnsmasq")
+}
+
+/// The `tinydns-data` and `tinydns-get` executables, or `None` (after the
+/// skip message) if either is missing.
+pub fn tinydns() -> Option<(PathBuf, PathBuf)> {
+    Some((
+        required_program("tinydns-data")?,
+        required_program("tinydns-get")?,
+    ))
 }

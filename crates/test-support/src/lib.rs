@@ -1,14 +1,15 @@
 //! Shared helpers for the integration tests of the zerorpc-rs crates.
 //!
 //! Integration tests talk to real peers: zerorpc-python 0.6.3, `redis-server`,
-//! `named` and `haproxy`. This crate finds them, starts them as guarded child
-//! processes and hands out free TCP ports on 127.0.0.1.
+//! `named`, `dnsmasq`, tinydns and `haproxy`. This crate finds them, starts
+//! them as guarded child processes and hands out free TCP ports on 127.0.0.1.
 //!
 //! # Missing components
 //!
 //! When a component is not installed, the finders ([`python`],
-//! [`redis_server`], [`named`], [`haproxy`]) print a "skipped" line to stderr
-//! and return `None`, so a test can return early. When the `CI` environment
+//! [`redis_server`], [`named`], [`dnsmasq`], [`tinydns`], [`haproxy`])
+//! print a "skipped" line to stderr and return `None`, so a test can return
+//! early. When the `CI` environment
 //! variable is set (non-empty) they panic instead, naming the component and
 //! how to install it: in CI a skipped interoperability test would be a silent
 //! hole in the suite. `cargo xtask setup` installs everything.
@@ -51,7 +52,9 @@ mod wait;
 mod tests;
 
 pub use binary::workspace_binary;
-pub use component::{find_program, haproxy, named, redis_server, require, workspace_root};
+pub use component::{
+    dnsmasq, find_program, haproxy, named, redis_server, require, tinydns, workspace_root,
+};
 pub use net::{free_port, free_tcp_endpoint};
 pub use process::{Process, WaitLineError};
 pub use python::{PYTHON_PRELUDE, Python, PythonPeer, python};

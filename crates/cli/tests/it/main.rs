@@ -11,6 +11,8 @@ use std::time::Duration;
 use zerorpc::{Server, ShutdownHandle, Value};
 use zerorpc_test_support::{Process, PythonPeer, free_tcp_endpoint, python, wait_until};
 
+mod announce;
+
 const BIN: &str = env!("CARGO_BIN_EXE_zerorpc");
 const STARTUP: Duration = Duration::from_secs(20);
 
