@@ -164,6 +164,13 @@ pub(crate) struct RawRpcArgs {
     /// Print every event sent and received to stderr.
     #[arg(short = 'd', long)]
     pub(crate) debug: bool,
+    /// The DNS server that resolves dns:NAME endpoints (default: the system's).
+    #[arg(
+        long = "dns-server",
+        value_name = "IP:PORT",
+        env = "ZERORPC_DNS_SERVER"
+    )]
+    pub(crate) dns_server: Option<std::net::SocketAddr>,
     /// When to use colours.
     #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
     pub(crate) color: ColorWhen,
@@ -211,6 +218,8 @@ pub(crate) enum Invocation {
 pub(crate) struct Endpoints {
     pub(crate) binds: Vec<String>,
     pub(crate) connects: Vec<String>,
+    /// Where `dns:` names are resolved, when not the system's server.
+    pub(crate) dns_server: Option<std::net::SocketAddr>,
 }
 
 impl Endpoints {
@@ -354,6 +363,7 @@ impl RawRpcArgs {
         let endpoints = Endpoints {
             binds: self.bind,
             connects,
+            dns_server: self.dns_server,
         };
         if endpoints.binds.is_empty() && endpoints.connects.is_empty() {
             return Err(Failure::usage(

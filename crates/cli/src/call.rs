@@ -22,6 +22,9 @@ pub(crate) async fn run(args: CallArgs) -> Result<(), Failure> {
     if let Some(printer) = &printer {
         builder = builder.observer(printer.observer());
     }
+    if let Some(resolver) = crate::dns::resolver(&args.endpoints)? {
+        builder = builder.resolver(resolver);
+    }
     for endpoint in &args.endpoints.binds {
         if args.debug {
             stderr_line(format_args!("binding to \"{endpoint}\""));

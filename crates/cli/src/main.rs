@@ -10,6 +10,7 @@ mod announce;
 mod args;
 mod call;
 mod debug;
+mod dns;
 mod exit;
 mod render;
 mod serve;

@@ -41,6 +41,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     if let Some(printer) = &printer {
         builder = builder.observer(printer.observer());
     }
+    if let Some(resolver) = crate::dns::resolver(&args.endpoints)? {
+        builder = builder.resolver(resolver);
+    }
     for endpoint in &args.endpoints.binds {
         stderr_line(format_args!("binding to \"{endpoint}\""));
         builder = builder.bind(endpoint);

@@ -15,7 +15,7 @@ use hickory_resolver::{Resolver, TokioResolver};
 use zerorpc_discovery::txt::TxtRecord;
 use zerorpc_test_support::{Process, free_port};
 
-use super::{TempDir, assert_status, stderr, stdout, zerorpc};
+use super::{OurServer, TempDir, assert_status, stderr, stdout, zerorpc};
 
 const SERVER_STARTUP: Duration = Duration::from_secs(30);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -362,23 +362,7 @@ fn dnsmasq_serves_the_options_announce_prints() {
         .as_str(),
     );
     let options = announce(&[path_str(&services), "--format", "dnsmasq"]);
-    let conf = dir.file("dnsmasq.conf", &options);
-    let port = free_port();
-    let mut command = Command::new(&dnsmasq);
-    command
-        .arg("--no-daemon")
-        .arg(format!("--port={port}"))
-        .arg("--listen-address=127.0.0.1")
-        .arg("--bind-interfaces")
-        .arg("--no-resolv")
-        .arg("--no-hosts")
-        .arg("--pid-file")
-        .arg("--log-facility=-")
-        .arg(format!("--conf-file={}", path_str(&conf)));
-    let process = Process::spawn("dnsmasq", command).expect("starting dnsmasq");
-    process
-        .wait_for_stderr_line("started", SERVER_STARTUP)
-        .unwrap_or_else(|e| panic!("dnsmasq did not start with\n{options}\n{e}"));
+    let (_dns, port) = start_dnsmasq(&dnsmasq, &dir, &options);
     let answers = query(port, None);
     assert_eq!(
         answers.srv,
@@ -598,4 +582,104 @@ fn a_bad_file_is_a_usage_error_naming_line_column_and_key() {
     let output = zerorpc(&["announce", path_str(&services), "--format", "bind"]);
     assert_status(&output, 2);
     assert!(stderr(&output).contains("--out-dir"), "{}", stderr(&output));
+}
+
+// ------------------------------------------------- dns: names, end to end
+
+/// Starts dnsmasq serving `options` on a free port of 127.0.0.1.
+fn start_dnsmasq(dnsmasq: &Path, dir: &TempDir, options: &str) -> (Process, u16) {
+    let conf = dir.file("dnsmasq.conf", options);
+    let port = free_port();
+    let mut command = Command::new(dnsmasq);
+    command
+        .arg("--no-daemon")
+        .arg(format!("--port={port}"))
+        .arg("--listen-address=127.0.0.1")
+        .arg("--bind-interfaces")
+        .arg("--no-resolv")
+        .arg("--no-hosts")
+        .arg("--pid-file")
+        .arg("--log-facility=-")
+        .arg(format!("--conf-file={}", path_str(&conf)));
+    let process = Process::spawn("dnsmasq", command).expect("starting dnsmasq");
+    process
+        .wait_for_stderr_line("started", SERVER_STARTUP)
+        .unwrap_or_else(|e| panic!("dnsmasq did not start with\n{options}\n{e}"));
+    (process, port)
+}
+
+#[test]
+fn a_service_announced_in_dns_is_called_by_name() {
+    let Some(dnsmasq) = zerorpc_test_support::dnsmasq() else {
+        return;
+    };
+    let server = OurServer::start();
+    let port: u16 = server
+        .endpoint
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a tcp endpoint with a port");
+    let dir = TempDir::new();
+    let services = dir.file(
+        "services.yml",
+        &format!(
+            "services:
+  - name: calc.svc.example.test
+    ttl: 5
+    socket_type: ROUTER
+    protocol: 3
+    instances:
+      - {{ host: 127.0.0.1, port: {port} }}
+"
+        ),
+    );
+    let options = announce(&[path_str(&services), "--format", "dnsmasq"]);
+    let (_dns, dns_port) = start_dnsmasq(&dnsmasq, &dir, &options);
+    let dns_server = format!("127.0.0.1:{dns_port}");
+
+    // The name as the endpoint, and with --connect; the server also from
+    // the environment variable.
+    let out = zerorpc(&[
+        "--dns-server",
+        &dns_server,
+        "dns:calc.svc.example.test",
+        "add",
+        "1",
+        "2",
+    ]);
+    assert_status(&out, 0);
+    assert_eq!(stdout(&out).trim().parse::<f64>().ok(), Some(3.0));
+    let out = std::process::Command::new(super::BIN)
+        .args([
+            "-j",
+            "--connect",
+            "dns:calc.svc.example.test",
+            "add",
+            "4",
+            "5",
+        ])
+        .env("ZERORPC_DNS_SERVER", &dns_server)
+        .output()
+        .expect("running zerorpc");
+    assert_status(&out, 0);
+    assert_eq!(stdout(&out).trim().parse::<f64>().ok(), Some(9.0));
+
+    // A name this server does not serve (dnsmasq refuses it): the error
+    // names the record looked up and the server's answer.
+    let out = zerorpc(&[
+        "--dns-server",
+        &dns_server,
+        "--timeout",
+        "2",
+        "dns:nosuch.svc.example.test",
+        "add",
+    ]);
+    assert_status(&out, 5);
+    let text = stderr(&out);
+    assert!(
+        text.contains("_zerorpc._tcp.nosuch.svc.example.test. SRV") && text.contains("Refused"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1, "{text}");
 }
