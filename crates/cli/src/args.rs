@@ -77,6 +77,25 @@ pub(crate) enum RawSubcommand {
                       tinydns locations. See docs/announce.md."
     )]
     Announce(RawAnnounceArgs),
+    /// Print what DNS says about a service name: its SRV and TXT records and the endpoints chosen.
+    Resolve(ResolveArgs),
+}
+
+/// `zerorpc resolve`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct ResolveArgs {
+    /// The service name, e.g. users.svc.example.test (a leading dns: is allowed).
+    pub(crate) name: String,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// The DNS server to ask (default: the system's).
+    #[arg(
+        long = "dns-server",
+        value_name = "IP:PORT",
+        env = "ZERORPC_DNS_SERVER"
+    )]
+    pub(crate) dns_server: Option<std::net::SocketAddr>,
 }
 
 /// `zerorpc announce`'s flags, as parsed.
@@ -211,6 +230,8 @@ pub(crate) enum Invocation {
     Serve(ServeArgs),
     /// Print DNS records for a services file.
     Announce(RawAnnounceArgs),
+    /// Print what DNS says about a service name.
+    Resolve(ResolveArgs),
 }
 
 /// Where a socket binds and connects; binds happen first, as in zerorpc-python.
@@ -317,6 +338,7 @@ impl RawArgs {
                 announce.validate()?;
                 Ok(Invocation::Announce(announce))
             }
+            Some(RawSubcommand::Resolve(resolve)) => Ok(Invocation::Resolve(resolve)),
             None => self.rpc.validate(),
         }
     }

@@ -64,6 +64,7 @@ fn run(invocation: Invocation) -> Result<(), Failure> {
         Invocation::Call(call) => runtime()?.block_on(call::run(call)),
         Invocation::Serve(serve) => runtime()?.block_on(serve::run(serve)),
         Invocation::Announce(announce) => announce::run(announce),
+        Invocation::Resolve(resolve) => dns::resolve(&resolve),
     }
 }
 

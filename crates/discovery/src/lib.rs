@@ -30,10 +30,12 @@
 //! and what a user sees when something fails.
 
 pub mod announce;
+mod inspect;
 mod resolver;
 mod select;
 pub mod txt;
 
+pub use inspect::{Inspection, SrvEntry, TxtEntry};
 pub use resolver::{
     BuildError, DEFAULT_TTL_CEILING, DEFAULT_TTL_FLOOR, DNS_SERVER_VAR, DnsResolver,
     DnsResolverBuilder, SRV_PREFIX,

@@ -11,12 +11,14 @@ use futures::StreamExt;
 use futures::future::join_all;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+use hickory_resolver::lookup::Lookup;
 use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{Name, RData};
 use tokio::sync::mpsc;
 use zerorpc::{Change, Changes, Endpoint, Literal, ResolveEndpoint};
 
+use crate::inspect::{Inspection, SrvEntry, TxtEntry};
 use crate::select::{Random, Weighted, order};
 use crate::txt::TxtRecord;
 
@@ -139,6 +141,27 @@ impl DnsResolver {
             ceiling: DEFAULT_TTL_CEILING,
             timeout: None,
         }
+    }
+
+    /// What DNS says about service `name` (without `dns:`): its SRV and
+    /// TXT records and the endpoints a client would connect to now. For
+    /// people and tools (`zerorpc resolve`); clients use
+    /// [`resolve`](ResolveEndpoint::resolve).
+    pub fn inspect(&self, name: &str) -> zerorpc::Result<Inspection> {
+        let endpoint = format!("dns:{name}");
+        let bad = |why: String| zerorpc::Error::bad_endpoint(&endpoint, why);
+        let absolute_name = absolute(name).map_err(bad)?;
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        let shared = self.shared.clone();
+        // Spawned and awaited through a channel rather than `block_on`, so
+        // that it works from inside another runtime too.
+        self.runtime().spawn(async move {
+            let _ = sender.send(shared.inspect(&absolute_name).await);
+        });
+        receiver
+            .recv()
+            .map_err(|_| bad("the DNS resolver's thread has stopped".into()))?
+            .map_err(bad)
     }
 
     fn runtime(&self) -> &tokio::runtime::Runtime {
@@ -394,17 +417,68 @@ impl Shared {
         })
     }
 
-    /// Looks `name` up: SRV first, then TXT; the error says why in words.
-    async fn lookup(&self, name: &Name) -> Result<Answer, String> {
+    /// The records of `name` and the endpoints chosen from them.
+    async fn inspect(&self, name: &Name) -> Result<Inspection, String> {
+        let (_, srv, txt) = self.query(name).await?;
+        let mut entries: Vec<SrvEntry> = match &srv {
+            Ok(lookup) => lookup
+                .answers()
+                .iter()
+                .filter_map(|record| match &record.data {
+                    RData::SRV(srv) => Some(SrvEntry {
+                        priority: srv.priority,
+                        weight: srv.weight,
+                        port: srv.port,
+                        target: srv.target.to_string(),
+                        ttl: record.ttl,
+                    }),
+                    _ => None,
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        entries
+            .sort_by(|a, b| (a.priority, &a.target, a.port).cmp(&(b.priority, &b.target, b.port)));
+        let (txt, txt_error) = match &txt {
+            Ok(lookup) if !lookup.answers().is_empty() => {
+                let ttl = lookup.answers().iter().map(|r| r.ttl).min().unwrap_or(0);
+                match txt_records(lookup.answers()) {
+                    Ok(record) => (Some(TxtEntry { record, ttl }), None),
+                    Err(error) => (None, Some(error.to_string())),
+                }
+            }
+            _ => (None, None),
+        };
+        let endpoints = self.lookup(name).await?.endpoints;
+        Ok(Inspection {
+            name: name.to_string(),
+            srv: entries,
+            txt,
+            txt_error,
+            endpoints,
+        })
+    }
+
+    /// The SRV name of `name`'s service, and both lookups, asked of DNS
+    /// rather than hickory's cache: this resolver keeps answers itself.
+    async fn query(
+        &self,
+        name: &Name,
+    ) -> Result<(Name, Result<Lookup, NetError>, Result<Lookup, NetError>), String> {
         let srv_name = Name::from_ascii(SRV_PREFIX)
             .and_then(|prefix| prefix.append_domain(name))
             .map_err(|error| format!("{SRV_PREFIX}.{name} is not a DNS name: {error}"))?;
-        // Answers must come from DNS each time: this resolver keeps them.
         self.resolver.clear_cache();
         let (srv, txt) = futures::join!(
             self.resolver.srv_lookup(srv_name.clone()),
             self.resolver.txt_lookup(name.clone())
         );
+        Ok((srv_name, srv, txt))
+    }
+
+    /// Looks `name` up: SRV first, then TXT; the error says why in words.
+    async fn lookup(&self, name: &Name) -> Result<Answer, String> {
+        let (srv_name, srv, txt) = self.query(name).await?;
         let srv_missing = match srv {
             Ok(lookup) => {
                 let records: Vec<_> = lookup

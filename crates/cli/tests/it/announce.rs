@@ -665,6 +665,37 @@ fn a_service_announced_in_dns_is_called_by_name() {
     assert_status(&out, 0);
     assert_eq!(stdout(&out).trim().parse::<f64>().ok(), Some(9.0));
 
+    // `zerorpc resolve` shows the records and the endpoint chosen.
+    let out = zerorpc(&[
+        "resolve",
+        "--dns-server",
+        &dns_server,
+        "calc.svc.example.test",
+    ]);
+    assert_status(&out, 0);
+    let table = stdout(&out);
+    let endpoint = format!("tcp://127.0.0.1:{port}");
+    assert!(
+        table.contains(&endpoint)
+            && table.contains("i0.calc.svc.example.test.")
+            && table.contains("\"socket_type\":\"ROUTER\""),
+        "{table}"
+    );
+    let out = zerorpc(&[
+        "resolve",
+        "--json",
+        "--dns-server",
+        &dns_server,
+        "dns:calc.svc.example.test",
+    ]);
+    assert_status(&out, 0);
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&out)).expect("resolve --json prints JSON");
+    assert_eq!(json["srv"][0]["port"], port);
+    assert_eq!(json["srv"][0]["target"], "i0.calc.svc.example.test.");
+    assert_eq!(json["txt"]["record"]["protocol"], 3);
+    assert_eq!(json["endpoints"], serde_json::json!([endpoint]));
+
     // A name this server does not serve (dnsmasq refuses it): the error
     // names the record looked up and the server's answer.
     let out = zerorpc(&[
@@ -682,4 +713,12 @@ fn a_service_announced_in_dns_is_called_by_name() {
         "{text}"
     );
     assert_eq!(text.lines().count(), 1, "{text}");
+    let out = zerorpc(&[
+        "resolve",
+        "--dns-server",
+        &dns_server,
+        "nosuch.svc.example.test",
+    ]);
+    assert_status(&out, 5);
+    assert!(stderr(&out).contains("_zerorpc._tcp.nosuch.svc.example.test. SRV"));
 }
