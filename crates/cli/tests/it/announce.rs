@@ -722,3 +722,52 @@ fn a_service_announced_in_dns_is_called_by_name() {
     assert_status(&out, 5);
     assert!(stderr(&out).contains("_zerorpc._tcp.nosuch.svc.example.test. SRV"));
 }
+
+#[test]
+fn a_served_file_binds_the_endpoint_its_name_announces() {
+    let Some(dnsmasq) = zerorpc_test_support::dnsmasq() else {
+        return;
+    };
+    let dir = TempDir::new();
+    let port = free_port();
+    let services = dir.file(
+        "services.yml",
+        &format!(
+            "services:
+  - name: tools.svc.example.test
+    ttl: 5
+    instances:
+      - {{ host: 127.0.0.1, port: {port} }}
+"
+        ),
+    );
+    let options = announce(&[path_str(&services), "--format", "dnsmasq"]);
+    let (_dns, dns_port) = start_dnsmasq(&dnsmasq, &dir, &options);
+    let dns_server = format!("127.0.0.1:{dns_port}");
+    let spec = dir.file("tools.toml", super::SPEC);
+
+    // `--server` resolves the name too: it binds what DNS lists.
+    let mut command = Command::new(super::BIN);
+    command
+        .args(["--dns-server", &dns_server, "--server", "--bind"])
+        .arg("dns:tools.svc.example.test")
+        .arg(&spec);
+    let server = Process::spawn("zerorpc --server", command).expect("starting zerorpc --server");
+    let line = server
+        .wait_for_stderr_line("serving", SERVER_STARTUP)
+        .expect("the server binds the announced endpoint");
+    assert!(line.contains(&format!("tcp://127.0.0.1:{port}")), "{line}");
+
+    let out = zerorpc(&[
+        "--dns-server",
+        &dns_server,
+        "--timeout",
+        "10",
+        "-r",
+        "dns:tools.svc.example.test",
+        "say",
+        "hi",
+    ]);
+    assert_status(&out, 0);
+    assert_eq!(stdout(&out), "hi\n");
+}
