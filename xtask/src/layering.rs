@@ -32,6 +32,11 @@ const LAYERS: &[Layer] = &[
         why: "the endpoint parser is shared by every layer, so it uses none",
     },
     Layer {
+        package: "zerorpc-yaml",
+        may_depend_on: &[],
+        why: "reading YAML files is shared by the hub and discovery, below both",
+    },
+    Layer {
         package: "zerorpc-wire",
         may_depend_on: &[],
         why: "wire is the codec at the bottom of the stack",
@@ -58,12 +63,12 @@ const LAYERS: &[Layer] = &[
     },
     Layer {
         package: "zerorpc-hub",
-        may_depend_on: &["zerorpc-wire", "zerorpc-endpoint"],
+        may_depend_on: &["zerorpc-wire", "zerorpc-endpoint", "zerorpc-yaml"],
         why: "the hub routes events below the RPC layer and the transport",
     },
     Layer {
         package: "zerorpc-discovery",
-        may_depend_on: &["zerorpc"],
+        may_depend_on: &["zerorpc", "zerorpc-yaml"],
         why: "discovery plugs into the core crate's endpoint resolution",
     },
     Layer {
@@ -609,9 +614,9 @@ mod tests {
         let report = ws.check();
         assert_eq!(paths(&report), ["zerorpc-hub -> zerorpc-transport"]);
         assert!(
-            report.violations[0]
-                .why
-                .starts_with("zerorpc-hub may depend on zerorpc-wire and zerorpc-endpoint:"),
+            report.violations[0].why.starts_with(
+                "zerorpc-hub may depend on zerorpc-wire, zerorpc-endpoint and zerorpc-yaml:"
+            ),
             "{}",
             report.violations[0]
         );

@@ -148,18 +148,10 @@ impl HubConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The YAML is malformed, or a key has a wrong name, type or value.
-    #[error("{}", syntax_message(*line, *column, key.as_deref(), message))]
-    Syntax {
-        /// 1-based line, when the parser knows it.
-        line: Option<usize>,
-        /// 1-based column, when the parser knows it.
-        column: Option<usize>,
-        /// The key at fault, e.g. `hub 2 › type`.
-        key: Option<String>,
-        /// What is wrong.
-        message: String,
-    },
+    /// The YAML is malformed, or a key has a wrong name, type or value
+    /// (the key reads like `hub 2 › type`).
+    #[error(transparent)]
+    Syntax(#[from] zerorpc_yaml::YamlError),
     /// The file holds no hub.
     #[error("the configuration holds no hub (expected a mapping or a list of mappings)")]
     Empty,
@@ -173,31 +165,6 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
-}
-
-/// `line L, column C, key K: message`, leaving out what is unknown (and
-/// the colon when nothing is known).
-fn syntax_message(
-    line: Option<usize>,
-    column: Option<usize>,
-    key: Option<&str>,
-    message: &str,
-) -> String {
-    let mut place = Vec::new();
-    if let Some(line) = line {
-        place.push(format!("line {line}"));
-    }
-    if let (Some(_), Some(column)) = (line, column) {
-        place.push(format!("column {column}"));
-    }
-    if let Some(key) = key {
-        place.push(format!("key {key}"));
-    }
-    if place.is_empty() {
-        message.to_owned()
-    } else {
-        format!("{}: {message}", place.join(", "))
-    }
 }
 
 /// Seconds as written in the file: a positive, finite number.
@@ -347,10 +314,10 @@ pub fn parse_config(text: &str) -> Result<Vec<HubConfig>, ConfigError> {
     // Look at the document's shape first, then deserialize the text again
     // into the typed form: going through the value would lose the line
     // numbers that make the errors useful.
-    let shape: serde_norway::Value = serde_norway::from_str(text).map_err(|e| syntax(e, None))?;
+    let shape: zerorpc_yaml::Value = zerorpc_yaml::from_str(text, None)?;
     let configs = match shape {
-        serde_norway::Value::Null => return Err(ConfigError::Empty),
-        serde_norway::Value::Sequence(_) => {
+        zerorpc_yaml::Value::Null => return Err(ConfigError::Empty),
+        zerorpc_yaml::Value::Sequence(_) => {
             let raws: Vec<RawHub> = typed(text, true)?;
             raws.into_iter()
                 .enumerate()
@@ -370,60 +337,7 @@ pub fn parse_config(text: &str) -> Result<Vec<HubConfig>, ConfigError> {
 }
 
 fn typed<T: for<'de> Deserialize<'de>>(text: &str, in_list: bool) -> Result<T, ConfigError> {
-    let deserializer = serde_norway::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let key = describe_path(e.path(), in_list);
-        syntax(e.into_inner(), key)
-    })
-}
-
-/// Turns serde's path (`[1].type`) into the words used in messages
-/// (`hub 2 › type`).
-fn describe_path(path: &serde_path_to_error::Path, in_list: bool) -> Option<String> {
-    use serde_path_to_error::Segment;
-    let mut parts = Vec::new();
-    for (i, segment) in path.iter().enumerate() {
-        match segment {
-            Segment::Seq { index } if i == 0 && in_list => parts.push(format!("hub {}", index + 1)),
-            Segment::Seq { index } => parts.push(format!("[{index}]")),
-            Segment::Map { key } => parts.push(key.clone()),
-            Segment::Enum { variant } => parts.push(variant.clone()),
-            Segment::Unknown => {}
-        }
-    }
-    if parts.is_empty() {
-        None
-    } else {
-        Some(parts.join(" › "))
-    }
-}
-
-fn syntax(error: serde_norway::Error, key: Option<String>) -> ConfigError {
-    let location = error.location();
-    let mut message = error.to_string();
-    // The YAML error repeats its position at the end of the text; the
-    // position is shown once, in front.
-    if let Some(at) = message.find(" at line ") {
-        message.truncate(at);
-    }
-    // It may also start with its own spelling of the path (`type: ...`),
-    // which the key already gives.
-    if let Some((prefix, rest)) = message.split_once(": ") {
-        if key.is_some()
-            && !prefix.is_empty()
-            && prefix
-                .chars()
-                .all(|c| c.is_alphanumeric() || "_.[]".contains(c))
-        {
-            message = rest.to_owned();
-        }
-    }
-    ConfigError::Syntax {
-        line: location.as_ref().map(|l| l.line()),
-        column: location.as_ref().map(|l| l.column()),
-        key,
-        message,
-    }
+    Ok(zerorpc_yaml::from_str(text, in_list.then_some("hub"))?)
 }
 
 fn check_conflicts(configs: &[HubConfig]) -> Result<(), ConfigError> {

@@ -167,7 +167,9 @@ impl Hub {
         // libzmq raises ROUTER_NOTIFY for tcp and ipc connections only, so a
         // queue would never learn of a worker connecting over inproc and
         // would route nothing, silently.
-        if config.kind == HubKind::Queue && config.out_endpoint.starts_with("inproc://") {
+        let inproc_out = zerorpc_endpoint::Endpoint::parse(&config.out_endpoint)
+            .is_ok_and(|e| e.transport() == Some(zerorpc_endpoint::Transport::Inproc));
+        if config.kind == HubKind::Queue && inproc_out {
             return Err(HubError::Endpoint {
                 hub: name,
                 side: "out",

@@ -118,11 +118,7 @@ pub(crate) enum InstanceKind {
 /// # Ok::<(), zerorpc_discovery::announce::AnnounceError>(())
 /// ```
 pub fn parse_services(text: &str) -> Result<Services, AnnounceError> {
-    let deserializer = serde_norway::Deserializer::from_str(text);
-    let raw: RawFile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let key = describe_path(e.path());
-        syntax(e.into_inner(), key)
-    })?;
+    let raw: RawFile = zerorpc_yaml::from_str(text, None)?;
     check(raw)
 }
 
@@ -306,50 +302,6 @@ fn invalid(key: String, message: impl Into<String>) -> AnnounceError {
     AnnounceError::Invalid {
         key,
         message: message.into(),
-    }
-}
-
-/// Turns serde's path (`services[1].ttl`) into the words used in messages
-/// (`services › [1] › ttl`).
-fn describe_path(path: &serde_path_to_error::Path) -> Option<String> {
-    use serde_path_to_error::Segment;
-    let parts: Vec<String> = path
-        .iter()
-        .filter_map(|segment| match segment {
-            Segment::Seq { index } => Some(format!("[{index}]")),
-            Segment::Map { key } => Some(key.clone()),
-            Segment::Enum { variant } => Some(variant.clone()),
-            Segment::Unknown => None,
-        })
-        .collect();
-    (!parts.is_empty()).then(|| parts.join(" › "))
-}
-
-fn syntax(error: serde_norway::Error, key: Option<String>) -> AnnounceError {
-    let location = error.location();
-    let mut message = error.to_string();
-    // The YAML error repeats its position at the end of the text; it is
-    // shown once, in front.
-    if let Some(at) = message.find(" at line ") {
-        message.truncate(at);
-    }
-    // It may also start with its own spelling of the path, which the key
-    // already gives.
-    if let Some((prefix, rest)) = message.split_once(": ") {
-        if key.is_some()
-            && !prefix.is_empty()
-            && prefix
-                .chars()
-                .all(|c| c.is_alphanumeric() || "_.[]".contains(c))
-        {
-            message = rest.to_owned();
-        }
-    }
-    AnnounceError::Syntax {
-        line: location.as_ref().map(|l| l.line()),
-        column: location.as_ref().map(|l| l.column()),
-        key,
-        message,
     }
 }
 

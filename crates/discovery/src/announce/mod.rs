@@ -43,18 +43,10 @@ use crate::txt::TxtRecord;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AnnounceError {
-    /// The YAML is malformed, or a key has a wrong name, type or value.
-    #[error("{}", syntax_message(*line, *column, key.as_deref(), message))]
-    Syntax {
-        /// 1-based line, when the parser knows it.
-        line: Option<usize>,
-        /// 1-based column, when the parser knows it.
-        column: Option<usize>,
-        /// The key at fault, e.g. `services › [0] › ttl`.
-        key: Option<String>,
-        /// What is wrong.
-        message: String,
-    },
+    /// The YAML is malformed, or a key has a wrong name, type or value
+    /// (the key reads like `services › [0] › ttl`).
+    #[error(transparent)]
+    Syntax(#[from] zerorpc_yaml::YamlError),
     /// Keys that are each well-formed but do not fit together.
     #[error("key {key}: {message}")]
     Invalid {
@@ -66,30 +58,6 @@ pub enum AnnounceError {
     /// The output format cannot express what the file asks for.
     #[error("{0}")]
     Unsupported(String),
-}
-
-/// `line L, column C, key K: message`, leaving out what is unknown.
-fn syntax_message(
-    line: Option<usize>,
-    column: Option<usize>,
-    key: Option<&str>,
-    message: &str,
-) -> String {
-    let mut parts = Vec::new();
-    if let Some(line) = line {
-        parts.push(format!("line {line}"));
-    }
-    if let Some(column) = column {
-        parts.push(format!("column {column}"));
-    }
-    if let Some(key) = key {
-        parts.push(format!("key {key}"));
-    }
-    if parts.is_empty() {
-        message.to_owned()
-    } else {
-        format!("{}: {message}", parts.join(", "))
-    }
 }
 
 /// The zone the records go into, for the formats that write a complete
