@@ -25,9 +25,10 @@ pub(crate) struct ChannelState {
     closed_waker: Option<Waker>,
 }
 
-impl ChannelShared {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(ChannelShared {
+/// A fresh channel: what the machine makes for each channel a peer opens.
+impl Default for ChannelShared {
+    fn default() -> Self {
+        ChannelShared {
             state: Mutex::new(ChannelState {
                 inbox: VecDeque::new(),
                 // Both ends start with an implicit credit of one event.
@@ -37,7 +38,13 @@ impl ChannelShared {
                 send_waker: None,
                 closed_waker: None,
             }),
-        })
+        }
+    }
+}
+
+impl ChannelShared {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::default()
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, ChannelState> {

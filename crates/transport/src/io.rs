@@ -15,7 +15,9 @@ use zerorpc_endpoint::Endpoint;
 use zerorpc_wire::{Event, MessageId};
 
 use crate::channel::ChannelShared;
-use crate::machine::{Action, ChannelMap, Dropped, Machine, MachineConfig, SocketId, Transmit};
+use crate::machine::{
+    Accepted, Action, Closed, Dropped, Machine, MachineConfig, SocketId, Transmit,
+};
 use crate::observe::{ChangeKind, ChannelChange, Direction, DropReason, Ending, EventInfo, Peer};
 use crate::options::{EndpointOptions, apply_endpoint, apply_kind};
 use crate::socket::{Command, Counters, SocketConfig, SocketKind, WakeQueue, context};
@@ -234,9 +236,10 @@ pub(crate) struct IoThread {
     events: Arc<WakeQueue<Event>>,
     /// Keyed like the machine's sockets, by ids that never renumber.
     sockets: BTreeMap<SocketId, ZmqSocket>,
-    machine: Machine,
-    /// The application's handle of every channel the machine has open.
-    handles: ChannelMap<Handle>,
+    /// Scratch space for the ids of `sockets`, reused every loop turn.
+    socket_ids: Vec<SocketId>,
+    /// The channels, each with the application's end of it.
+    machine: Machine<Arc<ChannelShared>>,
     /// Where the message being handled came from, for the observers of
     /// what the machine decides about it.
     receiving: Option<(SocketId, Peer, Option<MessageId>)>,
@@ -244,13 +247,6 @@ pub(crate) struct IoThread {
     /// How long to wait before retrying queued events on sockets whose
     /// `zmq_poll` cannot say when a slow peer can take more.
     retry: Duration,
-}
-
-/// A channel the machine has open, as the driver knows it.
-struct Handle {
-    shared: Arc<ChannelShared>,
-    socket: SocketId,
-    peer: Peer,
 }
 
 /// Bounds of [`IoThread::retry`]: short while queues drain, longer while a
@@ -297,8 +293,8 @@ impl IoThread {
             incoming,
             events,
             sockets: BTreeMap::new(),
+            socket_ids: Vec::new(),
             machine,
-            handles: ChannelMap::default(),
             receiving: None,
             running: true,
             retry: RETRY_MIN,
@@ -371,41 +367,36 @@ impl IoThread {
         while let Some(action) = self.machine.poll_action() {
             match action {
                 Action::Transmit(transmit) => self.transmit(transmit),
-                Action::Accepted(id, first) => {
-                    let shared = ChannelShared::new();
+                Action::Accepted(Accepted {
+                    id,
+                    handle,
+                    socket,
+                    first,
+                }) => {
                     if let Some(event) = first {
-                        shared.deliver(event);
+                        handle.deliver(event);
                     }
-                    // The machine accepts only on a socket it knows.
-                    if let Some(route) = self.machine.route(&id) {
-                        let socket = route.socket;
-                        let peer = self.peer(socket, route.envelope);
+                    if self.observing() {
+                        let peer = self.peer_of(socket, Some(&id));
                         self.observe_change(|| ChangeKind::Accepted, Some(&id), socket, &peer);
-                        let handle = Handle {
-                            shared: shared.clone(),
-                            socket,
-                            peer,
-                        };
-                        self.handles.insert(id.clone(), handle);
-                        self.incoming.push((id, shared));
                     }
+                    self.incoming.push((id, handle));
                 }
-                Action::Deliver(id, event) => {
-                    if let Some(handle) = self.handles.get(&id) {
-                        handle.shared.deliver(event);
-                    }
-                }
-                Action::Credit(id, n) => {
-                    if let Some(handle) = self.handles.get(&id) {
-                        handle.shared.add_credit(n);
-                    }
-                }
-                Action::Close(id, error) => {
-                    if let Some(handle) = self.handles.remove(&id) {
+                Action::Deliver(_, handle, event) => handle.deliver(event),
+                Action::Credit(_, handle, n) => handle.add_credit(n),
+                Action::Close(Closed {
+                    id,
+                    handle,
+                    socket,
+                    envelope,
+                    error,
+                }) => {
+                    if self.observing() {
+                        let peer = self.peer(socket, &envelope);
                         let ending = || ChangeKind::Closed(Ending::of(&error), error.clone());
-                        self.observe_change(ending, Some(&id), handle.socket, &handle.peer);
-                        handle.shared.close(error);
+                        self.observe_change(ending, Some(&id), socket, &peer);
                     }
+                    handle.close(error);
                 }
                 Action::Dropped(reason) => {
                     let (counter, why) = match reason {
@@ -533,8 +524,8 @@ impl IoThread {
 
     /// The peer of channel `id` (or of `socket` for events of no channel).
     fn peer_of(&self, socket: SocketId, id: Option<&MessageId>) -> Peer {
-        match id.and_then(|id| self.handles.get(id)) {
-            Some(handle) => handle.peer.clone(),
+        match id.and_then(|id| self.machine.route(id)) {
+            Some(route) => self.peer(route.socket, route.envelope),
             None => self.peer(socket, &[]),
         }
     }
@@ -642,11 +633,15 @@ impl IoThread {
             self.flush();
             let mut busy = false;
             // Ids first: receiving can close a socket (its last channel
-            // ended), which the loop must then skip.
-            let ids: Vec<SocketId> = self.sockets.keys().copied().collect();
-            for id in ids {
+            // ended), which the loop must then skip. The list is kept from
+            // turn to turn so that a turn allocates nothing.
+            let mut ids = std::mem::take(&mut self.socket_ids);
+            ids.clear();
+            ids.extend(self.sockets.keys().copied());
+            for &id in &ids {
                 busy |= self.receive(id);
             }
+            self.socket_ids = ids;
             self.machine.handle_timeout(Instant::now());
             self.run_actions();
             let timeout = if busy {
@@ -671,12 +666,8 @@ impl IoThread {
             };
             self.poll(timeout);
         }
-        for (id, handle) in std::mem::take(&mut self.handles) {
-            let error = Error::closed();
-            let ending = || ChangeKind::Closed(Ending::Closed, error.clone());
-            self.observe_change(ending, Some(&id), handle.socket, &handle.peer);
-            handle.shared.close(error);
-        }
+        self.machine.fail_all(&Error::closed());
+        self.run_actions();
         self.incoming.close();
         self.events.close();
     }
@@ -876,20 +867,22 @@ impl IoThread {
         timeout: Option<Duration>,
         observed: Option<Box<Event>>,
     ) {
-        let Some(socket) = self.machine.open(id.clone(), timeout, Instant::now()) else {
-            shared.close(Error::no_endpoint());
-            return;
+        let socket = match self
+            .machine
+            .open(id.clone(), shared, timeout, Instant::now())
+        {
+            Ok(socket) => socket,
+            Err(shared) => {
+                shared.close(Error::no_endpoint());
+                return;
+            }
         };
-        // Closes a channel the id ended, before its handle is replaced.
+        // Closes a channel the id ended.
         self.run_actions();
-        let peer = self.peer(socket, &[]);
-        self.observe_change(|| ChangeKind::Opened, Some(&id), socket, &peer);
-        let handle = Handle {
-            shared,
-            socket,
-            peer,
-        };
-        self.handles.insert(id.clone(), handle);
+        if self.observing() {
+            let peer = self.peer(socket, &[]);
+            self.observe_change(|| ChangeKind::Opened, Some(&id), socket, &peer);
+        }
         let Some(zmq_socket) = self.sockets.get_mut(&socket) else {
             return;
         };

@@ -67,9 +67,10 @@ struct Load {
     retired: bool,
 }
 
-/// Something the driver must do.
+/// Something the driver must do. `H` is the driver's handle of a channel,
+/// kept with the channel's state so that the driver needs no map of its own.
 #[derive(Debug)]
-pub(crate) enum Action {
+pub(crate) enum Action<H> {
     /// Send an event the machine made itself (a heartbeat, a credit grant).
     Transmit(Transmit),
     /// A peer opened a channel with this event (`None` when it was a
@@ -77,17 +78,41 @@ pub(crate) enum Action {
     /// comes with the channel so that the application, woken by the new
     /// channel, finds its request already there rather than being woken
     /// twice.
-    Accepted(MessageId, Option<Event>),
-    /// Hand an event to the application's channel.
-    Deliver(MessageId, Event),
+    Accepted(Accepted<H>),
+    /// Hand an event to the application's channel. (The driver needs only
+    /// the handle; the id tells channels apart in the machine's tests.)
+    #[cfg_attr(not(test), allow(dead_code))]
+    Deliver(MessageId, H, Event),
     /// The peer allows this many more events on the channel.
-    Credit(MessageId, i64),
-    /// The channel is over: fail its handle with this error and forget it.
-    Close(MessageId, Error),
+    #[cfg_attr(not(test), allow(dead_code))]
+    Credit(MessageId, H, i64),
+    /// The channel is over: fail its handle with this error. The machine
+    /// has forgotten it.
+    Close(Closed<H>),
     /// An incoming event was dropped, for this reason.
     Dropped(Dropped),
     /// The last channel of a retired socket ended: the driver closes it.
     Released(SocketId),
+}
+
+/// A channel a peer opened.
+#[derive(Debug)]
+pub(crate) struct Accepted<H> {
+    pub(crate) id: MessageId,
+    pub(crate) handle: H,
+    pub(crate) socket: SocketId,
+    /// The opening event, unless it was a heartbeat.
+    pub(crate) first: Option<Event>,
+}
+
+/// A channel that ended, with what the driver needs to report it.
+#[derive(Debug)]
+pub(crate) struct Closed<H> {
+    pub(crate) id: MessageId,
+    pub(crate) handle: H,
+    pub(crate) socket: SocketId,
+    pub(crate) envelope: Vec<Vec<u8>>,
+    pub(crate) error: Error,
 }
 
 /// Why an incoming event reached no channel.
@@ -129,7 +154,9 @@ struct Heartbeat {
     last_received: Option<Instant>,
 }
 
-struct ChannelState {
+struct ChannelState<H> {
+    /// The driver's handle (the application's end of the channel).
+    handle: H,
     socket: SocketId,
     envelope: Vec<Vec<u8>>,
     heartbeat: Option<Heartbeat>,
@@ -183,19 +210,24 @@ impl PartialOrd for Timer {
 }
 
 /// The channels of one socket and everything the protocol does for them.
-pub(crate) struct Machine {
+///
+/// `H` is the driver's handle of a channel: given to [`Machine::open`],
+/// made with `H::default()` for a channel a peer opens, and handed back in
+/// the actions about that channel. Keeping it here rather than in a map of
+/// the driver's saves a second lookup, insert and remove per channel.
+pub(crate) struct Machine<H = ()> {
     config: MachineConfig,
-    channels: ChannelMap<ChannelState>,
+    channels: ChannelMap<ChannelState<H>>,
     /// Every socket of the driver, by id, in the order they were added.
     sockets: BTreeMap<SocketId, Load>,
     next_id: u64,
     next_socket: usize,
     timers: BinaryHeap<Reverse<Timer>>,
     seq: u64,
-    actions: VecDeque<Action>,
+    actions: VecDeque<Action<H>>,
 }
 
-impl Machine {
+impl<H: Clone + Default> Machine<H> {
     pub(crate) fn new(config: MachineConfig) -> Self {
         Machine {
             config,
@@ -210,7 +242,7 @@ impl Machine {
     }
 
     /// The next thing to do, in the order the machine decided them.
-    pub(crate) fn poll_action(&mut self) -> Option<Action> {
+    pub(crate) fn poll_action(&mut self) -> Option<Action<H>> {
         self.actions.pop_front()
     }
 
@@ -256,25 +288,17 @@ impl Machine {
     }
 
     /// Opens a channel whose first event the driver sends on the returned
-    /// socket; `None` when there is no socket to send it on.
+    /// socket; the handle back when there is no socket to send it on.
     pub(crate) fn open(
         &mut self,
         id: MessageId,
+        handle: H,
         first_reply_timeout: Option<Duration>,
         now: Instant,
-    ) -> Option<SocketId> {
-        let active = || self.sockets.iter().filter(|(_, load)| !load.retired);
-        let n = active().count();
-        if n == 0 {
-            return None;
-        }
-        // Least open channels first; ties go round-robin.
-        let start = self.next_socket % n;
-        self.next_socket = self.next_socket.wrapping_add(1);
-        let (&socket, _) = active()
-            .skip(start)
-            .chain(active().take(start))
-            .min_by_key(|(_, load)| load.open)?;
+    ) -> Result<SocketId, H> {
+        let Some(socket) = self.pick_socket() else {
+            return Err(handle);
+        };
         let start = Start {
             socket,
             envelope: Vec::new(),
@@ -282,7 +306,29 @@ impl Machine {
             peer_v2: None,
             awaiting_reply: first_reply_timeout,
         };
-        self.insert(id, start, now);
+        self.insert(id, handle, start, now);
+        Ok(socket)
+    }
+
+    /// The socket a new channel goes to: least open channels first, ties
+    /// round-robin.
+    fn pick_socket(&mut self) -> Option<SocketId> {
+        let mut active = self.sockets.iter().filter(|(_, load)| !load.retired);
+        // The common case, one endpoint: no count, no second pass.
+        if self.sockets.len() == 1 {
+            return active.next().map(|(&id, _)| id);
+        }
+        let n = active.count();
+        if n == 0 {
+            return None;
+        }
+        let start = self.next_socket % n;
+        self.next_socket = self.next_socket.wrapping_add(1);
+        let active = || self.sockets.iter().filter(|(_, load)| !load.retired);
+        let (&socket, _) = active()
+            .skip(start)
+            .chain(active().take(start))
+            .min_by_key(|(_, load)| load.open)?;
         Some(socket)
     }
 
@@ -301,6 +347,14 @@ impl Machine {
         self.actions.push_back(Action::Transmit(transmit));
     }
 
+    /// Ends every channel with `error` (the socket is closing).
+    pub(crate) fn fail_all(&mut self, error: &Error) {
+        let ids: Vec<MessageId> = self.channels.keys().cloned().collect();
+        for id in ids {
+            self.fail(&id, error.clone());
+        }
+    }
+
     /// The application closed the channel.
     pub(crate) fn close(&mut self, id: &MessageId) {
         self.fail(id, Error::closed());
@@ -309,13 +363,25 @@ impl Machine {
     /// Ends the channel with `error`; the one way a channel is released.
     pub(crate) fn fail(&mut self, id: &MessageId, error: Error) {
         if let Some(channel) = self.channels.remove(id) {
-            self.actions.push_back(Action::Close(id.clone(), error));
-            if let Some(load) = self.sockets.get_mut(&channel.socket) {
-                load.open = load.open.saturating_sub(1);
-                if load.retired && load.open == 0 {
-                    self.sockets.remove(&channel.socket);
-                    self.actions.push_back(Action::Released(channel.socket));
-                }
+            self.closed(id.clone(), channel, error);
+        }
+    }
+
+    /// Reports a channel the machine has just forgotten.
+    fn closed(&mut self, id: MessageId, channel: ChannelState<H>, error: Error) {
+        let socket = channel.socket;
+        self.actions.push_back(Action::Close(Closed {
+            id,
+            handle: channel.handle,
+            socket,
+            envelope: channel.envelope,
+            error,
+        }));
+        if let Some(load) = self.sockets.get_mut(&socket) {
+            load.open = load.open.saturating_sub(1);
+            if load.retired && load.open == 0 {
+                self.sockets.remove(&socket);
+                self.actions.push_back(Action::Released(socket));
             }
         }
     }
@@ -406,21 +472,28 @@ impl Machine {
             peer_v2: Some(version < 3),
             awaiting_reply: None,
         };
-        self.insert(id.clone(), start, now);
+        let handle = H::default();
+        self.insert(id.clone(), handle.clone(), start, now);
+        let accepted = |first| {
+            Action::Accepted(Accepted {
+                id: id.clone(),
+                handle,
+                socket,
+                first,
+            })
+        };
         if event.name == names::HEARTBEAT {
-            self.actions.push_back(Action::Accepted(id.clone(), None));
+            self.actions.push_back(accepted(None));
             self.control(&id, &event, now);
         } else {
-            self.actions.push_back(Action::Accepted(id, Some(event)));
+            self.actions.push_back(accepted(Some(event)));
         }
     }
 
     /// The one way a channel is set up, opened or accepted.
-    fn insert(&mut self, id: MessageId, start: Start, now: Instant) {
-        // Reusing an id ends the channel that had it, so that its handle
-        // is not left waiting forever.
-        self.fail(&id, Error::closed());
+    fn insert(&mut self, id: MessageId, handle: H, start: Start, now: Instant) {
         self.seq += 1;
+        let generation = self.seq;
         let heartbeat = self.config.heartbeat.map(|interval| Heartbeat {
             interval,
             waiting: start.passive,
@@ -433,37 +506,40 @@ impl Machine {
         if let Some(load) = self.sockets.get_mut(&start.socket) {
             load.open += 1;
         }
-        self.channels.insert(
+        let replaced = self.channels.insert(
             id.clone(),
             ChannelState {
+                handle,
                 socket: start.socket,
                 envelope: start.envelope,
                 heartbeat,
                 peer_v2: start.peer_v2,
                 awaiting_reply: start.awaiting_reply,
-                generation: self.seq,
+                generation,
                 heartbeat_waiting: false,
             },
         );
+        // Reusing an id ends the channel that had it, so that its handle
+        // is not left waiting forever.
+        if let Some(old) = replaced {
+            self.closed(id.clone(), old, Error::closed());
+        }
         if let Some(interval) = active {
-            self.schedule(&id, TimerKind::Heartbeat, now + interval);
+            self.schedule(&id, generation, TimerKind::Heartbeat, now + interval);
         }
         if let Some(after) = start.awaiting_reply {
-            self.schedule(&id, TimerKind::Timeout, now + after);
+            self.schedule(&id, generation, TimerKind::Timeout, now + after);
         }
     }
 
-    fn schedule(&mut self, id: &MessageId, kind: TimerKind, at: Instant) {
-        let Some(channel) = self.channels.get(id) else {
-            return;
-        };
+    fn schedule(&mut self, id: &MessageId, generation: u64, kind: TimerKind, at: Instant) {
         self.seq += 1;
         self.timers.push(Reverse(Timer {
             at,
             seq: self.seq,
             kind,
             channel: id.clone(),
-            generation: channel.generation,
+            generation,
         }));
     }
 
@@ -488,7 +564,9 @@ impl Machine {
             return;
         }
         channel.awaiting_reply = None;
-        self.actions.push_back(Action::Deliver(id.clone(), event));
+        let handle = channel.handle.clone();
+        self.actions
+            .push_back(Action::Deliver(id.clone(), handle, event));
     }
 
     fn control(&mut self, id: &MessageId, event: &Event, now: Instant) {
@@ -501,6 +579,7 @@ impl Machine {
             .and_then(|a| a.first())
             .and_then(Value::as_i64);
         let mut start_heartbeat = None;
+        let generation = channel.generation;
         let credit = if event.name == names::HEARTBEAT {
             if let Some(hb) = channel.heartbeat.as_mut() {
                 hb.last_received = Some(now);
@@ -515,10 +594,12 @@ impl Machine {
             credit
         };
         if let Some(n) = credit {
-            self.actions.push_back(Action::Credit(id.clone(), n));
+            let handle = channel.handle.clone();
+            self.actions
+                .push_back(Action::Credit(id.clone(), handle, n));
         }
         if let Some(interval) = start_heartbeat {
-            self.schedule(id, TimerKind::Heartbeat, now + interval);
+            self.schedule(id, generation, TimerKind::Heartbeat, now + interval);
         }
     }
 
@@ -534,6 +615,7 @@ impl Machine {
         };
         let last = *hb.last_received.get_or_insert(now);
         let interval = hb.interval;
+        let generation = channel.generation;
         if now > last + interval * 2 {
             self.fail(id, Error::lost_remote(interval));
             return;
@@ -543,14 +625,14 @@ impl Machine {
             let transmit = transmit(id, channel, names::HEARTBEAT, 0, true);
             self.actions.push_back(Action::Transmit(transmit));
         }
-        self.schedule(id, TimerKind::Heartbeat, now + interval);
+        self.schedule(id, generation, TimerKind::Heartbeat, now + interval);
     }
 }
 
 /// A control event `name [n]` on the channel.
-fn transmit(
+fn transmit<H>(
     id: &MessageId,
-    channel: &ChannelState,
+    channel: &ChannelState<H>,
     name: &str,
     n: i64,
     heartbeat: bool,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use zerorpc_wire::{Event, Header, IdKind, MessageId, Value, names};
 
-use super::{Action, Machine, MachineConfig, Route, SocketId};
+use super::{Accepted, Action, Closed, Machine, MachineConfig, Route, SocketId};
 use crate::Error;
 
 const HB: Duration = Duration::from_millis(100);
@@ -48,7 +48,7 @@ impl Fixture {
 
     /// Opens channel `n` at time `ms` on whatever socket the machine picks.
     fn open(&mut self, n: u8, ms: u64, timeout: Option<Duration>) -> SocketId {
-        let socket = self.machine.open(id(n), timeout, self.at(ms));
+        let socket = self.machine.open(id(n), (), timeout, self.at(ms));
         socket.expect("a socket")
     }
 
@@ -94,7 +94,7 @@ fn short(id: &MessageId) -> u8 {
     id.as_bytes()[0]
 }
 
-fn describe(action: Action) -> String {
+fn describe(action: Action<()>) -> String {
     match action {
         Action::Transmit(t) => {
             let arg = t.event.args.as_array().and_then(|a| a.first()).cloned();
@@ -113,11 +113,17 @@ fn describe(action: Action) -> String {
                 },
             )
         }
-        Action::Accepted(id, None) => format!("accept {}", short(&id)),
-        Action::Accepted(id, Some(event)) => format!("accept {} with {}", short(&id), event.name),
-        Action::Deliver(id, event) => format!("deliver {} to {}", event.name, short(&id)),
-        Action::Credit(id, n) => format!("credit {n} to {}", short(&id)),
-        Action::Close(id, error) => format!("close {}: {error}", short(&id)),
+        Action::Accepted(Accepted {
+            id, first: None, ..
+        }) => format!("accept {}", short(&id)),
+        Action::Accepted(Accepted {
+            id,
+            first: Some(event),
+            ..
+        }) => format!("accept {} with {}", short(&id), event.name),
+        Action::Deliver(id, (), event) => format!("deliver {} to {}", event.name, short(&id)),
+        Action::Credit(id, (), n) => format!("credit {n} to {}", short(&id)),
+        Action::Close(Closed { id, error, .. }) => format!("close {}: {error}", short(&id)),
         Action::Dropped(reason) => format!("dropped {reason:?}"),
         Action::Released(socket) => format!("release socket {socket}"),
     }
@@ -565,10 +571,10 @@ fn opening_without_a_socket_fails() {
         passive_heartbeat: false,
         accepts: false,
     });
-    assert_eq!(machine.open(id(1), None, Instant::now()), None);
+    assert_eq!(machine.open(id(1), (), None, Instant::now()).ok(), None);
     let socket = machine.add_socket();
     machine.remove_socket(socket);
-    assert_eq!(machine.open(id(1), None, Instant::now()), None);
+    assert_eq!(machine.open(id(1), (), None, Instant::now()).ok(), None);
     assert!(machine.poll_action().is_none());
 }
 
@@ -637,7 +643,7 @@ fn a_retired_socket_takes_no_new_channel_and_keeps_its_open_ones() {
 fn retiring_an_idle_socket_releases_it_at_once() {
     let mut f = Fixture::new(None, false, false);
     assert!(f.machine.retire_socket(f.socket));
-    assert_eq!(f.machine.open(id(1), None, f.at(0)), None);
+    assert_eq!(f.machine.open(id(1), (), None, f.at(0)).ok(), None);
     assert_eq!(f.actions(), Vec::<String>::new(), "no release action: done");
 }
 
