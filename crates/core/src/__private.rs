@@ -132,6 +132,16 @@ fn value_of<T: Serialize + ?Sized>(value: &T) -> Result<Value, RemoteError> {
     zerorpc_wire::to_value(value).map_err(|e| type_error(format!("can not serialize result: {e}")))
 }
 
+/// The single result of an inline method's reply. The attribute makes
+/// inline methods only of those returning a value, so a stream here is a
+/// bug of ours, answered as an error rather than a panic.
+pub fn single(reply: Reply) -> Result<Value, RemoteError> {
+    match reply {
+        Reply::Value(answer) => answer,
+        Reply::Stream(_) => Err(type_error("an inline method answered a stream".to_owned())),
+    }
+}
+
 /// An error reply.
 pub fn err(error: RemoteError) -> Reply {
     Reply::Value(Err(error))

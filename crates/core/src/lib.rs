@@ -64,6 +64,7 @@ mod context;
 mod endpoint;
 mod error;
 mod events;
+mod inline;
 mod introspect;
 mod server;
 mod service;
@@ -83,7 +84,7 @@ pub use events::{
     ReceiverBuilder, Subscriber,
 };
 pub use server::{Server, ServerBuilder, ShutdownHandle};
-pub use service::{Arg, Handler, MethodInfo, Methods, Reply, Service};
+pub use service::{Arg, Handler, InlineHandler, MethodInfo, Methods, Reply, Service};
 pub use zerorpc_endpoint::{Endpoint, ParseError as EndpointParseError, Transport};
 pub use zerorpc_macros::service;
 pub use zerorpc_transport as transport;

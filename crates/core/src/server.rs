@@ -9,6 +9,7 @@ use zerorpc_transport::{Channel, Observer, Socket, SocketConfig, SocketKind};
 use zerorpc_wire::{Event, Header, Value, names};
 
 use crate::endpoint::{Endpoints, Live, ResolveEndpoint};
+use crate::inline::{InlineResponder, error_args, reply_event};
 use crate::service::{Reply, Service, call_guarded, guard_stream};
 use crate::{CallContext, Error, Methods, RemoteError, Result, introspect};
 
@@ -103,17 +104,29 @@ impl ServerBuilder {
     /// ready, without waiting for it; later changes are followed (see
     /// [`ResolveEndpoint`]).
     pub fn build(self) -> Result<Server> {
-        let socket = Socket::new(SocketKind::Server, self.config)?;
+        let methods = Arc::new(self.methods);
+        let mut config = self.config;
+        // Inline methods are answered on the I/O thread, where no limit
+        // could hold them back: with a limit, every call waits its turn.
+        let responder = match self.max_concurrent_calls {
+            None => InlineResponder::new(methods.clone()),
+            Some(_) => None,
+        };
+        config.responder = responder
+            .clone()
+            .map(|r| r as Arc<dyn zerorpc_transport::Responder>);
+        let socket = Socket::new(SocketKind::Server, config)?;
         let (live, endpoints) = self.endpoints.attach(&socket)?;
         let limit = self
             .max_concurrent_calls
             .map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
         Ok(Server {
-            methods: Arc::new(self.methods),
+            methods,
             socket,
             live,
             endpoints,
             limit,
+            responder,
         })
     }
 }
@@ -155,6 +168,8 @@ pub struct Server {
     live: Live,
     endpoints: Vec<String>,
     limit: Option<Arc<tokio::sync::Semaphore>>,
+    /// Answers inline methods on the I/O thread once serving.
+    responder: Option<Arc<InlineResponder>>,
 }
 
 impl Server {
@@ -198,6 +213,9 @@ impl Server {
         // A server built outside a tokio runtime (to `run` it) follows its
         // resolver's changes from now on.
         self.live.start();
+        if let Some(responder) = &self.responder {
+            responder.start(tokio::runtime::Handle::current());
+        }
         loop {
             let channel = match self.socket.accept().await {
                 Ok(channel) => channel,
@@ -316,24 +334,9 @@ fn type_name(value: &Value) -> &'static str {
 
 async fn send_reply(channel: &mut Channel, method: &str, reply: Reply, v1: bool) {
     let event = |name: &str, args: Value| Event::new(Header::new(), name, args);
-    let error_args = |e: &RemoteError| {
-        if v1 {
-            Value::Array(vec![Value::from(format!(
-                "{}({:?})",
-                e.name(),
-                e.message()
-            ))])
-        } else {
-            e.to_args()
-        }
-    };
+    let error_args = |e: &RemoteError| error_args(e, v1);
     let result = match reply {
-        Reply::Value(Ok(value)) => {
-            channel
-                .send(event(names::OK, Value::Array(vec![value])))
-                .await
-        }
-        Reply::Value(Err(e)) => channel.send(event(names::ERR, error_args(&e))).await,
+        Reply::Value(answer) => channel.send(reply_event(answer, v1)).await,
         Reply::Stream(mut stream) => loop {
             match stream.next().await {
                 Some(Ok(item)) => {

@@ -32,6 +32,10 @@ impl fmt::Debug for Reply {
 /// A method's implementation: positional arguments in, a [`Reply`] out.
 pub type Handler = Arc<dyn Fn(Vec<Value>) -> BoxFuture<'static, Reply> + Send + Sync>;
 
+/// A method that computes its result at once, never waiting or blocking:
+/// see [`Methods::add_inline`].
+pub type InlineHandler = Arc<dyn Fn(Vec<Value>) -> Result<Value, RemoteError> + Send + Sync>;
+
 /// One parameter of a method, as introspection shows it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Arg {
@@ -113,6 +117,8 @@ impl MethodInfo {
 pub(crate) struct Method {
     pub(crate) info: MethodInfo,
     pub(crate) handler: Handler,
+    /// Set for methods added with [`Methods::add_inline`].
+    pub(crate) inline: Option<InlineHandler>,
 }
 
 /// The methods of a service, by name.
@@ -170,7 +176,53 @@ impl Methods {
         Fut: Future<Output = Reply> + Send + 'static,
     {
         let handler: Handler = Arc::new(move |args| handler(args).boxed());
-        self.methods.insert(name.into(), Method { info, handler });
+        self.add_handler(name, info, handler)
+    }
+
+    /// Registers a method that computes its result at once, without
+    /// waiting or blocking (what `#[zerorpc(inline)]` makes).
+    ///
+    /// A server answers such a method on its socket's I/O thread, the
+    /// moment the request arrives, saving the two thread hand-offs of a
+    /// call served by a task. The price is that while it runs, that thread
+    /// sends no heartbeat and reads nothing for any call: a handler that
+    /// blocks (a lock held elsewhere, I/O, a long computation) delays
+    /// every call of the server, and beyond two heartbeat intervals makes
+    /// its clients see a lost remote. Use [`Methods::add`] for anything
+    /// that may take time.
+    ///
+    /// ```
+    /// use zerorpc::{Methods, MethodInfo, Arg, Value, RemoteError};
+    ///
+    /// let mut methods = Methods::new("Calculator");
+    /// methods.add_inline("double", MethodInfo::new().arg(Arg::new("x")), |args: Vec<Value>| {
+    ///     match args.first().and_then(Value::as_i64) {
+    ///         Some(x) => Ok(Value::from(x * 2)),
+    ///         None => Err(RemoteError::with_summary("TypeError", "double() needs an integer")),
+    ///     }
+    /// });
+    /// ```
+    pub fn add_inline<F>(
+        &mut self,
+        name: impl Into<String>,
+        info: MethodInfo,
+        handler: F,
+    ) -> &mut Self
+    where
+        F: Fn(Vec<Value>) -> Result<Value, RemoteError> + Send + Sync + 'static,
+    {
+        let inline: InlineHandler = Arc::new(handler);
+        let answer = inline.clone();
+        // Served by a task too when not answered on the I/O thread (a
+        // server with a concurrency limit, or before `serve` starts).
+        let handler: Handler =
+            Arc::new(move |args| futures::future::ready(Reply::Value(answer(args))).boxed());
+        let method = Method {
+            info,
+            handler,
+            inline: Some(inline),
+        };
+        self.methods.insert(name.into(), method);
         self
     }
 
@@ -181,7 +233,12 @@ impl Methods {
         info: MethodInfo,
         handler: Handler,
     ) -> &mut Self {
-        self.methods.insert(name.into(), Method { info, handler });
+        let method = Method {
+            info,
+            handler,
+            inline: None,
+        };
+        self.methods.insert(name.into(), method);
         self
     }
 

@@ -16,8 +16,10 @@ use syn::{
 ///
 /// * Sync methods run on the blocking thread pool, so they may block; async
 ///   methods run in the call's task. Mark a quick, never-blocking sync
-///   method `#[zerorpc(inline)]` to run it in the call's task too, saving a
-///   thread hand-off per call.
+///   method `#[zerorpc(inline)]` to have the server answer it on its
+///   socket's I/O thread the moment the request arrives, saving two
+///   thread hand-offs per call (see `Methods::add_inline`: while it runs,
+///   no heartbeat of any call leaves, so it must never block).
 /// * Doc comments become the help text; parameter names and types the
 ///   argument list shown by introspection. Trailing `Option` parameters may
 ///   be left out by callers. A string argument is accepted for a number or
@@ -369,8 +371,8 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
             } else {
                 quote!(::zerorpc::__private::ok(&__r))
             };
-            // `inline` runs a quick sync method in the call's task, saving
-            // the hand-off to the blocking pool.
+            // `inline` methods are called directly: they are registered
+            // with `add_inline` (below), and answered on the I/O thread.
             if is_async || opts.inline {
                 quote! { let __r = #call; #convert }
             } else {
@@ -425,21 +427,46 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
         }
     };
     let streaming = stream_kind.is_some();
+    let info = quote! {
+        ::zerorpc::MethodInfo::new().doc(#doc).args(::std::vec![#(#arg_infos),*]).streaming(#streaming)
+    };
+    let unpack = quote! {
+        #[allow(unused_mut)]
+        let mut __args = match ::zerorpc::__private::args(#name, __values, &[#(#arg_names),*], &[#(#arg_optional),*]) {
+            ::std::result::Result::Ok(a) => a,
+            ::std::result::Result::Err(e) => return ::zerorpc::__private::err(e),
+        };
+        #(#decode)*
+    };
+    if opts.inline {
+        // Answered on the server's I/O thread: see `Methods::add_inline`.
+        return Ok(quote! {
+            {
+                let this = ::std::sync::Arc::clone(&self);
+                methods.add_inline(
+                    #name,
+                    #info,
+                    move |__values: ::std::vec::Vec<::zerorpc::Value>| {
+                        let this = &this;
+                        ::zerorpc::__private::single((move || -> ::zerorpc::Reply {
+                            #unpack
+                            #body
+                        })())
+                    },
+                );
+            }
+        });
+    }
     Ok(quote! {
         {
             let this = ::std::sync::Arc::clone(&self);
             methods.add(
                 #name,
-                ::zerorpc::MethodInfo::new().doc(#doc).args(::std::vec![#(#arg_infos),*]).streaming(#streaming),
+                #info,
                 move |__values: ::std::vec::Vec<::zerorpc::Value>| {
                     let this = ::std::sync::Arc::clone(&this);
                     async move {
-                        #[allow(unused_mut)]
-                        let mut __args = match ::zerorpc::__private::args(#name, __values, &[#(#arg_names),*], &[#(#arg_optional),*]) {
-                            ::std::result::Result::Ok(a) => a,
-                            ::std::result::Result::Err(e) => return ::zerorpc::__private::err(e),
-                        };
-                        #(#decode)*
+                        #unpack
                         #body
                     }
                 },

@@ -373,14 +373,21 @@ impl IoThread {
                     socket,
                     first,
                 }) => {
-                    if let Some(event) = first {
-                        handle.deliver(event);
-                    }
                     if self.observing() {
                         let peer = self.peer_of(socket, Some(&id));
                         self.observe_change(|| ChangeKind::Accepted, Some(&id), socket, &peer);
                     }
-                    self.incoming.push((id, handle));
+                    let Some(request) = first else {
+                        self.incoming.push((id, handle));
+                        continue;
+                    };
+                    match self.respond(&request) {
+                        Some(reply) => self.answer(id, reply),
+                        None => {
+                            handle.deliver(request);
+                            self.incoming.push((id, handle));
+                        }
+                    }
                 }
                 Action::Deliver(_, handle, event) => handle.deliver(event),
                 Action::Credit(_, handle, n) => handle.add_credit(n),
@@ -420,6 +427,51 @@ impl IoThread {
                 Action::Released(socket) => self.close_socket(socket),
             }
         }
+    }
+
+    /// What the socket's [`Responder`](crate::Responder) answers to
+    /// `request`, if it has one and it answers.
+    fn respond(&self, request: &Event) -> Option<Event> {
+        let responder = self.config.responder.as_ref()?;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| responder.respond(request))) {
+            Ok(reply) => reply,
+            Err(_) => {
+                tracing::warn!("a responder panicked; the call goes to the application");
+                None
+            }
+        }
+    }
+
+    /// Sends the reply a responder made on channel `id`, which it ends.
+    fn answer(&mut self, id: MessageId, mut reply: Event) {
+        reply.header.response_to = Some(id.clone());
+        let payload = reply.encode();
+        let observed = self.observing().then(|| Box::new(reply));
+        self.send_on(&id, &payload, observed);
+        self.machine.close(&id);
+    }
+
+    /// Sends an encoded event of the application on its channel's route.
+    fn send_on(&mut self, id: &MessageId, payload: &[u8], observed: Option<Box<Event>>) {
+        let route = self.machine.route(id);
+        let Some((route, zmq_socket)) =
+            route.and_then(|r| Some((r, self.sockets.get_mut(&r.socket)?)))
+        else {
+            return;
+        };
+        let socket = route.socket;
+        let sent = zmq_socket.send(
+            &channel_frames(route.envelope, payload),
+            Some(id),
+            false,
+            self.config.send_queue_limit,
+            &self.counters,
+        );
+        if !matches!(sent, Sent::Refused(_)) && observed.is_some() {
+            let envelope = route.envelope.to_vec();
+            self.observe_sent(socket, &envelope, Some(id), observed.map(|e| *e));
+        }
+        self.settle(socket, Some(id), sent);
     }
 
     fn transmit(&mut self, transmit: Transmit) {
@@ -723,26 +775,7 @@ impl IoThread {
                 id,
                 payload,
                 observed,
-            } => {
-                let route = self.machine.route(&id);
-                if let Some((route, zmq_socket)) =
-                    route.and_then(|r| Some((r, self.sockets.get_mut(&r.socket)?)))
-                {
-                    let socket = route.socket;
-                    let sent = zmq_socket.send(
-                        &channel_frames(route.envelope, &payload),
-                        Some(&id),
-                        false,
-                        self.config.send_queue_limit,
-                        &self.counters,
-                    );
-                    if !matches!(sent, Sent::Refused(_)) && observed.is_some() {
-                        let envelope = route.envelope.to_vec();
-                        self.observe_sent(socket, &envelope, Some(&id), observed.map(|e| *e));
-                    }
-                    self.settle(socket, Some(&id), sent);
-                }
-            }
+            } => self.send_on(&id, &payload, observed),
             Command::Grant { id, credit } => self.machine.grant(&id, credit),
             Command::Close { id } => self.machine.close(&id),
             Command::Emit { payload, observed } => {

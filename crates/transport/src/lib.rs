@@ -38,6 +38,7 @@ mod io;
 mod machine;
 mod observe;
 mod options;
+pub mod respond;
 mod socket;
 
 pub use channel::Channel;
@@ -47,6 +48,7 @@ pub use observe::{
     Observations, Observed, Observer, Peer,
 };
 pub use options::{EndpointOptions, Security};
+pub use respond::Responder;
 pub use socket::{
     DEFAULT_SEND_QUEUE_LIMIT, OpenOptions, Socket, SocketConfig, SocketKind, Stats, context,
 };

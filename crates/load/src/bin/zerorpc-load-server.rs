@@ -7,7 +7,7 @@
 //! | --- | --- | --- |
 //! | `nap(seconds, tag)` | async (a tokio sleep) | `tag`, after `seconds` |
 //! | `echo(value)` | plain sync (tokio's blocking pool) | `value`, any msgpack value |
-//! | `add(a, b)` | sync `#[zerorpc(inline)]` (the call's task) | `a + b` |
+//! | `add(a, b)` | sync `#[zerorpc(inline)]` (the I/O thread) | `a + b` |
 //! | `count(n)` | async stream | `0, 1, ..., n - 1` |
 //! | `stats()` | plain sync | a map of counters, see below |
 //!
@@ -106,7 +106,7 @@ impl Load {
         value
     }
 
-    /// Adds two numbers (wrapping on overflow), in the call's task.
+    /// Adds two numbers (wrapping on overflow), on the I/O thread.
     #[zerorpc(inline)]
     pub(crate) fn add(&self, a: i64, b: i64) -> i64 {
         a.wrapping_add(b)

@@ -12,6 +12,7 @@ mod malformed;
 mod observers;
 mod options;
 mod patterns;
+mod respond;
 mod rpc;
 mod support;
 mod timeout;

@@ -5,6 +5,7 @@ mod client;
 mod context;
 mod errors;
 mod events;
+mod inline;
 mod live;
 mod message_size;
 mod observers;

@@ -115,13 +115,13 @@ impl Shop {
         panic!("sync handler gave up")
     }
 
-    /// Multiplies, in the call's task.
+    /// Multiplies, on the I/O thread.
     #[zerorpc(inline)]
     pub(crate) fn inline_mul(&self, a: i64, b: i64) -> i64 {
         a * b
     }
 
-    /// Panics in the call's task.
+    /// Panics on the I/O thread.
     #[zerorpc(inline)]
     pub(crate) fn panic_inline(&self) -> i64 {
         panic!("inline handler gave up")
@@ -490,7 +490,7 @@ async fn wrong_argument_type_is_a_type_error() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn inline_sync_method_answers_from_the_call_task() {
+async fn inline_sync_method_answers_and_reports_bad_arguments() {
     let (_server, client) = shop();
     bounded(async {
         assert_eq!(client.call::<i64>("inline_mul", (6, 7)).await.unwrap(), 42);
