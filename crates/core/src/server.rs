@@ -104,7 +104,10 @@ impl ServerBuilder {
     /// [`ResolveEndpoint`]).
     pub fn build(self) -> Result<Server> {
         let socket = Socket::new(SocketKind::Server, self.config)?;
-        let (live, endpoints) = self.endpoints.attach(&socket)?;
+        let (live, attached) = self.endpoints.attach(&socket)?;
+        let bound = attached.bound.len();
+        let mut endpoints = attached.bound;
+        endpoints.extend(attached.connected);
         let limit = self
             .max_concurrent_calls
             .map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
@@ -113,6 +116,7 @@ impl ServerBuilder {
             socket,
             live,
             endpoints,
+            bound,
             limit,
         })
     }
@@ -153,7 +157,10 @@ pub struct Server {
     socket: Socket,
     /// Follows the resolver's changes while the server lives.
     live: Live,
+    /// Bound first, then connected.
     endpoints: Vec<String>,
+    /// How many of `endpoints` are bound.
+    bound: usize,
     limit: Option<Arc<tokio::sync::Semaphore>>,
 }
 
@@ -172,6 +179,14 @@ impl Server {
     /// wildcard ports filled in (not the resolver's later changes).
     pub fn endpoints(&self) -> &[String] {
         &self.endpoints
+    }
+
+    /// The endpoints bound by [`ServerBuilder::build`], with wildcard ports
+    /// filled in (`tcp://127.0.0.1:*` as `tcp://127.0.0.1:40123`): where
+    /// clients reach the server, which is what an announcement in a
+    /// directory (DNS) publishes.
+    pub fn bound_endpoints(&self) -> &[String] {
+        &self.endpoints[..self.bound]
     }
 
     /// The methods served.

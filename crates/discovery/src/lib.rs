@@ -31,11 +31,17 @@
 
 pub mod announce;
 mod inspect;
+mod register;
 mod resolver;
 mod select;
+mod thread;
 pub mod txt;
 
 pub use inspect::{Inspection, SrvEntry, TxtEntry};
+pub use register::{
+    DEFAULT_REFRESH, DEFAULT_REGISTRATION_TTL, DEFAULT_UPDATE_TIMEOUT, KeyFileError, Registration,
+    RegistrationBuilder, TsigKey, UpdateError, Updater,
+};
 pub use resolver::{
     BuildError, DEFAULT_TTL_CEILING, DEFAULT_TTL_FLOOR, DNS_SERVER_VAR, DnsResolver,
     DnsResolverBuilder, SRV_PREFIX,
