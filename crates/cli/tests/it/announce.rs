@@ -13,9 +13,9 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::{Resolver, TokioResolver};
 use zerorpc_discovery::txt::TxtRecord;
-use zerorpc_test_support::{Process, free_port};
+use zerorpc_test_support::{Named, Process, TempDir, free_port};
 
-use super::{OurServer, TempDir, assert_status, stderr, stdout, zerorpc};
+use super::{OurServer, assert_status, stderr, stdout, zerorpc};
 
 const SERVER_STARTUP: Duration = Duration::from_secs(30);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -226,43 +226,6 @@ fn path_str(path: &Path) -> &str {
 
 // ------------------------------------------------------------------ BIND
 
-// `controls { };`: no rndc channel, which would take port 953 and keep a
-// second named (another test) from starting.
-
-const NAMED_OPTIONS: &str = "options {
-    directory \"DIR\";
-    pid-file \"DIR/named.pid\";
-    session-keyfile \"DIR/session.key\";
-    listen-on port PORT { 127.0.0.1; };
-    listen-on-v6 { none; };
-    recursion no;
-    dnssec-validation no;
-    notify no;
-};
-controls { };
-";
-
-/// Starts named on `conf` (its `DIR` and `PORT` filled in); waits until it
-/// serves.
-fn start_named(named: &Path, dir: &TempDir, conf: &str, port: u16) -> Process {
-    let conf = conf
-        .replace("DIR", path_str(&dir.0))
-        .replace("PORT", &port.to_string());
-    let conf_path = dir.file("named.conf", &conf);
-    let mut command = Command::new(named);
-    command.arg("-g").arg("-c").arg(&conf_path);
-    let process = Process::spawn("named", command).expect("starting named");
-    process
-        .wait_for_stderr_line("running", SERVER_STARTUP)
-        .unwrap_or_else(|e| panic!("named did not start with\n{conf}\n{e}"));
-    // named runs even when a zone fails to load; its log says so before
-    // "running".
-    if let Ok(line) = process.wait_for_stderr_line("not loaded due to errors", Duration::ZERO) {
-        panic!("named refused a zone: {line}\n{conf}");
-    }
-    process
-}
-
 #[test]
 fn named_serves_the_zone_announce_prints() {
     let Some(named) = zerorpc_test_support::named() else {
@@ -282,12 +245,12 @@ fn named_serves_the_zone_announce_prints() {
         "127.0.0.1",
     ]);
     dir.file("example.test.zone", &zone);
-    let port = free_port();
-    let conf = format!(
-        "{NAMED_OPTIONS}zone \"example.test\" {{ type primary; file \"DIR/example.test.zone\"; }};\n"
+    let named = Named::start(
+        &named,
+        &dir.0,
+        "zone \"example.test\" { type primary; file \"DIR/example.test.zone\"; };\n",
     );
-    let _named = start_named(&named, &dir, &conf, port);
-    check_common(&query(port, None), &zone, &[], &[]);
+    check_common(&query(named.port(), None), &zone, &[], &[]);
 }
 
 #[test]
@@ -313,8 +276,8 @@ fn named_views_answer_each_network() {
     ]);
     assert!(fragment.contains("view \"testing\""), "{fragment}");
     assert!(out_dir.join("example.test.default.zone").is_file());
-    let port = free_port();
-    let _named = start_named(&named, &dir, &format!("{NAMED_OPTIONS}{fragment}"), port);
+    let named = Named::start(&named, &dir.0, &fragment);
+    let port = named.port();
     // 127.0.0.1 is in no network: the default view.
     check_common(&query(port, None), &fragment, &[], &[]);
     // The whole of 127.0.0.0/8 is on the loopback interface (Linux), so a

@@ -4,12 +4,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
 use zerorpc::{Server, ShutdownHandle, Value};
-use zerorpc_test_support::{Process, PythonPeer, free_tcp_endpoint, python, wait_until};
+use zerorpc_test_support::{Process, PythonPeer, TempDir, free_tcp_endpoint, python, wait_until};
 
 mod announce;
 
@@ -44,33 +43,6 @@ fn assert_status(output: &Output, code: i32) {
         stderr(output)
     );
     assert!(!stderr(output).contains("panicked"), "{}", stderr(output));
-}
-
-/// A unique scratch directory under the system temporary directory.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("zerorpc-cli-test-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("creating a temporary directory");
-        TempDir(path)
-    }
-
-    fn file(&self, name: &str, contents: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).expect("writing a temporary file");
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 // ------------------------------------------------------------- our server

@@ -489,3 +489,6 @@ fn absolute_name(text: &str) -> Result<Name, String> {
 fn display(name: &Name) -> String {
     name.to_string().trim_end_matches('.').to_owned()
 }
+
+#[cfg(test)]
+mod tests;

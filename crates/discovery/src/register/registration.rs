@@ -293,7 +293,10 @@ impl RegistrationBuilder {
     }
 
     /// The host and port of each TCP endpoint, addresses chosen.
-    fn targets<S: AsRef<str>>(&self, endpoints: &[S]) -> Result<Vec<(Host, u16)>, UpdateError> {
+    pub(super) fn targets<S: AsRef<str>>(
+        &self,
+        endpoints: &[S],
+    ) -> Result<Vec<(Host, u16)>, UpdateError> {
         let mut targets = Vec::new();
         for endpoint in endpoints {
             let endpoint = endpoint.as_ref();
