@@ -78,6 +78,44 @@ impl Named {
         Named { process, port }
     }
 
+    /// Starts `program` serving `zone` (e.g. `example.test`) as a primary
+    /// zone holding only its SOA and NS records and the name server's
+    /// address (127.0.0.1), which `granted`, one of the `keys` (the texts
+    /// of BIND key files, as [`tsig_keygen`] makes them), may update
+    /// anywhere (RFC 2136); the other keys are known to named and granted
+    /// nothing. The files go into `dir`.
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start).
+    pub fn start_dynamic(
+        program: &Path,
+        dir: &Path,
+        zone: &str,
+        keys: &[&str],
+        granted: &str,
+    ) -> Named {
+        let zone_file = format!(
+            "$ORIGIN {zone}.
+{zone}. 3600 IN SOA ns.{zone}. hostmaster.{zone}. 1 3600 600 604800 60
+{zone}. 3600 IN NS ns.{zone}.
+ns.{zone}. 3600 IN A 127.0.0.1
+"
+        );
+        std::fs::write(dir.join(format!("{zone}.zone")), zone_file).expect("writing the zone");
+        std::fs::write(dir.join("keys.conf"), keys.concat()).expect("writing the keys");
+        let config = format!(
+            "include \"DIR/keys.conf\";
+zone \"{zone}\" {{
+    type primary;
+    file \"DIR/{zone}.zone\";
+    update-policy {{ grant {granted} zonesub ANY; }};
+}};
+"
+        );
+        Named::start(program, dir, &config)
+    }
+
     /// The port it answers on.
     pub fn port(&self) -> u16 {
         self.port

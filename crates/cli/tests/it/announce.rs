@@ -15,7 +15,7 @@ use hickory_resolver::{Resolver, TokioResolver};
 use zerorpc_discovery::txt::TxtRecord;
 use zerorpc_test_support::{Named, Process, TempDir, free_port};
 
-use super::{OurServer, assert_status, stderr, stdout, zerorpc};
+use super::{OurServer, assert_status, call_by_name, stderr, stdout, zerorpc};
 
 const SERVER_STARTUP: Duration = Duration::from_secs(30);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -577,26 +577,9 @@ fn a_service_announced_in_dns_is_called_by_name() {
         return;
     };
     let server = OurServer::start();
-    let port: u16 = server
-        .endpoint
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("a tcp endpoint with a port");
+    let port = server.port();
     let dir = TempDir::new();
-    let services = dir.file(
-        "services.yml",
-        &format!(
-            "services:
-  - name: calc.svc.example.test
-    ttl: 5
-    socket_type: ROUTER
-    protocol: 3
-    instances:
-      - {{ host: 127.0.0.1, port: {port} }}
-"
-        ),
-    );
+    let services = server.services_file(&dir, "calc.svc.example.test");
     let options = announce(&[path_str(&services), "--format", "dnsmasq"]);
     let (_dns, dns_port) = start_dnsmasq(&dnsmasq, &dir, &options);
     let dns_server = format!("127.0.0.1:{dns_port}");
@@ -721,16 +704,12 @@ fn a_served_file_binds_the_endpoint_its_name_announces() {
         .expect("the server binds the announced endpoint");
     assert!(line.contains(&format!("tcp://127.0.0.1:{port}")), "{line}");
 
-    let out = zerorpc(&[
-        "--dns-server",
+    let out = call_by_name(
         &dns_server,
-        "--timeout",
-        "10",
-        "-r",
-        "dns:tools.svc.example.test",
-        "say",
-        "hi",
-    ]);
+        &["-r"],
+        "tools.svc.example.test",
+        &["say", "hi"],
+    );
     assert_status(&out, 0);
     assert_eq!(stdout(&out), "hi\n");
 }

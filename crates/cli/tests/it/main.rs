@@ -11,6 +11,7 @@ use zerorpc::{Server, ShutdownHandle, Value};
 use zerorpc_test_support::{Process, PythonPeer, TempDir, free_tcp_endpoint, python, wait_until};
 
 mod announce;
+mod bind;
 
 const BIN: &str = env!("CARGO_BIN_EXE_zerorpc");
 const STARTUP: Duration = Duration::from_secs(20);
@@ -23,6 +24,14 @@ fn zerorpc(args: &[&str]) -> Output {
         .env_remove("CLICOLOR_FORCE")
         .output()
         .expect("running zerorpc")
+}
+
+/// `zerorpc --dns-server DNS --timeout 10 OPTIONS dns:NAME ARGS...`: a
+/// call to a service found by name.
+fn call_by_name(dns_server: &str, options: &[&str], name: &str, args: &[&str]) -> Output {
+    let endpoint = format!("dns:{name}");
+    let head = ["--dns-server", dns_server, "--timeout", "10"];
+    zerorpc(&[&head[..], options, &[endpoint.as_str()], args].concat())
 }
 
 fn stdout(output: &Output) -> String {
@@ -121,6 +130,34 @@ impl OurServer {
             shutdown,
             thread: Some(thread),
         }
+    }
+
+    /// The port it listens on.
+    pub(crate) fn port(&self) -> u16 {
+        self.endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a tcp endpoint with a port")
+    }
+
+    /// A services file announcing it as `name` (a ROUTER speaking protocol
+    /// 3, TTL 5 s), written into `dir`.
+    pub(crate) fn services_file(&self, dir: &TempDir, name: &str) -> PathBuf {
+        dir.file(
+            "services.yml",
+            &format!(
+                "services:
+  - name: {name}
+    ttl: 5
+    socket_type: ROUTER
+    protocol: 3
+    instances:
+      - {{ host: 127.0.0.1, port: {} }}
+",
+                self.port()
+            ),
+        )
     }
 }
 

@@ -25,29 +25,17 @@ struct Zone {
     _dir: TempDir,
 }
 
-const ZONE_FILE: &str = "$ORIGIN example.test.
-example.test. 3600 IN SOA ns.example.test. hostmaster.example.test. 1 3600 600 604800 60
-example.test. 3600 IN NS ns.example.test.
-ns.example.test. 3600 IN A 127.0.0.1
-";
-
 /// `None` (after the skip message) when named or tsig-keygen is missing.
 fn dynamic_zone() -> Option<Zone> {
     let named = zerorpc_test_support::named()?;
     let (key, stranger) = (tsig_keygen("zerorpc-update")?, tsig_keygen("stranger")?);
     let dir = TempDir::new();
-    dir.file("example.test.zone", ZONE_FILE);
-    dir.file("keys.conf", &format!("{key}{stranger}"));
-    let named = Named::start(
+    let named = Named::start_dynamic(
         &named,
         &dir.0,
-        "include \"DIR/keys.conf\";
-zone \"example.test\" {
-    type primary;
-    file \"DIR/example.test.zone\";
-    update-policy { grant zerorpc-update zonesub ANY; };
-};
-",
+        "example.test",
+        &[&key, &stranger],
+        "zerorpc-update",
     );
     Some(Zone {
         named,
