@@ -30,6 +30,11 @@ Examples:
   zerorpc completions bash > /etc/bash_completion.d/zerorpc
   zerorpc announce services.yml --format tinydns --zone svc.example.test --nameserver ns.example.test
                                                    DNS records announcing the services of a file
+  zerorpc announce services.yml --update --zone svc.example.test --dns-server 10.0.0.53:53 --tsig-key k.key
+                                                   the same records added to a zone (RFC 2136, TSIG)
+  zerorpc --server --bind tcp://0.0.0.0:4242 --announce tools.svc.example.test --zone svc.example.test \
+      --dns-server 10.0.0.53:53 --tsig-key k.key tools.toml
+                                                   a server in DNS while it runs
 
 Exit status: 0 success, 1 remote error, 2 usage or service-file error,
 3 timeout, 4 lost remote, 5 connection or endpoint error, 6 protocol error,
@@ -67,14 +72,17 @@ pub(crate) enum RawSubcommand {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
-    /// Print DNS records (BIND, tinydns or dnsmasq) announcing the services of a services file.
+    /// Print DNS records (BIND, tinydns or dnsmasq) announcing the services of a services file, or add them to a zone.
     #[command(
         long_about = "Print DNS records announcing the services of a services file (YAML): \
                       SRV records at _zerorpc._tcp.NAME, A/AAAA records for instances given \
                       by address, and a TXT record describing the service. With --zone, a \
                       complete zone (SOA and NS records first). A file with networks gets \
                       BIND views (a named.conf fragment on stdout, zone files in --out-dir) or \
-                      tinydns locations. See docs/announce.md."
+                      tinydns locations. With --update or --withdraw instead of --format, the \
+                      records are added to or removed from --zone at its primary name server \
+                      (--dns-server) with RFC 2136 updates signed with the TSIG key of a BIND key \
+                      file (--tsig-key, as tsig-keygen writes it). See docs/announce.md."
     )]
     Announce(RawAnnounceArgs),
     /// Print what DNS says about a service name: its SRV and TXT records and the endpoints chosen.
