@@ -556,8 +556,8 @@ impl RawAnnounceArgs {
     /// What can be checked before reading the file; whether --out-dir is
     /// needed depends on its networks.
     fn validate(&self) -> Result<(), Failure> {
-        let Some(format) = self.format else {
-            return self.action().map(drop);
+        let AnnounceAction::Print(format) = self.action()? else {
+            return Ok(());
         };
         if self.zone.is_some() != self.nameserver.is_some() {
             return Err(Failure::usage(
@@ -857,6 +857,78 @@ mod tests {
             parse(&["completions", "bash"]),
             Ok(Invocation::Completions(_))
         ));
+    }
+
+    #[test]
+    fn dynamic_update_flags() {
+        let update = [
+            "--zone",
+            "example.test",
+            "--dns-server",
+            "127.0.0.1:53",
+            "--tsig-key",
+            "k.key",
+        ];
+        let serve = [
+            "--server",
+            "--bind",
+            "tcp://127.0.0.1:1",
+            "--announce",
+            "tools.example.test",
+        ];
+        match parse(&[&serve[..], &update, &["s.toml"]].concat()) {
+            Ok(Invocation::Serve(serve)) => {
+                let register = serve.register.expect("--announce");
+                assert_eq!(register.target.zone, "example.test");
+                assert_eq!(register.ttl, zerorpc_discovery::DEFAULT_REGISTRATION_TTL);
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&[&["announce", "s.yml", "--withdraw"][..], &update].concat()) {
+            Ok(Invocation::Announce(announce)) => {
+                assert!(matches!(announce.action(), Ok(AnnounceAction::Withdraw(_))))
+            }
+            other => panic!("{other:?}"),
+        }
+        for (bad, says) in [
+            (&[&serve[..], &["s.toml"]].concat(), "--tsig-key FILE"),
+            (
+                &[&["--zone", "z", "tcp://h:1"][..]].concat(),
+                "--zone is for --server",
+            ),
+            (
+                &[&["--announce", "n"][..], &update, &["tcp://h:1"]].concat(),
+                "--announce is for --server",
+            ),
+            (
+                &[&["announce", "s.yml", "--update"][..], &update[..4]].concat(),
+                "needs --tsig-key FILE",
+            ),
+            (
+                &[
+                    &["announce", "s.yml", "--update", "--serial", "3"][..],
+                    &update,
+                ]
+                .concat(),
+                "--serial is for --format",
+            ),
+            (
+                &["announce", "s.yml", "--format", "bind", "--tsig-key", "k"][..].to_vec(),
+                "--tsig-key is for --update",
+            ),
+            (
+                &["announce", "s.yml", "--format", "bind", "--update"][..].to_vec(),
+                "cannot be used with",
+            ),
+        ] {
+            match parse(bad) {
+                Err(failure) => {
+                    assert_eq!(failure.code(), crate::exit::code::USAGE, "{bad:?}");
+                    assert!(failure.to_string().contains(says), "{bad:?}: {failure}");
+                }
+                Ok(other) => panic!("{bad:?} accepted: {other:?}"),
+            }
+        }
     }
 
     #[test]
