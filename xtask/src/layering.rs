@@ -126,17 +126,23 @@ const EXTERNAL_RULES: &[Rule] = &[
     },
     Rule {
         package: "zerorpc-transport",
-        forbidden: &["tokio", "redis", "hickory-resolver"],
+        forbidden: &["tokio", "redis", "hickory-resolver", "hickory-proto"],
         why: "transport knows frames and heartbeats, not runtimes, discovery or tracing",
     },
     Rule {
         package: "zerorpc",
-        forbidden: &["redis", "hickory-resolver", "clap", "anyhow"],
+        forbidden: &[
+            "redis",
+            "hickory-resolver",
+            "hickory-proto",
+            "clap",
+            "anyhow",
+        ],
         why: "core knows nothing of Redis, DNS or command lines",
     },
     Rule {
         package: "zerorpc-hub",
-        forbidden: &["redis", "hickory-resolver"],
+        forbidden: &["redis", "hickory-resolver", "hickory-proto"],
         why: "the hub routes events below the RPC layer",
     },
 ];

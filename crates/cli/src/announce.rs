@@ -1,4 +1,5 @@
-//! `zerorpc announce`: a services file printed as records for a DNS server.
+//! `zerorpc announce`: a services file printed as records for a DNS server,
+//! or added to a zone with dynamic updates (`--update`, `--withdraw`).
 //!
 //! The records come from zerorpc-discovery's `announce` module; this is
 //! the front end: reading the file, choosing the output, writing the zone
@@ -10,16 +11,27 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use zerorpc_discovery::announce::{self, AnnounceError, Services, Zone};
 
-use crate::args::{DnsFormat, RawAnnounceArgs};
+use crate::args::{AnnounceAction, DnsFormat, RawAnnounceArgs};
 use crate::exit::{self, Failure};
+use crate::register::Change;
 
-/// Prints the records on stdout (and, for BIND views, writes zone files).
+/// Prints the records on stdout (and, for BIND views, writes zone files),
+/// or adds them to or withdraws them from a zone.
 pub(crate) fn run(args: RawAnnounceArgs) -> Result<(), Failure> {
     let shown = args.file.display().to_string();
     let text = std::fs::read_to_string(&args.file)
         .map_err(|e| Failure::usage(format!("cannot read the services file {shown}: {e}")))?;
     let in_file = |e: AnnounceError| Failure::usage(format!("{shown}: {e}"));
     let services = announce::parse_services(&text).map_err(in_file)?;
+    let format = match args.action()? {
+        AnnounceAction::Print(format) => format,
+        AnnounceAction::Update(target) => {
+            return crate::register::update_file(&target, &services, &shown, Change::Add);
+        }
+        AnnounceAction::Withdraw(target) => {
+            return crate::register::update_file(&target, &services, &shown, Change::Withdraw);
+        }
+    };
     let zone = match (&args.zone, &args.nameserver) {
         (Some(origin), Some(nameserver)) => {
             let serial = args.serial.unwrap_or_else(unix_time);
@@ -32,7 +44,7 @@ pub(crate) fn run(args: RawAnnounceArgs) -> Result<(), Failure> {
         // clap makes --zone and --nameserver go together.
         _ => None,
     };
-    let output = match args.format {
+    let output = match format {
         DnsFormat::Bind if services.has_networks() => {
             bind_views(&services, zone.as_ref(), args.out_dir.as_deref(), &shown)?
         }

@@ -30,6 +30,11 @@ Examples:
   zerorpc completions bash > /etc/bash_completion.d/zerorpc
   zerorpc announce services.yml --format tinydns --zone svc.example.test --nameserver ns.example.test
                                                    DNS records announcing the services of a file
+  zerorpc announce services.yml --update --zone svc.example.test --dns-server 10.0.0.53:53 --tsig-key k.key
+                                                   the same records added to a zone (RFC 2136, TSIG)
+  zerorpc --server --bind tcp://0.0.0.0:4242 --announce tools.svc.example.test --zone svc.example.test \
+      --dns-server 10.0.0.53:53 --tsig-key k.key tools.toml
+                                                   a server in DNS while it runs
 
 Exit status: 0 success, 1 remote error, 2 usage or service-file error,
 3 timeout, 4 lost remote, 5 connection or endpoint error, 6 protocol error,
@@ -67,14 +72,17 @@ pub(crate) enum RawSubcommand {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
-    /// Print DNS records (BIND, tinydns or dnsmasq) announcing the services of a services file.
+    /// Print DNS records (BIND, tinydns or dnsmasq) announcing the services of a services file, or add them to a zone.
     #[command(
         long_about = "Print DNS records announcing the services of a services file (YAML): \
                       SRV records at _zerorpc._tcp.NAME, A/AAAA records for instances given \
                       by address, and a TXT record describing the service. With --zone, a \
                       complete zone (SOA and NS records first). A file with networks gets \
                       BIND views (a named.conf fragment on stdout, zone files in --out-dir) or \
-                      tinydns locations. See docs/announce.md."
+                      tinydns locations. With --update or --withdraw instead of --format, the \
+                      records are added to or removed from --zone at its primary name server \
+                      (--dns-server) with RFC 2136 updates signed with the TSIG key of a BIND key \
+                      file (--tsig-key, as tsig-keygen writes it). See docs/announce.md."
     )]
     Announce(RawAnnounceArgs),
     /// Print what DNS says about a service name: its SRV and TXT records and the endpoints chosen.
@@ -103,12 +111,28 @@ pub(crate) struct ResolveArgs {
 pub(crate) struct RawAnnounceArgs {
     /// The services file (YAML).
     pub(crate) file: PathBuf,
-    /// The DNS server the records are for.
-    #[arg(long, value_enum, value_name = "FORMAT")]
-    pub(crate) format: DnsFormat,
-    /// Write a complete zone with this origin (SOA and NS records), for bind and tinydns.
-    #[arg(long, value_name = "ZONE", requires = "nameserver")]
+    /// Print records for this DNS server.
+    #[arg(long, value_enum, value_name = "FORMAT", required_unless_present_any = ["update", "withdraw"])]
+    pub(crate) format: Option<DnsFormat>,
+    /// Add the records to --zone at its primary name server (RFC 2136 UPDATE signed with --tsig-key), replacing those of the same instances.
+    #[arg(long, conflicts_with_all = ["format", "withdraw"])]
+    pub(crate) update: bool,
+    /// Remove the records of the file from --zone (RFC 2136 UPDATE signed with --tsig-key).
+    #[arg(long, conflicts_with = "format")]
+    pub(crate) withdraw: bool,
+    /// With --format: write a complete zone with this origin (SOA and NS records), for bind and tinydns. With --update/--withdraw: the zone to update.
+    #[arg(long, value_name = "ZONE")]
     pub(crate) zone: Option<String>,
+    /// --update/--withdraw: the zone's primary name server.
+    #[arg(
+        long = "dns-server",
+        value_name = "IP:PORT",
+        env = "ZERORPC_DNS_SERVER"
+    )]
+    pub(crate) dns_server: Option<std::net::SocketAddr>,
+    /// --update/--withdraw: the TSIG key signing the updates, a BIND key file as tsig-keygen writes it.
+    #[arg(long = "tsig-key", value_name = "FILE")]
+    pub(crate) tsig_key: Option<PathBuf>,
     /// The zone's name server (its NS record and the SOA's primary), with --zone.
     #[arg(long, value_name = "HOST", requires = "zone")]
     pub(crate) nameserver: Option<String>,
@@ -190,6 +214,8 @@ pub(crate) struct RawRpcArgs {
         env = "ZERORPC_DNS_SERVER"
     )]
     pub(crate) dns_server: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub(crate) register: RawRegisterArgs,
     /// When to use colours.
     #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
     pub(crate) color: ColorWhen,
@@ -206,6 +232,134 @@ pub(crate) struct RawRpcArgs {
     /// The method's arguments.
     #[arg(allow_negative_numbers = true)]
     pub(crate) params: Vec<String>,
+}
+
+/// `--server --announce`: the server's records kept in DNS while it runs.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Announcing a server in DNS (--server --announce)")]
+pub(crate) struct RawRegisterArgs {
+    /// Add the server's SRV and TXT records under NAME to --zone while it runs, withdrawn when it stops (SIGINT, SIGTERM); the name server is --dns-server.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) announce: Option<String>,
+    /// The zone --announce updates, e.g. svc.example.test.
+    #[arg(long, value_name = "ZONE")]
+    pub(crate) zone: Option<String>,
+    /// The TSIG key signing the updates: a BIND key file as tsig-keygen writes it.
+    #[arg(long = "tsig-key", value_name = "FILE")]
+    pub(crate) tsig_key: Option<PathBuf>,
+    /// The instance name, unique among the service's servers and kept across restarts [default: HOST-PORT].
+    #[arg(long = "announce-instance", value_name = "LABEL")]
+    pub(crate) announce_instance: Option<String>,
+    /// The address announced [default: the bound one; for 0.0.0.0 or *, this machine's address towards the name server].
+    #[arg(long = "announce-address", value_name = "IP")]
+    pub(crate) announce_address: Option<std::net::IpAddr>,
+    /// The records' TTL in seconds.
+    #[arg(long = "announce-ttl", value_name = "SECONDS", default_value_t = zerorpc_discovery::DEFAULT_REGISTRATION_TTL)]
+    pub(crate) announce_ttl: u32,
+    /// The SRV priority (lower is tried first).
+    #[arg(long = "announce-priority", value_name = "N", default_value_t = 0)]
+    pub(crate) announce_priority: u16,
+    /// The SRV weight within its priority.
+    #[arg(long = "announce-weight", value_name = "N", default_value_t = 0)]
+    pub(crate) announce_weight: u16,
+}
+
+/// Where dynamic updates go, checked: the zone, its primary name server
+/// and the key file.
+#[derive(Clone, Debug)]
+pub(crate) struct UpdateTarget {
+    pub(crate) server: std::net::SocketAddr,
+    pub(crate) zone: String,
+    pub(crate) key_file: PathBuf,
+}
+
+impl UpdateTarget {
+    /// Checks that `what` has the three it needs.
+    fn new(
+        what: &str,
+        server: Option<std::net::SocketAddr>,
+        zone: Option<&String>,
+        key_file: Option<&PathBuf>,
+    ) -> Result<UpdateTarget, Failure> {
+        let mut missing = Vec::new();
+        if server.is_none() {
+            missing.push(
+                "--dns-server IP:PORT (or ZERORPC_DNS_SERVER), the zone's primary name server",
+            );
+        }
+        if zone.is_none() {
+            missing.push("--zone ZONE");
+        }
+        if key_file.is_none() {
+            missing.push("--tsig-key FILE");
+        }
+        match (server, zone, key_file) {
+            (Some(server), Some(zone), Some(key_file)) => Ok(UpdateTarget {
+                server,
+                zone: zone.clone(),
+                key_file: key_file.clone(),
+            }),
+            _ => Err(Failure::usage(format!(
+                "{what} updates DNS and needs {}",
+                missing.join(", ")
+            ))),
+        }
+    }
+}
+
+/// `--server --announce`, checked.
+#[derive(Clone, Debug)]
+pub(crate) struct RegisterArgs {
+    pub(crate) name: String,
+    pub(crate) target: UpdateTarget,
+    pub(crate) instance: Option<String>,
+    pub(crate) address: Option<std::net::IpAddr>,
+    pub(crate) ttl: u32,
+    pub(crate) priority: u16,
+    pub(crate) weight: u16,
+}
+
+impl RawRegisterArgs {
+    /// `None` without --announce; the other flags need it.
+    fn validate(
+        &self,
+        server: bool,
+        dns_server: Option<std::net::SocketAddr>,
+    ) -> Result<Option<RegisterArgs>, Failure> {
+        let Some(name) = &self.announce else {
+            let given = [
+                (self.zone.is_some(), "--zone"),
+                (self.tsig_key.is_some(), "--tsig-key"),
+                (self.announce_instance.is_some(), "--announce-instance"),
+                (self.announce_address.is_some(), "--announce-address"),
+            ];
+            if let Some((_, flag)) = given.iter().find(|(given, _)| *given) {
+                return Err(Failure::usage(format!(
+                    "{flag} is for --server --announce NAME"
+                )));
+            }
+            return Ok(None);
+        };
+        if !server {
+            return Err(Failure::usage(
+                "--announce is for --server: it announces the server's endpoints",
+            ));
+        }
+        Ok(Some(RegisterArgs {
+            name: name.clone(),
+            target: UpdateTarget::new(
+                "--announce",
+                dns_server,
+                self.zone.as_ref(),
+                self.tsig_key.as_ref(),
+            )?,
+            instance: self.announce_instance.clone(),
+            address: self.announce_address,
+            ttl: self.announce_ttl,
+            priority: self.announce_priority,
+            weight: self.announce_weight,
+        }))
+    }
 }
 
 /// The `--color` choices.
@@ -301,6 +455,8 @@ pub(crate) enum Action {
 #[derive(Debug)]
 pub(crate) struct ServeArgs {
     pub(crate) endpoints: Endpoints,
+    /// `--announce`: the records kept in DNS while serving.
+    pub(crate) register: Option<RegisterArgs>,
     pub(crate) heartbeat: Heartbeat,
     pub(crate) pool_size: Option<usize>,
     pub(crate) debug: bool,
@@ -344,17 +500,77 @@ impl RawArgs {
     }
 }
 
+/// What `zerorpc announce` does with the file.
+#[derive(Debug)]
+pub(crate) enum AnnounceAction {
+    /// Print records for a server's configuration.
+    Print(DnsFormat),
+    /// Add the records to a zone.
+    Update(UpdateTarget),
+    /// Remove the records from a zone.
+    Withdraw(UpdateTarget),
+}
+
 impl RawAnnounceArgs {
+    /// What to do with the file, checked.
+    pub(crate) fn action(&self) -> Result<AnnounceAction, Failure> {
+        let target = |what: &str| {
+            UpdateTarget::new(
+                what,
+                self.dns_server,
+                self.zone.as_ref(),
+                self.tsig_key.as_ref(),
+            )
+        };
+        let printing_only = [
+            (self.nameserver.is_some(), "--nameserver"),
+            (self.nameserver_address.is_some(), "--nameserver-address"),
+            (self.serial.is_some(), "--serial"),
+            (self.out_dir.is_some(), "--out-dir"),
+        ];
+        let updating_only = [(self.tsig_key.is_some(), "--tsig-key")];
+        match self.format {
+            Some(format) => {
+                if let Some((_, flag)) = updating_only.iter().find(|(given, _)| *given) {
+                    return Err(Failure::usage(format!(
+                        "{flag} is for --update and --withdraw"
+                    )));
+                }
+                Ok(AnnounceAction::Print(format))
+            }
+            None => {
+                if let Some((_, flag)) = printing_only.iter().find(|(given, _)| *given) {
+                    return Err(Failure::usage(format!(
+                        "{flag} is for --format (the records printed)"
+                    )));
+                }
+                if self.withdraw {
+                    Ok(AnnounceAction::Withdraw(target("--withdraw")?))
+                } else {
+                    Ok(AnnounceAction::Update(target("--update")?))
+                }
+            }
+        }
+    }
+
     /// What can be checked before reading the file; whether --out-dir is
     /// needed depends on its networks.
     fn validate(&self) -> Result<(), Failure> {
-        if self.format == DnsFormat::Dnsmasq && self.zone.is_some() {
+        let AnnounceAction::Print(format) = self.action()? else {
+            return Ok(());
+        };
+        if self.zone.is_some() != self.nameserver.is_some() {
+            return Err(Failure::usage(
+                "--format with --zone writes a complete zone: give --zone and --nameserver together",
+            ));
+        }
+        if format == DnsFormat::Dnsmasq && self.zone.is_some() {
             return Err(Failure::usage(
                 "--zone is for bind and tinydns: dnsmasq answers for the names it is given \
                  without a zone",
             ));
         }
-        if self.format != DnsFormat::Bind && self.out_dir.is_some() {
+        if format != DnsFormat::Bind && self.out_dir.is_some() {
             return Err(Failure::usage(
                 "--out-dir is for --format bind (the zone files of its views)",
             ));
@@ -416,8 +632,10 @@ impl RawRpcArgs {
                     "--pool-size must be between 1 and {MAX_LIMIT}, got {size}"
                 )));
             }
+            let register = self.register.validate(true, endpoints.dns_server)?;
             return Ok(Invocation::Serve(ServeArgs {
                 endpoints,
+                register,
                 heartbeat,
                 pool_size: self.pool_size,
                 debug: self.debug,
@@ -427,6 +645,7 @@ impl RawRpcArgs {
         if self.pool_size.is_some() {
             return Err(Failure::usage("--pool-size is for --server only"));
         }
+        self.register.validate(false, endpoints.dns_server)?;
         let output = if self.print_json {
             OutputStyle::Json
         } else if self.raw {
@@ -638,6 +857,78 @@ mod tests {
             parse(&["completions", "bash"]),
             Ok(Invocation::Completions(_))
         ));
+    }
+
+    #[test]
+    fn dynamic_update_flags() {
+        let update = [
+            "--zone",
+            "example.test",
+            "--dns-server",
+            "127.0.0.1:53",
+            "--tsig-key",
+            "k.key",
+        ];
+        let serve = [
+            "--server",
+            "--bind",
+            "tcp://127.0.0.1:1",
+            "--announce",
+            "tools.example.test",
+        ];
+        match parse(&[&serve[..], &update, &["s.toml"]].concat()) {
+            Ok(Invocation::Serve(serve)) => {
+                let register = serve.register.expect("--announce");
+                assert_eq!(register.target.zone, "example.test");
+                assert_eq!(register.ttl, zerorpc_discovery::DEFAULT_REGISTRATION_TTL);
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&[&["announce", "s.yml", "--withdraw"][..], &update].concat()) {
+            Ok(Invocation::Announce(announce)) => {
+                assert!(matches!(announce.action(), Ok(AnnounceAction::Withdraw(_))))
+            }
+            other => panic!("{other:?}"),
+        }
+        for (bad, says) in [
+            (&[&serve[..], &["s.toml"]].concat(), "--tsig-key FILE"),
+            (
+                &[&["--zone", "z", "tcp://h:1"][..]].concat(),
+                "--zone is for --server",
+            ),
+            (
+                &[&["--announce", "n"][..], &update, &["tcp://h:1"]].concat(),
+                "--announce is for --server",
+            ),
+            (
+                &[&["announce", "s.yml", "--update"][..], &update[..4]].concat(),
+                "needs --tsig-key FILE",
+            ),
+            (
+                &[
+                    &["announce", "s.yml", "--update", "--serial", "3"][..],
+                    &update,
+                ]
+                .concat(),
+                "--serial is for --format",
+            ),
+            (
+                &["announce", "s.yml", "--format", "bind", "--tsig-key", "k"][..].to_vec(),
+                "--tsig-key is for --update",
+            ),
+            (
+                &["announce", "s.yml", "--format", "bind", "--update"][..].to_vec(),
+                "cannot be used with",
+            ),
+        ] {
+            match parse(bad) {
+                Err(failure) => {
+                    assert_eq!(failure.code(), crate::exit::code::USAGE, "{bad:?}");
+                    assert!(failure.to_string().contains(says), "{bad:?}: {failure}");
+                }
+                Ok(other) => panic!("{bad:?} accepted: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod call;
 mod debug;
 mod dns;
 mod exit;
+mod register;
 mod render;
 mod serve;
 mod spec;

@@ -31,6 +31,10 @@ const STDERR_TAIL: usize = 2048;
 /// Runs the server until SIGINT or SIGTERM.
 pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     let spec = spec::load(&args.spec).map_err(|e| Failure::usage(e.0))?;
+    let announcing = match &args.register {
+        Some(register) => Some((register, crate::register::prepare(register)?)),
+        None => None,
+    };
     // A server heartbeats actively, as zerorpc-python's: that is how it
     // notices a vanished client and cancels its calls (killing commands).
     let mut builder = Server::builder(methods(&spec)).heartbeat(args.heartbeat.interval);
@@ -60,11 +64,32 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
         args.spec.display(),
         server.endpoints().join(", ")
     ));
+    // Announced once bound, so that the records name the ports bound
+    // (`*`, 0) and clients find a server already listening. The update
+    // blocks until the name server answers.
+    let registration = match announcing {
+        Some((register, builder)) => Some((
+            register,
+            tokio::task::block_in_place(|| {
+                crate::register::register_server(register, builder, server.bound_endpoints())
+            })?,
+        )),
+        None => None,
+    };
     let serving = tokio::spawn(server.serve());
     wait_for_signal().await;
+    // Withdrawn before the server stops, so that no client resolving the
+    // name meanwhile is sent to a closed port (caches still hold the
+    // records for their TTL).
+    let withdrawn = match registration {
+        Some((register, registration)) => {
+            tokio::task::block_in_place(|| crate::register::withdraw_server(register, registration))
+        }
+        None => Ok(()),
+    };
     shutdown.shutdown();
     let result = match serving.await {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(())) => withdrawn,
         Ok(Err(e)) => Err(Failure::from_setup(e)),
         Err(e) => Err(Failure::local(format!("the server stopped: {e}"))),
     };

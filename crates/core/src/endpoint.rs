@@ -188,15 +188,27 @@ impl Endpoints {
     /// Resolves every endpoint, binds, then connects, and follows later
     /// changes; returns the endpoints bound and connected now, with
     /// wildcard ports filled in.
-    pub(crate) fn attach(&self, socket: &Socket) -> Result<(Live, Vec<String>)> {
+    pub(crate) fn attach(&self, socket: &Socket) -> Result<(Live, Attached)> {
         let live = Live::new(socket.clone(), self.resolver.clone());
-        let mut done = Vec::new();
-        let roles = self.binds.iter().map(|e| (Role::Bind, e));
-        for (role, endpoint) in roles.chain(self.connects.iter().map(|e| (Role::Connect, e))) {
-            done.extend(live.attach(role, endpoint)?);
+        let mut attached = Attached::default();
+        for endpoint in &self.binds {
+            attached.bound.extend(live.attach(Role::Bind, endpoint)?);
         }
-        Ok((live, done))
+        for endpoint in &self.connects {
+            attached
+                .connected
+                .extend(live.attach(Role::Connect, endpoint)?);
+        }
+        Ok((live, attached))
     }
+}
+
+/// What a socket bound and connected at build time, wildcard ports filled
+/// in.
+#[derive(Debug, Default)]
+pub(crate) struct Attached {
+    pub(crate) bound: Vec<String>,
+    pub(crate) connected: Vec<String>,
 }
 
 /// The changes of one endpoint, tagged with what to do with them.

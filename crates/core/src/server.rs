@@ -116,7 +116,10 @@ impl ServerBuilder {
             .clone()
             .map(|r| r as Arc<dyn zerorpc_transport::Responder>);
         let socket = Socket::new(SocketKind::Server, config)?;
-        let (live, endpoints) = self.endpoints.attach(&socket)?;
+        let (live, attached) = self.endpoints.attach(&socket)?;
+        let bound = attached.bound.len();
+        let mut endpoints = attached.bound;
+        endpoints.extend(attached.connected);
         let limit = self
             .max_concurrent_calls
             .map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
@@ -125,6 +128,7 @@ impl ServerBuilder {
             socket,
             live,
             endpoints,
+            bound,
             limit,
             responder,
         })
@@ -135,7 +139,9 @@ impl ServerBuilder {
 ///
 /// Each call runs in its own task; a call whose client stops heartbeating
 /// is cancelled (its future dropped). Heartbeats keep flowing however busy
-/// or blocked a handler is, as they are sent by the socket's I/O thread.
+/// or blocked a handler is, as they are sent by the socket's I/O thread;
+/// the exception is an inline method, which that thread runs itself (see
+/// [`Methods::add_inline`]).
 ///
 /// ```
 /// # use zerorpc::{Server, Client};
@@ -166,7 +172,10 @@ pub struct Server {
     socket: Socket,
     /// Follows the resolver's changes while the server lives.
     live: Live,
+    /// Bound first, then connected.
     endpoints: Vec<String>,
+    /// How many of `endpoints` are bound.
+    bound: usize,
     limit: Option<Arc<tokio::sync::Semaphore>>,
     /// Answers inline methods on the I/O thread once serving.
     responder: Option<Arc<InlineResponder>>,
@@ -187,6 +196,14 @@ impl Server {
     /// wildcard ports filled in (not the resolver's later changes).
     pub fn endpoints(&self) -> &[String] {
         &self.endpoints
+    }
+
+    /// The endpoints bound by [`ServerBuilder::build`], with wildcard ports
+    /// filled in (`tcp://127.0.0.1:*` as `tcp://127.0.0.1:40123`): where
+    /// clients reach the server, which is what an announcement in a
+    /// directory (DNS) publishes.
+    pub fn bound_endpoints(&self) -> &[String] {
+        &self.endpoints[..self.bound]
     }
 
     /// The methods served.

@@ -20,6 +20,7 @@ use zerorpc::{Change, Changes, Endpoint, Literal, ResolveEndpoint};
 
 use crate::inspect::{Inspection, SrvEntry, TxtEntry};
 use crate::select::{Random, Weighted, order};
+use crate::thread::DnsThread;
 use crate::txt::TxtRecord;
 
 /// The environment variable naming the DNS server (`IP:PORT`) when the
@@ -102,19 +103,6 @@ struct Shared {
     ceiling: Duration,
 }
 
-/// The runtime of the resolver's thread; shut down without waiting when
-/// the resolver is dropped, which may happen inside another runtime,
-/// where waiting is not allowed.
-struct DnsThread(Option<tokio::runtime::Runtime>);
-
-impl Drop for DnsThread {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.0.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
 impl fmt::Debug for DnsResolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DnsResolver")
@@ -151,25 +139,11 @@ impl DnsResolver {
         let endpoint = format!("dns:{name}");
         let bad = |why: String| zerorpc::Error::bad_endpoint(&endpoint, why);
         let absolute_name = absolute(name).map_err(bad)?;
-        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
         let shared = self.shared.clone();
-        // Spawned and awaited through a channel rather than `block_on`, so
-        // that it works from inside another runtime too.
-        self.runtime().spawn(async move {
-            let _ = sender.send(shared.inspect(&absolute_name).await);
-        });
-        receiver
-            .recv()
-            .map_err(|_| bad("the DNS resolver's thread has stopped".into()))?
-            .map_err(bad)
-    }
-
-    fn runtime(&self) -> &tokio::runtime::Runtime {
-        // Taken only in `Drop`.
         self.thread
-            .0
-            .as_ref()
-            .expect("the DNS runtime lives as long as the resolver")
+            .run(async move { shared.inspect(&absolute_name).await })
+            .ok_or_else(|| bad("the DNS resolver's thread has stopped".into()))?
+            .map_err(bad)
     }
 }
 
@@ -222,19 +196,11 @@ impl DnsResolverBuilder {
         }
         let variable = std::env::var(DNS_SERVER_VAR).ok();
         let name_server = choose_name_server(self.name_server, variable.as_deref())?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("zerorpc-dns")
-            .enable_all()
-            .build()
-            .map_err(BuildError::Thread)?;
-        // Wrapped at once: if what follows fails inside a caller's runtime,
-        // a plain `Runtime` dropped there would panic.
-        let thread = DnsThread(Some(runtime));
+        let thread = DnsThread::start("zerorpc-dns").map_err(BuildError::Thread)?;
         let resolver = {
             // The resolver spawns its connections on the runtime current
             // when it is built and queried: always the resolver's own.
-            let _entered = thread.0.as_ref().map(tokio::runtime::Runtime::enter);
+            let _entered = thread.runtime().enter();
             hickory(name_server, self.timeout)?
         };
         Ok(DnsResolver {
@@ -354,7 +320,7 @@ impl ResolveEndpoint for DnsResolver {
         let (changes, receiver) = mpsc::unbounded_channel();
         let shared = self.shared.clone();
         let label = endpoint.to_owned();
-        self.runtime().spawn(async move {
+        self.thread.runtime().spawn(async move {
             let answer = shared.lookup(&name).await;
             let endpoints = answer
                 .as_ref()

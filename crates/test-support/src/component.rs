@@ -23,6 +23,10 @@ const INSTALL_HINTS: &[(&str, &str)] = &[
         "run `cargo xtask setup` or `apt-get install bind9 bind9-utils`",
     ),
     (
+        "tsig-keygen",
+        "run `cargo xtask setup` or `apt-get install bind9`",
+    ),
+    (
         "haproxy",
         "run `cargo xtask setup` or `apt-get install haproxy`",
     ),
@@ -112,7 +116,7 @@ fn is_executable(path: &Path) -> bool {
         .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }
 
-fn required_program(component: &str) -> Option<PathBuf> {
+pub(crate) fn required_program(component: &str) -> Option<PathBuf> {
     let found = find_program(component);
     require(component, found.is_some()).then_some(found?)
 }

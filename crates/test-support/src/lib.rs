@@ -38,14 +38,19 @@
 //! // ... connect to `endpoint` and call `add` ...
 //! ```
 //!
+//! [`Named`] starts BIND's `named` on a free port with the zones a test
+//! gives, and [`tsig_keygen`] makes its keys; [`TempDir`] holds the files.
+//!
 //! All helpers are bounded in time and only ever use 127.0.0.1.
 
 mod binary;
 mod component;
+mod named;
 mod net;
 mod process;
 mod python;
 mod rng;
+mod temp;
 mod wait;
 
 #[cfg(test)]
@@ -55,8 +60,10 @@ pub use binary::workspace_binary;
 pub use component::{
     dnsmasq, find_program, haproxy, named, redis_server, require, tinydns, workspace_root,
 };
+pub use named::{Named, tsig_keygen};
 pub use net::{free_port, free_tcp_endpoint};
 pub use process::{Process, WaitLineError};
 pub use python::{PYTHON_PRELUDE, Python, PythonPeer, python};
 pub use rng::Rng;
+pub use temp::TempDir;
 pub use wait::wait_until;

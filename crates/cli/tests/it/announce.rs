@@ -13,9 +13,9 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::{Resolver, TokioResolver};
 use zerorpc_discovery::txt::TxtRecord;
-use zerorpc_test_support::{Process, free_port};
+use zerorpc_test_support::{Named, Process, TempDir, free_port};
 
-use super::{OurServer, TempDir, assert_status, stderr, stdout, zerorpc};
+use super::{OurServer, assert_status, call_by_name, stderr, stdout, zerorpc};
 
 const SERVER_STARTUP: Duration = Duration::from_secs(30);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -226,43 +226,6 @@ fn path_str(path: &Path) -> &str {
 
 // ------------------------------------------------------------------ BIND
 
-// `controls { };`: no rndc channel, which would take port 953 and keep a
-// second named (another test) from starting.
-
-const NAMED_OPTIONS: &str = "options {
-    directory \"DIR\";
-    pid-file \"DIR/named.pid\";
-    session-keyfile \"DIR/session.key\";
-    listen-on port PORT { 127.0.0.1; };
-    listen-on-v6 { none; };
-    recursion no;
-    dnssec-validation no;
-    notify no;
-};
-controls { };
-";
-
-/// Starts named on `conf` (its `DIR` and `PORT` filled in); waits until it
-/// serves.
-fn start_named(named: &Path, dir: &TempDir, conf: &str, port: u16) -> Process {
-    let conf = conf
-        .replace("DIR", path_str(&dir.0))
-        .replace("PORT", &port.to_string());
-    let conf_path = dir.file("named.conf", &conf);
-    let mut command = Command::new(named);
-    command.arg("-g").arg("-c").arg(&conf_path);
-    let process = Process::spawn("named", command).expect("starting named");
-    process
-        .wait_for_stderr_line("running", SERVER_STARTUP)
-        .unwrap_or_else(|e| panic!("named did not start with\n{conf}\n{e}"));
-    // named runs even when a zone fails to load; its log says so before
-    // "running".
-    if let Ok(line) = process.wait_for_stderr_line("not loaded due to errors", Duration::ZERO) {
-        panic!("named refused a zone: {line}\n{conf}");
-    }
-    process
-}
-
 #[test]
 fn named_serves_the_zone_announce_prints() {
     let Some(named) = zerorpc_test_support::named() else {
@@ -282,12 +245,12 @@ fn named_serves_the_zone_announce_prints() {
         "127.0.0.1",
     ]);
     dir.file("example.test.zone", &zone);
-    let port = free_port();
-    let conf = format!(
-        "{NAMED_OPTIONS}zone \"example.test\" {{ type primary; file \"DIR/example.test.zone\"; }};\n"
+    let named = Named::start(
+        &named,
+        &dir.0,
+        "zone \"example.test\" { type primary; file \"DIR/example.test.zone\"; };\n",
     );
-    let _named = start_named(&named, &dir, &conf, port);
-    check_common(&query(port, None), &zone, &[], &[]);
+    check_common(&query(named.port(), None), &zone, &[], &[]);
 }
 
 #[test]
@@ -313,8 +276,8 @@ fn named_views_answer_each_network() {
     ]);
     assert!(fragment.contains("view \"testing\""), "{fragment}");
     assert!(out_dir.join("example.test.default.zone").is_file());
-    let port = free_port();
-    let _named = start_named(&named, &dir, &format!("{NAMED_OPTIONS}{fragment}"), port);
+    let named = Named::start(&named, &dir.0, &fragment);
+    let port = named.port();
     // 127.0.0.1 is in no network: the default view.
     check_common(&query(port, None), &fragment, &[], &[]);
     // The whole of 127.0.0.0/8 is on the loopback interface (Linux), so a
@@ -614,26 +577,9 @@ fn a_service_announced_in_dns_is_called_by_name() {
         return;
     };
     let server = OurServer::start();
-    let port: u16 = server
-        .endpoint
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("a tcp endpoint with a port");
+    let port = server.port();
     let dir = TempDir::new();
-    let services = dir.file(
-        "services.yml",
-        &format!(
-            "services:
-  - name: calc.svc.example.test
-    ttl: 5
-    socket_type: ROUTER
-    protocol: 3
-    instances:
-      - {{ host: 127.0.0.1, port: {port} }}
-"
-        ),
-    );
+    let services = server.services_file(&dir, "calc.svc.example.test");
     let options = announce(&[path_str(&services), "--format", "dnsmasq"]);
     let (_dns, dns_port) = start_dnsmasq(&dnsmasq, &dir, &options);
     let dns_server = format!("127.0.0.1:{dns_port}");
@@ -758,16 +704,12 @@ fn a_served_file_binds_the_endpoint_its_name_announces() {
         .expect("the server binds the announced endpoint");
     assert!(line.contains(&format!("tcp://127.0.0.1:{port}")), "{line}");
 
-    let out = zerorpc(&[
-        "--dns-server",
+    let out = call_by_name(
         &dns_server,
-        "--timeout",
-        "10",
-        "-r",
-        "dns:tools.svc.example.test",
-        "say",
-        "hi",
-    ]);
+        &["-r"],
+        "tools.svc.example.test",
+        &["say", "hi"],
+    );
     assert_status(&out, 0);
     assert_eq!(stdout(&out), "hi\n");
 }

@@ -4,14 +4,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
 use zerorpc::{Server, ShutdownHandle, Value};
-use zerorpc_test_support::{Process, PythonPeer, free_tcp_endpoint, python, wait_until};
+use zerorpc_test_support::{Process, PythonPeer, TempDir, free_tcp_endpoint, python, wait_until};
 
 mod announce;
+mod bind;
 
 const BIN: &str = env!("CARGO_BIN_EXE_zerorpc");
 const STARTUP: Duration = Duration::from_secs(20);
@@ -24,6 +24,14 @@ fn zerorpc(args: &[&str]) -> Output {
         .env_remove("CLICOLOR_FORCE")
         .output()
         .expect("running zerorpc")
+}
+
+/// `zerorpc --dns-server DNS --timeout 10 OPTIONS dns:NAME ARGS...`: a
+/// call to a service found by name.
+fn call_by_name(dns_server: &str, options: &[&str], name: &str, args: &[&str]) -> Output {
+    let endpoint = format!("dns:{name}");
+    let head = ["--dns-server", dns_server, "--timeout", "10"];
+    zerorpc(&[&head[..], options, &[endpoint.as_str()], args].concat())
 }
 
 fn stdout(output: &Output) -> String {
@@ -44,33 +52,6 @@ fn assert_status(output: &Output, code: i32) {
         stderr(output)
     );
     assert!(!stderr(output).contains("panicked"), "{}", stderr(output));
-}
-
-/// A unique scratch directory under the system temporary directory.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("zerorpc-cli-test-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("creating a temporary directory");
-        TempDir(path)
-    }
-
-    fn file(&self, name: &str, contents: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).expect("writing a temporary file");
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 // ------------------------------------------------------------- our server
@@ -149,6 +130,34 @@ impl OurServer {
             shutdown,
             thread: Some(thread),
         }
+    }
+
+    /// The port it listens on.
+    pub(crate) fn port(&self) -> u16 {
+        self.endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a tcp endpoint with a port")
+    }
+
+    /// A services file announcing it as `name` (a ROUTER speaking protocol
+    /// 3, TTL 5 s), written into `dir`.
+    pub(crate) fn services_file(&self, dir: &TempDir, name: &str) -> PathBuf {
+        dir.file(
+            "services.yml",
+            &format!(
+                "services:
+  - name: {name}
+    ttl: 5
+    socket_type: ROUTER
+    protocol: 3
+    instances:
+      - {{ host: 127.0.0.1, port: {} }}
+",
+                self.port()
+            ),
+        )
     }
 }
 

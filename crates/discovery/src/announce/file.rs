@@ -87,6 +87,9 @@ pub(crate) struct Service {
 
 #[derive(Clone, Debug)]
 pub(crate) struct Instance {
+    /// The first label of the name made for the instance's address
+    /// (`LABEL.NAME.`): `iN` for the instance at position N of a file.
+    pub(crate) label: String,
     pub(crate) kind: InstanceKind,
     /// `None`: every network, and clients in none.
     pub(crate) networks: Option<Vec<String>>,
@@ -225,7 +228,11 @@ fn check(raw: RawFile) -> Result<Services, AnnounceError> {
                     }
                 }
             }
-            instances.push(Instance { kind, networks });
+            instances.push(Instance {
+                label: format!("i{i}"),
+                kind,
+                networks,
+            });
         }
         // Resolvers ignore a TXT record's endpoints when SRV records exist
         // (see the txt module), so a mix would silently lose instances.
@@ -257,7 +264,7 @@ fn check(raw: RawFile) -> Result<Services, AnnounceError> {
                 host: Host::Ip(_), ..
             } = instance.kind
             {
-                let target = format!("i{i}.{}", service.name).to_ascii_lowercase();
+                let target = format!("{}.{}", instance.label, service.name).to_ascii_lowercase();
                 if names.contains(&target) {
                     return Err(invalid(
                         format!("services › [{s}] › instances › [{i}]"),

@@ -35,8 +35,11 @@ pub use dnsmasq::render_dnsmasq;
 pub use file::{Services, parse_services};
 pub use tinydns::render_tinydns;
 
-use file::{Cidr, DEFAULT_VIEW, Host, InstanceKind};
+pub(crate) use file::{Host, Instance, InstanceKind, Service, check_dns_name};
 
+use file::{Cidr, DEFAULT_VIEW};
+
+use crate::SRV_PREFIX;
 use crate::txt::TxtRecord;
 
 /// A services file that cannot be announced as asked.
@@ -216,66 +219,84 @@ impl Services {
     /// The records of the instances `visible` keeps, given their
     /// `networks` lists.
     fn records_for(&self, visible: impl Fn(Option<&Vec<String>>) -> bool) -> Vec<Record> {
-        let mut records = Vec::new();
-        for service in &self.services {
-            let ttl = service.ttl;
-            let mut txt = TxtRecord {
-                socket_type: service.socket_type.clone(),
-                protocol: service.protocol,
-                metadata: service.metadata.clone(),
-                ..TxtRecord::default()
-            };
-            let mut addresses = Vec::new();
-            for (index, instance) in service.instances.iter().enumerate() {
-                if !visible(instance.networks.as_ref()) {
-                    continue;
-                }
-                match &instance.kind {
-                    InstanceKind::Srv {
-                        host,
-                        port,
-                        priority,
-                        weight,
-                    } => {
-                        let target = match host {
-                            Host::Name(name) => format!("{name}."),
-                            Host::Ip(ip) => {
-                                let target = format!("i{index}.{}.", service.name);
-                                addresses.push(Record {
-                                    owner: target.clone(),
-                                    ttl,
-                                    data: match ip {
-                                        IpAddr::V4(v4) => Data::A(*v4),
-                                        IpAddr::V6(v6) => Data::Aaaa(*v6),
-                                    },
-                                });
-                                target
+        self.services
+            .iter()
+            .flat_map(|service| service.records(&visible))
+            .collect()
+    }
+}
+
+impl Service {
+    /// The service's records: its SRV records, the addresses of its
+    /// instances given by address, then its TXT record; of the instances
+    /// `visible` keeps, given their `networks` lists.
+    pub(crate) fn records(&self, visible: impl Fn(Option<&Vec<String>>) -> bool) -> Vec<Record> {
+        let ttl = self.ttl;
+        let mut records: Vec<Record> = Vec::new();
+        let mut txt = TxtRecord {
+            socket_type: self.socket_type.clone(),
+            protocol: self.protocol,
+            metadata: self.metadata.clone(),
+            ..TxtRecord::default()
+        };
+        let mut addresses: Vec<Record> = Vec::new();
+        for instance in &self.instances {
+            if !visible(instance.networks.as_ref()) {
+                continue;
+            }
+            match &instance.kind {
+                InstanceKind::Srv {
+                    host,
+                    port,
+                    priority,
+                    weight,
+                } => {
+                    let target = match host {
+                        Host::Name(name) => format!("{name}."),
+                        Host::Ip(ip) => {
+                            let target = format!("{}.{}.", instance.label, self.name);
+                            let address = Record {
+                                owner: target.clone(),
+                                ttl,
+                                data: match ip {
+                                    IpAddr::V4(v4) => Data::A(*v4),
+                                    IpAddr::V6(v6) => Data::Aaaa(*v6),
+                                },
+                            };
+                            if !addresses.contains(&address) {
+                                addresses.push(address);
                             }
-                        };
-                        records.push(Record {
-                            owner: format!("_zerorpc._tcp.{}.", service.name),
-                            ttl,
-                            data: Data::Srv {
-                                priority: *priority,
-                                weight: *weight,
-                                port: *port,
-                                target,
-                            },
-                        });
-                    }
-                    InstanceKind::Endpoints(endpoints) => {
-                        txt.endpoints.extend(endpoints.iter().cloned());
+                            target
+                        }
+                    };
+                    let srv = Record {
+                        owner: format!("{SRV_PREFIX}.{}.", self.name),
+                        ttl,
+                        data: Data::Srv {
+                            priority: *priority,
+                            weight: *weight,
+                            port: *port,
+                            target,
+                        },
+                    };
+                    // Instances sharing a name and a port (one server
+                    // bound on several addresses) share their SRV record.
+                    if !records.contains(&srv) {
+                        records.push(srv);
                     }
                 }
+                InstanceKind::Endpoints(endpoints) => {
+                    txt.endpoints.extend(endpoints.iter().cloned());
+                }
             }
-            records.extend(addresses);
-            if txt != TxtRecord::default() {
-                records.push(Record {
-                    owner: format!("{}.", service.name),
-                    ttl,
-                    data: Data::Txt(txt.to_strings()),
-                });
-            }
+        }
+        records.extend(addresses);
+        if txt != TxtRecord::default() {
+            records.push(Record {
+                owner: format!("{}.", self.name),
+                ttl,
+                data: Data::Txt(txt.to_strings()),
+            });
         }
         records
     }

@@ -30,21 +30,23 @@ impl Counting {
 }
 
 /// A server on a thread of its own, with its port.
-struct Running {
+pub(crate) struct Running {
     service: Counting,
-    port: u16,
+    pub(crate) port: u16,
+    /// What it bound: `tcp://127.0.0.1:PORT`.
+    pub(crate) bound: Vec<String>,
     shutdown: ShutdownHandle,
 }
 
 impl Running {
-    fn start() -> Running {
+    pub(crate) fn start() -> Running {
         let service = Counting::default();
         let server = Server::builder(service.clone())
             .bind("tcp://127.0.0.1:*")
             .build()
             .expect("the server builds");
-        let endpoint = server.endpoints()[0].clone();
-        let port = endpoint
+        let bound = server.bound_endpoints().to_vec();
+        let port = bound[0]
             .rsplit(':')
             .next()
             .and_then(|p| p.parse().ok())
@@ -54,11 +56,12 @@ impl Running {
         Running {
             service,
             port,
+            bound,
             shutdown,
         }
     }
 
-    fn hits(&self) -> usize {
+    pub(crate) fn hits(&self) -> usize {
         self.service.hits.load(Ordering::Relaxed)
     }
 }

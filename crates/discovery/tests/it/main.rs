@@ -4,6 +4,7 @@
 mod dns_server;
 mod live;
 mod resolve;
+mod update;
 
 use std::task::{Context, Poll};
 use std::time::Duration;
