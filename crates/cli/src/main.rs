@@ -12,6 +12,7 @@ mod call;
 mod debug;
 mod dns;
 mod exit;
+mod log;
 mod render;
 mod serve;
 mod spec;
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
         ColorWhen::Always => anstream::ColorChoice::Always.write_global(),
         ColorWhen::Never => anstream::ColorChoice::Never.write_global(),
     }
+    log::install();
     let result = raw.validate().and_then(run);
     match result {
         Ok(()) => ExitCode::SUCCESS,

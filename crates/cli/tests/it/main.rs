@@ -12,6 +12,9 @@ use zerorpc::{Server, ShutdownHandle, Value};
 use zerorpc_test_support::{Process, PythonPeer, free_tcp_endpoint, python, wait_until};
 
 mod announce;
+mod dns;
+mod dns_hub;
+mod dns_python;
 
 const BIN: &str = env!("CARGO_BIN_EXE_zerorpc");
 const STARTUP: Duration = Duration::from_secs(20);
