@@ -27,23 +27,7 @@ impl Announced {
     pub(crate) fn start(services: &[(&str, u16)]) -> Option<Announced> {
         let dnsmasq = zerorpc_test_support::dnsmasq()?;
         let dir = TempDir::new();
-        let mut file = String::from("services:\n");
-        for (name, port) in services {
-            // dnsmasq gives SRV records no TTL of their own: clients look
-            // the names up again at their floor.
-            let _ = write!(
-                file,
-                "  - name: {name}
-    socket_type: ROUTER
-    protocol: 3
-    instances:
-      - {{ host: 127.0.0.1, port: {port} }}
-"
-            );
-        }
-        let path = dir.file("services.yml", &file);
-        let path = path.to_str().expect("a UTF-8 temporary path");
-        let options = announce(&[path, "--format", "dnsmasq"]);
+        let options = options(&dir, services);
         let address = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
         let process = start_dnsmasq_on(&dnsmasq, &dir, &options, address.port());
         Some(Announced {
@@ -53,6 +37,14 @@ impl Announced {
             address,
             process: Some(process),
         })
+    }
+
+    /// Serves these services instead of the others: dnsmasq starts again
+    /// with their records, on the same address.
+    pub(crate) fn replace(&mut self, services: &[(&str, u16)]) {
+        self.options = options(&self.dir, services);
+        self.stop();
+        self.restart();
     }
 
     /// Where dnsmasq answers, as `--dns-server` wants it.
@@ -80,6 +72,28 @@ impl Announced {
             self.process = Some(process);
         }
     }
+}
+
+/// What `zerorpc announce --format dnsmasq` prints for each `(name, port)`
+/// as a service at 127.0.0.1:`port`.
+fn options(dir: &TempDir, services: &[(&str, u16)]) -> String {
+    let mut file = String::from("services:\n");
+    for (name, port) in services {
+        // dnsmasq gives SRV records no TTL of their own: clients look the
+        // names up again at their floor.
+        let _ = write!(
+            file,
+            "  - name: {name}
+    socket_type: ROUTER
+    protocol: 3
+    instances:
+      - {{ host: 127.0.0.1, port: {port} }}
+"
+        );
+    }
+    let path = dir.file("services.yml", &file);
+    let path = path.to_str().expect("a UTF-8 temporary path");
+    announce(&[path, "--format", "dnsmasq"])
 }
 
 /// The port of a `tcp://HOST:PORT` endpoint.
