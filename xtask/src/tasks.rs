@@ -17,7 +17,7 @@ pub(crate) fn demo(root: &Path) -> anyhow::Result<ExitCode> {
         "run",
         "--release",
         "-p",
-        "zerorpc",
+        "zerorpc-cli",
         "--example",
         "demo",
     ]))?;

@@ -12,6 +12,7 @@ mod call;
 mod debug;
 mod dns;
 mod exit;
+mod log;
 mod register;
 mod render;
 mod serve;
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
         ColorWhen::Always => anstream::ColorChoice::Always.write_global(),
         ColorWhen::Never => anstream::ColorChoice::Never.write_global(),
     }
+    log::install();
     let result = raw.validate().and_then(run);
     match result {
         Ok(()) => ExitCode::SUCCESS,

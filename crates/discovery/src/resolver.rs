@@ -89,7 +89,8 @@ pub const DEFAULT_TTL_CEILING: Duration = Duration::from_secs(300);
 /// new endpoints are inserted, then vanished ones removed (a client lets
 /// the calls in flight there finish). When a later lookup fails (DNS
 /// down, a timeout, the name gone, a malformed record), the last good
-/// answer stays, one warning is logged until a lookup succeeds again, and
+/// answer stays, one warning is logged until a lookup succeeds again (then
+/// one info line; the retries in between are logged at debug level), and
 /// the lookup is retried every floor interval.
 pub struct DnsResolver {
     shared: Arc<Shared>,
@@ -636,6 +637,8 @@ impl Shared {
                             "DNS resolution failed; keeping the last answer and retrying until it works"
                         );
                         failing = true;
+                    } else {
+                        tracing::debug!(%endpoint, %why, "DNS resolution failed again");
                     }
                     wait = self.floor;
                 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize};
 use zerorpc_endpoint::Endpoint as ParsedEndpoint;
 
+use crate::HubError;
+
 /// What a hub does with the events it receives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -139,6 +141,46 @@ impl HubConfig {
             stats_interval: None,
         }
     }
+
+    /// Checks what can be checked without binding: that each endpoint is
+    /// one a hub can bind (a connection-oriented ZeroMQ transport, not a
+    /// name such as `dns:NAME`: a hub never connects, so it never resolves
+    /// one), and that a queue's workers can reach its `out`.
+    /// [`Hub::start`](crate::Hub::start) checks this first.
+    ///
+    /// ```
+    /// use zerorpc_hub::{HubConfig, HubKind};
+    ///
+    /// let named = HubConfig::new(HubKind::Queue, "tcp://*:1111", "dns:hub.example.test");
+    /// let error = named.check().unwrap_err();
+    /// assert!(error.to_string().contains("never connects"));
+    /// ```
+    pub fn check(&self) -> Result<(), HubError> {
+        let bad = |side, message| HubError::Endpoint {
+            hub: self.name.clone(),
+            side,
+            message,
+        };
+        for (side, endpoint) in [("in", &self.in_endpoint), ("out", &self.out_endpoint)] {
+            check_endpoint(endpoint).map_err(|message| bad(side, message))?;
+        }
+        // libzmq raises ROUTER_NOTIFY for tcp and ipc connections only, so a
+        // queue would never learn of a worker connecting over inproc and
+        // would route nothing, silently.
+        let inproc_out = ParsedEndpoint::parse(&self.out_endpoint)
+            .is_ok_and(|e| e.transport() == Some(zerorpc_endpoint::Transport::Inproc));
+        if self.kind == HubKind::Queue && inproc_out {
+            return Err(bad(
+                "out",
+                format!(
+                    "`{}`: a queue's workers cannot connect over inproc:// (ZeroMQ reports no \
+                     inproc connections, so the queue would never see them); use tcp:// or ipc://",
+                    self.out_endpoint
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Why a configuration file was rejected.
@@ -232,9 +274,15 @@ pub(crate) fn check_endpoint(text: &str) -> Result<(), String> {
         Some(transport) => Err(format!(
             "`{text}`: a hub needs a connection-oriented transport, not {transport}://"
         )),
+        // A hub never connects, so it never resolves a name: the peers
+        // that connect to it do.
         None => Err(format!(
-            "`{text}`: a hub binds its endpoints, and a {}: name cannot be bound",
-            endpoint.scheme()
+            "`{text}`: a hub binds its endpoints and never connects, so a {scheme}: name \
+             cannot be one of them: bind an address (e.g. tcp://*:2222), announce it under \
+             the name, and let the clients and workers that connect to the hub use \
+             {scheme}:{name}",
+            scheme = endpoint.scheme(),
+            name = endpoint.address(),
         )),
     }
 }

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::config::check_endpoint;
 use crate::sockets::{set_router_notify, set_xpub_nodrop};
 use crate::{HubConfig, HubKind, Stats, queue, relay};
 
@@ -156,30 +155,8 @@ impl Hub {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn start_in(config: HubConfig, context: &zmq::Context) -> Result<Hub, HubError> {
+        config.check()?;
         let name = config.name.clone();
-        for (side, endpoint) in [("in", &config.in_endpoint), ("out", &config.out_endpoint)] {
-            check_endpoint(endpoint).map_err(|message| HubError::Endpoint {
-                hub: name.clone(),
-                side,
-                message,
-            })?;
-        }
-        // libzmq raises ROUTER_NOTIFY for tcp and ipc connections only, so a
-        // queue would never learn of a worker connecting over inproc and
-        // would route nothing, silently.
-        let inproc_out = zerorpc_endpoint::Endpoint::parse(&config.out_endpoint)
-            .is_ok_and(|e| e.transport() == Some(zerorpc_endpoint::Transport::Inproc));
-        if config.kind == HubKind::Queue && inproc_out {
-            return Err(HubError::Endpoint {
-                hub: name,
-                side: "out",
-                message: format!(
-                    "`{}`: a queue's workers cannot connect over inproc:// (ZeroMQ reports no \
-                     inproc connections, so the queue would never see them); use tcp:// or ipc://",
-                    config.out_endpoint
-                ),
-            });
-        }
         let sockets = open(&config, context)?;
         let in_endpoint = bound_endpoint(&sockets.inp, &config.in_endpoint);
         let out_endpoint = bound_endpoint(&sockets.out, &config.out_endpoint);

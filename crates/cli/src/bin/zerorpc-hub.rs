@@ -137,6 +137,11 @@ fn print_stats(hub: &Hub) {
 fn run(args: Args) -> anyhow::Result<()> {
     let configs = configs(&args)?;
     if args.check {
+        // What starting would refuse before binding anything, `--check`
+        // refuses too: flags are not checked on the way in, as a file is.
+        for config in &configs {
+            config.check()?;
+        }
         for config in &configs {
             println!(
                 "{}: {} in {} out {}",

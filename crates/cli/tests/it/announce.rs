@@ -214,7 +214,7 @@ fn check_common(answers: &Answers, text: &str, extra: &[(u16, u16, u16, &str)], 
     assert_eq!(logs.socket_type.as_deref(), Some("PULL"));
 }
 
-fn announce(args: &[&str]) -> String {
+pub(super) fn announce(args: &[&str]) -> String {
     let output = zerorpc(&[&["announce"], args].concat());
     assert_status(&output, 0);
     stdout(&output)
@@ -551,8 +551,13 @@ fn a_bad_file_is_a_usage_error_naming_line_column_and_key() {
 
 /// Starts dnsmasq serving `options` on a free port of 127.0.0.1.
 fn start_dnsmasq(dnsmasq: &Path, dir: &TempDir, options: &str) -> (Process, u16) {
-    let conf = dir.file("dnsmasq.conf", options);
     let port = free_port();
+    (start_dnsmasq_on(dnsmasq, dir, options, port), port)
+}
+
+/// Starts dnsmasq serving `options` on 127.0.0.1:`port`.
+pub(super) fn start_dnsmasq_on(dnsmasq: &Path, dir: &TempDir, options: &str, port: u16) -> Process {
+    let conf = dir.file("dnsmasq.conf", options);
     let mut command = Command::new(dnsmasq);
     command
         .arg("--no-daemon")
@@ -568,7 +573,7 @@ fn start_dnsmasq(dnsmasq: &Path, dir: &TempDir, options: &str) -> (Process, u16)
     process
         .wait_for_stderr_line("started", SERVER_STARTUP)
         .unwrap_or_else(|e| panic!("dnsmasq did not start with\n{options}\n{e}"));
-    (process, port)
+    process
 }
 
 #[test]

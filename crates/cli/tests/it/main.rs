@@ -12,6 +12,9 @@ use zerorpc_test_support::{Process, PythonPeer, TempDir, free_tcp_endpoint, pyth
 
 mod announce;
 mod bind;
+mod dns;
+mod dns_hub;
+mod dns_python;
 
 const BIN: &str = env!("CARGO_BIN_EXE_zerorpc");
 const STARTUP: Duration = Duration::from_secs(20);

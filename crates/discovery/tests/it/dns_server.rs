@@ -35,27 +35,14 @@ impl DnsServer {
             .build()
             .expect("a runtime for the DNS server");
         let zone = Arc::new(zone_with(records));
-        let serving = zone.clone();
-        let (address, server) = on(&runtime, async move {
-            let mut catalog = Catalog::new();
-            catalog.upsert(LowerName::new(&name(ZONE)), vec![serving]);
-            let mut server = Server::new(catalog);
-            // UDP and TCP on one port, as a resolver expects; the kernel
-            // may have given the port away between checks, hence retries.
-            for _ in 0..16 {
+        // UDP and TCP on one port, as a resolver expects; the kernel may
+        // have given the port away between checks, hence retries.
+        let (address, server) = (0..16)
+            .find_map(|_| {
                 let address = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), free_port());
-                let Ok(udp) = tokio::net::UdpSocket::bind(address).await else {
-                    continue;
-                };
-                let Ok(tcp) = tokio::net::TcpListener::bind(address).await else {
-                    continue;
-                };
-                server.register_socket(udp);
-                server.register_listener(tcp, Duration::from_secs(5), 64 * 1024);
-                return (address, server);
-            }
-            panic!("no free UDP and TCP port for the DNS server");
-        });
+                listen(&runtime, &zone, address).map(|server| (address, server))
+            })
+            .expect("no free UDP and TCP port for the DNS server");
         DnsServer {
             address,
             runtime: Some(runtime),
@@ -90,6 +77,16 @@ impl DnsServer {
         }
     }
 
+    /// Answers again, on the same address and with the same records, after
+    /// [`stop`](Self::stop).
+    pub(crate) fn restart(&mut self) {
+        if self.server.is_none() {
+            let server = listen(self.runtime(), &self.zone, self.address)
+                .expect("the DNS server's address is still free");
+            self.server = Some(server);
+        }
+    }
+
     fn runtime(&self) -> &tokio::runtime::Runtime {
         self.runtime.as_ref().expect("taken only on drop")
     }
@@ -102,6 +99,26 @@ impl Drop for DnsServer {
             runtime.shutdown_background();
         }
     }
+}
+
+/// A server for `zone` on UDP and TCP `address`, or `None` if either is
+/// taken.
+fn listen(
+    runtime: &tokio::runtime::Runtime,
+    zone: &Arc<InMemoryZoneHandler>,
+    address: SocketAddr,
+) -> Option<Server<Catalog>> {
+    let serving = zone.clone();
+    on(runtime, async move {
+        let udp = tokio::net::UdpSocket::bind(address).await.ok()?;
+        let tcp = tokio::net::TcpListener::bind(address).await.ok()?;
+        let mut catalog = Catalog::new();
+        catalog.upsert(LowerName::new(&name(ZONE)), vec![serving]);
+        let mut server = Server::new(catalog);
+        server.register_socket(udp);
+        server.register_listener(tcp, Duration::from_secs(5), 64 * 1024);
+        Some(server)
+    })
 }
 
 /// Runs `future` to completion on `runtime` from a thread of its own, so

@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use tracing::Level;
 use zerorpc::{Client, Server, ShutdownHandle};
 
 use super::dns_server::{DnsServer, a, srv};
-use super::{TEST_BOUND, resolver};
+use super::{TEST_BOUND, logs, resolver};
 
 /// Counts the calls it answers.
 #[derive(Clone, Default)]
@@ -177,7 +178,9 @@ async fn a_client_follows_servers_added_to_and_removed_from_dns() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_last_answer_keeps_serving_while_dns_is_down() {
+async fn the_last_answer_keeps_serving_while_dns_is_down_and_the_outage_is_logged_once() {
+    logs::capture();
+    let endpoint = "dns:steady.example.test";
     let server = Running::start();
     let mut dns = DnsServer::start(vec![
         srv("steady", 0, 1, server.port, "host"),
@@ -185,22 +188,64 @@ async fn the_last_answer_keeps_serving_while_dns_is_down() {
     ]);
     let client = Client::builder()
         .resolver(Arc::new(resolver(&dns)))
-        .connect("dns:steady.example.test")
+        .connect(endpoint)
         .build()
         .expect("the first answer is applied at build");
     let callers = Callers::start(&client, 2);
     eventually("the server answers", || server.hits() > 20).await;
+    assert_eq!(failures(endpoint), 0);
 
     dns.stop();
-    // Several expiries and failed lookups (TTL and floor 1 s, query
-    // timeout 0.5 s) pass while the calls go on.
+    // Lookups fail one after the other (each retried a floor, 1 s, after
+    // the last) while the calls go on.
     let before = server.hits();
-    let since = Instant::now();
-    eventually("calls go on through failed lookups", || {
-        since.elapsed() > Duration::from_secs(4) && server.hits() > before + 100
+    eventually("calls go on through three failed lookups", || {
+        failures(endpoint) >= 3 && server.hits() > before + 100
+    })
+    .await;
+
+    dns.restart();
+    eventually("the end of the outage is logged", || {
+        !logged_at(endpoint, Level::INFO).is_empty()
+    })
+    .await;
+    let before = server.hits();
+    eventually("calls go on after the outage", || {
+        server.hits() > before + 100
     })
     .await;
     assert_eq!(callers.stop().await, 0, "calls failed");
+
+    // Hundreds of calls and several failed lookups: one warning, then one
+    // line when DNS answers again.
+    let warnings = logged_at(endpoint, Level::WARN);
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(
+        warnings[0].contains("keeping the last answer") && warnings[0].contains("retry=1s"),
+        "{warnings:#?}"
+    );
+    let news = logged_at(endpoint, Level::INFO);
+    assert_eq!(news.len(), 1, "{news:#?}");
+    assert!(news[0].contains("works again"), "{news:#?}");
+    assert!(logged_at(endpoint, Level::ERROR).is_empty());
+}
+
+/// The texts of the events about `endpoint` logged at `level`.
+fn logged_at(endpoint: &str, level: Level) -> Vec<String> {
+    logs::logged(endpoint)
+        .into_iter()
+        .filter(|event| event.level == level)
+        .map(|event| event.text)
+        .collect()
+}
+
+/// How many lookups of `endpoint` have failed: the one warned of, and the
+/// retries, logged for debugging only.
+fn failures(endpoint: &str) -> usize {
+    logs::logged(endpoint)
+        .iter()
+        .filter(|event| event.text.contains("DNS resolution failed"))
+        .count()
 }
 
 #[tokio::test(flavor = "current_thread")]

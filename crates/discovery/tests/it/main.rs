@@ -3,6 +3,7 @@
 
 mod dns_server;
 mod live;
+mod logs;
 mod resolve;
 mod update;
 

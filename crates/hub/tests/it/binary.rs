@@ -130,6 +130,45 @@ fn per_hub_flags_next_to_a_file_are_refused_not_ignored() {
     );
 }
 
+#[test]
+fn a_dns_name_is_refused_in_a_file_and_in_flags_saying_who_resolves_it() {
+    // The hub only binds: a name is for the peers that connect to it.
+    let name = "dns:hub.svc.example.test";
+    let path = temp_file(
+        "named.yml",
+        &format!("in: 'tcp://127.0.0.1:1'\nout: '{name}'\n"),
+    );
+    let flags: [&[&str]; 3] = [
+        &["--in", name, "--out", "tcp://127.0.0.1:2"],
+        &["--check", "--in", "tcp://127.0.0.1:1", "--out", name],
+        &["--check"],
+    ];
+    for args in flags {
+        let mut command = Command::new(hub_binary());
+        command.args(args);
+        if args == ["--check"] {
+            command.arg(&path);
+        }
+        let output = command.output().expect("run zerorpc-hub");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        for part in [
+            "zerorpc-hub: error: ",
+            name,
+            "a hub binds its endpoints and never connects",
+            "the clients and workers that connect to the hub use dns:hub.svc.example.test",
+        ] {
+            assert!(stderr.contains(part), "{args:?}: {part:?} not in {stderr}");
+        }
+        assert!(
+            output.stdout.is_empty(),
+            "{args:?}: nothing is checked as good"
+        );
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
 fn stats_line(process: &Process, after: usize) -> Stats {
     let deadline = std::time::Instant::now() + LONG;
     loop {

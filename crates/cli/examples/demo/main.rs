@@ -1,13 +1,18 @@
 //! The demo of zerorpc-rs: starts a server with the demo service, calls it,
-//! streams from it, shows a remote error and introspection, then runs a hub
+//! streams from it, shows a remote error and introspection, finds the
+//! service by name through a DNS server it starts itself, then runs a hub
 //! with two workers sharing calls, and exits 0.
 //!
 //! ```text
 //! cargo xtask demo
 //! ```
+//!
+//! It lives with the binaries because it shows every layer together: the
+//! core crate, the hub and discovery (which the core crate may not use).
 
-#[path = "shared/demo_service.rs"]
+#[path = "../../../core/examples/shared/demo_service.rs"]
 mod demo_service;
+mod dns;
 
 use std::time::Instant;
 
@@ -101,6 +106,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         elapsed.as_secs_f64() * 1e6 / 2000.0,
         2000.0 / elapsed.as_secs_f64()
     );
+
+    let port = endpoint
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .ok_or("the server's endpoint has a port")?;
+    dns::find_by_name(port).await?;
 
     hub_demo(&client).await?;
 
