@@ -90,8 +90,6 @@ pub(crate) fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
     if let Some(revision) = &options.against {
         return against::run(root, revision, options);
     }
-    let python = find_python(root, options.python.as_deref())?;
-    let programs = build(root, options, python.clone())?;
     let mut sections = table::sections(options.scale());
     if let Some(only) = &options.only {
         for section in &mut sections {
@@ -105,6 +103,8 @@ pub(crate) fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
             bail!("no workload id contains `{only}`; ids: {}", ids.join(", "));
         }
     }
+    let python = find_python(root, options.python.as_deref())?;
+    let programs = build(root, options, python.clone())?;
     let mut jobs: Vec<Job> = Vec::new();
     for job in sections
         .iter()
