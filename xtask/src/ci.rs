@@ -2,17 +2,17 @@
 //! failure.
 //!
 //! Cheap checks come before the test build so a formatting slip fails in
-//! seconds. `CI` is passed through unchanged: when set, tests whose real peer
+//! seconds; the benchmark suite runs last, briefly (`bench --quick`). `CI` is passed through unchanged: when set, tests whose real peer
 //! is missing fail instead of skipping.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::run::{cargo, run as run_command};
-use crate::{layering, setup, tidy};
+use crate::{bench, layering, setup, tidy};
 
 /// Number of steps, for the `[n/N]` headers.
-const STEPS: usize = 7;
+const STEPS: usize = 8;
 
 /// Runs the steps; fails with the first failing step's error.
 pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
@@ -47,6 +47,19 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
                 .current_dir(root)
                 .env("ZERORPC_PYTHON", &python)
                 .args(["test", "--workspace"]),
+        )
+    })?;
+    // Every benchmark workload, briefly, on the debug builds the tests
+    // made: it keeps the suite working and asserts nothing about speed.
+    ci.step("bench", || {
+        bench::run(
+            root,
+            &bench::Options {
+                quick: true,
+                debug: true,
+                python: Some(python.clone()),
+                ..bench::Options::default()
+            },
         )
     })?;
     ci.summary();

@@ -5,6 +5,8 @@
 
 use anyhow::{Context, bail};
 
+use crate::bench::Options as SuiteOptions;
+
 /// Shown by `cargo xtask help` and after a usage error.
 pub(crate) const USAGE: &str = "\
 usage: cargo xtask <task> [options]
@@ -17,7 +19,15 @@ tasks:
   fuzz [--seconds N]      run the `decode` fuzz target for N seconds (default 60)
        [--target NAME]    another fuzz target
   demo                    run the demo of the whole system
-  bench [NAME]            run the benchmarks (all, or the one named)
+  bench                   the side-by-side suite (raw libzmq, ours, zerorpc-python),
+                          separate processes, median of 3 runs; writes docs/benchmarks.md
+        [--quick]         every workload briefly, once; writes nothing unless --write
+        [--write]         write docs/benchmarks.md whatever the other options
+        [--debug]         use debug builds (checks the suite runs; figures mean little)
+        [--only TEXT]     only the workloads whose id contains TEXT
+        [--runs N]        runs per workload (default 3, 1 with --quick)
+        [--against REV]   sequential and 100-in-flight calls, this tree against git REV
+  bench NAME              a criterion benchmark: codec (wire) or latency (hub)
   help                    show this message";
 
 /// Default fuzzing time for `cargo xtask fuzz`.
@@ -33,7 +43,16 @@ pub(crate) enum Task {
     Tidy,
     Fuzz { target: String, seconds: u64 },
     Demo,
-    Bench { name: Option<String> },
+    Bench(Bench),
+}
+
+/// What `cargo xtask bench` runs.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Bench {
+    /// The suite.
+    Suite(SuiteOptions),
+    /// One criterion benchmark, by name.
+    Criterion(String),
 }
 
 /// Parses the arguments after `cargo xtask`.
@@ -49,15 +68,7 @@ pub(crate) fn parse(args: &[String]) -> anyhow::Result<Task> {
         "tidy" => Task::Tidy,
         "demo" => Task::Demo,
         "fuzz" => return parse_fuzz(rest),
-        "bench" => {
-            return match rest {
-                [] => Ok(Task::Bench { name: None }),
-                [name] if !name.starts_with('-') => Ok(Task::Bench {
-                    name: Some(name.clone()),
-                }),
-                _ => bail!("`bench` takes at most one benchmark name"),
-            };
-        }
+        "bench" => return parse_bench(rest).map(Task::Bench),
         other => bail!("unknown task `{other}`"),
     };
     if let Some(extra) = rest.first() {
@@ -66,9 +77,12 @@ pub(crate) fn parse(args: &[String]) -> anyhow::Result<Task> {
     Ok(task)
 }
 
-fn parse_fuzz(args: &[String]) -> anyhow::Result<Task> {
-    let mut seconds = DEFAULT_FUZZ_SECONDS;
-    let mut target = "decode".to_owned();
+/// Calls `handle(flag, value)` for each option of `args`, where `value`
+/// takes the option's value (`--flag value` or `--flag=value`).
+fn each_option(
+    args: &[String],
+    mut handle: impl FnMut(&str, &mut dyn FnMut() -> anyhow::Result<String>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -81,21 +95,67 @@ fn parse_fuzz(args: &[String]) -> anyhow::Result<Task> {
                 .or_else(|| args.next().cloned())
                 .with_context(|| format!("`{flag}` needs a value"))
         };
-        match flag {
-            "--seconds" => {
-                let text = value()?;
-                seconds = text
-                    .parse()
-                    .with_context(|| format!("`--seconds {text}`: not a whole number"))?;
-                if seconds == 0 {
-                    bail!("`--seconds` must be at least 1");
-                }
-            }
-            "--target" => target = value()?,
-            _ => bail!("unknown option `{arg}` for `fuzz`"),
-        }
+        handle(flag, &mut value)?;
     }
+    Ok(())
+}
+
+/// A positive whole number given to `flag`.
+fn positive(flag: &str, text: &str) -> anyhow::Result<u64> {
+    let n: u64 = text
+        .parse()
+        .with_context(|| format!("`{flag} {text}`: not a whole number"))?;
+    if n == 0 {
+        bail!("`{flag}` must be at least 1");
+    }
+    Ok(n)
+}
+
+fn parse_fuzz(args: &[String]) -> anyhow::Result<Task> {
+    let mut seconds = DEFAULT_FUZZ_SECONDS;
+    let mut target = "decode".to_owned();
+    each_option(args, |flag, value| {
+        match flag {
+            "--seconds" => seconds = positive(flag, &value()?)?,
+            "--target" => target = value()?,
+            _ => bail!("unknown option `{flag}` for `fuzz`"),
+        }
+        Ok(())
+    })?;
     Ok(Task::Fuzz { target, seconds })
+}
+
+fn parse_bench(args: &[String]) -> anyhow::Result<Bench> {
+    if let Some((name, rest)) = args.split_first()
+        && !name.starts_with('-')
+    {
+        if let Some(extra) = rest.first() {
+            bail!("unexpected argument `{extra}` after the benchmark name `{name}`");
+        }
+        return Ok(Bench::Criterion(name.clone()));
+    }
+    let mut options = SuiteOptions::default();
+    each_option(args, |flag, value| {
+        match flag {
+            "--quick" => options.quick = true,
+            "--write" => options.write = true,
+            "--debug" => options.debug = true,
+            "--only" => options.only = Some(value()?),
+            "--against" => options.against = Some(value()?),
+            "--runs" => {
+                let runs = positive(flag, &value()?)?;
+                options.runs = Some(usize::try_from(runs).context("`--runs`: too many")?);
+            }
+            _ => bail!("unknown option `{flag}` for `bench`"),
+        }
+        Ok(())
+    })?;
+    if options.against.is_some() && (options.write || options.only.is_some()) {
+        bail!(
+            "`--against` runs its own two workloads and writes nothing: drop `--write` and `--only`"
+        );
+    }
+    Ok(Bench::Suite(options))
 }
 
 #[cfg(test)]
@@ -152,20 +212,48 @@ mod tests {
         check_error("fuzz --seconds ten", "not a whole number");
         check_error("fuzz --seconds -1", "not a whole number");
         check_error("fuzz --seconds 0", "at least 1");
-        check_error("fuzz --minutes 3", "unknown option `--minutes`");
+        check_error("fuzz --minutes 3", "unknown option `--minutes` for `fuzz`");
+    }
+
+    fn suite(options: SuiteOptions) -> Task {
+        Task::Bench(Bench::Suite(options))
     }
 
     #[test]
-    fn bench_names() {
-        check("bench", Task::Bench { name: None });
+    fn bench_suite_and_criterion_names() {
+        check("bench", suite(SuiteOptions::default()));
         check(
             "bench codec",
-            Task::Bench {
-                name: Some("codec".to_owned()),
-            },
+            Task::Bench(Bench::Criterion("codec".to_owned())),
         );
-        check_error("bench codec more", "at most one");
-        check_error("bench --all", "at most one");
+        check(
+            "bench --quick --write --debug --only=latency --runs 5",
+            suite(SuiteOptions {
+                quick: true,
+                write: true,
+                debug: true,
+                only: Some("latency".to_owned()),
+                runs: Some(5),
+                ..SuiteOptions::default()
+            }),
+        );
+        check(
+            "bench --against main",
+            suite(SuiteOptions {
+                against: Some("main".to_owned()),
+                ..SuiteOptions::default()
+            }),
+        );
+    }
+
+    #[test]
+    fn bench_errors() {
+        check_error("bench codec more", "unexpected argument `more`");
+        check_error("bench --all", "unknown option `--all` for `bench`");
+        check_error("bench --runs 0", "at least 1");
+        check_error("bench --runs x", "not a whole number");
+        check_error("bench --only", "needs a value");
+        check_error("bench --against main --write", "writes nothing");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! directory of the workspace and needs nothing but cargo. See [`flags`] for
 //! the list of tasks.
 
+mod bench;
 mod ci;
 mod flags;
 mod layering;
@@ -16,7 +17,7 @@ mod tidy;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use flags::Task;
+use flags::{Bench, Task};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -51,7 +52,8 @@ fn dispatch(task: Task) -> anyhow::Result<ExitCode> {
         Task::Fuzz { target, seconds } => tasks::fuzz(&root, &target, seconds)?,
         // Forward the demo's own status: it is what a user sees.
         Task::Demo => return tasks::demo(&root),
-        Task::Bench { name } => tasks::bench(&root, name.as_deref())?,
+        Task::Bench(Bench::Suite(options)) => bench::run(&root, &options)?,
+        Task::Bench(Bench::Criterion(name)) => tasks::criterion(&root, &name)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,5 @@
-//! The tasks that wrap one cargo invocation: demo, bench and fuzz.
+//! The tasks that wrap one cargo invocation: demo, criterion benchmarks
+//! and fuzz.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -7,8 +8,9 @@ use anyhow::bail;
 
 use crate::run::{cargo, run, status, succeeds};
 
-/// Benchmarks run by `cargo xtask bench`: (package, bench target).
-const BENCHES: &[(&str, &str)] = &[("zerorpc-wire", "codec"), ("zerorpc-hub", "latency")];
+/// The criterion benchmarks `cargo xtask bench NAME` runs: (package,
+/// bench target).
+const CRITERION_BENCHES: &[(&str, &str)] = &[("zerorpc-wire", "codec"), ("zerorpc-hub", "latency")];
 
 /// Runs the demo of the whole system and returns its exit status.
 pub(crate) fn demo(root: &Path) -> anyhow::Result<ExitCode> {
@@ -28,26 +30,18 @@ pub(crate) fn demo(root: &Path) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Runs all benchmarks, or the one called `name`.
-pub(crate) fn bench(root: &Path, name: Option<&str>) -> anyhow::Result<()> {
-    let selected: Vec<_> = BENCHES
-        .iter()
-        .filter(|(_, bench)| name.is_none_or(|name| name == *bench))
-        .collect();
-    if selected.is_empty() {
-        let known: Vec<&str> = BENCHES.iter().map(|(_, bench)| *bench).collect();
+/// Runs the criterion benchmark called `name`.
+pub(crate) fn criterion(root: &Path, name: &str) -> anyhow::Result<()> {
+    let Some((package, bench)) = CRITERION_BENCHES.iter().find(|(_, bench)| *bench == name) else {
+        let known: Vec<&str> = CRITERION_BENCHES.iter().map(|(_, bench)| *bench).collect();
         bail!(
-            "no benchmark named `{}`; known: {}",
-            name.unwrap_or_default(),
+            "no benchmark named `{name}`; known: {} (or no name: the suite)",
             known.join(", ")
         );
-    }
-    for (package, bench) in selected {
-        run(cargo()
-            .current_dir(root)
-            .args(["bench", "-p", package, "--bench", bench]))?;
-    }
-    Ok(())
+    };
+    run(cargo()
+        .current_dir(root)
+        .args(["bench", "-p", package, "--bench", bench]))
 }
 
 /// Runs a fuzz target of `<root>/fuzz` for `seconds`, installing cargo-fuzz

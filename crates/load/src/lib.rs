@@ -10,17 +10,23 @@
 //!   `listening <endpoint>` or `connected <endpoint>` once ready and stops on
 //!   SIGTERM or SIGINT.
 //! * `zerorpc-load-client` makes calls or opens streams with many in flight,
-//!   checks every answer and prints one JSON line of counts. It exits 0 only
-//!   if every call succeeded with the right answer.
+//!   checks every answer and prints one JSON line of counts and latencies.
+//!   It exits 0 only if every call succeeded with the right answer.
+//! * `zerorpc-bench-raw` does the same round trips and one-way transfers
+//!   with bare ZeroMQ sockets (DEALER/ROUTER, PUSH/PULL) through the same
+//!   `zmq` crate: the baseline `cargo xtask bench` compares the others with.
 //!
-//! This library holds what both binaries and the tests share: parsing
-//! durations given in seconds, and reading a process's memory and thread
-//! count from `/proc`. It is not published.
+//! This library holds what the binaries and the tests share: parsing
+//! durations given in seconds, reading a process's memory and thread count
+//! from `/proc`, summarising latencies and making the payloads both sides
+//! check. It is not published.
 //!
 //! This crate has no feature flags.
 
 use std::io;
 use std::time::Duration;
+
+use serde_json::json;
 
 /// The largest number of seconds accepted on a command line (about 31 years),
 /// as for the hub's durations.
@@ -98,6 +104,99 @@ impl ProcStatus {
     }
 }
 
+/// The time each call took, summarised as percentiles at the end.
+#[derive(Clone, Debug, Default)]
+pub struct Latencies {
+    samples: Vec<Duration>,
+}
+
+impl Latencies {
+    /// Room for `calls` samples, so that recording does not reallocate
+    /// while the calls being measured run.
+    pub fn with_capacity(calls: usize) -> Latencies {
+        Latencies {
+            samples: Vec::with_capacity(calls),
+        }
+    }
+
+    /// Adds one call's time.
+    pub fn record(&mut self, took: Duration) {
+        self.samples.push(took);
+    }
+
+    /// Percentiles in microseconds, `None` if nothing was recorded.
+    pub fn summary(&mut self) -> Option<LatencySummary> {
+        if self.samples.is_empty() {
+            return None;
+        }
+        self.samples.sort_unstable();
+        let total: Duration = self.samples.iter().sum();
+        let micros = |d: Duration| d.as_secs_f64() * 1e6;
+        Some(LatencySummary {
+            p50_us: micros(self.percentile(50.0)),
+            p90_us: micros(self.percentile(90.0)),
+            p99_us: micros(self.percentile(99.0)),
+            max_us: micros(self.percentile(100.0)),
+            mean_us: micros(total) / self.samples.len() as f64,
+        })
+    }
+
+    /// The nearest-rank percentile of the sorted, non-empty samples.
+    fn percentile(&self, percent: f64) -> Duration {
+        let count = self.samples.len();
+        let rank = (percent / 100.0 * count as f64).ceil() as usize;
+        self.samples[rank.clamp(1, count) - 1]
+    }
+}
+
+/// What [`Latencies::summary`] reports, in microseconds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LatencySummary {
+    /// The median.
+    pub p50_us: f64,
+    /// The 90th percentile.
+    pub p90_us: f64,
+    /// The 99th percentile.
+    pub p99_us: f64,
+    /// The slowest call.
+    pub max_us: f64,
+    /// The average.
+    pub mean_us: f64,
+}
+
+impl LatencySummary {
+    /// The JSON object the clients print as `latency_us`.
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "p50": self.p50_us,
+            "p90": self.p90_us,
+            "p99": self.p99_us,
+            "max": self.max_us,
+            "mean": self.mean_us,
+        })
+    }
+}
+
+/// Item number `index` of a stream of `bytes`-byte items, as the servers
+/// send it and the clients expect it: the index in little-endian first (as
+/// much of it as fits), then `x`s, so that a lost, repeated or reordered
+/// item is seen.
+pub fn stream_item(index: u64, bytes: usize) -> Vec<u8> {
+    let mut item = vec![b'x'; bytes];
+    let index = index.to_le_bytes();
+    let head = bytes.min(index.len());
+    item[..head].copy_from_slice(&index[..head]);
+    item
+}
+
+/// Whether `item` is item number `index` of a stream of `bytes`-byte items
+/// (see [`stream_item`]). Only the length and the index are compared, so
+/// that checking costs the receiver little next to receiving.
+pub fn is_stream_item(item: &[u8], index: u64, bytes: usize) -> bool {
+    let head = bytes.min(8);
+    item.len() == bytes && item[..head] == index.to_le_bytes()[..head]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +210,46 @@ mod tests {
         }
         assert_eq!(optional_duration(0.0), None);
         assert_eq!(optional_duration(0.25), Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn latencies_are_nearest_rank_percentiles() {
+        assert_eq!(Latencies::default().summary(), None);
+        let mut latencies = Latencies::with_capacity(100);
+        // 100 µs ... 1 µs, recorded out of order.
+        for micros in (1..=100).rev() {
+            latencies.record(Duration::from_micros(micros));
+        }
+        let summary = latencies.summary().unwrap();
+        assert_eq!(
+            (
+                summary.p50_us,
+                summary.p90_us,
+                summary.p99_us,
+                summary.max_us
+            ),
+            (50.0, 90.0, 99.0, 100.0)
+        );
+        assert!((summary.mean_us - 50.5).abs() < 1e-9);
+        let mut one = Latencies::default();
+        one.record(Duration::from_micros(7));
+        let one = one.summary().unwrap();
+        assert_eq!((one.p50_us, one.p99_us), (7.0, 7.0));
+        assert_eq!(one.to_json()["p99"], 7.0);
+    }
+
+    #[test]
+    fn stream_items_carry_their_index() {
+        assert_eq!(stream_item(1, 10), b"\x01\0\0\0\0\0\0\0xx");
+        assert_eq!(stream_item(0x0201, 2), [1, 2]);
+        assert_eq!(stream_item(5, 0), b"");
+        assert_ne!(stream_item(1, 64), stream_item(2, 64));
+        assert_eq!(stream_item(3, 65536).len(), 65536);
+        assert!(is_stream_item(&stream_item(300, 64), 300, 64));
+        assert!(is_stream_item(&stream_item(300, 3), 300, 3));
+        assert!(!is_stream_item(&stream_item(300, 64), 301, 64));
+        assert!(!is_stream_item(&stream_item(300, 64), 300, 65));
+        assert!(!is_stream_item(b"", 0, 64));
     }
 
     #[test]

@@ -8,44 +8,64 @@
 //! * `nap(SECS, i)` with `--nap SECS`: a call that stays open for a while;
 //!   the answer must be `i`;
 //! * `echo([i, <BYTES bytes>])` with `--echo BYTES`: the answer must be the
-//!   argument;
+//!   argument; `--handler` picks the server's sync `echo` (the default),
+//!   `echo_inline` or `echo_async`;
 //! * otherwise `add(i, 1)`: the answer must be `i + 1`.
 //!
 //! With `--streams N`, it also opens N streams of `count(--items)` at once,
-//! each of which must yield exactly `0, 1, ..., items - 1`.
+//! each of which must yield exactly `0, 1, ..., items - 1`; with
+//! `--item-bytes B`, streams of `blobs(--items, B)` instead, binary items
+//! of B bytes that must arrive whole and in order.
+//!
+//! `--warmup N` makes N calls first, unmeasured and uncounted (any failure
+//! among them stops the client), so that connecting is not measured.
 //!
 //! At the end it prints one JSON line on stdout:
 //!
 //! ```text
-//! {"ok":9998,"failed":1,"wrong":1,"errors":{"Timeout: ...":1},"elapsed_s":2.5,"client_stats":{...}}
+//! {"ok":9998,"failed":1,"wrong":1,"errors":{"Timeout: ...":1},"elapsed_s":2.5,
+//!  "latency_us":{"p50":95.1,"p90":120.3,"p99":180.2,"max":950.0,"mean":99.9},"client_stats":{...}}
 //! ```
 //!
 //! `ok`, `failed` and `wrong` count calls and streams: `failed` ended with
 //! an error, whose text (prefixed with its kind, e.g. `LostRemote: ...`)
 //! is counted in `errors`; `wrong` answered something else than expected
 //! (a stream is wrong if an item is out of order or missing). `elapsed_s`
-//! is the time from the first call to the last answer; `client_stats` has
-//! the transport counters of the clients' sockets added up (`sent`,
-//! `received`, `dropped_*`, `queued_peak`... and `dropped`, their sum of
-//! losses) and the client process's `rss_bytes` and `threads`, at the end.
+//! is the time from the first call to the last answer; `latency_us` sums up
+//! how long each call took, from being made to its answer (absent without
+//! calls); `client_stats` has the transport counters of the clients'
+//! sockets added up (`sent`, `received`, `dropped_*`, `queued_peak`... and
+//! `dropped`, their sum of losses) and the client process's `rss_bytes` and
+//! `threads`, at the end. With `--watch-rss PID`, `watched_rss` has the
+//! resident size of process PID (a server on the same machine) when the
+//! measured calls start (`start_bytes`), the largest seen while they run,
+//! sampled every 20 ms (`peak_bytes`), and after the last answer
+//! (`end_bytes`).
 //!
 //! Exit status: 0 if every call and stream was ok, 1 otherwise or if the
 //! client could not start (the reason on stderr), 2 on a bad command line.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use clap::Parser;
+use anyhow::{Context, bail};
 use clap::builder::RangedU64ValueParser;
+use clap::{Parser, ValueEnum};
 use futures::StreamExt;
 use futures::stream;
 use zerorpc::{CallOptions, Client, Response, Value};
-use zerorpc_load::{ProcStatus, optional_duration, parse_seconds};
+use zerorpc_load::{Latencies, ProcStatus, is_stream_item, optional_duration, parse_seconds};
 
-/// The largest `--echo` payload: a bound on what one bad flag can allocate.
-const MAX_ECHO_BYTES: u64 = 64 << 20;
+/// The largest `--echo` payload or `--item-bytes` item: a bound on what one
+/// bad flag can allocate (the server has the same bound).
+const MAX_PAYLOAD_BYTES: u64 = 64 << 20;
+
+/// How often `--watch-rss` samples the watched process.
+const RSS_SAMPLE_EVERY: Duration = Duration::from_millis(20);
 
 /// Put load on a zerorpc-load-server and check every answer.
 ///
@@ -68,14 +88,28 @@ struct Args {
     #[arg(long, value_name = "SECS", value_parser = parse_seconds, conflicts_with = "echo")]
     nap: Option<f64>,
     /// Call echo([i, payload]) with a binary payload of BYTES bytes.
-    #[arg(long, value_name = "BYTES", value_parser = RangedU64ValueParser::<usize>::new().range(0..=MAX_ECHO_BYTES))]
+    #[arg(long, value_name = "BYTES", value_parser = RangedU64ValueParser::<usize>::new().range(0..=MAX_PAYLOAD_BYTES))]
     echo: Option<usize>,
+    /// Which of the server's echo methods `--echo` calls.
+    #[arg(long, value_enum, default_value_t = Handler::Sync, requires = "echo")]
+    handler: Handler,
+    /// Calls made first, neither measured nor counted.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = RangedU64ValueParser::<usize>::new())]
+    warmup: usize,
     /// Also open N streams of count(ITEMS) at once.
     #[arg(long, value_name = "N", default_value_t = 0, value_parser = RangedU64ValueParser::<usize>::new())]
     streams: usize,
     /// Items of each stream.
     #[arg(long, value_name = "ITEMS", default_value_t = 100)]
     items: u64,
+    /// Stream binary items of this many bytes (`blobs`) instead of numbers
+    /// (`count`).
+    #[arg(long, value_name = "B", value_parser = RangedU64ValueParser::<usize>::new().range(0..=MAX_PAYLOAD_BYTES))]
+    item_bytes: Option<usize>,
+    /// Report the resident size of process PID (on this machine) before,
+    /// during and after the measured calls.
+    #[arg(long, value_name = "PID")]
+    watch_rss: Option<u32>,
     /// Heartbeat interval in seconds; 0 disables heartbeats [default: the
     /// library's, 5].
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
@@ -137,7 +171,37 @@ impl Tally {
 enum Method {
     Add,
     Nap(f64),
-    Echo(usize),
+    Echo(usize, Handler),
+}
+
+/// The kinds of server method `--echo` can call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Handler {
+    /// `echo`: a plain sync method, run on the blocking pool.
+    Sync,
+    /// `echo_inline`: a `#[zerorpc(inline)]` sync method.
+    Inline,
+    /// `echo_async`: an async method.
+    Async,
+}
+
+impl Handler {
+    fn method(self) -> &'static str {
+        match self {
+            Handler::Sync => "echo",
+            Handler::Inline => "echo_inline",
+            Handler::Async => "echo_async",
+        }
+    }
+}
+
+/// What each stream yields.
+#[derive(Clone, Copy, Debug)]
+enum Items {
+    /// `count(n)`: the numbers `0..n`.
+    Numbers,
+    /// `blobs(n, bytes)`: `stream_item(i, bytes)` for `i` in `0..n`.
+    Blobs(usize),
 }
 
 #[tokio::main]
@@ -176,26 +240,37 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         .context("cannot start the client")?;
     let method = match (args.nap, args.echo) {
         (Some(secs), _) => Method::Nap(secs),
-        (None, Some(bytes)) => Method::Echo(bytes),
+        (None, Some(bytes)) => Method::Echo(bytes, args.handler),
         (None, None) => Method::Add,
     };
+    let items = args.item_bytes.map_or(Items::Numbers, Items::Blobs);
+    warm_up(&clients, method, args.warmup, args.in_flight).await?;
+    let watch = args.watch_rss.map(RssWatch::start).transpose()?;
 
     let started = Instant::now();
     let calls = stream::iter(0..args.calls)
-        .map(|i| call(&clients[client_index(i, clients.len())], method, i))
+        .map(|i| timed_call(&clients[client_index(i, clients.len())], method, i))
         .buffer_unordered(args.in_flight);
     let streams = stream::iter(0..args.streams)
-        .map(|i| count(&clients[i % clients.len()], args.items))
+        .map(|i| open_stream(&clients[i % clients.len()], items, args.items))
         .buffer_unordered(args.streams.max(1));
     let mut tally = Tally::default();
-    let mut outcomes = stream::select(calls, streams);
-    while let Some(outcome) = outcomes.next().await {
+    let mut latencies = Latencies::with_capacity(usize::try_from(args.calls).unwrap_or(0));
+    let mut outcomes = stream::select(
+        calls.map(|(outcome, took)| (outcome, Some(took))),
+        streams.map(|outcome| (outcome, None)),
+    );
+    while let Some((outcome, took)) = outcomes.next().await {
+        if let Some(took) = took {
+            latencies.record(took);
+        }
         tally.add(outcome);
     }
     let elapsed = started.elapsed();
+    let watched_rss = watch.map(RssWatch::stop).transpose()?;
 
     let client_stats = client_stats(&clients);
-    let report = serde_json::json!({
+    let mut report = serde_json::json!({
         "ok": tally.ok,
         "failed": tally.failed,
         "wrong": tally.wrong,
@@ -203,8 +278,105 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         "elapsed_s": elapsed.as_secs_f64(),
         "client_stats": client_stats,
     });
+    if let Some(summary) = latencies.summary() {
+        report["latency_us"] = summary.to_json();
+    }
+    if let Some(rss) = watched_rss {
+        report["watched_rss"] = serde_json::json!({
+            "start_bytes": rss.start,
+            "peak_bytes": rss.peak,
+            "end_bytes": rss.end,
+        });
+    }
     println!("{report}");
     Ok(tally.failed == 0 && tally.wrong == 0)
+}
+
+/// Makes `calls` calls of `method`, `in_flight` at a time; fails at the
+/// first that does not succeed with the right answer.
+async fn warm_up(
+    clients: &[Client],
+    method: Method,
+    calls: usize,
+    in_flight: usize,
+) -> anyhow::Result<()> {
+    let mut outcomes = stream::iter(0..calls)
+        .map(|i| {
+            let i = i64::try_from(i).unwrap_or(i64::MAX);
+            call(&clients[client_index(i, clients.len())], method, i)
+        })
+        .buffer_unordered(in_flight);
+    while let Some(outcome) = outcomes.next().await {
+        match outcome {
+            Outcome::Ok => {}
+            Outcome::Wrong => bail!("a warm-up call answered something else than expected"),
+            Outcome::Failed(text) => bail!("a warm-up call failed: {text}"),
+        }
+    }
+    Ok(())
+}
+
+/// The resident size of a process, sampled by a thread until stopped.
+struct RssWatch {
+    start: u64,
+    stop: Arc<AtomicBool>,
+    sampler: JoinHandle<u64>,
+    pid: u32,
+}
+
+/// What an [`RssWatch`] saw, in bytes.
+struct WatchedRss {
+    start: u64,
+    peak: u64,
+    end: u64,
+}
+
+impl RssWatch {
+    fn start(pid: u32) -> anyhow::Result<RssWatch> {
+        let start = rss_of(pid)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = std::thread::spawn({
+            let stop = Arc::clone(&stop);
+            move || {
+                let mut peak = start;
+                // Ends when told to, or when the process is gone.
+                while !stop.load(Ordering::Relaxed) {
+                    match ProcStatus::of(pid) {
+                        Ok(status) => peak = peak.max(status.rss_bytes),
+                        Err(_) => break,
+                    }
+                    std::thread::sleep(RSS_SAMPLE_EVERY);
+                }
+                peak
+            }
+        });
+        Ok(RssWatch {
+            start,
+            stop,
+            sampler,
+            pid,
+        })
+    }
+
+    fn stop(self) -> anyhow::Result<WatchedRss> {
+        let end = rss_of(self.pid)?;
+        self.stop.store(true, Ordering::Relaxed);
+        let peak = self
+            .sampler
+            .join()
+            .map_err(|_| anyhow::anyhow!("the RSS sampling thread panicked"))?;
+        Ok(WatchedRss {
+            start: self.start,
+            peak: peak.max(end),
+            end,
+        })
+    }
+}
+
+fn rss_of(pid: u32) -> anyhow::Result<u64> {
+    Ok(ProcStatus::of(pid)
+        .with_context(|| format!("cannot read the size of process {pid}"))?
+        .rss_bytes)
 }
 
 /// The transport counters of all `clients` added up, their sum of drops
@@ -231,6 +403,13 @@ fn client_index(i: i64, clients: usize) -> usize {
     usize::try_from(i.unsigned_abs() % clients as u64).unwrap_or(0)
 }
 
+/// Makes call number `i`, checks its answer and says how long it took.
+async fn timed_call(client: &Client, method: Method, i: i64) -> (Outcome, Duration) {
+    let started = Instant::now();
+    let outcome = call(client, method, i).await;
+    (outcome, started.elapsed())
+}
+
 /// Makes call number `i` and checks its answer.
 async fn call(client: &Client, method: Method, i: i64) -> Outcome {
     let (name, args, expected) = match method {
@@ -244,9 +423,9 @@ async fn call(client: &Client, method: Method, i: i64) -> Outcome {
             vec![Value::F64(secs), Value::from(i)],
             Value::from(i),
         ),
-        Method::Echo(bytes) => {
+        Method::Echo(bytes, handler) => {
             let payload = Value::Array(vec![Value::from(i), Value::Binary(vec![b'x'; bytes])]);
-            ("echo", vec![payload.clone()], payload)
+            (handler.method(), vec![payload.clone()], payload)
         }
     };
     match client.invoke(name, args, CallOptions::new()).await {
@@ -256,19 +435,33 @@ async fn call(client: &Client, method: Method, i: i64) -> Outcome {
     }
 }
 
-/// Opens a stream of `count(items)` and checks it yields `0..items` in order.
-async fn count(client: &Client, items: u64) -> Outcome {
-    let mut stream = match client.stream::<u64>("count", (items,)).await {
+/// Opens a stream of `count(items)` or `blobs(items, bytes)` and checks it
+/// yields the `items` expected items in order.
+async fn open_stream(client: &Client, kind: Items, items: u64) -> Outcome {
+    let opened = match kind {
+        Items::Numbers => client.stream::<Value>("count", (items,)).await,
+        Items::Blobs(bytes) => client.stream::<Value>("blobs", (items, bytes)).await,
+    };
+    let mut stream = match opened {
         Ok(stream) => stream,
         Err(e) => return e.into(),
     };
     let mut expected = 0;
     while let Some(item) = stream.next().await {
-        match item {
-            Ok(n) if n == expected && n < items => expected += 1,
-            Ok(_) => return Outcome::Wrong,
+        let item = match item {
+            Ok(item) => item,
             Err(e) => return e.into(),
+        };
+        let right = expected < items
+            && match (kind, &item) {
+                (Items::Numbers, Value::Integer(n)) => n.as_u64() == Some(expected),
+                (Items::Blobs(bytes), Value::Binary(blob)) => is_stream_item(blob, expected, bytes),
+                _ => false,
+            };
+        if !right {
+            return Outcome::Wrong;
         }
+        expected += 1;
     }
     if expected == items {
         Outcome::Ok

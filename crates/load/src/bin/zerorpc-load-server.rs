@@ -7,8 +7,11 @@
 //! | --- | --- | --- |
 //! | `nap(seconds, tag)` | async (a tokio sleep) | `tag`, after `seconds` |
 //! | `echo(value)` | plain sync (tokio's blocking pool) | `value`, any msgpack value |
+//! | `echo_inline(value)` | sync `#[zerorpc(inline)]` (the I/O thread) | `value` |
+//! | `echo_async(value)` | async | `value` |
 //! | `add(a, b)` | sync `#[zerorpc(inline)]` (the I/O thread) | `a + b` |
-//! | `count(n)` | async stream | `0, 1, ..., n - 1` |
+//! | `count(n)` | stream | `0, 1, ..., n - 1` |
+//! | `blobs(n, bytes)` | stream | `n` binary items of `bytes` bytes (`zerorpc_load::stream_item`) |
 //! | `stats()` | plain sync | a map of counters, see below |
 //!
 //! `stats()` answers every counter of the server's socket (see
@@ -33,16 +36,19 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tokio::signal::unix::{SignalKind, signal};
 use zerorpc::{Server, ShutdownHandle, Value};
-use zerorpc_load::{ProcStatus, optional_duration, parse_seconds};
+use zerorpc_load::{ProcStatus, optional_duration, parse_seconds, stream_item};
+
+/// The largest item `blobs` makes: a bound on what one call can allocate.
+const MAX_BLOB_BYTES: usize = 64 << 20;
 
 /// Where the server binds when given neither `--bind` nor `--connect`.
 const DEFAULT_BIND: &str = "tcp://127.0.0.1:*";
 
-/// Serve methods for load tests and benchmarks: nap (async), echo (sync),
-/// add (inline), count (stream) and stats.
+/// Serve methods for load tests and benchmarks: nap (async), echo (sync,
+/// inline, async), add (inline), count and blobs (streams) and stats.
 ///
 /// Prints `listening <endpoint>` (or `connected <endpoint>...`) on stdout
 /// once ready; serves until SIGTERM or SIGINT.
@@ -106,6 +112,18 @@ impl Load {
         value
     }
 
+    /// Returns its argument, on the I/O thread: the path of quick sync
+    /// methods.
+    #[zerorpc(inline)]
+    pub(crate) fn echo_inline(&self, value: Value) -> Value {
+        value
+    }
+
+    /// Returns its argument from an async method.
+    pub(crate) async fn echo_async(&self, value: Value) -> Value {
+        value
+    }
+
     /// Adds two numbers (wrapping on overflow), on the I/O thread.
     #[zerorpc(inline)]
     pub(crate) fn add(&self, a: i64, b: i64) -> i64 {
@@ -115,6 +133,20 @@ impl Load {
     /// Streams the numbers from 0 to n - 1.
     pub(crate) fn count(&self, n: u64) -> impl Stream<Item = u64> + use<> {
         futures::stream::iter(0..n)
+    }
+
+    /// Streams `n` binary items of `bytes` bytes each, made as they are
+    /// sent (the item's index first, see `zerorpc_load::stream_item`).
+    pub(crate) fn blobs(
+        &self,
+        n: u64,
+        bytes: u64,
+    ) -> Result<impl Stream<Item = Value> + use<>, String> {
+        let bytes = usize::try_from(bytes)
+            .ok()
+            .filter(|&bytes| bytes <= MAX_BLOB_BYTES)
+            .ok_or_else(|| format!("items of {bytes} bytes: at most {MAX_BLOB_BYTES} allowed"))?;
+        Ok(futures::stream::iter(0..n).map(move |i| Value::Binary(stream_item(i, bytes))))
     }
 
     /// The server's counters: the socket's (drops by reason...),

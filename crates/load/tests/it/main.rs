@@ -8,6 +8,7 @@
 //! needs in a debug build. The heavy tests take [`support::heavy`] so that
 //! no two of them run at once.
 
+mod bench_tools;
 mod calls;
 mod heartbeats;
 mod hub;

@@ -116,6 +116,8 @@ pub(crate) struct Report {
     pub(crate) status: ExitStatus,
     /// The whole JSON line.
     pub(crate) line: String,
+    /// The same, parsed.
+    pub(crate) json: Value,
 }
 
 impl Report {
@@ -156,6 +158,7 @@ impl Report {
                 .collect(),
             status,
             line: line.clone(),
+            json,
         }
     }
 

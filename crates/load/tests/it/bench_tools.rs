@@ -1,0 +1,263 @@
+//! What `cargo xtask bench` relies on: per-call latencies, the kinds of
+//! method, binary streams and the watch on the server's memory in
+//! `zerorpc-load-client`, and the raw ZeroMQ baseline `zerorpc-bench-raw`.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use zerorpc_test_support::Process;
+
+use crate::support::{CALL_TIMEOUT, LoadServer, RUN, START, heavy, run_client, spawn_client};
+
+/// The raw baseline binary.
+const RAW: &str = env!("CARGO_BIN_EXE_zerorpc-bench-raw");
+
+/// Asserts that a report has ordered, positive latency percentiles.
+fn assert_latencies(report: &Value) {
+    let latency = &report["latency_us"];
+    let get = |key: &str| {
+        latency[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no latency_us.{key} in {report}"))
+    };
+    let (p50, p90, p99, max, mean) = (get("p50"), get("p90"), get("p99"), get("max"), get("mean"));
+    assert!(
+        0.0 < p50 && p50 <= p90 && p90 <= p99 && p99 <= max && mean <= max,
+        "{latency}"
+    );
+}
+
+#[test]
+fn every_kind_of_echo_method_is_called_timed_and_checked() {
+    let _heavy = heavy();
+    let server = LoadServer::start(&[]);
+    for handler in ["inline", "async", "sync"] {
+        let (report, _) = run_client(
+            &[
+                "--connect",
+                &server.endpoint,
+                "--calls",
+                "200",
+                "--in-flight",
+                "4",
+                "--echo",
+                "64",
+                "--handler",
+                handler,
+                "--warmup",
+                "10",
+                "--timeout",
+                CALL_TIMEOUT,
+            ],
+            None,
+        );
+        // The warm-up calls are not counted.
+        report.assert_all_ok(200);
+        assert_latencies(&report.json);
+    }
+}
+
+#[test]
+fn binary_streams_arrive_whole_and_in_order() {
+    let _heavy = heavy();
+    let server = LoadServer::start(&[]);
+    for item_bytes in ["65536", "64", "3"] {
+        let (report, _) = run_client(
+            &[
+                "--connect",
+                &server.endpoint,
+                "--calls",
+                "0",
+                "--streams",
+                "3",
+                "--items",
+                "40",
+                "--item-bytes",
+                item_bytes,
+                "--timeout",
+                CALL_TIMEOUT,
+            ],
+            None,
+        );
+        report.assert_all_ok(3);
+        assert!(report.json.get("latency_us").is_none(), "{}", report.line);
+    }
+}
+
+#[test]
+fn a_stream_of_items_too_large_is_refused_with_a_reason() {
+    let server = LoadServer::start(&[]);
+    let client = zerorpc::Client::builder()
+        .connect(&server.endpoint)
+        .timeout(Some(START))
+        .build()
+        .expect("client");
+    let opened = client
+        .blocking()
+        .stream::<zerorpc::Value>("blobs", (1u64, 1u64 << 40));
+    let error = match opened {
+        Err(error) => error,
+        Ok(mut stream) => match stream.next() {
+            Some(Err(error)) => error,
+            other => panic!("expected an error, got {other:?}"),
+        },
+    };
+    assert!(error.to_string().contains("at most"), "{error}");
+}
+
+#[test]
+fn the_server_memory_is_watched_while_calls_wait() {
+    let _heavy = heavy();
+    let server = LoadServer::start(&[]);
+    let pid = server.pid().to_string();
+    let (report, _) = run_client(
+        &[
+            "--connect",
+            &server.endpoint,
+            "--calls",
+            "500",
+            "--in-flight",
+            "500",
+            "--nap",
+            "0.3",
+            "--watch-rss",
+            &pid,
+            "--timeout",
+            CALL_TIMEOUT,
+        ],
+        None,
+    );
+    report.assert_all_ok(500);
+    let watched = &report.json["watched_rss"];
+    let get = |key: &str| {
+        watched[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no watched_rss.{key} in {}", report.line))
+    };
+    let (start, peak, end) = (get("start_bytes"), get("peak_bytes"), get("end_bytes"));
+    assert!(
+        0 < start && start <= peak && end <= peak && 0 < end,
+        "{watched}"
+    );
+}
+
+#[test]
+fn watching_a_process_that_does_not_exist_is_an_error() {
+    let server = LoadServer::start(&[]);
+    let mut client = spawn_client(&[
+        "--connect",
+        &server.endpoint,
+        "--calls",
+        "1",
+        "--watch-rss",
+        "4294967295",
+    ]);
+    let status = client
+        .wait_timeout(RUN)
+        .expect("waiting for the client")
+        .expect("the client exits");
+    assert_eq!(status.code(), Some(1), "{}", client.report());
+    let stderr = client.stderr_lines().join("\n");
+    assert!(
+        stderr.contains("cannot read the size of process 4294967295"),
+        "{stderr}"
+    );
+}
+
+/// Starts `zerorpc-bench-raw` with `args`.
+fn raw(args: &[&str]) -> Process {
+    let mut command = Command::new(RAW);
+    command.args(args);
+    Process::spawn("zerorpc-bench-raw", command).expect("spawn zerorpc-bench-raw")
+}
+
+/// The endpoint a raw `echo` or `pull` says it listens on.
+fn listening(process: &Process) -> String {
+    let line = process
+        .wait_for_line("listening ", START)
+        .expect("ready line");
+    line.trim_start_matches("listening ").to_owned()
+}
+
+/// Waits for a raw process to succeed and returns its JSON line.
+fn raw_report(mut process: Process) -> Value {
+    let status = process
+        .wait_timeout(RUN)
+        .expect("waiting for zerorpc-bench-raw")
+        .unwrap_or_else(|| panic!("still running after {RUN:?}\n{}", process.report()));
+    assert!(status.success(), "{status}\n{}", process.report());
+    let lines = process.stdout_lines();
+    let line = lines
+        .iter()
+        .rev()
+        .find(|line| line.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON line\n{}", process.report()));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("bad report {line}: {e}"))
+}
+
+#[test]
+fn raw_round_trips_with_a_thousand_in_flight_all_come_back() {
+    let _heavy = heavy();
+    let echo = raw(&["echo"]);
+    let endpoint = listening(&echo);
+    for (calls, in_flight) in [("300", "1"), ("20000", "1000")] {
+        let report = raw_report(raw(&[
+            "call",
+            "--connect",
+            &endpoint,
+            "--calls",
+            calls,
+            "--in-flight",
+            in_flight,
+            "--warmup",
+            "50",
+        ]));
+        assert_eq!(report["ok"].to_string(), calls, "{report}");
+        assert_latencies(&report);
+    }
+}
+
+#[test]
+fn raw_push_pull_delivers_every_item() {
+    let _heavy = heavy();
+    for (items, bytes) in [("5000", "64"), ("50", "65536")] {
+        let transfer = ["--items", items, "--bytes", bytes];
+        let pull = raw(&[&["pull"], &transfer[..]].concat());
+        let endpoint = listening(&pull);
+        let mut push = raw(&[&["push", "--connect", &endpoint], &transfer[..]].concat());
+        let report = raw_report(pull);
+        assert_eq!(
+            (report["ok"].as_u64(), report["items"].to_string()),
+            (Some(1), items.to_owned()),
+            "{report}"
+        );
+        let status = push
+            .wait_timeout(RUN)
+            .expect("waiting for push")
+            .expect("push exits");
+        assert!(status.success(), "{status}\n{}", push.report());
+    }
+}
+
+#[test]
+fn raw_bad_arguments_are_refused_with_a_reason() {
+    for (args, reason) in [
+        (
+            &["call", "--connect", "tcp://127.0.0.1:1", "--in-flight", "0"][..],
+            "--in-flight",
+        ),
+        (&["push", "--connect", "tcp://127.0.0.1:1"][..], "--items"),
+        (&["echo", "--bind", "nowhere"][..], "cannot bind nowhere"),
+    ] {
+        let mut process = raw(args);
+        let status = process
+            .wait_timeout(Duration::from_secs(30))
+            .expect("waiting")
+            .unwrap_or_else(|| panic!("{args:?} still running"));
+        assert!(!status.success(), "{args:?}");
+        let stderr = process.stderr_lines().join("\n");
+        assert!(stderr.contains(reason), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
