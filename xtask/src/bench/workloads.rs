@@ -2,7 +2,7 @@
 //! reads from their reports, and the rows of the tables they fill.
 //!
 //! A [`Job`] is one measurement (one server and its clients, started
-//! afresh for every run); a [`Row`] of the tables shows up to three jobs
+//! afresh for every run); a [`Row`](super::table::Row) of the tables shows up to three jobs
 //! side by side (raw libzmq, ours, zerorpc-python), and several rows may
 //! share a job: the raw sequential round trip is the baseline of every
 //! latency row.
