@@ -8,6 +8,7 @@ use futures::future::{Either, select};
 use zerorpc_transport::{Channel, Observer, Socket, SocketConfig, SocketKind};
 use zerorpc_wire::{Event, Header, Value, names};
 
+use crate::context::Propagation;
 use crate::endpoint::{Endpoints, Live, ResolveEndpoint};
 use crate::service::{Reply, Service, call_guarded, guard_stream};
 use crate::{CallContext, Error, Methods, RemoteError, Result, introspect};
@@ -18,6 +19,7 @@ pub struct ServerBuilder {
     config: SocketConfig,
     endpoints: Endpoints,
     max_concurrent_calls: Option<usize>,
+    propagation: Option<Arc<dyn Propagation>>,
 }
 
 impl ServerBuilder {
@@ -99,6 +101,15 @@ impl ServerBuilder {
         self
     }
 
+    /// Amends the headers of replies and gives each call a `tracing` span
+    /// (see [`Propagation::reply`] and [`Propagation::call_span`]); trace
+    /// context attaches here. Default: none, replies carry only the
+    /// protocol's keys.
+    pub fn propagation(mut self, propagation: Arc<dyn Propagation>) -> Self {
+        self.propagation = Some(propagation);
+        self
+    }
+
     /// Creates the socket, binds and connects to what the resolver has
     /// ready, without waiting for it; later changes are followed (see
     /// [`ResolveEndpoint`]).
@@ -114,6 +125,7 @@ impl ServerBuilder {
             live,
             endpoints,
             limit,
+            propagation: self.propagation,
         })
     }
 }
@@ -155,6 +167,7 @@ pub struct Server {
     live: Live,
     endpoints: Vec<String>,
     limit: Option<Arc<tokio::sync::Semaphore>>,
+    propagation: Option<Arc<dyn Propagation>>,
 }
 
 impl Server {
@@ -165,6 +178,7 @@ impl Server {
             config: SocketConfig::new(),
             endpoints: Endpoints::new(),
             max_concurrent_calls: None,
+            propagation: None,
         }
     }
 
@@ -205,12 +219,13 @@ impl Server {
                 Err(e) => return Err(Error::from(e)),
             };
             let methods = self.methods.clone();
+            let propagation = self.propagation.clone();
             let permit = match &self.limit {
                 Some(limit) => limit.clone().acquire_owned().await.ok(),
                 None => None,
             };
             tokio::spawn(async move {
-                serve_call(&methods, channel).await;
+                serve_call(&methods, channel, propagation.as_deref()).await;
                 drop(permit);
             });
         }
@@ -256,7 +271,11 @@ impl ShutdownHandle {
     }
 }
 
-async fn serve_call(methods: &Methods, mut channel: Channel) {
+async fn serve_call(
+    methods: &Methods,
+    mut channel: Channel,
+    propagation: Option<&dyn Propagation>,
+) {
     let Ok(request) = channel.recv().await else {
         return;
     };
@@ -264,14 +283,41 @@ async fn serve_call(methods: &Methods, mut channel: Channel) {
     let v1 = request.header.protocol_version() < 2;
     let context = CallContext::new(request.name.clone(), request.header);
     let lost = channel.closed();
+    let replies = ReplyHeaders {
+        propagation,
+        served: &context,
+    };
+    let span = propagation.and_then(|p| p.call_span(&context));
     let work = async {
         let reply = dispatch(methods, &request.name, request.args).await;
-        send_reply(&mut channel, &request.name, reply, v1).await;
+        send_reply(&mut channel, &request.name, reply, v1, replies).await;
     };
-    let work = std::pin::pin!(context.scope(work));
+    let work = context.clone().scope(work);
+    let work = match span {
+        Some(span) => Either::Left(tracing::Instrument::instrument(work, span)),
+        None => Either::Right(work),
+    };
+    let work = std::pin::pin!(work);
     // The client's loss cancels the call: dropping `work` drops the handler.
     if let Either::Right((error, _)) = select(work, std::pin::pin!(lost)).await {
         tracing::debug!("call to {} cancelled: {error}", request.name);
+    }
+}
+
+/// Makes the header of each reply to one call.
+#[derive(Clone, Copy)]
+struct ReplyHeaders<'a> {
+    propagation: Option<&'a dyn Propagation>,
+    served: &'a CallContext,
+}
+
+impl ReplyHeaders<'_> {
+    fn header(&self) -> Header {
+        let mut header = Header::new();
+        if let Some(propagation) = self.propagation {
+            propagation.reply(self.served, &mut header);
+        }
+        header
     }
 }
 
@@ -314,8 +360,14 @@ fn type_name(value: &Value) -> &'static str {
     }
 }
 
-async fn send_reply(channel: &mut Channel, method: &str, reply: Reply, v1: bool) {
-    let event = |name: &str, args: Value| Event::new(Header::new(), name, args);
+async fn send_reply(
+    channel: &mut Channel,
+    method: &str,
+    reply: Reply,
+    v1: bool,
+    headers: ReplyHeaders<'_>,
+) {
+    let event = |name: &str, args: Value| Event::new(headers.header(), name, args);
     let error_args = |e: &RemoteError| {
         if v1 {
             Value::Array(vec![Value::from(format!(

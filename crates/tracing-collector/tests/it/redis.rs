@@ -1,0 +1,1 @@
+//! Collectors writing to a real Redis and a real Redis Cluster.
