@@ -9,27 +9,7 @@ use zerorpc_tracing_collector::{
     InMemoryCollector, Parent, Trace, TraceId, Traced, Tracer, Traces, in_trace,
 };
 
-use crate::support::{bounded, start, trace_with, traced_client};
-
-struct Leaf;
-
-#[zerorpc::service]
-impl Leaf {
-    /// Doubles a number.
-    pub(crate) fn double(&self, n: i64) -> i64 {
-        n * 2
-    }
-
-    /// Fails with a ValueError.
-    pub(crate) fn fail(&self) -> Result<i64, std::num::ParseIntError> {
-        "x".parse()
-    }
-
-    /// Streams 0..n.
-    pub(crate) fn count(&self, n: u32) -> impl Iterator<Item = u32> + use<> {
-        0..n
-    }
-}
+use crate::support::{Leaf, bounded, start, trace_with, traced_client};
 
 struct Front {
     leaf: Client,

@@ -78,3 +78,35 @@ pub(crate) fn traced_client(endpoint: &str, tracer: &Tracer) -> Client {
         .build()
         .expect("the client builds")
 }
+
+/// Polls `condition` every 20 ms, up to 20 s; whether it became true.
+pub(crate) async fn wait_for(mut condition: impl FnMut() -> bool) -> bool {
+    for _ in 0..1000 {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// The service at the end of the test chains.
+pub(crate) struct Leaf;
+
+#[zerorpc::service]
+impl Leaf {
+    /// Doubles a number.
+    pub(crate) fn double(&self, n: i64) -> i64 {
+        n * 2
+    }
+
+    /// Fails with a ValueError.
+    pub(crate) fn fail(&self) -> Result<i64, std::num::ParseIntError> {
+        "x".parse()
+    }
+
+    /// Streams 0..n.
+    pub(crate) fn count(&self, n: u32) -> impl Iterator<Item = u32> + use<> {
+        0..n
+    }
+}
