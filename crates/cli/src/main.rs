@@ -9,12 +9,15 @@
 mod announce;
 mod args;
 mod call;
+mod collector;
 mod debug;
 mod dns;
 mod exit;
 mod render;
 mod serve;
 mod spec;
+mod trace;
+mod tracedump;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -65,6 +68,9 @@ fn run(invocation: Invocation) -> Result<(), Failure> {
         Invocation::Serve(serve) => runtime()?.block_on(serve::run(serve)),
         Invocation::Announce(announce) => announce::run(announce),
         Invocation::Resolve(resolve) => dns::resolve(&resolve),
+        Invocation::Collector(args) => runtime()?.block_on(collector::run(args)),
+        Invocation::Tracedump(args) => runtime()?.block_on(tracedump::tracedump(args)),
+        Invocation::Top(args) => runtime()?.block_on(tracedump::top(args)),
     }
 }
 

@@ -45,6 +45,7 @@ mod component;
 mod net;
 mod process;
 mod python;
+mod redis;
 mod rng;
 mod wait;
 
@@ -58,5 +59,6 @@ pub use component::{
 pub use net::{free_port, free_tcp_endpoint};
 pub use process::{Process, WaitLineError};
 pub use python::{PYTHON_PRELUDE, Python, PythonPeer, python};
+pub use redis::RedisServer;
 pub use rng::Rng;
 pub use wait::wait_until;

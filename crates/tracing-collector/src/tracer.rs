@@ -33,6 +33,8 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
 pub(crate) const REPORT_METHOD: &str = "report";
 /// Reports per batch at most.
 const BATCH: usize = 512;
+/// How long `flush` leaves ZeroMQ to write the last batches.
+const FLUSH_GRACE: Duration = Duration::from_millis(20);
 /// Bytes of batches that may wait in the PUSH socket for a collector.
 const PUSH_QUEUE_BYTES: usize = 8 << 20;
 
@@ -191,11 +193,12 @@ impl Tracer {
     }
 
     /// Waits, up to `timeout`, until every report made so far has been
-    /// handed to the network (or dropped); true if that happened in time.
+    /// handed to ZeroMQ (or dropped); true if that happened in time.
     ///
     /// For short-lived programs before they exit. ZeroMQ writes to the
-    /// network from a thread of its own, and a process that exits at once
-    /// may still lose the last batch: reports are best effort.
+    /// network from a thread of its own, holds batches for a collector not
+    /// connected yet, and drops what it holds when the process exits:
+    /// reports are best effort.
     pub fn flush(&self, timeout: Duration) -> bool {
         match &self.inner.reporter {
             Some(reporter) => reporter.flush(timeout),
@@ -293,6 +296,8 @@ struct Progress {
     sent: AtomicU64,
     /// Batches handed to the PUSH socket.
     batches: AtomicU64,
+    /// Batches handed over when `flush` last returned.
+    flushed: AtomicU64,
 }
 
 struct Reporter {
@@ -362,6 +367,13 @@ impl Reporter {
                 + socket.dropped_peer_gone
                 + socket.dropped_send_failed;
             if taken + dropped >= reported && settled >= batches {
+                // ZeroMQ's own thread writes what it was handed: give it a
+                // moment when something new was handed since the last flush.
+                if self.progress.flushed.swap(batches, Ordering::Relaxed) < batches {
+                    std::thread::sleep(
+                        FLUSH_GRACE.min(deadline.saturating_duration_since(Instant::now())),
+                    );
+                }
                 return true;
             }
             if Instant::now() >= deadline {

@@ -12,6 +12,7 @@ use zerorpc::{Server, ShutdownHandle, Value};
 use zerorpc_test_support::{Process, PythonPeer, free_tcp_endpoint, python, wait_until};
 
 mod announce;
+mod tracing;
 
 const BIN: &str = env!("CARGO_BIN_EXE_zerorpc");
 const STARTUP: Duration = Duration::from_secs(20);
