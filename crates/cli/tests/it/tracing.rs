@@ -477,3 +477,50 @@ command = ["sh", "-c", "echo ${TRACEPARENT:-none}"]
         assert!(text.contains("    [unknown] --- env ---> c@"), "{text}");
     }
 }
+
+#[test]
+fn a_trace_crosses_a_queue_hub_whole() {
+    let dir = TempDir::new();
+    let (_collector, collector_endpoint, query) = memory_collector();
+    let (front, back) = (free_tcp_endpoint(), free_tcp_endpoint());
+    let mut hub = Command::new(env!("CARGO_BIN_EXE_zerorpc-hub"));
+    hub.args(["--in", &front, "--out", &back]);
+    let _hub = Process::spawn("zerorpc-hub", hub).expect("starting zerorpc-hub");
+    let spec = dir.file(
+        "worker.toml",
+        "name = \"worker\"\n[methods.say]\ncommand = [\"echo\"]\n",
+    );
+    let _worker = spawn(
+        "worker",
+        &[
+            "--server",
+            "--connect",
+            &back,
+            "--trace-collector",
+            &collector_endpoint,
+            spec.to_str().unwrap(),
+        ],
+        "serving",
+    );
+    let out = zerorpc(&[
+        "--trace",
+        "--trace-collector",
+        &collector_endpoint,
+        "--timeout",
+        "20",
+        &front,
+        "say",
+        "hi",
+    ]);
+    assert_status(&out, 0);
+    let id = trace_id(&stderr(&out));
+    // The hub passes the trace keys through: the worker reports the call
+    // the client sent.
+    let json = dump_json(&id, &["--collector", &query], both_ends(1, 1));
+    assert!(
+        json["calls"][0]["callee"]
+            .as_str()
+            .unwrap()
+            .starts_with("worker@")
+    );
+}

@@ -1,3 +1,5 @@
+//! Trace and span ids, header keys and `traceparent`, parsed and written.
+
 use zerorpc::wire::{Header, Value};
 
 use super::*;

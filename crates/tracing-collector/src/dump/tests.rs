@@ -1,3 +1,5 @@
+//! Assembling a trace from its entries, and each output format.
+
 use super::*;
 use crate::context::SpanContext;
 

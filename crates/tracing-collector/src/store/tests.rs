@@ -1,3 +1,5 @@
+//! Counters, the memory store and the Redis pipelines of a batch.
+
 use super::*;
 use crate::context::SpanContext;
 use crate::report::{Direction, Kind, Side};

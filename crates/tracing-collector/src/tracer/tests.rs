@@ -1,3 +1,5 @@
+//! The report queue never waits, and settings that cannot work are refused.
+
 use super::*;
 use crate::context::SpanContext;
 use crate::report::{Direction, Kind, Side};
