@@ -5,4 +5,5 @@
 mod propagation;
 mod redis;
 mod reporting;
+mod spans;
 mod support;
