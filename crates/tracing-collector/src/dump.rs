@@ -41,6 +41,9 @@ pub struct Call {
     pub callee: Option<String>,
     /// The endpoint the caller sent to, if it reported.
     pub peer: Option<String>,
+    /// The relays (queue hubs) that passed the request on: process and
+    /// time.
+    pub relays: Vec<(String, u64)>,
     /// When the caller sent the request (µs since the epoch).
     pub sent_us: Option<u64>,
     /// When the callee received it.
@@ -132,6 +135,7 @@ impl Trace {
                     caller: None,
                     callee: None,
                     peer: None,
+                    relays: Vec::new(),
                     sent_us: None,
                     received_us: None,
                     replies: Vec::new(),
@@ -149,6 +153,10 @@ impl Trace {
                     call.callee = Some(report.process.clone());
                     call.received_us = Some(report.timestamp_us);
                 }
+                (Kind::Call | Kind::Event, Side::Relay) => {
+                    call.relays
+                        .push((report.process.clone(), report.timestamp_us));
+                }
                 (Kind::Reply, side) => {
                     let reply = ReplyEntry {
                         name: report.name.clone(),
@@ -156,6 +164,8 @@ impl Trace {
                         timestamp_us: report.timestamp_us,
                     };
                     match (side, report.direction) {
+                        // Relays report requests only.
+                        (Side::Relay, _) => {}
                         (Side::Server, _) => {
                             call.callee = Some(report.process.clone());
                             call.exec_us = call.exec_us.or(report.exec_us);
@@ -227,6 +237,11 @@ impl Trace {
             if let Some(exec) = call.exec_us {
                 details.push(format!("exec: {}", millis(exec)));
             }
+            let via: String = call
+                .relays
+                .iter()
+                .map(|(relay, _)| format!(" via {relay}"))
+                .collect();
             let details = if details.is_empty() {
                 String::new()
             } else {
@@ -242,7 +257,7 @@ impl Trace {
                 start,
                 index,
                 format!(
-                    "[{}] {indent}{} --- {what} ---> {target}{details}",
+                    "[{}] {indent}{} --- {what} ---> {target}{via}{details}",
                     timestamp(start),
                     call.caller_name()
                 ),
@@ -300,6 +315,10 @@ impl Trace {
                     "caller": call.caller,
                     "callee": call.callee,
                     "peer": call.peer,
+                    "relays": call.relays.iter().map(|(process, at)| json!({
+                        "process": process,
+                        "timestamp_us": at,
+                    })).collect::<Vec<_>>(),
                     "sent_us": call.sent_us,
                     "received_us": call.received_us,
                     "lag_us": call.lag_us(),
@@ -342,6 +361,9 @@ impl Trace {
                 escape(call.caller_name()),
                 escape(call.callee.as_deref().unwrap_or("[Not Received]"))
             );
+            for (relay, _) in &call.relays {
+                let _ = write!(label, "\\nvia {}", escape(relay));
+            }
             if let Some(exec) = call.exec_us {
                 let _ = write!(label, "\\nexec {}", millis(exec));
             }

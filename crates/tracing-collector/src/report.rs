@@ -67,6 +67,8 @@ pub enum Side {
     Client,
     /// The callee (a server, puller or subscriber).
     Server,
+    /// A relay between them (a queue hub) that passed the request on.
+    Relay,
 }
 
 /// Whether the reporting process sent or received the event.

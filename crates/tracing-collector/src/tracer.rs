@@ -13,13 +13,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use zerorpc::wire::Header;
 use zerorpc::{ClientBuilder, EmitterBuilder, Pusher, ReceiverBuilder, ServerBuilder, Value};
 
+use crate::context::SpanContext;
 use crate::context::parse_traceparent;
 use crate::error::{Error, Result};
 use crate::observer::TraceObserver;
 use crate::propagation::{Parent, TracePropagation, Untraced};
-use crate::report::Report;
+use crate::report::{Direction, Kind, Report, Side, now_us};
 
 /// The environment variable naming the collector(s) to report to (comma
 /// separated), read by [`TracerBuilder::from_env`].
@@ -182,6 +184,33 @@ impl Tracer {
     pub fn observer(&self) -> Option<Arc<dyn zerorpc::transport::Observer>> {
         let reporter = self.inner.reporter.as_ref()?;
         Some(Arc::new(TraceObserver::new(reporter.queue.clone())))
+    }
+
+    /// Reports that a relay (a queue hub) passed a traced request on, when
+    /// the tracer reports anywhere; an untraced request is ignored. For
+    /// routers below the RPC layer, which see requests but have no
+    /// transport observer; never waits.
+    pub fn report_relayed(&self, request: &Header, method: &str) {
+        let (Some(reporter), Some(span)) =
+            (&self.inner.reporter, SpanContext::from_header(request))
+        else {
+            return;
+        };
+        reporter.queue.push(Report {
+            trace_id: span.trace_id,
+            span_id: span.span_id,
+            parent_span_id: span.parent_span_id,
+            kind: Kind::Call,
+            side: Side::Relay,
+            direction: Direction::Received,
+            name: method.to_owned(),
+            method: method.to_owned(),
+            error: None,
+            process: reporter.queue.process.clone(),
+            peer: String::new(),
+            timestamp_us: now_us(),
+            exec_us: None,
+        });
     }
 
     /// Counters of the reports made, sent and dropped.

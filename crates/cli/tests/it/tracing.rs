@@ -479,12 +479,13 @@ command = ["sh", "-c", "echo ${TRACEPARENT:-none}"]
 }
 
 #[test]
-fn a_trace_crosses_a_queue_hub_whole() {
+fn a_trace_crosses_a_queue_hub_which_reports_passing_the_request_on() {
     let dir = TempDir::new();
     let (_collector, collector_endpoint, query) = memory_collector();
     let (front, back) = (free_tcp_endpoint(), free_tcp_endpoint());
     let mut hub = Command::new(env!("CARGO_BIN_EXE_zerorpc-hub"));
-    hub.args(["--in", &front, "--out", &back]);
+    hub.args(["--in", &front, "--out", &back, "--name", "queue"])
+        .args(["--trace-collector", &collector_endpoint]);
     let _hub = Process::spawn("zerorpc-hub", hub).expect("starting zerorpc-hub");
     let spec = dir.file(
         "worker.toml",
