@@ -283,16 +283,15 @@ async fn serve_call(
     let v1 = request.header.protocol_version() < 2;
     let context = CallContext::new(request.name.clone(), request.header);
     let lost = channel.closed();
-    let replies = ReplyHeaders {
-        propagation,
-        served: &context,
-    };
+    // Only a server with a propagation keeps a second handle on the
+    // context, for the headers of its replies.
+    let replies = ReplyHeaders(propagation.map(|p| (p, context.clone())));
     let span = propagation.and_then(|p| p.call_span(&context));
     let work = async {
         let reply = dispatch(methods, &request.name, request.args).await;
-        send_reply(&mut channel, &request.name, reply, v1, replies).await;
+        send_reply(&mut channel, &request.name, reply, v1, &replies).await;
     };
-    let work = context.clone().scope(work);
+    let work = context.scope(work);
     let work = match span {
         Some(span) => Either::Left(tracing::Instrument::instrument(work, span)),
         None => Either::Right(work),
@@ -304,18 +303,15 @@ async fn serve_call(
     }
 }
 
-/// Makes the header of each reply to one call.
-#[derive(Clone, Copy)]
-struct ReplyHeaders<'a> {
-    propagation: Option<&'a dyn Propagation>,
-    served: &'a CallContext,
-}
+/// Makes the header of each reply to one call: the server's propagation
+/// amends it, when there is one.
+struct ReplyHeaders<'a>(Option<(&'a dyn Propagation, CallContext)>);
 
 impl ReplyHeaders<'_> {
     fn header(&self) -> Header {
         let mut header = Header::new();
-        if let Some(propagation) = self.propagation {
-            propagation.reply(self.served, &mut header);
+        if let Some((propagation, served)) = &self.0 {
+            propagation.reply(served, &mut header);
         }
         header
     }
@@ -365,7 +361,7 @@ async fn send_reply(
     method: &str,
     reply: Reply,
     v1: bool,
-    headers: ReplyHeaders<'_>,
+    headers: &ReplyHeaders<'_>,
 ) {
     let event = |name: &str, args: Value| Event::new(headers.header(), name, args);
     let error_args = |e: &RemoteError| {

@@ -39,8 +39,7 @@
 //!
 //! # #[tokio::main]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-//! let collector = InMemoryCollector::start(&format!("tcp://127.0.0.1:{port}"))?;
+//! let collector = InMemoryCollector::start("tcp://127.0.0.1:*")?;
 //! let tracer = Tracer::builder()
 //!     .name("hello")
 //!     .collector(collector.endpoint())
