@@ -78,9 +78,15 @@ const LAYERS: &[Layer] = &[
     },
     Layer {
         package: "zerorpc-cli",
-        may_depend_on: &["zerorpc", "zerorpc-hub", "zerorpc-discovery"],
-        why: "the binaries are built on the core crate, the hub and discovery \
-              (`zerorpc announce`) only; the load tools are unpublished",
+        may_depend_on: &[
+            "zerorpc",
+            "zerorpc-hub",
+            "zerorpc-discovery",
+            "zerorpc-tracing-collector",
+        ],
+        why: "the binaries are built on the core crate, the hub, discovery \
+              (`zerorpc announce`) and tracing (`zerorpc collector`, `tracedump`, \
+              `top`) only; the load tools are unpublished",
     },
     Layer {
         package: "zerorpc-load",

@@ -1,6 +1,6 @@
 //! `cargo xtask setup`: installs what the test suite needs, when missing.
 //!
-//! Debian packages for the real peers (`redis-server`, `named`, `haproxy`,
+//! Debian packages for the real peers (`redis-server`, `redis-cli`, `named`, `haproxy`,
 //! `dig`, `dnsmasq`, `tinydns-data`) and a virtualenv at `target/venv` with
 //! zerorpc-python 0.6.3, the version the wire format is checked against.
 
@@ -27,6 +27,8 @@ const BUILD_TOOLS: &[(&str, &str)] = &[("g++", "g++")];
 /// program that shows it is installed.
 const PACKAGES: &[(&str, &str)] = &[
     ("redis-server", "redis-server"),
+    // `redis-cli --cluster create` makes the tracing tests' Redis Cluster.
+    ("redis-tools", "redis-cli"),
     ("bind9", "named"),
     ("bind9-utils", "named-checkconf"),
     ("dnsutils", "dig"),

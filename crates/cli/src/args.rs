@@ -87,6 +87,12 @@ pub(crate) enum RawSubcommand {
     Announce(RawAnnounceArgs),
     /// Print what DNS says about a service name: its SRV and TXT records and the endpoints chosen.
     Resolve(ResolveArgs),
+    /// Receive trace reports and store them in Redis or in memory (see docs/tracing.md).
+    Collector(crate::collector::CollectorArgs),
+    /// Print a trace: one line per message in time order, or JSON, dot, svg, OTLP or Zipkin.
+    Tracedump(crate::tracedump::TracedumpArgs),
+    /// Show request rates, error rates and latencies per service and method.
+    Top(crate::tracedump::TopArgs),
 }
 
 /// `zerorpc resolve`'s arguments.
@@ -219,6 +225,8 @@ pub(crate) struct RawRpcArgs {
     /// When to use colours.
     #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
     pub(crate) color: ColorWhen,
+    #[command(flatten)]
+    pub(crate) tracing: crate::trace::TraceFlags,
     // Every positional accepts negative numbers, not only `params`: with
     // --connect/--bind, `add -1 2` is parsed as address `add` and command
     // `-1` before the positional shift (zerorpc-python's argparse takes `-1`
@@ -386,6 +394,12 @@ pub(crate) enum Invocation {
     Announce(RawAnnounceArgs),
     /// Print what DNS says about a service name.
     Resolve(ResolveArgs),
+    /// Collect trace reports.
+    Collector(crate::collector::CollectorArgs),
+    /// Print a trace.
+    Tracedump(crate::tracedump::TracedumpArgs),
+    /// Show live counters.
+    Top(crate::tracedump::TopArgs),
 }
 
 /// Where a socket binds and connects; binds happen first, as in zerorpc-python.
@@ -436,6 +450,7 @@ pub(crate) struct CallArgs {
     pub(crate) debug: bool,
     pub(crate) output: OutputStyle,
     pub(crate) action: Action,
+    pub(crate) tracing: crate::trace::TraceFlags,
 }
 
 /// What the client does.
@@ -461,6 +476,7 @@ pub(crate) struct ServeArgs {
     pub(crate) pool_size: Option<usize>,
     pub(crate) debug: bool,
     pub(crate) spec: PathBuf,
+    pub(crate) tracing: crate::trace::TraceFlags,
 }
 
 /// Rewrites zerorpc-python's two-letter single-dash flags, which clap would
@@ -495,6 +511,9 @@ impl RawArgs {
                 Ok(Invocation::Announce(announce))
             }
             Some(RawSubcommand::Resolve(resolve)) => Ok(Invocation::Resolve(resolve)),
+            Some(RawSubcommand::Collector(args)) => Ok(Invocation::Collector(args)),
+            Some(RawSubcommand::Tracedump(args)) => Ok(Invocation::Tracedump(args)),
+            Some(RawSubcommand::Top(args)) => Ok(Invocation::Top(args)),
             None => self.rpc.validate(),
         }
     }
@@ -640,6 +659,7 @@ impl RawRpcArgs {
                 pool_size: self.pool_size,
                 debug: self.debug,
                 spec: PathBuf::from(spec),
+                tracing: self.tracing,
             }));
         }
         if self.pool_size.is_some() {
@@ -687,6 +707,7 @@ impl RawRpcArgs {
             debug: self.debug,
             output,
             action,
+            tracing: self.tracing,
         }))
     }
 }

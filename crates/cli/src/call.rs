@@ -6,6 +6,8 @@ use anstyle::Style;
 use futures::StreamExt;
 use zerorpc::{CallOptions, Client, Response, Value};
 
+use zerorpc_tracing_collector::{Traced, in_trace};
+
 use crate::args::{Action, CallArgs, OutputStyle};
 use crate::exit::{Failure, output_error, stderr_line};
 use crate::render;
@@ -25,6 +27,10 @@ pub(crate) async fn run(args: CallArgs) -> Result<(), Failure> {
     if let Some(resolver) = crate::dns::resolver(&args.endpoints)? {
         builder = builder.resolver(resolver);
     }
+    let trace = crate::trace::CallTrace::new(&args.tracing)?;
+    if let Some(trace) = &trace {
+        builder = builder.traced(&trace.tracer);
+    }
     for endpoint in &args.endpoints.binds {
         if args.debug {
             stderr_line(format_args!("binding to \"{endpoint}\""));
@@ -43,10 +49,16 @@ pub(crate) async fn run(args: CallArgs) -> Result<(), Failure> {
                 client,
                 args: &args,
             };
-            session.run().await
+            match &trace {
+                Some(trace) => in_trace(trace.parent, session.run()).await,
+                None => session.run().await,
+            }
         }
         Err(e) => Err(Failure::from_setup(e)),
     };
+    if let Some(trace) = &trace {
+        trace.finish();
+    }
     // The session and its client are gone: the printer has all there is.
     if let Some(printer) = printer {
         printer.finish();

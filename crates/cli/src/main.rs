@@ -9,6 +9,7 @@
 mod announce;
 mod args;
 mod call;
+mod collector;
 mod debug;
 mod dns;
 mod exit;
@@ -17,6 +18,8 @@ mod register;
 mod render;
 mod serve;
 mod spec;
+mod trace;
+mod tracedump;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -68,6 +71,9 @@ fn run(invocation: Invocation) -> Result<(), Failure> {
         Invocation::Serve(serve) => runtime()?.block_on(serve::run(serve)),
         Invocation::Announce(announce) => announce::run(announce),
         Invocation::Resolve(resolve) => dns::resolve(&resolve),
+        Invocation::Collector(args) => runtime()?.block_on(collector::run(args)),
+        Invocation::Tracedump(args) => runtime()?.block_on(tracedump::tracedump(args)),
+        Invocation::Top(args) => runtime()?.block_on(tracedump::top(args)),
     }
 }
 

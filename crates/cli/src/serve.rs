@@ -20,6 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use zerorpc::{Arg, MethodInfo, Methods, RemoteError, Reply, Server, Value};
+use zerorpc_tracing_collector::Traced;
 
 use crate::args::ServeArgs;
 use crate::exit::{Failure, stderr_line};
@@ -44,6 +45,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     let printer = args.debug.then(crate::debug::Printer::start);
     if let Some(printer) = &printer {
         builder = builder.observer(printer.observer());
+    }
+    if let Some(tracer) = crate::trace::server_tracer(&spec.name, &args.tracing)? {
+        builder = builder.traced(&tracer);
     }
     if let Some(resolver) = crate::dns::resolver(&args.endpoints)? {
         builder = builder.resolver(resolver);
@@ -99,7 +103,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     result
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match (
         signal(SignalKind::interrupt()),
@@ -218,6 +222,7 @@ impl Runner {
             // Its own group, so a timeout also kills what the program started.
             .process_group(0)
             .kill_on_drop(true);
+        crate::trace::program_env(&mut command);
         #[cfg(target_os = "linux")]
         // SAFETY: the closure runs in the forked child before exec and only
         // calls prctl(2), which is async-signal-safe.

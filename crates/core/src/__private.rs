@@ -235,9 +235,15 @@ impl<E: Display + ?Sized> ToRemoteFromDisplay for Wrap<'_, E> {
 /// context, turning a panic into an error reply.
 pub async fn blocking(method: &'static str, f: impl FnOnce() -> Reply + Send + 'static) -> Reply {
     let context = CallContext::current();
-    let task = tokio::task::spawn_blocking(move || match context {
-        Some(ctx) => ctx.sync_scope(f),
-        None => f(),
+    // The call's `tracing` span (see `Propagation::call_span`) follows it
+    // onto the blocking pool.
+    let span = tracing::Span::current();
+    let task = tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        match context {
+            Some(ctx) => ctx.sync_scope(f),
+            None => f(),
+        }
     });
     match task.await {
         Ok(reply) => reply,
@@ -290,8 +296,10 @@ fn receiver_stream(mut rx: tokio::sync::mpsc::Receiver<Result<Value, RemoteError
 pub fn iter_stream(method: &'static str, produce: impl FnOnce(Sink) + Send + 'static) -> Reply {
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     let context = CallContext::current();
+    let span = tracing::Span::current();
     let panic_tx = tx.clone();
     tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
         let sink = Sink { tx };
         let run = std::panic::AssertUnwindSafe(move || match context {
             Some(ctx) => ctx.sync_scope(|| produce(sink)),
@@ -317,6 +325,7 @@ where
             let _ = panic_tx.send(Err(panic_error(method, &*payload))).await;
         }
     };
+    let task = tracing::Instrument::in_current_span(task);
     match CallContext::current() {
         Some(ctx) => tokio::spawn(ctx.scope(task)),
         None => tokio::spawn(task),

@@ -65,14 +65,36 @@ impl CallContext {
     }
 }
 
-/// Derives the header of an outgoing request from the call being served.
+/// Derives the header of an outgoing request from the call being served,
+/// and, on a server given one, the headers of its replies and the
+/// `tracing` span its handler runs in.
 ///
 /// The default, [`CopyExtras`], copies every extra header key, so unknown
-/// keys pass through nested calls unchanged.
+/// keys pass through nested calls unchanged. Trace context (the
+/// `zerorpc-tracing-collector` crate) is a `Propagation`.
 pub trait Propagation: Send + Sync + 'static {
     /// Amends `request` (the header of an outgoing call) given the context
     /// being served, if any.
     fn propagate(&self, served: Option<&CallContext>, request: &mut Header);
+
+    /// Amends the header of each reply event (`OK`, `ERR`, every `STREAM`
+    /// item and `STREAM_DONE`) a server sends to the call `served`. Called
+    /// only on servers built with
+    /// [`ServerBuilder::propagation`](crate::ServerBuilder::propagation);
+    /// the default adds nothing.
+    fn reply(&self, served: &CallContext, reply: &mut Header) {
+        let _ = (served, reply);
+    }
+
+    /// The `tracing` span the handler of `served` runs in, so that what
+    /// it logs carries the call's identity; blocking handlers and stream
+    /// producers enter it too. Called only on servers built with
+    /// [`ServerBuilder::propagation`](crate::ServerBuilder::propagation);
+    /// the default, `None`, adds no span.
+    fn call_span(&self, served: &CallContext) -> Option<tracing::Span> {
+        let _ = served;
+        None
+    }
 }
 
 /// Copies the served request's extra header keys onto outgoing requests.

@@ -38,6 +38,12 @@ impl Emitter {
         Ok(())
     }
 
+    /// The socket's counters: events sent, events waiting for a slow
+    /// peer, and drops by reason (a full send queue, for one).
+    pub fn stats(&self) -> zerorpc_transport::Stats {
+        self.socket.stats()
+    }
+
     /// Sends one event: `method` with positional `args` (a tuple; `()` for
     /// none). Carries the context of the call being served, if any.
     pub fn emit(&self, method: &str, args: impl Serialize) -> Result<()> {
@@ -111,6 +117,15 @@ impl<K> EmitterBuilder<K> {
     /// Adds an observer of every event sent (see [`Observer`]).
     pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
         self.config.observers.push(observer);
+        self
+    }
+
+    /// Bytes of events that may wait for peers that read slower than
+    /// events are emitted (or while none is connected); beyond it events
+    /// are dropped and counted in [`Emitter::stats`]. Default
+    /// [`DEFAULT_SEND_QUEUE_LIMIT`](crate::transport::DEFAULT_SEND_QUEUE_LIMIT).
+    pub fn send_queue_limit(mut self, bytes: usize) -> Self {
+        self.config.send_queue_limit = bytes;
         self
     }
 

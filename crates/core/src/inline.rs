@@ -14,26 +14,32 @@ use zerorpc_transport::Responder;
 use zerorpc_wire::{Event, Header, Value, names};
 
 use crate::service::panic_error;
-use crate::{CallContext, Methods, RemoteError, introspect};
+use crate::{CallContext, Methods, Propagation, RemoteError, introspect};
 
 /// The server's [`Responder`]. It declines everything until the server
 /// serves, so that handlers always run with the server's runtime entered
 /// (an inline method may spawn tasks) and never before `serve`.
 pub(crate) struct InlineResponder {
     methods: Arc<Methods>,
+    /// The server's, for the headers of replies and the call's span.
+    propagation: Option<Arc<dyn Propagation>>,
     runtime: OnceLock<tokio::runtime::Handle>,
 }
 
 impl InlineResponder {
     /// A responder for `methods`, or `None` if none of them is inline (the
     /// introspection methods alone are not worth a hook on every request).
-    pub(crate) fn new(methods: Arc<Methods>) -> Option<Arc<Self>> {
+    pub(crate) fn new(
+        methods: Arc<Methods>,
+        propagation: Option<Arc<dyn Propagation>>,
+    ) -> Option<Arc<Self>> {
         let any_inline = methods
             .names()
             .any(|name| methods.get(name).is_some_and(|m| m.inline.is_some()));
         any_inline.then(|| {
             Arc::new(InlineResponder {
                 methods,
+                propagation,
                 runtime: OnceLock::new(),
             })
         })
@@ -57,26 +63,40 @@ impl Responder for InlineResponder {
             // The task's path explains malformed arguments.
             _ => return None,
         };
-        let answer = match introspect::answer(&self.methods, name, args) {
-            Some(answer) => answer,
-            None => {
-                let handler = self.methods.get(name)?.inline.as_ref()?;
-                let _entered = runtime.enter();
-                let context = CallContext::new(request.name.clone(), request.header.clone());
-                let call = || context.sync_scope(|| handler(args.to_vec()));
+        let introspection = introspect::answer(&self.methods, name, args);
+        let handler = match introspection {
+            Some(_) => None,
+            None => Some(self.methods.get(name)?.inline.as_ref()?),
+        };
+        // As a task serving the call would: the call's context, its span
+        // (with a propagation), the server's runtime.
+        let context = CallContext::new(request.name.clone(), request.header.clone());
+        let propagation = self.propagation.as_deref();
+        let span = propagation.and_then(|p| p.call_span(&context));
+        let answer = match (introspection, handler) {
+            (Some(answer), _) => answer,
+            (None, Some(handler)) => {
+                let _runtime = runtime.enter();
+                let _span = span.as_ref().map(tracing::Span::enter);
+                let call = || context.clone().sync_scope(|| handler(args.to_vec()));
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
                     .unwrap_or_else(|payload| Err(panic_error(name, &*payload)))
             }
+            (None, None) => return None,
         };
-        Some(reply_event(answer, v1))
+        let mut header = Header::new();
+        if let Some(propagation) = propagation {
+            propagation.reply(&context, &mut header);
+        }
+        Some(reply_event(header, answer, v1))
     }
 }
 
 /// The event answering a call with a single result.
-pub(crate) fn reply_event(answer: Result<Value, RemoteError>, v1: bool) -> Event {
+pub(crate) fn reply_event(header: Header, answer: Result<Value, RemoteError>, v1: bool) -> Event {
     match answer {
-        Ok(value) => Event::new(Header::new(), names::OK, Value::Array(vec![value])),
-        Err(e) => Event::new(Header::new(), names::ERR, error_args(&e, v1)),
+        Ok(value) => Event::new(header, names::OK, Value::Array(vec![value])),
+        Err(e) => Event::new(header, names::ERR, error_args(&e, v1)),
     }
 }
 

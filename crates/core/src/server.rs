@@ -8,6 +8,7 @@ use futures::future::{Either, select};
 use zerorpc_transport::{Channel, Observer, Socket, SocketConfig, SocketKind};
 use zerorpc_wire::{Event, Header, Value, names};
 
+use crate::context::Propagation;
 use crate::endpoint::{Endpoints, Live, ResolveEndpoint};
 use crate::inline::{InlineResponder, error_args, reply_event};
 use crate::service::{Reply, Service, call_guarded, guard_stream};
@@ -19,6 +20,7 @@ pub struct ServerBuilder {
     config: SocketConfig,
     endpoints: Endpoints,
     max_concurrent_calls: Option<usize>,
+    propagation: Option<Arc<dyn Propagation>>,
 }
 
 impl ServerBuilder {
@@ -100,6 +102,15 @@ impl ServerBuilder {
         self
     }
 
+    /// Amends the headers of replies and gives each call a `tracing` span
+    /// (see [`Propagation::reply`] and [`Propagation::call_span`]); trace
+    /// context attaches here. Default: none, replies carry only the
+    /// protocol's keys.
+    pub fn propagation(mut self, propagation: Arc<dyn Propagation>) -> Self {
+        self.propagation = Some(propagation);
+        self
+    }
+
     /// Creates the socket, binds and connects to what the resolver has
     /// ready, without waiting for it; later changes are followed (see
     /// [`ResolveEndpoint`]).
@@ -109,7 +120,7 @@ impl ServerBuilder {
         // Inline methods are answered on the I/O thread, where no limit
         // could hold them back: with a limit, every call waits its turn.
         let responder = match self.max_concurrent_calls {
-            None => InlineResponder::new(methods.clone()),
+            None => InlineResponder::new(methods.clone(), self.propagation.clone()),
             Some(_) => None,
         };
         config.responder = responder
@@ -131,6 +142,7 @@ impl ServerBuilder {
             bound,
             limit,
             responder,
+            propagation: self.propagation,
         })
     }
 }
@@ -179,6 +191,7 @@ pub struct Server {
     limit: Option<Arc<tokio::sync::Semaphore>>,
     /// Answers inline methods on the I/O thread once serving.
     responder: Option<Arc<InlineResponder>>,
+    propagation: Option<Arc<dyn Propagation>>,
 }
 
 impl Server {
@@ -189,6 +202,7 @@ impl Server {
             config: SocketConfig::new(),
             endpoints: Endpoints::new(),
             max_concurrent_calls: None,
+            propagation: None,
         }
     }
 
@@ -240,12 +254,13 @@ impl Server {
                 Err(e) => return Err(Error::from(e)),
             };
             let methods = self.methods.clone();
+            let propagation = self.propagation.clone();
             let permit = match &self.limit {
                 Some(limit) => limit.clone().acquire_owned().await.ok(),
                 None => None,
             };
             tokio::spawn(async move {
-                serve_call(&methods, channel).await;
+                serve_call(&methods, channel, propagation.as_deref()).await;
                 drop(permit);
             });
         }
@@ -291,7 +306,11 @@ impl ShutdownHandle {
     }
 }
 
-async fn serve_call(methods: &Methods, mut channel: Channel) {
+async fn serve_call(
+    methods: &Methods,
+    mut channel: Channel,
+    propagation: Option<&dyn Propagation>,
+) {
     let Ok(request) = channel.recv().await else {
         return;
     };
@@ -299,14 +318,37 @@ async fn serve_call(methods: &Methods, mut channel: Channel) {
     let v1 = request.header.protocol_version() < 2;
     let context = CallContext::new(request.name.clone(), request.header);
     let lost = channel.closed();
+    // Only a server with a propagation keeps a second handle on the
+    // context, for the headers of its replies.
+    let replies = ReplyHeaders(propagation.map(|p| (p, context.clone())));
+    let span = propagation.and_then(|p| p.call_span(&context));
     let work = async {
         let reply = dispatch(methods, &request.name, request.args).await;
-        send_reply(&mut channel, &request.name, reply, v1).await;
+        send_reply(&mut channel, &request.name, reply, v1, &replies).await;
     };
-    let work = std::pin::pin!(context.scope(work));
+    let work = context.scope(work);
+    let work = match span {
+        Some(span) => Either::Left(tracing::Instrument::instrument(work, span)),
+        None => Either::Right(work),
+    };
+    let work = std::pin::pin!(work);
     // The client's loss cancels the call: dropping `work` drops the handler.
     if let Either::Right((error, _)) = select(work, std::pin::pin!(lost)).await {
         tracing::debug!("call to {} cancelled: {error}", request.name);
+    }
+}
+
+/// Makes the header of each reply to one call: the server's propagation
+/// amends it, when there is one.
+struct ReplyHeaders<'a>(Option<(&'a dyn Propagation, CallContext)>);
+
+impl ReplyHeaders<'_> {
+    fn header(&self) -> Header {
+        let mut header = Header::new();
+        if let Some((propagation, served)) = &self.0 {
+            propagation.reply(served, &mut header);
+        }
+        header
     }
 }
 
@@ -349,11 +391,17 @@ fn type_name(value: &Value) -> &'static str {
     }
 }
 
-async fn send_reply(channel: &mut Channel, method: &str, reply: Reply, v1: bool) {
-    let event = |name: &str, args: Value| Event::new(Header::new(), name, args);
+async fn send_reply(
+    channel: &mut Channel,
+    method: &str,
+    reply: Reply,
+    v1: bool,
+    headers: &ReplyHeaders<'_>,
+) {
+    let event = |name: &str, args: Value| Event::new(headers.header(), name, args);
     let error_args = |e: &RemoteError| error_args(e, v1);
     let result = match reply {
-        Reply::Value(answer) => channel.send(reply_event(answer, v1)).await,
+        Reply::Value(answer) => channel.send(reply_event(headers.header(), answer, v1)).await,
         Reply::Stream(mut stream) => loop {
             match stream.next().await {
                 Some(Ok(item)) => {

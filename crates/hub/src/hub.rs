@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use zerorpc_wire::Header;
+
 use crate::sockets::{set_router_notify, set_xpub_nodrop};
 use crate::{HubConfig, HubKind, Stats, queue, relay};
 
@@ -89,10 +91,24 @@ pub enum HubError {
     },
 }
 
+/// Sees the requests a queue hub routes, for tracing: the hub stays below
+/// the RPC layer, so what is done with them (reports to a trace collector)
+/// is the caller's.
+///
+/// Called on the hub's thread for every request a client sends, before it
+/// is routed or queued: it must be quick and must never block, or every
+/// call through the hub waits.
+pub trait RouteObserver: Send + Sync + 'static {
+    /// A client's request (its header and method name) arrived.
+    fn request(&self, header: &Header, method: &str);
+}
+
 /// State shared between a hub's thread and its [`Hub`] handle.
 pub(crate) struct Shared {
     pub(crate) stop: AtomicBool,
     pub(crate) stats: Mutex<Stats>,
+    /// Told of every request a queue routes.
+    pub(crate) observer: Option<Arc<dyn RouteObserver>>,
 }
 
 impl Shared {
@@ -155,6 +171,16 @@ impl Hub {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn start_in(config: HubConfig, context: &zmq::Context) -> Result<Hub, HubError> {
+        Hub::start_observed(config, context, None)
+    }
+
+    /// [`Hub::start_in`], telling `observer` of every request a queue hub
+    /// routes (forwarders and streamers tell it nothing).
+    pub fn start_observed(
+        config: HubConfig,
+        context: &zmq::Context,
+        observer: Option<Arc<dyn RouteObserver>>,
+    ) -> Result<Hub, HubError> {
         config.check()?;
         let name = config.name.clone();
         let sockets = open(&config, context)?;
@@ -168,6 +194,7 @@ impl Hub {
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             stats: Mutex::new(stats),
+            observer,
         });
         let thread_shared = Arc::clone(&shared);
         let kind = config.kind;

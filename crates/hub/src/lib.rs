@@ -65,7 +65,7 @@ pub use config::{
     ConfigError, DEFAULT_IDLE_TIMEOUT, DEFAULT_PEER_QUEUE_LIMIT, DEFAULT_QUEUE_LIMIT,
     DEFAULT_QUEUE_TIMEOUT, HubConfig, HubKind, parse_config,
 };
-pub use hub::{Hub, HubError};
+pub use hub::{Hub, HubError, RouteObserver};
 pub use stats::{Drops, Stats, WorkerStats};
 
 /// Error names the queue sends to clients in `ERR` replies it makes itself

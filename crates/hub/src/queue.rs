@@ -113,6 +113,8 @@ struct Queue<'a> {
     publisher: Publisher,
     /// Reused by flush passes.
     lost: Vec<Lost>,
+    /// Told of every request.
+    observer: Option<&'a dyn crate::hub::RouteObserver>,
 }
 
 /// Runs a queue hub until its stop flag is set.
@@ -139,6 +141,7 @@ pub(crate) fn run(
             .clone(),
         publisher: Publisher::new(),
         lost: Vec::new(),
+        observer: shared.observer.as_deref(),
     };
     let mut frames = Vec::with_capacity(8);
     let mut next_sweep = Instant::now() + TICK;
@@ -235,7 +238,12 @@ impl Queue<'_> {
             }
         };
         match header.response_to {
-            None => self.open_call(header.message_id, frames, now),
+            None => {
+                if let Some(observer) = self.observer {
+                    observer.request(&header, &name);
+                }
+                self.open_call(header.message_id, frames, now)
+            }
             Some(channel) => self.client_event(&channel, &name, frames, now),
         }
     }

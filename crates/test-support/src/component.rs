@@ -19,6 +19,10 @@ const INSTALL_HINTS: &[(&str, &str)] = &[
         "run `cargo xtask setup` or `apt-get install redis-server`",
     ),
     (
+        "redis-cli",
+        "run `cargo xtask setup` or `apt-get install redis-tools`",
+    ),
+    (
         "named",
         "run `cargo xtask setup` or `apt-get install bind9 bind9-utils`",
     ),

@@ -4,13 +4,15 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
-use zerorpc_hub::{Hub, HubConfig, HubKind, parse_config};
+use zerorpc_hub::{Hub, HubConfig, HubKind, RouteObserver, parse_config};
+use zerorpc_tracing_collector::Tracer;
 
 /// How often the main thread looks at signals, hub health and stats timers.
 const TICK: Duration = Duration::from_millis(50);
@@ -66,6 +68,38 @@ struct Args {
     /// Check the configuration and exit without starting anything.
     #[arg(long)]
     check: bool,
+    /// Report the traced requests a queue passes on to the trace collector
+    /// at ENDPOINT (repeatable; the environment variable takes a
+    /// comma-separated list). See docs/tracing.md.
+    #[arg(
+        long = "trace-collector",
+        value_name = "ENDPOINT",
+        env = "ZERORPC_TRACE_COLLECTOR",
+        value_delimiter = ','
+    )]
+    trace_collectors: Vec<String>,
+}
+
+/// Reports the traced requests a queue routes, named after the hub.
+struct RouteTracing(Tracer);
+
+impl RouteObserver for RouteTracing {
+    fn request(&self, header: &zerorpc::wire::Header, method: &str) {
+        self.0.report_relayed(header, method);
+    }
+}
+
+/// A hub's route observer when tracing is asked for.
+fn route_tracing(name: &str, collectors: &[String]) -> anyhow::Result<Option<Arc<RouteTracing>>> {
+    if collectors.is_empty() {
+        return Ok(None);
+    }
+    let tracer = collectors
+        .iter()
+        .fold(Tracer::builder().name(name), |b, c| b.collector(c))
+        .build()
+        .with_context(|| format!("hub `{name}`: cannot start tracing"))?;
+    Ok(Some(Arc::new(RouteTracing(tracer))))
 }
 
 fn parse_kind(text: &str) -> Result<HubKind, String> {
@@ -156,12 +190,16 @@ fn run(args: Args) -> anyhow::Result<()> {
         Signals::new([SIGTERM, SIGINT, SIGUSR1]).context("cannot install signal handlers")?;
     let mut hubs: Vec<Hub> = Vec::with_capacity(configs.len());
     let mut timers = Vec::with_capacity(configs.len());
+    let mut tracers = Vec::new();
     for config in configs {
         let interval = config.stats_interval;
+        let tracing = route_tracing(&config.name, &args.trace_collectors)?;
+        tracers.extend(tracing.clone());
+        let observer = tracing.map(|t| t as Arc<dyn RouteObserver>);
         // On error, the hubs already started are stopped by their drop.
         // The transport's context: one ZAP handler will serve every socket
         // of the process, and inproc:// works between the hubs.
-        let hub = Hub::start_in(config, zerorpc::transport::context())?;
+        let hub = Hub::start_observed(config, zerorpc::transport::context(), observer)?;
         eprintln!(
             "zerorpc-hub: {} ({}) in {} out {}",
             hub.name(),
@@ -203,6 +241,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     for hub in &hubs {
         hub.stop();
+    }
+    for tracing in &tracers {
+        tracing.0.flush(Duration::from_secs(1));
     }
     let mut failure = None;
     for hub in hubs {

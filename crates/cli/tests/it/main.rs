@@ -15,6 +15,7 @@ mod bind;
 mod dns;
 mod dns_hub;
 mod dns_python;
+mod tracing;
 
 const BIN: &str = env!("CARGO_BIN_EXE_zerorpc");
 const STARTUP: Duration = Duration::from_secs(20);

@@ -1,0 +1,108 @@
+//! Trace and span ids, header keys and `traceparent`, parsed and written.
+
+use zerorpc::wire::{Header, Value};
+
+use super::*;
+
+#[test]
+fn ids_round_trip_through_text() {
+    let trace = TraceId::random();
+    assert_eq!(trace.to_string().len(), 36);
+    assert_eq!(trace.to_string().parse::<TraceId>(), Ok(trace));
+    assert_eq!(trace.to_hex().parse::<TraceId>(), Ok(trace));
+    let span = SpanId::random();
+    assert_eq!(span.to_string().len(), 16);
+    assert_eq!(span.to_string().parse::<SpanId>(), Ok(span));
+}
+
+#[test]
+fn bad_ids_are_refused() {
+    for bad in ["", "x", "00000000-0000-0000-0000-000000000000", "1234"] {
+        assert!(bad.parse::<TraceId>().is_err(), "{bad}");
+    }
+    for bad in [
+        "",
+        "0000000000000000",
+        "123",
+        "zzzzzzzzzzzzzzzz",
+        "00000000000000001",
+    ] {
+        assert!(bad.parse::<SpanId>().is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn our_keys_are_written_and_read_back() {
+    let parent = SpanContext::root();
+    let child = parent.child();
+    assert_eq!(child.trace_id, parent.trace_id);
+    assert_eq!(child.parent_span_id, Some(parent.span_id));
+    assert_ne!(child.span_id, parent.span_id);
+    let mut header = Header::new();
+    child.write(&mut header);
+    assert_eq!(SpanContext::from_header(&header), Some(child));
+    assert_eq!(
+        header.get(TRACE_ID_KEY).and_then(Value::as_str),
+        Some(child.trace_id.to_string().as_str())
+    );
+}
+
+#[test]
+fn a_root_call_has_no_parent_key() {
+    let mut header = Header::new();
+    SpanContext::root().write(&mut header);
+    assert!(header.get(PARENT_SPAN_ID_KEY).is_none());
+}
+
+#[test]
+fn traceparent_is_accepted_when_our_keys_are_absent() {
+    let mut header = Header::new();
+    header.insert(
+        TRACEPARENT_KEY,
+        Value::from("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+    );
+    let span = SpanContext::from_header(&header).expect("a context");
+    assert_eq!(span.trace_id.to_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(span.span_id.to_string(), "00f067aa0ba902b7");
+    assert_eq!(span.parent_span_id, None);
+    assert_eq!(
+        span.traceparent(),
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    );
+}
+
+#[test]
+fn malformed_traceparents_are_refused() {
+    for bad in [
+        "",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        "00-4bf92f35-77b3-4da6-a3ce-929d0e0e4736-00f067aa0ba902b7-01",
+    ] {
+        assert!(parse_traceparent(bad).is_err(), "{bad}");
+    }
+    // A later version may add fields.
+    assert!(
+        parse_traceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-xx").is_ok()
+    );
+}
+
+#[test]
+fn a_trace_id_alone_gets_a_span_stable_for_the_call() {
+    let mut header = Header::new();
+    header.insert(TRACE_ID_KEY, Value::from(TraceId::random().to_string()));
+    let first = SpanContext::from_header(&header).expect("a context");
+    assert_eq!(SpanContext::from_header(&header), Some(first));
+}
+
+#[test]
+fn a_malformed_context_counts_as_none() {
+    let mut header = Header::new();
+    header.insert(TRACE_ID_KEY, Value::from("not a uuid"));
+    assert_eq!(SpanContext::from_header(&header), None);
+    header.insert(TRACE_ID_KEY, Value::from(42));
+    assert_eq!(SpanContext::from_header(&header), None);
+}

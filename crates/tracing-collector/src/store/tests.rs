@@ -1,0 +1,96 @@
+//! Counters, the memory store and the Redis pipelines of a batch.
+
+use super::*;
+use crate::context::SpanContext;
+use crate::report::{Direction, Kind, Side};
+
+fn ended(
+    span: &SpanContext,
+    process: &str,
+    method: &str,
+    at: u64,
+    exec: u64,
+    error: Option<&str>,
+) -> Report {
+    Report {
+        trace_id: span.trace_id,
+        span_id: span.span_id,
+        parent_span_id: span.parent_span_id,
+        kind: Kind::Reply,
+        side: Side::Server,
+        direction: Direction::Sent,
+        name: if error.is_some() { "ERR" } else { "OK" }.to_owned(),
+        method: method.to_owned(),
+        error: error.map(str::to_owned),
+        process: process.to_owned(),
+        peer: "peer 00".to_owned(),
+        timestamp_us: at,
+        exec_us: Some(exec),
+    }
+}
+
+#[test]
+fn counters_add_up_per_minute_method_and_service() {
+    let span = SpanContext::root();
+    let minute = 29_000_000u64;
+    let at = minute * 60_000_000;
+    let reports = [
+        ended(&span, "b@h", "add", at, 100, None),
+        ended(&span, "b@h", "add", at + 1, 300, Some("ValueError")),
+        ended(&span, "b@h", "sub", at + 2, 50, None),
+        ended(&span, "b@h", "add", at + 60_000_000, 7, None),
+    ];
+    let counts = count(&reports);
+    let add = &counts[&(minute, "b".to_owned(), "add".to_owned())];
+    assert_eq!(
+        (add.calls, add.errors, add.total_us, add.max_us),
+        (2, 1, 400, 300)
+    );
+    let all = &counts[&(minute, "b".to_owned(), ALL_METHODS.to_owned())];
+    assert_eq!(
+        (all.calls, all.errors, all.total_us, all.max_us),
+        (3, 1, 450, 300)
+    );
+    assert_eq!(
+        counts[&(minute + 1, "b".to_owned(), "add".to_owned())].calls,
+        1
+    );
+}
+
+#[test]
+fn memory_evicts_the_oldest_trace_first() {
+    let mut memory = MemoryStore::new(3);
+    let first = SpanContext::root();
+    let second = SpanContext::root();
+    memory.write(&[
+        ended(&first, "a@h", "m", 1, 1, None),
+        ended(&first, "a@h", "m", 2, 1, None),
+    ]);
+    memory.write(&[
+        ended(&second, "a@h", "m", 3, 1, None),
+        ended(&second, "a@h", "m", 4, 1, None),
+    ]);
+    assert!(memory.trace(first.trace_id).is_empty());
+    assert_eq!(memory.trace(second.trace_id).len(), 2);
+    assert_eq!(memory.entries, 2);
+}
+
+#[test]
+fn each_trace_and_each_minute_is_one_pipeline_with_ttls() {
+    let one = SpanContext::root();
+    let two = SpanContext::root();
+    let reports = [
+        ended(&one, "a@h", "m", 60_000_000, 1, None),
+        ended(&two, "a@h", "m", 120_000_000, 1, None),
+    ];
+    let pipes = pipelines(&reports, Duration::from_secs(10));
+    // Two traces, two minutes.
+    assert_eq!(pipes.len(), 4);
+    for pipe in &pipes {
+        let expires = pipe
+            .cmd_iter()
+            .filter(|c| c.get_packed_command().windows(6).any(|w| w == b"EXPIRE"))
+            .count();
+        assert!(expires >= 1, "every pipeline sets TTLs");
+    }
+}

@@ -1,0 +1,452 @@
+//! The tracer: one per process, turning tracing on for the sockets it is
+//! given, and the reporter that sends their reports to collectors.
+//!
+//! Reports leave through a bounded queue to a thread of their own, which
+//! batches them into events of a ZeroMQ PUSH socket connected to every
+//! collector given (PUSH spreads the batches over them). A call never
+//! waits for either: a full queue drops the report and counts it, and so
+//! does the PUSH socket's own bounded send queue while no collector is
+//! reachable.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use zerorpc::wire::Header;
+use zerorpc::{ClientBuilder, EmitterBuilder, Pusher, ReceiverBuilder, ServerBuilder, Value};
+
+use crate::context::SpanContext;
+use crate::context::parse_traceparent;
+use crate::error::{Error, Result};
+use crate::observer::TraceObserver;
+use crate::propagation::{Parent, TracePropagation, Untraced};
+use crate::report::{Direction, Kind, Report, Side, now_us};
+
+/// The environment variable naming the collector(s) to report to (comma
+/// separated), read by [`TracerBuilder::from_env`].
+pub const COLLECTOR_VAR: &str = "ZERORPC_TRACE_COLLECTOR";
+/// The environment variable holding the W3C trace context a process
+/// continues (set by `zerorpc --server` for the programs it runs).
+pub const TRACEPARENT_VAR: &str = "TRACEPARENT";
+/// The default capacity of the report queue, in reports.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
+/// The method name of report batches sent to a collector.
+pub(crate) const REPORT_METHOD: &str = "report";
+/// Reports per batch at most.
+const BATCH: usize = 512;
+/// How long `flush` leaves ZeroMQ to write the last batches.
+const FLUSH_GRACE: Duration = Duration::from_millis(20);
+/// Bytes of batches that may wait in the PUSH socket for a collector.
+const PUSH_QUEUE_BYTES: usize = 8 << 20;
+
+/// Configures a [`Tracer`].
+#[derive(Clone, Debug)]
+pub struct TracerBuilder {
+    name: String,
+    collectors: Vec<String>,
+    queue_capacity: usize,
+    inherited: Option<Parent>,
+}
+
+impl TracerBuilder {
+    /// The process name in reports (`NAME@host`); default: the
+    /// executable's file name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Reports to a collector at `endpoint` (may be repeated: batches are
+    /// spread over them). Without any, the tracer only propagates trace
+    /// context.
+    pub fn collector(mut self, endpoint: impl Into<String>) -> Self {
+        self.collectors.push(endpoint.into());
+        self
+    }
+
+    /// Reports that may wait for the reporter thread; beyond it they are
+    /// dropped and counted. Default [`DEFAULT_QUEUE_CAPACITY`].
+    pub fn queue_capacity(mut self, reports: usize) -> Self {
+        self.queue_capacity = reports;
+        self
+    }
+
+    /// Calls made outside any served call continue this trace instead of
+    /// starting their own.
+    pub fn parent(mut self, parent: Parent) -> Self {
+        self.inherited = Some(parent);
+        self
+    }
+
+    /// Reads [`COLLECTOR_VAR`] (added to the collectors) and
+    /// [`TRACEPARENT_VAR`] (the parent of calls made outside any served
+    /// call). A malformed `TRACEPARENT` is an error, not ignored: a broken
+    /// chain should be noticed.
+    pub fn from_env(mut self) -> Result<Self> {
+        if let Ok(value) = std::env::var(COLLECTOR_VAR) {
+            self.collectors.extend(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from),
+            );
+        }
+        if let Ok(value) = std::env::var(TRACEPARENT_VAR) {
+            let parent = parse_traceparent(&value)
+                .map_err(|e| Error::Config(format!("{TRACEPARENT_VAR}: {e}")))?;
+            self.inherited = Some(Parent {
+                trace_id: parent.trace_id,
+                span_id: Some(parent.span_id),
+            });
+        }
+        Ok(self)
+    }
+
+    /// Starts the reporter (when there are collectors) and returns the
+    /// tracer.
+    pub fn build(self) -> Result<Tracer> {
+        if self.queue_capacity == 0 {
+            return Err(Error::Config(
+                "the report queue needs room for at least one report".into(),
+            ));
+        }
+        let reporter = if self.collectors.is_empty() {
+            None
+        } else {
+            Some(Reporter::start(&self)?)
+        };
+        Ok(Tracer {
+            inner: Arc::new(TracerInner {
+                propagation: Arc::new(TracePropagation::new(self.inherited)),
+                reporter,
+            }),
+        })
+    }
+}
+
+/// Turns tracing on for the clients, servers and emitters it is given
+/// (see [`Traced`]): their calls carry trace context, and when it has a
+/// collector, what they send and receive is reported there.
+///
+/// One tracer serves a whole process; it is cheap to clone.
+///
+/// ```no_run
+/// use zerorpc::{Client, Server};
+/// use zerorpc_tracing_collector::{Traced, Tracer};
+///
+/// # struct Api;
+/// # #[zerorpc::service]
+/// # impl Api { pub fn ping(&self) -> bool { true } }
+/// let tracer = Tracer::builder()
+///     .name("api")
+///     .collector("tcp://127.0.0.1:4300")
+///     .build()?;
+/// let _server = Server::builder(Api)
+///     .bind("tcp://127.0.0.1:4242")
+///     .traced(&tracer)
+///     .build()?;
+/// let _client = Client::builder()
+///     .connect("tcp://127.0.0.1:4243")
+///     .traced(&tracer)
+///     .build()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Tracer {
+    inner: Arc<TracerInner>,
+}
+
+struct TracerInner {
+    propagation: Arc<TracePropagation>,
+    reporter: Option<Reporter>,
+}
+
+impl Tracer {
+    /// Starts configuring a tracer.
+    pub fn builder() -> TracerBuilder {
+        TracerBuilder {
+            name: default_name(),
+            collectors: Vec::new(),
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            inherited: None,
+        }
+    }
+
+    /// The propagation to give builders (what [`Traced::traced`] sets).
+    pub fn propagation(&self) -> Arc<TracePropagation> {
+        self.inner.propagation.clone()
+    }
+
+    /// A new observer reporting one socket's traced events, if the tracer
+    /// reports anywhere (what [`Traced::traced`] adds).
+    pub fn observer(&self) -> Option<Arc<dyn zerorpc::transport::Observer>> {
+        let reporter = self.inner.reporter.as_ref()?;
+        Some(Arc::new(TraceObserver::new(reporter.queue.clone())))
+    }
+
+    /// Reports that a relay (a queue hub) passed a traced request on, when
+    /// the tracer reports anywhere; an untraced request is ignored. For
+    /// routers below the RPC layer, which see requests but have no
+    /// transport observer; never waits.
+    pub fn report_relayed(&self, request: &Header, method: &str) {
+        let (Some(reporter), Some(span)) =
+            (&self.inner.reporter, SpanContext::from_header(request))
+        else {
+            return;
+        };
+        reporter.queue.push(Report {
+            trace_id: span.trace_id,
+            span_id: span.span_id,
+            parent_span_id: span.parent_span_id,
+            kind: Kind::Call,
+            side: Side::Relay,
+            direction: Direction::Received,
+            name: method.to_owned(),
+            method: method.to_owned(),
+            error: None,
+            process: reporter.queue.process.clone(),
+            peer: String::new(),
+            timestamp_us: now_us(),
+            exec_us: None,
+        });
+    }
+
+    /// Counters of the reports made, sent and dropped.
+    pub fn stats(&self) -> TracerStats {
+        match &self.inner.reporter {
+            Some(reporter) => reporter.stats(),
+            None => TracerStats::default(),
+        }
+    }
+
+    /// Waits, up to `timeout`, until every report made so far has been
+    /// handed to ZeroMQ (or dropped); true if that happened in time.
+    ///
+    /// For short-lived programs before they exit. ZeroMQ writes to the
+    /// network from a thread of its own, holds batches for a collector not
+    /// connected yet, and drops what it holds when the process exits:
+    /// reports are best effort.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        match &self.inner.reporter {
+            Some(reporter) => reporter.flush(timeout),
+            None => true,
+        }
+    }
+}
+
+impl std::fmt::Debug for Tracer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracer")
+            .field("propagation", &self.inner.propagation)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// A tracer's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TracerStats {
+    /// Reports made by observers.
+    pub reported: u64,
+    /// Reports dropped because the queue was full (the reporter lagged).
+    pub dropped_queue_full: u64,
+    /// Reports handed to the PUSH socket, in batches.
+    pub sent: u64,
+    /// Batches the PUSH socket dropped (no collector reachable for too
+    /// long, its send queue full).
+    pub batches_dropped: u64,
+}
+
+/// Builders that tracing can be turned on for, in one line.
+pub trait Traced: Sized {
+    /// Propagates trace context on this socket's calls and reports its
+    /// traced events to the tracer's collectors.
+    fn traced(self, tracer: &Tracer) -> Self;
+}
+
+/// Sockets that make calls or emit events take the propagation and the
+/// observer alike.
+macro_rules! traced_with_propagation {
+    ($($generics:ident)? => $builder:ty) => {
+        impl$(<$generics>)? Traced for $builder {
+            fn traced(self, tracer: &Tracer) -> Self {
+                let builder = self.propagation(tracer.propagation());
+                match tracer.observer() {
+                    Some(observer) => builder.observer(observer),
+                    None => builder,
+                }
+            }
+        }
+    };
+}
+
+traced_with_propagation!(=> ClientBuilder);
+traced_with_propagation!(=> ServerBuilder);
+traced_with_propagation!(K => EmitterBuilder<K>);
+
+impl Traced for ReceiverBuilder {
+    fn traced(self, tracer: &Tracer) -> Self {
+        match tracer.observer() {
+            Some(observer) => self.observer(observer),
+            None => self,
+        }
+    }
+}
+
+/// The observers' end of the report queue.
+pub(crate) struct ReportQueue {
+    sender: mpsc::SyncSender<Report>,
+    process: String,
+    reported: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl ReportQueue {
+    pub(crate) fn process(&self) -> &str {
+        &self.process
+    }
+
+    /// Queues a report, or drops and counts it: never waits.
+    pub(crate) fn push(&self, report: Report) {
+        self.reported.fetch_add(1, Ordering::Relaxed);
+        if self.sender.try_send(report).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The reporter thread's progress, for `flush` and the stats.
+#[derive(Default)]
+struct Progress {
+    /// Reports taken off the queue and handed to the PUSH socket.
+    sent: AtomicU64,
+    /// Batches handed to the PUSH socket.
+    batches: AtomicU64,
+    /// Batches handed over when `flush` last returned.
+    flushed: AtomicU64,
+}
+
+struct Reporter {
+    queue: Arc<ReportQueue>,
+    progress: Arc<Progress>,
+    /// The reporter thread has a clone; it ends once every sender of the
+    /// queue (this tracer's and the observers') is gone.
+    pusher: Pusher,
+}
+
+impl Reporter {
+    fn start(config: &TracerBuilder) -> Result<Reporter> {
+        let mut builder = Pusher::builder()
+            .propagation(Arc::new(Untraced))
+            .send_queue_limit(PUSH_QUEUE_BYTES);
+        for endpoint in &config.collectors {
+            builder = builder.connect(endpoint);
+        }
+        let pusher = builder
+            .build()
+            .map_err(|e| Error::rpc("cannot connect to the trace collector", e))?;
+        let (sender, receiver) = mpsc::sync_channel(config.queue_capacity);
+        let queue = Arc::new(ReportQueue {
+            sender,
+            process: format!("{}@{}", config.name, hostname()),
+            reported: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        });
+        let progress = Arc::new(Progress::default());
+        std::thread::Builder::new()
+            .name("zerorpc-trace-reporter".into())
+            .spawn({
+                let pusher = pusher.clone();
+                let progress = progress.clone();
+                move || report_batches(&receiver, &pusher, &progress)
+            })
+            .map_err(|e| Error::io("cannot start the trace reporter thread", e))?;
+        Ok(Reporter {
+            queue,
+            progress,
+            pusher,
+        })
+    }
+
+    fn stats(&self) -> TracerStats {
+        let socket = self.pusher.stats();
+        TracerStats {
+            reported: self.queue.reported.load(Ordering::Relaxed),
+            dropped_queue_full: self.queue.dropped.load(Ordering::Relaxed),
+            sent: self.progress.sent.load(Ordering::Relaxed),
+            batches_dropped: socket.dropped_queue_full
+                + socket.dropped_peer_gone
+                + socket.dropped_send_failed,
+        }
+    }
+
+    fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let reported = self.queue.reported.load(Ordering::Relaxed);
+            let dropped = self.queue.dropped.load(Ordering::Relaxed);
+            let taken = self.progress.sent.load(Ordering::Relaxed);
+            let batches = self.progress.batches.load(Ordering::Relaxed);
+            let socket = self.pusher.stats();
+            let settled = socket.sent
+                + socket.dropped_queue_full
+                + socket.dropped_peer_gone
+                + socket.dropped_send_failed;
+            if taken + dropped >= reported && settled >= batches {
+                // ZeroMQ's own thread writes what it was handed: give it a
+                // moment when something new was handed since the last flush.
+                if self.progress.flushed.swap(batches, Ordering::Relaxed) < batches {
+                    std::thread::sleep(
+                        FLUSH_GRACE.min(deadline.saturating_duration_since(Instant::now())),
+                    );
+                }
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+fn report_batches(receiver: &mpsc::Receiver<Report>, pusher: &Pusher, progress: &Progress) {
+    while let Ok(first) = receiver.recv() {
+        let mut batch = Vec::with_capacity(BATCH.min(64));
+        batch.push(first.to_value());
+        while batch.len() < BATCH {
+            match receiver.try_recv() {
+                Ok(report) => batch.push(report.to_value()),
+                Err(_) => break,
+            }
+        }
+        let count = batch.len() as u64;
+        if let Err(e) = pusher.emit(REPORT_METHOD, (Value::Array(batch),)) {
+            tracing::debug!("trace reports not sent: {e}");
+        }
+        progress.batches.fetch_add(1, Ordering::Relaxed);
+        progress.sent.fetch_add(count, Ordering::Relaxed);
+    }
+}
+
+fn default_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|path| path.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "zerorpc".to_owned())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+#[cfg(test)]
+mod tests;

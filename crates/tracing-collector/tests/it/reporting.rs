@@ -1,0 +1,146 @@
+//! Reports reaching an in-memory collector, assembled into the call tree;
+//! a missing collector or a tiny queue never holding a call back.
+
+use zerorpc::{Client, Server};
+use zerorpc_test_support::free_tcp_endpoint;
+use zerorpc_tracing_collector::{
+    InMemoryCollector, Parent, Trace, TraceId, Traced, Tracer, Traces, in_trace,
+};
+
+use crate::support::{Leaf, bounded, start, trace_with, traced_client, wait_for};
+
+struct Front {
+    leaf: Client,
+}
+
+#[zerorpc::service]
+impl Front {
+    /// Doubles twice through the leaf, then makes it fail.
+    pub(crate) async fn work(&self, n: i64) -> Result<i64, zerorpc::Error> {
+        let once: i64 = self.leaf.call("double", (n,)).await?;
+        let twice: i64 = self.leaf.call("double", (once,)).await?;
+        let _ = self.leaf.call::<i64>("fail", ()).await;
+        Ok(twice)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nested_call_tree_reaches_the_in_memory_collector() {
+    let collector = InMemoryCollector::start("tcp://127.0.0.1:*").unwrap();
+    let tracer = |name: &str| {
+        Tracer::builder()
+            .name(name)
+            .collector(collector.endpoint())
+            .build()
+            .unwrap()
+    };
+    let (front_tracer, leaf_tracer, client_tracer) =
+        (tracer("front"), tracer("leaf"), tracer("cli"));
+    let leaf = start(Server::builder(Leaf).traced(&leaf_tracer));
+    let to_leaf = traced_client(&leaf.endpoint, &front_tracer);
+    let front = start(Server::builder(Front { leaf: to_leaf }).traced(&front_tracer));
+    let client = traced_client(&front.endpoint, &client_tracer);
+    let trace_id = TraceId::random();
+    let result: i64 = bounded(in_trace(
+        Parent::root_of(trace_id),
+        client.call("work", (5,)),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(result, 20);
+
+    // Four calls, each reported four times (sent, received, answered, answer received).
+    let traces = Traces::collector(collector.query_endpoint()).unwrap();
+    let entries = bounded(trace_with(&traces, trace_id, 16)).await;
+    let trace = Trace::assemble(trace_id, entries);
+    let calls: Vec<(&str, usize, Option<&str>)> = trace
+        .calls
+        .iter()
+        .map(|c| (c.method.as_str(), c.depth, c.error()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("work", 0, None),
+            ("double", 1, None),
+            ("double", 1, None),
+            ("fail", 1, Some("ParseIntError")),
+        ]
+    );
+    let root = &trace.calls[0];
+    assert!(root.caller.as_deref().unwrap().starts_with("cli@"));
+    assert!(root.callee.as_deref().unwrap().starts_with("front@"));
+    for child in &trace.calls[1..] {
+        assert_eq!(child.parent_span_id, Some(root.span_id));
+        assert!(child.callee.as_deref().unwrap().starts_with("leaf@"));
+        assert!(child.exec_us.is_some() && child.lag_us().is_some());
+        // The child ran inside the parent's execution.
+        assert!(child.start_us() >= root.received_us.unwrap());
+        assert!(child.end_us().unwrap() <= root.end_us().unwrap());
+    }
+    let text = trace.to_text();
+    assert_eq!(text.lines().count(), 8, "{text}");
+    assert!(text.contains("--- ERR ParseIntError --->"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_items_and_the_end_are_events_of_the_calls_span() {
+    let collector = InMemoryCollector::start("tcp://127.0.0.1:*").unwrap();
+    let tracer = Tracer::builder()
+        .name("streams")
+        .collector(collector.endpoint())
+        .build()
+        .unwrap();
+    let leaf = start(Server::builder(Leaf).traced(&tracer));
+    let client = traced_client(&leaf.endpoint, &tracer);
+    let trace_id = TraceId::random();
+    let items: Vec<u32> = bounded(in_trace(
+        Parent::root_of(trace_id),
+        client.call("count", (3,)),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(items, [0, 1, 2]);
+    let traces = Traces::collector(collector.query_endpoint()).unwrap();
+    // Request sent and received; 3 items and the end, sent and received.
+    let entries = bounded(trace_with(&traces, trace_id, 10)).await;
+    assert!(entries.iter().all(|e| e.span_id == entries[0].span_id));
+    let trace = Trace::assemble(trace_id, entries);
+    let replies: Vec<&str> = trace.calls[0]
+        .replies
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(replies, ["STREAM", "STREAM", "STREAM", "STREAM_DONE"]);
+    assert!(trace.calls[0].exec_us.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_collector_and_a_tiny_queue_never_hold_a_call_back() {
+    // Nobody listens at the collector's endpoint, and the queue holds one
+    // report: reports are dropped and counted, calls carry on.
+    let tracer = Tracer::builder()
+        .name("lonely")
+        .collector(free_tcp_endpoint())
+        .queue_capacity(1)
+        .build()
+        .unwrap();
+    let leaf = start(Server::builder(Leaf).traced(&tracer));
+    let client = traced_client(&leaf.endpoint, &tracer);
+    let calls = 300;
+    for n in 0..calls {
+        let doubled: i64 = bounded(client.call("double", (n,))).await.unwrap();
+        assert_eq!(doubled, n * 2);
+    }
+    let items: Vec<u32> = bounded(client.call("count", (500,))).await.unwrap();
+    assert_eq!(items.len(), 500);
+    // Every report is handed on to the PUSH socket (which holds or drops
+    // what the absent collector cannot take) or dropped, and counted.
+    let accounted = || {
+        let stats = tracer.stats();
+        stats.reported == stats.sent + stats.dropped_queue_full
+    };
+    assert!(wait_for(accounted).await, "{:?}", tracer.stats());
+    // 4 reports per call; the stream: request, 500 items and the end, both sides.
+    assert_eq!(tracer.stats().reported, 4 * calls as u64 + 2 * 502);
+}
