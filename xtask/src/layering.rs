@@ -90,8 +90,9 @@ const LAYERS: &[Layer] = &[
     },
     Layer {
         package: "zerorpc-load",
-        may_depend_on: &["zerorpc"],
-        why: "the load tools are clients and servers of the core crate",
+        may_depend_on: &["zerorpc", "zerorpc-tracing-collector"],
+        why: "the load tools are clients and servers of the core crate, traced to measure \
+              what tracing costs",
     },
     Layer {
         package: "zerorpc-test-support",

@@ -47,13 +47,20 @@ impl Emitter {
     /// Sends one event: `method` with positional `args` (a tuple; `()` for
     /// none). Carries the context of the call being served, if any.
     pub fn emit(&self, method: &str, args: impl Serialize) -> Result<()> {
+        self.emit_values(method, to_args(&args)?);
+        Ok(())
+    }
+
+    /// Sends one event with dynamic arguments, already values (as
+    /// [`Client::invoke`](crate::Client::invoke) takes them): nothing is
+    /// converted again.
+    pub fn emit_values(&self, method: &str, args: Vec<Value>) {
         self.live.start();
         let mut header = Header::new();
         self.propagation
             .propagate(CallContext::current().as_ref(), &mut header);
         self.socket
-            .emit(Event::new(header, method, Value::Array(to_args(&args)?)));
-        Ok(())
+            .emit(Event::new(header, method, Value::Array(args)));
     }
 }
 

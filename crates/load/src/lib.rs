@@ -26,7 +26,9 @@
 use std::io;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use serde_json::json;
+use zerorpc_tracing_collector::Tracer;
 
 /// The largest number of seconds accepted on a command line (about 31 years),
 /// as for the hub's durations.
@@ -195,6 +197,31 @@ pub fn stream_item(index: u64, bytes: usize) -> Vec<u8> {
 pub fn is_stream_item(item: &[u8], index: u64, bytes: usize) -> bool {
     let head = bytes.min(8);
     item.len() == bytes && item[..head] == index.to_le_bytes()[..head]
+}
+
+/// `--trace-collector`'s tracer, its processes named `name` in the reports;
+/// `None` without a collector (tracing off: nothing on the wire).
+pub fn tracer(name: &str, collector: Option<&str>) -> anyhow::Result<Option<Tracer>> {
+    let Some(collector) = collector else {
+        return Ok(None);
+    };
+    let tracer = Tracer::builder()
+        .name(name)
+        .collector(collector)
+        .build()
+        .with_context(|| format!("cannot report traces to {collector}"))?;
+    Ok(Some(tracer))
+}
+
+/// A tracer's counters, for the JSON reports: whether reports kept up.
+pub fn tracer_json(tracer: &Tracer) -> serde_json::Value {
+    let stats = tracer.stats();
+    json!({
+        "reported": stats.reported,
+        "dropped_queue_full": stats.dropped_queue_full,
+        "sent": stats.sent,
+        "batches_dropped": stats.batches_dropped,
+    })
 }
 
 #[cfg(test)]

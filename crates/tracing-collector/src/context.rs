@@ -31,7 +31,12 @@ pub struct TraceId(u128);
 impl TraceId {
     /// A fresh random id.
     pub fn random() -> Self {
-        TraceId(uuid::Uuid::new_v4().as_u128())
+        let bytes = fastrand::u128(..).to_le_bytes();
+        TraceId(
+            uuid::Builder::from_random_bytes(bytes)
+                .into_uuid()
+                .as_u128(),
+        )
     }
 
     /// The 32 hex digits without dashes (W3C and OTLP form).
@@ -68,9 +73,7 @@ pub struct SpanId(u64);
 impl SpanId {
     /// A fresh random, non-zero id.
     pub fn random() -> Self {
-        let bits = uuid::Uuid::new_v4().as_u128();
-        // v4 UUIDs fix 6 bits; the low 64 are random but for none.
-        SpanId((bits as u64).max(1))
+        SpanId(fastrand::u64(1..))
     }
 }
 

@@ -35,6 +35,12 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
 pub(crate) const REPORT_METHOD: &str = "report";
 /// Reports per batch at most.
 const BATCH: usize = 512;
+/// How long the reporter lets reports gather once one has come, before
+/// sending what came as batches. While it waits it is not parked on the
+/// queue, so reporting a call wakes no thread: waking the reporter for
+/// every report (and the push socket's thread for every small batch) cost
+/// more than the calls themselves under load.
+const GATHER: Duration = Duration::from_millis(5);
 /// How long `flush` leaves ZeroMQ to write the last batches.
 const FLUSH_GRACE: Duration = Duration::from_millis(20);
 /// Bytes of batches that may wait in the PUSH socket for a collector.
@@ -413,23 +419,45 @@ impl Reporter {
     }
 }
 
+/// Sends reports in batches: parked on the queue while it is empty, then
+/// gathering for [`GATHER`] and sending everything that came, until the
+/// queue is found empty again.
 fn report_batches(receiver: &mpsc::Receiver<Report>, pusher: &Pusher, progress: &Progress) {
     while let Ok(first) = receiver.recv() {
-        let mut batch = Vec::with_capacity(BATCH.min(64));
-        batch.push(first.to_value());
-        while batch.len() < BATCH {
-            match receiver.try_recv() {
-                Ok(report) => batch.push(report.to_value()),
-                Err(_) => break,
+        let mut next = Some(first);
+        while let Some(first) = next.take() {
+            std::thread::sleep(GATHER);
+            let mut batch = vec![first.to_value()];
+            loop {
+                let report = receiver.try_recv();
+                let full = batch.len() == BATCH;
+                if full || report.is_err() {
+                    send_batch(pusher, progress, std::mem::take(&mut batch));
+                }
+                match report {
+                    Ok(report) if full => {
+                        // More than a batch came: send it, and the rest too.
+                        batch.push(report.to_value());
+                    }
+                    Ok(report) => batch.push(report.to_value()),
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => return,
+                }
             }
+            // Reports that came while sending: gather again.
+            next = receiver.try_recv().ok();
         }
-        let count = batch.len() as u64;
-        if let Err(e) = pusher.emit(REPORT_METHOD, (Value::Array(batch),)) {
-            tracing::debug!("trace reports not sent: {e}");
-        }
-        progress.batches.fetch_add(1, Ordering::Relaxed);
-        progress.sent.fetch_add(count, Ordering::Relaxed);
     }
+}
+
+fn send_batch(pusher: &Pusher, progress: &Progress, batch: Vec<Value>) {
+    if batch.is_empty() {
+        return;
+    }
+    let count = batch.len() as u64;
+    pusher.emit_values(REPORT_METHOD, vec![Value::Array(batch)]);
+    progress.batches.fetch_add(1, Ordering::Relaxed);
+    progress.sent.fetch_add(count, Ordering::Relaxed);
 }
 
 fn default_name() -> String {

@@ -236,6 +236,7 @@ fn build(
         load_client: dir.join("zerorpc-load-client"),
         raw: dir.join("zerorpc-bench-raw"),
         hub: dir.join("zerorpc-hub"),
+        zerorpc: dir.join("zerorpc"),
         python,
     })
 }

@@ -32,6 +32,8 @@ pub(crate) enum Note {
     HubAdds { direct: Job },
     /// The hub's throughput as a share of `direct`'s.
     HubShare { direct: Job },
+    /// Traced calls' throughput as a share of the same calls untraced.
+    TracedShare { untraced: Job },
     /// The server's size when the calls started, and at its peak if
     /// `peak`.
     RssStart { peak: bool },
@@ -41,7 +43,11 @@ impl Row {
     /// Every job the row needs, its note's included.
     pub(crate) fn jobs(&self) -> Vec<Job> {
         let direct = match self.note {
-            Some(Note::HubAdds { direct } | Note::HubShare { direct }) => Some(direct),
+            Some(
+                Note::HubAdds { direct }
+                | Note::HubShare { direct }
+                | Note::TracedShare { untraced: direct },
+            ) => Some(direct),
             _ => None,
         };
         [self.raw, Some(self.ours), self.python, direct]
@@ -186,6 +192,16 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
                     None,
                     Some(Note::HubShare {
                         direct: calls(Inline, 1, 100, false),
+                    }),
+                ),
+                throughput(
+                    "calls-traced",
+                    "one client, 100 in flight, traced (client and server report to a `zerorpc collector` in memory)",
+                    raw_calls(1, 100),
+                    Job::TracedCalls { in_flight: 100 },
+                    None,
+                    Some(Note::TracedShare {
+                        untraced: calls(Inline, 1, 100, false),
                     }),
                 ),
             ],
@@ -381,6 +397,16 @@ fn note(row: &Row, results: &HashMap<Job, Figures>) -> String {
             (Some(hub), Some(direct)) => {
                 Some(format!("{:.0}% of a direct call's", 100.0 * hub / direct))
             }
+            _ => None,
+        },
+        Some(Note::TracedShare { untraced }) => match (
+            get(Some(row.ours), Metric::PerSecond),
+            get(Some(untraced), Metric::PerSecond),
+        ) {
+            (Some(traced), Some(untraced)) => Some(format!(
+                "{:.0}% of untraced calls' (target: at least 85%)",
+                100.0 * traced / untraced
+            )),
             _ => None,
         },
         Some(Note::RssStart { peak }) => {

@@ -117,6 +117,9 @@ pub(crate) enum Job {
         in_flight: usize,
         through_hub: bool,
     },
+    /// Our calls of the inline echo method, one client with `in_flight`
+    /// waiting, client and server traced and reporting to a collector.
+    TracedCalls { in_flight: usize },
     /// One of our streams, items of `item_bytes`.
     Stream { item_bytes: usize },
     /// Our server's memory with [`Scale::rss_in_flight`] calls in flight.
@@ -151,6 +154,9 @@ impl Job {
                 handler.flag(),
                 if through_hub { ", through the hub" } else { "" }
             ),
+            Job::TracedCalls { in_flight } => {
+                format!("traced calls (inline), 1 client(s) x {in_flight} in flight")
+            }
             Job::Stream { item_bytes } => format!("stream, {item_bytes}-byte items"),
             Job::RssInFlight => "server memory, calls in flight".to_owned(),
             Job::RssAfterCalls => "server memory, many calls".to_owned(),
@@ -225,6 +231,8 @@ pub(crate) struct Programs {
     pub(crate) load_client: PathBuf,
     pub(crate) raw: PathBuf,
     pub(crate) hub: PathBuf,
+    /// The `zerorpc` command line, for `zerorpc collector`.
+    pub(crate) zerorpc: PathBuf,
     /// The interpreter with zerorpc-python and the peer script, if any.
     pub(crate) python: Option<(PathBuf, PathBuf)>,
 }
@@ -287,6 +295,32 @@ impl Runner {
                     .map(|_| self.spawn_load_client(&args))
                     .collect::<anyhow::Result<Vec<_>>>()?;
                 call_figures(peers, calls)
+            }
+            Job::TracedCalls { in_flight } => {
+                let calls = scale.scaled(our_calls(1, in_flight, false));
+                let (_collector, collector) = self.start_collector()?;
+                let trace = ["--trace-collector".to_owned(), collector];
+                let mut server = Command::new(&self.programs.load_server);
+                server.args(&trace);
+                let mut server = Peer::spawn("zerorpc-load-server", server)?;
+                let endpoint = server.wait_listening(START)?;
+                let mut args = call_args(&endpoint, calls, in_flight, scale.warmup(1000));
+                args.extend(strings(&[
+                    "--echo",
+                    "64",
+                    "--handler",
+                    Handler::Inline.flag(),
+                ]));
+                args.extend(trace);
+                let report = self.spawn_load_client(&args)?.json_result(RUN)?;
+                check_all_ok(&report, calls)?;
+                let dropped = &report["trace_reports"]["dropped_queue_full"];
+                if dropped.as_u64().is_none() {
+                    bail!("the traced client reported no trace_reports: {report}");
+                }
+                let mut figures = Figures::new();
+                figures.insert(Metric::PerSecond, calls as f64 / elapsed(&report)?);
+                Ok(figures)
             }
             Job::Stream { item_bytes } => {
                 let items = scale.scaled(if item_bytes == LARGE { 10_000 } else { 300_000 });
@@ -383,6 +417,17 @@ impl Runner {
         let mut server = Peer::spawn("zerorpc-load-server", server)?;
         server.wait_for_line("connected", false, START)?;
         Ok((Some(hub), Some(server), front))
+    }
+
+    /// `zerorpc collector`, keeping reports in memory; returns it and the
+    /// endpoint reports go to.
+    fn start_collector(&self) -> anyhow::Result<(Peer, String)> {
+        let endpoint = free_tcp_endpoint()?;
+        let mut collector = Command::new(&self.programs.zerorpc);
+        collector.args(["collector", "--bind", &endpoint]);
+        let mut collector = Peer::spawn("zerorpc collector", collector)?;
+        collector.wait_for_line("collecting trace reports", true, START)?;
+        Ok((collector, endpoint))
     }
 
     fn start_python_server(&self) -> anyhow::Result<(Peer, String)> {

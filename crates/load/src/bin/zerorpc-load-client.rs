@@ -58,7 +58,10 @@ use clap::{Parser, ValueEnum};
 use futures::StreamExt;
 use futures::stream;
 use zerorpc::{CallOptions, Client, Response, Value};
-use zerorpc_load::{Latencies, ProcStatus, is_stream_item, optional_duration, parse_seconds};
+use zerorpc_load::{
+    Latencies, ProcStatus, is_stream_item, optional_duration, parse_seconds, tracer, tracer_json,
+};
+use zerorpc_tracing_collector::Traced as _;
 
 /// The largest `--echo` payload or `--item-bytes` item: a bound on what one
 /// bad flag can allocate (the server has the same bound).
@@ -125,6 +128,10 @@ struct Args {
     /// Separate clients (ZeroMQ sockets) the calls are spread over.
     #[arg(long, value_name = "K", default_value_t = 1, value_parser = RangedU64ValueParser::<usize>::new().range(1..=4096))]
     sockets: usize,
+    /// Trace every call, reporting to the collector at ENDPOINT (as
+    /// `zerorpc --trace-collector` does); the report gains `trace_reports`.
+    #[arg(long, value_name = "ENDPOINT")]
+    trace_collector: Option<String>,
 }
 
 /// How one call or stream ended.
@@ -219,9 +226,13 @@ async fn main() -> ExitCode {
 
 /// Runs the load; true if everything was ok.
 async fn run(args: Args) -> anyhow::Result<bool> {
+    let tracer = tracer("zerorpc-load-client", args.trace_collector.as_deref())?;
     let clients = (0..args.sockets)
         .map(|_| {
             let mut builder = Client::builder();
+            if let Some(tracer) = &tracer {
+                builder = builder.traced(tracer);
+            }
             for endpoint in &args.connect {
                 builder = builder.connect(endpoint);
             }
@@ -280,6 +291,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     });
     if let Some(summary) = latencies.summary() {
         report["latency_us"] = summary.to_json();
+    }
+    if let Some(tracer) = &tracer {
+        report["trace_reports"] = tracer_json(tracer);
     }
     if let Some(rss) = watched_rss {
         report["watched_rss"] = serde_json::json!({

@@ -39,7 +39,8 @@ use clap::Parser;
 use futures::{Stream, StreamExt};
 use tokio::signal::unix::{SignalKind, signal};
 use zerorpc::{Server, ShutdownHandle, Value};
-use zerorpc_load::{ProcStatus, optional_duration, parse_seconds, stream_item};
+use zerorpc_load::{ProcStatus, optional_duration, parse_seconds, stream_item, tracer};
+use zerorpc_tracing_collector::Traced as _;
 
 /// The largest item `blobs` makes: a bound on what one call can allocate.
 const MAX_BLOB_BYTES: usize = 64 << 20;
@@ -69,6 +70,10 @@ struct Args {
     /// are made [default: the library's, 64 MiB].
     #[arg(long, value_name = "BYTES")]
     send_queue_limit: Option<usize>,
+    /// Trace every call, reporting to the collector at ENDPOINT (as
+    /// `zerorpc --trace-collector` does).
+    #[arg(long, value_name = "ENDPOINT")]
+    trace_collector: Option<String>,
 }
 
 /// The service: stateless but for a gauge of running naps, and a handle
@@ -188,6 +193,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(bytes) = args.send_queue_limit {
         builder = builder.send_queue_limit(bytes);
+    }
+    let tracer = tracer("zerorpc-load-server", args.trace_collector.as_deref())?;
+    if let Some(tracer) = &tracer {
+        builder = builder.traced(tracer);
     }
     let verb = if args.connect.is_empty() {
         builder = builder.bind(args.bind.as_deref().unwrap_or(DEFAULT_BIND));
