@@ -401,7 +401,11 @@ async fn send_reply(
     let event = |name: &str, args: Value| Event::new(headers.header(), name, args);
     let error_args = |e: &RemoteError| error_args(e, v1);
     let result = match reply {
-        Reply::Value(answer) => channel.send(reply_event(headers.header(), answer, v1)).await,
+        Reply::Value(answer) => {
+            channel
+                .send(reply_event(headers.header(), answer, v1))
+                .await
+        }
         Reply::Stream(mut stream) => loop {
             match stream.next().await {
                 Some(Ok(item)) => {
