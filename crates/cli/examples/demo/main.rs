@@ -1,18 +1,21 @@
 //! The demo of zerorpc-rs: starts a server with the demo service, calls it,
 //! streams from it, shows a remote error and introspection, finds the
-//! service by name through a DNS server it starts itself, then runs a hub
-//! with two workers sharing calls, and exits 0.
+//! service by name through a DNS server it starts itself, runs a hub with
+//! two workers sharing calls, traces a nested call into an in-memory
+//! collector and prints its tracedump, and exits 0.
 //!
 //! ```text
 //! cargo xtask demo
 //! ```
 //!
 //! It lives with the binaries because it shows every layer together: the
-//! core crate, the hub and discovery (which the core crate may not use).
+//! core crate, the hub, discovery and tracing (which the core crate may not
+//! use).
 
 #[path = "../../../core/examples/shared/demo_service.rs"]
 mod demo_service;
 mod dns;
+mod trace;
 
 use std::time::Instant;
 
@@ -115,6 +118,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     dns::find_by_name(port).await?;
 
     hub_demo(&client).await?;
+
+    trace::nested_call().await?;
 
     shutdown.shutdown();
     serving.await??;
