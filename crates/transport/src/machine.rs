@@ -209,6 +209,14 @@ impl PartialOrd for Timer {
     }
 }
 
+/// At most this many timers per channel are live: its heartbeat and its
+/// first-reply timeout.
+const TIMERS_PER_CHANNEL: usize = 2;
+
+/// Timers of ended channels tolerated in the heap beyond twice the live
+/// ones, before they are swept out.
+const STALE_TIMERS_SLACK: usize = 4096;
+
 /// The channels of one socket and everything the protocol does for them.
 ///
 /// `H` is the driver's handle of a channel: given to [`Machine::open`],
@@ -533,6 +541,19 @@ impl<H: Clone + Default> Machine<H> {
     }
 
     fn schedule(&mut self, id: &MessageId, generation: u64, kind: TimerKind, at: Instant) {
+        // The timers of ended channels stay in the heap until they are
+        // due (a heartbeat interval later): at 100,000 calls a second that
+        // is half a million of them, tens of MiB. Past a bound, drop them
+        // all in one pass, whose cost is spread over the calls that made
+        // them.
+        if self.timers.len() >= STALE_TIMERS_SLACK + 2 * TIMERS_PER_CHANNEL * self.channels.len() {
+            let channels = &self.channels;
+            self.timers.retain(|Reverse(timer)| {
+                channels
+                    .get(&timer.channel)
+                    .is_some_and(|c| c.generation == timer.generation)
+            });
+        }
         self.seq += 1;
         self.timers.push(Reverse(Timer {
             at,

@@ -655,3 +655,34 @@ fn socket_ids_are_never_reused() {
     assert_ne!(next, f.socket);
     assert_eq!(f.open(1, 0, None), next);
 }
+
+#[test]
+fn timers_of_ended_channels_are_swept_before_they_pile_up() {
+    let mut f = Fixture::client();
+    // Far more calls than the sweep's slack, each ended at once, as a busy
+    // client's are, long before their heartbeat timers are due.
+    for round in 0..50_000u32 {
+        let id = MessageId::new(&round.to_be_bytes(), IdKind::Bin);
+        f.machine
+            .open(id.clone(), (), Some(HB), f.at(0))
+            .expect("a socket");
+        f.machine.close(&id);
+    }
+    let bound = super::STALE_TIMERS_SLACK + 2 * super::TIMERS_PER_CHANNEL + 2;
+    assert!(
+        f.machine.timers.len() <= bound,
+        "{} timers kept for no channel",
+        f.machine.timers.len()
+    );
+    // A live channel keeps its timers through a sweep.
+    f.open(1, 0, None);
+    for round in 0..10_000u32 {
+        let id = MessageId::new(&(round + 1_000_000).to_be_bytes(), IdKind::Bin);
+        f.machine
+            .open(id.clone(), (), None, f.at(0))
+            .expect("a socket");
+        f.machine.close(&id);
+    }
+    f.actions();
+    assert_eq!(f.tick(100), [HB_SEND]);
+}
