@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value as Json;
+use zerorpc::Server;
 use zerorpc_test_support::{Process, PythonPeer, RedisServer, find_program, free_tcp_endpoint};
 
 use super::{BIN, STARTUP, TempDir, assert_status, stderr, stdout, zerorpc};
@@ -524,4 +525,95 @@ fn a_trace_crosses_a_queue_hub_which_reports_passing_the_request_on() {
             .unwrap()
             .starts_with("worker@")
     );
+}
+
+/// The service of [`a_killed_collector_costs_reports_not_calls`].
+struct Echo;
+
+#[zerorpc::service]
+impl Echo {
+    pub(crate) fn echo(&self, n: u64) -> u64 {
+        n
+    }
+}
+
+/// Calls `echo` `count` times on `client`, every call in a trace of its own;
+/// returns the last trace id.
+async fn traced_calls(client: &zerorpc::Client, count: u64) -> zerorpc_tracing_collector::TraceId {
+    use zerorpc_tracing_collector::{Parent, TraceId, in_trace};
+    let mut last = TraceId::random();
+    for n in 0..count {
+        last = TraceId::random();
+        let answer: u64 = in_trace(Parent::root_of(last), client.call("echo", (n,)))
+            .await
+            .unwrap_or_else(|e| panic!("call {n} failed: {e}"));
+        assert_eq!(answer, n);
+    }
+    last
+}
+
+#[test]
+fn a_killed_collector_costs_reports_not_calls() {
+    use zerorpc_tracing_collector::{Traced as _, Tracer, Traces};
+    let (mut collector, endpoint, _) = memory_collector();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let tracer = Tracer::builder()
+            .name("victim")
+            .collector(&endpoint)
+            .build()
+            .unwrap();
+        let server = Server::builder(Echo)
+            .bind("tcp://127.0.0.1:*")
+            .traced(&tracer)
+            .build()
+            .unwrap();
+        let client = zerorpc::Client::builder()
+            .connect(&server.endpoints()[0])
+            .traced(&tracer)
+            .build()
+            .unwrap();
+        tokio::spawn(server.serve());
+
+        traced_calls(&client, 200).await;
+        // SIGKILL, mid-run: no goodbye, reports in flight are lost.
+        collector.kill().unwrap();
+        traced_calls(&client, 2_000).await;
+        let flushed = tokio::task::block_in_place(|| tracer.flush(Duration::from_secs(5)));
+        assert!(
+            flushed,
+            "the reporter took every report: {:?}",
+            tracer.stats()
+        );
+        let stats = tracer.stats();
+        assert_eq!(
+            stats.reported,
+            stats.sent + stats.dropped_queue_full,
+            "every report is sent or counted as dropped: {stats:?}"
+        );
+
+        // A collector started again on the same endpoint gets the reports
+        // of new calls: the tracer reconnects by itself.
+        let query = free_tcp_endpoint();
+        let _again = spawn(
+            "collector again",
+            &["collector", "--bind", &endpoint, "--query", &query],
+            "answering queries",
+        );
+        let reader = Traces::collector(&query).unwrap();
+        let mut found = 0;
+        for _ in 0..200 {
+            let last = traced_calls(&client, 1).await;
+            tokio::task::block_in_place(|| tracer.flush(Duration::from_secs(5)));
+            found = reader.trace(last).await.unwrap().len();
+            if found == 4 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            found, 4,
+            "the new collector has the new call's four reports"
+        );
+    });
 }
