@@ -377,17 +377,10 @@ impl IoThread {
                         let peer = self.peer_of(socket, Some(&id));
                         self.observe_change(|| ChangeKind::Accepted, Some(&id), socket, &peer);
                     }
-                    let Some(request) = first else {
-                        self.incoming.push((id, handle));
-                        continue;
-                    };
-                    match self.respond(&request) {
-                        Some(reply) => self.answer(id, reply),
-                        None => {
-                            handle.deliver(request);
-                            self.incoming.push((id, handle));
-                        }
+                    if let Some(request) = first {
+                        handle.deliver(request);
                     }
+                    self.incoming.push((id, handle));
                 }
                 Action::Deliver(_, handle, event) => handle.deliver(event),
                 Action::Credit(_, handle, n) => handle.add_credit(n),
@@ -442,13 +435,32 @@ impl IoThread {
         }
     }
 
-    /// Sends the reply a responder made on channel `id`, which it ends.
-    fn answer(&mut self, id: MessageId, mut reply: Event) {
+    /// Sends the reply a responder made to the request `id` that came on
+    /// `socket` after `envelope`; the call ends there.
+    fn answer(&mut self, socket: SocketId, envelope: &[Vec<u8>], id: MessageId, mut reply: Event) {
         reply.header.response_to = Some(id.clone());
         let payload = reply.encode();
-        let observed = self.observing().then(|| Box::new(reply));
-        self.send_on(&id, &payload, observed);
-        self.machine.close(&id);
+        let Some(zmq_socket) = self.sockets.get_mut(&socket) else {
+            return;
+        };
+        let sent = zmq_socket.send(
+            &channel_frames(envelope, &payload),
+            Some(&id),
+            false,
+            self.config.send_queue_limit,
+            &self.counters,
+        );
+        let delivered = !matches!(sent, Sent::Refused(_));
+        if delivered && self.observing() {
+            self.observe_sent(socket, envelope, Some(&id), Some(reply));
+        }
+        self.settle(socket, Some(&id), sent);
+        if delivered && self.observing() {
+            let peer = self.peer(socket, envelope);
+            let error = Error::closed();
+            let ending = || ChangeKind::Closed(Ending::Closed, error.clone());
+            self.observe_change(ending, Some(&id), socket, &peer);
+        }
     }
 
     /// Sends an encoded event of the application on its channel's route.
@@ -1002,10 +1014,50 @@ impl IoThread {
                 let why = || ChangeKind::Dropped(DropReason::Unroutable);
                 self.observe_change(why, None, socket, &peer);
             }
-            SocketKind::Client | SocketKind::Server => {
+            SocketKind::Server => {
+                let Some(event) = self.answer_at_once(socket, &mut frames, event) else {
+                    return;
+                };
+                self.machine.on_event(socket, frames, event, Instant::now());
+            }
+            SocketKind::Client => {
                 self.machine.on_event(socket, frames, event, Instant::now());
             }
         }
+    }
+
+    /// Offers a request that opens a channel to the socket's
+    /// [`Responder`](crate::Responder), before the machine sees it: what
+    /// it answers is sent at once and the channel never exists (no state,
+    /// no timers, no handle). Gives the event back when there is no
+    /// responder, the event opens no call, or the responder declines.
+    fn answer_at_once(
+        &mut self,
+        socket: SocketId,
+        frames: &mut Vec<Vec<u8>>,
+        event: Event,
+    ) -> Option<Event> {
+        if self.config.responder.is_none()
+            || event.header.response_to.is_some()
+            || event.name == zerorpc_wire::names::HEARTBEAT
+            // The envelope as the machine reads it: the routing ids before
+            // the delimiter; without one, the machine reports it.
+            || frames.len() < 2
+        {
+            return Some(event);
+        }
+        let Some(reply) = self.respond(&event) else {
+            return Some(event);
+        };
+        // Not the delimiter: `channel_frames` adds it.
+        frames.pop();
+        let id = event.header.message_id;
+        if self.observing() {
+            let peer = self.peer(socket, frames);
+            self.observe_change(|| ChangeKind::Accepted, Some(&id), socket, &peer);
+        }
+        self.answer(socket, frames, id, reply);
+        None
     }
 }
 
