@@ -86,7 +86,7 @@ pub use events::{
 pub use server::{Server, ServerBuilder, ShutdownHandle};
 pub use service::{Arg, Handler, InlineHandler, MethodInfo, Methods, Reply, Service};
 pub use zerorpc_endpoint::{Endpoint, ParseError as EndpointParseError, Transport};
-pub use zerorpc_macros::service;
+pub use zerorpc_macros::{client, service};
 pub use zerorpc_transport as transport;
 pub use zerorpc_wire as wire;
 pub use zerorpc_wire::Value;
