@@ -37,6 +37,38 @@ use syn::{
 /// * `#[zerorpc(skip)]` hides a public method; `#[zerorpc(name = "x")]`
 ///   exposes it under another name. `#[zerorpc::service(name = "X")]` names
 ///   the service (default: the type's name).
+///
+/// # Typed clients
+///
+/// Next to the service, the attribute generates `ShopClient` (for `impl
+/// Shop`) and `ShopBlockingClient`, with one method per remote method,
+/// named as the Rust method and calling the remote name:
+///
+/// * `ShopClient::new(client: zerorpc::Client)`,
+///   `ShopClient::connect(endpoint) -> zerorpc::Result<ShopClient>`,
+///   `client()` (the untyped client behind it) and `blocking()`;
+///   `ShopBlockingClient::new(zerorpc::BlockingClient)` and `connect`.
+/// * Parameters have the service's types, except that `String` is taken as
+///   `&str` and `Vec<T>` as `&[T]` (also inside `Option`). A trailing `None`
+///   is left out of the call, so that the server applies its default (a
+///   Python `b=1`, our `None`); one followed by a set argument is sent as nil.
+/// * Results are `zerorpc::Result<T>` with the service's result type made
+///   owned (`&str` gives `String`, `&[T]` gives `Vec<T>`; the error type of a
+///   `Result` becomes the remote error of `zerorpc::Error`). Streaming methods
+///   give `zerorpc::Result<zerorpc::ReplyStream<T>>` (blocking:
+///   `zerorpc::BlockingStream<T>`). A type the client cannot name
+///   (`impl Trait` other than a stream, a named type marked
+///   `#[zerorpc(iter)]`, anything mentioning `Self`) gives `zerorpc::Value`.
+/// * Options: `client = false` generates none; `client = "Till"` names it
+///   (the blocking one is then `TillBlocking`; a name ending in `Client` gets
+///   `BlockingClient` instead); `client_vis = "pub"` sets the clients'
+///   visibility, private to the module by default since the clients name the
+///   service's parameter types, which may be private. Generic `impl` blocks
+///   get no client. A remote method named `new`, `connect`, `client` or
+///   `blocking` clashes with the client's own: rename the Rust method and
+///   keep the remote name with `#[zerorpc(name = "...")]`.
+///
+/// For a service implemented elsewhere, see `#[zerorpc::client]`.
 #[proc_macro_attribute]
 pub fn service(attr: TokenStream, item: TokenStream) -> TokenStream {
     let options = parse_macro_input!(attr as ServiceOptions);
@@ -50,9 +82,27 @@ pub fn service(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-/// Generates only the typed clients of a service implemented elsewhere
-/// (in Python, in another program...), from a trait describing it.
-/// Documented on `zerorpc::client`.
+/// Generates the typed clients of a service implemented elsewhere (in
+/// Python, in another program...) from a trait describing its methods.
+///
+/// ```text
+/// #[zerorpc::client]
+/// pub trait Calculator {
+///     /// Adds; `b` defaults to 1 on the server.
+///     fn add(&self, a: i64, b: Option<i64>) -> i64;
+///     #[zerorpc(name = "range")]
+///     fn count(&self, n: u64) -> impl Iterator<Item = u64>;
+/// }
+/// ```
+///
+/// The trait is a description, replaced by `CalculatorClient` and
+/// `CalculatorBlockingClient` with the trait's visibility; the clients are
+/// those `#[zerorpc::service]` generates (see its "Typed clients"), and the
+/// signatures are read the same way: `&self` then the parameters; the
+/// remote result type, possibly in a `Result`; `impl Iterator<Item = T>` or
+/// `impl Stream<Item = T>` for a stream. Methods may be `async` or not (the
+/// clients' are async and blocking anyway), and take `#[zerorpc(name =
+/// "...")]`. `#[zerorpc::client(name = "Calc")]` names the client.
 #[proc_macro_attribute]
 pub fn client(attr: TokenStream, item: TokenStream) -> TokenStream {
     let options = parse_macro_input!(attr as ClientOptions);
