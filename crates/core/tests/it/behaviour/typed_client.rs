@@ -2,6 +2,8 @@
 //! `ShopBlockingClient`) and `#[zerorpc::client]` generates from a trait,
 //! calling our server.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 
 use futures::{Stream, StreamExt};
@@ -83,6 +85,11 @@ impl Shop {
     }
 
     pub(crate) fn nothing(&self) {}
+
+    /// Borrowed types in a result, which the client receives owned.
+    pub(crate) fn stock(&self) -> BTreeMap<&'static str, (u32, Cow<'static, str>)> {
+        BTreeMap::from([("pen", (2, Cow::Borrowed("blue")))])
+    }
 }
 
 /// A service with no typed client, whose method names would clash with
@@ -99,7 +106,7 @@ impl Plain {
 /// A renamed client.
 struct Renamed;
 
-#[zerorpc::service(client = "Till")]
+#[zerorpc::service(client = "Till", client_vis = "pub(crate)")]
 impl Renamed {
     pub(crate) fn open(&self) -> bool {
         true
@@ -145,6 +152,8 @@ async fn sync_async_and_inline_methods_are_typed_calls() {
             },
         ];
         assert_eq!(shop.total(&items).await.unwrap(), 5);
+        let stock: BTreeMap<String, (u32, Cow<'static, str>)> = shop.stock().await.unwrap();
+        assert_eq!(stock["pen"], (2, Cow::Owned("blue".to_owned())));
     })
     .await;
 }
