@@ -1,5 +1,5 @@
 //! Procedural macros for zerorpc. Use them through the `zerorpc` crate:
-//! `#[zerorpc::service]`, documented there.
+//! `#[zerorpc::service]` and `#[zerorpc::client]`, documented there.
 
 mod client;
 
