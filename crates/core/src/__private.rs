@@ -332,3 +332,46 @@ where
     };
     receiver_stream(rx)
 }
+
+/// One argument of a typed client's call.
+pub fn arg<T: Serialize + ?Sized>(value: &T) -> crate::Result<Value> {
+    Ok(zerorpc_wire::to_value(value)?)
+}
+
+/// The arguments of a typed client's call: `None` stands for an optional
+/// parameter left unset. Trailing ones are left out, so that the server
+/// applies its own defaults (a Python `def add(a, b=1)` gets `b = 1`, not
+/// `None`); one followed by a set argument must hold its place, as nil.
+pub fn call_args(mut args: Vec<Option<Value>>) -> Vec<Value> {
+    while matches!(args.last(), Some(None)) {
+        args.pop();
+    }
+    args.into_iter()
+        .map(|arg| arg.unwrap_or(Value::Nil))
+        .collect()
+}
+
+/// A typed client's call of a method answering one value.
+pub async fn call<R: DeserializeOwned>(
+    client: &crate::Client,
+    method: &str,
+    args: Vec<Value>,
+) -> crate::Result<R> {
+    client.call_values(method, args).await
+}
+
+/// A typed client's call of a streaming method.
+pub async fn stream<T: DeserializeOwned + Send + 'static>(
+    client: &crate::Client,
+    method: &str,
+    args: Vec<Value>,
+) -> crate::Result<crate::ReplyStream<T>> {
+    client
+        .stream_values(method, args, crate::CallOptions::new())
+        .await
+}
+
+/// Runs a typed blocking client's call to its end on the calling thread.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    futures::executor::block_on(future)
+}

@@ -230,10 +230,16 @@ impl Client {
     /// sequence) of positional arguments; `()` for none. A streamed reply is
     /// collected into a sequence.
     pub async fn call<R: DeserializeOwned>(&self, method: &str, args: impl Serialize) -> Result<R> {
-        let value = match self
-            .invoke(method, to_args(&args)?, CallOptions::new())
-            .await?
-        {
+        self.call_values(method, to_args(&args)?).await
+    }
+
+    /// [`Client::call`] with arguments already converted.
+    pub(crate) async fn call_values<R: DeserializeOwned>(
+        &self,
+        method: &str,
+        args: Vec<Value>,
+    ) -> Result<R> {
+        let value = match self.invoke(method, args, CallOptions::new()).await? {
             Response::Value(value) => value,
             Response::Stream(stream) => Value::Array(
                 stream
@@ -264,7 +270,17 @@ impl Client {
         args: impl Serialize,
         options: CallOptions,
     ) -> Result<ReplyStream<T>> {
-        let stream = match self.invoke(method, to_args(&args)?, options).await? {
+        self.stream_values(method, to_args(&args)?, options).await
+    }
+
+    /// [`Client::stream_with`] with arguments already converted.
+    pub(crate) async fn stream_values<T: DeserializeOwned + Send + 'static>(
+        &self,
+        method: &str,
+        args: Vec<Value>,
+        options: CallOptions,
+    ) -> Result<ReplyStream<T>> {
+        let stream = match self.invoke(method, args, options).await? {
             Response::Stream(stream) => stream,
             Response::Value(Value::Nil) => ReplyStream::empty(),
             Response::Value(value) => ReplyStream::once(value),

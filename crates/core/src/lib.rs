@@ -49,6 +49,52 @@
 //! # }
 //! ```
 //!
+//! # Typed clients
+//!
+//! [`service`](macro@service) also generates a typed client of the service (`DemoClient`
+//! for `impl Demo`, and `DemoBlockingClient`), whose methods check names and
+//! types at compile time; [`client`](macro@client) generates one from a trait describing
+//! a service implemented elsewhere, in Python for instance.
+//!
+//! ```
+//! use futures::StreamExt;
+//!
+//! struct Demo;
+//!
+//! #[zerorpc::service]
+//! impl Demo {
+//!     pub fn greet(&self, name: String, punctuation: Option<String>) -> String {
+//!         format!("hello {name}{}", punctuation.as_deref().unwrap_or("."))
+//!     }
+//!
+//!     pub fn count(&self, n: u32) -> impl Iterator<Item = u32> + use<> {
+//!         0..n
+//!     }
+//! }
+//!
+//! /// The same service, described for callers that do not have its code.
+//! #[zerorpc::client]
+//! trait Greeter {
+//!     fn greet(&self, name: String, punctuation: Option<String>) -> String;
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = zerorpc::Server::builder(Demo).bind("tcp://127.0.0.1:*").build()?;
+//! let endpoint = server.endpoints()[0].clone();
+//! tokio::spawn(server.serve());
+//!
+//! let demo = DemoClient::connect(&endpoint)?;
+//! assert_eq!(demo.greet("ada", None).await?, "hello ada.");
+//! let numbers: Vec<u32> = demo.count(3).await?.map(Result::unwrap).collect().await;
+//! assert_eq!(numbers, [0, 1, 2]);
+//!
+//! let greeter = GreeterClient::connect(&endpoint)?;
+//! assert_eq!(greeter.greet("bo", Some("!")).await?, "hello bo!");
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Layers
 //!
 //! This crate builds on [`transport`] (ZeroMQ sockets, channels, heartbeats,
@@ -86,7 +132,7 @@ pub use events::{
 pub use server::{Server, ServerBuilder, ShutdownHandle};
 pub use service::{Arg, Handler, InlineHandler, MethodInfo, Methods, Reply, Service};
 pub use zerorpc_endpoint::{Endpoint, ParseError as EndpointParseError, Transport};
-pub use zerorpc_macros::service;
+pub use zerorpc_macros::{client, service};
 pub use zerorpc_transport as transport;
 pub use zerorpc_wire as wire;
 pub use zerorpc_wire::Value;

@@ -1,14 +1,19 @@
 //! Procedural macros for zerorpc. Use them through the `zerorpc` crate:
-//! `#[zerorpc::service]`, documented there.
+//! `#[zerorpc::service]` and `#[zerorpc::client]`, documented there.
+
+mod client;
 
 use proc_macro::TokenStream;
-use proc_macro2::{Span, TokenStream as TokenStream2};
+use proc_macro2::{Ident, Span, TokenStream as TokenStream2};
 use quote::{format_ident, quote};
+
+use client::{ClientNames, RemoteMethod};
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{
-    Attribute, FnArg, GenericArgument, ImplItem, ImplItemFn, ItemImpl, LitStr, Pat, PathArguments,
-    ReturnType, Token, Type, TypeParamBound, Visibility, parse_macro_input,
+    Attribute, FnArg, GenericArgument, ImplItem, ImplItemFn, ItemImpl, ItemTrait, LitStr, Pat,
+    PathArguments, ReturnType, Token, TraitItem, Type, TypeParamBound, Visibility,
+    parse_macro_input,
 };
 
 /// Exposes the public (`pub` or `pub(...)`) `&self` methods of an inherent `impl` block as remote
@@ -32,6 +37,38 @@ use syn::{
 /// * `#[zerorpc(skip)]` hides a public method; `#[zerorpc(name = "x")]`
 ///   exposes it under another name. `#[zerorpc::service(name = "X")]` names
 ///   the service (default: the type's name).
+///
+/// # Typed clients
+///
+/// Next to the service, the attribute generates `ShopClient` (for `impl
+/// Shop`) and `ShopBlockingClient`, with one method per remote method,
+/// named as the Rust method and calling the remote name:
+///
+/// * `ShopClient::new(client: zerorpc::Client)`,
+///   `ShopClient::connect(endpoint) -> zerorpc::Result<ShopClient>`,
+///   `client()` (the untyped client behind it) and `blocking()`;
+///   `ShopBlockingClient::new(zerorpc::BlockingClient)` and `connect`.
+/// * Parameters have the service's types, except that `String` is taken as
+///   `&str` and `Vec<T>` as `&[T]` (also inside `Option`). A trailing `None`
+///   is left out of the call, so that the server applies its default (a
+///   Python `b=1`, our `None`); one followed by a set argument is sent as nil.
+/// * Results are `zerorpc::Result<T>` with the service's result type made
+///   owned (`&str` gives `String`, `&[T]` gives `Vec<T>`; the error type of a
+///   `Result` becomes the remote error of `zerorpc::Error`). Streaming methods
+///   give `zerorpc::Result<zerorpc::ReplyStream<T>>` (blocking:
+///   `zerorpc::BlockingStream<T>`). A type the client cannot name
+///   (`impl Trait` other than a stream, a named type marked
+///   `#[zerorpc(iter)]`, anything mentioning `Self`) gives `zerorpc::Value`.
+/// * Options: `client = false` generates none; `client = "Till"` names it
+///   (the blocking one is then `TillBlocking`; a name ending in `Client` gets
+///   `BlockingClient` instead); `client_vis = "pub"` sets the clients'
+///   visibility, private to the module by default since the clients name the
+///   service's parameter types, which may be private. Generic `impl` blocks
+///   get no client. A remote method named `new`, `connect`, `client` or
+///   `blocking` clashes with the client's own: rename the Rust method and
+///   keep the remote name with `#[zerorpc(name = "...")]`.
+///
+/// For a service implemented elsewhere, see `#[zerorpc::client]`.
 #[proc_macro_attribute]
 pub fn service(attr: TokenStream, item: TokenStream) -> TokenStream {
     let options = parse_macro_input!(attr as ServiceOptions);
@@ -45,9 +82,91 @@ pub fn service(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
+/// Generates the typed clients of a service implemented elsewhere (in
+/// Python, in another program...) from a trait describing its methods.
+///
+/// ```text
+/// #[zerorpc::client]
+/// pub trait Calculator {
+///     /// Adds; `b` defaults to 1 on the server.
+///     fn add(&self, a: i64, b: Option<i64>) -> i64;
+///     #[zerorpc(name = "range")]
+///     fn count(&self, n: u64) -> impl Iterator<Item = u64>;
+/// }
+/// ```
+///
+/// The trait is a description, replaced by `CalculatorClient` and
+/// `CalculatorBlockingClient` with the trait's visibility; the clients are
+/// those `#[zerorpc::service]` generates (see its "Typed clients"), and the
+/// signatures are read the same way: `&self` then the parameters; the
+/// remote result type, possibly in a `Result`; `impl Iterator<Item = T>` or
+/// `impl Stream<Item = T>` for a stream. Methods may be `async` or not (the
+/// clients' are async and blocking anyway), and take `#[zerorpc(name =
+/// "...")]`. `#[zerorpc::client(name = "Calc")]` names the client.
+#[proc_macro_attribute]
+pub fn client(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let options = parse_macro_input!(attr as ClientOptions);
+    let item = parse_macro_input!(item as ItemTrait);
+    match expand_client(options, item) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// The trait only describes the remote service: it is replaced by its
+/// clients, having no implementation to call.
+fn expand_client(options: ClientOptions, mut item: ItemTrait) -> syn::Result<TokenStream2> {
+    let mut methods = Vec::new();
+    for trait_item in &mut item.items {
+        let TraitItem::Fn(method) = trait_item else {
+            return Err(syn::Error::new_spanned(
+                trait_item,
+                "a #[zerorpc::client] trait holds only the signatures of remote methods",
+            ));
+        };
+        let opts = method_options(&mut method.attrs)?;
+        if opts.skip || opts.inline {
+            return Err(syn::Error::new_spanned(
+                &method.sig.ident,
+                "skip and inline are options of a service's methods, not of a client's",
+            ));
+        }
+        if !takes_self(&method.sig) {
+            return Err(syn::Error::new_spanned(
+                &method.sig,
+                "a remote method's signature takes `&self`",
+            ));
+        }
+        methods.push(RemoteMethod::new(&method.sig, &method.attrs, &opts)?);
+    }
+    let service = item.ident.to_string();
+    let name = options
+        .name
+        .unwrap_or_else(|| format_ident!("{}Client", item.ident, span = item.ident.span()));
+    Ok(client::expand(
+        &ClientNames {
+            vis: item.vis.clone(),
+            name,
+            service,
+        },
+        &methods,
+    ))
+}
+
 #[derive(Default)]
 struct ServiceOptions {
     name: Option<LitStr>,
+    client: ClientOption,
+    client_vis: Option<Visibility>,
+}
+
+/// Whether, and under which name, a typed client is generated.
+#[derive(Default)]
+enum ClientOption {
+    #[default]
+    Default,
+    Off,
+    Named(Ident),
 }
 
 impl Parse for ServiceOptions {
@@ -57,10 +176,48 @@ impl Parse for ServiceOptions {
         for pair in pairs {
             if pair.path.is_ident("name") {
                 options.name = Some(lit_str(&pair.value)?);
+            } else if pair.path.is_ident("client") {
+                options.client = match &pair.value {
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Bool(b),
+                        ..
+                    }) if !b.value => ClientOption::Off,
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Bool(_),
+                        ..
+                    }) => ClientOption::Default,
+                    other => ClientOption::Named(lit_str(other)?.parse()?),
+                };
+            } else if pair.path.is_ident("client_vis") {
+                options.client_vis = Some(lit_str(&pair.value)?.parse()?);
             } else {
                 return Err(syn::Error::new_spanned(
                     pair.path,
-                    "unknown option; expected `name = \"...\"`",
+                    "unknown option; expected `name = \"...\"`, `client = false`, `client = \"...\"` or `client_vis = \"...\"`",
+                ));
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// The options of `#[zerorpc::client]`.
+#[derive(Default)]
+struct ClientOptions {
+    name: Option<Ident>,
+}
+
+impl Parse for ClientOptions {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let mut options = ClientOptions::default();
+        let pairs = Punctuated::<syn::MetaNameValue, Token![,]>::parse_terminated(input)?;
+        for pair in pairs {
+            if pair.path.is_ident("name") {
+                options.name = Some(lit_str(&pair.value)?.parse()?);
+            } else {
+                return Err(syn::Error::new_spanned(
+                    pair.path,
+                    "unknown option; expected `name = \"...\"` (the client's name)",
                 ));
             }
         }
@@ -262,6 +419,7 @@ fn expand(options: ServiceOptions, item: &mut ItemImpl) -> syn::Result<TokenStre
         }
     };
     let mut registrations = Vec::new();
+    let mut remote_methods = Vec::new();
     for impl_item in &mut item.items {
         let ImplItem::Fn(method) = impl_item else {
             continue;
@@ -271,10 +429,34 @@ fn expand(options: ServiceOptions, item: &mut ItemImpl) -> syn::Result<TokenStre
             continue;
         }
         registrations.push(register(method, &opts)?);
+        if takes_self(&method.sig) && !matches!(options.client, ClientOption::Off) {
+            remote_methods.push(RemoteMethod::new(&method.sig, &method.attrs, &opts)?);
+        }
     }
+    // The client of a generic service would need its parameters, which
+    // its methods' types may name: such services get none.
+    let client_name = match options.client {
+        ClientOption::Off => None,
+        ClientOption::Named(name) => Some(name),
+        ClientOption::Default if item.generics.params.is_empty() => last_segment(&self_ty)
+            .map(|s| format_ident!("{}Client", s.ident, span = s.ident.span())),
+        ClientOption::Default => None,
+    };
+    let client = client_name.map(|name| {
+        client::expand(
+            &ClientNames {
+                vis: options.client_vis.unwrap_or(Visibility::Inherited),
+                name,
+                service: service_name.value(),
+            },
+            &remote_methods,
+        )
+    });
     let (impl_generics, _, where_clause) = item.generics.split_for_impl();
     Ok(quote! {
         #item
+
+        #client
 
         impl #impl_generics ::zerorpc::Service for #self_ty #where_clause {
             fn methods(self: ::std::sync::Arc<Self>) -> ::zerorpc::Methods {
@@ -284,6 +466,12 @@ fn expand(options: ServiceOptions, item: &mut ItemImpl) -> syn::Result<TokenStre
             }
         }
     })
+}
+
+/// Whether a method takes `&self`: associated functions (constructors...)
+/// are not remote methods; `&mut self` is rejected by [`register`].
+fn takes_self(sig: &syn::Signature) -> bool {
+    matches!(sig.inputs.first(), Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none())
 }
 
 fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStream2> {

@@ -13,6 +13,7 @@ mod robustness;
 mod server;
 mod service_macro;
 mod streams;
+mod typed_client;
 
 use std::future::Future;
 use std::thread::JoinHandle;

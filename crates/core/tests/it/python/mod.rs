@@ -12,6 +12,7 @@ mod events;
 mod heartbeat;
 mod introspection;
 mod streams;
+mod typed;
 mod values;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
