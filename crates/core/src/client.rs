@@ -249,7 +249,7 @@ impl Client {
                     .collect::<Result<_>>()?,
             ),
         };
-        Ok(zerorpc_wire::from_value(value)?)
+        zerorpc_wire::from_value(value).map_err(|e| conversion(format!("result of {method}"), e))
     }
 
     /// Calls a method that streams its result, converting each item. A
@@ -285,7 +285,7 @@ impl Client {
             Response::Value(Value::Nil) => ReplyStream::empty(),
             Response::Value(value) => ReplyStream::once(value),
         };
-        Ok(stream.typed())
+        Ok(stream.typed(method))
     }
 
     /// Calls `method` with dynamic arguments and returns what the server
@@ -458,11 +458,16 @@ impl ReplyStream<Value> {
         }
     }
 
-    fn typed<T: DeserializeOwned + Send + 'static>(self) -> ReplyStream<T> {
+    /// Items converted to `T`; one that does not convert is an error
+    /// naming `method`.
+    fn typed<T: DeserializeOwned + Send + 'static>(self, method: &str) -> ReplyStream<T> {
+        let context = format!("item of the stream of {method}");
         ReplyStream {
             inner: self
                 .inner
-                .map(|item| Ok(zerorpc_wire::from_value(item?)?))
+                .map(move |item| {
+                    zerorpc_wire::from_value(item?).map_err(|e| conversion(context.clone(), e))
+                })
                 .boxed(),
         }
     }
@@ -537,4 +542,11 @@ impl<T> From<ReplyStream<T>> for BlockingStream<T> {
     fn from(stream: ReplyStream<T>) -> Self {
         BlockingStream { stream }
     }
+}
+
+/// A reply that does not convert to the type asked for: `context` names the
+/// method, the cause says why (`result of reserve: invalid type: integer
+/// 9, expected a string`).
+fn conversion(context: String, cause: zerorpc_wire::ValueError) -> Error {
+    Error::codec(context, Some(Box::new(cause)))
 }

@@ -183,6 +183,18 @@ impl Error {
         }
     }
 
+    /// A socket built with no endpoint to bind or connect: `why` says
+    /// what to do. The kind is [`ErrorKind::Transport`].
+    pub(crate) fn no_endpoint(why: &str) -> Self {
+        Error {
+            kind: ErrorKind::Transport,
+            repr: Repr::Local {
+                context: why.to_owned(),
+                source: None,
+            },
+        }
+    }
+
     /// An endpoint that cannot be used: malformed, or a name its resolver
     /// cannot resolve. For [`ResolveEndpoint`](crate::ResolveEndpoint)
     /// implementations; the kind is [`ErrorKind::Transport`]. `why` is the

@@ -115,6 +115,12 @@ impl ServerBuilder {
     /// ready, without waiting for it; later changes are followed (see
     /// [`ResolveEndpoint`]).
     pub fn build(self) -> Result<Server> {
+        if self.endpoints.binds.is_empty() && self.endpoints.connects.is_empty() {
+            // A server nobody can reach would serve nothing, silently.
+            return Err(Error::no_endpoint(
+                "a server needs an endpoint: call bind (or connect, to join a hub) before build",
+            ));
+        }
         let methods = Arc::new(self.methods);
         let mut config = self.config;
         // Inline methods are answered on the I/O thread, where no limit

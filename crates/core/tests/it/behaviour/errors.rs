@@ -28,6 +28,11 @@ impl Faulty {
         "not a number".to_owned()
     }
 
+    /// Streams two words.
+    pub(crate) fn words(&self) -> impl Iterator<Item = String> + use<> {
+        ["one", "two"].into_iter().map(str::to_owned)
+    }
+
     /// Sleeps.
     pub(crate) async fn slow(&self, seconds: f64) -> f64 {
         tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
@@ -101,6 +106,19 @@ async fn unconvertible_reply_is_a_codec_error_with_a_source() {
         assert!(
             error.source().is_some(),
             "the conversion failure is the source: {error:?}"
+        );
+        // The method, then the cause, each once.
+        assert_eq!(
+            chain(&error),
+            "result of text: invalid type: string \"not a number\", expected i64"
+        );
+        let mut items = client.stream::<i64>("words", ()).await.unwrap();
+        let item = futures::StreamExt::next(&mut items).await.unwrap();
+        let error = item.unwrap_err();
+        assert_eq!(only_kind(&error), ErrorKind::Codec);
+        assert_eq!(
+            chain(&error),
+            "item of the stream of words: invalid type: string \"one\", expected i64"
         );
     })
     .await;
@@ -228,5 +246,15 @@ fn a_name_without_its_resolver_is_refused_naming_the_scheme() {
     assert!(
         error.to_string().contains("no resolver for dns: names"),
         "{error}"
+    );
+}
+
+#[test]
+fn a_server_with_no_endpoint_is_an_error_saying_what_to_do() {
+    let error = Server::builder(Faulty).build().unwrap_err();
+    assert_eq!(only_kind(&error), ErrorKind::Transport);
+    assert_eq!(
+        error.to_string(),
+        "a server needs an endpoint: call bind (or connect, to join a hub) before build"
     );
 }
