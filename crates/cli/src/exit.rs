@@ -165,22 +165,7 @@ impl fmt::Display for Failure {
 }
 
 /// The error and its causes on one line, `error: cause: cause's cause`.
-///
-/// Each level's `Display` describes that level only (the Rust API
-/// guidelines' rule, which zerorpc's and the transport's errors follow), so
-/// the levels are joined as they are.
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    // Bounded: a cyclic source chain must not hang the report.
-    for _ in 0..16 {
-        let Some(cause) = source else { break };
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub(crate) use zerorpc::error_chain as chain;
 
 /// Writes one line of status or debug output to stderr.
 ///

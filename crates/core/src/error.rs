@@ -274,6 +274,31 @@ impl From<RemoteError> for Error {
     }
 }
 
+/// An error and its causes on one line, `error: cause: cause's cause`.
+///
+/// Each level's `Display` describes that level only (the Rust API
+/// guidelines' rule, which this workspace's errors follow), so the levels
+/// are joined as they are. Bounded: a cyclic source chain cannot hang a
+/// report.
+///
+/// ```
+/// let io = std::io::Error::other("Address already in use");
+/// let error = zerorpc::Error::from(zerorpc::RemoteError::with_summary("OSError", "no"));
+/// assert_eq!(zerorpc::error_chain(&error), "OSError: no");
+/// assert_eq!(zerorpc::error_chain(&io), "Address already in use");
+/// ```
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    for _ in 0..16 {
+        let Some(cause) = source else { break };
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 impl From<transport::Error> for Error {
     fn from(e: transport::Error) -> Self {
         Error::transport(e, None)

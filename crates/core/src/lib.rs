@@ -124,7 +124,7 @@ pub use client::{
 };
 pub use context::{CallContext, CopyExtras, Propagation};
 pub use endpoint::{Change, Changes, Literal, ResolveEndpoint};
-pub use error::{Error, ErrorKind, RemoteError, Result};
+pub use error::{Error, ErrorKind, RemoteError, Result, error_chain};
 pub use events::{
     Emitter, EmitterBuilder, EmitterOf, PublishKind, Publisher, Puller, PushKind, Pusher, Receiver,
     ReceiverBuilder, Subscriber,

@@ -316,7 +316,7 @@ async fn write_batches(
             }
             Err(e) => {
                 stats.failed.fetch_add(count, Ordering::Relaxed);
-                let message = crate::error_chain(&e);
+                let message = zerorpc::error_chain(&e);
                 if !failing {
                     tracing::warn!("trace reports not written: {message}");
                     failing = true;
@@ -402,7 +402,7 @@ fn remote(name: &str, message: impl std::fmt::Display) -> RemoteError {
 }
 
 fn storage_error(error: Error) -> RemoteError {
-    remote("StorageError", crate::error_chain(&error))
+    remote("StorageError", zerorpc::error_chain(&error))
 }
 
 /// A collector in memory on a thread of its own, for programs and demos

@@ -115,15 +115,3 @@ pub use tracer::{
     COLLECTOR_VAR, DEFAULT_QUEUE_CAPACITY, TRACEPARENT_VAR, Traced, Tracer, TracerBuilder,
     TracerStats,
 };
-
-/// An error and its causes, `a: b: c`, for logs and stats.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}

@@ -77,7 +77,8 @@ pub(crate) fn apply_kind(socket: &mut zmq::Socket, kind: SocketKind) -> Result<(
             .map_err(|e| Error::zmq("cannot make the socket report full peers", e))?,
         // A PUB would drop what a slow subscriber cannot take; an XPUB with
         // NODROP refuses it (EAGAIN) so that we queue or fail instead.
-        SocketKind::Publish => set_int_option(socket, ZMQ_XPUB_NODROP, 1)
+        // The constant is in zmq-sys, but the `zmq` crate has no setter.
+        SocketKind::Publish => set_int_option(socket, zmq_sys::ZMQ_XPUB_NODROP as c_int, 1)
             .map_err(|e| Error::zmq("cannot make the socket report full subscribers", e))?,
         SocketKind::Client | SocketKind::Push | SocketKind::Pull => {}
     }
@@ -109,9 +110,6 @@ pub(crate) fn apply_endpoint(
     socket.set_maxmsgsize(max).map_err(fail)?;
     Ok(())
 }
-
-/// libzmq's `ZMQ_XPUB_NODROP`, which the `zmq` crate has no setter for.
-const ZMQ_XPUB_NODROP: c_int = 69;
 
 /// Sets an integer socket option the `zmq` crate has no setter for.
 fn set_int_option(socket: &mut zmq::Socket, option: c_int, value: c_int) -> Result<(), zmq::Error> {
