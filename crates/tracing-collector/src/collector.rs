@@ -14,8 +14,9 @@ use zerorpc::{MethodInfo, Methods, Receiver, RemoteError, Reply, Server, Shutdow
 
 use crate::context::TraceId;
 use crate::error::{Error, Result};
+use crate::record::Records;
 use crate::report::Report;
-use crate::store::{Counters, Store};
+use crate::store::{CallEnd, Counters, Entries, Store};
 use crate::tracer::REPORT_METHOD;
 
 /// How long Redis keeps each key by default: one day.
@@ -261,27 +262,17 @@ impl Stats {
     }
 }
 
-fn report_methods(sender: mpsc::Sender<Vec<Report>>, stats: Arc<Stats>) -> Methods {
+fn report_methods(sender: mpsc::Sender<Entries>, stats: Arc<Stats>) -> Methods {
     let mut methods = Methods::new("zerorpc-collector");
     methods.add(
         REPORT_METHOD,
-        MethodInfo::new().doc("A batch of trace reports."),
+        MethodInfo::new().doc("A batch of trace reports: report(process, records)."),
         move |args: Vec<Value>| {
-            let mut reports = Vec::new();
-            for entry in args.into_iter().flat_map(|batch| match batch {
-                Value::Array(entries) => entries,
-                _ => Vec::new(),
-            }) {
-                match Report::from_value(entry) {
-                    Ok(report) => reports.push(report),
-                    Err(_) => {
-                        stats.malformed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            let count = reports.len() as u64;
+            let (batch, malformed) = read_batch(args);
+            stats.malformed.fetch_add(malformed, Ordering::Relaxed);
+            let count = batch.len() as u64;
             stats.received.fetch_add(count, Ordering::Relaxed);
-            if sender.try_send(reports).is_err() {
+            if count > 0 && sender.try_send(batch).is_err() {
                 stats.dropped.fetch_add(count, Ordering::Relaxed);
             }
             async { Reply::Value(Ok(Value::Nil)) }
@@ -290,23 +281,77 @@ fn report_methods(sender: mpsc::Sender<Vec<Report>>, stats: Arc<Stats>) -> Metho
     methods
 }
 
+/// The entries of a batch of reports, and how many could not be read.
+///
+/// A batch is `[process, records]` (see `record.rs`); collectors also
+/// read the older form, `[[report map, ...]]`.
+fn read_batch(args: Vec<Value>) -> (Entries, u64) {
+    let mut batch = Entries::default();
+    let mut malformed = 0;
+    match args.as_slice() {
+        [Value::String(process), Value::Binary(records)] => {
+            let Some(process) = process.as_str() else {
+                return (batch, 1);
+            };
+            let service = process.split_once('@').map_or(process, |(name, _)| name);
+            // Entries are records with the process added: room for all of
+            // them at once, rather than growing a record at a time.
+            batch.reserve(records.len() + records.len() / 2);
+            for record in Records::new(records) {
+                match record {
+                    Ok(record) => {
+                        if record.ends_call {
+                            batch.count_call(CallEnd {
+                                service,
+                                method: record.method,
+                                failed: record.failed,
+                                timestamp_us: record.timestamp_us,
+                                exec_us: record.exec_us,
+                            });
+                        }
+                        batch.push(record.trace_id, |out| record.write_entry(process, out));
+                    }
+                    Err(_) => malformed += 1,
+                }
+            }
+        }
+        _ => {
+            for entry in args.into_iter().flat_map(|batch| match batch {
+                Value::Array(entries) => entries,
+                _ => Vec::new(),
+            }) {
+                match Report::from_value(entry) {
+                    Ok(report) => batch.push_report(&report),
+                    Err(_) => malformed += 1,
+                }
+            }
+        }
+    }
+    (batch, malformed)
+}
+
 async fn write_batches(
-    mut receiver: mpsc::Receiver<Vec<Report>>,
+    mut receiver: mpsc::Receiver<Entries>,
     store: Store,
     ttl: Duration,
     stats: Arc<Stats>,
 ) {
     let mut failing = false;
-    while let Some(mut batch) = receiver.recv().await {
+    while let Some(first) = receiver.recv().await {
         // What arrived while the last write was in flight goes together.
-        while batch.len() < WRITE_BATCH {
+        let mut count = first.len();
+        let mut batches = vec![first];
+        while count < WRITE_BATCH {
             match receiver.try_recv() {
-                Ok(more) => batch.extend(more),
+                Ok(more) => {
+                    count += more.len();
+                    batches.push(more);
+                }
                 Err(_) => break,
             }
         }
-        let count = batch.len() as u64;
-        match store.write(&batch, ttl).await {
+        let count = count as u64;
+        match store.write(&batches, ttl).await {
             Ok(()) => {
                 stats.written.fetch_add(count, Ordering::Relaxed);
                 if failing {

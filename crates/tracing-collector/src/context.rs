@@ -43,6 +43,26 @@ impl TraceId {
     pub fn to_hex(self) -> String {
         format!("{:032x}", self.0)
     }
+
+    /// The id as its `Display` writes it, made without the formatting
+    /// machinery: every traced call and reply carries it.
+    fn to_text(self) -> String {
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        uuid::Uuid::from_u128(self.0)
+            .hyphenated()
+            .encode_lower(&mut text)
+            .to_owned()
+    }
+
+    /// The id's 16 bytes, big-endian (the UUID's byte order).
+    pub(crate) fn to_bytes(self) -> [u8; 16] {
+        self.0.to_be_bytes()
+    }
+
+    /// An id from its 16 bytes, big-endian.
+    pub(crate) fn from_bytes(bytes: [u8; 16]) -> Self {
+        TraceId(u128::from_be_bytes(bytes))
+    }
 }
 
 impl fmt::Display for TraceId {
@@ -74,6 +94,26 @@ impl SpanId {
     /// A fresh random, non-zero id.
     pub fn random() -> Self {
         SpanId(fastrand::u64(1..))
+    }
+
+    /// The id as its `Display` writes it (see [`TraceId::to_text`]).
+    fn to_text(self) -> String {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut text = String::with_capacity(16);
+        for shift in (0..16).rev().map(|digit| 4 * digit) {
+            text.push(char::from(DIGITS[((self.0 >> shift) & 0xf) as usize]));
+        }
+        text
+    }
+
+    /// The id as a number; never 0.
+    pub(crate) fn get(self) -> u64 {
+        self.0
+    }
+
+    /// An id from a number; 0 is not an id.
+    pub(crate) fn new(id: u64) -> Option<Self> {
+        (id != 0).then_some(SpanId(id))
     }
 }
 
@@ -187,10 +227,10 @@ impl SpanContext {
 
     /// Writes this context's keys into a header.
     pub fn write(&self, header: &mut Header) {
-        header.insert(TRACE_ID_KEY, Value::from(self.trace_id.to_string()));
-        header.insert(SPAN_ID_KEY, Value::from(self.span_id.to_string()));
+        header.insert(TRACE_ID_KEY, Value::from(self.trace_id.to_text()));
+        header.insert(SPAN_ID_KEY, Value::from(self.span_id.to_text()));
         if let Some(parent) = self.parent_span_id {
-            header.insert(PARENT_SPAN_ID_KEY, Value::from(parent.to_string()));
+            header.insert(PARENT_SPAN_ID_KEY, Value::from(parent.to_text()));
         }
     }
 

@@ -93,6 +93,7 @@ mod error;
 mod observer;
 mod propagation;
 mod read;
+mod record;
 mod report;
 mod store;
 mod tracer;

@@ -10,12 +10,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use zerorpc::transport::{
-    ChangeKind, ChannelChange, Direction as WireDirection, EventInfo, Observer, SocketKind,
+    ChangeKind, ChannelChange, Direction as WireDirection, EventInfo, Observer, Peer, SocketKind,
 };
 use zerorpc::wire::{MessageId, names};
 
 use crate::context::SpanContext;
-use crate::report::{Direction, Kind, Report, Side, now_us};
+use crate::record::{PeerRef, Record};
+use crate::report::{Direction, Kind, Side, now_us};
 use crate::tracer::ReportQueue;
 
 /// A traced call open on the observed socket.
@@ -26,28 +27,32 @@ struct OpenCall {
     started_us: u64,
 }
 
+type OpenCalls = HashMap<MessageId, OpenCall, foldhash::fast::RandomState>;
+
+/// The call an event belongs to, as a report names it.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    span: &'a SpanContext,
+    kind: Kind,
+    side: Side,
+    method: &'a str,
+}
+
 pub(crate) struct TraceObserver {
     queue: Arc<ReportQueue>,
-    open: Mutex<HashMap<MessageId, OpenCall>>,
+    open: Mutex<OpenCalls>,
 }
 
 impl TraceObserver {
     pub(crate) fn new(queue: Arc<ReportQueue>) -> Self {
         TraceObserver {
             queue,
-            open: Mutex::new(HashMap::new()),
+            open: Mutex::new(OpenCalls::default()),
         }
     }
 
-    fn report(
-        &self,
-        info: &EventInfo,
-        span: &SpanContext,
-        kind: Kind,
-        side: Side,
-        method: &str,
-        now: u64,
-    ) -> Report {
+    /// Reports `info`'s event as part of the call `span`.
+    fn report(&self, info: &EventInfo, call: Call<'_>, now: u64, exec_us: Option<u64>) {
         let event = &info.event;
         let error = (event.name == names::ERR).then(|| {
             event
@@ -56,26 +61,26 @@ impl TraceObserver {
                 .and_then(|args| args.first())
                 .and_then(|name| name.as_str())
                 .unwrap_or("RemoteError")
-                .to_owned()
         });
-        Report {
-            trace_id: span.trace_id,
-            span_id: span.span_id,
-            parent_span_id: span.parent_span_id,
-            kind,
-            side,
+        self.queue.push(&Record {
+            span: call.span,
+            kind: call.kind,
+            side: call.side,
             direction: match info.direction {
                 WireDirection::Sent => Direction::Sent,
                 WireDirection::Received => Direction::Received,
             },
-            name: event.name.clone(),
-            method: method.to_owned(),
+            name: &event.name,
+            method: call.method,
             error,
-            process: self.queue.process().to_owned(),
-            peer: info.peer.to_string(),
+            peer: match &info.peer {
+                Peer::RoutingId(id) => PeerRef::RoutingId(id),
+                Peer::Endpoint(endpoint) => PeerRef::Endpoint(endpoint),
+                _ => PeerRef::Unknown,
+            },
             timestamp_us: now,
-            exec_us: None,
-        }
+            exec_us,
+        });
     }
 
     fn opened(&self, info: &EventInfo, side: Side) {
@@ -85,14 +90,19 @@ impl TraceObserver {
             return;
         };
         let now = now_us();
-        let method = info.event.name.clone();
-        self.queue
-            .push(self.report(info, &span, Kind::Call, side, &method, now));
+        let method = info.event.name.as_str();
+        let call = Call {
+            span: &span,
+            kind: Kind::Call,
+            side,
+            method,
+        };
+        self.report(info, call, now, None);
         self.lock().insert(
             channel.clone(),
             OpenCall {
                 span,
-                method,
+                method: method.to_owned(),
                 started_us: now,
             },
         );
@@ -111,18 +121,20 @@ impl TraceObserver {
         let Some(call) = open.get(channel) else {
             return;
         };
-        let mut report = self.report(info, &call.span, Kind::Reply, side, &call.method, now);
-        if last && side == Side::Server {
-            report.exec_us = Some(now.saturating_sub(call.started_us));
-        }
+        let exec_us = (last && side == Side::Server).then(|| now.saturating_sub(call.started_us));
+        let reply = Call {
+            span: &call.span,
+            kind: Kind::Reply,
+            side,
+            method: &call.method,
+        };
+        self.report(info, reply, now, exec_us);
         if last {
             open.remove(channel);
         }
-        drop(open);
-        self.queue.push(report);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<MessageId, OpenCall>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OpenCalls> {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -162,9 +174,13 @@ impl Observer for TraceObserver {
 impl TraceObserver {
     fn one_way(&self, info: &EventInfo, side: Side) {
         if let Some(span) = SpanContext::from_header(&info.event.header) {
-            let method = info.event.name.clone();
-            self.queue
-                .push(self.report(info, &span, Kind::Event, side, &method, now_us()));
+            let event = Call {
+                span: &span,
+                kind: Kind::Event,
+                side,
+                method: &info.event.name,
+            };
+            self.report(info, event, now_us(), None);
         }
     }
 }

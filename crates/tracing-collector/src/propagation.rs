@@ -162,19 +162,39 @@ impl zerorpc::Propagation for TracePropagation {
     }
 
     fn reply(&self, served: &CallContext, reply: &mut Header) {
-        if let Some(span) = SpanContext::from_header(served.header()) {
+        let request = served.header();
+        // The usual case, a request with our keys: they go back as they
+        // came, which costs a copy rather than a parse and a format.
+        if let (Some(trace_id), Some(span_id)) = (
+            request.get(TRACE_ID_KEY).filter(|v| v.is_str()),
+            request.get(SPAN_ID_KEY).filter(|v| v.is_str()),
+        ) {
+            reply.insert(TRACE_ID_KEY, trace_id.clone());
+            reply.insert(SPAN_ID_KEY, span_id.clone());
+            if let Some(parent) = request.get(PARENT_SPAN_ID_KEY).filter(|v| v.is_str()) {
+                reply.insert(PARENT_SPAN_ID_KEY, parent.clone());
+            }
+        } else if let Some(span) = SpanContext::from_header(request) {
             span.write(reply);
         }
     }
 
     fn call_span(&self, served: &CallContext) -> Option<tracing::Span> {
-        let span = SpanContext::from_header(served.header());
-        Some(tracing::info_span!(
+        let span = tracing::info_span!(
             "zerorpc_call",
             method = served.method(),
-            trace_id = span.map(|s| tracing::field::display(s.trace_id)),
-            span_id = span.map(|s| tracing::field::display(s.span_id)),
-        ))
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+        );
+        // Reading the ids costs a parse per call: only for a subscriber
+        // that wants the span.
+        if !span.is_disabled()
+            && let Some(context) = SpanContext::from_header(served.header())
+        {
+            span.record("trace_id", tracing::field::display(context.trace_id));
+            span.record("span_id", tracing::field::display(context.span_id));
+        }
+        Some(span)
     }
 }
 

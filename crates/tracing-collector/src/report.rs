@@ -7,8 +7,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zerorpc::Value;
 
 use crate::Result;
-use crate::context::{SpanId, TraceId};
+use crate::context::{SpanContext, SpanId, TraceId};
 use crate::error::Error;
+use crate::record::{self, PeerRef, Record};
 
 /// One traced event, as a process saw it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,17 +121,36 @@ impl Report {
             .map_err(|e| Error::Malformed(format!("not a trace report: {e}")))
     }
 
-    /// The report as msgpack bytes, as stored in Redis.
+    /// The report as msgpack bytes, as stored in Redis: a compact array
+    /// (docs/tracing.md describes its fields).
     pub fn to_msgpack(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(256);
-        // Writing into a Vec cannot fail.
-        let _ = rmpv::encode::write_value(&mut bytes, &self.to_value());
-        bytes
+        let span = SpanContext {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            parent_span_id: self.parent_span_id,
+        };
+        Record {
+            span: &span,
+            kind: self.kind,
+            side: self.side,
+            direction: self.direction,
+            name: &self.name,
+            method: &self.method,
+            error: self.error.as_deref(),
+            peer: PeerRef::Endpoint(&self.peer),
+            timestamp_us: self.timestamp_us,
+            exec_us: self.exec_us,
+        }
+        .to_entry(&self.process)
     }
 
-    /// A report from msgpack bytes.
-    pub fn from_msgpack(mut bytes: &[u8]) -> Result<Report> {
-        let value = rmpv::decode::read_value(&mut bytes)
+    /// A report from msgpack bytes: the compact array of
+    /// [`Report::to_msgpack`], or the map that collectors stored before it.
+    pub fn from_msgpack(bytes: &[u8]) -> Result<Report> {
+        if record::is_entry(bytes) {
+            return record::entry_to_report(bytes);
+        }
+        let value = rmpv::decode::read_value(&mut &bytes[..])
             .map_err(|e| Error::Malformed(format!("a trace entry is not msgpack: {e}")))?;
         Report::from_value(value)
     }
@@ -152,6 +172,24 @@ impl Report {
 }
 
 impl Kind {
+    /// Its number in the compact encoding (see `record.rs`).
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Kind::Call => 0,
+            Kind::Reply => 1,
+            Kind::Event => 2,
+        }
+    }
+
+    pub(crate) fn from_code(code: u64) -> Result<Self> {
+        match code {
+            0 => Ok(Kind::Call),
+            1 => Ok(Kind::Reply),
+            2 => Ok(Kind::Event),
+            _ => Err(Error::Malformed(format!("no kind numbered {code}"))),
+        }
+    }
+
     /// Its name in reports (as serde writes it).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -163,6 +201,24 @@ impl Kind {
 }
 
 impl Side {
+    /// Its number in the compact encoding (see `record.rs`).
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Side::Client => 0,
+            Side::Server => 1,
+            Side::Relay => 2,
+        }
+    }
+
+    pub(crate) fn from_code(code: u64) -> Result<Self> {
+        match code {
+            0 => Ok(Side::Client),
+            1 => Ok(Side::Server),
+            2 => Ok(Side::Relay),
+            _ => Err(Error::Malformed(format!("no side numbered {code}"))),
+        }
+    }
+
     /// Its name in reports (as serde writes it).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -174,6 +230,22 @@ impl Side {
 }
 
 impl Direction {
+    /// Its number in the compact encoding (see `record.rs`).
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Direction::Sent => 0,
+            Direction::Received => 1,
+        }
+    }
+
+    pub(crate) fn from_code(code: u64) -> Result<Self> {
+        match code {
+            0 => Ok(Direction::Sent),
+            1 => Ok(Direction::Received),
+            _ => Err(Error::Malformed(format!("no direction numbered {code}"))),
+        }
+    }
+
     /// Its name in reports (as serde writes it).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -25,6 +25,7 @@ use redis::cluster_async::ClusterConnection;
 
 use crate::context::TraceId;
 use crate::error::{Error, Result};
+use crate::record;
 use crate::report::{Report, now_us};
 
 /// The counters of one service method (or of a whole service, method
@@ -63,37 +64,128 @@ fn max_key(minute: u64) -> String {
     format!("zerorpc:stats-max:{{{minute}}}")
 }
 
-/// The counter updates a batch of reports makes, per minute.
-fn count(reports: &[Report]) -> BTreeMap<(u64, String, String), Counters> {
-    let mut counts: BTreeMap<(u64, String, String), Counters> = BTreeMap::new();
-    for report in reports.iter().filter(|r| r.ends_call()) {
-        let minute = report.timestamp_us / 60_000_000;
-        let exec = report.exec_us.unwrap_or(0);
-        for method in [report.method.as_str(), ALL_METHODS] {
-            let key = (minute, report.service().to_owned(), method.to_owned());
-            let entry = counts.entry(key).or_insert_with(|| Counters {
+/// Reports ready to store: each a stored entry of its trace, and the
+/// counter updates they make, per minute.
+#[derive(Debug, Default)]
+pub(crate) struct Entries {
+    /// The entries back to back: one buffer, not one allocation each.
+    bytes: Vec<u8>,
+    /// Each entry's trace and where it is in `bytes`.
+    entries: Vec<(TraceId, std::ops::Range<usize>)>,
+    /// Few per batch (a batch comes from one process, which serves few
+    /// methods), so a list searched in order beats a map keyed by owned
+    /// strings that every call end would have to build.
+    counts: Vec<Counters>,
+}
+
+impl Entries {
+    /// How many entries.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Makes room for `bytes` of entries.
+    pub(crate) fn reserve(&mut self, bytes: usize) {
+        self.bytes.reserve(bytes);
+    }
+
+    /// Adds an entry of `trace_id`, written by `write` (see `record.rs`).
+    pub(crate) fn push(&mut self, trace_id: TraceId, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.bytes.len();
+        write(&mut self.bytes);
+        self.entries.push((trace_id, start..self.bytes.len()));
+    }
+
+    /// The entries, each with its trace.
+    fn iter(&self) -> impl Iterator<Item = (TraceId, &[u8])> {
+        self.entries
+            .iter()
+            .map(|(trace_id, range)| (*trace_id, &self.bytes[range.clone()]))
+    }
+
+    /// Counts a call that `service` answered (for `method` and for the
+    /// whole service).
+    pub(crate) fn count_call(&mut self, end: CallEnd<'_>) {
+        let minute = end.timestamp_us / 60_000_000;
+        for method in [end.method, ALL_METHODS] {
+            let delta = Counters {
                 minute,
-                service: report.service().to_owned(),
-                method: method.to_owned(),
-                ..Counters::default()
-            });
-            entry.calls += 1;
-            entry.errors += u64::from(report.error.is_some());
-            entry.total_us += exec;
-            entry.max_us = entry.max_us.max(exec);
+                service: String::new(),
+                method: String::new(),
+                calls: 1,
+                errors: u64::from(end.failed),
+                total_us: end.exec_us,
+                max_us: end.exec_us,
+            };
+            self.add_counts(minute, end.service, method, &delta);
         }
     }
-    counts
+
+    fn add_counts(&mut self, minute: u64, service: &str, method: &str, delta: &Counters) {
+        let row = match self
+            .counts
+            .iter()
+            .position(|c| c.minute == minute && c.method == method && c.service == service)
+        {
+            Some(index) => &mut self.counts[index],
+            None => {
+                self.counts.push(Counters {
+                    minute,
+                    service: service.to_owned(),
+                    method: method.to_owned(),
+                    ..Counters::default()
+                });
+                let last = self.counts.len() - 1;
+                &mut self.counts[last]
+            }
+        };
+        row.calls += delta.calls;
+        row.errors += delta.errors;
+        row.total_us += delta.total_us;
+        row.max_us = row.max_us.max(delta.max_us);
+    }
+
+    /// Adds a report: its entry, and its count if it ends a call.
+    pub(crate) fn push_report(&mut self, report: &Report) {
+        if report.ends_call() {
+            self.count_call(CallEnd {
+                service: report.service(),
+                method: &report.method,
+                failed: report.error.is_some(),
+                timestamp_us: report.timestamp_us,
+                exec_us: report.exec_us.unwrap_or(0),
+            });
+        }
+        let entry = report.to_msgpack();
+        self.push(report.trace_id, |bytes| bytes.extend_from_slice(&entry));
+    }
+}
+
+/// A call a server answered, as the counters count it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CallEnd<'a> {
+    pub(crate) service: &'a str,
+    pub(crate) method: &'a str,
+    pub(crate) failed: bool,
+    pub(crate) timestamp_us: u64,
+    pub(crate) exec_us: u64,
 }
 
 /// Reports kept in memory: the most recent traces, up to a number of
 /// entries (the oldest trace goes first), and an hour of counters.
 pub(crate) struct MemoryStore {
-    traces: HashMap<TraceId, Vec<Report>>,
+    traces: HashMap<TraceId, StoredTrace, foldhash::fast::RandomState>,
     order: VecDeque<TraceId>,
     entries: usize,
     limit: usize,
     counters: BTreeMap<(u64, String, String), Counters>,
+}
+
+/// The entries of one trace kept in memory, back to back (one buffer per
+/// trace rather than one per entry).
+struct StoredTrace {
+    bytes: Vec<u8>,
+    entries: usize,
 }
 
 /// Minutes of counters memory keeps.
@@ -102,7 +194,7 @@ const MEMORY_MINUTES: u64 = 60;
 impl MemoryStore {
     pub(crate) fn new(limit: usize) -> Self {
         MemoryStore {
-            traces: HashMap::new(),
+            traces: HashMap::default(),
             order: VecDeque::new(),
             entries: 0,
             limit,
@@ -110,13 +202,19 @@ impl MemoryStore {
         }
     }
 
-    fn write(&mut self, reports: &[Report]) {
-        for report in reports {
-            let entries = self.traces.entry(report.trace_id).or_insert_with(|| {
-                self.order.push_back(report.trace_id);
-                Vec::new()
+    fn write(&mut self, batches: &[Entries]) {
+        for (trace_id, entry) in batches.iter().flat_map(Entries::iter) {
+            let stored = self.traces.entry(trace_id).or_insert_with(|| {
+                self.order.push_back(trace_id);
+                // The usual trace is a call between two traced processes:
+                // four entries.
+                StoredTrace {
+                    bytes: Vec::with_capacity(4 * entry.len()),
+                    entries: 0,
+                }
             });
-            entries.push(report.clone());
+            stored.bytes.extend_from_slice(entry);
+            stored.entries += 1;
             self.entries += 1;
         }
         while self.entries > self.limit {
@@ -124,10 +222,11 @@ impl MemoryStore {
                 break;
             };
             if let Some(gone) = self.traces.remove(&oldest) {
-                self.entries -= gone.len();
+                self.entries -= gone.entries;
             }
         }
-        for (key, delta) in count(reports) {
+        for delta in batches.iter().flat_map(|batch| &batch.counts) {
+            let key = (delta.minute, delta.service.clone(), delta.method.clone());
             let entry = self.counters.entry(key).or_insert_with(|| Counters {
                 calls: 0,
                 errors: 0,
@@ -145,8 +244,11 @@ impl MemoryStore {
             .retain(|(minute, _, _), _| *minute >= oldest_minute);
     }
 
-    fn trace(&self, trace_id: TraceId) -> Vec<Report> {
-        self.traces.get(&trace_id).cloned().unwrap_or_default()
+    fn trace(&self, trace_id: TraceId) -> Result<Vec<Report>> {
+        match self.traces.get(&trace_id) {
+            Some(stored) => record::entries_to_reports(&stored.bytes),
+            None => Ok(Vec::new()),
+        }
     }
 
     fn counters(&self, minutes: std::ops::RangeInclusive<u64>) -> Vec<Counters> {
@@ -208,15 +310,15 @@ impl Store {
     /// Writes a batch: in memory, or in Redis as pipelines (one for a
     /// server; one per hash tag for a cluster, whose pipelines must stay
     /// on one shard).
-    pub(crate) async fn write(&self, reports: &[Report], ttl: Duration) -> Result<()> {
+    pub(crate) async fn write(&self, batches: &[Entries], ttl: Duration) -> Result<()> {
         match self {
             Store::Memory(memory) => {
-                lock(memory).write(reports);
+                lock(memory).write(batches);
                 Ok(())
             }
             Store::Redis(connection) => {
                 let mut whole = redis::pipe();
-                for pipe in pipelines(reports, ttl) {
+                for pipe in pipelines(batches, ttl) {
                     for command in pipe.cmd_iter() {
                         whole.add_command(command.clone());
                     }
@@ -224,7 +326,7 @@ impl Store {
                 run(&mut connection.clone(), &whole).await
             }
             Store::Cluster(connection) => {
-                let writes = pipelines(reports, ttl).into_iter().map(|pipe| {
+                let writes = pipelines(batches, ttl).into_iter().map(|pipe| {
                     let mut connection = connection.clone();
                     async move { run(&mut connection, &pipe).await }
                 });
@@ -241,7 +343,7 @@ impl Store {
     pub(crate) async fn trace(&self, trace_id: TraceId) -> Result<Vec<Report>> {
         let key = trace_key(trace_id);
         let raw: Vec<Vec<u8>> = match self {
-            Store::Memory(memory) => return Ok(lock(memory).trace(trace_id)),
+            Store::Memory(memory) => return lock(memory).trace(trace_id),
             Store::Redis(connection) => lrange(&mut connection.clone(), &key).await?,
             Store::Cluster(connection) => lrange(&mut connection.clone(), &key).await?,
         };
@@ -272,14 +374,11 @@ fn ttl_seconds(ttl: Duration) -> i64 {
 }
 
 /// The writes of a batch, one pipeline per hash tag.
-fn pipelines(reports: &[Report], ttl: Duration) -> Vec<redis::Pipeline> {
+fn pipelines(batches: &[Entries], ttl: Duration) -> Vec<redis::Pipeline> {
     let ttl = ttl_seconds(ttl);
-    let mut by_trace: BTreeMap<TraceId, Vec<Vec<u8>>> = BTreeMap::new();
-    for report in reports {
-        by_trace
-            .entry(report.trace_id)
-            .or_default()
-            .push(report.to_msgpack());
+    let mut by_trace: BTreeMap<TraceId, Vec<&[u8]>> = BTreeMap::new();
+    for (trace_id, entry) in batches.iter().flat_map(Entries::iter) {
+        by_trace.entry(trace_id).or_default().push(entry);
     }
     let mut pipes = Vec::new();
     for (trace_id, entries) in by_trace {
@@ -292,10 +391,11 @@ fn pipelines(reports: &[Report], ttl: Duration) -> Vec<redis::Pipeline> {
         pipes.push(pipe);
     }
     let mut by_minute: BTreeMap<u64, redis::Pipeline> = BTreeMap::new();
-    for ((minute, service, method), delta) in count(reports) {
+    for delta in batches.iter().flat_map(|batch| &batch.counts) {
+        let minute = delta.minute;
         let pipe = by_minute.entry(minute).or_insert_with(redis::pipe);
         let stats = stats_key(minute);
-        let member = format!("{service}\t{method}");
+        let member = format!("{}\t{}", delta.service, delta.method);
         pipe.hincr(&stats, format!("calls\t{member}"), delta.calls)
             .ignore()
             .hincr(&stats, format!("errors\t{member}"), delta.errors)

@@ -8,9 +8,8 @@
 //! does the PUSH socket's own bounded send queue while no collector is
 //! reachable.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use zerorpc::wire::Header;
@@ -21,7 +20,8 @@ use crate::context::parse_traceparent;
 use crate::error::{Error, Result};
 use crate::observer::TraceObserver;
 use crate::propagation::{Parent, TracePropagation, Untraced};
-use crate::report::{Direction, Kind, Report, Side, now_us};
+use crate::record::{PeerRef, Record};
+use crate::report::{Direction, Kind, Side, now_us};
 
 /// The environment variable naming the collector(s) to report to (comma
 /// separated), read by [`TracerBuilder::from_env`].
@@ -202,18 +202,15 @@ impl Tracer {
         else {
             return;
         };
-        reporter.queue.push(Report {
-            trace_id: span.trace_id,
-            span_id: span.span_id,
-            parent_span_id: span.parent_span_id,
+        reporter.queue.push(&Record {
+            span: &span,
             kind: Kind::Call,
             side: Side::Relay,
             direction: Direction::Received,
-            name: method.to_owned(),
-            method: method.to_owned(),
+            name: method,
+            method,
             error: None,
-            process: reporter.queue.process.clone(),
-            peer: String::new(),
+            peer: PeerRef::Endpoint(""),
             timestamp_us: now_us(),
             exec_us: None,
         });
@@ -302,25 +299,103 @@ impl Traced for ReceiverBuilder {
     }
 }
 
-/// The observers' end of the report queue.
+/// The observers' end of the report queue: batches of encoded records
+/// waiting for the reporter thread.
+///
+/// Observers write each report straight into the open batch under a
+/// short lock (no allocation once the batch has grown, no value tree), and
+/// wake the reporter only when the queue was empty: the reporter then
+/// lets reports gather for [`GATHER`] before taking them all.
 pub(crate) struct ReportQueue {
-    sender: mpsc::SyncSender<Report>,
-    process: String,
+    shared: Arc<Shared>,
+    reporter: std::thread::Thread,
+    capacity: usize,
+}
+
+/// What the observers and the reporter thread share.
+struct Shared {
+    pending: Mutex<Pending>,
+    /// Set when the last observer and the tracer are gone: the reporter
+    /// sends what is left and ends.
+    closed: AtomicBool,
     reported: AtomicU64,
     dropped: AtomicU64,
 }
 
-impl ReportQueue {
-    pub(crate) fn process(&self) -> &str {
-        &self.process
-    }
+#[derive(Default)]
+struct Pending {
+    /// Batches of [`BATCH`] records, then the open one.
+    full: Vec<Batch>,
+    open: Batch,
+    /// Records in `full` and `open`.
+    records: usize,
+}
 
-    /// Queues a report, or drops and counts it: never waits.
-    pub(crate) fn push(&self, report: Report) {
-        self.reported.fetch_add(1, Ordering::Relaxed);
-        if self.sender.try_send(report).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    records: usize,
+}
+
+impl Batch {
+    fn with_capacity(bytes: usize) -> Self {
+        Batch {
+            bytes: Vec::with_capacity(bytes),
+            records: 0,
         }
+    }
+}
+
+impl ReportQueue {
+    /// Queues a report, or drops and counts it: never waits.
+    pub(crate) fn push(&self, record: &Record<'_>) {
+        let shared = &self.shared;
+        shared.reported.fetch_add(1, Ordering::Relaxed);
+        let mut pending = shared
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if pending.records >= self.capacity {
+            drop(pending);
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let was_empty = pending.records == 0;
+        pending.records += 1;
+        let open = &mut pending.open;
+        record.encode(&mut open.bytes);
+        open.records += 1;
+        if open.records == BATCH {
+            let capacity = open.bytes.capacity();
+            let full = std::mem::replace(open, Batch::with_capacity(capacity));
+            pending.full.push(full);
+        }
+        drop(pending);
+        if was_empty {
+            self.reporter.unpark();
+        }
+    }
+}
+
+impl Drop for ReportQueue {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.reporter.unpark();
+    }
+}
+
+impl Shared {
+    /// Every batch waiting, the open one last.
+    fn take(&self) -> Vec<Batch> {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut batches = std::mem::take(&mut pending.full);
+        if pending.open.records > 0 {
+            let capacity = pending.open.bytes.capacity();
+            let open = std::mem::replace(&mut pending.open, Batch::with_capacity(capacity));
+            batches.push(open);
+        }
+        pending.records = 0;
+        batches
     }
 }
 
@@ -338,8 +413,6 @@ struct Progress {
 struct Reporter {
     queue: Arc<ReportQueue>,
     progress: Arc<Progress>,
-    /// The reporter thread has a clone; it ends once every sender of the
-    /// queue (this tracer's and the observers') is gone.
     pusher: Pusher,
 }
 
@@ -354,22 +427,28 @@ impl Reporter {
         let pusher = builder
             .build()
             .map_err(|e| Error::rpc("cannot connect to the trace collector", e))?;
-        let (sender, receiver) = mpsc::sync_channel(config.queue_capacity);
-        let queue = Arc::new(ReportQueue {
-            sender,
-            process: format!("{}@{}", config.name, hostname()),
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending::default()),
+            closed: AtomicBool::new(false),
             reported: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
         });
+        let process = format!("{}@{}", config.name, hostname());
         let progress = Arc::new(Progress::default());
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("zerorpc-trace-reporter".into())
             .spawn({
+                let shared = shared.clone();
                 let pusher = pusher.clone();
                 let progress = progress.clone();
-                move || report_batches(&receiver, &pusher, &progress)
+                move || report_batches(&shared, &process, &pusher, &progress)
             })
             .map_err(|e| Error::io("cannot start the trace reporter thread", e))?;
+        let queue = Arc::new(ReportQueue {
+            shared,
+            reporter: thread.thread().clone(),
+            capacity: config.queue_capacity,
+        });
         Ok(Reporter {
             queue,
             progress,
@@ -379,9 +458,10 @@ impl Reporter {
 
     fn stats(&self) -> TracerStats {
         let socket = self.pusher.stats();
+        let shared = &self.queue.shared;
         TracerStats {
-            reported: self.queue.reported.load(Ordering::Relaxed),
-            dropped_queue_full: self.queue.dropped.load(Ordering::Relaxed),
+            reported: shared.reported.load(Ordering::Relaxed),
+            dropped_queue_full: shared.dropped.load(Ordering::Relaxed),
             sent: self.progress.sent.load(Ordering::Relaxed),
             batches_dropped: socket.dropped_queue_full
                 + socket.dropped_peer_gone
@@ -391,9 +471,10 @@ impl Reporter {
 
     fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
+        let shared = &self.queue.shared;
         loop {
-            let reported = self.queue.reported.load(Ordering::Relaxed);
-            let dropped = self.queue.dropped.load(Ordering::Relaxed);
+            let reported = shared.reported.load(Ordering::Relaxed);
+            let dropped = shared.dropped.load(Ordering::Relaxed);
             let taken = self.progress.sent.load(Ordering::Relaxed);
             let batches = self.progress.batches.load(Ordering::Relaxed);
             let socket = self.pusher.stats();
@@ -419,45 +500,32 @@ impl Reporter {
     }
 }
 
-/// Sends reports in batches: parked on the queue while it is empty, then
-/// gathering for [`GATHER`] and sending everything that came, until the
-/// queue is found empty again.
-fn report_batches(receiver: &mpsc::Receiver<Report>, pusher: &Pusher, progress: &Progress) {
-    while let Ok(first) = receiver.recv() {
-        let mut next = Some(first);
-        while let Some(first) = next.take() {
-            std::thread::sleep(GATHER);
-            let mut batch = vec![first.to_value()];
-            loop {
-                let report = receiver.try_recv();
-                let full = batch.len() == BATCH;
-                if full || report.is_err() {
-                    send_batch(pusher, progress, std::mem::take(&mut batch));
-                }
-                match report {
-                    Ok(report) if full => {
-                        // More than a batch came: send it, and the rest too.
-                        batch.push(report.to_value());
-                    }
-                    Ok(report) => batch.push(report.to_value()),
-                    Err(mpsc::TryRecvError::Empty) => break,
-                    Err(mpsc::TryRecvError::Disconnected) => return,
-                }
+/// Sends reports in batches: parked while the queue is empty, then
+/// gathering for [`GATHER`] and sending everything that came. Ends once
+/// the queue is closed and empty.
+fn report_batches(shared: &Shared, process: &str, pusher: &Pusher, progress: &Progress) {
+    loop {
+        let closed = shared.closed.load(Ordering::Acquire);
+        let batches = shared.take();
+        if batches.is_empty() {
+            if closed {
+                return;
             }
-            // Reports that came while sending: gather again.
-            next = receiver.try_recv().ok();
+            std::thread::park();
+            if !shared.closed.load(Ordering::Acquire) {
+                std::thread::sleep(GATHER);
+            }
+            continue;
+        }
+        for batch in batches {
+            let args = vec![Value::from(process), Value::Binary(batch.bytes)];
+            pusher.emit_values(REPORT_METHOD, args);
+            progress.batches.fetch_add(1, Ordering::Relaxed);
+            progress
+                .sent
+                .fetch_add(batch.records as u64, Ordering::Relaxed);
         }
     }
-}
-
-fn send_batch(pusher: &Pusher, progress: &Progress, batch: Vec<Value>) {
-    if batch.is_empty() {
-        return;
-    }
-    let count = batch.len() as u64;
-    pusher.emit_values(REPORT_METHOD, vec![Value::Array(batch)]);
-    progress.batches.fetch_add(1, Ordering::Relaxed);
-    progress.sent.fetch_add(count, Ordering::Relaxed);
 }
 
 fn default_name() -> String {

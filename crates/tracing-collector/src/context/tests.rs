@@ -106,3 +106,14 @@ fn a_malformed_context_counts_as_none() {
     header.insert(TRACE_ID_KEY, Value::from(42));
     assert_eq!(SpanContext::from_header(&header), None);
 }
+
+#[test]
+fn ids_written_for_headers_are_their_display() {
+    for _ in 0..100 {
+        let (trace, span) = (TraceId::random(), SpanId::random());
+        assert_eq!(trace.to_text(), trace.to_string());
+        assert_eq!(span.to_text(), span.to_string());
+    }
+    let small = SpanId::new(0xab).unwrap();
+    assert_eq!(small.to_text(), "00000000000000ab");
+}

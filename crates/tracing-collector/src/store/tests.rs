@@ -29,6 +29,22 @@ fn ended(
     }
 }
 
+fn entries(reports: &[Report]) -> Entries {
+    let mut batch = Entries::default();
+    for report in reports {
+        batch.push_report(report);
+    }
+    batch
+}
+
+fn count(reports: &[Report]) -> BTreeMap<(u64, String, String), Counters> {
+    entries(reports)
+        .counts
+        .into_iter()
+        .map(|c| ((c.minute, c.service.clone(), c.method.clone()), c))
+        .collect()
+}
+
 #[test]
 fn counters_add_up_per_minute_method_and_service() {
     let span = SpanContext::root();
@@ -58,20 +74,63 @@ fn counters_add_up_per_minute_method_and_service() {
 }
 
 #[test]
+fn batches_written_together_add_their_counts() {
+    let span = SpanContext::root();
+    // Memory keeps the last hour of counters: count calls of now.
+    let at = now_us();
+    let minute = at / 60_000_000;
+    let batches = [
+        entries(&[ended(&span, "b@h", "add", at, 10, None)]),
+        entries(&[
+            ended(&span, "b@h", "add", at, 30, Some("E")),
+            ended(&span, "c@h", "add", at, 5, None),
+        ]),
+    ];
+    let mut memory = MemoryStore::new(10);
+    memory.write(&batches);
+    assert_eq!(memory.trace(span.trace_id).unwrap().len(), 3);
+    let rows = memory.counters(minute..=minute);
+    let counts = rows
+        .iter()
+        .map(|c| {
+            (
+                (c.service.as_str(), c.method.as_str()),
+                (c.calls, c.errors, c.total_us, c.max_us),
+            )
+        })
+        .collect::<BTreeMap<_, _>>();
+    assert_eq!(counts[&("b", "add")], (2, 1, 40, 30));
+    assert_eq!(counts[&("b", ALL_METHODS)], (2, 1, 40, 30));
+    assert_eq!(counts[&("c", "add")], (1, 0, 5, 5));
+}
+
+#[test]
+fn memory_keeps_entries_that_read_back_as_the_reports() {
+    let span = SpanContext::root();
+    let reports = [
+        ended(&span, "a@h", "m", 1, 1, None),
+        ended(&span, "a@h", "m", 2, 7, Some("ValueError")),
+    ];
+    let mut memory = MemoryStore::new(10);
+    memory.write(&[entries(&reports)]);
+    assert_eq!(memory.trace(span.trace_id).unwrap(), reports);
+}
+
+#[test]
 fn memory_evicts_the_oldest_trace_first() {
     let mut memory = MemoryStore::new(3);
     let first = SpanContext::root();
     let second = SpanContext::root();
-    memory.write(&[
+    memory.write(&[entries(&[
         ended(&first, "a@h", "m", 1, 1, None),
         ended(&first, "a@h", "m", 2, 1, None),
-    ]);
-    memory.write(&[
+    ])]);
+    memory.write(&[entries(&[
         ended(&second, "a@h", "m", 3, 1, None),
         ended(&second, "a@h", "m", 4, 1, None),
-    ]);
-    assert!(memory.trace(first.trace_id).is_empty());
-    assert_eq!(memory.trace(second.trace_id).len(), 2);
+    ])]);
+    assert!(memory.trace(first.trace_id).unwrap().is_empty());
+    assert_eq!(memory.trace(second.trace_id).unwrap().len(), 2);
     assert_eq!(memory.entries, 2);
 }
 
@@ -83,7 +142,7 @@ fn each_trace_and_each_minute_is_one_pipeline_with_ttls() {
         ended(&one, "a@h", "m", 60_000_000, 1, None),
         ended(&two, "a@h", "m", 120_000_000, 1, None),
     ];
-    let pipes = pipelines(&reports, Duration::from_secs(10));
+    let pipes = pipelines(&[entries(&reports)], Duration::from_secs(10));
     // Two traces, two minutes.
     assert_eq!(pipes.len(), 4);
     for pipe in &pipes {

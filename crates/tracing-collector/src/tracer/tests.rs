@@ -4,42 +4,41 @@ use super::*;
 use crate::context::SpanContext;
 use crate::report::{Direction, Kind, Side};
 
-fn report() -> Report {
-    let span = SpanContext::root();
-    Report {
-        trace_id: span.trace_id,
-        span_id: span.span_id,
-        parent_span_id: None,
-        kind: Kind::Call,
-        side: Side::Client,
-        direction: Direction::Sent,
-        name: "m".into(),
-        method: "m".into(),
-        error: None,
-        process: "p@h".into(),
-        peer: "tcp://127.0.0.1:1".into(),
-        timestamp_us: 1,
-        exec_us: None,
-    }
-}
-
 #[test]
 fn a_full_queue_drops_and_counts_without_waiting() {
     // Nobody reads this queue: every report past the first would wait
     // for ever if pushing waited.
-    let (sender, receiver) = mpsc::sync_channel(1);
+    let span = SpanContext::root();
     let queue = ReportQueue {
-        sender,
-        process: "p@h".into(),
-        reported: AtomicU64::new(0),
-        dropped: AtomicU64::new(0),
+        shared: Arc::new(Shared {
+            pending: Mutex::new(Pending::default()),
+            closed: AtomicBool::new(false),
+            reported: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        }),
+        reporter: std::thread::current(),
+        capacity: 1,
     };
     for _ in 0..10 {
-        queue.push(report());
+        queue.push(&Record {
+            span: &span,
+            kind: Kind::Call,
+            side: Side::Client,
+            direction: Direction::Sent,
+            name: "m",
+            method: "m",
+            error: None,
+            peer: PeerRef::Endpoint("tcp://127.0.0.1:1"),
+            timestamp_us: 1,
+            exec_us: None,
+        });
     }
-    assert_eq!(queue.reported.load(Ordering::Relaxed), 10);
-    assert_eq!(queue.dropped.load(Ordering::Relaxed), 9);
-    assert!(receiver.try_recv().is_ok());
+    assert_eq!(queue.shared.reported.load(Ordering::Relaxed), 10);
+    assert_eq!(queue.shared.dropped.load(Ordering::Relaxed), 9);
+    let batches = queue.shared.take();
+    assert_eq!(batches.len(), 1);
+    assert_eq!(batches[0].records, 1);
+    assert!(queue.shared.take().is_empty(), "taking empties the queue");
 }
 
 #[test]

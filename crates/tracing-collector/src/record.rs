@@ -1,0 +1,448 @@
+//! The compact encoding of reports: how a process writes them on its I/O
+//! threads, sends them to collectors, and how collectors store them.
+//!
+//! Every traced call makes about four reports (the client's request and
+//! reply, the server's), so their cost is paid four times per call by the
+//! processes making calls and again by the collector. A report is
+//! therefore written straight into its batch's bytes, with no allocation
+//! and no intermediate value tree, as a msgpack array of fixed positions:
+//!
+//! | # | field | msgpack |
+//! |---|---|---|
+//! | 0 | trace id | bin, 16 bytes |
+//! | 1 | span id | uint |
+//! | 2 | parent span id | uint, or nil for a root call |
+//! | 3 | kind: 0 call, 1 reply, 2 event | uint |
+//! | 4 | side: 0 client, 1 server, 2 relay | uint |
+//! | 5 | direction: 0 sent, 1 received | uint |
+//! | 6 | event name | str |
+//! | 7 | method | str |
+//! | 8 | exception name of an `ERR` | str, or nil |
+//! | 9 | peer | str (an endpoint), bin (a routing id), or nil |
+//! | 10 | timestamp, µs since the Unix epoch | uint |
+//! | 11 | execution time on a server's last reply, µs | uint, or nil |
+//!
+//! A batch travels as the event `report` with the arguments
+//! `[process, records]`: the reporting process (`name@host`, once per
+//! batch) and the records back to back in one bin. A stored entry (Redis,
+//! memory) is the same array with the process put first: 13 fields, self
+//! contained.
+
+use rmp::encode;
+
+use crate::context::{SpanContext, SpanId, TraceId};
+use crate::error::{Error, Result};
+use crate::report::{Direction, Kind, Report, Side};
+
+/// The msgpack nil.
+const NIL: u8 = 0xc0;
+/// Fields of a record on the wire; a stored entry has one more.
+const RECORD_FIELDS: u32 = 12;
+/// The msgpack marker of a record's array (a fixarray of 12).
+const RECORD_MARKER: u8 = 0x90 | RECORD_FIELDS as u8;
+/// The msgpack marker of a stored entry's array (a fixarray of 13).
+const ENTRY_MARKER: u8 = 0x90 | (RECORD_FIELDS as u8 + 1);
+
+/// The other end of an event, as a record keeps it: raw, so that no
+/// report formats it; readers do.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PeerRef<'a> {
+    /// A server's peer, by ZeroMQ routing id.
+    RoutingId(&'a [u8]),
+    /// The endpoint a client connected to.
+    Endpoint(&'a str),
+    /// Not known.
+    Unknown,
+}
+
+/// One report, borrowed from the event it is about.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Record<'a> {
+    pub(crate) span: &'a SpanContext,
+    pub(crate) kind: Kind,
+    pub(crate) side: Side,
+    pub(crate) direction: Direction,
+    pub(crate) name: &'a str,
+    pub(crate) method: &'a str,
+    pub(crate) error: Option<&'a str>,
+    pub(crate) peer: PeerRef<'a>,
+    pub(crate) timestamp_us: u64,
+    pub(crate) exec_us: Option<u64>,
+}
+
+impl Record<'_> {
+    /// Appends the record to `out`.
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        out.push(RECORD_MARKER);
+        self.encode_fields(out);
+    }
+
+    fn encode_fields(&self, out: &mut Vec<u8>) {
+        // Writing into a Vec cannot fail: the results carry no error.
+        let _ = encode::write_bin(out, &self.span.trace_id.to_bytes());
+        let _ = encode::write_uint(out, self.span.span_id.get());
+        write_optional_uint(out, self.span.parent_span_id.map(SpanId::get));
+        let _ = encode::write_pfix(out, self.kind.code());
+        let _ = encode::write_pfix(out, self.side.code());
+        let _ = encode::write_pfix(out, self.direction.code());
+        let _ = encode::write_str(out, self.name);
+        let _ = encode::write_str(out, self.method);
+        match self.error {
+            Some(error) => {
+                let _ = encode::write_str(out, error);
+            }
+            None => out.push(NIL),
+        }
+        match self.peer {
+            PeerRef::RoutingId(id) => {
+                let _ = encode::write_bin(out, id);
+            }
+            PeerRef::Endpoint(endpoint) => {
+                let _ = encode::write_str(out, endpoint);
+            }
+            PeerRef::Unknown => out.push(NIL),
+        }
+        let _ = encode::write_uint(out, self.timestamp_us);
+        write_optional_uint(out, self.exec_us);
+    }
+
+    /// The record as a stored entry of `process`.
+    pub(crate) fn to_entry(self, process: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(96 + process.len());
+        out.push(ENTRY_MARKER);
+        let _ = encode::write_str(&mut out, process);
+        self.encode_fields(&mut out);
+        out
+    }
+}
+
+fn write_optional_uint(out: &mut Vec<u8>, value: Option<u64>) {
+    match value {
+        Some(value) => {
+            let _ = encode::write_uint(out, value);
+        }
+        None => out.push(NIL),
+    }
+}
+
+/// What a collector needs of a record to store and count it, read from a
+/// batch without copying its text.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RecordView<'a> {
+    pub(crate) trace_id: TraceId,
+    pub(crate) ends_call: bool,
+    pub(crate) method: &'a str,
+    pub(crate) failed: bool,
+    pub(crate) timestamp_us: u64,
+    pub(crate) exec_us: u64,
+    /// The record's fields, without its array marker.
+    fields: &'a [u8],
+}
+
+impl RecordView<'_> {
+    /// Appends the record to `out` as a stored entry of `process`.
+    pub(crate) fn write_entry(&self, process: &str, out: &mut Vec<u8>) {
+        out.push(ENTRY_MARKER);
+        let _ = encode::write_str(out, process);
+        out.extend_from_slice(self.fields);
+    }
+}
+
+/// Reads the records of a batch, one at a time; stops at the first that
+/// is malformed (the rest of the batch cannot be found again).
+pub(crate) struct Records<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Records<'a> {
+    pub(crate) fn new(batch: &'a [u8]) -> Self {
+        Records { rest: batch }
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Result<RecordView<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let mut reader = Reader::new(self.rest);
+        let view = reader.record_view();
+        match view {
+            Ok(view) => {
+                self.rest = reader.rest;
+                Some(Ok(view))
+            }
+            Err(e) => {
+                self.rest = &[];
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Reads a stored entry back into a report.
+pub(crate) fn entry_to_report(entry: &[u8]) -> Result<Report> {
+    let mut reader = Reader::new(entry);
+    let report = reader.entry()?;
+    if !reader.rest.is_empty() {
+        return Err(malformed("a trace entry has bytes after its end"));
+    }
+    Ok(report)
+}
+
+/// Reads stored entries written back to back.
+pub(crate) fn entries_to_reports(entries: &[u8]) -> Result<Vec<Report>> {
+    let mut reader = Reader::new(entries);
+    let mut reports = Vec::new();
+    while !reader.rest.is_empty() {
+        reports.push(reader.entry()?);
+    }
+    Ok(reports)
+}
+
+/// Whether stored bytes are an entry of this encoding (rather than the
+/// map of an older collector).
+pub(crate) fn is_entry(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&ENTRY_MARKER)
+}
+
+struct Fields<'a> {
+    trace_id: TraceId,
+    span_id: SpanId,
+    parent_span_id: Option<SpanId>,
+    kind: Kind,
+    side: Side,
+    direction: Direction,
+    name: &'a str,
+    method: &'a str,
+    error: Option<&'a str>,
+    peer: String,
+    timestamp_us: u64,
+    exec_us: Option<u64>,
+}
+
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Reader { rest: bytes }
+    }
+
+    fn entry(&mut self) -> Result<Report> {
+        if self.array_len()? != RECORD_FIELDS + 1 {
+            return Err(malformed("a trace entry has the wrong number of fields"));
+        }
+        let process = self.str()?.to_owned();
+        let fields = self.fields()?;
+        Ok(Report {
+            trace_id: fields.trace_id,
+            span_id: fields.span_id,
+            parent_span_id: fields.parent_span_id,
+            kind: fields.kind,
+            side: fields.side,
+            direction: fields.direction,
+            name: fields.name.to_owned(),
+            method: fields.method.to_owned(),
+            error: fields.error.map(str::to_owned),
+            process,
+            peer: fields.peer,
+            timestamp_us: fields.timestamp_us,
+            exec_us: fields.exec_us,
+        })
+    }
+
+    fn record_view(&mut self) -> Result<RecordView<'a>> {
+        if self.array_len()? != RECORD_FIELDS {
+            return Err(malformed("a trace record has the wrong number of fields"));
+        }
+        let start = self.rest;
+        let trace_id = self.trace_id()?;
+        self.uint()?;
+        self.optional_uint()?;
+        let kind = Kind::from_code(self.uint()?)?;
+        let side = Side::from_code(self.uint()?)?;
+        let direction = Direction::from_code(self.uint()?)?;
+        self.str()?;
+        let method = self.str()?;
+        let failed = self.optional_str()?.is_some();
+        self.skip_peer()?;
+        let timestamp_us = self.uint()?;
+        let exec_us = self.optional_uint()?;
+        let fields = &start[..start.len() - self.rest.len()];
+        Ok(RecordView {
+            trace_id,
+            ends_call: kind == Kind::Reply
+                && side == Side::Server
+                && direction == Direction::Sent
+                && exec_us.is_some(),
+            method,
+            failed,
+            timestamp_us,
+            exec_us: exec_us.unwrap_or(0),
+            fields,
+        })
+    }
+
+    fn fields(&mut self) -> Result<Fields<'a>> {
+        Ok(Fields {
+            trace_id: self.trace_id()?,
+            span_id: SpanId::new(self.uint()?).ok_or_else(|| malformed("a span id of 0"))?,
+            parent_span_id: self.optional_uint()?.and_then(SpanId::new),
+            kind: Kind::from_code(self.uint()?)?,
+            side: Side::from_code(self.uint()?)?,
+            direction: Direction::from_code(self.uint()?)?,
+            name: self.str()?,
+            method: self.str()?,
+            error: self.optional_str()?,
+            peer: self.peer()?,
+            timestamp_us: self.uint()?,
+            exec_us: self.optional_uint()?,
+        })
+    }
+
+    // The readers below take only the forms `Record::encode` writes (and
+    // every msgpack writer uses for these types); anything else is
+    // malformed. They are hand-written because the collector reads four
+    // records per traced call: rmp's generic readers cost twice as much.
+
+    fn byte(&mut self) -> Result<u8> {
+        let (&first, rest) = self
+            .rest
+            .split_first()
+            .ok_or_else(|| malformed("cut short"))?;
+        self.rest = rest;
+        Ok(first)
+    }
+
+    fn take(&mut self, len: usize) -> Result<&'a [u8]> {
+        if self.rest.len() < len {
+            return Err(malformed("cut short"));
+        }
+        let (taken, rest) = self.rest.split_at(len);
+        self.rest = rest;
+        Ok(taken)
+    }
+
+    fn be(&mut self, len: usize) -> Result<u64> {
+        Ok(self
+            .take(len)?
+            .iter()
+            .fold(0, |value, &byte| (value << 8) | u64::from(byte)))
+    }
+
+    fn array_len(&mut self) -> Result<u32> {
+        match self.byte()? {
+            marker @ 0x90..=0x9f => Ok(u32::from(marker & 0x0f)),
+            0xdc => Ok(self.be(2)? as u32),
+            0xdd => Ok(self.be(4)? as u32),
+            _ => Err(malformed("not an array")),
+        }
+    }
+
+    fn trace_id(&mut self) -> Result<TraceId> {
+        let bytes = self.bin()?;
+        let bytes: [u8; 16] = bytes
+            .try_into()
+            .map_err(|_| malformed("a trace id is not 16 bytes"))?;
+        Ok(TraceId::from_bytes(bytes))
+    }
+
+    fn uint(&mut self) -> Result<u64> {
+        match self.byte()? {
+            small @ 0x00..=0x7f => Ok(u64::from(small)),
+            0xcc => self.be(1),
+            0xcd => self.be(2),
+            0xce => self.be(4),
+            0xcf => self.be(8),
+            _ => Err(malformed("not an unsigned integer")),
+        }
+    }
+
+    fn nil(&mut self) -> bool {
+        if self.rest.first() == Some(&NIL) {
+            self.rest = &self.rest[1..];
+            true
+        } else {
+            false
+        }
+    }
+
+    fn optional_uint(&mut self) -> Result<Option<u64>> {
+        if self.nil() {
+            Ok(None)
+        } else {
+            self.uint().map(Some)
+        }
+    }
+
+    fn str(&mut self) -> Result<&'a str> {
+        let len = match self.byte()? {
+            marker @ 0xa0..=0xbf => usize::from(marker & 0x1f),
+            0xd9 => self.be(1)? as usize,
+            0xda => self.be(2)? as usize,
+            0xdb => self.be(4)? as usize,
+            _ => return Err(malformed("not a string")),
+        };
+        std::str::from_utf8(self.take(len)?).map_err(|_| malformed("a string is not UTF-8"))
+    }
+
+    fn optional_str(&mut self) -> Result<Option<&'a str>> {
+        if self.nil() {
+            Ok(None)
+        } else {
+            self.str().map(Some)
+        }
+    }
+
+    fn bin(&mut self) -> Result<&'a [u8]> {
+        let len = match self.byte()? {
+            0xc4 => self.be(1)?,
+            0xc5 => self.be(2)?,
+            0xc6 => self.be(4)?,
+            _ => return Err(malformed("not bytes")),
+        };
+        self.take(usize::try_from(len).unwrap_or(usize::MAX))
+    }
+
+    fn is_str(&self) -> bool {
+        matches!(self.rest.first(), Some(0xa0..=0xbf | 0xd9..=0xdb))
+    }
+
+    fn skip_peer(&mut self) -> Result<()> {
+        if self.nil() {
+            Ok(())
+        } else if self.is_str() {
+            self.str().map(drop)
+        } else {
+            self.bin().map(drop)
+        }
+    }
+
+    /// The peer as the transport prints it.
+    fn peer(&mut self) -> Result<String> {
+        if self.nil() {
+            Ok("unknown peer".to_owned())
+        } else if self.is_str() {
+            self.str().map(str::to_owned)
+        } else {
+            let id = self.bin()?;
+            let mut text = String::with_capacity(5 + 2 * id.len());
+            text.push_str("peer ");
+            for byte in id {
+                text.push_str(&format!("{byte:02x}"));
+            }
+            Ok(text)
+        }
+    }
+}
+
+fn malformed(what: &str) -> Error {
+    Error::Malformed(format!("bad trace record: {what}"))
+}
+
+#[cfg(test)]
+mod tests;

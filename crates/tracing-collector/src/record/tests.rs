@@ -1,0 +1,121 @@
+//! Records read back as what was written, from a batch or as entries.
+
+use super::*;
+
+fn span(parent: bool) -> SpanContext {
+    let root = SpanContext::root();
+    if parent { root.child() } else { root }
+}
+
+fn record<'a>(span: &'a SpanContext, error: Option<&'a str>, peer: PeerRef<'a>) -> Record<'a> {
+    Record {
+        span,
+        kind: Kind::Reply,
+        side: Side::Server,
+        direction: Direction::Sent,
+        name: if error.is_some() { "ERR" } else { "OK" },
+        method: "add",
+        error,
+        peer,
+        timestamp_us: 1_764_800_000_000_123,
+        exec_us: Some(42),
+    }
+}
+
+#[test]
+fn a_batch_reads_back_record_by_record_into_entries_and_reports() {
+    let (root, child) = (span(false), span(true));
+    let written = [
+        record(&root, None, PeerRef::RoutingId(&[0, 0xf4, 0xb0])),
+        record(
+            &child,
+            Some("ValueError"),
+            PeerRef::Endpoint("tcp://127.0.0.1:4242"),
+        ),
+        Record {
+            kind: Kind::Call,
+            side: Side::Client,
+            direction: Direction::Received,
+            exec_us: None,
+            ..record(&child, None, PeerRef::Unknown)
+        },
+    ];
+    let mut batch = Vec::new();
+    for record in &written {
+        record.encode(&mut batch);
+    }
+    let views = Records::new(&batch).collect::<Result<Vec<_>>>().unwrap();
+    assert_eq!(views.len(), 3);
+    assert!(views[0].ends_call && views[1].ends_call && !views[2].ends_call);
+    assert!(!views[0].failed && views[1].failed);
+    let peers = ["peer 00f4b0", "tcp://127.0.0.1:4242", "unknown peer"];
+    for ((view, record), peer) in views.iter().zip(&written).zip(peers) {
+        assert_eq!(view.trace_id, record.span.trace_id);
+        assert_eq!(view.method, "add");
+        let mut entry = Vec::new();
+        view.write_entry("calc@host", &mut entry);
+        assert_eq!(entry, record.to_entry("calc@host"));
+        let report = Report::from_msgpack(&entry).unwrap();
+        assert_eq!(report.trace_id, record.span.trace_id);
+        assert_eq!(report.span_id, record.span.span_id);
+        assert_eq!(report.parent_span_id, record.span.parent_span_id);
+        assert_eq!(
+            (report.kind, report.side, report.direction),
+            (record.kind, record.side, record.direction)
+        );
+        assert_eq!(report.name, record.name);
+        assert_eq!(report.error.as_deref(), record.error);
+        assert_eq!(report.process, "calc@host");
+        assert_eq!(report.peer, peer);
+        assert_eq!(report.timestamp_us, record.timestamp_us);
+        assert_eq!(report.exec_us, record.exec_us);
+    }
+}
+
+#[test]
+fn a_report_survives_its_stored_form_and_the_older_map_still_reads() {
+    let span = span(true);
+    let report =
+        Report::from_msgpack(&record(&span, Some("E"), PeerRef::Unknown).to_entry("p@h")).unwrap();
+    assert_eq!(Report::from_msgpack(&report.to_msgpack()).unwrap(), report);
+    let mut map = Vec::new();
+    rmpv::encode::write_value(&mut map, &report.to_value()).unwrap();
+    assert_eq!(Report::from_msgpack(&map).unwrap(), report);
+}
+
+#[test]
+fn a_malformed_record_ends_the_batch_with_an_error_not_a_panic() {
+    let span = span(false);
+    let mut batch = Vec::new();
+    record(&span, None, PeerRef::Unknown).encode(&mut batch);
+    let whole = batch.len();
+    record(&span, None, PeerRef::Unknown).encode(&mut batch);
+    for cut in 0..batch.len() {
+        let read = Records::new(&batch[..cut]).collect::<Vec<_>>();
+        let good = read.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(good, usize::from(cut >= whole), "cut at {cut}");
+        assert!(read.len() - good <= 1);
+    }
+    let mut garbage = batch.clone();
+    garbage[1] = 0xc1;
+    assert!(Records::new(&garbage).next().unwrap().is_err());
+    assert!(entry_to_report(&batch).is_err(), "a record is not an entry");
+}
+
+#[test]
+fn entries_back_to_back_read_back_in_order() {
+    let (one, two) = (span(false), span(true));
+    let mut entries = record(&one, None, PeerRef::Unknown).to_entry("a@h");
+    entries.extend(record(&two, Some("E"), PeerRef::Unknown).to_entry("b@h"));
+    let reports = entries_to_reports(&entries).unwrap();
+    assert_eq!(reports.len(), 2);
+    assert_eq!(
+        (reports[0].span_id, reports[0].process.as_str()),
+        (one.span_id, "a@h")
+    );
+    assert_eq!(
+        (reports[1].span_id, reports[1].process.as_str()),
+        (two.span_id, "b@h")
+    );
+    assert!(entries_to_reports(&entries[..entries.len() - 1]).is_err());
+}
