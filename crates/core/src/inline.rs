@@ -52,9 +52,8 @@ impl InlineResponder {
 }
 
 impl Responder for InlineResponder {
-    fn respond(&self, request: &Event) -> Option<Event> {
+    fn respond(&self, request: &mut Event) -> Option<Event> {
         let runtime = self.runtime.get()?;
-        let name = request.name.as_str();
         // zerorpc-python answers requests without `v`, or with v < 2, in the v1 shape.
         let v1 = request.header.protocol_version() < 2;
         let args = match &request.args {
@@ -63,32 +62,60 @@ impl Responder for InlineResponder {
             // The task's path explains malformed arguments.
             _ => return None,
         };
-        let introspection = introspect::answer(&self.methods, name, args);
-        let handler = match introspection {
-            Some(_) => None,
-            None => Some(self.methods.get(name)?.inline.as_ref()?),
+        if let Some(answer) = introspect::answer(&self.methods, &request.name, args) {
+            return Some(self.reply(request, answer, v1));
+        }
+        let handler = self.methods.get(&request.name)?.inline.as_ref()?;
+        // Answering from here on: what the handler and the call's context
+        // need is taken from the request rather than copied (a traced
+        // call's header carries three more strings).
+        let args = match std::mem::replace(&mut request.args, Value::Nil) {
+            Value::Array(args) => args,
+            _ => Vec::new(),
         };
-        // As a task serving the call would: the call's context, its span
-        // (with a propagation), the server's runtime.
-        let context = CallContext::new(request.name.clone(), request.header.clone());
-        let propagation = self.propagation.as_deref();
-        let span = propagation.and_then(|p| p.call_span(&context));
-        let answer = match (introspection, handler) {
-            (Some(answer), _) => answer,
-            (None, Some(handler)) => {
-                let _runtime = runtime.enter();
-                let _span = span.as_ref().map(tracing::Span::enter);
-                let call = || context.clone().sync_scope(|| handler(args.to_vec()));
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
-                    .unwrap_or_else(|payload| Err(panic_error(name, &*payload)))
-            }
-            (None, None) => return None,
+        let context = self.context(request);
+        let span = self
+            .propagation
+            .as_deref()
+            .and_then(|p| p.call_span(&context));
+        let name = context.method();
+        let answer = {
+            let _runtime = runtime.enter();
+            let _span = span.as_ref().map(tracing::Span::enter);
+            let call = || context.clone().sync_scope(|| handler(args));
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
+                .unwrap_or_else(|payload| Err(panic_error(name, &*payload)))
         };
         let mut header = Header::new();
-        if let Some(propagation) = propagation {
+        if let Some(propagation) = self.propagation.as_deref() {
             propagation.reply(&context, &mut header);
         }
         Some(reply_event(header, answer, v1))
+    }
+}
+
+impl InlineResponder {
+    /// The context of the call `request` makes, as a task serving it
+    /// would have: its name and header, taken from `request` (the socket
+    /// keeps the message id).
+    fn context(&self, request: &mut Event) -> CallContext {
+        let header = Header {
+            message_id: request.header.message_id.clone(),
+            version: request.header.version,
+            response_to: None,
+            extra: std::mem::take(&mut request.header.extra),
+        };
+        CallContext::new(std::mem::take(&mut request.name), header)
+    }
+
+    /// The reply to an introspection request, with the headers a traced
+    /// server adds to its replies.
+    fn reply(&self, request: &mut Event, answer: Result<Value, RemoteError>, v1: bool) -> Event {
+        let mut header = Header::new();
+        if let Some(propagation) = self.propagation.as_deref() {
+            propagation.reply(&self.context(request), &mut header);
+        }
+        reply_event(header, answer, v1)
     }
 }
 

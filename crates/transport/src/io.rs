@@ -424,7 +424,7 @@ impl IoThread {
 
     /// What the socket's [`Responder`](crate::Responder) answers to
     /// `request`, if it has one and it answers.
-    fn respond(&self, request: &Event) -> Option<Event> {
+    fn respond(&self, request: &mut Event) -> Option<Event> {
         let responder = self.config.responder.as_ref()?;
         match std::panic::catch_unwind(AssertUnwindSafe(|| responder.respond(request))) {
             Ok(reply) => reply,
@@ -1035,7 +1035,7 @@ impl IoThread {
         &mut self,
         socket: SocketId,
         frames: &mut Vec<Vec<u8>>,
-        event: Event,
+        mut event: Event,
     ) -> Option<Event> {
         if self.config.responder.is_none()
             || event.header.response_to.is_some()
@@ -1046,7 +1046,7 @@ impl IoThread {
         {
             return Some(event);
         }
-        let Some(reply) = self.respond(&event) else {
+        let Some(reply) = self.respond(&mut event) else {
             return Some(event);
         };
         // Not the delimiter: `channel_frames` adds it.

@@ -24,7 +24,7 @@
 //! struct Ping;
 //!
 //! impl Responder for Ping {
-//!     fn respond(&self, request: &Event) -> Option<Event> {
+//!     fn respond(&self, request: &mut Event) -> Option<Event> {
 //!         (request.name == "ping").then(|| {
 //!             Event::new(Header::new(), names::OK, Value::Array(vec![Value::from("pong")]))
 //!         })
@@ -43,5 +43,10 @@ pub trait Responder: Send + Sync + 'static {
     /// The reply to `request` (`OK`, `ERR`: a single event that ends the
     /// call), or `None` to hand the call to the application. The reply's
     /// `response_to` is set by the socket.
-    fn respond(&self, request: &Event) -> Option<Event>;
+    ///
+    /// A responder that answers may take what it needs out of `request`
+    /// (its arguments, its name, its header's extra keys) rather than
+    /// copy it: the socket reads only the header's `message_id` after an
+    /// answer. One that declines must leave `request` as it found it.
+    fn respond(&self, request: &mut Event) -> Option<Event>;
 }

@@ -17,7 +17,7 @@ use crate::support::{HB, LIMIT, block_on_timeout, config, run, wait_until};
 struct Doubler;
 
 impl Responder for Doubler {
-    fn respond(&self, request: &Event) -> Option<Event> {
+    fn respond(&self, request: &mut Event) -> Option<Event> {
         match request.name.as_str() {
             "double" => {
                 let n = request.args.as_array()?.first()?.as_i64()?;
