@@ -62,7 +62,10 @@ impl ClientBuilder {
         self
     }
 
-    /// Receive window for streams (zerorpc-python's queue size, 100).
+    /// Receive window for streams: items granted at once (default
+    /// [`DEFAULT_WINDOW`](crate::transport::DEFAULT_WINDOW), zerorpc-python's
+    /// is 100), fewer for large items (see
+    /// [`SocketConfig::window_bytes`](crate::transport::SocketConfig::window_bytes)).
     pub fn window(mut self, window: u32) -> Self {
         self.config.window = window;
         self

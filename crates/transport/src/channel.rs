@@ -5,7 +5,7 @@ use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
-use zerorpc_wire::{Event, MessageId};
+use zerorpc_wire::{Event, MessageId, Value};
 
 use crate::Error;
 use crate::socket::{Command, SocketShared};
@@ -97,10 +97,54 @@ impl ChannelShared {
 pub(crate) struct Window {
     /// Queue size `S`: credit is topped up to this many events.
     pub(crate) size: u32,
+    /// Bytes of events credit may cover at once: with large events, `S`
+    /// shrinks to what fits (at least 2), estimated from the events read.
+    pub(crate) bytes: usize,
     /// Credit granted to the peer and not yet used, as the peer sees it.
     pub(crate) reserved: i64,
     /// Whether the application has read from the channel yet.
     pub(crate) read_once: bool,
+    /// Events read and their estimated size, for `bytes`.
+    read: u64,
+    read_bytes: u64,
+}
+
+impl Window {
+    /// The queue size to top credit up to now.
+    fn target(&self) -> i64 {
+        let size = i64::from(self.size);
+        if self.read == 0 {
+            return size;
+        }
+        let average = (self.read_bytes / self.read).max(1);
+        let fits = i64::try_from(self.bytes as u64 / average).unwrap_or(i64::MAX);
+        fits.clamp(2, size.max(2))
+    }
+
+    fn note_read(&mut self, event: &Event) {
+        self.read_once = true;
+        self.reserved -= 1;
+        self.read += 1;
+        self.read_bytes += estimated_size(&event.args) as u64;
+    }
+}
+
+/// About the bytes `value` took on the wire: exact enough to size credit,
+/// and cheap (stream items are small trees).
+fn estimated_size(value: &Value) -> usize {
+    match value {
+        Value::String(text) => 5 + text.as_bytes().len(),
+        Value::Binary(bytes) => 5 + bytes.len(),
+        Value::Ext(_, bytes) => 6 + bytes.len(),
+        Value::Array(items) => 5 + items.iter().map(estimated_size).sum::<usize>(),
+        Value::Map(entries) => {
+            5 + entries
+                .iter()
+                .map(|(key, value)| estimated_size(key) + estimated_size(value))
+                .sum::<usize>()
+        }
+        _ => 9,
+    }
 }
 
 /// One open channel: the events of one call.
@@ -111,7 +155,10 @@ pub(crate) struct Window {
 ///
 /// Receiving grants credit the way zerorpc-python does: nothing on the first
 /// read, then `_zpc_more [S - reserved]` whenever the credit left to the
-/// peer drops below `S / 2`. Sending waits for credit from the peer.
+/// peer drops below `S / 2`; `S` is the window, made smaller for large
+/// events so that credit covers at most the window's bytes (see
+/// [`SocketConfig::window_bytes`](crate::SocketConfig::window_bytes)).
+/// Sending waits for credit from the peer.
 ///
 /// Dropping the handle closes the channel locally; the peer learns of it
 /// through the missing heartbeats, as the protocol has no close event.
@@ -127,16 +174,20 @@ impl Channel {
         id: MessageId,
         shared: Arc<ChannelShared>,
         socket: Arc<SocketShared>,
-        window_size: u32,
+        window: (u32, usize),
     ) -> Self {
+        let (size, bytes) = window;
         Channel {
             id,
             shared,
             socket,
             window: Window {
-                size: window_size.max(2),
+                size: size.max(2),
+                bytes,
                 reserved: 1,
                 read_once: false,
+                read: 0,
+                read_bytes: 0,
             },
         }
     }
@@ -155,9 +206,10 @@ impl Channel {
     /// [`ErrorKind::Closed`](crate::ErrorKind::Closed) when the socket closes.
     /// Events already received are delivered before any such error.
     pub async fn recv(&mut self) -> Result<Event, Error> {
-        if self.window.read_once && self.window.reserved < i64::from(self.window.size / 2) {
-            let grant = i64::from(self.window.size) - self.window.reserved;
-            self.window.reserved = i64::from(self.window.size);
+        let target = self.window.target();
+        if self.window.read_once && self.window.reserved < target / 2 {
+            let grant = target - self.window.reserved;
+            self.window.reserved = target;
             self.socket.command(Command::Grant {
                 id: self.id.clone(),
                 credit: grant,
@@ -175,16 +227,14 @@ impl Channel {
             Poll::Pending
         })
         .await?;
-        self.window.read_once = true;
-        self.window.reserved -= 1;
+        self.window.note_read(&event);
         Ok(event)
     }
 
     /// Takes an event already received, without waiting.
     pub fn try_recv(&mut self) -> Option<Event> {
         let event = self.shared.lock().inbox.pop_front()?;
-        self.window.read_once = true;
-        self.window.reserved -= 1;
+        self.window.note_read(&event);
         Some(event)
     }
 

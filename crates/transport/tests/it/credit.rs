@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use zerorpc_transport::{OpenOptions, Socket, SocketKind};
+use zerorpc_transport::{DEFAULT_WINDOW, DEFAULT_WINDOW_BYTES, OpenOptions, Socket, SocketKind};
 use zerorpc_wire::{Event, Header, MessageId, Value, names};
 
 use crate::support::{
@@ -103,7 +103,7 @@ struct RouterReport {
 /// A raw ROUTER streaming `items` events to the channel it is asked to
 /// open, never beyond the credit granted, answering heartbeats, until the
 /// client sends `END`.
-fn credit_honouring_router(router: Raw, items: usize) -> RouterReport {
+fn credit_honouring_router(router: Raw, items: usize, pad: usize) -> RouterReport {
     let (envelope, call) = router.recv_event(LIMIT).expect("the request");
     let id = call.header.message_id;
     // Let the client send its END marker.
@@ -117,7 +117,7 @@ fn credit_honouring_router(router: Raw, items: usize) -> RouterReport {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if report.sent < items && credit > 0 {
-            router.send_event(&envelope, &on(&id, names::STREAM, Value::from(report.sent)));
+            router.send_event(&envelope, &on(&id, names::STREAM, item(report.sent, pad)));
             report.sent += 1;
             credit -= 1;
             continue;
@@ -138,10 +138,19 @@ fn credit_honouring_router(router: Raw, items: usize) -> RouterReport {
     }
 }
 
-fn read_stream(window: Option<u32>, items: usize) -> RouterReport {
+/// Item `i` of a stream: `i`, or `[i, pad bytes]`.
+fn item(i: usize, pad: usize) -> Value {
+    if pad == 0 {
+        Value::from(i)
+    } else {
+        Value::Array(vec![Value::from(i), Value::Binary(vec![7; pad])])
+    }
+}
+
+fn read_stream(window: Option<u32>, items: usize, pad: usize) -> RouterReport {
     let router = Raw::new(zmq::ROUTER);
     let endpoint = router.bind_tcp();
-    let peer = std::thread::spawn(move || credit_honouring_router(router, items));
+    let peer = std::thread::spawn(move || credit_honouring_router(router, items, pad));
     let client = Socket::new(SocketKind::Client, config(Some(HB))).unwrap();
     client.connect(&endpoint).unwrap();
     let options = OpenOptions {
@@ -152,7 +161,7 @@ fn read_stream(window: Option<u32>, items: usize) -> RouterReport {
     block_on_timeout(Duration::from_secs(20), async {
         for i in 0..items {
             let event = channel.recv().await.unwrap();
-            assert_eq!(event.args, Value::from(i));
+            assert_eq!(event.args, item(i, pad));
         }
         channel
             .send(Event::new(Header::new(), "END", Value::Nil))
@@ -164,8 +173,8 @@ fn read_stream(window: Option<u32>, items: usize) -> RouterReport {
 }
 
 #[test]
-fn client_grants_100_at_second_read_then_51_like_zerorpc_python() {
-    let report = read_stream(None, 250);
+fn client_with_window_100_grants_100_at_second_read_then_51_like_zerorpc_python() {
+    let report = read_stream(Some(100), 250, 0);
     assert_eq!(report.sent, 250);
     assert_eq!(report.grants, [100, 51, 51, 51, 51]);
     assert!(
@@ -176,8 +185,35 @@ fn client_grants_100_at_second_read_then_51_like_zerorpc_python() {
 }
 
 #[test]
+fn client_grants_a_window_of_500_by_default_in_the_same_pattern() {
+    let report = read_stream(None, 1250, 0);
+    assert_eq!(DEFAULT_WINDOW, 500);
+    assert_eq!(report.sent, 1250);
+    assert_eq!(report.grants, [500, 251, 251, 251, 251]);
+    assert!(report.max_credit <= 500, "{}", report.max_credit);
+}
+
+#[test]
+fn large_items_shrink_the_window_to_its_bytes() {
+    let pad = 256 << 10;
+    let report = read_stream(None, 100, pad);
+    assert_eq!(report.sent, 100);
+    let fits = (DEFAULT_WINDOW_BYTES / pad) as i64;
+    assert!(
+        (2..=fits).contains(&report.max_credit),
+        "held {} items of {pad} bytes: more than {DEFAULT_WINDOW_BYTES} bytes of credit",
+        report.max_credit
+    );
+    assert!(
+        report.grants.len() >= 100 / fits as usize,
+        "{:?}",
+        report.grants
+    );
+}
+
+#[test]
 fn client_with_window_10_grants_10_then_6() {
-    let report = read_stream(Some(10), 30);
+    let report = read_stream(Some(10), 30, 0);
     assert_eq!(report.sent, 30);
     assert_eq!(report.grants, [10, 6, 6, 6, 6]);
     assert!(

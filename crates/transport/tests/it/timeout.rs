@@ -63,6 +63,9 @@ fn first_reply_timeout_does_not_apply_after_the_first_reply() {
     });
     let reply = run(channel.recv());
     let grant = peer.join().unwrap();
-    assert_eq!(credit_of(&grant), Some(100));
+    assert_eq!(
+        credit_of(&grant),
+        Some(i64::from(zerorpc_transport::DEFAULT_WINDOW))
+    );
     assert_eq!(reply.unwrap().args, Value::from(1));
 }
