@@ -297,6 +297,7 @@ fn visit_array<'de, V: Visitor<'de>>(
     let mut seq = SeqAccess {
         items: items.into_iter(),
         depth,
+        index: 0,
     };
     let value = visitor.visit_seq(&mut seq)?;
     if seq.items.len() == 0 {
@@ -328,6 +329,8 @@ fn visit_map<'de, V: Visitor<'de>>(
 struct SeqAccess {
     items: std::vec::IntoIter<Value>,
     depth: usize,
+    /// The index of the next item, to say where a conversion failed.
+    index: usize,
 }
 
 impl<'de> de::SeqAccess<'de> for SeqAccess {
@@ -338,9 +341,13 @@ impl<'de> de::SeqAccess<'de> for SeqAccess {
         seed: T,
     ) -> Result<Option<T::Value>, ValueError> {
         match self.items.next() {
-            Some(value) => seed
-                .deserialize(Deserializer::new(value, self.depth))
-                .map(Some),
+            Some(value) => {
+                let index = self.index;
+                self.index += 1;
+                seed.deserialize(Deserializer::new(value, self.depth))
+                    .map(Some)
+                    .map_err(|e| e.in_index(index))
+            }
             None => Ok(None),
         }
     }
@@ -352,7 +359,10 @@ impl<'de> de::SeqAccess<'de> for SeqAccess {
 
 struct MapAccess {
     entries: std::vec::IntoIter<(Value, Value)>,
-    pending: Option<Value>,
+    /// The key and value of the entry whose key was just read. The key is
+    /// kept to say where a conversion failed: a copy, as the key's own
+    /// deserializer takes it by value.
+    pending: Option<(Value, Value)>,
     depth: usize,
 }
 
@@ -365,7 +375,7 @@ impl<'de> de::MapAccess<'de> for MapAccess {
     ) -> Result<Option<K::Value>, ValueError> {
         match self.entries.next() {
             Some((key, value)) => {
-                self.pending = Some(value);
+                self.pending = Some((key.clone(), value));
                 seed.deserialize(Deserializer::new(key, self.depth))
                     .map(Some)
             }
@@ -377,11 +387,12 @@ impl<'de> de::MapAccess<'de> for MapAccess {
         &mut self,
         seed: V,
     ) -> Result<V::Value, ValueError> {
-        let value = self
+        let (key, value) = self
             .pending
             .take()
             .ok_or_else(|| ValueError::new("map value requested before its key"))?;
         seed.deserialize(Deserializer::new(value, self.depth))
+            .map_err(|e| e.in_key(&key))
     }
 
     fn size_hint(&self) -> Option<usize> {
