@@ -29,7 +29,7 @@
 //!     }
 //!
 //!     /// Streams 0..n.
-//!     pub fn count(&self, n: u32) -> impl Iterator<Item = u32> + use<> {
+//!     pub fn count(&self, n: u32) -> impl Iterator<Item = u32> {
 //!         0..n
 //!     }
 //! }
@@ -67,7 +67,7 @@
 //!         format!("hello {name}{}", punctuation.as_deref().unwrap_or("."))
 //!     }
 //!
-//!     pub fn count(&self, n: u32) -> impl Iterator<Item = u32> + use<> {
+//!     pub fn count(&self, n: u32) -> impl Iterator<Item = u32> {
 //!         0..n
 //!     }
 //! }

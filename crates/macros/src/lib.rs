@@ -29,7 +29,13 @@ use syn::{
 ///   argument list shown by introspection. Trailing `Option` parameters may
 ///   be left out by callers. A string argument is accepted for a number or
 ///   bool parameter when it spells one, since command lines send strings.
+/// * Parameters are owned types (`String`, not `&str`): arguments are
+///   decoded from each call's message. A borrowed one is a compile error
+///   saying which owned type to take.
 /// * `Result<T, E>`: `Err(e)` becomes `ERR [type name, message, causes]`.
+///   `E` needs `Display`, and `std::error::Error` for its causes.
+/// * A result or stream item written `Vec<u8>` is sent as msgpack bin
+///   (Python `bytes`); elsewhere use `zerorpc::Bytes`.
 /// * A return type `impl Iterator<Item = T>` or `impl Stream<Item = T>`
 ///   (possibly inside `Result`, possibly with `Item = Result<T, E>`) answers
 ///   with a stream. For other iterator or stream types, mark the method
@@ -49,7 +55,8 @@ use syn::{
 ///   `client()` (the untyped client behind it) and `blocking()`;
 ///   `ShopBlockingClient::new(zerorpc::BlockingClient)` and `connect`.
 /// * Parameters have the service's types, except that `String` is taken as
-///   `&str` and `Vec<T>` as `&[T]` (also inside `Option`). A trailing `None`
+///   `&str` and `Vec<T>` as `&[T]` (also inside `Option`); a `Vec<u8>` is
+///   sent as msgpack bin (Python `bytes`). A trailing `None`
 ///   is left out of the call, so that the server applies its default (a
 ///   Python `b=1`, our `None`); one followed by a set argument is sent as nil.
 /// * Results are `zerorpc::Result<T>` with the service's result type made

@@ -88,7 +88,7 @@ impl Demo {
     }
 
     /// Streams 0 to n-1.
-    pub(crate) fn count(&self, n: u64) -> impl Iterator<Item = u64> + use<> {
+    pub(crate) fn count(&self, n: u64) -> impl Iterator<Item = u64> {
         0..n
     }
 

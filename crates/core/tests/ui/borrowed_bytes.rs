@@ -1,0 +1,10 @@
+struct Store;
+
+#[zerorpc::service]
+impl Store {
+    pub fn put(&self, key: String, data: Option<&[u8]>) -> usize {
+        key.len() + data.map_or(0, <[u8]>::len)
+    }
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+struct Greeter;
+
+#[zerorpc::service]
+impl Greeter {
+    pub fn greet(&self, name: &str) -> String {
+        format!("hello {name}")
+    }
+}
+
+fn main() {}

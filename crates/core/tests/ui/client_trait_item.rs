@@ -1,0 +1,8 @@
+#[zerorpc::client]
+trait Calculator {
+    const PRECISION: u32;
+
+    fn add(&self, a: i64, b: i64) -> i64;
+}
+
+fn main() {}

@@ -1,0 +1,11 @@
+struct Clock;
+
+#[zerorpc::service]
+impl Clock {
+    #[zerorpc(inline)]
+    pub async fn now(&self) -> u64 {
+        0
+    }
+}
+
+fn main() {}

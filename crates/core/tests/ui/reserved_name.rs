@@ -1,0 +1,10 @@
+struct Link;
+
+#[zerorpc::service]
+impl Link {
+    pub fn connect(&self, to: String) -> String {
+        to
+    }
+}
+
+fn main() {}

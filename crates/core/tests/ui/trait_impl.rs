@@ -1,0 +1,14 @@
+struct Shop;
+
+trait Named {
+    fn name(&self) -> String;
+}
+
+#[zerorpc::service]
+impl Named for Shop {
+    fn name(&self) -> String {
+        "shop".to_owned()
+    }
+}
+
+fn main() {}

@@ -1,0 +1,11 @@
+struct Shop;
+
+#[zerorpc::service]
+impl Shop {
+    #[zerorpc(hidden)]
+    pub fn stock(&self) -> u32 {
+        0
+    }
+}
+
+fn main() {}
