@@ -360,8 +360,7 @@ impl<'de> de::SeqAccess<'de> for SeqAccess {
 struct MapAccess {
     entries: std::vec::IntoIter<(Value, Value)>,
     /// The key and value of the entry whose key was just read. The key is
-    /// kept to say where a conversion failed: a copy, as the key's own
-    /// deserializer takes it by value.
+    /// kept to say where a conversion of the value failed.
     pending: Option<(Value, Value)>,
     depth: usize,
 }
@@ -375,9 +374,14 @@ impl<'de> de::MapAccess<'de> for MapAccess {
     ) -> Result<Option<K::Value>, ValueError> {
         match self.entries.next() {
             Some((key, value)) => {
-                self.pending = Some((key.clone(), value));
-                seed.deserialize(Deserializer::new(key, self.depth))
-                    .map(Some)
+                let read = match key.as_str() {
+                    // Text keys (struct fields) are read in place, so that
+                    // keeping the key costs nothing.
+                    Some(text) => seed.deserialize(TextKey(text)),
+                    None => seed.deserialize(Deserializer::new(key.clone(), self.depth)),
+                };
+                self.pending = Some((key, value));
+                read.map(Some)
             }
             None => Ok(None),
         }
@@ -397,6 +401,52 @@ impl<'de> de::MapAccess<'de> for MapAccess {
 
     fn size_hint(&self) -> Option<usize> {
         Some(self.entries.len())
+    }
+}
+
+/// A map key that is text, read without taking it: as [`Deserializer`]
+/// reads a str, but borrowed.
+struct TextKey<'a>(&'a str);
+
+impl<'de> de::Deserializer<'de> for TextKey<'_> {
+    type Error = ValueError;
+
+    fn is_human_readable(&self) -> bool {
+        true
+    }
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        visitor.visit_str(self.0)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct seq tuple tuple_struct map struct identifier
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, ValueError> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, ValueError> {
+        visitor.visit_enum(de::value::StrDeserializer::new(self.0))
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        visitor.visit_unit()
     }
 }
 

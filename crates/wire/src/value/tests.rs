@@ -301,6 +301,22 @@ fn errors_inside_maps_and_arrays_name_where() {
 }
 
 #[test]
+fn text_keys_read_as_any_key_type() {
+    #[derive(Serialize, Deserialize, Debug, PartialEq, PartialOrd, Eq, Ord)]
+    struct Name(String);
+    #[derive(Serialize, Deserialize, Debug, PartialEq, PartialOrd, Eq, Ord)]
+    enum Colour {
+        Red,
+    }
+    let entry = |key: &str| map(vec![(s(key), Value::from(1))]);
+    check(BTreeMap::from([(Name("a".into()), 1u8)]), entry("a"));
+    check(BTreeMap::from([(Colour::Red, 1u8)]), entry("Red"));
+    check(BTreeMap::from([('é', 1u8)]), entry("é"));
+    check_lenient(entry("b"), BTreeMap::from([(Some("b".to_owned()), 1u8)]));
+    check_error::<BTreeMap<u8, u8>>(entry("x"), r#"invalid type: string "x", expected u8"#);
+}
+
+#[test]
 fn error_is_send_sync_static() {
     fn assert_traits<T: std::error::Error + Send + Sync + 'static>() {}
     assert_traits::<super::ValueError>();
