@@ -23,16 +23,11 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    /// The entry of a server built on this thread. Until it serves, the
-    /// thread that built it is taken for the one that will serve it: the
-    /// usual `tokio::spawn(server.serve())` runs only once this thread
-    /// yields, so a blocking call before that would stall it too.
+    /// The entry of a new server, which serves on no thread yet.
     pub(crate) fn new() -> Driver {
-        let driver = Driver {
+        Driver {
             token: NEXT_TOKEN.fetch_add(1, Ordering::Relaxed),
-        };
-        driver.here();
-        driver
+        }
     }
 
     /// Records the thread the server is served on: the driving thread when

@@ -258,7 +258,15 @@ impl Server {
     /// waiting for ever for a reply this server cannot send.
     ///
     /// [`BlockingClient`]: crate::BlockingClient
-    pub async fn serve(self) -> Result<()> {
+    pub fn serve(self) -> impl Future<Output = Result<()>> + Send + 'static {
+        // Taken for the serving thread from the call on, not from the first
+        // poll: `tokio::spawn(server.serve())` polls only once the calling
+        // thread yields, and a blocking call before that would stall too.
+        self.driver.here();
+        self.serve_here()
+    }
+
+    async fn serve_here(self) -> Result<()> {
         self.driver.here();
         // A server built outside a tokio runtime (to `run` it) follows its
         // resolver's changes from now on.
