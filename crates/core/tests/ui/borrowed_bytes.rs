@@ -1,3 +1,5 @@
+//! A borrowed slice inside an `Option`: the error asks for a `Vec<u8>`.
+
 struct Store;
 
 #[zerorpc::service]

@@ -1,3 +1,5 @@
+//! A `&str` parameter: the error asks for a `String`.
+
 struct Greeter;
 
 #[zerorpc::service]

@@ -1,3 +1,5 @@
+//! A `#[zerorpc::client]` trait holding something other than methods.
+
 #[zerorpc::client]
 trait Calculator {
     const PRECISION: u32;

@@ -1,3 +1,5 @@
+//! An error type without `Display`: one error on it, saying what to implement.
+
 struct Shop;
 
 #[derive(Debug)]

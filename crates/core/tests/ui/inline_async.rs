@@ -1,3 +1,5 @@
+//! `#[zerorpc(inline)]` on an async method.
+
 struct Clock;
 
 #[zerorpc::service]

@@ -1,3 +1,5 @@
+//! `&mut self`: calls run concurrently, so the error suggests a Mutex.
+
 struct Counter {
     n: u64,
 }

@@ -1,3 +1,5 @@
+//! A remote method named as the typed client's own `connect`.
+
 struct Link;
 
 #[zerorpc::service]

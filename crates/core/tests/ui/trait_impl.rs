@@ -1,3 +1,5 @@
+//! The service attribute on a trait impl.
+
 struct Shop;
 
 trait Named {

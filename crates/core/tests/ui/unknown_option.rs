@@ -1,3 +1,5 @@
+//! A method option the attribute does not know.
+
 struct Shop;
 
 #[zerorpc::service]
