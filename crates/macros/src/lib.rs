@@ -331,11 +331,20 @@ fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
 }
 
 fn first_generic(segment: &syn::PathSegment) -> Option<&Type> {
+    nth_generic(segment, 0)
+}
+
+/// The `n`th type argument of `segment` (`Result<T, E>`, 1: `E`).
+fn nth_generic(segment: &syn::PathSegment, n: usize) -> Option<&Type> {
     match &segment.arguments {
-        PathArguments::AngleBracketed(args) => args.args.iter().find_map(|a| match a {
-            GenericArgument::Type(t) => Some(t),
-            _ => None,
-        }),
+        PathArguments::AngleBracketed(args) => args
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                GenericArgument::Type(t) => Some(t),
+                _ => None,
+            })
+            .nth(n),
         _ => None,
     }
 }
@@ -415,19 +424,10 @@ fn to_remote(error: TokenStream2, span: Span) -> TokenStream2 {
 /// `Result<T, E>` gives `E`.
 fn result_err_type(ty: &Type) -> Option<&Type> {
     let segment = last_segment(ty)?;
-    if segment.ident != "Result" {
-        return None;
-    }
-    match &segment.arguments {
-        PathArguments::AngleBracketed(args) => args
-            .args
-            .iter()
-            .filter_map(|a| match a {
-                GenericArgument::Type(t) => Some(t),
-                _ => None,
-            })
-            .nth(1),
-        _ => None,
+    if segment.ident == "Result" {
+        nth_generic(segment, 1)
+    } else {
+        None
     }
 }
 
