@@ -295,7 +295,17 @@ impl Session<'_> {
 
     async fn call(&self, method: &str, args: Vec<Value>) -> Result<(), Failure> {
         let style = self.args.output;
-        match self.invoke(method, args).await? {
+        let hint = json_hint(&args);
+        let response =
+            self.invoke(method, args)
+                .await
+                .map_err(|failure| match (&failure, hint) {
+                    (Failure::Remote(e), Some(hint)) if is_string_for_structure(e) => {
+                        failure.with_hint(hint)
+                    }
+                    _ => failure,
+                })?;
+        match response {
             Response::Value(value) => print_value(&value, style),
             Response::Stream(mut stream) => {
                 let mut first = true;
@@ -509,6 +519,28 @@ fn signature(method: &MethodDoc) -> String {
         })
         .collect();
     format!("{}({})", method.name, args.join(", "))
+}
+
+/// For the first argument that is a string holding a JSON object or
+/// array: the hint that `-j` sends it as one.
+fn json_hint(args: &[Value]) -> Option<String> {
+    args.iter().enumerate().find_map(|(i, arg)| {
+        let text = arg.as_str()?.trim();
+        let structured = (text.starts_with('{') || text.starts_with('['))
+            && serde_json::from_str::<serde_json::Value>(text).is_ok();
+        structured.then(|| {
+            format!(
+                "argument {} looks like JSON but was sent as a string: use -j to send arguments as JSON",
+                i + 1
+            )
+        })
+    })
+}
+
+/// Whether a remote error says a string came where a structure (a map, a
+/// list, a struct) was expected, as a Rust service words it.
+fn is_string_for_structure(error: &zerorpc::RemoteError) -> bool {
+    error.name() == "TypeError" && error.message().contains("invalid type: string")
 }
 
 #[cfg(test)]

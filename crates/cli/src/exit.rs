@@ -34,6 +34,8 @@ pub(crate) enum Failure {
     Remote(RemoteError),
     /// A local failure: exit status and a one-line message.
     Local { code: u8, message: String },
+    /// A failure and what was probably meant instead.
+    Hinted { failure: Box<Failure>, hint: String },
 }
 
 impl Failure {
@@ -112,10 +114,19 @@ impl Failure {
         }
     }
 
+    /// This failure, followed by a hint at what was probably meant.
+    pub(crate) fn with_hint(self, hint: impl Into<String>) -> Self {
+        Failure::Hinted {
+            failure: Box::new(self),
+            hint: hint.into(),
+        }
+    }
+
     pub(crate) fn code(&self) -> u8 {
         match self {
             Failure::Remote(_) => code::REMOTE,
             Failure::Local { code, .. } => *code,
+            Failure::Hinted { failure, .. } => failure.code(),
         }
     }
 
@@ -135,7 +146,14 @@ impl Failure {
                 } else {
                     traceback
                 };
-                let summary_line = if traceback.lines().any(|l| l.trim() == summary.trim()) {
+                // ... as does ours for a panic: `Panic in method boom: kaboom`.
+                let said = |line: &str| {
+                    let line = line.trim();
+                    line == summary.trim()
+                        || (line.starts_with(e.name())
+                            && line.ends_with(&format!(": {}", e.message().trim())))
+                };
+                let summary_line = if traceback.lines().any(said) {
                     Ok(())
                 } else {
                     writeln!(err, "{red}{}{red:#}: {}", e.name(), e.message())
@@ -151,6 +169,11 @@ impl Failure {
             Failure::Local { message, .. } => {
                 writeln!(err, "{red}zerorpc: error:{red:#} {message}")
             }
+            Failure::Hinted { failure, hint } => {
+                failure.report();
+                let bold = Style::new().bold();
+                writeln!(err, "{bold}hint:{bold:#} {hint}")
+            }
         };
     }
 }
@@ -160,6 +183,7 @@ impl fmt::Display for Failure {
         match self {
             Failure::Remote(e) => write!(f, "{}: {}", e.name(), e.message()),
             Failure::Local { message, .. } => f.write_str(message),
+            Failure::Hinted { failure, hint } => write!(f, "{failure} (hint: {hint})"),
         }
     }
 }

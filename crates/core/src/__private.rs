@@ -13,6 +13,7 @@ use crate::service::{Reply, panic_error};
 use crate::{CallContext, RemoteError};
 
 pub use futures;
+pub use serde_bytes;
 
 /// Positional arguments of one call, taken one by one.
 pub struct Args {
@@ -219,17 +220,42 @@ impl<E: Deref<Target = dyn std::error::Error + Send + Sync + 'static>> ToRemoteF
 }
 
 /// Anything printable (such as `String`): its text, named `Error`.
+///
+/// The last resort, so it applies to every type, and the `Display` it
+/// needs is a bound of the method: an error type that has none gets one
+/// error saying so ([`RemoteErrorType`]), rather than one for each
+/// conversion that did not apply.
 pub trait ToRemoteFromDisplay {
+    /// The error type.
+    type Error: ?Sized;
+
     /// The remote error to send.
-    fn to_remote(&self) -> RemoteError;
+    fn to_remote(&self) -> RemoteError
+    where
+        Self::Error: RemoteErrorType;
 }
 
-impl<E: Display + ?Sized> ToRemoteFromDisplay for Wrap<'_, E> {
-    fn to_remote(&self) -> RemoteError {
+impl<E: ?Sized> ToRemoteFromDisplay for Wrap<'_, E> {
+    type Error = E;
+
+    fn to_remote(&self) -> RemoteError
+    where
+        E: RemoteErrorType,
+    {
         let message = self.0.to_string();
         RemoteError::with_summary("Error", message)
     }
 }
+
+/// What the error type of a remote method needs: `Display`, for the
+/// message; `std::error::Error` too, to send its causes.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the error of a remote method: implement `std::fmt::Display` for it, and `std::error::Error` to send its causes too",
+    label = "this error type has no `Display`"
+)]
+pub trait RemoteErrorType: Display {}
+
+impl<E: Display + ?Sized> RemoteErrorType for E {}
 
 /// Runs blocking method code on the blocking thread pool, with the call's
 /// context, turning a panic into an error reply.
@@ -372,6 +398,6 @@ pub async fn stream<T: DeserializeOwned + Send + 'static>(
 }
 
 /// Runs a typed blocking client's call to its end on the calling thread.
-pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    futures::executor::block_on(future)
+pub fn block_on<T>(call: impl Future<Output = crate::Result<T>>) -> crate::Result<T> {
+    crate::client::block_on(call)
 }

@@ -484,7 +484,19 @@ impl<T> Stream for ReplyStream<T> {
     }
 }
 
+/// Runs a blocking call to its end on the calling thread, unless that
+/// thread drives a server's current-thread runtime (see `driver.rs`).
+pub(crate) fn block_on<T>(call: impl Future<Output = Result<T>>) -> Result<T> {
+    crate::driver::check_blocking()?;
+    futures::executor::block_on(call)
+}
+
 /// A blocking view of a [`Client`]: each call blocks the calling thread.
+///
+/// Not on the thread that drives a server's current-thread tokio runtime:
+/// there, the server could not answer while the thread waits, so calls
+/// fail at once with an [`ErrorKind::Usage`](crate::ErrorKind::Usage)
+/// error. Use the async [`Client`] there, or `tokio::task::spawn_blocking`.
 ///
 /// ```no_run
 /// let client = zerorpc::Client::connect("tcp://127.0.0.1:4242")?.blocking();
@@ -503,7 +515,7 @@ pub struct BlockingClient {
 impl BlockingClient {
     /// See [`Client::call`].
     pub fn call<R: DeserializeOwned>(&self, method: &str, args: impl Serialize) -> Result<R> {
-        futures::executor::block_on(self.client.call(method, args))
+        block_on(self.client.call(method, args))
     }
 
     /// See [`Client::stream`]; the items are pulled as the iterator advances.
@@ -512,13 +524,13 @@ impl BlockingClient {
         method: &str,
         args: impl Serialize,
     ) -> Result<BlockingStream<T>> {
-        let stream = futures::executor::block_on(self.client.stream(method, args))?;
+        let stream = block_on(self.client.stream(method, args))?;
         Ok(BlockingStream { stream })
     }
 
     /// See [`Client::invoke`].
     pub fn invoke(&self, method: &str, args: Vec<Value>, options: CallOptions) -> Result<Response> {
-        futures::executor::block_on(self.client.invoke(method, args, options))
+        block_on(self.client.invoke(method, args, options))
     }
 
     /// The async client behind this view.
@@ -537,6 +549,9 @@ impl<T> Iterator for BlockingStream<T> {
     type Item = Result<T>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Err(e) = crate::driver::check_blocking() {
+            return Some(Err(e));
+        }
         futures::executor::block_on(self.stream.next())
     }
 }

@@ -125,6 +125,11 @@ pub enum ErrorKind {
     /// server's runtime. Nothing was sent; retrying may succeed once the
     /// system has resources again. The `io::Error` is the `source()`.
     Io,
+    /// The call was made where it cannot work, and the message says what
+    /// to do instead: `Server::run` inside a tokio runtime, a blocking
+    /// call on the thread that drives a server's current-thread runtime.
+    /// Nothing was sent.
+    Usage,
 }
 
 /// The error type of zerorpc.
@@ -188,6 +193,17 @@ impl Error {
     pub(crate) fn no_endpoint(why: &str) -> Self {
         Error {
             kind: ErrorKind::Transport,
+            repr: Repr::Local {
+                context: why.to_owned(),
+                source: None,
+            },
+        }
+    }
+
+    /// A call made where it cannot work: `why` says what to do instead.
+    pub(crate) fn usage(why: &str) -> Self {
+        Error {
+            kind: ErrorKind::Usage,
             repr: Repr::Local {
                 context: why.to_owned(),
                 source: None,
@@ -262,6 +278,11 @@ impl Error {
     /// True when the operating system refused a local resource.
     pub fn is_io(&self) -> bool {
         self.kind == ErrorKind::Io
+    }
+
+    /// Whether this is [`ErrorKind::Usage`].
+    pub fn is_usage(&self) -> bool {
+        self.kind == ErrorKind::Usage
     }
 }
 

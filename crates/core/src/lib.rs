@@ -29,7 +29,7 @@
 //!     }
 //!
 //!     /// Streams 0..n.
-//!     pub fn count(&self, n: u32) -> impl Iterator<Item = u32> + use<> {
+//!     pub fn count(&self, n: u32) -> impl Iterator<Item = u32> {
 //!         0..n
 //!     }
 //! }
@@ -67,7 +67,7 @@
 //!         format!("hello {name}{}", punctuation.as_deref().unwrap_or("."))
 //!     }
 //!
-//!     pub fn count(&self, n: u32) -> impl Iterator<Item = u32> + use<> {
+//!     pub fn count(&self, n: u32) -> impl Iterator<Item = u32> {
 //!         0..n
 //!     }
 //! }
@@ -107,6 +107,7 @@
 
 mod client;
 mod context;
+mod driver;
 mod endpoint;
 mod error;
 mod events;
@@ -136,3 +137,15 @@ pub use zerorpc_macros::{client, service};
 pub use zerorpc_transport as transport;
 pub use zerorpc_wire as wire;
 pub use zerorpc_wire::Value;
+
+/// Bytes, sent as msgpack bin: Python receives `bytes`. Accepted from
+/// callers as bin, str (its UTF-8) or a list of integers. A plain
+/// `Vec<u8>` is a list of integers wherever serde decides, as in a struct
+/// field (use `#[serde(with = "zerorpc::serde_bytes")]` there); a remote
+/// method's result or stream item written `Vec<u8>`, and a typed
+/// client's `Vec<u8>` parameter, are sent as bin.
+pub type Bytes = serde_bytes::ByteBuf;
+
+/// `#[serde(with = "zerorpc::serde_bytes")]` sends a `Vec<u8>` field as
+/// msgpack bin (Python `bytes`).
+pub use serde_bytes;

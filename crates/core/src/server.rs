@@ -9,6 +9,7 @@ use zerorpc_transport::{Channel, Observer, Socket, SocketConfig, SocketKind};
 use zerorpc_wire::{Event, Header, Value, names};
 
 use crate::context::Propagation;
+use crate::driver::Driver;
 use crate::endpoint::{Endpoints, Live, ResolveEndpoint};
 use crate::inline::{InlineResponder, error_args, reply_event};
 use crate::service::{Reply, Service, call_guarded, guard_stream};
@@ -141,6 +142,7 @@ impl ServerBuilder {
             .max_concurrent_calls
             .map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
         Ok(Server {
+            driver: Driver::new(),
             methods,
             socket,
             live,
@@ -186,6 +188,8 @@ impl ServerBuilder {
 /// # }
 /// ```
 pub struct Server {
+    /// Where the server is served, so that a blocking call there fails.
+    driver: Driver,
     methods: Arc<Methods>,
     socket: Socket,
     /// Follows the resolver's changes while the server lives.
@@ -246,7 +250,24 @@ impl Server {
 
     /// Serves calls until the server is shut down. Must run inside a tokio
     /// runtime (calls are spawned as tasks on it).
-    pub async fn serve(self) -> Result<()> {
+    ///
+    /// On a current-thread runtime, the thread that drives the runtime must
+    /// not block: a blocking call made there (a [`BlockingClient`]
+    /// call, a typed blocking client's) fails at once with an
+    /// [`ErrorKind::Usage`](crate::ErrorKind::Usage) error rather than
+    /// waiting for ever for a reply this server cannot send.
+    ///
+    /// [`BlockingClient`]: crate::BlockingClient
+    pub fn serve(self) -> impl Future<Output = Result<()>> + Send + 'static {
+        // Taken for the serving thread from the call on, not from the first
+        // poll: `tokio::spawn(server.serve())` polls only once the calling
+        // thread yields, and a blocking call before that would stall too.
+        self.driver.here();
+        self.serve_here()
+    }
+
+    async fn serve_here(self) -> Result<()> {
+        self.driver.here();
         // A server built outside a tokio runtime (to `run` it) follows its
         // resolver's changes from now on.
         self.live.start();
@@ -274,7 +295,12 @@ impl Server {
 
     /// Serves calls on a runtime of its own, blocking the current thread
     /// until the server is shut down.
+    ///
+    /// Inside a tokio runtime (including on its blocking threads) this is
+    /// an [`ErrorKind::Usage`](crate::ErrorKind::Usage) error: use
+    /// [`serve`](Self::serve)`.await` there.
     pub fn run(self) -> Result<()> {
+        crate::driver::check_no_runtime()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("zerorpc-server")

@@ -10,7 +10,10 @@ use syn::{
     Visibility,
 };
 
-use crate::{MethodOptions, first_generic, is_option, last_segment, result_ok_type, stream_shape};
+use crate::{
+    MethodOptions, first_generic, is_byte_vec, is_option, last_segment, result_ok_type,
+    stream_shape,
+};
 
 /// A remote method as a client sees it.
 pub(crate) struct RemoteMethod {
@@ -220,16 +223,33 @@ fn async_method(vis: &Visibility, method: &RemoteMethod) -> TokenStream2 {
         reply,
     } = method;
     let inputs = method.inputs();
+    // `Vec<u8>` parameters (taken as `&[u8]`) go as msgpack bin, which a
+    // Python service receives as `bytes` and ours as `Vec<u8>`.
+    let arg = |value: TokenStream2, ty: &Type| {
+        if is_byte_vec(ty) {
+            quote!(::zerorpc::__private::arg(::zerorpc::__private::serde_bytes::Bytes::new(#value))?)
+        } else {
+            quote!(::zerorpc::__private::arg(&#value)?)
+        }
+    };
     let args = params.iter().map(|(param, ty)| {
-        if is_option(ty) {
-            quote! {
-                match &#param {
-                    ::std::option::Option::Some(v) => ::std::option::Option::Some(::zerorpc::__private::arg(v)?),
-                    ::std::option::Option::None => ::std::option::Option::None,
+        let inner = last_segment(ty)
+            .and_then(first_generic)
+            .filter(|_| is_option(ty));
+        match inner {
+            Some(inner) => {
+                let some = arg(quote!(*v), inner);
+                quote! {
+                    match &#param {
+                        ::std::option::Option::Some(v) => ::std::option::Option::Some(#some),
+                        ::std::option::Option::None => ::std::option::Option::None,
+                    }
                 }
             }
-        } else {
-            quote!(::std::option::Option::Some(::zerorpc::__private::arg(&#param)?))
+            None => {
+                let value = arg(quote!(#param), ty);
+                quote!(::std::option::Option::Some(#value))
+            }
         }
     });
     let see = format!("Calls the remote method `{}`.", name.value());

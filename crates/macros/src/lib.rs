@@ -5,7 +5,7 @@ mod client;
 
 use proc_macro::TokenStream;
 use proc_macro2::{Ident, Span, TokenStream as TokenStream2};
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
 
 use client::{ClientNames, RemoteMethod};
 use syn::parse::{Parse, ParseStream};
@@ -29,7 +29,13 @@ use syn::{
 ///   argument list shown by introspection. Trailing `Option` parameters may
 ///   be left out by callers. A string argument is accepted for a number or
 ///   bool parameter when it spells one, since command lines send strings.
+/// * Parameters are owned types (`String`, not `&str`): arguments are
+///   decoded from each call's message. A borrowed one is a compile error
+///   saying which owned type to take.
 /// * `Result<T, E>`: `Err(e)` becomes `ERR [type name, message, causes]`.
+///   `E` needs `Display`, and `std::error::Error` for its causes.
+/// * A result or stream item written `Vec<u8>` is sent as msgpack bin
+///   (Python `bytes`); elsewhere use `zerorpc::Bytes`.
 /// * A return type `impl Iterator<Item = T>` or `impl Stream<Item = T>`
 ///   (possibly inside `Result`, possibly with `Item = Result<T, E>`) answers
 ///   with a stream. For other iterator or stream types, mark the method
@@ -49,7 +55,8 @@ use syn::{
 ///   `client()` (the untyped client behind it) and `blocking()`;
 ///   `ShopBlockingClient::new(zerorpc::BlockingClient)` and `connect`.
 /// * Parameters have the service's types, except that `String` is taken as
-///   `&str` and `Vec<T>` as `&[T]` (also inside `Option`). A trailing `None`
+///   `&str` and `Vec<T>` as `&[T]` (also inside `Option`); a `Vec<u8>` is
+///   sent as msgpack bin (Python `bytes`). A trailing `None`
 ///   is left out of the call, so that the server applies its default (a
 ///   Python `b=1`, our `None`); one followed by a set argument is sent as nil.
 /// * Results are `zerorpc::Result<T>` with the service's result type made
@@ -324,11 +331,20 @@ fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
 }
 
 fn first_generic(segment: &syn::PathSegment) -> Option<&Type> {
+    nth_generic(segment, 0)
+}
+
+/// The `n`th type argument of `segment` (`Result<T, E>`, 1: `E`).
+fn nth_generic(segment: &syn::PathSegment, n: usize) -> Option<&Type> {
     match &segment.arguments {
-        PathArguments::AngleBracketed(args) => args.args.iter().find_map(|a| match a {
-            GenericArgument::Type(t) => Some(t),
-            _ => None,
-        }),
+        PathArguments::AngleBracketed(args) => args
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                GenericArgument::Type(t) => Some(t),
+                _ => None,
+            })
+            .nth(n),
         _ => None,
     }
 }
@@ -393,12 +409,94 @@ fn is_option(ty: &Type) -> bool {
     last_segment(ty).is_some_and(|s| s.ident == "Option")
 }
 
-fn to_remote(error: TokenStream2) -> TokenStream2 {
+/// Converts the error `error` of a method into a remote error. The call is
+/// spanned on the error type (`span`), so that a type that cannot be sent
+/// gets one error there, saying what to implement.
+fn to_remote(error: TokenStream2, span: Span) -> TokenStream2 {
+    let call = quote_spanned!(span=> (&&&&::zerorpc::__private::Wrap(&#error)).to_remote());
     quote! {{
         #[allow(unused_imports)]
         use ::zerorpc::__private::{ToRemote as _, ToRemoteFromError as _, ToRemoteFromDynError as _, ToRemoteFromDisplay as _};
-        (&&&&::zerorpc::__private::Wrap(&#error)).to_remote()
+        #call
     }}
+}
+
+/// `Result<T, E>` gives `E`.
+fn result_err_type(ty: &Type) -> Option<&Type> {
+    let segment = last_segment(ty)?;
+    if segment.ident == "Result" {
+        nth_generic(segment, 1)
+    } else {
+        None
+    }
+}
+
+/// Whether `ty` is written `Vec<u8>`: such results and stream items go as
+/// msgpack bin (Python `bytes`), and typed clients send such parameters
+/// so.
+pub(crate) fn is_byte_vec(ty: &Type) -> bool {
+    last_segment(ty).is_some_and(|s| {
+        s.ident == "Vec"
+            && first_generic(s)
+                .is_some_and(|item| last_segment(item).is_some_and(|i| i.ident == "u8"))
+    })
+}
+
+/// The value to serialize for a result or an item `value` declared as `ty`.
+fn as_sent(value: TokenStream2, ty: Option<&Type>) -> TokenStream2 {
+    match ty {
+        Some(ty) if is_byte_vec(ty) => {
+            quote!(::zerorpc::__private::serde_bytes::Bytes::new(&#value))
+        }
+        _ => quote!(&#value),
+    }
+}
+
+/// Rejects a parameter that borrows: arguments are decoded from each
+/// call's message, which is gone once the call is dispatched, so serde
+/// would only say that the impl is "not general enough".
+fn check_owned(ty: &Type) -> syn::Result<()> {
+    let Some(reference) = find_reference(ty) else {
+        return Ok(());
+    };
+    let owned = match &*reference.elem {
+        Type::Path(p) if p.path.is_ident("str") => "`String`".to_owned(),
+        Type::Slice(s) if last_segment(&s.elem).is_some_and(|i| i.ident == "u8") => {
+            "`Vec<u8>` (or `zerorpc::Bytes`)".to_owned()
+        }
+        Type::Slice(s) => {
+            let item = &s.elem;
+            format!("`Vec<{}>`", type_text(item))
+        }
+        other => format!("`{}`", type_text(other)),
+    };
+    Err(syn::Error::new_spanned(
+        ty,
+        format!(
+            "remote method parameters cannot borrow: arguments are decoded from each call's message; take an owned type: {owned} instead of `{}`",
+            type_text(&Type::Reference(reference.clone()))
+        ),
+    ))
+}
+
+/// The first reference in `ty`, however deep (`Option<&str>`).
+fn find_reference(ty: &Type) -> Option<&syn::TypeReference> {
+    match ty {
+        Type::Reference(r) => Some(r),
+        Type::Path(p) => p.path.segments.iter().find_map(|s| match &s.arguments {
+            PathArguments::AngleBracketed(args) => args.args.iter().find_map(|a| match a {
+                GenericArgument::Type(t) => find_reference(t),
+                _ => None,
+            }),
+            _ => None,
+        }),
+        Type::Tuple(t) => t.elems.iter().find_map(find_reference),
+        Type::Array(a) => find_reference(&a.elem),
+        Type::Slice(s) => find_reference(&s.elem),
+        Type::Group(g) => find_reference(&g.elem),
+        Type::Paren(p) => find_reference(&p.elem),
+        _ => None,
+    }
 }
 
 fn expand(options: ServiceOptions, item: &mut ItemImpl) -> syn::Result<TokenStream2> {
@@ -497,6 +595,7 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
     let mut params = Vec::new();
     for (i, input) in sig.inputs.iter().skip(1).enumerate() {
         let FnArg::Typed(pt) = input else { continue };
+        check_owned(&pt.ty)?;
         let param_name = match &*pt.pat {
             Pat::Ident(p) => p.ident.to_string().trim_start_matches('_').to_owned(),
             _ => format!("arg{i}"),
@@ -533,13 +632,21 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
     };
     let shape = ok_ty.as_ref().and_then(stream_shape);
     let stream_kind = opts.kind.or(shape.map(|(k, _)| k));
-    let item_fallible = shape
-        .and_then(|(_, item)| item)
-        .is_some_and(|t| result_ok_type(t).is_some());
+    let item_ty = shape.and_then(|(_, item)| item);
+    let item_fallible = item_ty.is_some_and(|t| result_ok_type(t).is_some());
+    let item_ok_ty = item_ty.map(|t| result_ok_type(t).unwrap_or(t));
+    // The error types, to span a conversion that cannot compile on them.
+    let error_span = |ty: Option<&Type>| {
+        ty.and_then(result_err_type)
+            .map_or_else(Span::call_site, syn::spanned::Spanned::span)
+    };
+    let result_error_span = error_span(output.as_ref());
+    let item_error_span = error_span(item_ty);
     let is_async = sig.asyncness.is_some();
     let await_ = is_async.then(|| quote!(.await));
     let call = quote!(this.#ident(#(#vars),*) #await_);
-    let convert_error = to_remote(quote!(e));
+    let convert_error = to_remote(quote!(e), result_error_span);
+    let convert_item_error = to_remote(quote!(e), item_error_span);
 
     if opts.inline && (is_async || stream_kind.is_some()) {
         return Err(syn::Error::new_spanned(
@@ -549,15 +656,17 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
     }
     let body = match stream_kind {
         None => {
+            let sent = as_sent(quote!(v), ok_ty.as_ref());
             let convert = if fallible {
                 quote! {
                     match __r {
-                        ::std::result::Result::Ok(v) => ::zerorpc::__private::ok(&v),
+                        ::std::result::Result::Ok(v) => ::zerorpc::__private::ok(#sent),
                         ::std::result::Result::Err(e) => ::zerorpc::__private::err(#convert_error),
                     }
                 }
             } else {
-                quote!(::zerorpc::__private::ok(&__r))
+                let sent = as_sent(quote!(__r), ok_ty.as_ref());
+                quote!(::zerorpc::__private::ok(#sent))
             };
             // `inline` methods are called directly: they are registered
             // with `add_inline` (below), and answered on the I/O thread.
@@ -569,22 +678,25 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
         }
         Some(kind) => {
             let blocking = kind == StreamKind::Iter && !is_async;
-            let (send_item, send_error) = if blocking {
+            let sent = as_sent(quote!(v), item_ok_ty);
+            let (send_item, send_error, send_item_error) = if blocking {
                 (
-                    quote!(__sink.item_blocking(&v)),
+                    quote!(__sink.item_blocking(#sent)),
                     quote!(__sink.error_blocking(#convert_error)),
+                    quote!(__sink.error_blocking(#convert_item_error)),
                 )
             } else {
                 (
-                    quote!(__sink.item(&v).await),
+                    quote!(__sink.item(#sent).await),
                     quote!(__sink.error(#convert_error).await),
+                    quote!(__sink.error(#convert_item_error).await),
                 )
             };
             let item = if item_fallible {
                 quote! {
                     match __item {
                         ::std::result::Result::Ok(v) => { if !#send_item { break; } }
-                        ::std::result::Result::Err(e) => { #send_error; break; }
+                        ::std::result::Result::Err(e) => { #send_item_error; break; }
                     }
                 }
             } else {

@@ -88,7 +88,7 @@ impl Demo {
     }
 
     /// Streams 0 to n-1.
-    pub(crate) fn count(&self, n: u64) -> impl Iterator<Item = u64> + use<> {
+    pub(crate) fn count(&self, n: u64) -> impl Iterator<Item = u64> {
         0..n
     }
 
@@ -109,6 +109,21 @@ impl Demo {
     }
 
     pub(crate) fn nodoc(&self) {}
+
+    /// Panics.
+    pub(crate) fn boom(&self) -> u32 {
+        panic!("kaboom")
+    }
+
+    /// Places an order; answers its quantity.
+    pub(crate) fn place(&self, order: Order) -> u32 {
+        order.qty
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct Order {
+    qty: u32,
 }
 
 /// Our server, on a runtime of its own in a background thread.
@@ -292,6 +307,49 @@ fn remote_error_exits_1_with_name_and_message() {
     let out = zerorpc(&[&server.endpoint, "nosuch"]);
     assert_status(&out, 1);
     assert!(stderr(&out).contains("NameError"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_remote_panic_is_printed_once() {
+    let server = OurServer::start();
+    let out = zerorpc(&[&server.endpoint, "boom"]);
+    assert_status(&out, 1);
+    let err = stderr(&out);
+    assert_eq!(err.matches("kaboom").count(), 1, "{err}");
+    assert_eq!(err.trim_end(), "Panic in method boom: kaboom");
+}
+
+#[test]
+fn json_sent_as_a_string_gets_a_hint_to_use_j() {
+    let server = OurServer::start();
+    let out = zerorpc(&[&server.endpoint, "place", r#"{"qty": 2}"#]);
+    assert_status(&out, 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("place() argument 'order': invalid type: string"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "hint: argument 1 looks like JSON but was sent as a string: use -j to send arguments as JSON"
+        ),
+        "{err}"
+    );
+
+    // With -j it is a map, and a field of the wrong type is named.
+    let out = zerorpc(&["-j", &server.endpoint, "place", r#"{"qty": 2}"#]);
+    assert_status(&out, 0);
+    assert_eq!(stdout(&out), "2\n");
+    let out = zerorpc(&["-j", &server.endpoint, "place", r#"{"qty": "two"}"#]);
+    assert_status(&out, 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            r#"TypeError: place() argument 'order': field 'qty': invalid type: string "two", expected u32"#
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("hint"), "{err}");
 }
 
 #[test]

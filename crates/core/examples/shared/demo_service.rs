@@ -39,7 +39,7 @@ impl DemoService {
     }
 
     /// Streams the numbers 0 to n-1.
-    pub(crate) fn count(&self, n: u64) -> impl Iterator<Item = u64> + use<> {
+    pub(crate) fn count(&self, n: u64) -> impl Iterator<Item = u64> {
         0..n
     }
 

@@ -1,4 +1,5 @@
 //! Integration tests of the zerorpc crate against real peers.
 
 mod behaviour;
+mod compile_fail;
 mod python;

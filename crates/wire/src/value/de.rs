@@ -297,6 +297,7 @@ fn visit_array<'de, V: Visitor<'de>>(
     let mut seq = SeqAccess {
         items: items.into_iter(),
         depth,
+        index: 0,
     };
     let value = visitor.visit_seq(&mut seq)?;
     if seq.items.len() == 0 {
@@ -328,6 +329,8 @@ fn visit_map<'de, V: Visitor<'de>>(
 struct SeqAccess {
     items: std::vec::IntoIter<Value>,
     depth: usize,
+    /// The index of the next item, to say where a conversion failed.
+    index: usize,
 }
 
 impl<'de> de::SeqAccess<'de> for SeqAccess {
@@ -338,9 +341,13 @@ impl<'de> de::SeqAccess<'de> for SeqAccess {
         seed: T,
     ) -> Result<Option<T::Value>, ValueError> {
         match self.items.next() {
-            Some(value) => seed
-                .deserialize(Deserializer::new(value, self.depth))
-                .map(Some),
+            Some(value) => {
+                let index = self.index;
+                self.index += 1;
+                seed.deserialize(Deserializer::new(value, self.depth))
+                    .map(Some)
+                    .map_err(|e| e.in_index(index))
+            }
             None => Ok(None),
         }
     }
@@ -352,7 +359,9 @@ impl<'de> de::SeqAccess<'de> for SeqAccess {
 
 struct MapAccess {
     entries: std::vec::IntoIter<(Value, Value)>,
-    pending: Option<Value>,
+    /// The key and value of the entry whose key was just read. The key is
+    /// kept to say where a conversion of the value failed.
+    pending: Option<(Value, Value)>,
     depth: usize,
 }
 
@@ -365,9 +374,14 @@ impl<'de> de::MapAccess<'de> for MapAccess {
     ) -> Result<Option<K::Value>, ValueError> {
         match self.entries.next() {
             Some((key, value)) => {
-                self.pending = Some(value);
-                seed.deserialize(Deserializer::new(key, self.depth))
-                    .map(Some)
+                let read = match key.as_str() {
+                    // Text keys (struct fields) are read in place, so that
+                    // keeping the key costs nothing.
+                    Some(text) => seed.deserialize(TextKey(text)),
+                    None => seed.deserialize(Deserializer::new(key.clone(), self.depth)),
+                };
+                self.pending = Some((key, value));
+                read.map(Some)
             }
             None => Ok(None),
         }
@@ -377,15 +391,62 @@ impl<'de> de::MapAccess<'de> for MapAccess {
         &mut self,
         seed: V,
     ) -> Result<V::Value, ValueError> {
-        let value = self
+        let (key, value) = self
             .pending
             .take()
             .ok_or_else(|| ValueError::new("map value requested before its key"))?;
         seed.deserialize(Deserializer::new(value, self.depth))
+            .map_err(|e| e.in_key(&key))
     }
 
     fn size_hint(&self) -> Option<usize> {
         Some(self.entries.len())
+    }
+}
+
+/// A map key that is text, read without taking it: as [`Deserializer`]
+/// reads a str, but borrowed.
+struct TextKey<'a>(&'a str);
+
+impl<'de> de::Deserializer<'de> for TextKey<'_> {
+    type Error = ValueError;
+
+    fn is_human_readable(&self) -> bool {
+        true
+    }
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        visitor.visit_str(self.0)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct seq tuple tuple_struct map struct identifier
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, ValueError> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, ValueError> {
+        visitor.visit_enum(de::value::StrDeserializer::new(self.0))
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        visitor.visit_unit()
     }
 }
 

@@ -25,26 +25,89 @@ const MAX_DEPTH: usize = 256;
 /// Why a value could not be converted to or from a [`Value`].
 ///
 /// The message names what went wrong, for example
-/// `invalid value: integer `300`, expected u8` or `missing field `name``.
+/// `invalid value: integer `300`, expected u8` or `missing field `name``;
+/// a failure inside a map or an array names where, as in `field
+/// 'lines[0].qty': invalid type: string "two", expected u32`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ValueError {
     message: String,
+    /// Where the conversion failed, outermost first (`lines[0].qty`);
+    /// empty at the top level.
+    path: String,
+    /// False for an error about the whole value's depth, whose path would
+    /// only spell out its nesting.
+    located: bool,
 }
 
 impl ValueError {
     fn new(message: impl fmt::Display) -> Self {
         ValueError {
             message: message.to_string(),
+            path: String::new(),
+            located: true,
         }
     }
 
+    /// What went wrong, without [`path`](Self::path).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Where in the value the conversion failed: map keys and array
+    /// indexes from the outermost in, as in `lines[0].qty`; empty when it
+    /// failed at the top level.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Puts this error inside the map entry with this key. The path is
+    /// built only once a conversion has failed, as the error unwinds.
+    fn in_key(mut self, key: &Value) -> Self {
+        if !self.located {
+            return self;
+        }
+        let key = match key {
+            Value::String(s) => match s.as_str() {
+                Some(s) => s.to_owned(),
+                None => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+            },
+            Value::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+            other => other.to_string(),
+        };
+        self.path = match self.path.starts_with('[') || self.path.is_empty() {
+            true => key + &self.path,
+            false => format!("{key}.{}", self.path),
+        };
+        self
+    }
+
+    /// Puts this error inside the array item at this index.
+    fn in_index(mut self, index: usize) -> Self {
+        if !self.located {
+            return self;
+        }
+        let sep = if self.path.starts_with('[') || self.path.is_empty() {
+            ""
+        } else {
+            "."
+        };
+        self.path = format!("[{index}]{sep}{}", self.path);
+        self
+    }
+
     fn too_deep() -> Self {
-        ValueError::new(format_args!("value nested deeper than {MAX_DEPTH} levels"))
+        ValueError {
+            located: false,
+            ..ValueError::new(format_args!("value nested deeper than {MAX_DEPTH} levels"))
+        }
     }
 }
 
 impl fmt::Display for ValueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.path.is_empty() {
+            write!(f, "field '{}': ", self.path)?;
+        }
         f.write_str(&self.message)
     }
 }

@@ -254,6 +254,69 @@ fn errors_name_the_problem() {
 }
 
 #[test]
+fn errors_inside_maps_and_arrays_name_where() {
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Line {
+        qty: u32,
+    }
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Order {
+        lines: Vec<Line>,
+        note: Option<String>,
+    }
+    let line = |qty: Value| map(vec![(s("qty"), qty)]);
+    check_error::<Line>(
+        line(s("two")),
+        r#"field 'qty': invalid type: string "two", expected u32"#,
+    );
+    let order = map(vec![
+        (
+            s("lines"),
+            Value::Array(vec![line(Value::from(1)), line(s("two"))]),
+        ),
+        (s("note"), Value::Nil),
+    ]);
+    let err = from_value::<Order>(order).expect_err("a bad quantity");
+    assert_eq!(err.path(), "lines[1].qty");
+    assert_eq!(err.message(), r#"invalid type: string "two", expected u32"#);
+    assert_eq!(
+        err.to_string(),
+        r#"field 'lines[1].qty': invalid type: string "two", expected u32"#
+    );
+    // Positional items, map keys of other types and errors at the top.
+    check_error::<Vec<Vec<u8>>>(
+        Value::Array(vec![Value::Array(vec![Value::from(1), Value::from(300)])]),
+        "field '[0][1]': invalid value: integer `300`, expected u8",
+    );
+    check_error::<BTreeMap<u8, u8>>(
+        map(vec![(Value::from(7), s("x"))]),
+        r#"field '7': invalid type: string "x", expected u8"#,
+    );
+    check_error::<Line>(
+        Value::from(1),
+        "invalid type: integer `1`, expected struct Line",
+    );
+}
+
+#[test]
+fn text_keys_read_as_any_key_type() {
+    #[derive(Serialize, Deserialize, Debug, PartialEq, PartialOrd, Eq, Ord)]
+    struct Name(String);
+    #[derive(Serialize, Deserialize, Debug, PartialEq, PartialOrd, Eq, Ord)]
+    enum Colour {
+        Red,
+    }
+    let entry = |key: &str| map(vec![(s(key), Value::from(1))]);
+    check(BTreeMap::from([(Name("a".into()), 1u8)]), entry("a"));
+    check(BTreeMap::from([(Colour::Red, 1u8)]), entry("Red"));
+    check(BTreeMap::from([('é', 1u8)]), entry("é"));
+    check_lenient(entry("b"), BTreeMap::from([(Some("b".to_owned()), 1u8)]));
+    check_error::<BTreeMap<u8, u8>>(entry("x"), r#"invalid type: string "x", expected u8"#);
+}
+
+#[test]
 fn error_is_send_sync_static() {
     fn assert_traits<T: std::error::Error + Send + Sync + 'static>() {}
     assert_traits::<super::ValueError>();

@@ -38,6 +38,21 @@ impl Faulty {
         tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
         seconds
     }
+
+    /// Places an order; answers the quantity of its lines.
+    pub(crate) fn place(&self, order: Order) -> u32 {
+        order.lines.iter().map(|line| line.qty).sum()
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct Order {
+    lines: Vec<Line>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct Line {
+    qty: u32,
 }
 
 /// Display of an error and every source below it.
@@ -60,6 +75,7 @@ fn only_kind(error: &Error) -> ErrorKind {
         error.is_transport(),
         error.is_codec(),
         error.is_io(),
+        error.is_usage(),
     ];
     assert_eq!(
         flags.iter().filter(|f| **f).count(),
@@ -122,6 +138,85 @@ async fn unconvertible_reply_is_a_codec_error_with_a_source() {
         );
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_argument_that_does_not_convert_names_the_method_argument_and_field() {
+    let server = start(Server::builder(Faulty));
+    let client = Client::connect(&server.endpoint).unwrap();
+    bounded(async {
+        let order = serde_json::json!({"lines": [{"qty": 1}, {"qty": "two"}]});
+        let error = client.call::<u32>("place", (order,)).await.unwrap_err();
+        let remote = error.remote().expect("a remote error");
+        assert_eq!(remote.name(), "TypeError");
+        assert_eq!(
+            remote.message(),
+            r#"place() argument 'order': field 'lines[1].qty': invalid type: string "two", expected u32"#
+        );
+        // A whole argument of the wrong type has no field to name.
+        let error = client.call::<u32>("place", ("{}",)).await.unwrap_err();
+        assert_eq!(
+            error.remote().expect("a remote error").message(),
+            r#"place() argument 'order': invalid type: string "{}", expected struct Order"#
+        );
+        let order = serde_json::json!({"lines": [{"qty": 1}, {"qty": 2}]});
+        assert_eq!(client.call::<u32>("place", (order,)).await.unwrap(), 3);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn run_inside_a_runtime_is_an_error_saying_to_serve() {
+    let server = Server::builder(Faulty)
+        .bind("tcp://127.0.0.1:*")
+        .build()
+        .unwrap();
+    let error = server.run().unwrap_err();
+    assert_eq!(only_kind(&error), ErrorKind::Usage);
+    assert!(
+        error.to_string().contains("use `server.serve().await`"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_blocking_call_on_the_thread_driving_the_servers_runtime_fails_at_once() {
+    let server = Server::builder(Faulty)
+        .bind("tcp://127.0.0.1:*")
+        .build()
+        .unwrap();
+    let endpoint = server.endpoints()[0].clone();
+    tokio::spawn(server.serve());
+    // Were the check missing, the call would end with a timeout rather
+    // than hang the test.
+    let client = Client::builder()
+        .connect(&endpoint)
+        .timeout(Some(Duration::from_secs(10)))
+        .build()
+        .unwrap();
+    let blocking = client.blocking();
+
+    // Before the server's task has first run, as after.
+    for _ in 0..2 {
+        let error = blocking.call::<String>("text", ()).unwrap_err();
+        assert_eq!(only_kind(&error), ErrorKind::Usage);
+        assert!(error.to_string().contains("would wait for ever"), "{error}");
+        let typed = FaultyBlockingClient::new(blocking.clone());
+        assert_eq!(only_kind(&typed.text().unwrap_err()), ErrorKind::Usage);
+        tokio::task::yield_now().await;
+    }
+
+    // The same calls from another thread are answered, and so are async
+    // calls on this one.
+    let text = bounded(tokio::task::spawn_blocking(move || {
+        blocking.call::<String>("text", ())
+    }))
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(text, "not a number");
+    let typed = FaultyClient::new(client);
+    assert_eq!(bounded(typed.text()).await.unwrap(), "not a number");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -94,3 +94,52 @@ async fn our_client_gets_python_errors() {
 
     assert_eq!(client.call::<i64>("add", (2, 3)).await.unwrap(), 5);
 }
+
+struct Shop;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Order {
+    qty: u32,
+}
+
+#[zerorpc::service]
+impl Shop {
+    /// Places an order; answers its quantity.
+    pub(crate) fn place(&self, order: Order) -> u32 {
+        order.qty
+    }
+}
+
+const PY_PLACE_CLIENT: &str = r#"
+client = zerorpc.Client(timeout=10)
+client.connect(sys.argv[1])
+out = {}
+try:
+    out["bad"] = {"result": client.place({"qty": "two"})}
+except Exception as e:
+    out["bad"] = error_info(e)
+out["good"] = client.place({"qty": 2})
+emit(out)
+"#;
+
+#[test]
+fn python_client_sees_which_field_of_an_argument_is_wrong() {
+    let server = RustServer::start(Shop, None);
+    let Some((out, _peer)) = run_python_client(PY_PLACE_CLIENT, &[server.endpoint()], STARTUP)
+    else {
+        return;
+    };
+    let bad = &out["bad"];
+    assert_eq!(bad["error"], "RemoteError", "{bad}");
+    assert_eq!(bad["name"], "TypeError");
+    assert_eq!(
+        bad["msg"],
+        r#"place() argument 'order': field 'qty': invalid type: string "two", expected u32"#
+    );
+    // What Python prints for it: the traceback's one line.
+    assert_eq!(
+        bad["str"],
+        "TypeError: place() argument 'order': field 'qty': invalid type: string \"two\", expected u32\n"
+    );
+    assert_eq!(out["good"], 2);
+}

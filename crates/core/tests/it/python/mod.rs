@@ -5,6 +5,7 @@
 //! Python clients print one `RESULT <json>` line that the tests parse; Python
 //! servers print `READY` once bound. Every peer is killed when its guard drops.
 
+mod bytes;
 mod cli;
 mod concurrency;
 mod errors;
@@ -219,7 +220,7 @@ pub(crate) struct RustServer {
 
 impl RustServer {
     /// Serves `service` on a wildcard port of 127.0.0.1.
-    pub(crate) fn start(service: Interop, heartbeat: Option<Duration>) -> RustServer {
+    pub(crate) fn start(service: impl zerorpc::Service, heartbeat: Option<Duration>) -> RustServer {
         let mut builder = Server::builder(service).bind("tcp://127.0.0.1:*");
         if heartbeat.is_some() {
             builder = builder.heartbeat(heartbeat);
