@@ -10,6 +10,7 @@
 
 mod bench_tools;
 mod calls;
+mod faults;
 mod heartbeats;
 mod hub;
 mod slow_reader;
