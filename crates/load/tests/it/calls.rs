@@ -1,4 +1,5 @@
-//! Many calls in flight from one client process, or from many.
+//! Many calls in flight from one client process, or from many (fifty
+//! processes of twenty sockets: a thousand connections to one server).
 
 use std::time::Instant;
 
@@ -89,4 +90,38 @@ fn twenty_client_processes_with_two_thousand_naps_each_are_all_answered() {
     eprintln!("server RSS at most {} MiB", max_rss >> 20);
     assert_no_drops(&server.stats());
     took("20 clients x 2k naps", started);
+}
+
+#[test]
+fn a_thousand_connections_from_fifty_processes_are_all_answered() {
+    const PROCESSES: usize = 50;
+    const SOCKETS: &str = "20";
+    const CALLS: u64 = 200;
+    let _heavy = heavy();
+    let started = Instant::now();
+    let server = LoadServer::start(&[]);
+    let calls = CALLS.to_string();
+    let args = [
+        "--connect",
+        &server.endpoint,
+        "--sockets",
+        SOCKETS,
+        "--calls",
+        &calls,
+        "--in-flight",
+        &calls,
+        "--nap",
+        "1",
+        "--timeout",
+        CALL_TIMEOUT,
+    ];
+    let mut clients: Vec<_> = (0..PROCESSES).map(|_| spawn_client(&args)).collect();
+    let (reports, max_rss) = wait_clients(&mut clients, Some(server.pid()));
+    for report in &reports {
+        report.assert_all_ok(CALLS);
+    }
+    eprintln!("server RSS at most {} MiB", max_rss >> 20);
+    assert!(max_rss < MAX_RSS, "server RSS {} MiB", max_rss >> 20);
+    assert_no_drops(&server.stats());
+    took("50 processes x 20 sockets", started);
 }
