@@ -1,5 +1,6 @@
 //! The server: limits on concurrency, shutdown, connecting to a binding
-//! client, and heartbeats while a handler blocks.
+//! client, heartbeats while a handler blocks, and handlers that hang,
+//! block or panic while others are served.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -142,4 +143,120 @@ async fn blocked_sync_handler_outlives_three_heartbeat_intervals() {
         );
     })
     .await;
+}
+
+/// Handlers that misbehave: one never returns, one blocks its thread, one
+/// panics. `live` counts the never-returning calls still held.
+#[derive(Default)]
+struct Misbehaving {
+    live: Arc<AtomicUsize>,
+}
+
+/// Counts a call while its future is alive.
+struct Held(Arc<AtomicUsize>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[zerorpc::service]
+impl Misbehaving {
+    /// Never answers.
+    pub(crate) async fn hang(&self) -> bool {
+        self.live.fetch_add(1, Ordering::SeqCst);
+        let _held = Held(self.live.clone());
+        std::future::pending::<()>().await;
+        true
+    }
+
+    /// Blocks its thread.
+    pub(crate) fn block(&self, seconds: f64) -> f64 {
+        std::thread::sleep(Duration::from_secs_f64(seconds));
+        seconds
+    }
+
+    /// Panics.
+    pub(crate) fn boom(&self) -> bool {
+        panic!("boom")
+    }
+
+    /// Adds two numbers.
+    pub(crate) fn add(&self, a: i64, b: i64) -> i64 {
+        a + b
+    }
+}
+
+fn threads() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("Threads: in /proc/self/status")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hanging_blocking_and_panicking_handlers_leave_the_others_served_and_nothing_held() {
+    const HANGING: usize = 200;
+    const BLOCKING: usize = 20;
+    const PANICKING: usize = 100;
+    const ADDING: usize = 100;
+    let live = Arc::new(AtomicUsize::new(0));
+    let service = Misbehaving { live: live.clone() };
+    let server = start(Server::builder(service).heartbeat(Some(HEARTBEAT)));
+    let client = Client::builder()
+        .connect(&server.endpoint)
+        .heartbeat(Some(HEARTBEAT))
+        .timeout(Some(HEARTBEAT * 5))
+        .build()
+        .unwrap();
+    let threads_before = threads();
+    bounded(async {
+        let hanging = (0..HANGING).map(|_| client.call::<bool>("hang", ()));
+        let blocking = (0..BLOCKING).map(|_| client.call::<f64>("block", (0.5,)));
+        let panicking = (0..PANICKING).map(|_| client.call::<bool>("boom", ()));
+        let adding = (0..ADDING as i64).map(|i| client.call::<i64>("add", (i, 1)));
+        let (hanging, blocking, panicking, adding) = tokio::join!(
+            futures::future::join_all(hanging),
+            futures::future::join_all(blocking),
+            futures::future::join_all(panicking),
+            futures::future::join_all(adding),
+        );
+        for result in hanging {
+            let error = result.expect_err("a hanging handler answered");
+            assert!(error.is_timeout(), "{error}");
+        }
+        for result in blocking {
+            assert_eq!(result.expect("a blocked thread still answers"), 0.5);
+        }
+        for result in panicking {
+            let error = result.expect_err("a panic answered");
+            assert!(error.is_remote(), "{error}");
+        }
+        for (i, result) in (0..).zip(adding) {
+            assert_eq!(result.expect("others are served meanwhile"), i + 1);
+        }
+        // The callers gave up on the hanging calls and stopped their
+        // heartbeats: the server loses them and drops their handlers.
+        let released = async {
+            while live.load(Ordering::SeqCst) > 0 {
+                tokio::time::sleep(HEARTBEAT).await;
+            }
+        };
+        tokio::time::timeout(HEARTBEAT * 20, released)
+            .await
+            .unwrap_or_else(|_| panic!("{} hanging calls still held", live.load(Ordering::SeqCst)));
+    })
+    .await;
+    // Sync calls (blocking, panicking, adding) may each take a thread of
+    // the blocking pool while they run; the hanging calls, however many,
+    // take none.
+    let grown = threads().saturating_sub(threads_before);
+    let sync_calls = BLOCKING + PANICKING + ADDING;
+    assert!(
+        grown <= sync_calls + 8,
+        "{grown} more threads for {sync_calls} sync calls"
+    );
 }
