@@ -9,10 +9,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::run::{cargo, run as run_command};
-use crate::{bench, layering, setup, tidy};
+use crate::{bench, layering, setup, tasks, tidy};
 
 /// Number of steps, for the `[n/N]` headers.
-const STEPS: usize = 8;
+const STEPS: usize = 9;
 
 /// Runs the steps; fails with the first failing step's error.
 pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
@@ -62,9 +62,15 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
             },
         )
     })?;
+    // A short pass of every fuzz target: they keep building, and what
+    // they find early is found on every run.
+    ci.step("fuzz", || tasks::fuzz(root, None, CI_FUZZ_SECONDS))?;
     ci.summary();
     Ok(())
 }
+
+/// Seconds each fuzz target runs in CI.
+const CI_FUZZ_SECONDS: u64 = 10;
 
 /// Headers, timings and the final summary.
 struct Steps {

@@ -16,8 +16,8 @@ tasks:
   setup                   install the system packages and target/venv the tests need
   layering                check the crate layering rules (and print them)
   tidy                    check //! docs, whitespace, line endings and the README
-  fuzz [--seconds N]      run the `decode` fuzz target for N seconds (default 60)
-       [--target NAME]    another fuzz target
+  fuzz [--seconds N]      run every fuzz target for N seconds each (default 60)
+       [--target NAME]    only this one
   demo                    run the demo of the whole system
   bench                   the side-by-side suite (raw libzmq, ours, zerorpc-python),
                           separate processes, median of 3 runs; writes docs/benchmarks.md
@@ -41,7 +41,11 @@ pub(crate) enum Task {
     Setup,
     Layering,
     Tidy,
-    Fuzz { target: String, seconds: u64 },
+    Fuzz {
+        /// One target; every target when `None`.
+        target: Option<String>,
+        seconds: u64,
+    },
     Demo,
     Bench(Bench),
 }
@@ -113,11 +117,11 @@ fn positive(flag: &str, text: &str) -> anyhow::Result<u64> {
 
 fn parse_fuzz(args: &[String]) -> anyhow::Result<Task> {
     let mut seconds = DEFAULT_FUZZ_SECONDS;
-    let mut target = "decode".to_owned();
+    let mut target = None;
     each_option(args, |flag, value| {
         match flag {
             "--seconds" => seconds = positive(flag, &value()?)?,
-            "--target" => target = value()?,
+            "--target" => target = Some(value()?),
             _ => bail!("unknown option `{flag}` for `fuzz`"),
         }
         Ok(())
@@ -175,7 +179,7 @@ mod tests {
 
     fn fuzz(seconds: u64) -> Task {
         Task::Fuzz {
-            target: "decode".to_owned(),
+            target: None,
             seconds,
         }
     }
@@ -200,7 +204,7 @@ mod tests {
         check(
             "fuzz --target roundtrip --seconds 3",
             Task::Fuzz {
-                target: "roundtrip".to_owned(),
+                target: Some("roundtrip".to_owned()),
                 seconds: 3,
             },
         );

@@ -34,6 +34,8 @@
 
 mod channel;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod io;
 mod machine;
 mod observe;
