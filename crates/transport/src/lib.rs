@@ -39,6 +39,7 @@ mod machine;
 mod observe;
 mod options;
 pub mod respond;
+mod security;
 mod socket;
 
 pub use channel::Channel;
@@ -49,6 +50,9 @@ pub use observe::{
 };
 pub use options::{EndpointOptions, Security};
 pub use respond::Responder;
+pub use security::{
+    AccessPolicy, AuthStats, Authenticator, CurveKey, CurveKeyPair, zcert_public_key,
+};
 pub use socket::{
     DEFAULT_SEND_QUEUE_LIMIT, OpenOptions, Socket, SocketConfig, SocketKind, Stats, context,
 };
