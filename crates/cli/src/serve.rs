@@ -46,6 +46,10 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     if let Some(printer) = &printer {
         builder = builder.observer(printer.observer());
     }
+    let security = args.security.server()?;
+    if let Some(security) = &security {
+        builder = builder.security(security.security.clone());
+    }
     if let Some(tracer) = crate::trace::server_tracer(&spec.name, &args.tracing)? {
         builder = builder.traced(&tracer);
     }
@@ -80,8 +84,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
         )),
         None => None,
     };
+    let reloading = security.as_ref().map(|s| s.reload_on_hangup());
     let serving = tokio::spawn(server.serve());
     wait_for_signal().await;
+    if let Some(reloading) = reloading {
+        reloading.abort();
+    }
     // Withdrawn before the server stops, so that no client resolving the
     // name meanwhile is sent to a closed port (caches still hold the
     // records for their TTL).

@@ -1,0 +1,432 @@
+//! PLAIN and CURVE on the command line: the flags, the files they name,
+//! `zerorpc keygen`, and a server's policy reloaded on SIGHUP.
+//!
+//! Secrets (passwords, secret keys) come from files or the environment,
+//! never from the command line, where other users of the machine can read
+//! them (`ps`). Public keys and user names may be given directly.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io::Write;
+use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use zerorpc::transport::{
+    AccessPolicy, Authenticator, CurveKey, CurveKeyPair, Security, zcert_public_key,
+};
+
+use crate::exit::{Failure, stderr_line};
+
+/// The security flags of a client or server (`--server`).
+#[derive(Clone, Debug, Default, Args)]
+#[command(next_help_heading = "Security: PLAIN and CURVE (see docs/operations.md)")]
+pub(crate) struct SecurityFlags {
+    /// CURVE key pair of this end, a zcert file as `zerorpc keygen` writes it (PREFIX.key). Turns CURVE on for a server; a client without it uses a fresh pair.
+    #[arg(
+        long = "curve-secret-key-file",
+        value_name = "FILE",
+        env = "ZERORPC_CURVE_SECRET_KEY_FILE"
+    )]
+    pub(crate) curve_secret_key_file: Option<PathBuf>,
+    /// Server: the client public keys let in, one Z85 key per line (`#` comments), or a directory of zcert .pub files. Without it any client that completes the CURVE handshake is served. Reread on SIGHUP.
+    #[arg(long = "curve-allow-file", value_name = "FILE")]
+    pub(crate) curve_allow_file: Option<PathBuf>,
+    /// Client: the server's public key, in Z85 or as a file (a zcert .pub file or the bare key). Turns CURVE on for a client.
+    #[arg(
+        long = "curve-server-key",
+        value_name = "Z85_OR_FILE",
+        env = "ZERORPC_CURVE_SERVER_KEY"
+    )]
+    pub(crate) curve_server_key: Option<String>,
+    /// Client: the PLAIN user name. Turns PLAIN on for a client; the password comes from --plain-password-file or ZERORPC_PLAIN_PASSWORD.
+    #[arg(long = "plain-user", value_name = "NAME", env = "ZERORPC_PLAIN_USER")]
+    pub(crate) plain_user: Option<String>,
+    /// Client: a file whose first line is the PLAIN password.
+    #[arg(
+        long = "plain-password-file",
+        value_name = "FILE",
+        env = "ZERORPC_PLAIN_PASSWORD_FILE"
+    )]
+    pub(crate) plain_password_file: Option<PathBuf>,
+    /// Server: the PLAIN users let in, `user:password` lines (`#` comments). Turns PLAIN on for a server. Reread on SIGHUP.
+    #[arg(long = "plain-passwords-file", value_name = "FILE")]
+    pub(crate) plain_passwords_file: Option<PathBuf>,
+    /// Server (PLAIN or CURVE): the client IP addresses let in, one per line (`#` comments); others are refused. Reread on SIGHUP.
+    #[arg(long = "allow-addresses-file", value_name = "FILE")]
+    pub(crate) allow_addresses_file: Option<PathBuf>,
+}
+
+/// The environment variable a client's PLAIN password may come from.
+const PASSWORD_VARIABLE: &str = "ZERORPC_PLAIN_PASSWORD";
+
+impl SecurityFlags {
+    /// Refuses flags of the other side and combinations that mean nothing.
+    pub(crate) fn validate(&self, server: bool) -> Result<(), Failure> {
+        let given = |set: bool, flag: &'static str| set.then_some(flag);
+        let (mine, theirs, side) = if server {
+            (
+                [
+                    given(self.curve_allow_file.is_some(), "--curve-allow-file"),
+                    given(
+                        self.allow_addresses_file.is_some(),
+                        "--allow-addresses-file",
+                    ),
+                ],
+                [
+                    given(self.curve_server_key.is_some(), "--curve-server-key"),
+                    given(self.plain_user.is_some(), "--plain-user"),
+                    given(self.plain_password_file.is_some(), "--plain-password-file"),
+                ]
+                .to_vec(),
+                "a client",
+            )
+        } else {
+            (
+                [None, None],
+                vec![
+                    given(self.curve_allow_file.is_some(), "--curve-allow-file"),
+                    given(
+                        self.plain_passwords_file.is_some(),
+                        "--plain-passwords-file",
+                    ),
+                    given(
+                        self.allow_addresses_file.is_some(),
+                        "--allow-addresses-file",
+                    ),
+                ],
+                "a server (--server)",
+            )
+        };
+        if let Some(flag) = theirs.into_iter().flatten().next() {
+            return Err(Failure::usage(format!("{flag} is for {side}")));
+        }
+        let curve = if server {
+            self.curve_secret_key_file.is_some()
+        } else {
+            self.curve_server_key.is_some()
+        };
+        let plain = if server {
+            self.plain_passwords_file.is_some()
+        } else {
+            self.plain_user.is_some()
+        };
+        if curve && plain {
+            return Err(Failure::usage(
+                "PLAIN and CURVE cannot be used together: choose one",
+            ));
+        }
+        if server {
+            if self.curve_allow_file.is_some() && !curve {
+                return Err(Failure::usage(
+                    "--curve-allow-file needs --curve-secret-key-file (the server's key pair)",
+                ));
+            }
+            if let Some(flag) = mine
+                .into_iter()
+                .flatten()
+                .next()
+                .filter(|_| !curve && !plain)
+            {
+                return Err(Failure::usage(format!(
+                    "{flag} needs PLAIN or CURVE (--plain-passwords-file or --curve-secret-key-file)"
+                )));
+            }
+        } else {
+            if self.curve_secret_key_file.is_some() && !curve {
+                return Err(Failure::usage(
+                    "--curve-secret-key-file needs --curve-server-key (the server's public key)",
+                ));
+            }
+            if self.plain_password_file.is_some() && !plain {
+                return Err(Failure::usage("--plain-password-file needs --plain-user"));
+            }
+        }
+        Ok(())
+    }
+
+    /// A client's security, its files read.
+    pub(crate) fn client(&self) -> Result<Security, Failure> {
+        if let Some(server_key) = &self.curve_server_key {
+            let server_key = read_public_key(server_key)?;
+            let keys = match &self.curve_secret_key_file {
+                Some(file) => read_key_pair(file)?,
+                None => CurveKeyPair::generate().map_err(|e| {
+                    Failure::local(format!(
+                        "cannot make a CURVE key pair: {}",
+                        zerorpc::error_chain(&e)
+                    ))
+                })?,
+            };
+            return Ok(Security::CurveClient { server_key, keys });
+        }
+        if let Some(username) = &self.plain_user {
+            let password = match &self.plain_password_file {
+                Some(file) => {
+                    let text = read(file, "the PLAIN password file")?;
+                    text.lines().next().unwrap_or_default().to_owned()
+                }
+                None => std::env::var(PASSWORD_VARIABLE).map_err(|_| {
+                    Failure::usage(format!(
+                        "--plain-user needs a password: --plain-password-file FILE or \
+                         {PASSWORD_VARIABLE} in the environment"
+                    ))
+                })?,
+            };
+            return Ok(Security::PlainClient {
+                username: username.clone(),
+                password,
+            });
+        }
+        Ok(Security::None)
+    }
+
+    /// A server's security and what reloads its policy, or `None` for no
+    /// security.
+    pub(crate) fn server(&self) -> Result<Option<ServerSecurity>, Failure> {
+        if self.curve_secret_key_file.is_none() && self.plain_passwords_file.is_none() {
+            return Ok(None);
+        }
+        let files = PolicyFiles {
+            curve_allow: self.curve_allow_file.clone(),
+            plain_passwords: self.plain_passwords_file.clone(),
+            addresses: self.allow_addresses_file.clone(),
+        };
+        let authenticator = Authenticator::new(files.load()?).map_err(|e| {
+            Failure::local(format!(
+                "cannot start authentication: {}",
+                zerorpc::error_chain(&e)
+            ))
+        })?;
+        let security = match &self.curve_secret_key_file {
+            Some(file) => Security::CurveServer {
+                keys: read_key_pair(file)?,
+                authenticator: authenticator.clone(),
+            },
+            None => Security::PlainServer(authenticator.clone()),
+        };
+        Ok(Some(ServerSecurity {
+            security,
+            authenticator,
+            files,
+        }))
+    }
+}
+
+/// A server's security, with the files its policy is read from.
+pub(crate) struct ServerSecurity {
+    pub(crate) security: Security,
+    pub(crate) authenticator: Authenticator,
+    files: PolicyFiles,
+}
+
+impl ServerSecurity {
+    /// Rereads the policy's files on every SIGHUP, for as long as the
+    /// returned task runs. A file that cannot be read or parsed leaves the
+    /// policy in force, and says why. Connections already let in stay.
+    pub(crate) fn reload_on_hangup(&self) -> tokio::task::JoinHandle<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let authenticator = self.authenticator.clone();
+        let files = self.files.clone();
+        tokio::spawn(async move {
+            let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+                stderr_line(format_args!(
+                    "cannot watch SIGHUP: the access lists will not be reloaded"
+                ));
+                return;
+            };
+            while hangups.recv().await.is_some() {
+                match files.load() {
+                    Ok(policy) => {
+                        authenticator.set_policy(policy);
+                        stderr_line(format_args!("SIGHUP: access lists reloaded"));
+                    }
+                    Err(failure) => stderr_line(format_args!(
+                        "SIGHUP: access lists not reloaded, the previous ones stay: {failure}"
+                    )),
+                }
+            }
+        })
+    }
+}
+
+/// Where a server's policy comes from.
+#[derive(Clone, Debug)]
+struct PolicyFiles {
+    curve_allow: Option<PathBuf>,
+    plain_passwords: Option<PathBuf>,
+    addresses: Option<PathBuf>,
+}
+
+impl PolicyFiles {
+    fn load(&self) -> Result<AccessPolicy, Failure> {
+        Ok(AccessPolicy {
+            curve_keys: self
+                .curve_allow
+                .as_deref()
+                .map(read_allowed_keys)
+                .transpose()?,
+            plain_users: match &self.plain_passwords {
+                Some(file) => read_passwords(file)?,
+                None => HashMap::new(),
+            },
+            addresses: self.addresses.as_deref().map(read_addresses).transpose()?,
+        })
+    }
+}
+
+fn read(path: &Path, what: &str) -> Result<String, Failure> {
+    fs::read_to_string(path)
+        .map_err(|e| Failure::usage(format!("cannot read {what} {}: {e}", path.display())))
+}
+
+/// The lines of a list file that say something: trimmed, without blank
+/// lines and `#` comments, with their line numbers.
+fn entries(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| (i + 1, line.trim()))
+        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+}
+
+fn read_key_pair(path: &Path) -> Result<CurveKeyPair, Failure> {
+    let text = read(path, "the CURVE key file")?;
+    CurveKeyPair::from_zcert(&text).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
+}
+
+/// A public key given as Z85, or as a file holding a certificate or a bare
+/// key.
+fn read_public_key(given: &str) -> Result<CurveKey, Failure> {
+    let path = Path::new(given);
+    if path.exists() {
+        let text = read(path, "the CURVE server key file")?;
+        let bare = entries(&text)
+            .map(|(_, line)| line)
+            .next()
+            .unwrap_or_default();
+        return CurveKey::from_z85(bare)
+            .or_else(|_| zcert_public_key(&text))
+            .map_err(|e| Failure::usage(format!("{}: {e}", path.display())));
+    }
+    CurveKey::from_z85(given).map_err(|e| {
+        Failure::usage(format!(
+            "--curve-server-key is neither a file nor a Z85 key: {e}"
+        ))
+    })
+}
+
+/// One Z85 key per line, or a directory of zcert `.pub` files.
+fn read_allowed_keys(path: &Path) -> Result<HashSet<CurveKey>, Failure> {
+    if path.is_dir() {
+        let listing = fs::read_dir(path).map_err(|e| {
+            Failure::usage(format!("cannot read the directory {}: {e}", path.display()))
+        })?;
+        let mut keys = HashSet::new();
+        for entry in listing {
+            let file = entry
+                .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?
+                .path();
+            if file.extension().is_some_and(|ext| ext == "pub") {
+                let text = read(&file, "the certificate")?;
+                let key = zcert_public_key(&text)
+                    .map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
+                keys.insert(key);
+            }
+        }
+        return Ok(keys);
+    }
+    let text = read(path, "the CURVE allow file")?;
+    entries(&text)
+        .map(|(n, line)| {
+            CurveKey::from_z85(line)
+                .map_err(|e| Failure::usage(format!("{} line {n}: {e}", path.display())))
+        })
+        .collect()
+}
+
+/// `user:password` lines.
+fn read_passwords(path: &Path) -> Result<HashMap<String, String>, Failure> {
+    let text = read(path, "the PLAIN passwords file")?;
+    entries(&text)
+        .map(|(n, line)| match line.split_once(':') {
+            Some((user, password)) if !user.is_empty() => {
+                Ok((user.to_owned(), password.to_owned()))
+            }
+            _ => Err(Failure::usage(format!(
+                "{} line {n}: expected user:password",
+                path.display()
+            ))),
+        })
+        .collect()
+}
+
+/// One IP address per line.
+fn read_addresses(path: &Path) -> Result<HashSet<IpAddr>, Failure> {
+    let text = read(path, "the allowed addresses file")?;
+    entries(&text)
+        .map(|(n, line)| {
+            line.parse().map_err(|_| {
+                Failure::usage(format!(
+                    "{} line {n}: {line:?} is not an IP address",
+                    path.display()
+                ))
+            })
+        })
+        .collect()
+}
+
+/// `zerorpc keygen`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct KeygenArgs {
+    /// Writes PREFIX.key (both keys, mode 0600) and PREFIX.pub (the public key).
+    #[arg(value_name = "PREFIX")]
+    prefix: PathBuf,
+    /// Replace existing files.
+    #[arg(long)]
+    force: bool,
+}
+
+/// `zerorpc keygen PREFIX`: a fresh key pair in czmq's certificate format.
+pub(crate) fn keygen(args: &KeygenArgs) -> Result<(), Failure> {
+    let pair = CurveKeyPair::generate().map_err(|e| {
+        Failure::local(format!(
+            "cannot make a CURVE key pair: {}",
+            zerorpc::error_chain(&e)
+        ))
+    })?;
+    let with = |extension: &str| {
+        let mut path = args.prefix.clone().into_os_string();
+        path.push(extension);
+        PathBuf::from(path)
+    };
+    let (secret, public) = (with(".key"), with(".pub"));
+    write(&secret, &pair.to_zcert_secret(), 0o600, args.force)?;
+    write(&public, &pair.to_zcert_public(), 0o644, args.force)?;
+    println!("{}", pair.public());
+    Ok(())
+}
+
+fn write(path: &Path, text: &str, mode: u32, force: bool) -> Result<(), Failure> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).mode(mode);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut file = options.open(path).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AlreadyExists {
+            " (--force replaces it)"
+        } else {
+            ""
+        };
+        Failure::usage(format!("cannot write {}: {e}{hint}", path.display()))
+    })?;
+    // `mode` applies only to a file created now; a replaced one keeps its
+    // permissions unless set again.
+    let permissions = std::os::unix::fs::PermissionsExt::from_mode(mode);
+    file.set_permissions(permissions)
+        .and_then(|()| file.write_all(text.as_bytes()))
+        .map_err(|e| Failure::local(format!("cannot write {}: {e}", path.display())))
+}
