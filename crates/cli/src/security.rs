@@ -5,16 +5,14 @@
 //! never from the command line, where other users of the machine can read
 //! them (`ps`). Public keys and user names may be given directly.
 
-use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::Write;
-use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 use zerorpc::transport::{
-    AccessPolicy, Authenticator, CurveKey, CurveKeyPair, Security, zcert_public_key,
+    Authenticator, CurveKey, CurveKeyPair, PolicyFiles, Security, read_key_pair, read_public_key,
 };
 
 use crate::exit::{Failure, stderr_line};
@@ -149,9 +147,9 @@ impl SecurityFlags {
     /// A client's security, its files read.
     pub(crate) fn client(&self) -> Result<Security, Failure> {
         if let Some(server_key) = &self.curve_server_key {
-            let server_key = read_public_key(server_key)?;
+            let server_key = server_public_key(server_key)?;
             let keys = match &self.curve_secret_key_file {
-                Some(file) => read_key_pair(file)?,
+                Some(file) => read_key_pair(file).map_err(unusable)?,
                 None => CurveKeyPair::generate().map_err(|e| {
                     Failure::local(format!(
                         "cannot make a CURVE key pair: {}",
@@ -164,7 +162,12 @@ impl SecurityFlags {
         if let Some(username) = &self.plain_user {
             let password = match &self.plain_password_file {
                 Some(file) => {
-                    let text = read(file, "the PLAIN password file")?;
+                    let text = std::fs::read_to_string(file).map_err(|e| {
+                        Failure::usage(format!(
+                            "cannot read the PLAIN password file {}: {e}",
+                            file.display()
+                        ))
+                    })?;
                     text.lines().next().unwrap_or_default().to_owned()
                 }
                 None => std::env::var(PASSWORD_VARIABLE).map_err(|_| {
@@ -193,7 +196,7 @@ impl SecurityFlags {
             plain_passwords: self.plain_passwords_file.clone(),
             addresses: self.allow_addresses_file.clone(),
         };
-        let authenticator = Authenticator::new(files.load()?).map_err(|e| {
+        let authenticator = Authenticator::new(files.load().map_err(unusable)?).map_err(|e| {
             Failure::local(format!(
                 "cannot start authentication: {}",
                 zerorpc::error_chain(&e)
@@ -201,7 +204,7 @@ impl SecurityFlags {
         })?;
         let security = match &self.curve_secret_key_file {
             Some(file) => Security::CurveServer {
-                keys: read_key_pair(file)?,
+                keys: read_key_pair(file).map_err(unusable)?,
                 authenticator: authenticator.clone(),
             },
             None => Security::PlainServer(authenticator.clone()),
@@ -242,8 +245,9 @@ impl ServerSecurity {
                         authenticator.set_policy(policy);
                         stderr_line(format_args!("SIGHUP: access lists reloaded"));
                     }
-                    Err(failure) => stderr_line(format_args!(
-                        "SIGHUP: access lists not reloaded, the previous ones stay: {failure}"
+                    Err(e) => stderr_line(format_args!(
+                        "SIGHUP: access lists not reloaded, the previous ones stay: {}",
+                        zerorpc::error_chain(&e)
                     )),
                 }
             }
@@ -251,129 +255,9 @@ impl ServerSecurity {
     }
 }
 
-/// Where a server's policy comes from.
-#[derive(Clone, Debug)]
-struct PolicyFiles {
-    curve_allow: Option<PathBuf>,
-    plain_passwords: Option<PathBuf>,
-    addresses: Option<PathBuf>,
-}
-
-impl PolicyFiles {
-    fn load(&self) -> Result<AccessPolicy, Failure> {
-        Ok(AccessPolicy {
-            curve_keys: self
-                .curve_allow
-                .as_deref()
-                .map(read_allowed_keys)
-                .transpose()?,
-            plain_users: match &self.plain_passwords {
-                Some(file) => read_passwords(file)?,
-                None => HashMap::new(),
-            },
-            addresses: self.addresses.as_deref().map(read_addresses).transpose()?,
-        })
-    }
-}
-
-fn read(path: &Path, what: &str) -> Result<String, Failure> {
-    fs::read_to_string(path)
-        .map_err(|e| Failure::usage(format!("cannot read {what} {}: {e}", path.display())))
-}
-
-/// The lines of a list file that say something: trimmed, without blank
-/// lines and `#` comments, with their line numbers.
-fn entries(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.lines()
-        .enumerate()
-        .map(|(i, line)| (i + 1, line.trim()))
-        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
-}
-
-fn read_key_pair(path: &Path) -> Result<CurveKeyPair, Failure> {
-    let text = read(path, "the CURVE key file")?;
-    CurveKeyPair::from_zcert(&text).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
-}
-
-/// A public key given as Z85, or as a file holding a certificate or a bare
-/// key.
-fn read_public_key(given: &str) -> Result<CurveKey, Failure> {
-    let path = Path::new(given);
-    if path.exists() {
-        let text = read(path, "the CURVE server key file")?;
-        let bare = entries(&text)
-            .map(|(_, line)| line)
-            .next()
-            .unwrap_or_default();
-        return CurveKey::from_z85(bare)
-            .or_else(|_| zcert_public_key(&text))
-            .map_err(|e| Failure::usage(format!("{}: {e}", path.display())));
-    }
-    CurveKey::from_z85(given).map_err(|e| {
-        Failure::usage(format!(
-            "--curve-server-key is neither a file nor a Z85 key: {e}"
-        ))
-    })
-}
-
-/// One Z85 key per line, or a directory of zcert `.pub` files.
-fn read_allowed_keys(path: &Path) -> Result<HashSet<CurveKey>, Failure> {
-    if path.is_dir() {
-        let listing = fs::read_dir(path).map_err(|e| {
-            Failure::usage(format!("cannot read the directory {}: {e}", path.display()))
-        })?;
-        let mut keys = HashSet::new();
-        for entry in listing {
-            let file = entry
-                .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?
-                .path();
-            if file.extension().is_some_and(|ext| ext == "pub") {
-                let text = read(&file, "the certificate")?;
-                let key = zcert_public_key(&text)
-                    .map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
-                keys.insert(key);
-            }
-        }
-        return Ok(keys);
-    }
-    let text = read(path, "the CURVE allow file")?;
-    entries(&text)
-        .map(|(n, line)| {
-            CurveKey::from_z85(line)
-                .map_err(|e| Failure::usage(format!("{} line {n}: {e}", path.display())))
-        })
-        .collect()
-}
-
-/// `user:password` lines.
-fn read_passwords(path: &Path) -> Result<HashMap<String, String>, Failure> {
-    let text = read(path, "the PLAIN passwords file")?;
-    entries(&text)
-        .map(|(n, line)| match line.split_once(':') {
-            Some((user, password)) if !user.is_empty() => {
-                Ok((user.to_owned(), password.to_owned()))
-            }
-            _ => Err(Failure::usage(format!(
-                "{} line {n}: expected user:password",
-                path.display()
-            ))),
-        })
-        .collect()
-}
-
-/// One IP address per line.
-fn read_addresses(path: &Path) -> Result<HashSet<IpAddr>, Failure> {
-    let text = read(path, "the allowed addresses file")?;
-    entries(&text)
-        .map(|(n, line)| {
-            line.parse().map_err(|_| {
-                Failure::usage(format!(
-                    "{} line {n}: {line:?} is not an IP address",
-                    path.display()
-                ))
-            })
-        })
-        .collect()
+/// A security setting that cannot be used: a usage error naming the file.
+fn unusable(error: zerorpc::transport::Error) -> Failure {
+    Failure::usage(zerorpc::error_chain(&error))
 }
 
 /// `zerorpc keygen`'s arguments.
@@ -429,4 +313,17 @@ fn write(path: &Path, text: &str, mode: u32, force: bool) -> Result<(), Failure>
     file.set_permissions(permissions)
         .and_then(|()| file.write_all(text.as_bytes()))
         .map_err(|e| Failure::local(format!("cannot write {}: {e}", path.display())))
+}
+
+/// `--curve-server-key`: a file, else a Z85 key.
+fn server_public_key(given: &str) -> Result<CurveKey, Failure> {
+    let path = Path::new(given);
+    if path.exists() {
+        return read_public_key(path).map_err(unusable);
+    }
+    CurveKey::from_z85(given).map_err(|e| {
+        Failure::usage(format!(
+            "--curve-server-key is neither a file nor a Z85 key: {e}"
+        ))
+    })
 }

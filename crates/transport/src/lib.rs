@@ -51,7 +51,8 @@ pub use observe::{
 pub use options::{EndpointOptions, Security};
 pub use respond::Responder;
 pub use security::{
-    AccessPolicy, AuthStats, Authenticator, CurveKey, CurveKeyPair, zcert_public_key,
+    AccessPolicy, AuthStats, Authenticator, CurveKey, CurveKeyPair, PolicyFiles, read_key_pair,
+    read_public_key, zcert_public_key,
 };
 pub use socket::{
     DEFAULT_SEND_QUEUE_LIMIT, OpenOptions, Socket, SocketConfig, SocketKind, Stats, context,

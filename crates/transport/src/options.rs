@@ -164,10 +164,18 @@ pub(crate) fn apply_endpoint(
 /// Sets the mechanism of `security` on `socket`, after undoing whatever
 /// an earlier endpoint set: options persist on the socket from one endpoint
 /// to the next.
-fn apply_security(socket: &zmq::Socket, security: &Security) -> Result<(), zmq::Error> {
+fn apply_security(socket: &mut zmq::Socket, security: &Security) -> Result<(), zmq::Error> {
     // Back to NULL: libzmq makes a socket that is not a PLAIN server a NULL
     // one.
     socket.set_plain_server(false)?;
+    // A server refuses rather than lets in when no ZAP handler answers
+    // (libzmq's default is to let everyone in). Ours is always running
+    // once an Authenticator exists; this guards against it not being so.
+    let server = matches!(
+        security,
+        Security::PlainServer(_) | Security::CurveServer { .. }
+    );
+    set_int_option(socket, ZMQ_ZAP_ENFORCE_DOMAIN, c_int::from(server))?;
     match security {
         Security::None => {
             // A ZAP domain makes even NULL handshakes ask the handler, and
@@ -205,6 +213,10 @@ fn apply_security(socket: &zmq::Socket, security: &Security) -> Result<(), zmq::
     }
     Ok(())
 }
+
+/// libzmq's `ZMQ_ZAP_ENFORCE_DOMAIN`, a DRAFT option (compiled in: see
+/// ARCHITECTURE.md, "libzmq build") that zmq-sys does not name.
+const ZMQ_ZAP_ENFORCE_DOMAIN: c_int = 93;
 
 /// Sets an integer socket option the `zmq` crate has no setter for.
 fn set_int_option(socket: &mut zmq::Socket, option: c_int, value: c_int) -> Result<(), zmq::Error> {

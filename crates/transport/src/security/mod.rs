@@ -10,6 +10,7 @@
 //! [`Authenticator::set_policy`] applies to the next handshakes; the
 //! connections already let in are not touched, since ZeroMQ asks only once.
 
+mod files;
 mod keys;
 
 use std::collections::{HashMap, HashSet};
@@ -18,6 +19,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
+pub use files::{PolicyFiles, read_key_pair, read_public_key};
 pub use keys::{CurveKey, CurveKeyPair, zcert_public_key};
 
 use crate::{Error, context};
