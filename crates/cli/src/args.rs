@@ -643,7 +643,7 @@ impl RawRpcArgs {
             interval: seconds("--heartbeat", self.heartbeat)?,
             active: self.active_hb,
         };
-        self.security.validate(self.server)?;
+        self.security.validate(&endpoints)?;
         if self.server {
             let Some(spec) = command else {
                 return Err(Failure::usage(

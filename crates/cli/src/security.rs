@@ -15,121 +15,137 @@ use zerorpc::transport::{
     Authenticator, CurveKey, CurveKeyPair, PolicyFiles, Security, read_key_pair, read_public_key,
 };
 
+use crate::args::Endpoints;
 use crate::exit::{Failure, stderr_line};
 
-/// The security flags of a client or server (`--server`).
+/// The security flags, of the side that binds (the mechanisms' server) or
+/// of the side that connects (their client).
 #[derive(Clone, Debug, Default, Args)]
 #[command(next_help_heading = "Security: PLAIN and CURVE (see docs/operations.md)")]
 pub(crate) struct SecurityFlags {
-    /// CURVE key pair of this end, a zcert file as `zerorpc keygen` writes it (PREFIX.key). Turns CURVE on for a server; a client without it uses a fresh pair.
+    /// CURVE key pair of this end, a zcert file as `zerorpc keygen` writes it (PREFIX.key). Turns CURVE on for the side that binds; the side that connects uses a fresh pair without it.
     #[arg(
         long = "curve-secret-key-file",
         value_name = "FILE",
         env = "ZERORPC_CURVE_SECRET_KEY_FILE"
     )]
     pub(crate) curve_secret_key_file: Option<PathBuf>,
-    /// Server: the client public keys let in, one Z85 key per line (`#` comments), or a directory of zcert .pub files. Without it any client that completes the CURVE handshake is served. Reread on SIGHUP.
+    /// Binding side (a server): the client public keys let in, one Z85 key per line (`#` comments), or a directory of zcert .pub files. Without it any client that completes the CURVE handshake is served. Reread on SIGHUP.
     #[arg(long = "curve-allow-file", value_name = "FILE")]
     pub(crate) curve_allow_file: Option<PathBuf>,
-    /// Client: the server's public key, in Z85 or as a file (a zcert .pub file or the bare key). Turns CURVE on for a client.
+    /// Connecting side (a client, or a server joining a hub): the server's public key, in Z85 or as a file (a zcert .pub file or the bare key). Turns CURVE on for a client.
     #[arg(
         long = "curve-server-key",
         value_name = "Z85_OR_FILE",
         env = "ZERORPC_CURVE_SERVER_KEY"
     )]
     pub(crate) curve_server_key: Option<String>,
-    /// Client: the PLAIN user name. Turns PLAIN on for a client; the password comes from --plain-password-file or ZERORPC_PLAIN_PASSWORD.
+    /// Connecting side: the PLAIN user name. Turns PLAIN on; the password comes from --plain-password-file or ZERORPC_PLAIN_PASSWORD.
     #[arg(long = "plain-user", value_name = "NAME", env = "ZERORPC_PLAIN_USER")]
     pub(crate) plain_user: Option<String>,
-    /// Client: a file whose first line is the PLAIN password.
+    /// Connecting side: a file whose first line is the PLAIN password.
     #[arg(
         long = "plain-password-file",
         value_name = "FILE",
         env = "ZERORPC_PLAIN_PASSWORD_FILE"
     )]
     pub(crate) plain_password_file: Option<PathBuf>,
-    /// Server: the PLAIN users let in, `user:password` lines (`#` comments). Turns PLAIN on for a server. Reread on SIGHUP.
+    /// Binding side: the PLAIN users let in, `user:password` lines (`#` comments). Turns PLAIN on. Reread on SIGHUP.
     #[arg(long = "plain-passwords-file", value_name = "FILE")]
     pub(crate) plain_passwords_file: Option<PathBuf>,
-    /// Server (PLAIN or CURVE): the client IP addresses let in, one per line (`#` comments); others are refused. Reread on SIGHUP.
+    /// Binding side, with PLAIN or CURVE: the client IP addresses let in, one per line (`#` comments); others are refused. Reread on SIGHUP.
     #[arg(long = "allow-addresses-file", value_name = "FILE")]
     pub(crate) allow_addresses_file: Option<PathBuf>,
+}
+
+const BINDING: &str = "the side that binds (a server, or a client with --bind)";
+const CONNECTING: &str =
+    "the side that connects (a client, or a server with --connect, e.g. to a hub)";
+
+/// Whether the mechanisms' server side is ours: we bind.
+fn binds(endpoints: &Endpoints) -> bool {
+    !endpoints.binds.is_empty()
 }
 
 /// The environment variable a client's PLAIN password may come from.
 const PASSWORD_VARIABLE: &str = "ZERORPC_PLAIN_PASSWORD";
 
 impl SecurityFlags {
+    /// Whether any security flag was given.
+    fn any(&self) -> bool {
+        self.curve_secret_key_file.is_some()
+            || self.curve_allow_file.is_some()
+            || self.curve_server_key.is_some()
+            || self.plain_user.is_some()
+            || self.plain_password_file.is_some()
+            || self.plain_passwords_file.is_some()
+            || self.allow_addresses_file.is_some()
+    }
+
     /// Refuses flags of the other side and combinations that mean nothing.
-    pub(crate) fn validate(&self, server: bool) -> Result<(), Failure> {
+    ///
+    /// ZeroMQ's mechanisms have a server side and a client side, which
+    /// follow binding and connecting, not who serves calls: a server that
+    /// connects to a hub is a PLAIN or CURVE client of it. So the side
+    /// that binds takes the server's flags, the side that connects the
+    /// client's, and one process cannot be both with security on.
+    pub(crate) fn validate(&self, endpoints: &Endpoints) -> Result<(), Failure> {
+        let binding = binds(endpoints);
+        if self.any() && binding && !endpoints.connects.is_empty() {
+            return Err(Failure::usage(
+                "PLAIN and CURVE flags apply to the endpoints bound or to those connected, \
+                 not to both: use --bind or --connect alone",
+            ));
+        }
         let given = |set: bool, flag: &'static str| set.then_some(flag);
-        let (mine, theirs, side) = if server {
-            (
-                [
-                    given(self.curve_allow_file.is_some(), "--curve-allow-file"),
-                    given(
-                        self.allow_addresses_file.is_some(),
-                        "--allow-addresses-file",
-                    ),
-                ],
-                [
-                    given(self.curve_server_key.is_some(), "--curve-server-key"),
-                    given(self.plain_user.is_some(), "--plain-user"),
-                    given(self.plain_password_file.is_some(), "--plain-password-file"),
-                ]
-                .to_vec(),
-                "a client",
-            )
+        let server_only = [
+            given(self.curve_allow_file.is_some(), "--curve-allow-file"),
+            given(
+                self.plain_passwords_file.is_some(),
+                "--plain-passwords-file",
+            ),
+            given(
+                self.allow_addresses_file.is_some(),
+                "--allow-addresses-file",
+            ),
+        ];
+        let client_only = [
+            given(self.curve_server_key.is_some(), "--curve-server-key"),
+            given(self.plain_user.is_some(), "--plain-user"),
+            given(self.plain_password_file.is_some(), "--plain-password-file"),
+        ];
+        let (theirs, side) = if binding {
+            (client_only, CONNECTING)
         } else {
-            (
-                [None, None],
-                vec![
-                    given(self.curve_allow_file.is_some(), "--curve-allow-file"),
-                    given(
-                        self.plain_passwords_file.is_some(),
-                        "--plain-passwords-file",
-                    ),
-                    given(
-                        self.allow_addresses_file.is_some(),
-                        "--allow-addresses-file",
-                    ),
-                ],
-                "a server (--server)",
-            )
+            (server_only, BINDING)
         };
         if let Some(flag) = theirs.into_iter().flatten().next() {
             return Err(Failure::usage(format!("{flag} is for {side}")));
         }
-        let curve = if server {
-            self.curve_secret_key_file.is_some()
+        let (curve, plain) = if binding {
+            (
+                self.curve_secret_key_file.is_some(),
+                self.plain_passwords_file.is_some(),
+            )
         } else {
-            self.curve_server_key.is_some()
-        };
-        let plain = if server {
-            self.plain_passwords_file.is_some()
-        } else {
-            self.plain_user.is_some()
+            (self.curve_server_key.is_some(), self.plain_user.is_some())
         };
         if curve && plain {
             return Err(Failure::usage(
                 "PLAIN and CURVE cannot be used together: choose one",
             ));
         }
-        if server {
+        if binding {
             if self.curve_allow_file.is_some() && !curve {
                 return Err(Failure::usage(
                     "--curve-allow-file needs --curve-secret-key-file (the server's key pair)",
                 ));
             }
-            if let Some(flag) = mine
-                .into_iter()
-                .flatten()
-                .next()
-                .filter(|_| !curve && !plain)
-            {
-                return Err(Failure::usage(format!(
-                    "{flag} needs PLAIN or CURVE (--plain-passwords-file or --curve-secret-key-file)"
-                )));
+            if self.allow_addresses_file.is_some() && !curve && !plain {
+                return Err(Failure::usage(
+                    "--allow-addresses-file needs PLAIN or CURVE \
+                     (--plain-passwords-file or --curve-secret-key-file)",
+                ));
             }
         } else {
             if self.curve_secret_key_file.is_some() && !curve {
@@ -144,8 +160,23 @@ impl SecurityFlags {
         Ok(())
     }
 
-    /// A client's security, its files read.
-    pub(crate) fn client(&self) -> Result<Security, Failure> {
+    /// The security of `endpoints`, its files read, and for the side that
+    /// binds, what reloads its access lists.
+    pub(crate) fn resolve(
+        &self,
+        endpoints: &Endpoints,
+    ) -> Result<(Security, Option<ServerSecurity>), Failure> {
+        if !binds(endpoints) {
+            return Ok((self.client()?, None));
+        }
+        Ok(match self.server()? {
+            Some(server) => (server.security.clone(), Some(server)),
+            None => (Security::None, None),
+        })
+    }
+
+    /// The connecting side's security, its files read.
+    fn client(&self) -> Result<Security, Failure> {
         if let Some(server_key) = &self.curve_server_key {
             let server_key = server_public_key(server_key)?;
             let keys = match &self.curve_secret_key_file {
@@ -185,9 +216,9 @@ impl SecurityFlags {
         Ok(Security::None)
     }
 
-    /// A server's security and what reloads its policy, or `None` for no
-    /// security.
-    pub(crate) fn server(&self) -> Result<Option<ServerSecurity>, Failure> {
+    /// The binding side's security and what reloads its policy, or `None`
+    /// for no security.
+    fn server(&self) -> Result<Option<ServerSecurity>, Failure> {
         if self.curve_secret_key_file.is_none() && self.plain_passwords_file.is_none() {
             return Ok(None);
         }

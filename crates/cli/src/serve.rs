@@ -46,10 +46,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     if let Some(printer) = &printer {
         builder = builder.observer(printer.observer());
     }
-    let security = args.security.server()?;
-    if let Some(security) = &security {
-        builder = builder.security(security.security.clone());
-    }
+    let (security, guard) = args.security.resolve(&args.endpoints)?;
+    builder = builder.security(security);
     if let Some(tracer) = crate::trace::server_tracer(&spec.name, &args.tracing)? {
         builder = builder.traced(&tracer);
     }
@@ -84,7 +82,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
         )),
         None => None,
     };
-    let reloading = security.as_ref().map(|s| s.reload_on_hangup());
+    let reloading = guard.as_ref().map(|g| g.reload_on_hangup());
     let serving = tokio::spawn(server.serve());
     wait_for_signal().await;
     if let Some(reloading) = reloading {

@@ -25,8 +25,10 @@
 //! Settings come per socket ([`SocketConfig`]) and per endpoint
 //! ([`EndpointOptions`], given to [`Socket::bind_with`] and
 //! [`Socket::connect_with`]), including how connections are secured
-//! ([`Security`]). Every socket lives in one ZeroMQ context per process,
-//! [`context`], so `inproc://` works between all of them.
+//! ([`Security`]: PLAIN or CURVE, a server's side decided by an
+//! [`Authenticator`] through our ZAP handler). Every socket lives in one
+//! ZeroMQ context per process, [`context`], so `inproc://` works between
+//! all of them and one ZAP handler serves them all.
 //!
 //! See [`Socket`] for an example. This crate has no feature flags.
 

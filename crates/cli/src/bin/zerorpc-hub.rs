@@ -297,7 +297,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         tracers.extend(tracing.clone());
         let observer = tracing.map(|t| t as Arc<dyn RouteObserver>);
         // On error, the hubs already started are stopped by their drop.
-        // The transport's context: one ZAP handler will serve every socket
+        // The transport's context: one ZAP handler serves every socket
         // of the process, and inproc:// works between the hubs.
         let hub = Hub::start_observed(config, zerorpc::transport::context(), observer)?;
         eprintln!(

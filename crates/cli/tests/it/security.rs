@@ -251,6 +251,40 @@ fn plain_checks_user_and_password() {
 }
 
 #[test]
+fn a_server_connecting_is_the_plain_client_of_the_side_that_binds() {
+    // As a worker joining a hub: the server connects, so it sends the
+    // password; here the caller binds, so it checks it.
+    let dir = TempDir::new();
+    let spec = dir.file("tools.toml", "[methods.say]\ncommand = [\"echo\"]\n");
+    let password = dir.file("password", "w0rk\n");
+    let passwords = dir.file("passwords", "worker:w0rk\n");
+    let endpoint = zerorpc_test_support::free_tcp_endpoint();
+    let mut command = Command::new(BIN);
+    command.args([
+        "--server",
+        "--connect",
+        &endpoint,
+        "--plain-user",
+        "worker",
+        "--plain-password-file",
+        path_str(&password),
+        path_str(&spec),
+    ]);
+    let server = zerorpc_test_support::Process::spawn("zerorpc --server --connect", command)
+        .expect("starting zerorpc --server");
+    server
+        .wait_for_stderr_line("serving", STARTUP)
+        .expect("server ready");
+    let out = Command::new(BIN)
+        .args(["--timeout", "10", "--bind", &endpoint])
+        .args(["--plain-passwords-file", path_str(&passwords), "say", "hi"])
+        .output()
+        .expect("running zerorpc");
+    assert_status(&out, 0);
+    assert_eq!(stdout(&out), "'hi\\n'\n");
+}
+
+#[test]
 fn security_flags_are_checked() {
     let dir = TempDir::new();
     let spec = dir.file("tools.toml", "[methods.say]\ncommand = [\"echo\"]\n");
@@ -258,7 +292,7 @@ fn security_flags_are_checked() {
     let cases: &[(&[&str], &str)] = &[
         (
             &["--curve-allow-file", "x", endpoint],
-            "--curve-allow-file is for a server",
+            "--curve-allow-file is for the side that binds",
         ),
         (
             &[
@@ -269,7 +303,7 @@ fn security_flags_are_checked() {
                 "u",
                 path_str(&spec),
             ],
-            "--plain-user is for a client",
+            "--plain-user is for the side that connects",
         ),
         (
             &[
@@ -281,6 +315,18 @@ fn security_flags_are_checked() {
                 path_str(&spec),
             ],
             "--curve-allow-file needs --curve-secret-key-file",
+        ),
+        (
+            &[
+                "--bind",
+                endpoint,
+                "--connect",
+                endpoint,
+                "--plain-passwords-file",
+                "x",
+                "say",
+            ],
+            "not to both",
         ),
         (
             &["--curve-server-key", "short", endpoint],

@@ -315,3 +315,87 @@ fn decide(
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> AccessPolicy {
+        AccessPolicy {
+            plain_users: HashMap::from([("alice".to_owned(), "s3cret".to_owned())]),
+            ..AccessPolicy::default()
+        }
+    }
+
+    fn plain(user: &str, password: &str) -> Vec<Vec<u8>> {
+        vec![user.as_bytes().to_vec(), password.as_bytes().to_vec()]
+    }
+
+    #[test]
+    fn plain_needs_a_known_user_and_the_same_password() {
+        let policy = policy();
+        let ok = decide(&policy, "127.0.0.1", "PLAIN", &plain("alice", "s3cret"));
+        assert_eq!(ok, Ok("alice".to_owned()));
+        let wrong = decide(&policy, "127.0.0.1", "PLAIN", &plain("alice", "s3cre"));
+        assert_eq!(wrong, Err("wrong password for user \"alice\"".to_owned()));
+        let unknown = decide(&policy, "127.0.0.1", "PLAIN", &plain("bob", "s3cret"));
+        assert_eq!(unknown, Err("unknown user \"bob\"".to_owned()));
+    }
+
+    #[test]
+    fn curve_keys_are_checked_only_against_a_list() {
+        let key = CurveKeyPair::generate().unwrap().public();
+        let credentials = vec![key.as_bytes().to_vec()];
+        let open = AccessPolicy::default();
+        assert_eq!(
+            decide(&open, "10.0.0.1", "CURVE", &credentials),
+            Ok(key.to_z85())
+        );
+        let listed = AccessPolicy {
+            curve_keys: Some(HashSet::new()),
+            ..AccessPolicy::default()
+        };
+        let refused = decide(&listed, "10.0.0.1", "CURVE", &credentials).unwrap_err();
+        assert!(refused.contains(&key.to_z85()), "{refused}");
+        let short = decide(&open, "10.0.0.1", "CURVE", &[vec![1, 2, 3]]);
+        assert_eq!(short, Err("malformed CURVE key".to_owned()));
+    }
+
+    #[test]
+    fn addresses_are_checked_first_and_mapped_ipv4_counts_as_ipv4() {
+        let policy = AccessPolicy {
+            addresses: Some(HashSet::from(["192.0.2.7".parse().unwrap()])),
+            ..policy()
+        };
+        let credentials = plain("alice", "s3cret");
+        assert!(decide(&policy, "192.0.2.7", "PLAIN", &credentials).is_ok());
+        assert!(decide(&policy, "::ffff:192.0.2.7", "PLAIN", &credentials).is_ok());
+        let other = decide(&policy, "192.0.2.8", "PLAIN", &credentials);
+        assert_eq!(other, Err("address 192.0.2.8 is not allowed".to_owned()));
+        let garbage = decide(&policy, "not an address", "PLAIN", &credentials);
+        assert!(garbage.is_err());
+    }
+
+    #[test]
+    fn other_mechanisms_and_malformed_requests_are_refused() {
+        let policy = policy();
+        assert!(decide(&policy, "127.0.0.1", "NULL", &[]).is_err());
+        assert!(decide(&policy, "127.0.0.1", "PLAIN", &[b"alice".to_vec()]).is_err());
+        let domains = Mutex::new(Domains::default());
+        let reply = answer(&[b"2.0".to_vec(), b"7".to_vec()], &domains);
+        assert_eq!(reply[1], b"7");
+        assert_eq!(reply[2], b"500");
+        let unknown = [
+            b"1.0".to_vec(),
+            b"8".to_vec(),
+            b"nobody".to_vec(),
+            b"127.0.0.1".to_vec(),
+            Vec::new(),
+            b"PLAIN".to_vec(),
+            b"alice".to_vec(),
+            b"s3cret".to_vec(),
+        ];
+        let reply = answer(&unknown, &domains);
+        assert_eq!(reply[2], b"400");
+    }
+}
