@@ -153,6 +153,14 @@ pub(crate) fn apply_endpoint(
 ) -> Result<(), Error> {
     let fail = |e| Error::zmq(format!("cannot apply the options of {endpoint}"), e);
     apply_security(socket, &options.security).map_err(fail)?;
+    if let Security::PlainServer(auth)
+    | Security::CurveServer {
+        authenticator: auth,
+        ..
+    } = &options.security
+    {
+        crate::security::watch_handshakes(socket, auth)?;
+    }
     // libzmq takes -1 for "no limit"; a limit beyond i64 is none either.
     let max = options
         .max_message_size

@@ -9,8 +9,12 @@
 //! process can have different policies. A policy replaced with
 //! [`Authenticator::set_policy`] applies to the next handshakes; the
 //! connections already let in are not touched, since ZeroMQ asks only once.
+//! Handshakes ZeroMQ fails before asking (another mechanism, the wrong
+//! server key) are seen by a socket monitor (`handshakes.rs`), and logged
+//! and counted too.
 
 mod files;
+mod handshakes;
 mod keys;
 
 use std::collections::{HashMap, HashSet};
@@ -20,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
 pub use files::{PolicyFiles, read_key_pair, read_public_key};
+pub(crate) use handshakes::watch as watch_handshakes;
 pub use keys::{CurveKey, CurveKeyPair, zcert_public_key};
 
 use crate::{Error, context};

@@ -3,7 +3,8 @@
 //! and CURVE traffic encrypted on the wire.
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
+use std::io::{Read, Write};
+use std::net::{IpAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -92,13 +93,14 @@ async fn plain_lets_in_the_right_password_and_refuses_the_rest() {
         assert!(error.is_timeout(), "{error:?}");
         assert!(refused_at_least(&auth, 1), "{:?}", auth.stats());
 
-        let stranger = client(&server.endpoint, plain("mallory", "s3cret"));
+        // Read before the client exists: its handshake may come at once.
         let refused = auth.stats().refused;
+        let stranger = client(&server.endpoint, plain("mallory", "s3cret"));
         let error = stranger.call::<String>("ping", ()).await.unwrap_err();
         assert!(error.is_timeout(), "{error:?}");
         assert!(refused_at_least(&auth, refused + 1), "{:?}", auth.stats());
 
-        // No mechanism at all: ZeroMQ refuses the handshake itself.
+        // No mechanism at all: ZeroMQ fails the handshake itself.
         let anonymous = client(&server.endpoint, Security::None);
         let error = anonymous.call::<String>("ping", ()).await.unwrap_err();
         assert!(error.is_timeout(), "{error:?}");
@@ -204,6 +206,40 @@ async fn a_new_policy_applies_to_new_connections_and_keeps_the_others() {
         assert!(refused_at_least(&auth, 1), "{:?}", auth.stats());
     })
     .await;
+}
+
+/// A ZMTP 3.0 greeting offering the NULL mechanism, as a client's.
+fn null_greeting() -> [u8; 64] {
+    let mut greeting = [0u8; 64];
+    greeting[0] = 0xff;
+    greeting[9] = 0x7f;
+    greeting[10] = 3;
+    greeting[12..16].copy_from_slice(b"NULL");
+    greeting
+}
+
+#[test]
+fn a_handshake_zeromq_fails_by_itself_is_counted_too() {
+    // A peer offering another mechanism never reaches the ZAP handler;
+    // the server socket's monitor sees the failure. A raw TCP peer that
+    // waits for the server to close makes the failure certain to be the
+    // server's, whatever the timing.
+    let server_keys = CurveKeyPair::generate().unwrap();
+    let auth = Authenticator::new(AccessPolicy::default()).unwrap();
+    let server = start(Server::builder(Guarded).security(Security::CurveServer {
+        keys: server_keys,
+        authenticator: auth.clone(),
+    }));
+    let address = server.endpoint.trim_start_matches("tcp://");
+    let mut peer = TcpStream::connect(address).unwrap();
+    peer.set_read_timeout(Some(TEST_BOUND)).unwrap();
+    peer.write_all(&null_greeting()).unwrap();
+    // Until the server closes (or resets) the connection once it saw our
+    // greeting.
+    let mut received = Vec::new();
+    let _ = peer.read_to_end(&mut received);
+    assert!(refused_at_least(&auth, 1), "{:?}", auth.stats());
+    assert_eq!(auth.stats().accepted, 0);
 }
 
 /// What the relay carried while `security`'s client called the secret
