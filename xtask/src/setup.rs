@@ -19,9 +19,11 @@ const ZERORPC_PYTHON: &str = "zerorpc==0.6.3";
 /// Directories searched after `PATH`, as `named` lives in `/usr/sbin`.
 const SBIN_DIRS: &[&str] = &["/usr/local/sbin", "/usr/sbin", "/sbin"];
 
-/// The C++ compiler that builds the vendored libzmq: needed by every build,
-/// the demo's included, and not always on a machine that has Rust.
-const BUILD_TOOLS: &[(&str, &str)] = &[("g++", "g++")];
+/// The C++ compiler that builds the vendored libzmq, and `make`, which
+/// builds the vendored libsodium (libzmq's CURVE; ARCHITECTURE.md, "libzmq
+/// build"): needed by every build, the demo's included, and not always on
+/// a machine that has Rust.
+const BUILD_TOOLS: &[(&str, &str)] = &[("g++", "g++"), ("make", "make")];
 
 /// Debian packages the tests use besides the build tools, each with the
 /// program that shows it is installed.

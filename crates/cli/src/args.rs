@@ -93,6 +93,8 @@ pub(crate) enum RawSubcommand {
     Tracedump(crate::tracedump::TracedumpArgs),
     /// Show request rates, error rates and latencies per service and method.
     Top(crate::tracedump::TopArgs),
+    /// Write a new CURVE key pair: PREFIX.key (secret, mode 0600) and PREFIX.pub (public), in czmq's zcert format.
+    Keygen(crate::security::KeygenArgs),
 }
 
 /// `zerorpc resolve`'s arguments.
@@ -227,6 +229,8 @@ pub(crate) struct RawRpcArgs {
     pub(crate) color: ColorWhen,
     #[command(flatten)]
     pub(crate) tracing: crate::trace::TraceFlags,
+    #[command(flatten)]
+    pub(crate) security: crate::security::SecurityFlags,
     // Every positional accepts negative numbers, not only `params`: with
     // --connect/--bind, `add -1 2` is parsed as address `add` and command
     // `-1` before the positional shift (zerorpc-python's argparse takes `-1`
@@ -400,6 +404,8 @@ pub(crate) enum Invocation {
     Tracedump(crate::tracedump::TracedumpArgs),
     /// Show live counters.
     Top(crate::tracedump::TopArgs),
+    /// Write a CURVE key pair.
+    Keygen(crate::security::KeygenArgs),
 }
 
 /// Where a socket binds and connects; binds happen first, as in zerorpc-python.
@@ -451,6 +457,7 @@ pub(crate) struct CallArgs {
     pub(crate) output: OutputStyle,
     pub(crate) action: Action,
     pub(crate) tracing: crate::trace::TraceFlags,
+    pub(crate) security: crate::security::SecurityFlags,
 }
 
 /// What the client does.
@@ -477,6 +484,7 @@ pub(crate) struct ServeArgs {
     pub(crate) debug: bool,
     pub(crate) spec: PathBuf,
     pub(crate) tracing: crate::trace::TraceFlags,
+    pub(crate) security: crate::security::SecurityFlags,
 }
 
 /// Rewrites zerorpc-python's two-letter single-dash flags, which clap would
@@ -514,6 +522,7 @@ impl RawArgs {
             Some(RawSubcommand::Collector(args)) => Ok(Invocation::Collector(args)),
             Some(RawSubcommand::Tracedump(args)) => Ok(Invocation::Tracedump(args)),
             Some(RawSubcommand::Top(args)) => Ok(Invocation::Top(args)),
+            Some(RawSubcommand::Keygen(args)) => Ok(Invocation::Keygen(args)),
             None => self.rpc.validate(),
         }
     }
@@ -634,6 +643,7 @@ impl RawRpcArgs {
             interval: seconds("--heartbeat", self.heartbeat)?,
             active: self.active_hb,
         };
+        self.security.validate(&endpoints)?;
         if self.server {
             let Some(spec) = command else {
                 return Err(Failure::usage(
@@ -660,6 +670,7 @@ impl RawRpcArgs {
                 debug: self.debug,
                 spec: PathBuf::from(spec),
                 tracing: self.tracing,
+                security: self.security,
             }));
         }
         if self.pool_size.is_some() {
@@ -708,6 +719,7 @@ impl RawRpcArgs {
             output,
             action,
             tracing: self.tracing,
+            security: self.security,
         }))
     }
 }

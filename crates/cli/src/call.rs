@@ -20,6 +20,9 @@ pub(crate) async fn run(args: CallArgs) -> Result<(), Failure> {
         .timeout(args.timeout)
         .heartbeat(args.heartbeat.interval)
         .passive_heartbeat(!args.heartbeat.active);
+    // A one-shot call: access lists of a client that binds are not reloaded.
+    let (security, _guard) = args.security.resolve(&args.endpoints)?;
+    builder = builder.security(security);
     let printer = args.debug.then(crate::debug::Printer::start);
     if let Some(printer) = &printer {
         builder = builder.observer(printer.observer());

@@ -1,6 +1,8 @@
 //! What the libraries log, as lines on stderr: a long-running `zerorpc
 //! --server` or client tells its user when DNS stops answering and when it
-//! answers again, or when an endpoint change could not be applied.
+//! answers again, or when an endpoint change could not be applied; a
+//! server or `zerorpc-hub` tells who it refused (PLAIN, CURVE). Lines
+//! start with the binary's name: both binaries include this module.
 //!
 //! ```text
 //! zerorpc: warning: DNS resolution failed; keeping the last answer and retrying until it works (endpoint=dns:hub.example.test, why=..., retry=5s)
@@ -65,7 +67,8 @@ impl Subscriber for StderrLog {
         // As for status lines: a closed stderr must not stop the program.
         let _ = writeln!(
             anstream::stderr().lock(),
-            "{style}zerorpc: {label}:{style:#} {}{fields}",
+            "{style}{}: {label}:{style:#} {}{fields}",
+            env!("CARGO_BIN_NAME"),
             line.message
         );
     }

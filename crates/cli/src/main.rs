@@ -16,6 +16,7 @@ mod exit;
 mod log;
 mod register;
 mod render;
+mod security;
 mod serve;
 mod spec;
 mod trace;
@@ -74,6 +75,7 @@ fn run(invocation: Invocation) -> Result<(), Failure> {
         Invocation::Collector(args) => runtime()?.block_on(collector::run(args)),
         Invocation::Tracedump(args) => runtime()?.block_on(tracedump::tracedump(args)),
         Invocation::Top(args) => runtime()?.block_on(tracedump::top(args)),
+        Invocation::Keygen(args) => security::keygen(&args),
     }
 }
 

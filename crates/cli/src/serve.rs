@@ -46,6 +46,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     if let Some(printer) = &printer {
         builder = builder.observer(printer.observer());
     }
+    let (security, guard) = args.security.resolve(&args.endpoints)?;
+    builder = builder.security(security);
     if let Some(tracer) = crate::trace::server_tracer(&spec.name, &args.tracing)? {
         builder = builder.traced(&tracer);
     }
@@ -80,8 +82,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
         )),
         None => None,
     };
+    let reloading = guard.as_ref().map(|g| g.reload_on_hangup());
     let serving = tokio::spawn(server.serve());
     wait_for_signal().await;
+    if let Some(reloading) = reloading {
+        reloading.abort();
+    }
     // Withdrawn before the server stops, so that no client resolving the
     // name meanwhile is sent to a closed port (caches still hold the
     // records for their TTL).

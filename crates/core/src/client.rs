@@ -110,6 +110,15 @@ impl ClientBuilder {
         self
     }
 
+    /// How the connections to servers are secured (default
+    /// [`Security::None`](crate::transport::Security::None)): a PLAIN user
+    /// and password, or CURVE keys and the server's public key. Applies to
+    /// every endpoint; see [`Security`](crate::transport::Security).
+    pub fn security(mut self, security: crate::transport::Security) -> Self {
+        self.config.security = security;
+        self
+    }
+
     /// How headers of nested calls derive from the call being served
     /// (default: [`CopyExtras`]).
     pub fn propagation(mut self, propagation: Arc<dyn Propagation>) -> Self {

@@ -136,6 +136,15 @@ impl<K> EmitterBuilder<K> {
         self
     }
 
+    /// How the connections of this socket are secured (default
+    /// [`Security::None`](crate::transport::Security::None)); the side that
+    /// binds is usually the PLAIN or CURVE server. Applies to every
+    /// endpoint; see [`Security`](crate::transport::Security).
+    pub fn security(mut self, security: crate::transport::Security) -> Self {
+        self.config.security = security;
+        self
+    }
+
     /// How the headers of events emitted while serving a call derive from
     /// it (default: [`CopyExtras`]).
     pub fn propagation(mut self, propagation: Arc<dyn Propagation>) -> Self {
@@ -295,6 +304,15 @@ impl ReceiverBuilder {
     /// ZeroMQ endpoints), at build time and later: see [`ResolveEndpoint`].
     pub fn resolver(mut self, resolver: Arc<dyn ResolveEndpoint>) -> Self {
         self.endpoints.resolver = resolver;
+        self
+    }
+
+    /// How the connections of this socket are secured (default
+    /// [`Security::None`](crate::transport::Security::None)); the side that
+    /// binds is usually the PLAIN or CURVE server. Applies to every
+    /// endpoint; see [`Security`](crate::transport::Security).
+    pub fn security(mut self, security: crate::transport::Security) -> Self {
+        self.config.security = security;
         self
     }
 

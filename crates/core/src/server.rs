@@ -84,6 +84,16 @@ impl ServerBuilder {
         self
     }
 
+    /// How connections from clients are secured and who is let in
+    /// (default [`Security::None`](crate::transport::Security::None)):
+    /// PLAIN or CURVE, checked by an
+    /// [`Authenticator`](crate::transport::Authenticator). Applies to every
+    /// endpoint; see [`Security`](crate::transport::Security).
+    pub fn security(mut self, security: crate::transport::Security) -> Self {
+        self.config.security = security;
+        self
+    }
+
     /// The largest request frame, in bytes, a client may send; `None` (the
     /// default) for no limit. ZeroMQ drops the connection of a client that
     /// sends more, so the oversized call is never served and fails on the

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize};
 use zerorpc_endpoint::Endpoint as ParsedEndpoint;
 
-use crate::HubError;
+use crate::{HubError, SecurityFiles, SideSecurity};
 
 /// What a hub does with the events it receives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -101,6 +101,17 @@ pub struct HubConfig {
     /// How often the `zerorpc-hub` binary prints this hub's stats; `None`
     /// prints them only on `SIGUSR1`.
     pub stats_interval: Option<Duration>,
+    /// The mechanism the `in` side serves (default none); the ZAP handler
+    /// of the hub's context decides who is let in.
+    pub in_security: SideSecurity,
+    /// The mechanism the `out` side serves (default none).
+    pub out_security: SideSecurity,
+    /// What a configuration file's `in_security` key names, for the
+    /// caller to read into [`in_security`](HubConfig::in_security) (the
+    /// hub reads no file).
+    pub in_security_files: Option<SecurityFiles>,
+    /// What a configuration file's `out_security` key names.
+    pub out_security_files: Option<SecurityFiles>,
 }
 
 /// Default for [`HubConfig::idle_timeout`].
@@ -139,6 +150,10 @@ impl HubConfig {
             queue_timeout: DEFAULT_QUEUE_TIMEOUT,
             peer_queue_limit: DEFAULT_PEER_QUEUE_LIMIT,
             stats_interval: None,
+            in_security: SideSecurity::None,
+            out_security: SideSecurity::None,
+            in_security_files: None,
+            out_security_files: None,
         }
     }
 
@@ -304,6 +319,8 @@ struct RawHub {
     queue_timeout: Option<Seconds>,
     peer_queue_limit: Option<usize>,
     stats_interval: Option<Seconds>,
+    in_security: Option<SecurityFiles>,
+    out_security: Option<SecurityFiles>,
 }
 
 impl RawHub {
@@ -332,6 +349,8 @@ impl RawHub {
             config.peer_queue_limit = n;
         }
         config.stats_interval = self.stats_interval.map(|Seconds(d)| d);
+        config.in_security_files = self.in_security;
+        config.out_security_files = self.out_security;
         config
     }
 }
@@ -342,8 +361,9 @@ impl RawHub {
 /// Keys: `in`, `out` (required endpoints, bound by the hub), `type`
 /// (`queue`, the default, `forwarder` or `streamer`), `name`,
 /// `idle_timeout`, `queue_timeout`, `stats_interval` (seconds),
-/// `queue_limit` (calls), `peer_queue_limit` (messages). Unknown keys are
-/// errors, so a typo is not silently ignored.
+/// `queue_limit` (calls), `peer_queue_limit` (messages), `in_security`
+/// and `out_security` (mappings of file names: [`SecurityFiles`]). Unknown
+/// keys are errors, so a typo is not silently ignored.
 ///
 /// ```
 /// let hubs = zerorpc_hub::parse_config("

@@ -310,7 +310,7 @@ fn open(config: &HubConfig, context: &zmq::Context) -> Result<Sockets, HubError>
             source,
         }
     };
-    let inp = context.socket(in_type).map_err(socket_error("in"))?;
+    let mut inp = context.socket(in_type).map_err(socket_error("in"))?;
     let mut out = context.socket(out_type).map_err(socket_error("out"))?;
     inp.set_linger(LINGER_MS).map_err(socket_error("in"))?;
     out.set_linger(LINGER_MS).map_err(socket_error("out"))?;
@@ -336,6 +336,8 @@ fn open(config: &HubConfig, context: &zmq::Context) -> Result<Sockets, HubError>
         }
         HubKind::Streamer => {}
     }
+    crate::security::apply(&mut inp, &config.in_security).map_err(socket_error("in"))?;
+    crate::security::apply(&mut out, &config.out_security).map_err(socket_error("out"))?;
     for (side, socket, endpoint) in [
         ("in", &inp, &config.in_endpoint),
         ("out", &out, &config.out_endpoint),

@@ -58,6 +58,7 @@ mod hub;
 mod outbox;
 mod queue;
 mod relay;
+mod security;
 mod sockets;
 mod stats;
 
@@ -66,6 +67,7 @@ pub use config::{
     DEFAULT_QUEUE_TIMEOUT, HubConfig, HubKind, parse_config,
 };
 pub use hub::{Hub, HubError, RouteObserver};
+pub use security::{SecurityFiles, SideSecurity};
 pub use stats::{Drops, Stats, WorkerStats};
 
 /// Error names the queue sends to clients in `ERR` replies it makes itself

@@ -36,7 +36,11 @@ pub(crate) fn set_xpub_nodrop(socket: &mut zmq::Socket) -> Result<(), zmq::Error
 }
 
 /// Sets an integer socket option the `zmq` crate has no setter for.
-fn set_int_option(socket: &mut zmq::Socket, option: c_int, value: c_int) -> Result<(), zmq::Error> {
+pub(crate) fn set_int_option(
+    socket: &mut zmq::Socket,
+    option: c_int,
+    value: c_int,
+) -> Result<(), zmq::Error> {
     // SAFETY: `as_mut_ptr` is the live libzmq handle owned by `socket`, which
     // the exclusive borrow keeps alive and unshared for the whole call. The
     // value pointer and length describe `value`, a c_int on this stack frame;

@@ -62,7 +62,7 @@ pub use component::{
     dnsmasq, find_program, haproxy, named, redis_server, require, tinydns, workspace_root,
 };
 pub use named::{Named, tsig_keygen};
-pub use net::{free_port, free_tcp_endpoint};
+pub use net::{Relay, free_port, free_tcp_endpoint};
 pub use process::{Process, WaitLineError};
 pub use python::{PYTHON_PRELUDE, Python, PythonPeer, python};
 pub use redis::RedisServer;

@@ -25,6 +25,8 @@ pub enum ErrorKind {
     /// The operating system refused a local resource the socket needs (its
     /// I/O thread, its wake-up pipe).
     Io,
+    /// A key, certificate or other security setting is malformed.
+    Security,
 }
 
 /// An error from the transport layer.
@@ -48,6 +50,7 @@ enum Detail {
     Zmq(String, zmq::Error),
     Endpoint(String, String),
     NoEndpoint,
+    Security(String),
     // `io::Error` is not `Clone`; an `Arc` keeps the error `Clone` and the
     // cause intact for `source()`.
     Io(String, Arc<io::Error>),
@@ -128,6 +131,14 @@ impl Error {
         }
     }
 
+    /// A malformed key or security setting; `why` says what is wrong.
+    pub(crate) fn security(why: impl Into<String>) -> Self {
+        Error {
+            kind: ErrorKind::Security,
+            detail: Detail::Security(why.into()),
+        }
+    }
+
     /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
         self.kind
@@ -165,6 +176,7 @@ impl fmt::Display for Error {
             Detail::Zmq(context, _) | Detail::Io(context, _) => f.write_str(context),
             Detail::Endpoint(endpoint, why) => write!(f, "bad endpoint {endpoint:?}: {why}"),
             Detail::NoEndpoint => f.write_str("the socket is neither bound nor connected"),
+            Detail::Security(why) => f.write_str(why),
             Detail::None => f.write_str("channel closed"),
         }
     }

@@ -811,7 +811,7 @@ impl IoThread {
         let Some(s) = self.sockets.get_mut(&id) else {
             return Err(Error::closed());
         };
-        apply_endpoint(&s.socket, endpoint, options)?;
+        apply_endpoint(&mut s.socket, endpoint, options)?;
         s.socket
             .bind(endpoint)
             .map_err(|e| Error::zmq(format!("cannot bind to {endpoint}"), e))?;
@@ -831,7 +831,7 @@ impl IoThread {
         let Some(s) = self.sockets.get_mut(&id) else {
             return Err(Error::closed());
         };
-        let connected = apply_endpoint(&s.socket, endpoint, options).and_then(|()| {
+        let connected = apply_endpoint(&mut s.socket, endpoint, options).and_then(|()| {
             s.socket
                 .connect(endpoint)
                 .map_err(|e| Error::zmq(format!("cannot connect to {endpoint}"), e))

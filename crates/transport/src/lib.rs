@@ -25,8 +25,10 @@
 //! Settings come per socket ([`SocketConfig`]) and per endpoint
 //! ([`EndpointOptions`], given to [`Socket::bind_with`] and
 //! [`Socket::connect_with`]), including how connections are secured
-//! ([`Security`]). Every socket lives in one ZeroMQ context per process,
-//! [`context`], so `inproc://` works between all of them.
+//! ([`Security`]: PLAIN or CURVE, a server's side decided by an
+//! [`Authenticator`] through our ZAP handler). Every socket lives in one
+//! ZeroMQ context per process, [`context`], so `inproc://` works between
+//! all of them and one ZAP handler serves them all.
 //!
 //! See [`Socket`] for an example. This crate has no feature flags.
 
@@ -41,6 +43,7 @@ mod machine;
 mod observe;
 mod options;
 pub mod respond;
+mod security;
 mod socket;
 
 pub use channel::Channel;
@@ -51,6 +54,10 @@ pub use observe::{
 };
 pub use options::{EndpointOptions, Security};
 pub use respond::Responder;
+pub use security::{
+    AccessPolicy, AuthStats, Authenticator, CurveKey, CurveKeyPair, PolicyFiles, read_key_pair,
+    read_public_key, zcert_public_key,
+};
 pub use socket::{
     DEFAULT_SEND_QUEUE_LIMIT, DEFAULT_WINDOW, DEFAULT_WINDOW_BYTES, OpenOptions, Socket,
     SocketConfig, SocketKind, Stats, context,

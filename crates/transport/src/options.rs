@@ -10,25 +10,81 @@
 //! into the next.
 
 use std::ffi::{c_int, c_void};
+use std::fmt;
 
-use crate::{Error, SocketKind};
+use crate::security::NULL_DOMAIN;
+use crate::{Authenticator, CurveKey, CurveKeyPair, Error, SocketKind};
 
 /// How the connections of an endpoint are secured: ZeroMQ's security
 /// mechanisms.
 ///
-/// Only [`Security::None`] exists today, which is what zerorpc-python and
-/// zerorpc-node speak. The enum is `#[non_exhaustive]` so that PLAIN and
-/// CURVE authentication (with a ZAP handler on the process-wide
-/// [`context`](crate::context)) can be added as variants without breaking
-/// callers: a variant is set on the ZeroMQ socket just before the bind or
-/// connect it belongs to, and a CURVE server key, which differs per server,
-/// travels with one endpoint in [`EndpointOptions`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// [`Security::None`] is what zerorpc-python and zerorpc-node speak by
+/// default. PLAIN sends a user name and password in clear: for trusted
+/// networks only. CURVE authenticates both ends by their public keys and
+/// encrypts everything. A server's side is checked by an [`Authenticator`]
+/// (our ZAP handler, in the process-wide [`context`](crate::context)).
+/// The mechanism is set on the ZeroMQ socket just before the bind or
+/// connect it belongs to, so each endpoint may have its own.
+///
+/// `Debug` shows no password or secret key.
+#[derive(Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Security {
     /// No authentication and no encryption (ZeroMQ's NULL mechanism).
     #[default]
     None,
+    /// A PLAIN client: sends this user name and password.
+    PlainClient {
+        /// The user name.
+        username: String,
+        /// The password.
+        password: String,
+    },
+    /// A PLAIN server: lets in the users the authenticator knows.
+    PlainServer(Authenticator),
+    /// A CURVE client: `keys` is the client's own pair, `server_key` the
+    /// public key of the server it expects (a different server fails the
+    /// handshake).
+    CurveClient {
+        /// The server's public key.
+        server_key: CurveKey,
+        /// The client's key pair, whose public key servers may allow.
+        keys: CurveKeyPair,
+    },
+    /// A CURVE server with this key pair, letting in the clients the
+    /// authenticator allows.
+    CurveServer {
+        /// The server's key pair; clients are given its public key.
+        keys: CurveKeyPair,
+        /// Who is let in.
+        authenticator: Authenticator,
+    },
+}
+
+impl fmt::Debug for Security {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Security::None => f.write_str("None"),
+            Security::PlainClient { username, .. } => f
+                .debug_struct("PlainClient")
+                .field("username", username)
+                .finish_non_exhaustive(),
+            Security::PlainServer(auth) => f.debug_tuple("PlainServer").field(auth).finish(),
+            Security::CurveClient { server_key, keys } => f
+                .debug_struct("CurveClient")
+                .field("server_key", server_key)
+                .field("keys", keys)
+                .finish(),
+            Security::CurveServer {
+                keys,
+                authenticator,
+            } => f
+                .debug_struct("CurveServer")
+                .field("keys", keys)
+                .field("authenticator", authenticator)
+                .finish(),
+        }
+    }
 }
 
 /// Settings of one endpoint of a socket, given to
@@ -91,17 +147,19 @@ pub(crate) fn apply_kind(socket: &mut zmq::Socket, kind: SocketKind) -> Result<(
 /// Options of one endpoint, set on `socket` just before it binds or
 /// connects to `endpoint` (see the module documentation for why then).
 pub(crate) fn apply_endpoint(
-    socket: &zmq::Socket,
+    socket: &mut zmq::Socket,
     endpoint: &str,
     options: &EndpointOptions,
 ) -> Result<(), Error> {
     let fail = |e| Error::zmq(format!("cannot apply the options of {endpoint}"), e);
-    match options.security {
-        // The NULL mechanism is libzmq's default and no other mechanism can
-        // be set yet, so there is nothing to reset. A PLAIN or CURVE variant
-        // must also undo here what the others set, since options persist on
-        // the socket from one endpoint to the next.
-        Security::None => {}
+    apply_security(socket, &options.security).map_err(fail)?;
+    if let Security::PlainServer(auth)
+    | Security::CurveServer {
+        authenticator: auth,
+        ..
+    } = &options.security
+    {
+        crate::security::watch_handshakes(socket, auth)?;
     }
     // libzmq takes -1 for "no limit"; a limit beyond i64 is none either.
     let max = options
@@ -110,6 +168,63 @@ pub(crate) fn apply_endpoint(
     socket.set_maxmsgsize(max).map_err(fail)?;
     Ok(())
 }
+
+/// Sets the mechanism of `security` on `socket`, after undoing whatever
+/// an earlier endpoint set: options persist on the socket from one endpoint
+/// to the next.
+fn apply_security(socket: &mut zmq::Socket, security: &Security) -> Result<(), zmq::Error> {
+    // Back to NULL: libzmq makes a socket that is not a PLAIN server a NULL
+    // one.
+    socket.set_plain_server(false)?;
+    // A server refuses rather than lets in when no ZAP handler answers
+    // (libzmq's default is to let everyone in). Ours is always running
+    // once an Authenticator exists; this guards against it not being so.
+    let server = matches!(
+        security,
+        Security::PlainServer(_) | Security::CurveServer { .. }
+    );
+    set_int_option(socket, ZMQ_ZAP_ENFORCE_DOMAIN, c_int::from(server))?;
+    match security {
+        Security::None => {
+            // A ZAP domain makes even NULL handshakes ask the handler, and
+            // libzmq 4.3 cannot empty it once set: an earlier endpoint's
+            // becomes the one our handler lets every NULL peer through.
+            let domain = socket.get_zap_domain()?;
+            if domain.map_or(true, |d| !d.is_empty()) {
+                socket.set_zap_domain(NULL_DOMAIN)?;
+            }
+        }
+        Security::PlainClient { username, password } => {
+            socket.set_plain_username(Some(username))?;
+            socket.set_plain_password(Some(password))?;
+        }
+        Security::PlainServer(auth) => {
+            socket.set_zap_domain(auth.zap_domain())?;
+            socket.set_plain_server(true)?;
+        }
+        Security::CurveClient { server_key, keys } => {
+            socket.set_curve_publickey(keys.public().as_bytes())?;
+            socket.set_curve_secretkey(keys.secret_bytes())?;
+            // Last: setting the server key is what makes the socket a CURVE
+            // client.
+            socket.set_curve_serverkey(server_key.as_bytes())?;
+        }
+        Security::CurveServer {
+            keys,
+            authenticator,
+        } => {
+            socket.set_zap_domain(authenticator.zap_domain())?;
+            socket.set_curve_publickey(keys.public().as_bytes())?;
+            socket.set_curve_secretkey(keys.secret_bytes())?;
+            socket.set_curve_server(true)?;
+        }
+    }
+    Ok(())
+}
+
+/// libzmq's `ZMQ_ZAP_ENFORCE_DOMAIN`, a DRAFT option (compiled in: see
+/// ARCHITECTURE.md, "libzmq build") that zmq-sys does not name.
+const ZMQ_ZAP_ENFORCE_DOMAIN: c_int = 93;
 
 /// Sets an integer socket option the `zmq` crate has no setter for.
 fn set_int_option(socket: &mut zmq::Socket, option: c_int, value: c_int) -> Result<(), zmq::Error> {
@@ -125,6 +240,10 @@ fn set_int_option(socket: &mut zmq::Socket, option: c_int, value: c_int) -> Resu
             size_of::<c_int>(),
         )
     };
+    check(rc)
+}
+
+fn check(rc: c_int) -> Result<(), zmq::Error> {
     if rc == 0 {
         Ok(())
     } else {

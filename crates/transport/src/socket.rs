@@ -435,8 +435,8 @@ impl Drop for SocketShared {
 /// `inproc://` endpoints only connect sockets of one context, so a hub or
 /// raw ZeroMQ sockets created in this context reach our sockets over
 /// `inproc://` (the `zerorpc-hub` binary runs its hubs in it). It is also
-/// the one place a ZAP handler, which serves the sockets of its context,
-/// will be installed for authentication (see [`Security`]).
+/// where our ZAP handler, which serves the sockets of its context, runs
+/// (see [`Authenticator`](crate::Authenticator)).
 pub fn context() -> &'static zmq::Context {
     static CONTEXT: OnceLock<zmq::Context> = OnceLock::new();
     CONTEXT.get_or_init(zmq::Context::new)

@@ -9,10 +9,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
-use zerorpc_hub::{Hub, HubConfig, HubKind, RouteObserver, parse_config};
+use zerorpc::transport::{Authenticator, PolicyFiles, read_key_pair};
+use zerorpc_hub::{
+    Hub, HubConfig, HubKind, RouteObserver, SecurityFiles, SideSecurity, parse_config,
+};
 use zerorpc_tracing_collector::Tracer;
+
+// The `zerorpc` binary's log lines, so that refused peers are told.
+#[path = "../log.rs"]
+mod log;
 
 /// How often the main thread looks at signals, hub health and stats timers.
 const TICK: Duration = Duration::from_millis(50);
@@ -23,7 +30,9 @@ const TICK: Duration = Duration::from_millis(50);
 /// Either give a YAML file (one hub as a mapping, or a list of hubs), or
 /// describe one hub with --in and --out. Stats are printed to stderr as one
 /// JSON line per hub on SIGUSR1, every --stats-interval seconds, and on
-/// exit. SIGTERM and SIGINT stop the hubs and exit with status 0.
+/// exit. SIGHUP rereads the access lists of the hubs' `in_security` and
+/// `out_security` (PLAIN and CURVE). SIGTERM and SIGINT stop the hubs and
+/// exit with status 0.
 #[derive(Parser, Debug)]
 #[command(
     name = "zerorpc-hub",
@@ -102,6 +111,92 @@ fn route_tracing(name: &str, collectors: &[String]) -> anyhow::Result<Option<Arc
     Ok(Some(Arc::new(RouteTracing(tracer))))
 }
 
+/// The access lists of one side of a hub, reread on SIGHUP.
+struct AccessLists {
+    what: String,
+    authenticator: Authenticator,
+    files: PolicyFiles,
+}
+
+impl AccessLists {
+    /// Rereads the files; on failure the lists in force stay.
+    fn reload(&self) {
+        match self.files.load() {
+            Ok(policy) => {
+                self.authenticator.set_policy(policy);
+                eprintln!("zerorpc-hub: {}: access lists reloaded", self.what);
+            }
+            Err(e) => eprintln!(
+                "zerorpc-hub: {}: access lists not reloaded, the previous ones stay: {}",
+                self.what,
+                zerorpc::error_chain(&e)
+            ),
+        }
+    }
+}
+
+/// Reads the files of each side's `*_security` key into the mechanism
+/// the hub applies and the access lists our ZAP handler applies.
+fn secure(config: &mut HubConfig) -> anyhow::Result<Vec<AccessLists>> {
+    let mut lists = Vec::new();
+    let sides = [
+        ("in", config.in_security_files.clone()),
+        ("out", config.out_security_files.clone()),
+    ];
+    for (side, files) in sides {
+        let Some(files) = files else { continue };
+        let what = format!("hub `{}` {side}_security", config.name);
+        let (security, access) = side_security(what, &files)?;
+        match side {
+            "in" => config.in_security = security,
+            _ => config.out_security = security,
+        }
+        lists.push(access);
+    }
+    Ok(lists)
+}
+
+fn side_security(
+    what: String,
+    files: &SecurityFiles,
+) -> anyhow::Result<(SideSecurity, AccessLists)> {
+    match (&files.curve_secret_key_file, &files.plain_passwords_file) {
+        (Some(_), Some(_)) => bail!("{what}: PLAIN and CURVE cannot be used together: choose one"),
+        (None, None) => {
+            bail!("{what}: give curve_secret_key_file (CURVE) or plain_passwords_file (PLAIN)")
+        }
+        (None, Some(_)) if files.curve_allow_file.is_some() => {
+            bail!("{what}: curve_allow_file needs curve_secret_key_file")
+        }
+        _ => {}
+    }
+    let policy_files = PolicyFiles {
+        curve_allow: files.curve_allow_file.clone(),
+        plain_passwords: files.plain_passwords_file.clone(),
+        addresses: files.allow_addresses_file.clone(),
+    };
+    let policy = policy_files.load().with_context(|| what.clone())?;
+    let authenticator = Authenticator::new(policy).with_context(|| what.clone())?;
+    let zap_domain = authenticator.zap_domain().to_owned();
+    let security = match &files.curve_secret_key_file {
+        Some(path) => {
+            let keys = read_key_pair(path).with_context(|| what.clone())?;
+            SideSecurity::Curve {
+                public_key: *keys.public().as_bytes(),
+                secret_key: *keys.secret_bytes(),
+                zap_domain,
+            }
+        }
+        None => SideSecurity::Plain { zap_domain },
+    };
+    let access = AccessLists {
+        what,
+        authenticator,
+        files: policy_files,
+    };
+    Ok((security, access))
+}
+
 fn parse_kind(text: &str) -> Result<HubKind, String> {
     text.parse()
 }
@@ -121,6 +216,7 @@ fn parse_secs(text: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    log::install();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -169,7 +265,11 @@ fn print_stats(hub: &Hub) {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let configs = configs(&args)?;
+    let mut configs = configs(&args)?;
+    let mut access_lists = Vec::new();
+    for config in &mut configs {
+        access_lists.extend(secure(config)?);
+    }
     if args.check {
         // What starting would refuse before binding anything, `--check`
         // refuses too: flags are not checked on the way in, as a file is.
@@ -186,8 +286,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     // Handlers are in place before any socket exists, so a signal that comes
     // early still ends in a clean shutdown rather than the default action.
-    let mut signals =
-        Signals::new([SIGTERM, SIGINT, SIGUSR1]).context("cannot install signal handlers")?;
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGUSR1, SIGHUP])
+        .context("cannot install signal handlers")?;
     let mut hubs: Vec<Hub> = Vec::with_capacity(configs.len());
     let mut timers = Vec::with_capacity(configs.len());
     let mut tracers = Vec::new();
@@ -197,7 +297,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         tracers.extend(tracing.clone());
         let observer = tracing.map(|t| t as Arc<dyn RouteObserver>);
         // On error, the hubs already started are stopped by their drop.
-        // The transport's context: one ZAP handler will serve every socket
+        // The transport's context: one ZAP handler serves every socket
         // of the process, and inproc:// works between the hubs.
         let hub = Hub::start_observed(config, zerorpc::transport::context(), observer)?;
         eprintln!(
@@ -215,6 +315,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         for signal in signals.pending() {
             match signal {
                 SIGUSR1 => hubs.iter().for_each(print_stats),
+                SIGHUP => access_lists.iter().for_each(AccessLists::reload),
                 other => stop = Some(other),
             }
         }

@@ -15,6 +15,7 @@ mod bind;
 mod dns;
 mod dns_hub;
 mod dns_python;
+mod security;
 mod tracing;
 
 const BIN: &str = env!("CARGO_BIN_EXE_zerorpc");

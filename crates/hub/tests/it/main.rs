@@ -10,5 +10,6 @@ mod queue_overflow;
 mod queue_python;
 mod relay;
 mod rust_peers;
+mod security;
 mod shared_context;
 mod support;

@@ -110,3 +110,10 @@ fn connect_uses_the_socket_default_and_connect_with_overrides_it() {
     let reply = run(channel.recv()).expect("no limit on this endpoint");
     assert_eq!(reply.args, Value::Array(vec![big()]));
 }
+
+#[test]
+fn libzmq_is_built_with_curve() {
+    // CURVE needs libzmq built with libsodium (see ARCHITECTURE.md, "libzmq
+    // build"); without it every CURVE endpoint fails to apply its options.
+    assert_eq!(zmq::has("curve"), Some(true));
+}

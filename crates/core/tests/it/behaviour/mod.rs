@@ -10,6 +10,7 @@ mod live;
 mod message_size;
 mod observers;
 mod robustness;
+mod security;
 mod server;
 mod service_macro;
 mod streams;
