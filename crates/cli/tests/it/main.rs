@@ -15,6 +15,7 @@ mod bind;
 mod dns;
 mod dns_hub;
 mod dns_python;
+mod exposed;
 mod tracing;
 
 const BIN: &str = env!("CARGO_BIN_EXE_zerorpc");
@@ -628,8 +629,13 @@ struct ProgramServer {
 
 impl ProgramServer {
     fn start(extra: &[&str]) -> ProgramServer {
-        let dir = TempDir::new();
-        let spec = dir.file("tools.toml", SPEC);
+        ProgramServer::serving(extra, TempDir::new(), SPEC)
+    }
+
+    /// Serves the service file `spec`, written to `dir` (which the server
+    /// keeps until it stops).
+    fn serving(extra: &[&str], dir: TempDir, spec: &str) -> ProgramServer {
+        let spec = dir.file("tools.toml", spec);
         let endpoint = free_tcp_endpoint();
         let mut command = Command::new(BIN);
         command
