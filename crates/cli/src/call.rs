@@ -19,7 +19,8 @@ pub(crate) async fn run(args: CallArgs) -> Result<(), Failure> {
     let mut builder = Client::builder()
         .timeout(args.timeout)
         .heartbeat(args.heartbeat.interval)
-        .passive_heartbeat(!args.heartbeat.active);
+        .passive_heartbeat(!args.heartbeat.active)
+        .max_message_size(args.max_message_size);
     let printer = args.debug.then(crate::debug::Printer::start);
     if let Some(printer) = &printer {
         builder = builder.observer(printer.observer());

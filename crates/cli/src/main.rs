@@ -17,6 +17,7 @@ mod log;
 mod register;
 mod render;
 mod serve;
+mod size;
 mod spec;
 mod trace;
 mod tracedump;

@@ -38,7 +38,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     };
     // A server heartbeats actively, as zerorpc-python's: that is how it
     // notices a vanished client and cancels its calls (killing commands).
-    let mut builder = Server::builder(methods(&spec)).heartbeat(args.heartbeat.interval);
+    let mut builder = Server::builder(methods(&spec))
+        .heartbeat(args.heartbeat.interval)
+        .max_message_size(args.max_message_size);
     if let Some(limit) = args.pool_size {
         builder = builder.max_concurrent_calls(limit);
     }

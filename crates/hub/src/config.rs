@@ -101,6 +101,17 @@ pub struct HubConfig {
     /// How often the `zerorpc-hub` binary prints this hub's stats; `None`
     /// prints them only on `SIGUSR1`.
     pub stats_interval: Option<Duration>,
+    /// The largest message frame, in bytes, a peer on either side may send
+    /// (libzmq's `ZMQ_MAXMSGSIZE`); `None` for no limit. Default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`]. ZeroMQ reads the size a frame
+    /// announces and drops the connection of a peer that sends more before
+    /// reading it, so a larger message never reaches the hub's memory; the
+    /// peer's calls through that connection are lost with it.
+    ///
+    /// With it, the memory a stalled peer can hold in the hub is bounded
+    /// by [`peer_queue_limit`](Self::peer_queue_limit) times this size
+    /// (for the messages of calls; what the hub makes itself is small).
+    pub max_message_size: Option<u64>,
 }
 
 /// Default for [`HubConfig::idle_timeout`].
@@ -120,6 +131,9 @@ pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
 /// stalled peer with events of a few hundred bytes. Lower it when events
 /// are large or when many peers may stall at once.
 pub const DEFAULT_PEER_QUEUE_LIMIT: usize = 100_000;
+/// Default for [`HubConfig::max_message_size`]: 16 MiB, the limit of
+/// zerorpc's own clients and servers.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 16 << 20;
 
 impl HubConfig {
     /// A hub of `kind` binding `in_endpoint` and `out_endpoint`, with the
@@ -138,6 +152,7 @@ impl HubConfig {
             queue_limit: DEFAULT_QUEUE_LIMIT,
             queue_timeout: DEFAULT_QUEUE_TIMEOUT,
             peer_queue_limit: DEFAULT_PEER_QUEUE_LIMIT,
+            max_message_size: Some(DEFAULT_MAX_MESSAGE_SIZE),
             stats_interval: None,
         }
     }
@@ -303,6 +318,7 @@ struct RawHub {
     queue_limit: Option<usize>,
     queue_timeout: Option<Seconds>,
     peer_queue_limit: Option<usize>,
+    max_message_size: Option<u64>,
     stats_interval: Option<Seconds>,
 }
 
@@ -331,6 +347,9 @@ impl RawHub {
         if let Some(n) = self.peer_queue_limit {
             config.peer_queue_limit = n;
         }
+        if let Some(n) = self.max_message_size {
+            config.max_message_size = (n > 0).then_some(n);
+        }
         config.stats_interval = self.stats_interval.map(|Seconds(d)| d);
         config
     }
@@ -342,7 +361,8 @@ impl RawHub {
 /// Keys: `in`, `out` (required endpoints, bound by the hub), `type`
 /// (`queue`, the default, `forwarder` or `streamer`), `name`,
 /// `idle_timeout`, `queue_timeout`, `stats_interval` (seconds),
-/// `queue_limit` (calls), `peer_queue_limit` (messages). Unknown keys are
+/// `queue_limit` (calls), `peer_queue_limit` (messages),
+/// `max_message_size` (bytes, `0` for no limit). Unknown keys are
 /// errors, so a typo is not silently ignored.
 ///
 /// ```

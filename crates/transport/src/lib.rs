@@ -50,6 +50,7 @@ pub use observe::{
 pub use options::{EndpointOptions, Security};
 pub use respond::Responder;
 pub use socket::{
-    DEFAULT_SEND_QUEUE_LIMIT, OpenOptions, Socket, SocketConfig, SocketKind, Stats, context,
+    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_SEND_QUEUE_LIMIT, OpenOptions, Socket, SocketConfig,
+    SocketKind, Stats, context,
 };
 pub use zerorpc_wire as wire;

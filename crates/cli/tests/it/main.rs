@@ -11,6 +11,7 @@ use zerorpc::{Server, ShutdownHandle, Value};
 use zerorpc_test_support::{Process, PythonPeer, TempDir, free_tcp_endpoint, python, wait_until};
 
 mod announce;
+mod bad_input;
 mod bind;
 mod dns;
 mod dns_hub;

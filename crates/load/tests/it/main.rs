@@ -12,6 +12,7 @@ mod bench_tools;
 mod calls;
 mod heartbeats;
 mod hub;
+mod oversized;
 mod slow_reader;
 mod streams;
 mod support;
