@@ -101,9 +101,10 @@ impl ClientBuilder {
     /// [`DEFAULT_MAX_MESSAGE_SIZE`](crate::transport::DEFAULT_MAX_MESSAGE_SIZE)
     /// (16 MiB). ZeroMQ drops the connection of a server that sends more,
     /// so the call gets no reply and fails with its timeout, or as a lost
-    /// remote when the server's heartbeats stop reaching it; libzmq does
-    /// not reconnect after that, so later calls to that server time out
-    /// too (see docs/operations.md): raise the limit for servers that send
+    /// remote when the server's heartbeats stop reaching it; the client
+    /// then connects again, counting it in
+    /// [`Stats::connections_closed`](crate::transport::Stats::connections_closed)
+    /// (see docs/operations.md). Raise the limit for servers that send
     /// more. Servers are taken to share the limit: a request larger than it
     /// fails at once with a transport error saying so, and is not sent.
     /// Applies to every endpoint (see

@@ -40,6 +40,7 @@ mod observe;
 mod options;
 pub mod respond;
 mod socket;
+mod watch;
 
 pub use channel::Channel;
 pub use error::{Error, ErrorKind};

@@ -181,6 +181,12 @@ pub struct Stats {
     pub queued: u64,
     /// The most events that have waited at once.
     pub queued_peak: u64,
+    /// Client connections ZeroMQ closed after a protocol error: a reply
+    /// over [`SocketConfig::max_message_size`] or a malformed frame. The
+    /// socket connects again at once; the first is logged. (A server
+    /// cannot tell such a closing from a client leaving, so it does not
+    /// count them.)
+    pub connections_closed: u64,
 }
 
 impl Stats {
@@ -207,6 +213,7 @@ impl Stats {
             ("heartbeats_sent", self.heartbeats_sent),
             ("queued", self.queued),
             ("queued_peak", self.queued_peak),
+            ("connections_closed", self.connections_closed),
         ]
     }
 }
@@ -224,6 +231,7 @@ pub(crate) struct Counters {
     pub(crate) heartbeats_sent: AtomicU64,
     pub(crate) queued: AtomicU64,
     pub(crate) queued_peak: AtomicU64,
+    pub(crate) connections_closed: AtomicU64,
 }
 
 impl Counters {
@@ -687,6 +695,7 @@ impl Socket {
             heartbeats_sent: c.heartbeats_sent.load(Ordering::Relaxed),
             queued: c.queued.load(Ordering::Relaxed),
             queued_peak: c.queued_peak.load(Ordering::Relaxed),
+            connections_closed: c.connections_closed.load(Ordering::Relaxed),
         }
     }
 

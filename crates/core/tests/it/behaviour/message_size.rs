@@ -1,6 +1,8 @@
 //! The message size limit of the client and server builders: a larger
 //! frame makes ZeroMQ drop the sender's connection, so the call gets no
-//! reply and fails with its timeout; smaller calls are not affected. A
+//! reply and fails with its timeout; smaller calls are not affected; a
+//! client whose connection was closed for an oversized reply connects
+//! again. A
 //! client does not send a request over its own limit, which it takes its
 //! servers to share.
 
@@ -72,6 +74,18 @@ async fn a_client_with_a_size_limit_drops_a_larger_reply() {
         assert!(error.is_timeout(), "{error:?}");
         let reply: String = unlimited.call("text", (big,)).await.unwrap();
         assert_eq!(reply.len(), big);
+        // libzmq closed that connection for good; the client notices,
+        // counts it and connects again, so its next call is served.
+        for _ in 0..200 {
+            if limited.stats().connections_closed > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(limited.stats().connections_closed, 1);
+        let small: String = limited.call("text", (10,)).await.unwrap();
+        assert_eq!(small.len(), 10);
+        assert_eq!(unlimited.stats().connections_closed, 0);
     })
     .await;
 }
