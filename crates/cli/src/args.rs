@@ -197,6 +197,10 @@ pub(crate) struct RawRpcArgs {
     /// Server only: at most COUNT calls run at once (default unlimited).
     #[arg(long = "pool-size", value_name = "COUNT")]
     pub(crate) pool_size: Option<usize>,
+    /// The largest message a peer may send, in bytes or with k, M, G (0: no
+    /// limit); a client sends no request larger than it.
+    #[arg(long = "max-message-size", value_name = "SIZE", default_value = "16MiB", value_parser = crate::size::message_size)]
+    pub(crate) max_message_size: crate::size::MessageSize,
     /// Parse each argument as a JSON document (default: send them as strings).
     #[arg(short = 'j', long)]
     pub(crate) json: bool,
@@ -453,6 +457,7 @@ pub(crate) struct CallArgs {
     pub(crate) endpoints: Endpoints,
     pub(crate) timeout: Option<Duration>,
     pub(crate) heartbeat: Heartbeat,
+    pub(crate) max_message_size: Option<u64>,
     pub(crate) debug: bool,
     pub(crate) output: OutputStyle,
     pub(crate) action: Action,
@@ -481,6 +486,7 @@ pub(crate) struct ServeArgs {
     pub(crate) register: Option<RegisterArgs>,
     pub(crate) heartbeat: Heartbeat,
     pub(crate) pool_size: Option<usize>,
+    pub(crate) max_message_size: Option<u64>,
     pub(crate) debug: bool,
     pub(crate) spec: PathBuf,
     pub(crate) tracing: crate::trace::TraceFlags,
@@ -667,6 +673,7 @@ impl RawRpcArgs {
                 register,
                 heartbeat,
                 pool_size: self.pool_size,
+                max_message_size: self.max_message_size.0,
                 debug: self.debug,
                 spec: PathBuf::from(spec),
                 tracing: self.tracing,
@@ -715,6 +722,7 @@ impl RawRpcArgs {
             endpoints,
             timeout: seconds("--timeout", self.timeout)?,
             heartbeat,
+            max_message_size: self.max_message_size.0,
             debug: self.debug,
             output,
             action,

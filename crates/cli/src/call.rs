@@ -19,7 +19,8 @@ pub(crate) async fn run(args: CallArgs) -> Result<(), Failure> {
     let mut builder = Client::builder()
         .timeout(args.timeout)
         .heartbeat(args.heartbeat.interval)
-        .passive_heartbeat(!args.heartbeat.active);
+        .passive_heartbeat(!args.heartbeat.active)
+        .max_message_size(args.max_message_size);
     // A one-shot call: access lists of a client that binds are not reloaded.
     let (security, _guard) = args.security.resolve(&args.endpoints)?;
     builder = builder.security(security);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use zerorpc_tracing_collector::{Collector, CollectorStats, DEFAULT_MEMORY_ENTRIES, Storage};
 
-use crate::exit::{Failure, chain, stderr_line};
+use crate::exit::{Failure, chain, code, stderr_line};
 
 /// `zerorpc collector`'s flags.
 #[derive(Debug, Args)]
@@ -31,6 +31,10 @@ pub(crate) struct CollectorArgs {
     /// In memory: the most report entries kept (the oldest trace goes first).
     #[arg(long = "memory-entries", value_name = "N", default_value_t = DEFAULT_MEMORY_ENTRIES)]
     pub(crate) memory_entries: usize,
+    /// The largest message a reporter or a query may send, in bytes or
+    /// with k, M, G (0: no limit).
+    #[arg(long = "max-message-size", value_name = "SIZE", default_value = "16MiB", value_parser = crate::size::message_size)]
+    pub(crate) max_message_size: crate::size::MessageSize,
     /// Print the counters every SECONDS when they changed.
     #[arg(long = "stats-interval", value_name = "SECONDS", default_value = "10")]
     pub(crate) stats_interval: f64,
@@ -56,7 +60,10 @@ pub(crate) async fn run(args: CollectorArgs) -> Result<(), Failure> {
             format!("the Redis Cluster at {}", nodes.join(", ")),
         ),
     };
-    let mut builder = Collector::builder().storage(storage).ttl(ttl);
+    let mut builder = Collector::builder()
+        .storage(storage)
+        .ttl(ttl)
+        .max_message_size(args.max_message_size.0);
     for endpoint in &args.bind {
         builder = builder.bind(endpoint);
     }
@@ -66,10 +73,7 @@ pub(crate) async fn run(args: CollectorArgs) -> Result<(), Failure> {
     for endpoint in &args.query {
         builder = builder.query(endpoint);
     }
-    let collector = builder
-        .start()
-        .await
-        .map_err(|e| Failure::local(format!("cannot start the collector: {}", chain(&e))))?;
+    let collector = builder.start().await.map_err(start_failure)?;
     stderr_line(format_args!(
         "collecting trace reports on {} into {described}",
         collector.endpoints().join(", ")
@@ -96,6 +100,22 @@ pub(crate) async fn run(args: CollectorArgs) -> Result<(), Failure> {
     }
     print_stats(&collector.stop().await);
     Ok(())
+}
+
+/// A collector that did not start, with the status of its cause: a
+/// setting that cannot work is a usage error, as in a service file; a
+/// socket or Redis that refuses is a connection error, as for a server.
+fn start_failure(error: zerorpc_tracing_collector::Error) -> Failure {
+    use zerorpc_tracing_collector::Error;
+    let code = match &error {
+        Error::Config(_) => code::USAGE,
+        Error::Rpc { .. } | Error::Redis { .. } => code::TRANSPORT,
+        _ => code::LOCAL,
+    };
+    Failure::Local {
+        code,
+        message: format!("cannot start the collector: {}", chain(&error)),
+    }
 }
 
 fn print_stats(stats: &CollectorStats) {

@@ -18,6 +18,7 @@ mod register;
 mod render;
 mod security;
 mod serve;
+mod size;
 mod spec;
 mod trace;
 mod tracedump;

@@ -1,7 +1,8 @@
 //! `zerorpc --server`: existing programs served as ZeroRPC methods.
 //!
-//! Each call runs its method's command with the call's arguments appended
-//! as separate argv entries (never through a shell). The result is stdout;
+//! Each call runs its method's command with the call's arguments, checked
+//! by [`MethodSpec::argv`], as separate argv entries (never through a
+//! shell). The result is stdout;
 //! a streaming method sends stdout line by line, reading the next line only
 //! once the previous one was sent, so a slow consumer pauses the program
 //! through the pipe. Every child runs in its own process group, which is
@@ -9,7 +10,6 @@
 //! disappeared) and at shutdown.
 
 use std::ffi::OsString;
-use std::os::unix::ffi::OsStringExt;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 
@@ -38,7 +38,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     };
     // A server heartbeats actively, as zerorpc-python's: that is how it
     // notices a vanished client and cancels its calls (killing commands).
-    let mut builder = Server::builder(methods(&spec)).heartbeat(args.heartbeat.interval);
+    let mut builder = Server::builder(methods(&spec))
+        .heartbeat(args.heartbeat.interval)
+        .max_message_size(args.max_message_size);
     if let Some(limit) = args.pool_size {
         builder = builder.max_concurrent_calls(limit);
     }
@@ -138,10 +140,7 @@ pub(crate) fn methods(spec: &ServiceSpec) -> Methods {
         if !doc.is_empty() {
             doc.push_str("\n\n");
         }
-        doc.push_str(&format!(
-            "Runs: {} ARGS...",
-            spec::shell_words(&method.command)
-        ));
+        doc.push_str(&format!("Runs: {}", method.usage()));
         if method.stream {
             doc.push_str("\nStreams stdout line by line.");
         }
@@ -150,7 +149,7 @@ pub(crate) fn methods(spec: &ServiceSpec) -> Methods {
         }
         let mut info = MethodInfo::new().doc(doc).streaming(method.stream);
         if let Some(names) = &method.args {
-            info = info.args(names.iter().map(Arg::new).collect());
+            info = info.args(names.iter().map(|a| Arg::new(&a.name)).collect());
         }
         methods.add(method.name.clone(), info, move |args: Vec<Value>| {
             let runner = runner.clone();
@@ -171,7 +170,7 @@ impl Runner {
     }
 
     async fn call(&self, args: Vec<Value>) -> Reply {
-        let argv = match arguments(&self.spec.name, args) {
+        let argv = match self.spec.argv(args) {
             Ok(argv) => argv,
             Err(e) => return Reply::Value(Err(e)),
         };
@@ -220,7 +219,6 @@ impl Runner {
     fn spawn(&self, argv: &[OsString]) -> Result<Guarded, RemoteError> {
         let mut command = Command::new(&self.spec.command[0]);
         command
-            .args(&self.spec.command[1..])
             .args(argv)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -251,36 +249,6 @@ impl Runner {
             }
         }
     }
-}
-
-/// A call's arguments as argv entries: strings and binary data as they
-/// are, numbers and booleans as text.
-fn arguments(method: &str, args: Vec<Value>) -> Result<Vec<OsString>, RemoteError> {
-    args.into_iter()
-        .enumerate()
-        .map(|(i, value)| {
-            let text = match value {
-                Value::String(s) => OsString::from_vec(s.into_bytes()),
-                Value::Binary(b) => OsString::from_vec(b),
-                Value::Integer(n) => OsString::from(n.to_string()),
-                Value::F32(f) => OsString::from(crate::render::python_float(f64::from(f))),
-                Value::F64(f) => OsString::from(crate::render::python_float(f)),
-                Value::Boolean(b) => OsString::from(if b { "true" } else { "false" }),
-                other => {
-                    let message = format!(
-                        "{method}() argument {} must be a string, number or boolean, not {other}",
-                        i + 1
-                    );
-                    return Err(RemoteError::with_summary("TypeError", message));
-                }
-            };
-            if text.as_encoded_bytes().contains(&0) {
-                let message = format!("{method}() argument {} contains a NUL byte", i + 1);
-                return Err(RemoteError::with_summary("ValueError", message));
-            }
-            Ok(text)
-        })
-        .collect()
 }
 
 /// A child that is killed (with its process group) and reaped when dropped

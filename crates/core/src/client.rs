@@ -99,10 +99,17 @@ impl ClientBuilder {
         self
     }
 
-    /// The largest reply frame, in bytes, a server may send; `None` (the
-    /// default) for no limit. ZeroMQ drops the connection of a server that
-    /// sends more, so the call gets no reply and fails with its timeout, or
-    /// as a lost remote when the server's heartbeats stop reaching it.
+    /// The largest reply frame, in bytes, a server may send; `None` for no
+    /// limit. Default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`](crate::transport::DEFAULT_MAX_MESSAGE_SIZE)
+    /// (16 MiB). ZeroMQ drops the connection of a server that sends more,
+    /// so the call gets no reply and fails with its timeout, or as a lost
+    /// remote when the server's heartbeats stop reaching it; the client
+    /// then connects again, counting it in
+    /// [`Stats::connections_closed`](crate::transport::Stats::connections_closed)
+    /// (see docs/operations.md). Raise the limit for servers that send
+    /// more. Servers are taken to share the limit: a request larger than it
+    /// fails at once with a transport error saying so, and is not sent.
     /// Applies to every endpoint (see
     /// [`SocketConfig::max_message_size`](crate::transport::SocketConfig::max_message_size)).
     pub fn max_message_size(mut self, bytes: Option<u64>) -> Self {

@@ -145,6 +145,16 @@ impl<K> EmitterBuilder<K> {
         self
     }
 
+    /// The largest message, in bytes, a peer may send to this socket (a
+    /// subscriber's subscriptions reach a publisher); `None` for no limit.
+    /// Default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`](crate::transport::DEFAULT_MAX_MESSAGE_SIZE)
+    /// (16 MiB). ZeroMQ drops the connection of a peer that sends more.
+    pub fn max_message_size(mut self, bytes: Option<u64>) -> Self {
+        self.config.max_message_size = bytes;
+        self
+    }
+
     /// How the headers of events emitted while serving a call derive from
     /// it (default: [`CopyExtras`]).
     pub fn propagation(mut self, propagation: Arc<dyn Propagation>) -> Self {
@@ -313,6 +323,16 @@ impl ReceiverBuilder {
     /// endpoint; see [`Security`](crate::transport::Security).
     pub fn security(mut self, security: crate::transport::Security) -> Self {
         self.config.security = security;
+        self
+    }
+
+    /// The largest event, in bytes, a pusher or publisher may send to this
+    /// socket; `None` for no limit. Default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`](crate::transport::DEFAULT_MAX_MESSAGE_SIZE)
+    /// (16 MiB). ZeroMQ drops the connection of a peer that sends more, so
+    /// the oversized event is never received.
+    pub fn max_message_size(mut self, bytes: Option<u64>) -> Self {
+        self.config.max_message_size = bytes;
         self
     }
 

@@ -94,11 +94,16 @@ impl ServerBuilder {
         self
     }
 
-    /// The largest request frame, in bytes, a client may send; `None` (the
-    /// default) for no limit. ZeroMQ drops the connection of a client that
-    /// sends more, so the oversized call is never served and fails on the
-    /// client's side with its timeout, or as a lost remote when no heartbeat
-    /// comes. Applies to every endpoint (see
+    /// The largest request frame, in bytes, a client may send; `None` for
+    /// no limit. Default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`](crate::transport::DEFAULT_MAX_MESSAGE_SIZE)
+    /// (16 MiB). ZeroMQ checks the size announced by the frame's header and
+    /// drops the connection of a client that sends more before reading the
+    /// frame, so the oversized call never reaches memory nor is served; it
+    /// fails on the client's side with its timeout, or as a lost remote
+    /// when no heartbeat comes. The client reconnects; its other calls in
+    /// flight on that connection are lost with it. Applies to every
+    /// endpoint (see
     /// [`SocketConfig::max_message_size`](crate::transport::SocketConfig::max_message_size)).
     pub fn max_message_size(mut self, bytes: Option<u64>) -> Self {
         self.config.max_message_size = bytes;

@@ -112,6 +112,17 @@ pub struct HubConfig {
     pub in_security_files: Option<SecurityFiles>,
     /// What a configuration file's `out_security` key names.
     pub out_security_files: Option<SecurityFiles>,
+    /// The largest message frame, in bytes, a peer on either side may send
+    /// (libzmq's `ZMQ_MAXMSGSIZE`); `None` for no limit. Default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`]. ZeroMQ reads the size a frame
+    /// announces and drops the connection of a peer that sends more before
+    /// reading it, so a larger message never reaches the hub's memory; the
+    /// peer's calls through that connection are lost with it.
+    ///
+    /// With it, the memory a stalled peer can hold in the hub is bounded
+    /// by [`peer_queue_limit`](Self::peer_queue_limit) times this size
+    /// (for the messages of calls; what the hub makes itself is small).
+    pub max_message_size: Option<u64>,
 }
 
 /// Default for [`HubConfig::idle_timeout`].
@@ -131,6 +142,9 @@ pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
 /// stalled peer with events of a few hundred bytes. Lower it when events
 /// are large or when many peers may stall at once.
 pub const DEFAULT_PEER_QUEUE_LIMIT: usize = 100_000;
+/// Default for [`HubConfig::max_message_size`]: 16 MiB, the limit of
+/// zerorpc's own clients and servers.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 16 << 20;
 
 impl HubConfig {
     /// A hub of `kind` binding `in_endpoint` and `out_endpoint`, with the
@@ -149,6 +163,7 @@ impl HubConfig {
             queue_limit: DEFAULT_QUEUE_LIMIT,
             queue_timeout: DEFAULT_QUEUE_TIMEOUT,
             peer_queue_limit: DEFAULT_PEER_QUEUE_LIMIT,
+            max_message_size: Some(DEFAULT_MAX_MESSAGE_SIZE),
             stats_interval: None,
             in_security: SideSecurity::None,
             out_security: SideSecurity::None,
@@ -318,6 +333,7 @@ struct RawHub {
     queue_limit: Option<usize>,
     queue_timeout: Option<Seconds>,
     peer_queue_limit: Option<usize>,
+    max_message_size: Option<u64>,
     stats_interval: Option<Seconds>,
     in_security: Option<SecurityFiles>,
     out_security: Option<SecurityFiles>,
@@ -348,6 +364,9 @@ impl RawHub {
         if let Some(n) = self.peer_queue_limit {
             config.peer_queue_limit = n;
         }
+        if let Some(n) = self.max_message_size {
+            config.max_message_size = (n > 0).then_some(n);
+        }
         config.stats_interval = self.stats_interval.map(|Seconds(d)| d);
         config.in_security_files = self.in_security;
         config.out_security_files = self.out_security;
@@ -361,8 +380,9 @@ impl RawHub {
 /// Keys: `in`, `out` (required endpoints, bound by the hub), `type`
 /// (`queue`, the default, `forwarder` or `streamer`), `name`,
 /// `idle_timeout`, `queue_timeout`, `stats_interval` (seconds),
-/// `queue_limit` (calls), `peer_queue_limit` (messages), `in_security`
-/// and `out_security` (mappings of file names: [`SecurityFiles`]). Unknown
+/// `queue_limit` (calls), `peer_queue_limit` (messages),
+/// `max_message_size` (bytes, `0` for no limit), `in_security` and
+/// `out_security` (mappings of file names: [`SecurityFiles`]). Unknown
 /// keys are errors, so a typo is not silently ignored.
 ///
 /// ```

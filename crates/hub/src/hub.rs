@@ -314,6 +314,12 @@ fn open(config: &HubConfig, context: &zmq::Context) -> Result<Sockets, HubError>
     let mut out = context.socket(out_type).map_err(socket_error("out"))?;
     inp.set_linger(LINGER_MS).map_err(socket_error("in"))?;
     out.set_linger(LINGER_MS).map_err(socket_error("out"))?;
+    // libzmq takes -1 for "no limit"; a limit beyond i64 is none either.
+    let max = config
+        .max_message_size
+        .map_or(-1, |n| i64::try_from(n).unwrap_or(-1));
+    inp.set_maxmsgsize(max).map_err(socket_error("in"))?;
+    out.set_maxmsgsize(max).map_err(socket_error("out"))?;
     match config.kind {
         HubKind::Queue => {
             // Mandatory routing turns a send to a vanished peer into an error

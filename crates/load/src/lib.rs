@@ -66,6 +66,9 @@ pub fn optional_duration(secs: f64) -> Option<Duration> {
 pub struct ProcStatus {
     /// Resident set size (`VmRSS`), in bytes.
     pub rss_bytes: u64,
+    /// The largest resident set size so far (`VmHWM`), in bytes: what a
+    /// brief allocation left, even once freed.
+    pub peak_rss_bytes: u64,
     /// Number of threads (`Threads`).
     pub threads: u64,
 }
@@ -101,6 +104,7 @@ impl ProcStatus {
         Some(ProcStatus {
             // The kernel writes "VmRSS:     1234 kB", always in kB.
             rss_bytes: field("VmRSS")?.saturating_mul(1024),
+            peak_rss_bytes: field("VmHWM")?.saturating_mul(1024),
             threads: field("Threads")?,
         })
     }
@@ -281,11 +285,13 @@ mod tests {
 
     #[test]
     fn proc_status_is_parsed_and_read() {
-        let text = "Name:\tx\nVmPeak:\t  9 kB\nVmRSS:\t    1234 kB\nThreads:\t7\n";
+        let text =
+            "Name:\tx\nVmPeak:\t  9 kB\nVmHWM:\t    2000 kB\nVmRSS:\t    1234 kB\nThreads:\t7\n";
         assert_eq!(
             ProcStatus::parse(text),
             Some(ProcStatus {
                 rss_bytes: 1234 * 1024,
+                peak_rss_bytes: 2000 * 1024,
                 threads: 7
             })
         );

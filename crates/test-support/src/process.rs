@@ -169,6 +169,37 @@ impl Process {
         }
     }
 
+    /// Waits up to `timeout` for the process to exit and for its output to
+    /// be collected to the end (both streams closed); `None` if either
+    /// takes longer.
+    pub fn wait_for_output(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+        let deadline = Instant::now() + timeout;
+        let Some(status) = self.wait_timeout(timeout)? else {
+            return Ok(None);
+        };
+        for lines in [&self.stdout, &self.stderr] {
+            let mut state = lines.lock();
+            for _ in 0..MAX_WAKEUPS {
+                if state.closed {
+                    break;
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    return Ok(None);
+                }
+                state = lines
+                    .changed
+                    .wait_timeout(state, deadline - now)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            if !state.closed {
+                return Ok(None);
+            }
+        }
+        Ok(Some(status))
+    }
+
     /// Sends `signal` (e.g. `libc::SIGTERM`) to the process only, not its group.
     ///
     /// Does nothing once the process has been reaped, so a recycled pid is

@@ -52,6 +52,7 @@ pub struct CollectorBuilder {
     queries: Vec<String>,
     storage: Storage,
     ttl: Duration,
+    max_message_size: Option<u64>,
 }
 
 impl CollectorBuilder {
@@ -82,6 +83,15 @@ impl CollectorBuilder {
         self
     }
 
+    /// The largest message, in bytes, a reporter or a query may send;
+    /// `None` for no limit. Default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`](zerorpc::transport::DEFAULT_MAX_MESSAGE_SIZE)
+    /// (16 MiB). ZeroMQ drops the connection of a peer that sends more.
+    pub fn max_message_size(mut self, bytes: Option<u64>) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
     /// Binds, connects to the storage, and starts receiving on the current
     /// tokio runtime.
     pub async fn start(self) -> Result<Collector> {
@@ -108,6 +118,7 @@ impl CollectorBuilder {
         let stats = Arc::new(Stats::default());
         let (sender, receiver) = mpsc::channel(WRITE_QUEUE);
         let puller = Receiver::puller_builder(report_methods(sender, stats.clone()))
+            .max_message_size(self.max_message_size)
             .build()
             .map_err(|e| Error::rpc("cannot create the collector's socket", e))?;
         let endpoints = self
@@ -123,7 +134,8 @@ impl CollectorBuilder {
         let (query, query_endpoints) = if self.queries.is_empty() {
             (None, Vec::new())
         } else {
-            let mut builder = Server::builder(query_methods(store.clone(), stats.clone()));
+            let mut builder = Server::builder(query_methods(store.clone(), stats.clone()))
+                .max_message_size(self.max_message_size);
             for endpoint in &self.queries {
                 builder = builder.bind(endpoint);
             }
@@ -174,6 +186,7 @@ impl Collector {
                 max_entries: DEFAULT_MEMORY_ENTRIES,
             },
             ttl: DEFAULT_TTL,
+            max_message_size: Some(zerorpc::transport::DEFAULT_MAX_MESSAGE_SIZE),
         }
     }
 

@@ -281,7 +281,8 @@ impl Store {
     /// down, not the collector.
     pub(crate) fn redis(url: &str) -> Result<Self> {
         let client = redis::Client::open(url)
-            .map_err(|e| Error::redis(format!("bad Redis URL {url:?}"), e))?;
+            // A URL that cannot work is a setting, not Redis failing.
+            .map_err(|e| Error::Config(format!("bad Redis URL {url:?}: {e}")))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT))

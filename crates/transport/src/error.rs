@@ -27,6 +27,11 @@ pub enum ErrorKind {
     Io,
     /// A key, certificate or other security setting is malformed.
     Security,
+    /// A request is larger than the socket's
+    /// [`max_message_size`](crate::SocketConfig::max_message_size), which a
+    /// peer is taken to share: sent, it would make the peer drop the
+    /// connection. Nothing was sent.
+    TooLarge,
 }
 
 /// An error from the transport layer.
@@ -47,6 +52,7 @@ enum Detail {
     LostRemote(Duration),
     PeerGone,
     QueueFull(usize),
+    TooLarge { size: usize, limit: u64 },
     Zmq(String, zmq::Error),
     Endpoint(String, String),
     NoEndpoint,
@@ -88,6 +94,13 @@ impl Error {
         Error {
             kind: ErrorKind::QueueFull,
             detail: Detail::QueueFull(limit),
+        }
+    }
+
+    pub(crate) fn too_large(size: usize, limit: u64) -> Self {
+        Error {
+            kind: ErrorKind::TooLarge,
+            detail: Detail::TooLarge { size, limit },
         }
     }
 
@@ -172,6 +185,10 @@ impl fmt::Display for Error {
             Detail::QueueFull(limit) => write!(
                 f,
                 "the peer is not reading: the events waiting for it reached the send queue limit of {limit} bytes"
+            ),
+            Detail::TooLarge { size, limit } => write!(
+                f,
+                "the request is {size} bytes, over the message size limit of {limit} bytes (max_message_size): not sent, as a peer with the same limit would drop the connection"
             ),
             Detail::Zmq(context, _) | Detail::Io(context, _) => f.write_str(context),
             Detail::Endpoint(endpoint, why) => write!(f, "bad endpoint {endpoint:?}: {why}"),

@@ -21,6 +21,7 @@ use crate::machine::{
 use crate::observe::{ChangeKind, ChannelChange, Direction, DropReason, Ending, EventInfo, Peer};
 use crate::options::{EndpointOptions, apply_endpoint, apply_kind};
 use crate::socket::{Command, Counters, SocketConfig, SocketKind, WakeQueue, context};
+use crate::watch::Watch;
 use crate::{Error, Observer};
 
 /// How many messages one socket may deliver per loop turn, so that one busy
@@ -108,6 +109,16 @@ struct ZmqSocket {
     /// The endpoints bound: as asked for, and as bound (wildcard ports
     /// filled in), which is the one ZeroMQ unbinds.
     bound_to: Vec<(String, String)>,
+    /// A client's connection, watched for libzmq closing it for good.
+    watch: Option<Watch>,
+}
+
+impl Drop for ZmqSocket {
+    fn drop(&mut self) {
+        if self.watch.is_some() {
+            Watch::stop(&mut self.socket);
+        }
+    }
 }
 
 impl ZmqSocket {
@@ -335,6 +346,7 @@ impl IoThread {
                 connected: Vec::new(),
                 bound_to: Vec::new(),
                 peer: Peer::Unknown,
+                watch: None,
             },
         );
         Ok(id)
@@ -706,6 +718,7 @@ impl IoThread {
                 busy |= self.receive(id);
             }
             self.socket_ids = ids;
+            self.reconnect_closed();
             self.machine.handle_timeout(Instant::now());
             self.run_actions();
             let timeout = if busy {
@@ -720,7 +733,13 @@ impl IoThread {
                     .values()
                     .any(|s| s.queued > 0 && !s.precise_pollout)
                     .then_some(self.retry);
-                match timer.into_iter().chain(retry).min() {
+                let watch = self
+                    .sockets
+                    .values()
+                    .filter_map(|s| s.watch.as_ref()?.deadline())
+                    .min()
+                    .map(|at| at.saturating_duration_since(Instant::now()));
+                match timer.into_iter().chain(retry).chain(watch).min() {
                     // Round up so a timer is never polled for just before it is due.
                     Some(wait) => {
                         i64::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(i64::MAX)
@@ -750,10 +769,48 @@ impl IoThread {
             };
             items.push(s.socket.as_poll_item(events));
         }
+        items.extend(
+            self.sockets
+                .values()
+                .filter_map(|s| Some(s.watch.as_ref()?.poll_item())),
+        );
         if let Err(e) = zmq::poll(&mut items, timeout) {
             if e != zmq::Error::EINTR {
                 tracing::warn!("zmq poll failed: {e}");
                 std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    /// Connects again the client connections libzmq closed for good (see
+    /// [`Watch`]), counting each and logging the first.
+    fn reconnect_closed(&mut self) {
+        let now = Instant::now();
+        for s in self.sockets.values_mut() {
+            let Some(watch) = &mut s.watch else { continue };
+            if !watch.closed_for_good(now) {
+                continue;
+            }
+            let first = self
+                .counters
+                .connections_closed
+                .fetch_add(1, Ordering::Relaxed)
+                == 0;
+            for endpoint in &s.connected {
+                if first {
+                    let limit = self
+                        .config
+                        .max_message_size
+                        .map_or_else(|| "none".to_owned(), |n| format!("{n} bytes"));
+                    tracing::warn!(
+                        "ZeroMQ closed the connection to {endpoint} after a protocol error: a message over the size limit ({limit}) or a malformed frame; reconnecting (further such closings are counted in the socket's stats, not logged)"
+                    );
+                }
+                // Errors leave the endpoint as libzmq left it: closed.
+                let _ = s.socket.disconnect(endpoint);
+                if let Err(e) = s.socket.connect(endpoint) {
+                    tracing::warn!("cannot reconnect to {endpoint}: {e}");
+                }
             }
         }
     }
@@ -831,6 +888,13 @@ impl IoThread {
         let Some(s) = self.sockets.get_mut(&id) else {
             return Err(Error::closed());
         };
+        if self.kind == SocketKind::Client {
+            // Best effort: without it, only the reconnection after a
+            // protocol error is lost.
+            s.watch = Watch::new(&s.socket)
+                .inspect_err(|e| tracing::debug!("cannot watch the connection to {endpoint}: {e}"))
+                .ok();
+        }
         let connected = apply_endpoint(&mut s.socket, endpoint, options).and_then(|()| {
             s.socket
                 .connect(endpoint)

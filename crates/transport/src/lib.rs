@@ -45,6 +45,7 @@ mod options;
 pub mod respond;
 mod security;
 mod socket;
+mod watch;
 
 pub use channel::Channel;
 pub use error::{Error, ErrorKind};
@@ -59,7 +60,7 @@ pub use security::{
     read_public_key, zcert_public_key,
 };
 pub use socket::{
-    DEFAULT_SEND_QUEUE_LIMIT, DEFAULT_WINDOW, DEFAULT_WINDOW_BYTES, OpenOptions, Socket,
-    SocketConfig, SocketKind, Stats, context,
+    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_SEND_QUEUE_LIMIT, DEFAULT_WINDOW, DEFAULT_WINDOW_BYTES,
+    OpenOptions, Socket, SocketConfig, SocketKind, Stats, context,
 };
 pub use zerorpc_wire as wire;

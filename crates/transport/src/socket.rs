@@ -68,7 +68,13 @@ pub struct SocketConfig {
     pub security: Security,
     /// The largest message frame a peer may send, for every endpoint unless
     /// [`Socket::bind_with`] or [`Socket::connect_with`] says otherwise;
-    /// see [`EndpointOptions::max_message_size`]. Default `None` (no limit).
+    /// see [`EndpointOptions::max_message_size`]. Default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`]; `None` for no limit.
+    ///
+    /// Peers are taken to share it: [`Socket::open`] refuses a request
+    /// larger than this with [`ErrorKind::TooLarge`](crate::ErrorKind::TooLarge)
+    /// before sending it, rather than let a peer with the same limit drop
+    /// the connection.
     pub max_message_size: Option<u64>,
     /// Server sockets: answers quick requests on the I/O thread, saving two
     /// thread hand-offs per call; see [`Responder`]. Default `None`.
@@ -94,9 +100,15 @@ pub const DEFAULT_WINDOW_BYTES: usize = 8 << 20;
 /// for the replies of about 500,000 small calls to one client.
 pub const DEFAULT_SEND_QUEUE_LIMIT: usize = 64 << 20;
 
+/// The default [`SocketConfig::max_message_size`]: 16 MiB, far above what
+/// calls usually carry, and low enough that a few hostile messages cannot
+/// exhaust a server's memory.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 16 << 20;
+
 impl SocketConfig {
-    /// zerorpc-python's heartbeat (5 s, active), and a window of
-    /// [`DEFAULT_WINDOW`] events and [`DEFAULT_WINDOW_BYTES`].
+    /// zerorpc-python's heartbeat (5 s, active), a window of
+    /// [`DEFAULT_WINDOW`] events and [`DEFAULT_WINDOW_BYTES`]; and our
+    /// limits: [`DEFAULT_SEND_QUEUE_LIMIT`], [`DEFAULT_MAX_MESSAGE_SIZE`].
     pub fn new() -> Self {
         SocketConfig {
             heartbeat: Some(Duration::from_secs(5)),
@@ -106,7 +118,7 @@ impl SocketConfig {
             observers: Vec::new(),
             send_queue_limit: DEFAULT_SEND_QUEUE_LIMIT,
             security: Security::None,
-            max_message_size: None,
+            max_message_size: Some(DEFAULT_MAX_MESSAGE_SIZE),
             responder: None,
         }
     }
@@ -192,6 +204,12 @@ pub struct Stats {
     pub queued: u64,
     /// The most events that have waited at once.
     pub queued_peak: u64,
+    /// Client connections ZeroMQ closed after a protocol error: a reply
+    /// over [`SocketConfig::max_message_size`] or a malformed frame. The
+    /// socket connects again at once; the first is logged. (A server
+    /// cannot tell such a closing from a client leaving, so it does not
+    /// count them.)
+    pub connections_closed: u64,
 }
 
 impl Stats {
@@ -218,6 +236,7 @@ impl Stats {
             ("heartbeats_sent", self.heartbeats_sent),
             ("queued", self.queued),
             ("queued_peak", self.queued_peak),
+            ("connections_closed", self.connections_closed),
         ]
     }
 }
@@ -235,6 +254,7 @@ pub(crate) struct Counters {
     pub(crate) heartbeats_sent: AtomicU64,
     pub(crate) queued: AtomicU64,
     pub(crate) queued_peak: AtomicU64,
+    pub(crate) connections_closed: AtomicU64,
 }
 
 impl Counters {
@@ -628,9 +648,19 @@ impl Socket {
     /// Opens a channel by sending its first event (a client's request).
     ///
     /// The event's `message_id` becomes the channel id.
+    ///
+    /// A request larger than the socket's
+    /// [`max_message_size`](SocketConfig::max_message_size) is not sent: it
+    /// fails with [`ErrorKind::TooLarge`](crate::ErrorKind::TooLarge).
     pub fn open(&self, mut request: Event, options: OpenOptions) -> Result<Channel, Error> {
         let id = request.header.message_id.clone();
         request.header.response_to = None;
+        let payload = request.encode();
+        if let Some(limit) = self.shared.config.max_message_size {
+            if payload.len() as u64 > limit {
+                return Err(Error::too_large(payload.len(), limit));
+            }
+        }
         let shared = ChannelShared::new();
         // The request uses the implicit initial credit.
         shared.lock().send_credit = 0;
@@ -638,7 +668,6 @@ impl Socket {
         let window = (options.window.unwrap_or(config.window), config.window_bytes);
         let channel = Channel::new(id.clone(), shared.clone(), self.shared.clone(), window);
         let shared = PendingChannel::new(shared);
-        let payload = request.encode();
         self.shared.command(Command::Open {
             id,
             shared,
@@ -687,6 +716,7 @@ impl Socket {
             heartbeats_sent: c.heartbeats_sent.load(Ordering::Relaxed),
             queued: c.queued.load(Ordering::Relaxed),
             queued_peak: c.queued_peak.load(Ordering::Relaxed),
+            connections_closed: c.connections_closed.load(Ordering::Relaxed),
         }
     }
 

@@ -20,6 +20,9 @@ use zerorpc_tracing_collector::Tracer;
 // The `zerorpc` binary's log lines, so that refused peers are told.
 #[path = "../log.rs"]
 mod log;
+// The command lines of both binaries read sizes the same way.
+#[path = "../size.rs"]
+mod size;
 
 /// How often the main thread looks at signals, hub health and stats timers.
 const TICK: Duration = Duration::from_millis(50);
@@ -70,6 +73,10 @@ struct Args {
     /// reading, before its calls fail (without a file).
     #[arg(long, value_name = "N", conflicts_with = "config")]
     peer_queue_limit: Option<usize>,
+    /// The largest message a peer may send, in bytes or with k, M, G (0: no
+    /// limit; default 16MiB) (without a file).
+    #[arg(long = "max-message-size", value_name = "SIZE", value_parser = size::message_size, conflicts_with = "config")]
+    max_message_size: Option<size::MessageSize>,
     /// Print stats every SECS seconds (default for every hub; a file's
     /// `stats_interval` wins).
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
@@ -247,6 +254,9 @@ fn configs(args: &Args) -> anyhow::Result<Vec<HubConfig>> {
             }
             if let Some(n) = args.peer_queue_limit {
                 config.peer_queue_limit = n;
+            }
+            if let Some(size::MessageSize(limit)) = args.max_message_size {
+                config.max_message_size = limit;
             }
             vec![config]
         }

@@ -11,10 +11,12 @@ use zerorpc::{Server, ShutdownHandle, Value};
 use zerorpc_test_support::{Process, PythonPeer, TempDir, free_tcp_endpoint, python, wait_until};
 
 mod announce;
+mod bad_input;
 mod bind;
 mod dns;
 mod dns_hub;
 mod dns_python;
+mod exposed;
 mod security;
 mod tracing;
 
@@ -687,8 +689,13 @@ struct ProgramServer {
 
 impl ProgramServer {
     fn start(extra: &[&str]) -> ProgramServer {
-        let dir = TempDir::new();
-        let spec = dir.file("tools.toml", SPEC);
+        ProgramServer::serving(extra, TempDir::new(), SPEC)
+    }
+
+    /// Serves the service file `spec`, written to `dir` (which the server
+    /// keeps until it stops).
+    fn serving(extra: &[&str], dir: TempDir, spec: &str) -> ProgramServer {
+        let spec = dir.file("tools.toml", spec);
         let endpoint = free_tcp_endpoint();
         let mut command = Command::new(BIN);
         command

@@ -100,6 +100,7 @@ fn per_hub_flags_next_to_a_file_are_refused_not_ignored() {
         &["--queue-limit", "3"],
         &["--queue-timeout", "1"],
         &["--peer-queue-limit", "10"],
+        &["--max-message-size", "1M"],
         &["--type", "streamer"],
         &["--name", "other"],
     ] {

@@ -4,6 +4,7 @@
 
 mod binary;
 mod ha;
+mod limits;
 mod queue_backlog;
 mod queue_frames;
 mod queue_overflow;

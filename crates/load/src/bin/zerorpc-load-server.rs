@@ -70,6 +70,10 @@ struct Args {
     /// are made [default: the library's, 64 MiB].
     #[arg(long, value_name = "BYTES")]
     send_queue_limit: Option<usize>,
+    /// The largest request a client may send, in bytes; 0 for no limit
+    /// [default: the library's, 16 MiB].
+    #[arg(long, value_name = "BYTES")]
+    max_message_size: Option<u64>,
     /// Trace every call, reporting to the collector at ENDPOINT (as
     /// `zerorpc --trace-collector` does).
     #[arg(long, value_name = "ENDPOINT")]
@@ -193,6 +197,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(bytes) = args.send_queue_limit {
         builder = builder.send_queue_limit(bytes);
+    }
+    if let Some(bytes) = args.max_message_size {
+        builder = builder.max_message_size((bytes > 0).then_some(bytes));
     }
     let tracer = tracer("zerorpc-load-server", args.trace_collector.as_deref())?;
     if let Some(tracer) = &tracer {

@@ -13,6 +13,7 @@ mod calls;
 mod faults;
 mod heartbeats;
 mod hub;
+mod oversized;
 mod slow_reader;
 mod streams;
 mod support;

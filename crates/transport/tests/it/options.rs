@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use zerorpc_transport::{EndpointOptions, OpenOptions, Security, Socket, SocketConfig, SocketKind};
+use zerorpc_transport::{
+    DEFAULT_MAX_MESSAGE_SIZE, EndpointOptions, OpenOptions, Security, Socket, SocketConfig,
+    SocketKind,
+};
 use zerorpc_wire::{Event, Header, Value, names};
 
 use crate::support::{LIMIT, Raw, block_on_timeout, run};
@@ -32,11 +35,18 @@ fn limited(config: &SocketConfig) -> EndpointOptions {
 const QUIET: Duration = Duration::from_millis(500);
 
 #[test]
-fn the_defaults_are_no_security_and_no_size_limit() {
+fn the_defaults_are_no_security_and_a_16_mib_size_limit() {
     let config = SocketConfig::new();
     assert_eq!(config.security, Security::None);
-    assert_eq!(config.max_message_size, None);
-    assert_eq!(config.endpoint_options(), EndpointOptions::default());
+    assert_eq!(config.max_message_size, Some(16 << 20));
+    assert_eq!(config.max_message_size, Some(DEFAULT_MAX_MESSAGE_SIZE));
+    assert_eq!(
+        config.endpoint_options(),
+        EndpointOptions {
+            max_message_size: Some(DEFAULT_MAX_MESSAGE_SIZE),
+            ..EndpointOptions::default()
+        }
+    );
 }
 
 #[test]
