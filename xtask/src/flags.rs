@@ -18,6 +18,8 @@ tasks:
   tidy                    check //! docs, whitespace, line endings and the README
   fuzz [--seconds N]      run every fuzz target for N seconds each (default 60)
        [--target NAME]    only this one
+  soak [--minutes N]      mixed load with faults injected for N minutes (default 10),
+                          watching memory, descriptors and threads for growth
   demo                    run the demo of the whole system
   bench                   the side-by-side suite (raw libzmq, ours, zerorpc-python),
                           separate processes, median of 3 runs; writes docs/benchmarks.md
@@ -47,6 +49,9 @@ pub(crate) enum Task {
         seconds: u64,
     },
     Demo,
+    Soak {
+        minutes: u64,
+    },
     Bench(Bench),
 }
 
@@ -72,6 +77,7 @@ pub(crate) fn parse(args: &[String]) -> anyhow::Result<Task> {
         "tidy" => Task::Tidy,
         "demo" => Task::Demo,
         "fuzz" => return parse_fuzz(rest),
+        "soak" => return parse_soak(rest),
         "bench" => return parse_bench(rest).map(Task::Bench),
         other => bail!("unknown task `{other}`"),
     };
@@ -113,6 +119,21 @@ fn positive(flag: &str, text: &str) -> anyhow::Result<u64> {
         bail!("`{flag}` must be at least 1");
     }
     Ok(n)
+}
+
+/// Default length of `cargo xtask soak`, in minutes.
+pub(crate) const DEFAULT_SOAK_MINUTES: u64 = 10;
+
+fn parse_soak(args: &[String]) -> anyhow::Result<Task> {
+    let mut minutes = DEFAULT_SOAK_MINUTES;
+    each_option(args, |flag, value| {
+        match flag {
+            "--minutes" => minutes = positive(flag, &value()?)?,
+            _ => bail!("unknown option `{flag}` for `soak`"),
+        }
+        Ok(())
+    })?;
+    Ok(Task::Soak { minutes })
 }
 
 fn parse_fuzz(args: &[String]) -> anyhow::Result<Task> {
@@ -194,6 +215,13 @@ mod tests {
         check("layering", Task::Layering);
         check("tidy", Task::Tidy);
         check("demo", Task::Demo);
+        check(
+            "soak",
+            Task::Soak {
+                minutes: DEFAULT_SOAK_MINUTES,
+            },
+        );
+        check("soak --minutes 2", Task::Soak { minutes: 2 });
     }
 
     #[test]

@@ -27,6 +27,7 @@
 mod against;
 mod machine;
 mod process;
+mod soak;
 mod table;
 mod workloads;
 
@@ -38,6 +39,8 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 
 use crate::run::{cargo, run as run_command, succeeds};
+pub(crate) use soak::run as soak;
+
 use machine::Machine;
 use workloads::{Figures, Job, Metric, Programs, Runner, Scale};
 

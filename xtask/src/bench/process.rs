@@ -94,6 +94,29 @@ impl Peer {
         }
     }
 
+    /// Kills the process and reaps it.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The last JSON line the process printed, waiting a moment for the
+    /// reader thread to take it in after the process exited.
+    pub(crate) fn last_json_line(&self) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let last = locked(&self.stdout)
+                .iter()
+                .rev()
+                .find(|line| line.starts_with('{'))
+                .cloned();
+            if last.is_some() || Instant::now() >= deadline {
+                return last;
+            }
+            thread::sleep(POLL);
+        }
+    }
+
     /// Waits for `listening ENDPOINT` on stdout and returns the endpoint.
     pub(crate) fn wait_listening(&mut self, timeout: Duration) -> anyhow::Result<String> {
         let line = self.wait_for_line("listening ", false, timeout)?;
