@@ -97,31 +97,20 @@ pub(crate) fn run(root: &std::path::Path, minutes: u64) -> anyhow::Result<()> {
         }
         let fault = round % 2 == 1;
         let round_started = Instant::now();
+        let echo = |in_flight: &str, bytes: &str, handler: &str| {
+            let calls = [
+                "--connect",
+                &direct,
+                "--calls",
+                CALLS,
+                "--in-flight",
+                in_flight,
+            ];
+            client(&[&calls[..], &["--echo", bytes, "--handler", handler]].concat())
+        };
         let mut direct_clients = vec![
-            client(&[
-                "--connect",
-                &direct,
-                "--calls",
-                CALLS,
-                "--in-flight",
-                "100",
-                "--echo",
-                "64",
-                "--handler",
-                "inline",
-            ])?,
-            client(&[
-                "--connect",
-                &direct,
-                "--calls",
-                CALLS,
-                "--in-flight",
-                "50",
-                "--echo",
-                "256",
-                "--handler",
-                "sync",
-            ])?,
+            echo("100", "64", "inline")?,
+            echo("50", "256", "sync")?,
             client(&[
                 "--connect",
                 &direct,
