@@ -5,7 +5,7 @@ use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
-use zerorpc_wire::{Event, MessageId, Value};
+use zerorpc_wire::{Event, MessageId, Value, names};
 
 use crate::Error;
 use crate::socket::{Command, SocketShared};
@@ -104,7 +104,7 @@ pub(crate) struct Window {
     pub(crate) reserved: i64,
     /// Whether the application has read from the channel yet.
     pub(crate) read_once: bool,
-    /// Events read and their estimated size, for `bytes`.
+    /// Stream items read and their estimated size, for `bytes`.
     read: u64,
     read_bytes: u64,
 }
@@ -124,8 +124,12 @@ impl Window {
     fn note_read(&mut self, event: &Event) {
         self.read_once = true;
         self.reserved -= 1;
-        self.read += 1;
-        self.read_bytes += estimated_size(&event.args) as u64;
+        // Stream items are what credit lets pile up: sizing the window
+        // from them alone spares every single reply a walk of its value.
+        if event.name == names::STREAM {
+            self.read += 1;
+            self.read_bytes += estimated_size(&event.args) as u64;
+        }
     }
 }
 
