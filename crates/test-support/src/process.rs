@@ -154,6 +154,9 @@ impl Process {
     }
 
     /// Waits up to `timeout` for the process to exit on its own.
+    ///
+    /// Its last output may still be on the way: read it after
+    /// [`wait_for_output`](Self::wait_for_output) instead.
     pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
         let mut error = None;
         wait_until(timeout, || match self.try_wait() {

@@ -614,7 +614,7 @@ fn lost_remote_exits_4() {
     thread::sleep(Duration::from_millis(1000));
     server.process_mut().kill().expect("killing the server");
     let status = client
-        .wait_timeout(Duration::from_secs(20))
+        .wait_for_output(Duration::from_secs(20))
         .expect("waiting for the CLI")
         .expect("the CLI noticed the loss in time");
     assert_eq!(status.code(), Some(4), "{}", client.report());

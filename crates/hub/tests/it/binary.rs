@@ -255,7 +255,7 @@ fn the_binary_serves_reports_and_stops_cleanly_on_sigterm() {
 
     hub.signal(libc::SIGTERM).expect("SIGTERM");
     let status = hub
-        .wait_timeout(std::time::Duration::from_secs(5))
+        .wait_for_output(std::time::Duration::from_secs(5))
         .expect("wait")
         .expect("exited within 5 s");
     assert!(status.success(), "{status:?}\n{}", hub.report());

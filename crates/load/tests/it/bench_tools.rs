@@ -154,7 +154,7 @@ fn watching_a_process_that_does_not_exist_is_an_error() {
         "4294967295",
     ]);
     let status = client
-        .wait_timeout(RUN)
+        .wait_for_output(RUN)
         .expect("waiting for the client")
         .expect("the client exits");
     assert_eq!(status.code(), Some(1), "{}", client.report());
@@ -183,7 +183,7 @@ fn listening(process: &Process) -> String {
 /// Waits for a raw process to succeed and returns its JSON line.
 fn raw_report(mut process: Process) -> Value {
     let status = process
-        .wait_timeout(RUN)
+        .wait_for_output(RUN)
         .expect("waiting for zerorpc-bench-raw")
         .unwrap_or_else(|| panic!("still running after {RUN:?}\n{}", process.report()));
     assert!(status.success(), "{status}\n{}", process.report());
@@ -252,7 +252,7 @@ fn raw_bad_arguments_are_refused_with_a_reason() {
     ] {
         let mut process = raw(args);
         let status = process
-            .wait_timeout(Duration::from_secs(30))
+            .wait_for_output(Duration::from_secs(30))
             .expect("waiting")
             .unwrap_or_else(|| panic!("{args:?} still running"));
         assert!(!status.success(), "{args:?}");

@@ -103,7 +103,7 @@ fn through_the_hub(workers: usize) {
     // The final stats, printed when the hub stops.
     let seen = hub.stderr_lines().len();
     hub.signal(libc::SIGTERM).expect("SIGTERM to the hub");
-    let status = hub.wait_timeout(START).expect("wait for the hub");
+    let status = hub.wait_for_output(START).expect("wait for the hub");
     assert!(
         status.is_some_and(|s| s.success()),
         "{status:?}\n{}",
