@@ -98,6 +98,14 @@ pub struct HubConfig {
     /// limit times the size of its events; `0` queues nothing, so a full
     /// pipe applies the limit's policy at once.
     pub peer_queue_limit: usize,
+    /// Queue only: how many bytes may wait in the hub for one peer, on top
+    /// of [`peer_queue_limit`](Self::peer_queue_limit), with the same
+    /// policy at the limit. Default 64 MiB ([`DEFAULT_PEER_QUEUE_BYTES`]).
+    /// A peer with nothing waiting always takes one message, so a reply
+    /// larger than this limit (up to
+    /// [`max_message_size`](Self::max_message_size)) is delayed, not
+    /// refused.
+    pub peer_queue_bytes: usize,
     /// How often the `zerorpc-hub` binary prints this hub's stats; `None`
     /// prints them only on `SIGUSR1`.
     pub stats_interval: Option<Duration>,
@@ -119,9 +127,11 @@ pub struct HubConfig {
     /// reading it, so a larger message never reaches the hub's memory; the
     /// peer's calls through that connection are lost with it.
     ///
-    /// With it, the memory a stalled peer can hold in the hub is bounded
-    /// by [`peer_queue_limit`](Self::peer_queue_limit) times this size
-    /// (for the messages of calls; what the hub makes itself is small).
+    /// With it, the memory a stalled peer can hold in the hub is bounded:
+    /// libzmq's pipe toward it holds at most 1000 messages (its send
+    /// high-water mark) of at most this size, and the hub's own queue for
+    /// it at most [`peer_queue_bytes`](Self::peer_queue_bytes) plus one
+    /// message.
     pub max_message_size: Option<u64>,
 }
 
@@ -142,6 +152,9 @@ pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
 /// stalled peer with events of a few hundred bytes. Lower it when events
 /// are large or when many peers may stall at once.
 pub const DEFAULT_PEER_QUEUE_LIMIT: usize = 100_000;
+/// Default for [`HubConfig::peer_queue_bytes`]: 64 MiB, as the send
+/// queues of zerorpc's own clients and servers.
+pub const DEFAULT_PEER_QUEUE_BYTES: usize = 64 << 20;
 /// Default for [`HubConfig::max_message_size`]: 16 MiB, the limit of
 /// zerorpc's own clients and servers.
 pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 16 << 20;
@@ -163,6 +176,7 @@ impl HubConfig {
             queue_limit: DEFAULT_QUEUE_LIMIT,
             queue_timeout: DEFAULT_QUEUE_TIMEOUT,
             peer_queue_limit: DEFAULT_PEER_QUEUE_LIMIT,
+            peer_queue_bytes: DEFAULT_PEER_QUEUE_BYTES,
             max_message_size: Some(DEFAULT_MAX_MESSAGE_SIZE),
             stats_interval: None,
             in_security: SideSecurity::None,
@@ -333,6 +347,7 @@ struct RawHub {
     queue_limit: Option<usize>,
     queue_timeout: Option<Seconds>,
     peer_queue_limit: Option<usize>,
+    peer_queue_bytes: Option<usize>,
     max_message_size: Option<u64>,
     stats_interval: Option<Seconds>,
     in_security: Option<SecurityFiles>,
@@ -364,6 +379,9 @@ impl RawHub {
         if let Some(n) = self.peer_queue_limit {
             config.peer_queue_limit = n;
         }
+        if let Some(n) = self.peer_queue_bytes {
+            config.peer_queue_bytes = n;
+        }
         if let Some(n) = self.max_message_size {
             config.max_message_size = (n > 0).then_some(n);
         }
@@ -380,7 +398,7 @@ impl RawHub {
 /// Keys: `in`, `out` (required endpoints, bound by the hub), `type`
 /// (`queue`, the default, `forwarder` or `streamer`), `name`,
 /// `idle_timeout`, `queue_timeout`, `stats_interval` (seconds),
-/// `queue_limit` (calls), `peer_queue_limit` (messages),
+/// `queue_limit` (calls), `peer_queue_limit` (messages), `peer_queue_bytes`,
 /// `max_message_size` (bytes, `0` for no limit), `in_security` and
 /// `out_security` (mappings of file names: [`SecurityFiles`]). Unknown
 /// keys are errors, so a typo is not silently ignored.

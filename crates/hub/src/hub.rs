@@ -201,9 +201,13 @@ impl Hub {
         let thread = std::thread::Builder::new()
             .name(format!("hub-{name}"))
             .spawn(move || {
-                let Sockets { _context, inp, out } = sockets;
+                let Sockets {
+                    _context,
+                    inp,
+                    mut out,
+                } = sockets;
                 match config.kind {
-                    HubKind::Queue => queue::run(&config, &inp, &out, &thread_shared),
+                    HubKind::Queue => queue::run(&config, &inp, &mut out, &thread_shared),
                     HubKind::Forwarder | HubKind::Streamer => {
                         relay::run(&config, &inp, &out, &thread_shared)
                     }

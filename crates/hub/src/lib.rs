@@ -54,6 +54,8 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hub;
 mod outbox;
 mod queue;
@@ -63,8 +65,9 @@ mod sockets;
 mod stats;
 
 pub use config::{
-    ConfigError, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_PEER_QUEUE_LIMIT,
-    DEFAULT_QUEUE_LIMIT, DEFAULT_QUEUE_TIMEOUT, HubConfig, HubKind, parse_config,
+    ConfigError, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_PEER_QUEUE_BYTES,
+    DEFAULT_PEER_QUEUE_LIMIT, DEFAULT_QUEUE_LIMIT, DEFAULT_QUEUE_TIMEOUT, HubConfig, HubKind,
+    parse_config,
 };
 pub use hub::{Hub, HubError, RouteObserver};
 pub use security::{SecurityFiles, SideSecurity};

@@ -6,9 +6,11 @@
 //! [`Outbox`] then keeps the whole message, all frames in order, and sends
 //! it when the pipe has room again. Once a peer has a message waiting,
 //! every newer message for that peer waits behind it, so a peer never sees
-//! its events reordered. Each peer's queue is bounded
-//! ([`HubConfig::peer_queue_limit`](crate::HubConfig::peer_queue_limit));
-//! what happens to a message refused at the limit is the caller's policy.
+//! its events reordered. Each peer's queue is bounded in messages
+//! ([`HubConfig::peer_queue_limit`](crate::HubConfig::peer_queue_limit))
+//! and in bytes
+//! ([`HubConfig::peer_queue_bytes`](crate::HubConfig::peer_queue_bytes));
+//! what happens to a message refused at a limit is the caller's policy.
 //!
 //! # Not spinning on a blocked peer
 //!
@@ -55,6 +57,10 @@ pub(crate) struct About<'m> {
     pub(crate) vital: bool,
 }
 
+/// What a waiting message costs besides its frames: its bookkeeping and
+/// the allocator's, so that a flood of empty frames is bounded too.
+const PENDING_OVERHEAD: usize = 64;
+
 /// A message waiting for room in its peer's pipe.
 pub(crate) struct Pending {
     /// Every frame after the routing id, in order.
@@ -67,6 +73,20 @@ pub(crate) struct Pending {
     pub(crate) vital: bool,
 }
 
+impl Pending {
+    /// The bytes it holds, as counted against the byte limit.
+    fn size(&self) -> usize {
+        self.frames.iter().map(|f| f.len()).sum::<usize>() + PENDING_OVERHEAD
+    }
+}
+
+/// The messages waiting for one peer.
+#[derive(Default)]
+struct PeerQueue {
+    messages: VecDeque<Pending>,
+    bytes: usize,
+}
+
 /// What became of a message handed to [`Outbox::send`].
 #[derive(Debug)]
 pub(crate) enum Sent {
@@ -75,7 +95,7 @@ pub(crate) enum Sent {
     /// The peer's pipe is full, or older messages wait for it: the message
     /// waits in the peer's queue.
     Queued,
-    /// The peer's queue is at its limit; the message was not taken and
+    /// The peer's queue is at one of its limits; the message was not taken and
     /// `frames` is left as it was.
     QueueFull,
     /// The peer is gone (`EHOSTUNREACH`); `frames` is left as it was.
@@ -105,22 +125,36 @@ pub(crate) struct Flushed {
 /// waiting.
 pub(crate) struct Outbox<'a> {
     socket: &'a zmq::Socket,
-    limit: usize,
+    limits: Limits,
     /// Only peers with at least one message waiting: a peer absent here
     /// can be sent to directly.
-    peers: HashMap<PeerId, VecDeque<Pending>>,
+    peers: HashMap<PeerId, PeerQueue>,
     queued: usize,
+    queued_bytes: usize,
     /// Set when the last flush pass sent nothing: when to try again.
     retry_at: Option<Instant>,
 }
 
+/// How much may wait for one peer.
+#[derive(Clone, Copy)]
+pub(crate) struct Limits {
+    /// Messages.
+    pub(crate) messages: usize,
+    /// Bytes of frames (plus a small overhead per message). A queue with
+    /// nothing waiting takes one message of any size (up to the largest
+    /// message ZeroMQ lets in), so that a large reply is delayed, not
+    /// refused.
+    pub(crate) bytes: usize,
+}
+
 impl<'a> Outbox<'a> {
-    pub(crate) fn new(socket: &'a zmq::Socket, limit: usize) -> Self {
+    pub(crate) fn new(socket: &'a zmq::Socket, limits: Limits) -> Self {
         Outbox {
             socket,
-            limit,
+            limits,
             peers: HashMap::new(),
             queued: 0,
+            queued_bytes: 0,
             retry_at: None,
         }
     }
@@ -130,9 +164,14 @@ impl<'a> Outbox<'a> {
         self.queued
     }
 
+    /// Bytes waiting, all peers together, as counted against the limit.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
     /// Messages waiting for `peer`.
     pub(crate) fn queued_for(&self, peer: &[u8]) -> usize {
-        self.peers.get(peer).map_or(0, VecDeque::len)
+        self.peers.get(peer).map_or(0, |queue| queue.messages.len())
     }
 
     /// Sends `[peer, frames...]`, or queues it behind the peer's waiting
@@ -161,7 +200,14 @@ impl<'a> Outbox<'a> {
     }
 
     fn enqueue(&mut self, peer: &[u8], frames: &mut Vec<zmq::Message>, about: About<'_>) -> Sent {
-        if self.queued_for(peer) >= self.limit {
+        let size = frames.iter().map(|f| f.len()).sum::<usize>() + PENDING_OVERHEAD;
+        if let Some(queue) = self.peers.get(peer)
+            && (queue.messages.len() >= self.limits.messages
+                || queue.bytes + size > self.limits.bytes)
+        {
+            return Sent::QueueFull;
+        }
+        if self.limits.messages == 0 {
             return Sent::QueueFull;
         }
         let pending = Pending {
@@ -170,21 +216,23 @@ impl<'a> Outbox<'a> {
             relayed: about.relayed,
             vital: about.vital,
         };
-        match self.peers.get_mut(peer) {
-            Some(queue) => queue.push_back(pending),
-            None => {
-                self.peers.insert(Rc::from(peer), VecDeque::from([pending]));
-            }
-        }
+        let queue = match self.peers.get_mut(peer) {
+            Some(queue) => queue,
+            None => self.peers.entry(Rc::from(peer)).or_default(),
+        };
+        queue.messages.push_back(pending);
+        queue.bytes += size;
         self.queued += 1;
+        self.queued_bytes += size;
         Sent::Queued
     }
 
     /// Forgets the messages waiting for a peer that is gone; returns them.
     pub(crate) fn discard(&mut self, peer: &[u8]) -> VecDeque<Pending> {
         let dropped = self.peers.remove(peer).unwrap_or_default();
-        self.queued -= dropped.len();
-        dropped
+        self.queued -= dropped.messages.len();
+        self.queued_bytes -= dropped.bytes;
+        dropped.messages
     }
 
     /// The events to poll the socket for, besides `POLLIN`: `POLLOUT` while
@@ -216,39 +264,17 @@ impl<'a> Outbox<'a> {
         let socket = self.socket;
         let mut flushed = Flushed::default();
         let mut removed = 0;
+        let mut freed = 0;
         // A pass is bounded by the room in the pipes: at most SNDHWM
         // messages per peer before libzmq refuses again.
         self.peers.retain(|peer, queue| {
-            while let Some(front) = queue.front_mut() {
-                match send_frames(socket, peer, &mut front.frames) {
-                    Attempt::Sent => {
-                        flushed.sent += 1;
-                        flushed.relayed += u64::from(front.relayed);
-                        queue.pop_front();
-                    }
-                    Attempt::Refused(error) if is_transient(error) => return true,
-                    Attempt::Refused(zmq::Error::EHOSTUNREACH) => {
-                        removed += queue.len();
-                        lost.push(Lost {
-                            peer: Rc::clone(peer),
-                            messages: std::mem::take(queue).into(),
-                            error: zmq::Error::EHOSTUNREACH,
-                        });
-                        return false;
-                    }
-                    Attempt::Refused(error) | Attempt::Broken(error) => {
-                        removed += 1;
-                        lost.push(Lost {
-                            peer: Rc::clone(peer),
-                            messages: queue.pop_front().into_iter().collect(),
-                            error,
-                        });
-                    }
-                }
-            }
-            false
+            let before = queue.bytes;
+            let keep = flush_peer(socket, peer, queue, &mut flushed, &mut removed, lost);
+            freed += if keep { before - queue.bytes } else { before };
+            keep
         });
         self.queued -= flushed.sent + removed;
+        self.queued_bytes -= freed;
         self.retry_at = if self.peers.is_empty() || flushed.sent > 0 {
             None
         } else {
@@ -256,6 +282,50 @@ impl<'a> Outbox<'a> {
         };
         flushed
     }
+}
+
+/// Sends what waits for one peer until its pipe is full; says whether
+/// anything still waits for it.
+fn flush_peer(
+    socket: &zmq::Socket,
+    peer: &PeerId,
+    queue: &mut PeerQueue,
+    flushed: &mut Flushed,
+    removed: &mut usize,
+    lost: &mut Vec<Lost>,
+) -> bool {
+    while let Some(front) = queue.messages.front_mut() {
+        // Measured first: a send drains the frames.
+        let size = front.size();
+        match send_frames(socket, peer, &mut front.frames) {
+            Attempt::Sent => {
+                flushed.sent += 1;
+                flushed.relayed += u64::from(front.relayed);
+                queue.messages.pop_front();
+                queue.bytes -= size;
+            }
+            Attempt::Refused(error) if is_transient(error) => return true,
+            Attempt::Refused(zmq::Error::EHOSTUNREACH) => {
+                *removed += queue.messages.len();
+                lost.push(Lost {
+                    peer: Rc::clone(peer),
+                    messages: std::mem::take(&mut queue.messages).into(),
+                    error: zmq::Error::EHOSTUNREACH,
+                });
+                return false;
+            }
+            Attempt::Refused(error) | Attempt::Broken(error) => {
+                *removed += 1;
+                queue.bytes -= size;
+                lost.push(Lost {
+                    peer: Rc::clone(peer),
+                    messages: queue.messages.pop_front().into_iter().collect(),
+                    error,
+                });
+            }
+        }
+    }
+    false
 }
 
 /// The outcome of one attempt to send a whole message.

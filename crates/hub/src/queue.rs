@@ -41,8 +41,8 @@ use std::time::{Duration, Instant};
 use zerorpc_wire::{Event, Header, MessageId, Value, names};
 
 use crate::hub::{Publisher, Shared, TICK};
-use crate::outbox::{About, Lost, Outbox, PeerId, Sent};
-use crate::sockets::{is_transient, recv_frames};
+use crate::outbox::{About, Limits, Lost, Outbox, PeerId, Sent};
+use crate::sockets::{Peers, is_transient, recv_frames};
 use crate::stats::hex;
 use crate::{HubConfig, Stats, WorkerStats};
 
@@ -65,7 +65,22 @@ struct Worker {
     outstanding: usize,
     calls_routed: u64,
     channels: HashSet<MessageId>,
+    /// When a disconnection notification came for it while libzmq still
+    /// had its connection: the worker takes no new calls until the
+    /// connection is gone (a real disconnection, which libzmq finishes
+    /// within a loop turn or two) or [`LEAVING_GRACE`] passes (the worker
+    /// sent the notification's two frames itself).
+    leaving: Option<Instant>,
 }
+
+/// How long a worker whose disconnection notification came while its
+/// connection still existed may keep that connection before the
+/// notification counts as sent by the worker itself. libzmq removes a
+/// closed connection as soon as the hub has read past its notification.
+const LEAVING_GRACE: Duration = Duration::from_secs(1);
+
+/// How often workers said to be leaving are looked at while there are any.
+const LEAVING_CHECK: Duration = Duration::from_millis(1);
 
 enum Route {
     /// Waiting in the queue for a worker.
@@ -103,6 +118,10 @@ struct Queue<'a> {
     /// Messages waiting for workers, on `out`, keyed by worker id.
     to_workers: Outbox<'a>,
     workers: HashMap<PeerId, Worker>,
+    /// Workers with [`Worker::leaving`] set.
+    leaving: usize,
+    /// Which workers `out` is connected with.
+    peers: Peers<'a>,
     /// Connection order, for turn-taking among equally loaded workers.
     order: Vec<PeerId>,
     next: usize,
@@ -121,14 +140,21 @@ struct Queue<'a> {
 pub(crate) fn run(
     config: &HubConfig,
     inp: &zmq::Socket,
-    out: &zmq::Socket,
+    out: &mut zmq::Socket,
     shared: &Shared,
 ) -> Result<(), zmq::Error> {
+    let (peers, out) = Peers::of(out);
+    let limits = Limits {
+        messages: config.peer_queue_limit,
+        bytes: config.peer_queue_bytes,
+    };
     let mut queue = Queue {
         config,
-        to_clients: Outbox::new(inp, config.peer_queue_limit),
-        to_workers: Outbox::new(out, config.peer_queue_limit),
+        to_clients: Outbox::new(inp, limits),
+        to_workers: Outbox::new(out, limits),
         workers: HashMap::new(),
+        leaving: 0,
+        peers,
         order: Vec::new(),
         next: 0,
         gone: HashMap::new(),
@@ -146,10 +172,15 @@ pub(crate) fn run(
     let mut frames = Vec::with_capacity(8);
     let mut next_sweep = Instant::now() + TICK;
     while !shared.stop.load(Ordering::Relaxed) {
-        let next_timer = [queue.to_clients.retry_at(), queue.to_workers.retry_at()]
-            .into_iter()
-            .flatten()
-            .fold(next_sweep, Instant::min);
+        let leaving_check = (queue.leaving > 0).then(|| Instant::now() + LEAVING_CHECK);
+        let next_timer = [
+            queue.to_clients.retry_at(),
+            queue.to_workers.retry_at(),
+            leaving_check,
+        ]
+        .into_iter()
+        .flatten()
+        .fold(next_sweep, Instant::min);
         let ready = {
             let mut items = [
                 inp.as_poll_item(zmq::POLLIN | queue.to_clients.poll_events()),
@@ -196,6 +227,9 @@ pub(crate) fn run(
             }
         }
         let now = Instant::now();
+        if queue.leaving > 0 {
+            queue.settle_leaving(now);
+        }
         let sweep = now >= next_sweep;
         if sweep {
             queue.sweep(now);
@@ -349,7 +383,12 @@ impl Queue<'_> {
         let mut best: Option<(usize, usize)> = None;
         for k in 0..n {
             let idx = (self.next + k) % n;
-            if full.contains(&self.order[idx]) {
+            if full.contains(&self.order[idx])
+                || self
+                    .workers
+                    .get(&self.order[idx])
+                    .is_some_and(|w| w.leaving.is_some())
+            {
                 continue;
             }
             let load = self
@@ -425,6 +464,14 @@ impl Queue<'_> {
         if n == 2 && frames[1].is_empty() && !too_many {
             self.notification(&frames[0], now);
             return;
+        }
+        if let Some(worker) = self.workers.get_mut(&*frames[0])
+            && worker.leaving.take().is_some()
+        {
+            // Nothing follows a real notification on its connection.
+            self.leaving -= 1;
+            self.stats.drops.malformed_frames += 1;
+            tracing::debug!(worker = %hex(&frames[0]), "a worker that said it left is still talking");
         }
         // [worker id, client envelope..., "", payload]
         if too_many || n < 3 || !frames[n - 2].is_empty() {
@@ -512,6 +559,8 @@ impl Queue<'_> {
             Sent::Queued => {
                 let queued = self.to_clients.queued() + self.to_workers.queued();
                 self.stats.queued_messages_peak = self.stats.queued_messages_peak.max(queued);
+                let bytes = self.to_clients.queued_bytes() + self.to_workers.queued_bytes();
+                self.stats.queued_bytes_peak = self.stats.queued_bytes_peak.max(bytes);
             }
             Sent::QueueFull => self.stats.drops.queue_full += 1,
             Sent::PeerGone => self.stats.drops.peer_gone += 1,
@@ -530,8 +579,9 @@ impl Queue<'_> {
         match toward {
             Toward::Worker => {
                 let message = format!(
-                    "the worker is not reading: the hub's queue toward it is full ({} messages)",
-                    self.config.peer_queue_limit
+                    "the worker is not reading: the hub's queue toward it is full ({} messages \
+                     or {} bytes)",
+                    self.config.peer_queue_limit, self.config.peer_queue_bytes
                 );
                 self.end_undeliverable(id, Some(&message));
             }
@@ -632,9 +682,16 @@ impl Queue<'_> {
         if self.gone.remove(id).is_some() {
             return;
         }
-        if self.workers.contains_key(id) {
-            tracing::info!(worker = %hex(id), "worker disconnected");
-            self.worker_gone(id);
+        if let Some(worker) = self.workers.get_mut(id) {
+            if !self.peers.is_connected(id) {
+                tracing::info!(worker = %hex(id), "worker disconnected");
+                self.worker_gone(id);
+            } else if worker.leaving.is_none() {
+                // libzmq is closing the connection, or the worker sent
+                // `[""]` itself: `settle_leaving` tells which.
+                worker.leaving = Some(now);
+                self.leaving += 1;
+            }
             return;
         }
         let id: PeerId = Rc::from(id);
@@ -645,6 +702,31 @@ impl Queue<'_> {
         self.drain_waiting(now);
     }
 
+    /// Settles the workers said to be leaving: gone once their connection
+    /// is, and still serving after [`LEAVING_GRACE`] if it never goes.
+    fn settle_leaving(&mut self, now: Instant) {
+        let mut gone = Vec::new();
+        for (id, worker) in &mut self.workers {
+            let Some(since) = worker.leaving else {
+                continue;
+            };
+            if !self.peers.is_connected(id) {
+                gone.push(Rc::clone(id));
+            } else if now.duration_since(since) >= LEAVING_GRACE {
+                worker.leaving = None;
+                self.leaving -= 1;
+                self.stats.drops.malformed_frames += 1;
+                self.publisher.dirty = true;
+                tracing::debug!(worker = %hex(id), "a worker sent a disconnection notification itself");
+            }
+        }
+        for id in gone {
+            tracing::info!(worker = %hex(&id), "worker disconnected");
+            self.worker_gone(&id);
+            self.publisher.dirty = true;
+        }
+    }
+
     /// Forgets a worker, drops what waits for it, and fails its open calls,
     /// so their clients get an error now rather than a heartbeat timeout
     /// later.
@@ -652,6 +734,9 @@ impl Queue<'_> {
         let Some(worker) = self.workers.remove(id) else {
             return;
         };
+        if worker.leaving.is_some() {
+            self.leaving -= 1;
+        }
         self.order.retain(|w| **w != *id);
         self.stats.worker_disconnects += 1;
         self.stats.drops.peer_gone += self.to_workers.discard(id).len() as u64;
@@ -797,6 +882,7 @@ impl Queue<'_> {
             open_channels: self.channels.len(),
             queued_calls: self.waiting.len(),
             queued_messages: self.to_clients.queued() + self.to_workers.queued(),
+            queued_bytes: self.to_clients.queued_bytes() + self.to_workers.queued_bytes(),
             ..self.stats.clone()
         }
     }

@@ -2,6 +2,7 @@
 //! lacks, and non-blocking multipart receive.
 
 use std::ffi::{c_int, c_void};
+use std::marker::PhantomData;
 
 /// libzmq's `ZMQ_ROUTER_NOTIFY` (a DRAFT option, compiled in because the
 /// workspace builds libzmq with `ZMQ_BUILD_DRAFT_API`).
@@ -23,6 +24,51 @@ pub(crate) fn set_router_notify(socket: &mut zmq::Socket) -> Result<(), zmq::Err
         ZMQ_ROUTER_NOTIFY,
         ZMQ_NOTIFY_CONNECT | ZMQ_NOTIFY_DISCONNECT,
     )
+}
+
+unsafe extern "C" {
+    /// libzmq's `zmq_socket_get_peer_state` (DRAFT, compiled in like
+    /// `ZMQ_ROUTER_NOTIFY`): the state of a ROUTER's connection with a
+    /// routing id, or -1 with `EHOSTUNREACH` when it has none.
+    fn zmq_socket_get_peer_state(
+        socket: *mut c_void,
+        routing_id: *const c_void,
+        routing_id_size: usize,
+    ) -> c_int;
+}
+
+/// Asks a ROUTER socket which peers it is connected with.
+///
+/// A ROUTER_NOTIFY notification is `[peer_id, ""]`, which a peer can also
+/// send itself; this tells a peer that really left (no connection any
+/// more, once libzmq has finished closing it) from one that only said so.
+pub(crate) struct Peers<'a> {
+    raw: *mut c_void,
+    _socket: PhantomData<&'a zmq::Socket>,
+}
+
+impl<'a> Peers<'a> {
+    /// Returns the prober and the socket, which stays usable alongside.
+    pub(crate) fn of(socket: &'a mut zmq::Socket) -> (Peers<'a>, &'a zmq::Socket) {
+        let raw = socket.as_mut_ptr();
+        (
+            Peers {
+                raw,
+                _socket: PhantomData,
+            },
+            socket,
+        )
+    }
+
+    /// Whether the socket has a connection with `peer` now.
+    pub(crate) fn is_connected(&self, peer: &[u8]) -> bool {
+        // SAFETY: `raw` is the libzmq handle of the socket borrowed for 'a,
+        // so it is open; the hub uses it from this thread only. The routing
+        // id pointer and length describe `peer`, which libzmq only reads
+        // during the call.
+        let rc = unsafe { zmq_socket_get_peer_state(self.raw, peer.as_ptr().cast(), peer.len()) };
+        rc >= 0
+    }
 }
 
 /// Makes an XPUB socket refuse a send with `EAGAIN` when a subscriber's

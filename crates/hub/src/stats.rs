@@ -34,6 +34,13 @@ pub struct Stats {
     /// The highest [`queued_messages`](Stats::queued_messages) seen since
     /// the hub started.
     pub queued_messages_peak: usize,
+    /// Queue: the bytes of [`queued_messages`](Stats::queued_messages)
+    /// (frames plus 64 bytes of bookkeeping each), as counted against
+    /// `peer_queue_bytes`. A gauge.
+    pub queued_bytes: usize,
+    /// The highest [`queued_bytes`](Stats::queued_bytes) seen since the
+    /// hub started.
+    pub queued_bytes_peak: usize,
     /// Queue: calls (channel-opening events) handed to a worker.
     pub calls_routed: u64,
     /// Events forwarded from `in` to `out` (requests, client heartbeats and

@@ -16,15 +16,16 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use zerorpc_wire::{Event, Header, IdKind, MessageId, Value, names};
+use zerorpc_wire::fuzzing::{self, Input};
+use zerorpc_wire::{Event, IdKind, MessageId};
 
 use crate::machine::{Action, Machine, MachineConfig, SocketId};
 
 /// Runs the channel core over the operations `data` encodes; panics if the
 /// core panics or breaks one of the checks above.
 pub fn machine(data: &[u8]) {
-    let mut bytes = Bytes(data);
-    let flags = bytes.next();
+    let mut bytes = Input::new(data);
+    let flags = bytes.byte();
     let config = MachineConfig {
         heartbeat: (flags & 1 == 0).then_some(Duration::from_millis(100)),
         passive_heartbeat: flags & 2 != 0,
@@ -47,32 +48,6 @@ pub fn machine(data: &[u8]) {
     }
 }
 
-/// The bytes still to read; zeros once they run out.
-struct Bytes<'a>(&'a [u8]);
-
-impl Bytes<'_> {
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    fn next(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((&first, rest)) => {
-                self.0 = rest;
-                first
-            }
-            None => 0,
-        }
-    }
-
-    fn take(&mut self, len: usize) -> Vec<u8> {
-        let len = len.min(self.0.len());
-        let (taken, rest) = self.0.split_at(len);
-        self.0 = rest;
-        taken.to_vec()
-    }
-}
-
 struct Driver {
     machine: Machine,
     sockets: Vec<SocketId>,
@@ -86,13 +61,13 @@ struct Driver {
 }
 
 impl Driver {
-    fn step(&mut self, bytes: &mut Bytes<'_>) {
-        let socket = self.socket(bytes.next());
-        match bytes.next() % 8 {
+    fn step(&mut self, bytes: &mut Input<'_>) {
+        let socket = self.socket(bytes.byte());
+        match bytes.byte() % 8 {
             0 => {
                 // Raw bytes, as a peer may send anything.
                 let envelope = self.envelope(bytes);
-                let len = usize::from(bytes.next());
+                let len = usize::from(bytes.byte());
                 if let Ok(event) = Event::decode(&bytes.take(len)) {
                     self.machine.on_event(socket, envelope, event, self.now);
                 }
@@ -104,29 +79,29 @@ impl Driver {
             }
             3 => {
                 let id = self.fresh_id();
-                let timeout = (bytes.next() & 1 == 1).then_some(Duration::from_millis(300));
+                let timeout = (bytes.byte() & 1 == 1).then_some(Duration::from_millis(300));
                 if self.machine.open(id.clone(), (), timeout, self.now).is_ok() {
                     self.live.insert(id.clone());
                     self.known.push(id);
                 }
             }
             4 => {
-                if let Some(id) = self.pick(bytes.next()) {
-                    let n = i64::from(bytes.next() as i8);
+                if let Some(id) = self.pick(bytes.byte()) {
+                    let n = i64::from(bytes.byte() as i8);
                     self.machine.grant(&id, n);
                 }
             }
             5 => {
                 // The core answers with the channel's `Close`.
-                if let Some(id) = self.pick(bytes.next()) {
+                if let Some(id) = self.pick(bytes.byte()) {
                     self.machine.close(&id);
                 }
             }
             6 => {
-                self.now += Duration::from_millis(u64::from(bytes.next()) * 5);
+                self.now += Duration::from_millis(u64::from(bytes.byte()) * 5);
                 self.machine.handle_timeout(self.now);
             }
-            _ => match bytes.next() % 3 {
+            _ => match bytes.byte() % 3 {
                 0 => self.sockets.push(self.machine.add_socket()),
                 1 => self.machine.remove_socket(socket),
                 _ => {
@@ -182,11 +157,11 @@ impl Driver {
         self.sockets[usize::from(byte) % self.sockets.len()]
     }
 
-    fn envelope(&self, bytes: &mut Bytes<'_>) -> Vec<Vec<u8>> {
-        let frames = bytes.next() % 4;
+    fn envelope(&self, bytes: &mut Input<'_>) -> Vec<Vec<u8>> {
+        let frames = bytes.byte() % 4;
         (0..frames)
             .map(|_| {
-                let len = usize::from(bytes.next() % 8);
+                let len = usize::from(bytes.byte() % 8);
                 bytes.take(len)
             })
             .collect()
@@ -206,43 +181,23 @@ impl Driver {
     }
 
     /// An event made of parts the core tells apart.
-    fn event(&mut self, bytes: &mut Bytes<'_>) -> Event {
-        const NAMES: [&str; 8] = [
-            names::OK,
-            names::ERR,
-            names::STREAM,
-            names::STREAM_DONE,
-            names::HEARTBEAT,
-            names::MORE,
-            "add",
-            "",
-        ];
-        let choice = bytes.next();
-        let name = NAMES[usize::from(choice) % NAMES.len()];
-        let mut header = match bytes.next() % 4 {
+    fn event(&mut self, bytes: &mut Input<'_>) -> Event {
+        let choice = bytes.byte();
+        let id = match bytes.byte() % 4 {
             // A new id: opens a channel, or answers an unknown one.
-            0 | 1 => Header::with_id(self.fresh_id()),
+            0 | 1 => self.fresh_id(),
             // A known id, opening it again.
-            _ => match self.pick(bytes.next()) {
-                Some(id) => Header::with_id(id),
-                None => Header::with_id(self.fresh_id()),
+            _ => match self.pick(bytes.byte()) {
+                Some(id) => id,
+                None => self.fresh_id(),
             },
         };
-        if choice & 0x80 != 0 {
-            header.response_to = self.pick(bytes.next()).or_else(|| Some(self.fresh_id()));
-        }
-        header.version = match bytes.next() % 3 {
-            0 => None,
-            1 => Some(2),
-            _ => Some(3),
+        let response_to = if choice & 0x80 != 0 {
+            self.pick(bytes.byte()).or_else(|| Some(self.fresh_id()))
+        } else {
+            None
         };
-        let args = match bytes.next() % 4 {
-            0 => Value::Nil,
-            1 => Value::Array(vec![Value::from(i64::from(bytes.next() as i8))]),
-            2 => Value::Array(Vec::new()),
-            _ => Value::from("x"),
-        };
-        Event::new(header, name, args)
+        fuzzing::event(bytes, choice, id, response_to)
     }
 }
 

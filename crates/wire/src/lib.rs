@@ -55,6 +55,8 @@
 mod decode;
 mod error;
 mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 mod id;
 mod value;
 

@@ -24,6 +24,12 @@ mod log;
 #[path = "../size.rs"]
 mod size;
 
+/// Parses a number of bytes as `--max-message-size` does; `0` is zero.
+fn byte_count(text: &str) -> Result<usize, String> {
+    let bytes = size::parse_size(text)?.unwrap_or(0);
+    usize::try_from(bytes).map_err(|_| format!("`{text}` is too large a size"))
+}
+
 /// How often the main thread looks at signals, hub health and stats timers.
 const TICK: Duration = Duration::from_millis(50);
 
@@ -73,10 +79,46 @@ struct Args {
     /// reading, before its calls fail (without a file).
     #[arg(long, value_name = "N", conflicts_with = "config")]
     peer_queue_limit: Option<usize>,
+    /// Queue: bytes that may wait in the hub for one peer that is not
+    /// reading, with k, M or G (default 64M) (without a file).
+    #[arg(long, value_name = "SIZE", value_parser = byte_count, conflicts_with = "config")]
+    peer_queue_bytes: Option<usize>,
     /// The largest message a peer may send, in bytes or with k, M, G (0: no
     /// limit; default 16MiB) (without a file).
     #[arg(long = "max-message-size", value_name = "SIZE", value_parser = size::message_size, conflicts_with = "config")]
     max_message_size: Option<size::MessageSize>,
+    /// `in` side: serve CURVE with this key pair (a czmq secret
+    /// certificate, as `zerorpc keygen` writes) (without a file).
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    in_curve_secret_key_file: Option<PathBuf>,
+    /// `in` side: the clients' CURVE public keys let in (one Z85 key per
+    /// line, or a directory of `.pub` certificates) (without a file).
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    in_curve_allow_file: Option<PathBuf>,
+    /// `in` side: serve PLAIN to the users of this file (`user:password`
+    /// lines) (without a file).
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    in_plain_passwords_file: Option<PathBuf>,
+    /// `in` side: only these IP addresses are let in (one per line)
+    /// (without a file).
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    in_allow_addresses_file: Option<PathBuf>,
+    /// `out` side: serve CURVE with this key pair (a czmq secret
+    /// certificate, as `zerorpc keygen` writes) (without a file).
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    out_curve_secret_key_file: Option<PathBuf>,
+    /// `out` side: the workers' CURVE public keys let in (one Z85 key per
+    /// line, or a directory of `.pub` certificates) (without a file).
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    out_curve_allow_file: Option<PathBuf>,
+    /// `out` side: serve PLAIN to the users of this file (`user:password`
+    /// lines) (without a file).
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    out_plain_passwords_file: Option<PathBuf>,
+    /// `out` side: only these IP addresses are let in (one per line)
+    /// (without a file).
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    out_allow_addresses_file: Option<PathBuf>,
     /// Print stats every SECS seconds (default for every hub; a file's
     /// `stats_interval` wins).
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
@@ -255,9 +297,24 @@ fn configs(args: &Args) -> anyhow::Result<Vec<HubConfig>> {
             if let Some(n) = args.peer_queue_limit {
                 config.peer_queue_limit = n;
             }
+            if let Some(n) = args.peer_queue_bytes {
+                config.peer_queue_bytes = n;
+            }
             if let Some(size::MessageSize(limit)) = args.max_message_size {
                 config.max_message_size = limit;
             }
+            config.in_security_files = security_files(
+                &args.in_curve_secret_key_file,
+                &args.in_curve_allow_file,
+                &args.in_plain_passwords_file,
+                &args.in_allow_addresses_file,
+            );
+            config.out_security_files = security_files(
+                &args.out_curve_secret_key_file,
+                &args.out_curve_allow_file,
+                &args.out_plain_passwords_file,
+                &args.out_allow_addresses_file,
+            );
             vec![config]
         }
         _ => bail!("give a configuration file, or both --in and --out"),
@@ -268,6 +325,22 @@ fn configs(args: &Args) -> anyhow::Result<Vec<HubConfig>> {
         }
     }
     Ok(configs)
+}
+
+/// One side's security flags, as a file's `*_security` key would give
+/// them; `None` when no flag is given.
+fn security_files(
+    curve_secret_key: &Option<PathBuf>,
+    curve_allow: &Option<PathBuf>,
+    plain_passwords: &Option<PathBuf>,
+    allow_addresses: &Option<PathBuf>,
+) -> Option<SecurityFiles> {
+    let mut files = SecurityFiles::default();
+    files.curve_secret_key_file.clone_from(curve_secret_key);
+    files.curve_allow_file.clone_from(curve_allow);
+    files.plain_passwords_file.clone_from(plain_passwords);
+    files.allow_addresses_file.clone_from(allow_addresses);
+    (files != SecurityFiles::default()).then_some(files)
 }
 
 fn print_stats(hub: &Hub) {

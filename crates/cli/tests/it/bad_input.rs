@@ -225,6 +225,19 @@ const CASES: &[Case] = &[
     case(
         HUB,
         &[
+            "--in",
+            "tcp://127.0.0.1:0",
+            "--out",
+            "tcp://127.0.0.1:0",
+            "--peer-queue-bytes",
+            "lots",
+        ],
+        2,
+        "`lots` is not a size",
+    ),
+    case(
+        HUB,
+        &[
             "--queue-timeout",
             "0",
             "--in",

@@ -44,6 +44,7 @@ fn list_gives_several_hubs_with_numbered_names() {
   queue_limit: 3
   queue_timeout: 0.5
   peer_queue_limit: 50
+  peer_queue_bytes: 1048576
 ";
     let hubs = parse_config(text).expect("valid");
     let names: Vec<_> = hubs.iter().map(|h| h.name.as_str()).collect();
@@ -56,6 +57,8 @@ fn list_gives_several_hubs_with_numbered_names() {
     assert_eq!(hubs[2].queue_limit, 3);
     assert_eq!(hubs[2].queue_timeout, Duration::from_millis(500));
     assert_eq!(hubs[2].peer_queue_limit, 50);
+    assert_eq!(hubs[2].peer_queue_bytes, 1 << 20);
+    assert_eq!(hubs[0].peer_queue_bytes, crate::DEFAULT_PEER_QUEUE_BYTES);
     assert_eq!(hubs[0].peer_queue_limit, crate::DEFAULT_PEER_QUEUE_LIMIT);
 }
 

@@ -100,6 +100,9 @@ fn per_hub_flags_next_to_a_file_are_refused_not_ignored() {
         &["--queue-limit", "3"],
         &["--queue-timeout", "1"],
         &["--peer-queue-limit", "10"],
+        &["--peer-queue-bytes", "1M"],
+        &["--in-curve-secret-key-file", "hub.key"],
+        &["--out-plain-passwords-file", "workers"],
         &["--max-message-size", "1M"],
         &["--type", "streamer"],
         &["--name", "other"],
@@ -212,6 +215,8 @@ fn the_binary_serves_reports_and_stops_cleanly_on_sigterm() {
         "front",
         "--peer-queue-limit",
         "500",
+        "--peer-queue-bytes",
+        "8M",
     ]);
     let mut hub = Process::spawn("zerorpc-hub", command).expect("spawn zerorpc-hub");
     hub.wait_for_stderr_line("zerorpc-hub: front (queue)", LONG)

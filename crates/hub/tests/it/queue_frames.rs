@@ -152,6 +152,55 @@ fn worker_disconnect_answers_open_calls_with_lost_remote() {
     assert_eq!(stats.open_channels, 0);
 }
 
+/// ROUTER_NOTIFY's notifications are `[peer id, ""]`, which a worker can
+/// send itself; found by the `hub` fuzz target, where such a worker made
+/// the hub fail its calls and later take its real disconnection for a
+/// connection, losing the calls routed to it after.
+#[test]
+fn a_worker_that_sends_a_notification_itself_keeps_its_calls_until_it_really_leaves() {
+    let hub = start(loopback(HubKind::Queue));
+    let worker = RawWorker::connect(hub.out_endpoint());
+    wait_stats(&hub, "a worker", |s| s.workers.len() == 1);
+    let client = RawClient::connect(hub.in_endpoint());
+
+    // The first call teaches the worker the hub's routing id.
+    let first = request("first", vec![]);
+    client.send(&first);
+    let got = worker.recv(LONG).expect("first call");
+    let forged: [&[u8]; 2] = [&got.envelope[0], b""];
+    worker.socket.send_multipart(forged, 0).expect("send");
+    worker.reply(
+        &got.envelope,
+        &on_channel(&first.header.message_id, "OK", Value::from("one")),
+    );
+    let reply = client.recv(LONG).expect("the reply");
+    assert_eq!(reply.name, "OK", "{reply:?}");
+
+    // Still a worker.
+    let second = request("second", vec![]);
+    client.send(&second);
+    let got = worker
+        .recv(LONG)
+        .expect("the second call reaches the worker");
+    let stats = wait_stats(&hub, "the second call routed", |s| s.calls_routed == 2);
+    assert_eq!(stats.worker_disconnects, 0, "{}", stats.to_json());
+    assert_eq!(stats.drops.malformed_frames, 1, "{}", stats.to_json());
+
+    // Saying it again and then leaving for real still fails its call.
+    let forged: [&[u8]; 2] = [&got.envelope[0], b""];
+    worker.socket.send_multipart(forged, 0).expect("send");
+    drop(worker);
+    let error = client.recv(LONG).expect("an error instead of a hang");
+    assert_eq!(error.header.response_to, Some(second.header.message_id));
+    assert_eq!(
+        error.args.as_array().and_then(|a| a.first()?.as_str()),
+        Some(error_names::LOST_REMOTE)
+    );
+    let stats = wait_stats(&hub, "the worker gone", |s| s.workers.is_empty());
+    assert_eq!(stats.worker_disconnects, 1);
+    assert_eq!(stats.open_channels, 0);
+}
+
 #[test]
 fn queue_limit_and_queue_timeout_answer_with_errors() {
     let mut config = loopback(HubKind::Queue);
@@ -436,17 +485,25 @@ fn random_frames_on_both_sides_never_stop_the_queue() {
     drop(flooder);
     wait_stats(&hub, "the flooding peer gone", |s| s.workers.is_empty());
 
-    // A good call still goes through; junk that happened to parse as a call
-    // may reach the worker first, so look for ours (bounded).
+    // A good call still goes through; junk whose header happened to parse
+    // as a call's may reach the worker first (the hub decodes no more than
+    // the header), so look for ours (bounded).
     let worker = RawWorker::connect(hub.out_endpoint());
     wait_stats(&hub, "a worker", |s| s.workers.len() == 1);
     let call = request("whoami", vec![]);
     client.send(&call);
     let mut ours = None;
     for _ in 0..1000 {
-        let got = worker.recv(LONG).expect("calls reach the worker");
-        if got.event.header.message_id == call.header.message_id {
-            ours = Some(got);
+        let mut frames = recv_within(&worker.socket, LONG).expect("calls reach the worker");
+        let Some(event) = frames.pop().and_then(|p| Event::decode(&p).ok()) else {
+            continue;
+        };
+        if event.header.message_id == call.header.message_id {
+            frames.pop();
+            ours = Some(Received {
+                envelope: frames,
+                event,
+            });
             break;
         }
     }

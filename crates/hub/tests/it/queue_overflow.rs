@@ -81,9 +81,20 @@ fn answer_to(client: &RawClient, channel: &MessageId) -> Option<Event> {
     None
 }
 
-#[test]
-fn a_stream_item_for_a_client_at_its_queue_limit_ends_the_channel() {
-    let hub = start(limited());
+/// A stream whose client stops reading, flooded by its worker until the
+/// hub refuses an item and ends the call.
+struct StalledStream {
+    hub: Hub,
+    worker: RawWorker,
+    client: RawClient,
+    channel: MessageId,
+    envelope: Vec<Vec<u8>>,
+    /// The hub's stats once the call ended.
+    stats: Stats,
+}
+
+fn stall_a_stream(config: HubConfig) -> StalledStream {
+    let hub = start(config);
     let worker = RawWorker::connect(hub.out_endpoint());
     wait_stats(&hub, "a worker", |s| s.workers.len() == 1);
     let client = RawClient {
@@ -103,10 +114,30 @@ fn a_stream_item_for_a_client_at_its_queue_limit_ends_the_channel() {
         "the client's queue never filled: {}",
         stats.to_json()
     );
-    // The call is over, and the worker is free again.
     let stats = wait_stats(&hub, "the channel ended", |s| {
         s.open_channels == 0 && s.calls_failed_undeliverable == 1
     });
+    StalledStream {
+        hub,
+        worker,
+        client,
+        channel,
+        envelope: got.envelope,
+        stats,
+    }
+}
+
+#[test]
+fn a_stream_item_for_a_client_at_its_queue_limit_ends_the_channel() {
+    let StalledStream {
+        hub,
+        worker,
+        client,
+        channel,
+        envelope,
+        stats,
+    } = stall_a_stream(limited());
+    // The call is over, and the worker is free again.
     assert_eq!(stats.workers[0].outstanding, 0);
     assert_eq!(stats.queued_messages_peak, LIMIT, "{}", stats.to_json());
 
@@ -122,10 +153,7 @@ fn a_stream_item_for_a_client_at_its_queue_limit_ends_the_channel() {
     );
 
     let before = hub.stats().drops.unknown_channel;
-    worker.reply(
-        &got.envelope,
-        &on_channel(&channel, "STREAM_DONE", Value::Nil),
-    );
+    worker.reply(&envelope, &on_channel(&channel, "STREAM_DONE", Value::Nil));
     wait_stats(&hub, "a later event has no channel", |s| {
         s.drops.unknown_channel > before
     });
@@ -276,4 +304,37 @@ fn a_call_skips_the_least_loaded_worker_when_its_queue_is_at_the_limit() {
     let answer = answer_to(&client, &call.header.message_id).expect("an answer");
     assert_eq!(answer.name, "OK", "{answer:?}");
     assert_eq!(hub.stats().calls_failed_no_worker, 0);
+}
+
+#[test]
+fn the_byte_limit_bounds_what_waits_for_a_client_that_never_reads() {
+    // Room for about sixteen padded events; the message limit stays far off.
+    const BYTES: usize = 64 << 10;
+    let mut config = loopback(HubKind::Queue);
+    config.peer_queue_bytes = BYTES;
+    let StalledStream {
+        hub, client, stats, ..
+    } = stall_a_stream(config);
+    // Bounded by bytes: within the limit, and far below the message limit.
+    let one_message = crate::support::PADDING + 256;
+    assert!(
+        stats.queued_bytes_peak <= BYTES && stats.queued_bytes_peak > BYTES - one_message,
+        "{}",
+        stats.to_json()
+    );
+    assert!(
+        stats.queued_messages_peak <= BYTES / crate::support::PADDING,
+        "{}",
+        stats.to_json()
+    );
+
+    // Once the client reads, what waited reaches it, in order, and the
+    // gauge returns to zero.
+    let events = read_everything_forwarded(&hub, &client);
+    let seqs: Vec<u64> = events.iter().filter_map(seq_of).collect();
+    assert!(
+        seqs.iter().copied().eq(0..seqs.len() as u64),
+        "items out of order or missing"
+    );
+    assert_eq!(hub.stats().queued_bytes, 0);
 }

@@ -108,60 +108,115 @@ async fn a_queue_with_curve_clients_and_plain_workers() {
     assert_eq!(hub.stats().workers.len(), 1);
 }
 
+/// What a secured `zerorpc-hub` is started with: a key pair and an allow
+/// list for CURVE clients on `in`, a password file for PLAIN workers on
+/// `out`.
+struct Secured {
+    dir: TempDir,
+    hub_keys: CurveKeyPair,
+    allowed: CurveKeyPair,
+    key_file: std::path::PathBuf,
+    allow_file: std::path::PathBuf,
+    passwords: std::path::PathBuf,
+    inp: String,
+    out: String,
+}
+
+impl Secured {
+    fn new() -> Secured {
+        let dir = TempDir::new();
+        let hub_keys = CurveKeyPair::generate().unwrap();
+        let allowed = CurveKeyPair::generate().unwrap();
+        let key_file = dir.file("hub.key", &hub_keys.to_zcert_secret());
+        let allow_file = dir.file("clients", &format!("{}\n", allowed.public()));
+        let passwords = dir.file("workers", "worker:w0rk\n");
+        Secured {
+            dir,
+            hub_keys,
+            allowed,
+            key_file,
+            allow_file,
+            passwords,
+            inp: zerorpc_test_support::free_tcp_endpoint(),
+            out: zerorpc_test_support::free_tcp_endpoint(),
+        }
+    }
+
+    /// Starts the binary with `args`, and checks that an allowed client is
+    /// served, a stranger refused and logged, and, after SIGHUP with the
+    /// stranger's key added, served.
+    async fn check(&self, args: &[&std::ffi::OsStr]) {
+        let mut command = Command::new(hub_binary());
+        command.args(args);
+        let mut hub = Process::spawn("zerorpc-hub", command).expect("spawn zerorpc-hub");
+        hub.wait_for_stderr_line("zerorpc-hub: secured (queue)", LONG)
+            .expect("started");
+
+        let _worker = worker(&self.out, plain("worker", "w0rk"));
+        let good = client(&self.inp, curve_client(&self.hub_keys, &self.allowed), LONG);
+        let answer: String = good.call("whoami", ()).await.expect("served");
+        assert_eq!(answer, "secured worker");
+
+        let stranger = CurveKeyPair::generate().unwrap();
+        let refused = client(&self.inp, curve_client(&self.hub_keys, &stranger), REFUSED);
+        let error = refused.call::<String>("whoami", ()).await.unwrap_err();
+        assert!(error.is_timeout(), "{error:?}");
+        let line = hub
+            .wait_for_stderr_line("is not allowed", LONG)
+            .expect("the refusal is logged");
+        assert!(line.contains(&stranger.public().to_z85()), "{line}");
+
+        // The stranger's key added and SIGHUP: let in.
+        std::fs::write(
+            &self.allow_file,
+            format!("{}\n{}\n", self.allowed.public(), stranger.public()),
+        )
+        .unwrap();
+        hub.signal(libc::SIGHUP).expect("SIGHUP");
+        hub.wait_for_stderr_line("access lists reloaded", LONG)
+            .expect("reloaded");
+        let admitted = client(&self.inp, curve_client(&self.hub_keys, &stranger), LONG);
+        let answer: String = admitted.call("whoami", ()).await.expect("served");
+        assert_eq!(answer, "secured worker");
+        hub.signal(libc::SIGTERM).expect("SIGTERM");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_reads_each_sides_security_from_its_file() {
-    let dir = TempDir::new();
-    let hub_keys = CurveKeyPair::generate().unwrap();
-    let allowed = CurveKeyPair::generate().unwrap();
-    let key_file = dir.file("hub.key", &hub_keys.to_zcert_secret());
-    let allow_file = dir.file("clients", &format!("{}\n", allowed.public()));
-    let passwords = dir.file("workers", "worker:w0rk\n");
-    let (inp, out) = (
-        zerorpc_test_support::free_tcp_endpoint(),
-        zerorpc_test_support::free_tcp_endpoint(),
-    );
-    let config = dir.file(
+    let secured = Secured::new();
+    let config = secured.dir.file(
         "hub.yml",
         &format!(
-            "name: secured\nin: '{inp}'\nout: '{out}'\n\
+            "name: secured\nin: '{}'\nout: '{}'\n\
              in_security:\n  curve_secret_key_file: '{}'\n  curve_allow_file: '{}'\n\
              out_security:\n  plain_passwords_file: '{}'\n",
-            key_file.display(),
-            allow_file.display(),
-            passwords.display()
+            secured.inp,
+            secured.out,
+            secured.key_file.display(),
+            secured.allow_file.display(),
+            secured.passwords.display()
         ),
     );
-    let mut command = Command::new(hub_binary());
-    command.arg(&config);
-    let mut hub = Process::spawn("zerorpc-hub", command).expect("spawn zerorpc-hub");
-    hub.wait_for_stderr_line("zerorpc-hub: secured (queue)", LONG)
-        .expect("started");
+    secured.check(&[config.as_os_str()]).await;
+}
 
-    let _worker = worker(&out, plain("worker", "w0rk"));
-    let good = client(&inp, curve_client(&hub_keys, &allowed), LONG);
-    let answer: String = good.call("whoami", ()).await.expect("served");
-    assert_eq!(answer, "secured worker");
-
-    let stranger = CurveKeyPair::generate().unwrap();
-    let refused = client(&inp, curve_client(&hub_keys, &stranger), REFUSED);
-    let error = refused.call::<String>("whoami", ()).await.unwrap_err();
-    assert!(error.is_timeout(), "{error:?}");
-    let line = hub
-        .wait_for_stderr_line("is not allowed", LONG)
-        .expect("the refusal is logged");
-    assert!(line.contains(&stranger.public().to_z85()), "{line}");
-
-    // The stranger's key added and SIGHUP: let in.
-    std::fs::write(
-        &allow_file,
-        format!("{}\n{}\n", allowed.public(), stranger.public()),
-    )
-    .unwrap();
-    hub.signal(libc::SIGHUP).expect("SIGHUP");
-    hub.wait_for_stderr_line("access lists reloaded", LONG)
-        .expect("reloaded");
-    let admitted = client(&inp, curve_client(&hub_keys, &stranger), LONG);
-    let answer: String = admitted.call("whoami", ()).await.expect("served");
-    assert_eq!(answer, "secured worker");
-    hub.signal(libc::SIGTERM).expect("SIGTERM");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_takes_each_sides_security_from_flags() {
+    let secured = Secured::new();
+    let args: [&std::ffi::OsStr; 12] = [
+        "--name".as_ref(),
+        "secured".as_ref(),
+        "--in".as_ref(),
+        secured.inp.as_ref(),
+        "--out".as_ref(),
+        secured.out.as_ref(),
+        "--in-curve-secret-key-file".as_ref(),
+        secured.key_file.as_ref(),
+        "--in-curve-allow-file".as_ref(),
+        secured.allow_file.as_ref(),
+        "--out-plain-passwords-file".as_ref(),
+        secured.passwords.as_ref(),
+    ];
+    secured.check(&args).await;
 }
