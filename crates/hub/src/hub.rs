@@ -2,14 +2,14 @@
 //! caller's thread (so bind errors are reported at once), then handed to a
 //! thread of their own.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use zerorpc_wire::Header;
 
-use crate::sockets::{set_router_notify, set_xpub_nodrop};
+use crate::sockets::{set_router_notify, set_xpub_nodrop, watch_oversized};
 use crate::{HubConfig, HubKind, Stats, queue, relay};
 
 /// How long the hub loop waits in `zmq::poll` before looking at the stop
@@ -107,6 +107,8 @@ pub trait RouteObserver: Send + Sync + 'static {
 pub(crate) struct Shared {
     pub(crate) stop: AtomicBool,
     pub(crate) stats: Mutex<Stats>,
+    /// Counted by the sockets' monitors, outside the hub's thread.
+    pub(crate) connections_closed: Arc<AtomicU64>,
     /// Told of every request a queue routes.
     pub(crate) observer: Option<Arc<dyn RouteObserver>>,
 }
@@ -183,7 +185,8 @@ impl Hub {
     ) -> Result<Hub, HubError> {
         config.check()?;
         let name = config.name.clone();
-        let sockets = open(&config, context)?;
+        let connections_closed = Arc::new(AtomicU64::new(0));
+        let sockets = open(&config, context, &connections_closed)?;
         let in_endpoint = bound_endpoint(&sockets.inp, &config.in_endpoint);
         let out_endpoint = bound_endpoint(&sockets.out, &config.out_endpoint);
         let stats = Stats {
@@ -194,6 +197,7 @@ impl Hub {
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             stats: Mutex::new(stats),
+            connections_closed,
             observer,
         });
         let thread_shared = Arc::clone(&shared);
@@ -253,11 +257,14 @@ impl Hub {
     /// The latest snapshot of the hub's counters (at most a few
     /// milliseconds old).
     pub fn stats(&self) -> Stats {
-        self.shared
+        let mut stats = self
+            .shared
             .stats
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .clone();
+        stats.connections_closed = self.shared.connections_closed.load(Ordering::Relaxed);
+        stats
     }
 
     /// Asks the hub to stop; it does within about 100 ms. See [`Hub::join`].
@@ -300,7 +307,11 @@ impl Drop for Hub {
     }
 }
 
-fn open(config: &HubConfig, context: &zmq::Context) -> Result<Sockets, HubError> {
+fn open(
+    config: &HubConfig,
+    context: &zmq::Context,
+    connections_closed: &Arc<AtomicU64>,
+) -> Result<Sockets, HubError> {
     let hub = &config.name;
     let (in_type, out_type) = match config.kind {
         HubKind::Queue => (zmq::ROUTER, zmq::ROUTER),
@@ -348,6 +359,18 @@ fn open(config: &HubConfig, context: &zmq::Context) -> Result<Sockets, HubError>
     }
     crate::security::apply(&mut inp, &config.in_security).map_err(socket_error("in"))?;
     crate::security::apply(&mut out, &config.out_security).map_err(socket_error("out"))?;
+    let logged = Arc::new(AtomicBool::new(false));
+    for (side, socket) in [("in", &mut inp), ("out", &mut out)] {
+        let what = format!("hub `{hub}` {side}");
+        watch_oversized(
+            socket,
+            context,
+            what,
+            Arc::clone(connections_closed),
+            Arc::clone(&logged),
+        )
+        .map_err(socket_error(side))?;
+    }
     for (side, socket, endpoint) in [
         ("in", &inp, &config.in_endpoint),
         ("out", &out, &config.out_endpoint),

@@ -1,8 +1,10 @@
 //! ZeroMQ plumbing shared by the hub loops: socket options the `zmq` crate
 //! lacks, and non-blocking multipart receive.
 
-use std::ffi::{c_int, c_void};
+use std::ffi::{CString, c_int, c_void};
 use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// libzmq's `ZMQ_ROUTER_NOTIFY` (a DRAFT option, compiled in because the
 /// workspace builds libzmq with `ZMQ_BUILD_DRAFT_API`).
@@ -24,17 +26,6 @@ pub(crate) fn set_router_notify(socket: &mut zmq::Socket) -> Result<(), zmq::Err
         ZMQ_ROUTER_NOTIFY,
         ZMQ_NOTIFY_CONNECT | ZMQ_NOTIFY_DISCONNECT,
     )
-}
-
-unsafe extern "C" {
-    /// libzmq's `zmq_socket_get_peer_state` (DRAFT, compiled in like
-    /// `ZMQ_ROUTER_NOTIFY`): the state of a ROUTER's connection with a
-    /// routing id, or -1 with `EHOSTUNREACH` when it has none.
-    fn zmq_socket_get_peer_state(
-        socket: *mut c_void,
-        routing_id: *const c_void,
-        routing_id_size: usize,
-    ) -> c_int;
 }
 
 /// Asks a ROUTER socket which peers it is connected with.
@@ -66,9 +57,86 @@ impl<'a> Peers<'a> {
         // so it is open; the hub uses it from this thread only. The routing
         // id pointer and length describe `peer`, which libzmq only reads
         // during the call.
-        let rc = unsafe { zmq_socket_get_peer_state(self.raw, peer.as_ptr().cast(), peer.len()) };
+        let rc = unsafe {
+            zmq_sys::zmq_socket_get_peer_state(self.raw, peer.as_ptr().cast(), peer.len())
+        };
         rc >= 0
     }
+}
+
+const FAILED_PROTOCOL: u64 = zmq_sys::ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL as u64;
+const MONITOR_STOPPED: u64 = zmq_sys::ZMQ_EVENT_MONITOR_STOPPED as u64;
+/// The workspace libzmq's event value for a frame over `ZMQ_MAXMSGSIZE`,
+/// sent just before it drops the connection (vendor/zeromq-src); libzmq
+/// itself reports only a disconnection.
+const MESSAGE_TOO_LARGE: u64 = 0x7a72_0001;
+
+/// Counts, in `closed`, the connections of `socket` that libzmq drops for
+/// a frame over its size limit, and logs the first with the peer's
+/// address, from a thread that ends when the socket is closed. Call it
+/// before the socket binds.
+pub(crate) fn watch_oversized(
+    socket: &mut zmq::Socket,
+    context: &zmq::Context,
+    what: String,
+    closed: Arc<AtomicU64>,
+    logged: Arc<AtomicBool>,
+) -> Result<(), zmq::Error> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let endpoint = format!(
+        "inproc://zerorpc-hub-monitor-{}",
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let reader = context.socket(zmq::PAIR)?;
+    let name = CString::new(endpoint.as_str()).expect("no NUL in a generated endpoint");
+    // SAFETY: `as_mut_ptr` is the live libzmq handle owned by `socket`,
+    // exclusively borrowed for the call; `name` is a NUL-terminated string
+    // that outlives it, and libzmq copies it.
+    let rc = unsafe {
+        zmq_sys::zmq_socket_monitor_versioned(
+            socket.as_mut_ptr(),
+            name.as_ptr(),
+            FAILED_PROTOCOL | MONITOR_STOPPED,
+            2,
+            zmq::PAIR as c_int,
+        )
+    };
+    if rc != 0 {
+        // SAFETY: zmq_errno only reads the calling thread's errno.
+        return Err(zmq::Error::from_raw(unsafe { zmq_sys::zmq_errno() }));
+    }
+    reader.connect(&endpoint)?;
+    std::thread::Builder::new()
+        .name("zerorpc-hub-monitor".into())
+        .spawn(move || {
+            // Bounded by the socket's life: libzmq ends with MONITOR_STOPPED.
+            while let Ok(frames) = reader.recv_multipart(0) {
+                let number = |i: usize| {
+                    frames
+                        .get(i)
+                        .and_then(|f| <[u8; 8]>::try_from(f.as_slice()).ok())
+                        .map(u64::from_ne_bytes)
+                };
+                match (number(0), number(2)) {
+                    (Some(MONITOR_STOPPED), _) => return,
+                    (Some(FAILED_PROTOCOL), Some(MESSAGE_TOO_LARGE)) => {
+                        closed.fetch_add(1, Ordering::Relaxed);
+                        if !logged.swap(true, Ordering::Relaxed) {
+                            let peer = frames
+                                .last()
+                                .map(|f| String::from_utf8_lossy(f).into_owned())
+                                .unwrap_or_default();
+                            tracing::warn!(
+                                "{what}: ZeroMQ dropped the connection of {peer}: it sent a message over max_message_size (further such drops are counted in the stats' connections_closed, not logged)"
+                            );
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .map_err(|_| zmq::Error::EMFILE)?;
+    Ok(())
 }
 
 /// Makes an XPUB socket refuse a send with `EAGAIN` when a subscriber's

@@ -49,6 +49,9 @@ pub struct Stats {
     /// Queue: events forwarded from `out` to `in` (replies, stream items,
     /// worker heartbeats).
     pub events_out_to_in: u64,
+    /// Connections of either side that ZeroMQ dropped because the peer
+    /// sent a message over `max_message_size`; the first is logged.
+    pub connections_closed: u64,
     /// Queue: workers seen connecting.
     pub worker_connects: u64,
     /// Queue: workers seen disconnecting.

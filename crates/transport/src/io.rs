@@ -20,6 +20,7 @@ use crate::machine::{
 };
 use crate::observe::{ChangeKind, ChannelChange, Direction, DropReason, Ending, EventInfo, Peer};
 use crate::options::{EndpointOptions, apply_endpoint, apply_kind};
+use crate::security::ServedWatch;
 use crate::socket::{Command, Counters, SocketConfig, SocketKind, WakeQueue, context};
 use crate::watch::Watch;
 use crate::{Error, Observer};
@@ -111,6 +112,9 @@ struct ZmqSocket {
     bound_to: Vec<(String, String)>,
     /// A client's connection, watched for libzmq closing it for good.
     watch: Option<Watch>,
+    /// A socket that serves (binds, or connects as the server of a
+    /// mechanism), watched for the connections libzmq refuses or drops.
+    served: Option<ServedWatch>,
 }
 
 impl Drop for ZmqSocket {
@@ -122,6 +126,23 @@ impl Drop for ZmqSocket {
 }
 
 impl ZmqSocket {
+    /// Starts the monitor of a socket that serves, once, and tells it of
+    /// the endpoint's options. Best effort: without it, refusals and drops
+    /// are neither logged nor counted.
+    fn watch_served(&mut self, counters: &Arc<Counters>, options: &EndpointOptions) {
+        if self.served.is_none() {
+            self.served = ServedWatch::start(&mut self.socket, Arc::clone(counters))
+                .inspect_err(|e| tracing::debug!("cannot monitor a serving socket: {e}"))
+                .ok();
+        }
+        if let Some(served) = &self.served {
+            served.set_limit(options.max_message_size);
+            if let Some(auth) = options.security.authenticator() {
+                served.authenticate_with(auth);
+            }
+        }
+    }
+
     /// Sends `frames` now, or queues a copy to send, in order, once ZeroMQ
     /// can take more for that peer: only then are the frames copied.
     fn send(
@@ -347,6 +368,7 @@ impl IoThread {
                 bound_to: Vec::new(),
                 peer: Peer::Unknown,
                 watch: None,
+                served: None,
             },
         );
         Ok(id)
@@ -868,6 +890,7 @@ impl IoThread {
         let Some(s) = self.sockets.get_mut(&id) else {
             return Err(Error::closed());
         };
+        s.watch_served(&self.counters, options);
         apply_endpoint(&mut s.socket, endpoint, options)?;
         s.socket
             .bind(endpoint)
@@ -894,6 +917,9 @@ impl IoThread {
             s.watch = Watch::new(&s.socket)
                 .inspect_err(|e| tracing::debug!("cannot watch the connection to {endpoint}: {e}"))
                 .ok();
+        }
+        if options.security.authenticator().is_some() {
+            s.watch_served(&self.counters, options);
         }
         let connected = apply_endpoint(&mut s.socket, endpoint, options).and_then(|()| {
             s.socket

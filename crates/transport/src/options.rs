@@ -61,6 +61,20 @@ pub enum Security {
     },
 }
 
+impl Security {
+    /// The authenticator of a server mechanism.
+    pub(crate) fn authenticator(&self) -> Option<&Authenticator> {
+        match self {
+            Security::PlainServer(auth)
+            | Security::CurveServer {
+                authenticator: auth,
+                ..
+            } => Some(auth),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Debug for Security {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -153,14 +167,6 @@ pub(crate) fn apply_endpoint(
 ) -> Result<(), Error> {
     let fail = |e| Error::zmq(format!("cannot apply the options of {endpoint}"), e);
     apply_security(socket, &options.security).map_err(fail)?;
-    if let Security::PlainServer(auth)
-    | Security::CurveServer {
-        authenticator: auth,
-        ..
-    } = &options.security
-    {
-        crate::security::watch_handshakes(socket, auth)?;
-    }
     // libzmq takes -1 for "no limit"; a limit beyond i64 is none either.
     let max = options
         .max_message_size

@@ -204,11 +204,13 @@ pub struct Stats {
     pub queued: u64,
     /// The most events that have waited at once.
     pub queued_peak: u64,
-    /// Client connections ZeroMQ closed after a protocol error: a reply
-    /// over [`SocketConfig::max_message_size`] or a malformed frame. The
-    /// socket connects again at once; the first is logged. (A server
-    /// cannot tell such a closing from a client leaving, so it does not
-    /// count them.)
+    /// Connections ZeroMQ closed after a protocol error; the first is
+    /// logged. On a client: a reply over
+    /// [`SocketConfig::max_message_size`] or a malformed frame, after
+    /// which the socket connects again at once. On a socket that binds (a
+    /// server, a collector, an events puller): a peer's message over the
+    /// limit, which the workspace's libzmq reports to the socket's
+    /// monitor with the peer's address before dropping the connection.
     pub connections_closed: u64,
 }
 

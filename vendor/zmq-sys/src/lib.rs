@@ -241,3 +241,24 @@ pub use crate::ffi::{
 #[allow(dead_code)]
 #[allow(clippy::unreadable_literal)]
 mod ffi;
+
+// Functions of libzmq's DRAFT API, which the workspace builds libzmq with
+// (ARCHITECTURE.md, "libzmq build"); the published zmq-sys binds none.
+extern "C" {
+    /// Monitors `socket`'s `events` as `event_version` events (2: with
+    /// both addresses) sent on a socket of type `kind` bound to `endpoint`.
+    pub fn zmq_socket_monitor_versioned(
+        socket: *mut libc::c_void,
+        endpoint: *const libc::c_char,
+        events: u64,
+        event_version: libc::c_int,
+        kind: libc::c_int,
+    ) -> libc::c_int;
+    /// The state of a ROUTER's connection with `routing_id`, or -1 with
+    /// `EHOSTUNREACH` when it has none.
+    pub fn zmq_socket_get_peer_state(
+        socket: *mut libc::c_void,
+        routing_id: *const libc::c_void,
+        routing_id_size: usize,
+    ) -> libc::c_int;
+}

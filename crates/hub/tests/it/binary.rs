@@ -187,6 +187,9 @@ fn stats_line(process: &Process, after: usize) -> Stats {
                 .as_u64()
                 .expect("events_out_to_in");
             stats.open_channels = value["open_channels"].as_u64().expect("open_channels") as usize;
+            stats.connections_closed = value["connections_closed"]
+                .as_u64()
+                .expect("connections_closed");
             assert!(value["drops"].is_object(), "{line}");
             assert!(value["workers"].is_array(), "{line}");
             return stats;
@@ -198,6 +201,45 @@ fn stats_line(process: &Process, after: usize) -> Stats {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+#[test]
+fn connections_dropped_for_their_size_are_counted_and_the_first_logged() {
+    let (inp, out) = (free_tcp_endpoint(), free_tcp_endpoint());
+    let mut command = Command::new(hub_binary());
+    command.args(["--in", &inp, "--out", &out, "--max-message-size", "1k"]);
+    let mut hub = Process::spawn("zerorpc-hub", command).expect("spawn zerorpc-hub");
+    hub.wait_for_stderr_line("zerorpc-hub: hub (queue)", LONG)
+        .expect("started");
+    let payload = vec![0_u8; 4096];
+    let senders: Vec<RawClient> = (0..2)
+        .map(|_| {
+            let sender = RawClient::connect(&inp);
+            sender.send_frames(&[b"", &payload]);
+            sender
+        })
+        .collect();
+    let mut stats = Stats::default();
+    for _ in 0..100 {
+        let seen = hub.stderr_lines().len();
+        hub.signal(libc::SIGUSR1).expect("SIGUSR1");
+        stats = stats_line(&hub, seen);
+        if stats.connections_closed == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(stats.connections_closed, 2, "{}", hub.report());
+    drop(senders);
+    hub.signal(libc::SIGTERM).expect("SIGTERM");
+    hub.wait_for_output(LONG).expect("wait").expect("exited");
+    let logged: Vec<String> = hub
+        .stderr_lines()
+        .into_iter()
+        .filter(|l| l.contains("over max_message_size"))
+        .collect();
+    assert_eq!(logged.len(), 1, "{}", hub.report());
+    assert!(logged[0].contains("127.0.0.1"), "{}", logged[0]);
 }
 
 #[test]

@@ -35,6 +35,24 @@ fn a_request_over_the_limit_never_reaches_a_worker() {
         worker.recv(QUIET).is_none(),
         "an oversized request was routed"
     );
+    // The dropped connection is counted; a worker sending too much is too.
+    wait_stats(&hub, "the client's connection counted", |s| {
+        s.connections_closed == 1
+    });
+    let noisy = crate::support::context()
+        .socket(zmq::DEALER)
+        .expect("socket");
+    noisy.set_linger(0).expect("linger");
+    noisy.connect(hub.out_endpoint()).expect("connect");
+    wait_stats(&hub, "a second worker", |s| s.workers.len() == 2);
+    noisy
+        .send_multipart([&b""[..], &vec![0; 4 * LIMIT as usize]], 0)
+        .expect("send");
+    wait_stats(&hub, "the worker's connection counted", |s| {
+        s.connections_closed == 2
+    });
+    drop(noisy);
+    wait_stats(&hub, "the noisy worker gone", |s| s.workers.len() == 1);
 
     let small = RawClient::connect(hub.in_endpoint());
     small.send(&request("echo", vec![Value::from("x".repeat(10))]));

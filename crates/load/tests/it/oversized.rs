@@ -105,6 +105,17 @@ fn oversized_messages_do_not_reach_the_servers_memory() {
         after < before + (MESSAGE as u64) / 4,
         "peak RSS grew from {before} to {after} bytes"
     );
+    // Each dropped connection is counted in the server's stats.
+    let deadline = Instant::now() + WAIT;
+    let mut closed = None;
+    while Instant::now() < deadline {
+        closed = limited.stats().get("connections_closed").copied();
+        if closed >= Some(MESSAGES as u64) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(closed, Some(MESSAGES as u64));
 
     // The control: the same messages reach an unlimited server's memory,
     // so the measurement above would have seen them.

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
 pub use files::{PolicyFiles, read_key_pair, read_public_key};
-pub(crate) use handshakes::watch as watch_handshakes;
+pub(crate) use handshakes::ServedWatch;
 pub use keys::{CurveKey, CurveKeyPair, zcert_public_key};
 
 use crate::{Error, context};

@@ -51,6 +51,14 @@ async fn a_server_with_a_size_limit_drops_a_larger_request() {
             .await
             .expect_err("the request is over the server's limit");
         assert!(error.is_timeout(), "{error:?}");
+        // The server counts the connection it dropped.
+        for _ in 0..200 {
+            if server.stats().connections_closed > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(server.stats().connections_closed, 1);
         // The client's socket reconnects: its next call is served.
         let small: usize = client.call("length", ("x".repeat(10),)).await.unwrap();
         assert_eq!(small, 10);

@@ -35,6 +35,11 @@ pub(crate) struct Running {
 }
 
 impl Running {
+    /// The server's counters.
+    pub(crate) fn stats(&self) -> zerorpc::transport::Stats {
+        self.shutdown.stats()
+    }
+
     /// Stops the server and waits for `run` to return.
     pub(crate) fn stop(mut self) -> zerorpc::Result<()> {
         self.shutdown.shutdown();
