@@ -125,8 +125,13 @@ fn print_stats(stats: &CollectorStats) {
         .map(|e| format!(", last error: {e}"))
         .unwrap_or_default();
     stderr_line(format_args!(
-        "stats: received {}, written {}, failed {}, dropped {}, malformed {}{error}",
-        stats.received, stats.written, stats.failed, stats.dropped, stats.malformed
+        "stats: received {}, written {}, failed {}, dropped {}, malformed {}, connections closed {}{error}",
+        stats.received,
+        stats.written,
+        stats.failed,
+        stats.dropped,
+        stats.malformed,
+        stats.connections_closed
     ));
 }
 

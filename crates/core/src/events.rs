@@ -466,6 +466,12 @@ impl Receiver {
         }
     }
 
+    /// The socket's counters: events received, malformed ones dropped,
+    /// and connections ZeroMQ dropped for an event over the size limit.
+    pub fn stats(&self) -> zerorpc_transport::Stats {
+        self.socket.stats()
+    }
+
     /// Stops [`Receiver::run`].
     pub fn close(&self) {
         self.socket.close();

@@ -2,10 +2,10 @@
 //! to Redis (or keeps them in memory) in pipelined batches, and answers
 //! the reading commands on a server socket of its own.
 
-use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::PoisonError;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -131,6 +131,7 @@ impl CollectorBuilder {
             })
             .collect::<Result<Vec<_>>>()?;
         let puller = Arc::new(puller);
+        let _ = stats.puller.set(Arc::downgrade(&puller));
         let (query, query_endpoints) = if self.queries.is_empty() {
             (None, Vec::new())
         } else {
@@ -209,6 +210,9 @@ impl Collector {
     pub async fn stop(self) -> CollectorStats {
         self.puller.close();
         let _ = self.receiving.await;
+        self.stats
+            .connections_closed
+            .store(self.puller.stats().connections_closed, Ordering::Relaxed);
         // The puller, and with it the writer's last sender, is gone: the
         // writer finishes its queue and ends.
         drop(self.puller);
@@ -244,6 +248,9 @@ pub struct CollectorStats {
     pub dropped: u64,
     /// Report entries that could not be read.
     pub malformed: u64,
+    /// Reporters' connections ZeroMQ dropped because they sent a batch
+    /// over the collector's `max_message_size` (the first is logged).
+    pub connections_closed: u64,
     /// The last storage error, if any write failed.
     pub last_error: Option<String>,
 }
@@ -256,6 +263,11 @@ struct Stats {
     dropped: AtomicU64,
     malformed: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// The socket, whose counters hold the connections dropped; weak, as
+    /// its handlers hold these stats.
+    puller: OnceLock<Weak<Receiver>>,
+    /// Its count once it is closed.
+    connections_closed: AtomicU64,
 }
 
 impl Stats {
@@ -266,6 +278,10 @@ impl Stats {
             failed: self.failed.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             malformed: self.malformed.load(Ordering::Relaxed),
+            connections_closed: self.puller.get().and_then(Weak::upgrade).map_or_else(
+                || self.connections_closed.load(Ordering::Relaxed),
+                |puller| puller.stats().connections_closed,
+            ),
             last_error: self
                 .last_error
                 .lock()

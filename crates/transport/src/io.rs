@@ -918,7 +918,9 @@ impl IoThread {
                 .inspect_err(|e| tracing::debug!("cannot watch the connection to {endpoint}: {e}"))
                 .ok();
         }
-        if options.security.authenticator().is_some() {
+        // A client's connections have their `Watch`; anything else that
+        // connects (events) is told of what it drops like a server.
+        if self.kind != SocketKind::Client || options.security.authenticator().is_some() {
             s.watch_served(&self.counters, options);
         }
         let connected = apply_endpoint(&mut s.socket, endpoint, options).and_then(|()| {

@@ -144,3 +144,25 @@ async fn no_collector_and_a_tiny_queue_never_hold_a_call_back() {
     // 4 reports per call; the stream: request, 500 items and the end, both sides.
     assert_eq!(tracer.stats().reported, 4 * calls as u64 + 2 * 502);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reporter_sending_an_oversized_batch_loses_its_connection_and_is_counted() {
+    let collector = zerorpc_tracing_collector::Collector::builder()
+        .bind("tcp://127.0.0.1:*")
+        .max_message_size(Some(1024))
+        .start()
+        .await
+        .unwrap();
+    let context = zmq::Context::new();
+    let pusher = context.socket(zmq::PUSH).unwrap();
+    pusher.set_linger(0).unwrap();
+    pusher.connect(&collector.endpoints()[0]).unwrap();
+    pusher.send(vec![0_u8; 4096], 0).unwrap();
+    assert!(
+        wait_for(|| collector.stats().connections_closed == 1).await,
+        "{:?}",
+        collector.stats()
+    );
+    let stats = collector.stop().await;
+    assert_eq!((stats.connections_closed, stats.received), (1, 0));
+}

@@ -104,3 +104,28 @@ async fn published_events_run_on_the_subscriber() {
         .unwrap()
         .expect("run returns Ok once closed");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subscriber_counts_the_publisher_it_dropped_for_an_oversized_event() {
+    let subscriber = Receiver::subscriber_builder(Recorder::default())
+        .max_message_size(Some(1024))
+        .build()
+        .unwrap();
+    let publisher = Publisher::new().unwrap();
+    let endpoint = publisher.bind("tcp://127.0.0.1:*").unwrap();
+    subscriber.connect(&endpoint).unwrap();
+    // The subscription reaches the publisher some time after connecting;
+    // until then its events go nowhere.
+    let big = "x".repeat(4096);
+    let mut counted = false;
+    for _ in 0..200 {
+        publisher.emit("record", (&big, 1)).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if subscriber.stats().connections_closed > 0 {
+            counted = true;
+            break;
+        }
+    }
+    assert!(counted, "{:?}", subscriber.stats());
+    assert_eq!(subscriber.stats().connections_closed, 1);
+}
