@@ -128,7 +128,7 @@ pub(crate) struct Outbox<'a> {
     limits: Limits,
     /// Only peers with at least one message waiting: a peer absent here
     /// can be sent to directly.
-    peers: HashMap<PeerId, PeerQueue>,
+    peers: HashMap<PeerId, PeerQueue, foldhash::fast::RandomState>,
     queued: usize,
     queued_bytes: usize,
     /// Set when the last flush pass sent nothing: when to try again.
@@ -152,7 +152,7 @@ impl<'a> Outbox<'a> {
         Outbox {
             socket,
             limits,
-            peers: HashMap::new(),
+            peers: HashMap::default(),
             queued: 0,
             queued_bytes: 0,
             retry_at: None,

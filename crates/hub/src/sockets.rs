@@ -189,16 +189,22 @@ pub(crate) fn recv_frames(
     frames: &mut Vec<zmq::Message>,
 ) -> Result<Option<bool>, zmq::Error> {
     frames.clear();
-    match socket.recv_msg(zmq::DONTWAIT) {
-        Ok(first) => frames.push(first),
+    let mut more = match socket.recv_msg(zmq::DONTWAIT) {
+        Ok(first) => {
+            // The frame's own flag: no getsockopt call per frame.
+            let more = first.get_more();
+            frames.push(first);
+            more
+        }
         Err(zmq::Error::EAGAIN) => return Ok(None),
         Err(e) => return Err(e),
-    }
+    };
     let mut too_many = false;
     // libzmq delivers multipart messages atomically: once the first frame is
     // here, the rest are too, so these reads never wait.
-    while socket.get_rcvmore()? {
+    while more {
         let frame = socket.recv_msg(0)?;
+        more = frame.get_more();
         if frames.len() < MAX_FRAMES {
             frames.push(frame);
         } else {
