@@ -318,7 +318,9 @@ fn document(machine: &Machine, options: &Options, python: bool, tables: &str) ->
            making round trips to a ROUTER that sends each message back (with\n  \
            the same window of messages in flight as the row's calls), and\n  \
            one-way PUSH/PULL for streams. No events, no msgpack, no\n  \
-           heartbeats: the floor for a ZeroRPC call over the same sockets.\n\
+           heartbeats: the floor for a ZeroRPC call over the same sockets.\n  \
+           For the hub, the same round trips through libzmq's own proxy\n  \
+           (`zmq_proxy`, ROUTER to DEALER): the floor for a relay.\n\
          * **zerorpc-rs**: `zerorpc-load-client` calling `zerorpc-load-server`\n  \
            (`crates/load`), an echo of `[i, 64 bytes]` answered by an\n  \
            `#[zerorpc(inline)]`, async or plain sync method; streams of\n  \

@@ -28,7 +28,9 @@ pub(crate) struct Row {
 
 /// A remark computed from other jobs than the row's own.
 pub(crate) enum Note {
-    /// How much latency the hub adds to `direct`, in raw round trips.
+    /// How much latency the hub adds to `direct`, in raw round trips,
+    /// next to what libzmq's own proxy adds to a raw round trip
+    /// ([`Job::RawRelayCalls`]).
     HubAdds { direct: Job },
     /// The hub's throughput as a share of `direct`'s.
     HubShare { direct: Job },
@@ -50,7 +52,8 @@ impl Row {
             ) => Some(direct),
             _ => None,
         };
-        [self.raw, Some(self.ours), self.python, direct]
+        let relay = matches!(self.note, Some(Note::HubAdds { .. })).then_some(Job::RawRelayCalls);
+        [self.raw, Some(self.ours), self.python, direct, relay]
             .into_iter()
             .flatten()
             .collect()
@@ -382,11 +385,22 @@ fn note(row: &Row, results: &HashMap<Job, Figures>) -> String {
                 get(Some(direct), Metric::P50),
                 get(row.raw, Metric::P50),
             ) {
-                (Some(hub), Some(direct), Some(raw)) => Some(format!(
-                    "the hub adds {:.1} raw round trips ({:+.0} µs) to a direct call",
-                    (hub - direct) / raw,
-                    hub - direct
-                )),
+                (Some(hub), Some(direct), Some(raw)) => {
+                    let mut text = format!(
+                        "the hub adds {:.1} raw round trips ({:+.0} µs) to a direct call",
+                        (hub - direct) / raw,
+                        hub - direct
+                    );
+                    if let Some(relayed) = get(Some(Job::RawRelayCalls), Metric::P50) {
+                        let _ = write!(
+                            text,
+                            "; libzmq's own proxy adds {:.1} ({:+.0} µs) to a raw one",
+                            (relayed - raw) / raw,
+                            relayed - raw
+                        );
+                    }
+                    Some(text)
+                }
                 _ => None,
             }
         }

@@ -108,6 +108,9 @@ pub(crate) enum Job {
     /// DEALER/ROUTER round trips of [`SMALL`] bytes: `clients` processes,
     /// each with `in_flight` waiting at once.
     RawCalls { clients: usize, in_flight: usize },
+    /// One DEALER's round trips, one at a time, to the ROUTER through
+    /// libzmq's own proxy (`zmq_proxy`): the floor for a relay.
+    RawRelayCalls,
     /// PUSH/PULL one way, items of `item_bytes`.
     RawStream { item_bytes: usize },
     /// Our calls of an echo method with a [`SMALL`]-byte payload.
@@ -143,6 +146,7 @@ impl Job {
             Job::RawCalls { clients, in_flight } => {
                 format!("raw round trips, {clients} client(s) x {in_flight} in flight")
             }
+            Job::RawRelayCalls => "raw round trips through zmq_proxy".to_owned(),
             Job::RawStream { item_bytes } => format!("raw push/pull, {item_bytes}-byte items"),
             Job::Calls {
                 handler,
@@ -257,6 +261,15 @@ impl Runner {
                     .map(|_| self.spawn_raw("call", &args))
                     .collect::<anyhow::Result<Vec<_>>>()?;
                 call_figures(peers, calls)
+            }
+            Job::RawRelayCalls => {
+                let calls = scale.scaled(raw_calls(1, 1));
+                let mut server = self.spawn_raw("echo", &[])?;
+                let echo = server.wait_listening(START)?;
+                let mut relay = self.spawn_raw("relay", &strings(&["--connect", &echo]))?;
+                let endpoint = relay.wait_listening(START)?;
+                let args = call_args(&endpoint, calls, 1, scale.warmup(1000));
+                call_figures(vec![self.spawn_raw("call", &args)?], calls)
             }
             Job::RawStream { item_bytes } => {
                 let items = scale.scaled(if item_bytes == LARGE {

@@ -14,6 +14,10 @@
 //!   (after `--warmup` unmeasured ones), checking every reply, then printing
 //!   one JSON line like `zerorpc-load-client`'s: `ok`, `elapsed_s` and
 //!   `latency_us` (`p50`, `p90`, `p99`, `max`, `mean`).
+//! * `relay --connect ENDPOINT [--bind ENDPOINT]`: libzmq's own proxy
+//!   (`zmq_proxy`) from a ROUTER it binds to a DEALER connected to an
+//!   `echo`: the floor for a relay such as `zerorpc-hub`. Prints
+//!   `listening <endpoint>` once bound and relays until killed.
 //! * `pull [--bind ENDPOINT] --items N`: a PULL receiving N messages and
 //!   checking each (`zerorpc_load::is_stream_item`). Prints `listening
 //!   <endpoint>` once bound, and at the end one JSON line: `ok` (1),
@@ -75,6 +79,16 @@ enum Command {
         #[command(flatten)]
         round_trips: RoundTrips,
     },
+    /// libzmq's own proxy from a bound ROUTER to a DEALER connected to
+    /// `echo`: the floor for a relay.
+    Relay {
+        /// Endpoint to bind for `call`.
+        #[arg(long, value_name = "ENDPOINT", default_value = DEFAULT_BIND)]
+        bind: String,
+        /// The `echo` endpoint.
+        #[arg(long, value_name = "ENDPOINT")]
+        connect: String,
+    },
     /// A PULL receiving `--items` messages and reporting the rate.
     Pull {
         /// Endpoint to bind.
@@ -130,6 +144,7 @@ fn main() -> ExitCode {
             connect,
             round_trips,
         } => call(&context, &connect, round_trips),
+        Command::Relay { bind, connect } => relay(&context, &bind, &connect),
         Command::Pull { bind, transfer } => pull(&context, &bind, transfer),
         Command::Push { connect, transfer } => push(&context, &connect, transfer),
     };
@@ -182,6 +197,22 @@ fn echo(context: &zmq::Context, endpoint: &str) -> anyhow::Result<()> {
         let sent = std::mem::replace(&mut frame, zmq::Message::new());
         router.send(sent, more).context("sending")?;
     }
+}
+
+/// Relays between `call`s and an `echo` with `zmq_proxy`, which returns
+/// only on an error.
+fn relay(context: &zmq::Context, bind: &str, connect: &str) -> anyhow::Result<()> {
+    let front = context.socket(zmq::ROUTER)?;
+    let back = context.socket(zmq::DEALER)?;
+    for socket in [&front, &back] {
+        socket.set_linger(0)?;
+        unbounded_queues(socket)?;
+    }
+    back.connect(connect)
+        .with_context(|| format!("cannot connect to {connect}"))?;
+    bind_and_announce(&front, bind)?;
+    zmq::proxy(&front, &back).context("relaying")?;
+    Ok(())
 }
 
 fn call(context: &zmq::Context, endpoint: &str, round_trips: RoundTrips) -> anyhow::Result<()> {

@@ -219,6 +219,24 @@ fn raw_round_trips_with_a_thousand_in_flight_all_come_back() {
 }
 
 #[test]
+fn raw_round_trips_through_the_relay_all_come_back() {
+    let echo = raw(&["echo"]);
+    let relay = raw(&["relay", "--connect", &listening(&echo)]);
+    let endpoint = listening(&relay);
+    let report = raw_report(raw(&[
+        "call",
+        "--connect",
+        &endpoint,
+        "--calls",
+        "300",
+        "--in-flight",
+        "10",
+    ]));
+    assert_eq!(report["ok"].to_string(), "300", "{report}");
+    assert_latencies(&report);
+}
+
+#[test]
 fn raw_push_pull_delivers_every_item() {
     let _heavy = heavy();
     for (items, bytes) in [("5000", "64"), ("50", "65536")] {
