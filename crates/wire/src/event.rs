@@ -1,5 +1,7 @@
 //! Events and headers, and their MessagePack form.
 
+use std::borrow::Cow;
+
 use rmpv::Value;
 
 use crate::decode::{MAX_DEPTH, Reader};
@@ -36,7 +38,10 @@ pub struct Header {
     /// The channel this event belongs to, unless it opens one.
     pub response_to: Option<MessageId>,
     /// Every other key, in the order received; preserved on re-encoding.
-    pub extra: Vec<(String, Value)>,
+    /// Keys are borrowed when they are static, as the well-known ones are
+    /// once decoded (see [`Header::insert`]): every traced event carries
+    /// several, and each owned key is an allocation.
+    pub extra: Vec<(Cow<'static, str>, Value)>,
 }
 
 impl Header {
@@ -70,8 +75,8 @@ impl Header {
     /// Sets an extra key, replacing any earlier value.
     ///
     /// The keys `message_id`, `v` and `response_to` are not extras; use the
-    /// fields for them.
-    pub fn insert(&mut self, key: impl Into<String>, value: Value) {
+    /// fields for them. A `&'static str` key costs no allocation.
+    pub fn insert(&mut self, key: impl Into<Cow<'static, str>>, value: Value) {
         let key = key.into();
         match self.extra.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
@@ -122,9 +127,27 @@ impl Event {
 
     /// The msgpack encoding of the event.
     pub fn encode(&self) -> Vec<u8> {
-        let mut buf = Vec::with_capacity(96);
+        let mut buf = Vec::with_capacity(self.encoded_len_hint());
         self.encode_into(&mut buf);
         buf
+    }
+
+    /// About the encoded size, from a shallow look, so that [`encode`]
+    /// allocates once: a buffer regrown halfway is one more allocation and
+    /// copy of every event.
+    ///
+    /// [`encode`]: Event::encode
+    fn encoded_len_hint(&self) -> usize {
+        // The array and map headers, `message_id`, `v` and `response_to`
+        // with 16-byte ids: about 64 bytes.
+        const FIXED: usize = 64;
+        let extras: usize = self
+            .header
+            .extra
+            .iter()
+            .map(|(key, value)| key.len() + shallow_len(value) + 2)
+            .sum();
+        FIXED + extras + self.name.len() + shallow_len(&self.args)
     }
 
     /// Appends the msgpack encoding of the event to `buf`.
@@ -190,6 +213,29 @@ impl Event {
     }
 }
 
+/// About the encoded size of `value`, looking one level deep; a nested
+/// container counts 32 bytes (the buffer grows if that is too few).
+fn shallow_len(value: &Value) -> usize {
+    fn scalar(value: &Value) -> usize {
+        match value {
+            Value::String(s) => s.as_bytes().len() + 5,
+            Value::Binary(b) => b.len() + 5,
+            Value::Array(_) | Value::Map(_) | Value::Ext(..) => 32,
+            _ => 9,
+        }
+    }
+    match value {
+        Value::Array(items) => 5 + items.iter().map(scalar).sum::<usize>(),
+        Value::Map(pairs) => {
+            5 + pairs
+                .iter()
+                .map(|(k, v)| scalar(k) + scalar(v))
+                .sum::<usize>()
+        }
+        other => scalar(other),
+    }
+}
+
 fn write_id(buf: &mut Vec<u8>, id: &MessageId) {
     let bytes = id.as_bytes();
     match id.kind() {
@@ -238,6 +284,16 @@ fn read_id(rd: &mut Reader<'_>, field: &'static str) -> Result<MessageId, Decode
     }
 }
 
+/// Extra header keys decoded without allocating: those of trace context
+/// (zerorpc's own and W3C's), which every traced event carries.
+const WELL_KNOWN_KEYS: [&str; 5] = [
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "traceparent",
+    "tracestate",
+];
+
 fn read_header(rd: &mut Reader<'_>) -> Result<Header, DecodeError> {
     let len = rd
         .map_len()
@@ -260,7 +316,10 @@ fn read_header(rd: &mut Reader<'_>) -> Result<Header, DecodeError> {
                 version = value.as_u64().and_then(|v| u32::try_from(v).ok());
             }
             other => {
-                let key = other.to_owned();
+                let key = match WELL_KNOWN_KEYS.iter().find(|known| **known == other) {
+                    Some(known) => Cow::Borrowed(*known),
+                    None => Cow::Owned(other.to_owned()),
+                };
                 extra.push((key, rd.value(depth).map_err(DecodeError::Msgpack)?));
             }
         }

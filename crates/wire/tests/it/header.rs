@@ -125,7 +125,7 @@ fn unknown_header_keys_survive_in_order() {
     ]);
     let bytes = encode(&Value::Array(vec![header, s("ping"), Value::Array(vec![])]));
     let event = Event::decode(&bytes).expect("decodes");
-    let keys: Vec<&str> = event.header.extra.iter().map(|(k, _)| k.as_str()).collect();
+    let keys: Vec<&str> = event.header.extra.iter().map(|(k, _)| k.as_ref()).collect();
     assert_eq!(keys, ["trace_id", "span", "zz"]);
     assert_eq!(event.header.get("trace_id"), Some(&s("abc")));
     assert_eq!(event.encode(), bytes);

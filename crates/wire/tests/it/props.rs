@@ -50,9 +50,14 @@ fn arb_id() -> impl Strategy<Value = MessageId> {
 
 fn arb_header() -> impl Strategy<Value = Header> {
     // The three known keys live in fields, never among the extras.
-    let key = "[a-z_]{1,12}".prop_filter("not a known key", |k| {
-        !matches!(k.as_str(), "message_id" | "v" | "response_to")
-    });
+    // Decoding borrows the well-known trace keys: they come up too.
+    let key = prop_oneof![
+        "[a-z_]{1,12}".prop_filter("not a known key", |k| {
+            !matches!(k.as_str(), "message_id" | "v" | "response_to")
+        }),
+        proptest::sample::select(vec!["trace_id", "span_id", "traceparent"])
+            .prop_map(str::to_owned),
+    ];
     (
         arb_id(),
         proptest::option::of(any::<u32>()),
@@ -63,7 +68,7 @@ fn arb_header() -> impl Strategy<Value = Header> {
             message_id,
             version,
             response_to,
-            extra,
+            extra: extra.into_iter().map(|(k, v)| (k.into(), v)).collect(),
         })
 }
 
