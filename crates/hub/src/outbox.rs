@@ -201,13 +201,12 @@ impl<'a> Outbox<'a> {
 
     fn enqueue(&mut self, peer: &[u8], frames: &mut Vec<zmq::Message>, about: About<'_>) -> Sent {
         let size = frames.iter().map(|f| f.len()).sum::<usize>() + PENDING_OVERHEAD;
-        if let Some(queue) = self.peers.get(peer)
-            && (queue.messages.len() >= self.limits.messages
-                || queue.bytes + size > self.limits.bytes)
-        {
-            return Sent::QueueFull;
-        }
-        if self.limits.messages == 0 {
+        let (waiting, bytes) = self
+            .peers
+            .get(peer)
+            .map_or((0, 0), |queue| (queue.messages.len(), queue.bytes));
+        // An empty queue takes a message of any size (see `Limits::bytes`).
+        if waiting >= self.limits.messages || (waiting > 0 && bytes + size > self.limits.bytes) {
             return Sent::QueueFull;
         }
         let pending = Pending {

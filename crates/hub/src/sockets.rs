@@ -66,10 +66,7 @@ impl<'a> Peers<'a> {
 
 const FAILED_PROTOCOL: u64 = zmq_sys::ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL as u64;
 const MONITOR_STOPPED: u64 = zmq_sys::ZMQ_EVENT_MONITOR_STOPPED as u64;
-/// The workspace libzmq's event value for a frame over `ZMQ_MAXMSGSIZE`,
-/// sent just before it drops the connection (vendor/zeromq-src); libzmq
-/// itself reports only a disconnection.
-const MESSAGE_TOO_LARGE: u64 = 0x7a72_0001;
+const MESSAGE_TOO_LARGE: u64 = zmq_sys::ZERORPC_PROTOCOL_ERROR_MESSAGE_TOO_LARGE;
 
 /// Counts, in `closed`, the connections of `socket` that libzmq drops for
 /// a frame over its size limit, and logs the first with the peer's

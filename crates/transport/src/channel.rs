@@ -5,7 +5,7 @@ use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
-use zerorpc_wire::{Event, MessageId, Value, names};
+use zerorpc_wire::{Event, MessageId, estimated_size, names};
 
 use crate::Error;
 use crate::socket::{Command, SocketShared};
@@ -130,24 +130,6 @@ impl Window {
             self.read += 1;
             self.read_bytes += estimated_size(&event.args) as u64;
         }
-    }
-}
-
-/// About the bytes `value` took on the wire: exact enough to size credit,
-/// and cheap (stream items are small trees).
-fn estimated_size(value: &Value) -> usize {
-    match value {
-        Value::String(text) => 5 + text.as_bytes().len(),
-        Value::Binary(bytes) => 5 + bytes.len(),
-        Value::Ext(_, bytes) => 6 + bytes.len(),
-        Value::Array(items) => 5 + items.iter().map(estimated_size).sum::<usize>(),
-        Value::Map(entries) => {
-            5 + entries
-                .iter()
-                .map(|(key, value)| estimated_size(key) + estimated_size(value))
-                .sum::<usize>()
-        }
-        _ => 9,
     }
 }
 

@@ -132,9 +132,9 @@ impl Event {
         buf
     }
 
-    /// About the encoded size, from a shallow look, so that [`encode`]
-    /// allocates once: a buffer regrown halfway is one more allocation and
-    /// copy of every event.
+    /// About the encoded size, so that [`encode`] allocates once: a
+    /// buffer regrown halfway is one more allocation and copy of every
+    /// event, and several for a large one.
     ///
     /// [`encode`]: Event::encode
     fn encoded_len_hint(&self) -> usize {
@@ -145,9 +145,9 @@ impl Event {
             .header
             .extra
             .iter()
-            .map(|(key, value)| key.len() + shallow_len(value) + 2)
+            .map(|(key, value)| key.len() + estimated_size(value) + 2)
             .sum();
-        FIXED + extras + self.name.len() + shallow_len(&self.args)
+        FIXED + extras + self.name.len() + estimated_size(&self.args)
     }
 
     /// Appends the msgpack encoding of the event to `buf`.
@@ -213,26 +213,23 @@ impl Event {
     }
 }
 
-/// About the encoded size of `value`, looking one level deep; a nested
-/// container counts 32 bytes (the buffer grows if that is too few).
-fn shallow_len(value: &Value) -> usize {
-    fn scalar(value: &Value) -> usize {
-        match value {
-            Value::String(s) => s.as_bytes().len() + 5,
-            Value::Binary(b) => b.len() + 5,
-            Value::Array(_) | Value::Map(_) | Value::Ext(..) => 32,
-            _ => 9,
-        }
-    }
+/// About the bytes `value` takes encoded: never fewer, and at most a few
+/// more per item (every length and number is counted at its widest).
+/// Exact enough to size a buffer or credit, and a walk without writes,
+/// much cheaper than the encoding it sizes.
+pub fn estimated_size(value: &Value) -> usize {
     match value {
-        Value::Array(items) => 5 + items.iter().map(scalar).sum::<usize>(),
-        Value::Map(pairs) => {
-            5 + pairs
+        Value::String(text) => 5 + text.as_bytes().len(),
+        Value::Binary(bytes) => 5 + bytes.len(),
+        Value::Ext(_, bytes) => 6 + bytes.len(),
+        Value::Array(items) => 5 + items.iter().map(estimated_size).sum::<usize>(),
+        Value::Map(entries) => {
+            5 + entries
                 .iter()
-                .map(|(k, v)| scalar(k) + scalar(v))
+                .map(|(key, value)| estimated_size(key) + estimated_size(value))
                 .sum::<usize>()
         }
-        other => scalar(other),
+        _ => 9,
     }
 }
 

@@ -61,7 +61,7 @@ mod id;
 mod value;
 
 pub use error::DecodeError;
-pub use event::{Event, Header, PROTOCOL_VERSION, names};
+pub use event::{Event, Header, PROTOCOL_VERSION, estimated_size, names};
 pub use id::{IdGenerator, IdKind, MessageId};
 pub use rmpv::{self, Value};
 pub use value::{ValueError, from_value, to_value};

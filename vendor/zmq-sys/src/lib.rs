@@ -242,6 +242,12 @@ pub use crate::ffi::{
 #[allow(clippy::unreadable_literal)]
 mod ffi;
 
+/// The value of the `ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL` monitor event
+/// the workspace's libzmq (vendor/zeromq-src) sends just before it drops a
+/// connection for a frame over `ZMQ_MAXMSGSIZE`: outside libzmq's own
+/// `ZMQ_PROTOCOL_ERROR_*` values.
+pub const ZERORPC_PROTOCOL_ERROR_MESSAGE_TOO_LARGE: u64 = 0x7a72_0001;
+
 // Functions of libzmq's DRAFT API, which the workspace builds libzmq with
 // (ARCHITECTURE.md, "libzmq build"); the published zmq-sys binds none.
 extern "C" {

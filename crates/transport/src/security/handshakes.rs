@@ -4,9 +4,10 @@
 //! wrong server key), and frames over the socket's size limit, for which
 //! it drops the connection. libzmq 4.3.4 reports the second as a mere
 //! disconnection; the workspace's libzmq (vendor/zeromq-src) first sends a
-//! `HANDSHAKE_FAILED_PROTOCOL` event with a value of its own,
-//! [`MESSAGE_TOO_LARGE`]. Version 2 events carry the peer's address, so
-//! that each refusal is logged with it and counted.
+//! `HANDSHAKE_FAILED_PROTOCOL` event with a value of its own
+//! (`zmq_sys::ZERORPC_PROTOCOL_ERROR_MESSAGE_TOO_LARGE`). Version 2 events
+//! carry the peer's address, so that each refusal is logged with it and
+//! counted.
 
 use std::ffi::{CString, c_int};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,10 +26,7 @@ const STOPPED: u64 = zmq_sys::ZMQ_EVENT_MONITOR_STOPPED as u64;
 const CRYPTOGRAPHIC: u64 = 0x1100_0001;
 /// libzmq's `ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH`.
 const MECHANISM_MISMATCH: u64 = 0x1100_0002;
-/// The workspace libzmq's value for a frame over `ZMQ_MAXMSGSIZE`
-/// (`ZERORPC_PROTOCOL_ERROR_MESSAGE_TOO_LARGE` in its
-/// `stream_engine_base.cpp`).
-const MESSAGE_TOO_LARGE: u64 = 0x7a72_0001;
+const MESSAGE_TOO_LARGE: u64 = zmq_sys::ZERORPC_PROTOCOL_ERROR_MESSAGE_TOO_LARGE;
 
 /// The monitor of one socket that serves: its own thread, which ends when
 /// the socket is closed. libzmq keeps one monitor per socket, so a socket

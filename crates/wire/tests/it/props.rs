@@ -141,6 +141,13 @@ proptest! {
     }
 
     #[test]
+    fn the_size_estimate_never_falls_short(value in arb_value()) {
+        let mut bytes = Vec::new();
+        zerorpc_wire::rmpv::encode::write_value(&mut bytes, &value).expect("encodes");
+        prop_assert!(zerorpc_wire::estimated_size(&value) >= bytes.len());
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
         check_fixed_point(&bytes);
         let _ = Event::decode_envelope(&bytes);
