@@ -11,11 +11,12 @@ use zerorpc::wire::{Header, Value};
 /// The header key of the trace id: a UUID string, the same on every call
 /// and reply of one trace.
 pub const TRACE_ID_KEY: &str = "trace_id";
-/// The header key of the call's span id: 16 lowercase hex digits, one per
-/// call, shared by the request and its replies.
+/// The header key of the call's span id: an unsigned integer (never 0), one
+/// per call, shared by the request and its replies. 16 hex digits, as W3C
+/// writes span ids, are read too.
 pub const SPAN_ID_KEY: &str = "span_id";
 /// The header key of the span id of the call during which this call was
-/// made; absent on a root call.
+/// made, written as [`SPAN_ID_KEY`] is; absent on a root call and on replies.
 pub const PARENT_SPAN_ID_KEY: &str = "parent_span_id";
 /// The W3C Trace Context header key, read when [`TRACE_ID_KEY`] is absent
 /// (and the name of the environment variable `zerorpc --server` passes to
@@ -96,16 +97,6 @@ impl SpanId {
         SpanId(fastrand::u64(1..))
     }
 
-    /// The id as its `Display` writes it (see [`TraceId::to_text`]).
-    fn to_text(self) -> String {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut text = String::with_capacity(16);
-        for shift in (0..16).rev().map(|digit| 4 * digit) {
-            text.push(char::from(DIGITS[((self.0 >> shift) & 0xf) as usize]));
-        }
-        text
-    }
-
     /// The id as a number; never 0.
     pub(crate) fn get(self) -> u64 {
         self.0
@@ -114,6 +105,14 @@ impl SpanId {
     /// An id from a number; 0 is not an id.
     pub(crate) fn new(id: u64) -> Option<Self> {
         (id != 0).then_some(SpanId(id))
+    }
+
+    /// The id a header value carries: an integer, or 16 hex digits.
+    fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::String(text) => text.as_str()?.parse().ok(),
+            number => SpanId::new(number.as_u64()?),
+        }
     }
 }
 
@@ -198,18 +197,17 @@ impl SpanContext {
     /// must not fail its call.
     pub fn from_header(header: &Header) -> Option<SpanContext> {
         let text = |key| header.get(key).and_then(Value::as_str);
+        let span = |key| header.get(key).and_then(SpanId::from_value);
         if let Some(trace_id) = text(TRACE_ID_KEY).and_then(|t| t.parse().ok()) {
             // A trace id without a span id (a zerorpc-python middleware
             // that passes `trace_id` only) still names the trace; the span
             // then gets an id of its own, stable for the call, derived
             // from its message id so that every reader agrees on it.
-            let span_id = text(SPAN_ID_KEY)
-                .and_then(|t| t.parse().ok())
-                .unwrap_or_else(|| span_from_message_id(header));
+            let span_id = span(SPAN_ID_KEY).unwrap_or_else(|| span_from_message_id(header));
             return Some(SpanContext {
                 trace_id,
                 span_id,
-                parent_span_id: text(PARENT_SPAN_ID_KEY).and_then(|t| t.parse().ok()),
+                parent_span_id: span(PARENT_SPAN_ID_KEY),
             });
         }
         let parent = parse_traceparent(text(TRACEPARENT_KEY)?).ok()?;
@@ -228,9 +226,11 @@ impl SpanContext {
     /// Writes this context's keys into a header.
     pub fn write(&self, header: &mut Header) {
         header.insert(TRACE_ID_KEY, Value::from(self.trace_id.to_text()));
-        header.insert(SPAN_ID_KEY, Value::from(self.span_id.to_text()));
+        // Span ids go as integers: unlike text, they cost no allocation
+        // to write, copy onto replies or read back.
+        header.insert(SPAN_ID_KEY, Value::from(self.span_id.get()));
         if let Some(parent) = self.parent_span_id {
-            header.insert(PARENT_SPAN_ID_KEY, Value::from(parent.to_text()));
+            header.insert(PARENT_SPAN_ID_KEY, Value::from(parent.get()));
         }
     }
 

@@ -6,7 +6,7 @@
 //! them) and hands reports to the [`ReportQueue`](crate::tracer) without
 //! ever waiting.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use zerorpc::transport::{
@@ -22,12 +22,35 @@ use crate::tracer::ReportQueue;
 /// A traced call open on the observed socket.
 struct OpenCall {
     span: SpanContext,
-    method: String,
+    method: Arc<str>,
     /// When the request was received (servers) or sent (clients).
     started_us: u64,
 }
 
-type OpenCalls = HashMap<MessageId, OpenCall, foldhash::fast::RandomState>;
+/// The open calls, and the names of the methods called: a service has a
+/// handful, so each call shares its method's name rather than copying it.
+#[derive(Default)]
+struct Open {
+    calls: HashMap<MessageId, OpenCall, foldhash::fast::RandomState>,
+    methods: HashSet<Arc<str>, foldhash::fast::RandomState>,
+}
+
+/// Method names kept for sharing; past this (a peer calling made-up
+/// names), each call gets its own copy.
+const SHARED_METHODS: usize = 1024;
+
+impl Open {
+    fn method(&mut self, name: &str) -> Arc<str> {
+        if let Some(shared) = self.methods.get(name) {
+            return Arc::clone(shared);
+        }
+        let name: Arc<str> = Arc::from(name);
+        if self.methods.len() < SHARED_METHODS {
+            self.methods.insert(Arc::clone(&name));
+        }
+        name
+    }
+}
 
 /// The call an event belongs to, as a report names it.
 #[derive(Clone, Copy)]
@@ -40,14 +63,14 @@ struct Call<'a> {
 
 pub(crate) struct TraceObserver {
     queue: Arc<ReportQueue>,
-    open: Mutex<OpenCalls>,
+    open: Mutex<Open>,
 }
 
 impl TraceObserver {
     pub(crate) fn new(queue: Arc<ReportQueue>) -> Self {
         TraceObserver {
             queue,
-            open: Mutex::new(OpenCalls::default()),
+            open: Mutex::new(Open::default()),
         }
     }
 
@@ -98,11 +121,13 @@ impl TraceObserver {
             method,
         };
         self.report(info, call, now, None);
-        self.lock().insert(
+        let mut open = self.lock();
+        let method = open.method(method);
+        open.calls.insert(
             channel.clone(),
             OpenCall {
                 span,
-                method: method.to_owned(),
+                method,
                 started_us: now,
             },
         );
@@ -118,7 +143,7 @@ impl TraceObserver {
         );
         let now = now_us();
         let mut open = self.lock();
-        let Some(call) = open.get(channel) else {
+        let Some(call) = open.calls.get(channel) else {
             return;
         };
         let exec_us = (last && side == Side::Server).then(|| now.saturating_sub(call.started_us));
@@ -130,11 +155,11 @@ impl TraceObserver {
         };
         self.report(info, reply, now, exec_us);
         if last {
-            open.remove(channel);
+            open.calls.remove(channel);
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, OpenCalls> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -166,7 +191,7 @@ impl Observer for TraceObserver {
         // A call that ended without its last reply (timed out, lost, the
         // caller gone) is forgotten; its trace shows it pending.
         if let (ChangeKind::Closed(..), Some(channel)) = (&change.change, &change.channel) {
-            self.lock().remove(channel);
+            self.lock().calls.remove(channel);
         }
     }
 }

@@ -164,18 +164,23 @@ impl zerorpc::Propagation for TracePropagation {
     fn reply(&self, served: &CallContext, reply: &mut Header) {
         let request = served.header();
         // The usual case, a request with our keys: they go back as they
-        // came, which costs a copy rather than a parse and a format.
+        // came, which costs a copy rather than a parse and a format. A
+        // reply names its call (trace and span); the parent is the
+        // request's business.
         if let (Some(trace_id), Some(span_id)) = (
             request.get(TRACE_ID_KEY).filter(|v| v.is_str()),
-            request.get(SPAN_ID_KEY).filter(|v| v.is_str()),
+            request
+                .get(SPAN_ID_KEY)
+                .filter(|v| v.is_u64() || v.is_str()),
         ) {
             reply.insert(TRACE_ID_KEY, trace_id.clone());
             reply.insert(SPAN_ID_KEY, span_id.clone());
-            if let Some(parent) = request.get(PARENT_SPAN_ID_KEY).filter(|v| v.is_str()) {
-                reply.insert(PARENT_SPAN_ID_KEY, parent.clone());
-            }
         } else if let Some(span) = SpanContext::from_header(request) {
-            span.write(reply);
+            SpanContext {
+                parent_span_id: None,
+                ..span
+            }
+            .write(reply);
         }
     }
 

@@ -367,7 +367,7 @@ fn an_unknown_trace_is_a_clear_error() {
 /// zerorpc-python's context hooks, passing the trace on to the calls a
 /// method makes: what a Python service in a traced chain needs.
 const PYTHON_TRACING: &str = r#"
-import binascii, os
+import random
 import gevent.local
 
 class Tracing(object):
@@ -384,7 +384,7 @@ class Tracing(object):
         return {
             'trace_id': context['trace_id'],
             'parent_span_id': context.get('span_id'),
-            'span_id': binascii.hexlify(os.urandom(8)).decode(),
+            'span_id': random.getrandbits(64) or 1,
         }
 
 zerorpc.Context.get_instance().register_middleware(Tracing())

@@ -108,12 +108,37 @@ fn a_malformed_context_counts_as_none() {
 }
 
 #[test]
-fn ids_written_for_headers_are_their_display() {
+fn trace_ids_written_for_headers_are_their_display() {
     for _ in 0..100 {
-        let (trace, span) = (TraceId::random(), SpanId::random());
+        let trace = TraceId::random();
         assert_eq!(trace.to_text(), trace.to_string());
-        assert_eq!(span.to_text(), span.to_string());
     }
-    let small = SpanId::new(0xab).unwrap();
-    assert_eq!(small.to_text(), "00000000000000ab");
+}
+
+#[test]
+fn span_ids_go_as_integers_and_are_read_as_integers_or_hex() {
+    let span = SpanContext::root().child();
+    let mut header = Header::new();
+    span.write(&mut header);
+    let id = |key| header.get(key).and_then(Value::as_u64);
+    assert_eq!(id(SPAN_ID_KEY), Some(span.span_id.get()));
+    assert_eq!(id(PARENT_SPAN_ID_KEY), span.parent_span_id.map(SpanId::get));
+
+    // Written as text (a peer writing W3C's form), they read the same.
+    let mut text = Header::new();
+    text.insert(TRACE_ID_KEY, Value::from(span.trace_id.to_string()));
+    text.insert(SPAN_ID_KEY, Value::from(span.span_id.to_string()));
+    let parent = span.parent_span_id.unwrap();
+    text.insert(PARENT_SPAN_ID_KEY, Value::from(parent.to_string()));
+    assert_eq!(SpanContext::from_header(&text), Some(span));
+
+    // Zero, negative, or neither a number nor hex: no span id.
+    for bad in [
+        Value::from(0),
+        Value::from(-5),
+        Value::from("xyz"),
+        Value::Nil,
+    ] {
+        assert_eq!(SpanId::from_value(&bad), None, "{bad}");
+    }
 }
