@@ -62,12 +62,16 @@ impl ClientBuilder {
         self
     }
 
-    /// Receive window for streams: items granted at once (default
-    /// [`DEFAULT_WINDOW`](crate::transport::DEFAULT_WINDOW), zerorpc-python's
-    /// is 100), fewer for large items (see
+    /// Receive window for streams: items granted at once, from every
+    /// server, fewer for large items (see
     /// [`SocketConfig::window_bytes`](crate::transport::SocketConfig::window_bytes)).
+    /// By default [`DEFAULT_WINDOW`](crate::transport::DEFAULT_WINDOW)
+    /// (zerorpc-python's is 100), and
+    /// [`DEFAULT_LOSSLESS_WINDOW`](crate::transport::DEFAULT_LOSSLESS_WINDOW)
+    /// from servers that say they never drop (ours).
     pub fn window(mut self, window: u32) -> Self {
         self.config.window = window;
+        self.config.lossless_window = window;
         self
     }
 

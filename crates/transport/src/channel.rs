@@ -7,8 +7,8 @@ use std::task::{Poll, Waker};
 
 use zerorpc_wire::{Event, MessageId, estimated_size, names};
 
-use crate::Error;
-use crate::socket::{Command, SocketShared};
+use crate::socket::{Command, LOSSLESS_KEY, SocketShared};
+use crate::{Error, SocketConfig, SocketKind};
 
 /// State shared by a [`Channel`] handle and the socket's I/O thread.
 pub(crate) struct ChannelShared {
@@ -104,12 +104,37 @@ pub(crate) struct Window {
     pub(crate) reserved: i64,
     /// Whether the application has read from the channel yet.
     pub(crate) read_once: bool,
+    /// The size to grow to once the sender says it is lossless; `None`
+    /// when it has, or when the channel's window was chosen for it.
+    lossless: Option<u32>,
     /// Stream items read and their estimated size, for `bytes`.
     read: u64,
     read_bytes: u64,
 }
 
 impl Window {
+    /// A window of `size` events, whatever the sender.
+    pub(crate) fn fixed(size: u32, bytes: usize) -> Self {
+        Window {
+            size: size.max(2),
+            bytes,
+            reserved: 1,
+            read_once: false,
+            lossless: None,
+            read: 0,
+            read_bytes: 0,
+        }
+    }
+
+    /// The socket's window, grown to its lossless window if the sender
+    /// says it never drops.
+    pub(crate) fn growing(config: &SocketConfig) -> Self {
+        Window {
+            lossless: Some(config.lossless_window.max(2)),
+            ..Window::fixed(config.window, config.window_bytes)
+        }
+    }
+
     /// The queue size to top credit up to now.
     fn target(&self) -> i64 {
         let size = i64::from(self.size);
@@ -124,6 +149,12 @@ impl Window {
     fn note_read(&mut self, event: &Event) {
         self.read_once = true;
         self.reserved -= 1;
+        if let Some(size) = self.lossless
+            && event.header.get(LOSSLESS_KEY).and_then(|v| v.as_bool()) == Some(true)
+        {
+            self.size = size;
+            self.lossless = None;
+        }
         // Stream items are what credit lets pile up: sizing the window
         // from them alone spares every single reply a walk of its value.
         if event.name == names::STREAM {
@@ -153,6 +184,8 @@ pub struct Channel {
     shared: Arc<ChannelShared>,
     socket: Arc<SocketShared>,
     window: Window,
+    /// Whether this (server's) channel has said it is lossless yet.
+    said_lossless: bool,
 }
 
 impl Channel {
@@ -160,21 +193,14 @@ impl Channel {
         id: MessageId,
         shared: Arc<ChannelShared>,
         socket: Arc<SocketShared>,
-        window: (u32, usize),
+        window: Window,
     ) -> Self {
-        let (size, bytes) = window;
         Channel {
             id,
             shared,
             socket,
-            window: Window {
-                size: size.max(2),
-                bytes,
-                reserved: 1,
-                read_once: false,
-                read: 0,
-                read_bytes: 0,
-            },
+            window,
+            said_lossless: false,
         }
     }
 
@@ -243,6 +269,15 @@ impl Channel {
         })
         .await?;
         event.header.response_to = Some(self.id.clone());
+        // A server's ROUTER never drops: what the peer cannot take yet
+        // waits in its queue, or fails the call at the queue's limit.
+        if !self.said_lossless
+            && self.socket.kind == SocketKind::Server
+            && event.name == names::STREAM
+        {
+            event.header.insert(LOSSLESS_KEY, true.into());
+            self.said_lossless = true;
+        }
         self.socket.send_on_channel(&self.id, event);
         Ok(())
     }

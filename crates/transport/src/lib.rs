@@ -60,7 +60,8 @@ pub use security::{
     read_public_key, zcert_public_key,
 };
 pub use socket::{
-    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_SEND_QUEUE_LIMIT, DEFAULT_WINDOW, DEFAULT_WINDOW_BYTES,
-    OpenOptions, Socket, SocketConfig, SocketKind, Stats, context,
+    DEFAULT_LOSSLESS_WINDOW, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_SEND_QUEUE_LIMIT, DEFAULT_WINDOW,
+    DEFAULT_WINDOW_BYTES, LOSSLESS_KEY, OpenOptions, Socket, SocketConfig, SocketKind, Stats,
+    context,
 };
 pub use zerorpc_wire as wire;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use zerorpc_wire::{Event, MessageId};
 
-use crate::channel::{Channel, ChannelShared};
+use crate::channel::{Channel, ChannelShared, Window};
 use crate::io::{IoLinks, IoThread};
 use crate::{EndpointOptions, Error, Observer, Responder, Security};
 
@@ -47,6 +47,12 @@ pub struct SocketConfig {
     /// Receive window `S` of each channel: credit is topped up to this many
     /// events. Default [`DEFAULT_WINDOW`]; zerorpc-python's is 100.
     pub window: u32,
+    /// Receive window of a channel whose sender says it never drops what
+    /// it cannot send yet ([`LOSSLESS_KEY`]: our servers, not
+    /// zerorpc-python's), used instead of [`window`](Self::window) from
+    /// the first event saying so, unless the channel was opened with a
+    /// window of its own. Default [`DEFAULT_LOSSLESS_WINDOW`].
+    pub lossless_window: u32,
     /// Bytes of events a channel's credit covers at most: with large
     /// events the window shrinks to what fits (at least 2 events),
     /// estimated from the sizes of the events read so far. Default
@@ -92,6 +98,22 @@ pub struct SocketConfig {
 /// [`DEFAULT_WINDOW_BYTES`].
 pub const DEFAULT_WINDOW: u32 = 500;
 
+/// The default [`SocketConfig::lossless_window`]: with a sender that
+/// queues without loss, the window no longer has to fit under a ROUTER's
+/// high-water mark. Small items then stream about 30% faster than with
+/// [`DEFAULT_WINDOW`] (385,000 to 505,000 64-byte items/s between two
+/// processes on loopback; 4,000 gained nothing more). Memory stays bounded
+/// by [`DEFAULT_WINDOW_BYTES`].
+pub const DEFAULT_LOSSLESS_WINDOW: u32 = 2000;
+
+/// The header key by which a stream's sender says it never drops an event
+/// it cannot send yet (it queues it, or fails the call), so its receiver
+/// may grant more than a ROUTER's high-water mark of credit at once. Our
+/// servers put it, with the value `true`, on a channel's first `STREAM`
+/// event; zerorpc-python ignores it, and never sends it: its ROUTER drops
+/// silently past 1,000 queued messages.
+pub const LOSSLESS_KEY: &str = "_zpc_lossless";
+
 /// The default [`SocketConfig::window_bytes`]: 8 MiB per stream (128 items
 /// of 64 KiB).
 pub const DEFAULT_WINDOW_BYTES: usize = 8 << 20;
@@ -114,6 +136,7 @@ impl SocketConfig {
             heartbeat: Some(Duration::from_secs(5)),
             passive_heartbeat: false,
             window: DEFAULT_WINDOW,
+            lossless_window: DEFAULT_LOSSLESS_WINDOW,
             window_bytes: DEFAULT_WINDOW_BYTES,
             observers: Vec::new(),
             send_queue_limit: DEFAULT_SEND_QUEUE_LIMIT,
@@ -145,6 +168,7 @@ impl std::fmt::Debug for SocketConfig {
             .field("heartbeat", &self.heartbeat)
             .field("passive_heartbeat", &self.passive_heartbeat)
             .field("window", &self.window)
+            .field("lossless_window", &self.lossless_window)
             .field("window_bytes", &self.window_bytes)
             .field("observers", &self.observers.len())
             .field("send_queue_limit", &self.send_queue_limit)
@@ -667,7 +691,10 @@ impl Socket {
         // The request uses the implicit initial credit.
         shared.lock().send_credit = 0;
         let config = &self.shared.config;
-        let window = (options.window.unwrap_or(config.window), config.window_bytes);
+        let window = match options.window {
+            Some(size) => Window::fixed(size, config.window_bytes),
+            None => Window::growing(config),
+        };
         let channel = Channel::new(id.clone(), shared.clone(), self.shared.clone(), window);
         let shared = PendingChannel::new(shared);
         self.shared.command(Command::Open {
@@ -685,8 +712,12 @@ impl Socket {
     pub async fn accept(&self) -> Result<Channel, Error> {
         let (id, shared) = self.shared.incoming.pop().await.ok_or_else(Error::closed)?;
         let config = &self.shared.config;
-        let window = (config.window, config.window_bytes);
-        Ok(Channel::new(id, shared, self.shared.clone(), window))
+        Ok(Channel::new(
+            id,
+            shared,
+            self.shared.clone(),
+            Window::growing(config),
+        ))
     }
 
     /// Sends a single-frame event (push and publish sockets).

@@ -1,11 +1,12 @@
 //! Streamed replies: iterators and async streams, errors before and during
 //! a stream, empty and large streams, and back-pressure on the producer.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
+use zerorpc::transport::{DEFAULT_LOSSLESS_WINDOW, Direction, EventInfo, Observer};
 use zerorpc::{CallOptions, Client, ReplyStream, Server};
 
 use super::{bounded, start};
@@ -218,4 +219,103 @@ async fn large_stream_is_produced_only_as_fast_as_it_is_consumed() {
         assert_eq!(produced.load(Ordering::SeqCst), TOTAL);
     })
     .await;
+}
+
+/// The `_zpc_more` credit a client grants.
+#[derive(Default)]
+struct Grants(Mutex<Vec<i64>>);
+
+impl Observer for Grants {
+    fn on_event(&self, info: &EventInfo) {
+        if info.direction == Direction::Sent && info.event.name == "_zpc_more" {
+            let credit = info.event.args[0].as_i64().expect("_zpc_more [n]");
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(credit);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn our_server_gets_the_lossless_window_from_our_client() {
+    const TOTAL: usize = 6_000;
+    const SLACK: usize = 5;
+    let produced = Arc::new(AtomicUsize::new(0));
+    let server = start(Server::builder(Numbers {
+        produced: produced.clone(),
+    }));
+    let grants = Arc::new(Grants::default());
+    let client = Client::builder()
+        .connect(&server.endpoint)
+        .observer(grants.clone())
+        .build()
+        .unwrap();
+    bounded(async {
+        let response = client
+            .invoke("produce", vec![TOTAL.into()], CallOptions::new())
+            .await
+            .unwrap();
+        let zerorpc::Response::Stream(mut stream) = response else {
+            panic!("produce answers with a stream")
+        };
+        stream.next().await.expect("an item").expect("an item");
+        stream.next().await.expect("an item").expect("an item");
+        // The server said it is lossless on its first item, so the first
+        // grant is the lossless window; the producer runs that far ahead
+        // and no further.
+        let window = DEFAULT_LOSSLESS_WINDOW as usize;
+        for _ in 0..500 {
+            if produced.load(Ordering::SeqCst) >= window {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Give an eager producer every chance to run further.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let ahead = produced.load(Ordering::SeqCst);
+        assert!(
+            (window..2 + window + SLACK).contains(&ahead),
+            "produced {ahead} with {window} of credit"
+        );
+        let mut consumed = 2;
+        while let Some(item) = stream.next().await {
+            assert_eq!(item.unwrap().as_u64(), Some(consumed));
+            consumed += 1;
+        }
+        assert_eq!(consumed, TOTAL as u64);
+    })
+    .await;
+    let grants = grants
+        .0
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    assert_eq!(grants.first(), Some(&i64::from(DEFAULT_LOSSLESS_WINDOW)));
+    assert!(grants.iter().all(|&credit| credit <= 2000), "{grants:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_window_chosen_for_the_client_applies_to_our_servers_too() {
+    let (server, _, _) = numbers();
+    let grants = Arc::new(Grants::default());
+    let client = Client::builder()
+        .connect(&server.endpoint)
+        .window(100)
+        .observer(grants.clone())
+        .build()
+        .unwrap();
+    bounded(async {
+        let stream = client.stream::<u32>("count", (1_000,)).await.unwrap();
+        let items: Vec<u32> = stream.map(Result::unwrap).collect().await;
+        assert_eq!(items, (0..1_000).collect::<Vec<_>>());
+    })
+    .await;
+    let grants = grants
+        .0
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    assert_eq!(grants.first(), Some(&100), "{grants:?}");
+    assert!(grants.iter().all(|&credit| credit <= 100), "{grants:?}");
 }
