@@ -208,16 +208,16 @@ pub(crate) fn is_entry(bytes: &[u8]) -> bool {
     bytes.first() == Some(&ENTRY_MARKER)
 }
 
-struct Fields<'a> {
+struct Fields {
     trace_id: TraceId,
     span_id: SpanId,
     parent_span_id: Option<SpanId>,
     kind: Kind,
     side: Side,
     direction: Direction,
-    name: &'a str,
-    method: &'a str,
-    error: Option<&'a str>,
+    name: String,
+    method: String,
+    error: Option<String>,
     peer: String,
     timestamp_us: u64,
     exec_us: Option<u64>,
@@ -236,7 +236,7 @@ impl<'a> Reader<'a> {
         if self.array_len()? != RECORD_FIELDS + 1 {
             return Err(malformed("a trace entry has the wrong number of fields"));
         }
-        let process = self.str()?.to_owned();
+        let process = self.text()?;
         let fields = self.fields()?;
         Ok(Report {
             trace_id: fields.trace_id,
@@ -245,9 +245,9 @@ impl<'a> Reader<'a> {
             kind: fields.kind,
             side: fields.side,
             direction: fields.direction,
-            name: fields.name.to_owned(),
-            method: fields.method.to_owned(),
-            error: fields.error.map(str::to_owned),
+            name: fields.name,
+            method: fields.method,
+            error: fields.error,
             process,
             peer: fields.peer,
             timestamp_us: fields.timestamp_us,
@@ -266,9 +266,14 @@ impl<'a> Reader<'a> {
         let kind = Kind::from_code(self.uint()?)?;
         let side = Side::from_code(self.uint()?)?;
         let direction = Direction::from_code(self.uint()?)?;
-        self.str()?;
+        // Only the method is read as text here: the rest is stored as it
+        // came, and read (leniently) when a trace is.
+        self.str_bytes()?;
         let method = self.str()?;
-        let failed = self.optional_str()?.is_some();
+        let failed = !self.nil();
+        if failed {
+            self.str_bytes()?;
+        }
         self.skip_peer()?;
         let timestamp_us = self.uint()?;
         let exec_us = self.optional_uint()?;
@@ -287,7 +292,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn fields(&mut self) -> Result<Fields<'a>> {
+    fn fields(&mut self) -> Result<Fields> {
         Ok(Fields {
             trace_id: self.trace_id()?,
             span_id: SpanId::new(self.uint()?).ok_or_else(|| malformed("a span id of 0"))?,
@@ -295,9 +300,9 @@ impl<'a> Reader<'a> {
             kind: Kind::from_code(self.uint()?)?,
             side: Side::from_code(self.uint()?)?,
             direction: Direction::from_code(self.uint()?)?,
-            name: self.str()?,
-            method: self.str()?,
-            error: self.optional_str()?,
+            name: self.text()?,
+            method: self.text()?,
+            error: self.optional_text()?,
             peer: self.peer()?,
             timestamp_us: self.uint()?,
             exec_us: self.optional_uint()?,
@@ -379,7 +384,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn str(&mut self) -> Result<&'a str> {
+    /// A str's bytes, not checked to be UTF-8.
+    fn str_bytes(&mut self) -> Result<&'a [u8]> {
         let len = match self.byte()? {
             marker @ 0xa0..=0xbf => usize::from(marker & 0x1f),
             0xd9 => self.be(1)? as usize,
@@ -387,14 +393,31 @@ impl<'a> Reader<'a> {
             0xdb => self.be(4)? as usize,
             _ => return Err(malformed("not a string")),
         };
-        std::str::from_utf8(self.take(len)?).map_err(|_| malformed("a string is not UTF-8"))
+        self.take(len)
     }
 
-    fn optional_str(&mut self) -> Result<Option<&'a str>> {
+    fn str(&mut self) -> Result<&'a str> {
+        let bytes = self.str_bytes()?;
+        // Method names are ASCII: checking that is several times cheaper
+        // than a full UTF-8 check of a short string.
+        if bytes.is_ascii() {
+            // SAFETY: ASCII is UTF-8.
+            return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+        }
+        std::str::from_utf8(bytes).map_err(|_| malformed("a string is not UTF-8"))
+    }
+
+    /// A stored string, read as text even if a reporter wrote bytes that
+    /// are not UTF-8 (collectors store them unchecked).
+    fn text(&mut self) -> Result<String> {
+        Ok(String::from_utf8_lossy(self.str_bytes()?).into_owned())
+    }
+
+    fn optional_text(&mut self) -> Result<Option<String>> {
         if self.nil() {
             Ok(None)
         } else {
-            self.str().map(Some)
+            self.text().map(Some)
         }
     }
 
@@ -416,7 +439,7 @@ impl<'a> Reader<'a> {
         if self.nil() {
             Ok(())
         } else if self.is_str() {
-            self.str().map(drop)
+            self.str_bytes().map(drop)
         } else {
             self.bin().map(drop)
         }
@@ -427,7 +450,7 @@ impl<'a> Reader<'a> {
         if self.nil() {
             Ok("unknown peer".to_owned())
         } else if self.is_str() {
-            self.str().map(str::to_owned)
+            self.text()
         } else {
             let id = self.bin()?;
             let mut text = String::with_capacity(5 + 2 * id.len());

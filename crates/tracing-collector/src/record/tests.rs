@@ -119,3 +119,44 @@ fn entries_back_to_back_read_back_in_order() {
     );
     assert!(entries_to_reports(&entries[..entries.len() - 1]).is_err());
 }
+
+#[test]
+fn text_that_is_not_utf8_is_stored_as_it_came_and_read_leniently() {
+    let span = span(false);
+    // Names that encode to strings of the same length, so that bytes can
+    // be swapped in place: 0xff is never UTF-8.
+    let written = Record {
+        name: "OK~",
+        ..record(&span, None, PeerRef::Endpoint("tcp://h~:1"))
+    };
+    let mut batch = Vec::new();
+    written.encode(&mut batch);
+    let corrupt = |batch: &mut Vec<u8>, text: &[u8]| {
+        let at = batch
+            .windows(text.len())
+            .position(|w| w == text)
+            .expect("the text is in the record");
+        batch[at + text.len() - 1] = 0xff;
+    };
+    corrupt(&mut batch, b"OK~");
+    corrupt(&mut batch, b"tcp://h~");
+
+    // Collectors read only the method as text, and store the rest as is.
+    let view = Records::new(&batch).next().unwrap().unwrap();
+    assert_eq!(view.method, "add");
+    let mut entry = Vec::new();
+    view.write_entry("calc@host", &mut entry);
+    let report = Report::from_msgpack(&entry).unwrap();
+    assert_eq!(report.name, "OK\u{fffd}");
+    assert_eq!(report.peer, "tcp://h\u{fffd}:1");
+
+    // A method that is not text is a malformed record.
+    let mut batch = Vec::new();
+    Record {
+        method: "ad~",
+        ..written
+    }
+    .encode(&mut batch);
+    corrupt(&mut batch, b"ad~");
+    assert!(Records::new(&batch).next().unwrap().is_err());
+}
