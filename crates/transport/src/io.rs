@@ -936,7 +936,7 @@ impl IoThread {
             return Err(e);
         }
         if self.kind == SocketKind::Client {
-            s.peer = Peer::Endpoint(endpoint.to_owned());
+            s.peer = Peer::Endpoint(endpoint.into());
         }
         s.connected.push(endpoint.to_owned());
         Ok(endpoint.to_owned())

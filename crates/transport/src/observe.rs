@@ -84,8 +84,9 @@ pub enum Peer {
     /// A server's peer, by its ROUTER routing id.
     RoutingId(Vec<u8>),
     /// The endpoint a client socket connected to: each endpoint has a
-    /// ZeroMQ socket of its own, so its events have one peer.
-    Endpoint(String),
+    /// ZeroMQ socket of its own, so its events have one peer (shared, as
+    /// every event observed on it names it).
+    Endpoint(Arc<str>),
     /// ZeroMQ does not say (bound client sockets, push, pull, publish and
     /// subscribe sockets, which may have many peers).
     Unknown,

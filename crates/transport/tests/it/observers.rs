@@ -108,7 +108,7 @@ fn both_sides_see_a_call_with_its_channel_direction_and_peer() {
     assert!(wait_until(LIMIT, || seen_by_client.ending(&id).is_some()));
 
     // The client: its own endpoint is the peer of everything.
-    let peer = Peer::Endpoint(endpoint.clone());
+    let peer = Peer::Endpoint(endpoint.as_str().into());
     let changes = seen_by_client.changes();
     assert!(
         matches!(changes[0].change, ChangeKind::Opened),
@@ -209,7 +209,7 @@ fn a_peer_that_stops_heartbeating_is_observed_as_lost() {
     assert_eq!(seen.ending(call.id()), Some(Ending::LostRemote));
     let changes = seen.changes();
     let closed = changes.last().expect("the end");
-    assert_eq!(closed.peer, Peer::Endpoint(endpoint));
+    assert_eq!(closed.peer, Peer::Endpoint(endpoint.into()));
 }
 
 #[test]
