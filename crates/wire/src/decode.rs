@@ -114,10 +114,9 @@ impl<'a> Reader<'a> {
         }))
     }
 
-    /// Reads a str or bin without copying it: its bytes, and whether it was
-    /// a str (then valid UTF-8). Leaves anything else unread and returns
-    /// `None`.
-    pub(crate) fn raw_text(&mut self) -> Result<Option<(&'a [u8], bool)>, Error> {
+    /// Reads a str (checked to be UTF-8) or bin without copying it. Leaves
+    /// anything else unread and returns `None`.
+    pub(crate) fn raw_text(&mut self) -> Result<Option<Text<'a>>, Error> {
         let before = self.rest;
         let (len, is_str) = match self.marker()? {
             Marker::FixStr(n) => (usize::from(n), true),
@@ -133,10 +132,13 @@ impl<'a> Reader<'a> {
             }
         };
         let bytes = self.take(len)?;
-        if is_str && std::str::from_utf8(bytes).is_err() {
-            return Err(invalid("msgpack str holds invalid utf-8"));
+        if !is_str {
+            return Ok(Some(Text::Bin(bytes)));
         }
-        Ok(Some((bytes, is_str)))
+        match utf8(bytes) {
+            Some(text) => Ok(Some(Text::Str(text))),
+            None => Err(invalid("msgpack str holds invalid utf-8")),
+        }
     }
 
     /// Reads one value nested at most `depth` more levels.
@@ -237,10 +239,9 @@ impl<'a> Reader<'a> {
     }
 
     fn str(&mut self, n: usize) -> Result<Value, Error> {
-        let bytes = self.take(n)?;
-        match std::str::from_utf8(bytes) {
-            Ok(s) => Ok(Value::from(s)),
-            Err(_) => Err(invalid("msgpack str holds invalid utf-8")),
+        match utf8(self.take(n)?) {
+            Some(s) => Ok(Value::from(s)),
+            None => Err(invalid("msgpack str holds invalid utf-8")),
         }
     }
 
@@ -248,6 +249,26 @@ impl<'a> Reader<'a> {
         let tag = self.u8()? as i8;
         Ok(Value::Ext(tag, self.take(n)?.to_vec()))
     }
+}
+
+/// A msgpack str (checked to be UTF-8) or bin, as [`Reader::raw_text`]
+/// reads it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Text<'a> {
+    Str(&'a str),
+    Bin(&'a [u8]),
+}
+
+/// `bytes` as text, if they are UTF-8. Keys, names and most strings of
+/// events are short and ASCII, for which this check is several times
+/// cheaper than `str::from_utf8`'s (which runs once per string of every
+/// event decoded).
+pub(crate) fn utf8(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is UTF-8.
+        return Some(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes).ok()
 }
 
 enum Len {

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use rmpv::Value;
 
-use crate::decode::{MAX_DEPTH, Reader};
+use crate::decode::{MAX_DEPTH, Reader, Text, utf8};
 use crate::{DecodeError, IdKind, MessageId};
 
 /// The protocol version every current implementation speaks (header key `v`).
@@ -268,15 +268,16 @@ fn read_envelope(rd: &mut Reader<'_>) -> Result<(Header, String), DecodeError> {
 /// send); `None` for anything else.
 fn read_text<'a>(rd: &mut Reader<'a>) -> Result<Option<&'a str>, DecodeError> {
     Ok(match rd.raw_text().map_err(DecodeError::Msgpack)? {
-        Some((bytes, _)) => std::str::from_utf8(bytes).ok(),
+        Some(Text::Str(text)) => Some(text),
+        Some(Text::Bin(bytes)) => utf8(bytes),
         None => None,
     })
 }
 
 fn read_id(rd: &mut Reader<'_>, field: &'static str) -> Result<MessageId, DecodeError> {
     match rd.raw_text().map_err(DecodeError::Msgpack)? {
-        Some((bytes, true)) => Ok(MessageId::new(bytes, IdKind::Str)),
-        Some((bytes, false)) => Ok(MessageId::new(bytes, IdKind::Bin)),
+        Some(Text::Str(text)) => Ok(MessageId::new(text.as_bytes(), IdKind::Str)),
+        Some(Text::Bin(bytes)) => Ok(MessageId::new(bytes, IdKind::Bin)),
         None => Err(DecodeError::InvalidId(field)),
     }
 }
