@@ -1038,35 +1038,37 @@ impl IoThread {
 
     /// Receives what one socket has ready; true if it had anything.
     fn receive(&mut self, id: SocketId) -> bool {
+        // The last frame, the event, is decoded where ZeroMQ put it; only
+        // the envelope's frames are copied, to route replies with.
+        let mut payload = zmq::Message::new();
         for n in 0..RECV_BATCH {
             // Gone when its last channel ended while delivering.
             let Some(s) = self.sockets.get(&id) else {
                 return n > 0;
             };
-            let frames = match s.socket.recv_multipart(zmq::DONTWAIT) {
-                Ok(frames) => frames,
+            let envelope = match receive_message(&s.socket, &mut payload) {
+                Ok(envelope) => envelope,
                 Err(zmq::Error::EAGAIN) => return n > 0,
                 Err(e) => {
                     tracing::debug!("zmq receive failed: {e}");
                     return n > 0;
                 }
             };
-            self.on_message(id, frames);
+            self.on_message(id, envelope, &payload);
             self.run_actions();
             self.receiving = None;
         }
         true
     }
 
-    fn on_message(&mut self, socket: SocketId, mut frames: Vec<Vec<u8>>) {
+    fn on_message(&mut self, socket: SocketId, mut frames: Vec<Vec<u8>>, payload: &[u8]) {
         if self.kind == SocketKind::Publish {
             // An XPUB hears its subscribers' (un)subscriptions: not events.
             return;
         }
-        let Some(payload) = frames.pop() else { return };
         let observing = self.observing();
         let peer = self.peer(socket, &frames);
-        let event = match Event::decode(&payload) {
+        let event = match Event::decode(payload) {
             Ok(event) => event,
             Err(e) => {
                 tracing::debug!("dropping undecodable message: {e}");
@@ -1177,4 +1179,18 @@ fn check_endpoint(endpoint: &str) -> Result<(), Error> {
 
 fn last_endpoint(socket: &zmq::Socket) -> Option<String> {
     socket.get_last_endpoint().ok()?.ok()
+}
+
+/// Receives one whole message without waiting: its last frame into
+/// `payload`, the frames before it (the envelope) returned as copies.
+/// EAGAIN when nothing is ready; a message's later frames are always there
+/// once its first is, as ZeroMQ delivers messages whole.
+fn receive_message(socket: &zmq::Socket, payload: &mut zmq::Message) -> zmq::Result<Vec<Vec<u8>>> {
+    socket.recv(payload, zmq::DONTWAIT)?;
+    let mut envelope = Vec::new();
+    while payload.get_more() {
+        envelope.push(payload.to_vec());
+        socket.recv(payload, 0)?;
+    }
+    Ok(envelope)
 }
