@@ -54,6 +54,31 @@ impl Numbers {
         }))
     }
 
+    /// Counts up to n, panicking at `panic_at`.
+    pub(crate) fn boom(&self, n: u32, panic_at: u32) -> impl Stream<Item = u32> + use<> {
+        futures::stream::iter(0..n).map(move |i| {
+            assert!(i != panic_at, "kaboom at {i}");
+            i
+        })
+    }
+
+    /// Counts up to n with an async stream, recording how many items were
+    /// produced, each with the method of the call producing it.
+    pub(crate) fn produce_async(&self, n: usize) -> impl Stream<Item = String> + use<> {
+        let produced = self.produced.clone();
+        futures::stream::unfold(0, move |i| {
+            let produced = produced.clone();
+            async move {
+                tokio::task::yield_now().await;
+                (i < n).then(|| {
+                    produced.fetch_add(1, Ordering::SeqCst);
+                    let method = zerorpc::CallContext::current().map(|c| c.method().to_owned());
+                    (method.unwrap_or_default(), i + 1)
+                })
+            }
+        })
+    }
+
     /// Counts up to n, recording how many items were produced.
     pub(crate) fn produce(&self, n: usize) -> impl Iterator<Item = usize> + use<> {
         let produced = self.produced.clone();
@@ -318,4 +343,64 @@ async fn a_window_chosen_for_the_client_applies_to_our_servers_too() {
         .clone();
     assert_eq!(grants.first(), Some(&100), "{grants:?}");
     assert!(grants.iter().all(|&credit| credit <= 100), "{grants:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panic_in_an_async_stream_ends_it_with_an_error_after_its_items() {
+    let (_server, client, _) = numbers();
+    bounded(async {
+        let items = collect(client.stream::<u32>("boom", (5, 2)).await.unwrap()).await;
+        assert_eq!(items.len(), 3, "two items then the error: {items:?}");
+        assert_eq!(*items[1].as_ref().unwrap(), 1);
+        let error = items[2].as_ref().expect_err("the panic's error");
+        let remote = error.remote().expect("a remote error");
+        assert!(remote.message().contains("kaboom at 2"), "{remote:?}");
+        // The server goes on serving.
+        let more = collect(client.stream::<u32>("boom", (3, 9)).await.unwrap()).await;
+        assert_eq!(more.len(), 3);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_async_stream_is_produced_as_it_is_sent_in_its_calls_context() {
+    const TOTAL: usize = 3_000;
+    const WINDOW: u32 = 20;
+    let (_server, client, produced) = numbers();
+    bounded(async {
+        let response = client
+            .invoke(
+                "produce_async",
+                vec![TOTAL.into()],
+                CallOptions::new().window(WINDOW),
+            )
+            .await
+            .unwrap();
+        let zerorpc::Response::Stream(mut stream) = response else {
+            panic!("produce_async answers with a stream")
+        };
+        let mut consumed = 0;
+        for k in [1, 100, 1_000] {
+            while consumed < k {
+                let item = stream.next().await.expect("more items").expect("an item");
+                assert_eq!(item.as_str(), Some("produce_async"), "{item:?}");
+                consumed += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            // The item being sent waits for credit; the producer is polled
+            // for the next one only once that one has left.
+            let ahead = produced.load(Ordering::SeqCst);
+            assert!(
+                ahead <= k + WINDOW as usize + 1,
+                "after {k} consumed items the server produced {ahead}"
+            );
+        }
+        while let Some(item) = stream.next().await {
+            item.unwrap();
+            consumed += 1;
+        }
+        assert_eq!(consumed, TOTAL);
+        assert_eq!(produced.load(Ordering::SeqCst), TOTAL);
+    })
+    .await;
 }
