@@ -138,16 +138,20 @@ impl Event {
     ///
     /// [`encode`]: Event::encode
     fn encoded_len_hint(&self) -> usize {
-        // The array and map headers, `message_id`, `v` and `response_to`
-        // with 16-byte ids: about 64 bytes.
-        const FIXED: usize = 64;
+        // The array and map headers, the keys `message_id`, `v` and
+        // `response_to`, `v`'s value and the ids' markers: at most 48
+        // bytes, then the ids themselves (32 bytes each, as we make them).
+        const FIXED: usize = 48;
+        let h = &self.header;
+        let ids = h.message_id.as_bytes().len()
+            + h.response_to.as_ref().map_or(0, |id| id.as_bytes().len());
         let extras: usize = self
             .header
             .extra
             .iter()
             .map(|(key, value)| key.len() + estimated_size(value) + 2)
             .sum();
-        FIXED + extras + self.name.len() + estimated_size(&self.args)
+        FIXED + ids + extras + self.name.len() + estimated_size(&self.args)
     }
 
     /// Appends the msgpack encoding of the event to `buf`.
@@ -328,4 +332,30 @@ fn read_header(rd: &mut Reader<'_>) -> Result<Header, DecodeError> {
         response_to,
         extra,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_size_hint_covers_the_encoding_so_encode_allocates_once() {
+        let small = Event::new(Header::new(), "OK", Value::from(1));
+        let mut reply = Header::new();
+        reply.response_to = Some(Header::new().message_id);
+        reply.insert(
+            "trace_id",
+            Value::from("4bf92f35-77b3-4da6-a3ce-929d0e0e4736"),
+        );
+        let item = Event::new(reply, "STREAM", Value::Binary(vec![7; 64]));
+        let mut str_ids = Header::new();
+        str_ids.message_id = MessageId::new(&[b'x'; 40], IdKind::Str);
+        str_ids.response_to = Some(MessageId::new(&[b'y'; 300], IdKind::Bin));
+        let long_ids = Event::new(str_ids, "STREAM_DONE", Value::Nil);
+        for event in [small, item, long_ids] {
+            let bytes = event.encode();
+            assert!(event.encoded_len_hint() >= bytes.len(), "{event:?}");
+            assert_eq!(bytes.capacity(), event.encoded_len_hint(), "{event:?}");
+        }
+    }
 }
