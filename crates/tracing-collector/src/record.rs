@@ -176,7 +176,7 @@ impl<'a> Iterator for Records<'a> {
             }
             Err(e) => {
                 self.rest = &[];
-                Some(Err(e))
+                Some(Err(e.into()))
             }
         }
     }
@@ -232,9 +232,9 @@ impl<'a> Reader<'a> {
         Reader { rest: bytes }
     }
 
-    fn entry(&mut self) -> Result<Report> {
+    fn entry(&mut self) -> Read<Report> {
         if self.array_len()? != RECORD_FIELDS + 1 {
-            return Err(malformed("a trace entry has the wrong number of fields"));
+            return Err(Bad("a trace entry has the wrong number of fields"));
         }
         let process = self.text()?;
         let fields = self.fields()?;
@@ -255,17 +255,18 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn record_view(&mut self) -> Result<RecordView<'a>> {
+    fn record_view(&mut self) -> Read<RecordView<'a>> {
         if self.array_len()? != RECORD_FIELDS {
-            return Err(malformed("a trace record has the wrong number of fields"));
+            return Err(Bad("a trace record has the wrong number of fields"));
         }
         let start = self.rest;
         let trace_id = self.trace_id()?;
         self.uint()?;
         self.optional_uint()?;
-        let kind = Kind::from_code(self.uint()?)?;
-        let side = Side::from_code(self.uint()?)?;
-        let direction = Direction::from_code(self.uint()?)?;
+        let kind = Kind::from_code(self.uint()?).map_err(|_| Bad("an unknown kind"))?;
+        let side = Side::from_code(self.uint()?).map_err(|_| Bad("an unknown side"))?;
+        let direction =
+            Direction::from_code(self.uint()?).map_err(|_| Bad("an unknown direction"))?;
         // Only the method is read as text here: the rest is stored as it
         // came, and read (leniently) when a trace is.
         self.str_bytes()?;
@@ -292,14 +293,15 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn fields(&mut self) -> Result<Fields> {
+    fn fields(&mut self) -> Read<Fields> {
         Ok(Fields {
             trace_id: self.trace_id()?,
-            span_id: SpanId::new(self.uint()?).ok_or_else(|| malformed("a span id of 0"))?,
+            span_id: SpanId::new(self.uint()?).ok_or(Bad("a span id of 0"))?,
             parent_span_id: self.optional_uint()?.and_then(SpanId::new),
-            kind: Kind::from_code(self.uint()?)?,
-            side: Side::from_code(self.uint()?)?,
-            direction: Direction::from_code(self.uint()?)?,
+            kind: Kind::from_code(self.uint()?).map_err(|_| Bad("an unknown kind"))?,
+            side: Side::from_code(self.uint()?).map_err(|_| Bad("an unknown side"))?,
+            direction: Direction::from_code(self.uint()?)
+                .map_err(|_| Bad("an unknown direction"))?,
             name: self.text()?,
             method: self.text()?,
             error: self.optional_text()?,
@@ -314,56 +316,53 @@ impl<'a> Reader<'a> {
     // malformed. They are hand-written because the collector reads four
     // records per traced call: rmp's generic readers cost twice as much.
 
-    fn byte(&mut self) -> Result<u8> {
-        let (&first, rest) = self
-            .rest
-            .split_first()
-            .ok_or_else(|| malformed("cut short"))?;
+    fn byte(&mut self) -> Read<u8> {
+        let (&first, rest) = self.rest.split_first().ok_or(Bad("cut short"))?;
         self.rest = rest;
         Ok(first)
     }
 
-    fn take(&mut self, len: usize) -> Result<&'a [u8]> {
+    fn take(&mut self, len: usize) -> Read<&'a [u8]> {
         if self.rest.len() < len {
-            return Err(malformed("cut short"));
+            return Err(Bad("cut short"));
         }
         let (taken, rest) = self.rest.split_at(len);
         self.rest = rest;
         Ok(taken)
     }
 
-    fn be(&mut self, len: usize) -> Result<u64> {
+    fn be(&mut self, len: usize) -> Read<u64> {
         Ok(self
             .take(len)?
             .iter()
             .fold(0, |value, &byte| (value << 8) | u64::from(byte)))
     }
 
-    fn array_len(&mut self) -> Result<u32> {
+    fn array_len(&mut self) -> Read<u32> {
         match self.byte()? {
             marker @ 0x90..=0x9f => Ok(u32::from(marker & 0x0f)),
             0xdc => Ok(self.be(2)? as u32),
             0xdd => Ok(self.be(4)? as u32),
-            _ => Err(malformed("not an array")),
+            _ => Err(Bad("not an array")),
         }
     }
 
-    fn trace_id(&mut self) -> Result<TraceId> {
+    fn trace_id(&mut self) -> Read<TraceId> {
         let bytes = self.bin()?;
         let bytes: [u8; 16] = bytes
             .try_into()
-            .map_err(|_| malformed("a trace id is not 16 bytes"))?;
+            .map_err(|_| Bad("a trace id is not 16 bytes"))?;
         Ok(TraceId::from_bytes(bytes))
     }
 
-    fn uint(&mut self) -> Result<u64> {
+    fn uint(&mut self) -> Read<u64> {
         match self.byte()? {
             small @ 0x00..=0x7f => Ok(u64::from(small)),
             0xcc => self.be(1),
             0xcd => self.be(2),
             0xce => self.be(4),
             0xcf => self.be(8),
-            _ => Err(malformed("not an unsigned integer")),
+            _ => Err(Bad("not an unsigned integer")),
         }
     }
 
@@ -376,7 +375,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn optional_uint(&mut self) -> Result<Option<u64>> {
+    fn optional_uint(&mut self) -> Read<Option<u64>> {
         if self.nil() {
             Ok(None)
         } else {
@@ -385,18 +384,18 @@ impl<'a> Reader<'a> {
     }
 
     /// A str's bytes, not checked to be UTF-8.
-    fn str_bytes(&mut self) -> Result<&'a [u8]> {
+    fn str_bytes(&mut self) -> Read<&'a [u8]> {
         let len = match self.byte()? {
             marker @ 0xa0..=0xbf => usize::from(marker & 0x1f),
             0xd9 => self.be(1)? as usize,
             0xda => self.be(2)? as usize,
             0xdb => self.be(4)? as usize,
-            _ => return Err(malformed("not a string")),
+            _ => return Err(Bad("not a string")),
         };
         self.take(len)
     }
 
-    fn str(&mut self) -> Result<&'a str> {
+    fn str(&mut self) -> Read<&'a str> {
         let bytes = self.str_bytes()?;
         // Method names are ASCII: checking that is several times cheaper
         // than a full UTF-8 check of a short string.
@@ -404,16 +403,16 @@ impl<'a> Reader<'a> {
             // SAFETY: ASCII is UTF-8.
             return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
         }
-        std::str::from_utf8(bytes).map_err(|_| malformed("a string is not UTF-8"))
+        std::str::from_utf8(bytes).map_err(|_| Bad("a string is not UTF-8"))
     }
 
     /// A stored string, read as text even if a reporter wrote bytes that
     /// are not UTF-8 (collectors store them unchecked).
-    fn text(&mut self) -> Result<String> {
+    fn text(&mut self) -> Read<String> {
         Ok(String::from_utf8_lossy(self.str_bytes()?).into_owned())
     }
 
-    fn optional_text(&mut self) -> Result<Option<String>> {
+    fn optional_text(&mut self) -> Read<Option<String>> {
         if self.nil() {
             Ok(None)
         } else {
@@ -421,12 +420,12 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn bin(&mut self) -> Result<&'a [u8]> {
+    fn bin(&mut self) -> Read<&'a [u8]> {
         let len = match self.byte()? {
             0xc4 => self.be(1)?,
             0xc5 => self.be(2)?,
             0xc6 => self.be(4)?,
-            _ => return Err(malformed("not bytes")),
+            _ => return Err(Bad("not bytes")),
         };
         self.take(usize::try_from(len).unwrap_or(usize::MAX))
     }
@@ -435,7 +434,7 @@ impl<'a> Reader<'a> {
         matches!(self.rest.first(), Some(0xa0..=0xbf | 0xd9..=0xdb))
     }
 
-    fn skip_peer(&mut self) -> Result<()> {
+    fn skip_peer(&mut self) -> Read<()> {
         if self.nil() {
             Ok(())
         } else if self.is_str() {
@@ -446,7 +445,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The peer as the transport prints it.
-    fn peer(&mut self) -> Result<String> {
+    fn peer(&mut self) -> Read<String> {
         if self.nil() {
             Ok("unknown peer".to_owned())
         } else if self.is_str() {
@@ -460,6 +459,20 @@ impl<'a> Reader<'a> {
             }
             Ok(text)
         }
+    }
+}
+
+/// What the reader found wrong: kept small (a `Result` of the crate's
+/// `Error`, which holds Redis's, is copied out of every field read), and
+/// made an `Error` once, where reading stops.
+#[derive(Clone, Copy, Debug)]
+struct Bad(&'static str);
+
+type Read<T> = std::result::Result<T, Bad>;
+
+impl From<Bad> for Error {
+    fn from(Bad(what): Bad) -> Error {
+        malformed(what)
     }
 }
 
