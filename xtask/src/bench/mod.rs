@@ -5,6 +5,11 @@
 //!
 //! * the baseline, bare ZeroMQ sockets through the same `zmq` crate
 //!   (`zerorpc-bench-raw`: DEALER/ROUTER round trips, PUSH/PULL one way);
+//! * the floors, the same with one thing our design or the protocol
+//!   cannot do without added (a thread hand-off on the client, or on both
+//!   sides; our codec; a stream framed ROUTER to DEALER, with and without
+//!   the codec): the cheapest implementation of what each of our
+//!   workloads must do, which its row is also set against;
 //! * ours (`zerorpc-load-server`, `zerorpc-load-client`, `zerorpc-hub`):
 //!   latency of inline, async and sync methods, calls in flight, several
 //!   client processes, streams, the hub, the server's memory;
@@ -318,9 +323,29 @@ fn document(machine: &Machine, options: &Options, python: bool, tables: &str) ->
            making round trips to a ROUTER that sends each message back (with\n  \
            the same window of messages in flight as the row's calls), and\n  \
            one-way PUSH/PULL for streams. No events, no msgpack, no\n  \
-           heartbeats: the floor for a ZeroRPC call over the same sockets.\n  \
+           heartbeats, no threads of ours: the baseline, what nothing\n  \
+           over the same sockets can beat.\n  \
            For the hub, the same round trips through libzmq's own proxy\n  \
            (`zmq_proxy`, ROUTER to DEALER): the floor for a relay.\n\
+         * **floors**: `zerorpc-bench-raw` again, with one thing added to\n  \
+           the raw round trip or stream that our design or the protocol\n  \
+           cannot do without. A client I/O thread (`call --handoff`): the\n  \
+           caller never touches the DEALER but hands each request to the\n  \
+           thread that owns it, which waits in `zmq_poll` on the socket and\n  \
+           on a Unix socket pair that wakes it for hand-offs, and hands each\n  \
+           reply back through a queue the caller blocks on, as our client's\n  \
+           transport does. The same with a server whose ROUTER thread hands\n  \
+           each request to a worker thread and sends the reply handed back\n  \
+           (`echo --handoff`), as for our async and sync methods. Our codec\n  \
+           (`--codec`, no threads): each request an `echo_inline([i, 64\n  \
+           bytes])` event with a fresh message id, each reply its `OK` with\n  \
+           the request's id in `response_to`, encoded and decoded with\n  \
+           `zerorpc-wire` and checked. A stream framed as the protocol frames\n  \
+           it, `[id, \"\", item]` from a ROUTER to a DEALER (`stream-serve`,\n  \
+           `stream-take`), plain or with each item a `STREAM` event of our\n  \
+           codec. No heartbeats, channels or bookkeeping: the least each\n  \
+           part of the design costs, so what a row adds to its floor is our\n  \
+           implementation's.\n\
          * **zerorpc-rs**: `zerorpc-load-client` calling `zerorpc-load-server`\n  \
            (`crates/load`), an echo of `[i, 64 bytes]` answered by an\n  \
            `#[zerorpc(inline)]`, async or plain sync method; streams of\n  \
@@ -343,6 +368,7 @@ fn document(machine: &Machine, options: &Options, python: bool, tables: &str) ->
          cargo xtask bench                  # the whole suite; writes this file\n\
          cargo xtask bench --quick          # every workload, briefly; writes nothing\n\
          cargo xtask bench --only latency   # some rows only\n\
+         cargo xtask bench --only floor     # the floors only\n\
          cargo xtask bench --against main   # this tree against a git revision\n\
          ```\n",
         profile = options.profile(),

@@ -1,16 +1,43 @@
 //! The tables of results: which jobs each row sets side by side, and how
 //! figures and ratios are written (Markdown, printed and written alike).
+//!
+//! The results compare ours with raw libzmq and zerorpc-python; a row
+//! whose workload has a measured floor (the cheapest implementation of
+//! what it must do: [`Job::FloorCalls`], [`Job::FloorStream`]) is also set
+//! against it, in its note. The floors have tables of their own, after the
+//! results, each against raw libzmq.
 
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use super::workloads::{Figures, Handler, Job, LARGE, Metric, SMALL, Scale};
+use super::workloads::{Figures, Handler, Handoffs, Job, LARGE, Metric, SMALL, Scale};
 
 /// A table: a title saying the unit, and its rows.
 pub(crate) struct Section {
     pub(crate) title: &'static str,
+    pub(crate) kind: Kind,
     pub(crate) rows: Vec<Row>,
 }
+
+/// What a table's rows are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Our workloads, next to raw libzmq and zerorpc-python.
+    Results,
+    /// Floors (in `ours`), each against raw libzmq (`raw`, `None` for a
+    /// baseline itself), with what they are the floor of in the note.
+    Floors,
+}
+
+/// What the "Floors" part of the tables says before them.
+const FLOORS_INTRO: &str = "\
+The cheapest implementation of what a ZeroRPC call or stream must do over
+the same sockets, measured in the same runs with `zerorpc-bench-raw`: each
+floor adds to the raw round trip or stream one thing that our design or the
+protocol cannot do without, and nothing else (no heartbeats, channels or
+bookkeeping). Between raw libzmq and a floor is what that design or the
+protocol costs at the least; between a floor and zerorpc-rs (the rows'
+notes above) is what our implementation adds to it.";
 
 /// One workload, measured with raw libzmq, ours and zerorpc-python where
 /// each applies.
@@ -24,10 +51,22 @@ pub(crate) struct Row {
     pub(crate) ours: Job,
     pub(crate) python: Option<Job>,
     pub(crate) note: Option<Note>,
+    /// The floor `ours` is set against.
+    pub(crate) floor: Option<Floor>,
+}
+
+/// The cheapest implementation of what a row's workload must do.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Floor {
+    pub(crate) job: Job,
+    /// What it adds to raw libzmq, in the row's note.
+    pub(crate) name: &'static str,
 }
 
 /// A remark computed from other jobs than the row's own.
 pub(crate) enum Note {
+    /// What a floor is the floor of.
+    FloorOf(&'static str),
     /// How much latency the hub adds to `direct`, in raw round trips,
     /// next to what libzmq's own proxy adds to a raw round trip
     /// ([`Job::RawRelayCalls`]).
@@ -53,10 +92,19 @@ impl Row {
             _ => None,
         };
         let relay = matches!(self.note, Some(Note::HubAdds { .. })).then_some(Job::RawRelayCalls);
-        [self.raw, Some(self.ours), self.python, direct, relay]
+        let floor = self.floor.map(|floor| floor.job);
+        [self.raw, Some(self.ours), self.python, direct, relay, floor]
             .into_iter()
             .flatten()
             .collect()
+    }
+
+    /// The row, set against `job`, a floor that adds `name` to raw libzmq.
+    fn against_floor(self, job: Job, name: &'static str) -> Row {
+        Row {
+            floor: Some(Floor { job, name }),
+            ..self
+        }
     }
 }
 
@@ -73,11 +121,25 @@ fn raw_calls(clients: usize, in_flight: usize) -> Job {
     Job::RawCalls { clients, in_flight }
 }
 
+fn floor_calls(in_flight: usize, handoffs: Handoffs, codec: bool) -> Job {
+    Job::FloorCalls {
+        in_flight,
+        handoffs,
+        codec,
+    }
+}
+
 /// The suite's tables, with the amounts of work of `scale` in the labels.
 pub(crate) fn sections(scale: Scale) -> Vec<Section> {
     use Handler::{Async, Inline, Sync};
+    use Handoffs::{Both, Client};
     let sequential = calls(Inline, 1, 1, false);
     let python_sequential = Some(Job::PythonCalls { in_flight: 1 });
+    let client_io = floor_calls(1, Client, false);
+    let both_io = floor_calls(1, Both, false);
+    let codec_1 = floor_calls(1, Handoffs::None, true);
+    let codec_100 = floor_calls(100, Handoffs::None, true);
+    let framed = |item_bytes, codec| Job::FloorStream { item_bytes, codec };
     let latency = |id, label: &str, ours, note| Row {
         id,
         label: label.to_owned(),
@@ -86,6 +148,7 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
         ours,
         python: python_sequential,
         note,
+        floor: None,
     };
     let throughput = |id, label: &str, raw, ours, python, note| Row {
         id,
@@ -95,6 +158,7 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
         ours,
         python,
         note,
+        floor: None,
     };
     let stream = |id, label: &str, metric, item_bytes| Row {
         id,
@@ -104,6 +168,10 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
         ours: Job::Stream { item_bytes },
         python: Some(Job::PythonStream { item_bytes }),
         note: None,
+        floor: Some(Floor {
+            job: framed(item_bytes, true),
+            name: "framing + codec",
+        }),
     };
     let memory = |id, label: String, metric, ours, peak| Row {
         id,
@@ -113,29 +181,44 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
         ours,
         python: None,
         note: Some(Note::RssStart { peak }),
+        floor: None,
+    };
+    let floor = |id, label: &str, metrics, raw, ours, of| Row {
+        id,
+        label: label.to_owned(),
+        metrics,
+        raw,
+        ours,
+        python: None,
+        note: Some(Note::FloorOf(of)),
+        floor: None,
     };
     vec![
         Section {
             title: "Latency of one call at a time: p50 / p99, µs (lower is better)",
+            kind: Kind::Results,
             rows: vec![
                 latency(
                     "latency-inline",
                     "`#[zerorpc(inline)]` method",
                     sequential,
                     None,
-                ),
+                )
+                .against_floor(client_io, "a client I/O thread"),
                 latency(
                     "latency-async",
                     "async method",
                     calls(Async, 1, 1, false),
                     None,
-                ),
+                )
+                .against_floor(both_io, "hand-offs on both sides"),
                 latency(
                     "latency-sync",
                     "plain sync method (blocking pool)",
                     calls(Sync, 1, 1, false),
                     None,
-                ),
+                )
+                .against_floor(both_io, "hand-offs on both sides"),
                 latency(
                     "latency-hub",
                     "inline method through `zerorpc-hub`",
@@ -146,6 +229,7 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
         },
         Section {
             title: "Calls per second, inline method (higher is better)",
+            kind: Kind::Results,
             rows: vec![
                 throughput(
                     "calls-1",
@@ -154,7 +238,8 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
                     sequential,
                     python_sequential,
                     None,
-                ),
+                )
+                .against_floor(client_io, "a client I/O thread"),
                 throughput(
                     "calls-16",
                     "one client, 16 in flight",
@@ -170,7 +255,8 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
                     calls(Inline, 1, 100, false),
                     Some(Job::PythonCalls { in_flight: 100 }),
                     None,
-                ),
+                )
+                .against_floor(codec_100, "codec"),
                 throughput(
                     "calls-1000",
                     "one client, 1,000 in flight",
@@ -211,6 +297,7 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
         },
         Section {
             title: "One stream, server to client (raw: one-way PUSH/PULL; higher is better)",
+            kind: Kind::Results,
             rows: vec![
                 stream(
                     "stream-64",
@@ -228,6 +315,7 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
         },
         Section {
             title: "Server memory: resident size, MiB (lower is better)",
+            kind: Kind::Results,
             rows: vec![
                 memory(
                     "rss-in-flight",
@@ -248,19 +336,129 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
                 ),
             ],
         },
+        Section {
+            title: "Floors of one call at a time: p50 / p99, µs (lower is better)",
+            kind: Kind::Floors,
+            rows: vec![
+                floor(
+                    "floor-latency-raw",
+                    "raw libzmq: DEALER/ROUTER round trip",
+                    &[Metric::P50, Metric::P99],
+                    None,
+                    raw_calls(1, 1),
+                    "every latency row (their raw column)",
+                ),
+                floor(
+                    "floor-latency-client-io",
+                    "a client I/O thread: the caller hands each request to the thread that owns the DEALER and waits for the reply to be handed back",
+                    &[Metric::P50, Metric::P99],
+                    Some(raw_calls(1, 1)),
+                    client_io,
+                    "`#[zerorpc(inline)]` method (answered on the server's I/O thread)",
+                ),
+                floor(
+                    "floor-latency-handoffs",
+                    "hand-offs on both sides: that client, and a server whose ROUTER thread hands each request to a worker thread and sends the reply handed back",
+                    &[Metric::P50, Metric::P99],
+                    Some(raw_calls(1, 1)),
+                    both_io,
+                    "async method; plain sync method",
+                ),
+                floor(
+                    "floor-latency-codec",
+                    "codec: requests and replies are ZeroRPC events, encoded and decoded with ours; no threads",
+                    &[Metric::P50, Metric::P99],
+                    Some(raw_calls(1, 1)),
+                    codec_1,
+                    "part of every call",
+                ),
+            ],
+        },
+        Section {
+            title: "Floors of calls in flight: calls per second (higher is better)",
+            kind: Kind::Floors,
+            rows: vec![
+                floor(
+                    "floor-calls-raw-100",
+                    "raw libzmq: round trips, 100 in flight",
+                    &[Metric::PerSecond],
+                    None,
+                    raw_calls(1, 100),
+                    "one client, 100 in flight (its raw column)",
+                ),
+                floor(
+                    "floor-calls-codec-100",
+                    "codec, 100 in flight, no threads: the CPU floor of any implementation with our codec",
+                    &[Metric::PerSecond],
+                    Some(raw_calls(1, 100)),
+                    codec_100,
+                    "one client, 100 in flight",
+                ),
+            ],
+        },
+        Section {
+            title: "Floors of one stream, server to client (higher is better)",
+            kind: Kind::Floors,
+            rows: vec![
+                floor(
+                    "floor-stream-push-pull",
+                    "raw libzmq: PUSH/PULL, one frame per item; 64-byte items, items/s",
+                    &[Metric::PerSecond],
+                    None,
+                    Job::RawStream { item_bytes: SMALL },
+                    "64-byte items (their raw column)",
+                ),
+                floor(
+                    "floor-stream-framing",
+                    "framing: ROUTER to DEALER, `[id, \"\", item]`, as the protocol sends a stream; 64-byte items, items/s",
+                    &[Metric::PerSecond],
+                    Some(Job::RawStream { item_bytes: SMALL }),
+                    framed(SMALL, false),
+                    "part of every stream",
+                ),
+                floor(
+                    "floor-stream-codec",
+                    "framing + codec: each item a `STREAM` event of ours; 64-byte items, items/s",
+                    &[Metric::PerSecond],
+                    Some(Job::RawStream { item_bytes: SMALL }),
+                    framed(SMALL, true),
+                    "64-byte items",
+                ),
+                floor(
+                    "floor-stream-codec-64k",
+                    "framing + codec; 64 KiB items, MB/s",
+                    &[Metric::MegabytesPerSecond],
+                    Some(Job::RawStream { item_bytes: LARGE }),
+                    framed(LARGE, true),
+                    "64 KiB items",
+                ),
+            ],
+        },
     ]
 }
 
 /// The tables in Markdown, from the median figures of each job; a job
-/// without figures (not run) shows as `–`.
+/// without figures (not run) shows as `–`. The floors' tables come under a
+/// heading of their own.
 pub(crate) fn render(sections: &[Section], results: &HashMap<Job, Figures>) -> String {
     let mut out = String::new();
+    let mut floors_introduced = false;
     for section in sections.iter().filter(|section| !section.rows.is_empty()) {
+        if section.kind == Kind::Floors && !floors_introduced {
+            let _ = writeln!(out, "## Floors\n\n{FLOORS_INTRO}\n");
+            floors_introduced = true;
+        }
         let _ = writeln!(out, "### {}\n", section.title);
-        out.push_str(
-            "| workload | raw libzmq | zerorpc-rs | zerorpc-python | zerorpc-rs vs raw | zerorpc-rs vs python | note |\n\
-             | --- | --: | --: | --: | --: | --: | --- |\n",
-        );
+        out.push_str(match section.kind {
+            Kind::Results => {
+                "| workload | raw libzmq | zerorpc-rs | zerorpc-python | zerorpc-rs vs raw | zerorpc-rs vs python | note |\n\
+                 | --- | --: | --: | --: | --: | --: | --- |\n"
+            }
+            Kind::Floors => {
+                "| floor | measured | vs raw libzmq | the floor of |\n\
+                 | --- | --: | --: | --- |\n"
+            }
+        });
         for row in &section.rows {
             let figures = |job: Option<Job>| job.and_then(|job| results.get(&job));
             let (raw, ours, python) = (
@@ -276,17 +474,31 @@ pub(crate) fn render(sections: &[Section], results: &HashMap<Job, Figures>) -> S
                 (Some(&ours), Some(&other)) => compare(first, ours, other),
                 _ => "–".to_owned(),
             };
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {} | {} |",
-                row.label,
-                cell(raw, row.metrics),
-                cell(ours, row.metrics),
-                cell(python, row.metrics),
-                compare(raw, versus_raw),
-                compare(python, versus_python),
-                note(row, results),
-            );
+            let _ = match section.kind {
+                Kind::Results => writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    row.label,
+                    cell(raw, row.metrics),
+                    cell(ours, row.metrics),
+                    cell(python, row.metrics),
+                    compare(raw, versus_raw),
+                    compare(python, versus_python),
+                    note(row, results),
+                ),
+                Kind::Floors => writeln!(
+                    out,
+                    "| {} | {} | {} | {} |",
+                    row.label,
+                    cell(ours, row.metrics),
+                    if row.raw.is_none() {
+                        "baseline".to_owned()
+                    } else {
+                        compare(raw, versus_raw)
+                    },
+                    note(row, results),
+                ),
+            };
         }
         out.push('\n');
     }
@@ -371,14 +583,22 @@ fn times(factor: f64) -> String {
     }
 }
 
+/// The row's note: how it compares with its floor, then its own remark.
 fn note(row: &Row, results: &HashMap<Job, Figures>) -> String {
     let get = |job: Option<Job>, metric| {
         job.and_then(|job| results.get(&job))
             .and_then(|figures| figures.get(&metric))
             .copied()
     };
+    let first = row.metrics[0];
+    let floor = row.floor.and_then(|floor| {
+        let ours = get(Some(row.ours), first)?;
+        let measured = get(Some(floor.job), first)?;
+        Some(versus_floor(first, ours, measured, floor.name))
+    });
     let text = match row.note {
         None => None,
+        Some(Note::FloorOf(rows)) => Some(rows.to_owned()),
         Some(Note::HubAdds { direct }) => {
             match (
                 get(Some(row.ours), Metric::P50),
@@ -439,7 +659,21 @@ fn note(row: &Row, results: &HashMap<Job, Figures>) -> String {
             })
         }
     };
-    text.unwrap_or_default()
+    [floor, text]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Ours against its floor, named: a multiple of its latency, or a share of
+/// its throughput.
+fn versus_floor(metric: Metric, ours: f64, floor: f64, name: &str) -> String {
+    if metric.lower_is_better() {
+        format!("{:.2}x its floor ({name})", ours / floor)
+    } else {
+        format!("{:.0}% of its floor ({name})", 100.0 * ours / floor)
+    }
 }
 
 #[cfg(test)]
@@ -510,5 +744,51 @@ mod tests {
             "{table}"
         );
         assert!(hub.jobs().contains(&inline.ours));
+    }
+
+    #[test]
+    fn rows_are_set_against_their_floors_and_floors_against_raw() {
+        let sections = sections(Scale::Quick);
+        let inline = &sections[0].rows[0];
+        let stream = &sections[2].rows[0];
+        let (inline_floor, stream_floor) = (inline.floor.unwrap().job, stream.floor.unwrap().job);
+        assert!(inline.jobs().contains(&inline_floor));
+        assert!(stream.jobs().contains(&stream_floor));
+        let latency = |p50, p99| Figures::from([(Metric::P50, p50), (Metric::P99, p99)]);
+        let per_second = |value| Figures::from([(Metric::PerSecond, value)]);
+        let results = HashMap::from([
+            (inline.raw.unwrap(), latency(50.0, 90.0)),
+            (inline.ours, latency(100.0, 200.0)),
+            (inline_floor, latency(80.0, 120.0)),
+            (stream.raw.unwrap(), per_second(4_000_000.0)),
+            (stream.ours, per_second(400_000.0)),
+            (stream_floor, per_second(1_000_000.0)),
+        ]);
+        let table = render(&sections, &results);
+        for expected in [
+            "| 2.00x raw | – | 1.25x its floor (a client I/O thread) |",
+            "| 10% of raw | – | 40% of its floor (framing + codec) |",
+            "| raw libzmq: DEALER/ROUTER round trip | 50.0 / 90.0 | baseline | every latency row (their raw column) |",
+            "| 80.0 / 120 | 1.60x raw | `#[zerorpc(inline)]` method",
+            "| 1,000,000 | 25% of raw | 64-byte items |",
+        ] {
+            assert!(table.contains(expected), "{expected}\n{table}");
+        }
+        // Once, after every table of results.
+        assert_eq!(table.matches("\n## Floors\n").count(), 1, "{table}");
+        assert!(table.find("\n## Floors\n") > table.find("### Server memory"));
+    }
+
+    #[test]
+    fn row_ids_are_unique() {
+        let sections = sections(Scale::Full);
+        let mut ids: Vec<&str> = sections
+            .iter()
+            .flat_map(|section| section.rows.iter().map(|row| row.id))
+            .collect();
+        let count = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), count);
     }
 }

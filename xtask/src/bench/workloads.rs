@@ -3,9 +3,9 @@
 //!
 //! A [`Job`] is one measurement (one server and its clients, started
 //! afresh for every run); a [`Row`](super::table::Row) of the tables shows up to three jobs
-//! side by side (raw libzmq, ours, zerorpc-python), and several rows may
-//! share a job: the raw sequential round trip is the baseline of every
-//! latency row.
+//! side by side (raw libzmq, ours, zerorpc-python), with a fourth, its
+//! floor, in its note, and several rows may share a job: the raw
+//! sequential round trip is the baseline of every latency row.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -102,6 +102,19 @@ impl Handler {
     }
 }
 
+/// Where a [`Job::FloorCalls`] hands its messages from thread to thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Handoffs {
+    /// Nowhere: each end's socket is used by the thread that makes or
+    /// answers the round trips.
+    None,
+    /// On the client: the caller reaches its DEALER through an I/O thread.
+    Client,
+    /// On the client and on the server, where a worker thread makes the
+    /// replies the ROUTER's thread sends.
+    Both,
+}
+
 /// One measurement, run afresh (new server, new clients) each time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Job {
@@ -113,6 +126,20 @@ pub(crate) enum Job {
     RawRelayCalls,
     /// PUSH/PULL one way, items of `item_bytes`.
     RawStream { item_bytes: usize },
+    /// One client's raw round trips, `in_flight` at once, with what our
+    /// design or the protocol cannot do without added, and nothing else:
+    /// thread hand-offs (`zerorpc-bench-raw --handoff`) and events of our
+    /// codec (`--codec`). A floor of our calls.
+    FloorCalls {
+        in_flight: usize,
+        handoffs: Handoffs,
+        codec: bool,
+    },
+    /// A stream framed as the protocol frames one, `[id, "", item]` from
+    /// a ROUTER to a DEALER (`stream-serve`, `stream-take`), items of
+    /// `item_bytes`, each a `STREAM` event of our codec if `codec`. A floor
+    /// of our streams.
+    FloorStream { item_bytes: usize, codec: bool },
     /// Our calls of an echo method with a [`SMALL`]-byte payload.
     Calls {
         handler: Handler,
@@ -148,6 +175,23 @@ impl Job {
             }
             Job::RawRelayCalls => "raw round trips through zmq_proxy".to_owned(),
             Job::RawStream { item_bytes } => format!("raw push/pull, {item_bytes}-byte items"),
+            Job::FloorCalls {
+                in_flight,
+                handoffs,
+                codec,
+            } => format!(
+                "floor: round trips, {in_flight} in flight{}{}",
+                match handoffs {
+                    Handoffs::None => "",
+                    Handoffs::Client => ", client hand-offs",
+                    Handoffs::Both => ", hand-offs both sides",
+                },
+                if codec { ", codec" } else { "" }
+            ),
+            Job::FloorStream { item_bytes, codec } => format!(
+                "floor: router to dealer, {item_bytes}-byte items{}",
+                if codec { ", codec" } else { "" }
+            ),
             Job::Calls {
                 handler,
                 clients,
@@ -272,17 +316,8 @@ impl Runner {
                 call_figures(vec![self.spawn_raw("call", &args)?], calls)
             }
             Job::RawStream { item_bytes } => {
-                let items = scale.scaled(if item_bytes == LARGE {
-                    30_000
-                } else {
-                    3_000_000
-                });
-                let mut transfer = vec![
-                    "--items".to_owned(),
-                    items.to_string(),
-                    "--bytes".to_owned(),
-                    item_bytes.to_string(),
-                ];
+                let items = scale.scaled(raw_items(item_bytes));
+                let mut transfer = transfer_args(items, item_bytes);
                 let mut pull = self.spawn_raw("pull", &transfer)?;
                 transfer.extend(["--connect".to_owned(), pull.wait_listening(START)?]);
                 let mut push = self.spawn_raw("push", &transfer)?;
@@ -291,6 +326,42 @@ impl Runner {
                 if !status.success() {
                     bail!("zerorpc-bench-raw push failed ({status})");
                 }
+                check_all_ok(&report, 1)?;
+                stream_figures(&report, items, item_bytes)
+            }
+            Job::FloorCalls {
+                in_flight,
+                handoffs,
+                codec,
+            } => {
+                let calls = scale.scaled(raw_calls(1, in_flight));
+                let mut echo_flags = Vec::new();
+                let mut call_flags = Vec::new();
+                if handoffs == Handoffs::Both {
+                    echo_flags.push("--handoff".to_owned());
+                }
+                if handoffs != Handoffs::None {
+                    call_flags.push("--handoff".to_owned());
+                }
+                if codec {
+                    echo_flags.push("--codec".to_owned());
+                    call_flags.push("--codec".to_owned());
+                }
+                let mut server = self.spawn_raw("echo", &echo_flags)?;
+                let endpoint = server.wait_listening(START)?;
+                let mut args = call_args(&endpoint, calls, in_flight, scale.warmup(1000));
+                args.extend(call_flags);
+                call_figures(vec![self.spawn_raw("call", &args)?], calls)
+            }
+            Job::FloorStream { item_bytes, codec } => {
+                let items = scale.scaled(raw_items(item_bytes));
+                let mut transfer = transfer_args(items, item_bytes);
+                if codec {
+                    transfer.push("--codec".to_owned());
+                }
+                let mut serve = self.spawn_raw("stream-serve", &transfer)?;
+                transfer.extend(["--connect".to_owned(), serve.wait_listening(START)?]);
+                let report = self.spawn_raw("stream-take", &transfer)?.json_result(RUN)?;
                 check_all_ok(&report, 1)?;
                 stream_figures(&report, items, item_bytes)
             }
@@ -515,6 +586,15 @@ fn raw_calls(clients: usize, in_flight: usize) -> u64 {
     }
 }
 
+/// Items of a raw stream (or its floors), at full scale.
+fn raw_items(item_bytes: usize) -> u64 {
+    if item_bytes == LARGE {
+        30_000
+    } else {
+        3_000_000
+    }
+}
+
 /// Measured calls per client of ours, at full scale.
 fn our_calls(clients: usize, in_flight: usize, through_hub: bool) -> u64 {
     match (clients, in_flight, through_hub) {
@@ -533,6 +613,17 @@ fn strings(args: &[&str]) -> Vec<String> {
 
 fn usize_of(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// `zerorpc-bench-raw`'s arguments for a transfer of `items` items of
+/// `item_bytes` bytes.
+fn transfer_args(items: u64, item_bytes: usize) -> Vec<String> {
+    vec![
+        "--items".to_owned(),
+        items.to_string(),
+        "--bytes".to_owned(),
+        item_bytes.to_string(),
+    ]
 }
 
 /// The flags every call-making client takes (ours, raw and Python alike).

@@ -1,6 +1,7 @@
 //! What `cargo xtask bench` relies on: per-call latencies, the kinds of
 //! method, binary streams and the watch on the server's memory in
-//! `zerorpc-load-client`, and the raw ZeroMQ baseline `zerorpc-bench-raw`.
+//! `zerorpc-load-client`, and the raw ZeroMQ baselines and floors of
+//! `zerorpc-bench-raw`.
 
 use std::process::Command;
 use std::time::Duration;
@@ -259,6 +260,106 @@ fn raw_push_pull_delivers_every_item() {
 }
 
 #[test]
+fn raw_round_trips_with_hand_offs_and_the_codec_all_come_back() {
+    let _heavy = heavy();
+    for (echo_flags, call_flags) in [
+        (&[][..], &["--handoff"][..]),
+        (&["--handoff"][..], &["--handoff"][..]),
+        (&["--codec"][..], &["--codec"][..]),
+        (&["--handoff", "--codec"][..], &["--handoff", "--codec"][..]),
+    ] {
+        let echo = raw(&[&["echo"], echo_flags].concat());
+        let endpoint = listening(&echo);
+        for (calls, in_flight) in [("300", "1"), ("3000", "100")] {
+            let call = [
+                "call",
+                "--connect",
+                &endpoint,
+                "--calls",
+                calls,
+                "--in-flight",
+                in_flight,
+                "--warmup",
+                "50",
+            ];
+            let report = raw_report(raw(&[&call[..], call_flags].concat()));
+            assert_eq!(
+                report["ok"].to_string(),
+                calls,
+                "{echo_flags:?} {call_flags:?}: {report}"
+            );
+            assert_latencies(&report);
+        }
+    }
+}
+
+#[test]
+fn raw_framed_streams_deliver_every_item() {
+    let _heavy = heavy();
+    for codec in [&[][..], &["--codec"][..]] {
+        for (items, bytes) in [("5000", "64"), ("50", "65536")] {
+            let transfer = [&["--items", items, "--bytes", bytes][..], codec].concat();
+            let serve = raw(&[&["stream-serve"], &transfer[..]].concat());
+            let endpoint = listening(&serve);
+            let report = raw_report(raw(&[
+                &["stream-take", "--connect", &endpoint],
+                &transfer[..],
+            ]
+            .concat()));
+            assert_eq!(
+                (report["ok"].as_u64(), report["items"].to_string()),
+                (Some(1), items.to_owned()),
+                "{codec:?}: {report}"
+            );
+            assert!(report["elapsed_s"].is_f64(), "{report}");
+        }
+    }
+}
+
+#[test]
+fn raw_events_are_checked_not_just_counted() {
+    // A plain echo sends the request itself back, and a plain stream opaque
+    // bytes: neither is the event expected.
+    let echo = raw(&["echo"]);
+    let serve = raw(&["stream-serve", "--items", "3"]);
+    let (echo_endpoint, serve_endpoint) = (listening(&echo), listening(&serve));
+    for (args, reason) in [
+        (
+            &["call", "--connect", &echo_endpoint, "--codec"][..],
+            "reply 0: not the answer to the request sent",
+        ),
+        (
+            &["stream-take", "--connect", &serve_endpoint, "--items", "3"][..],
+            "",
+        ),
+        (
+            &[
+                "stream-take",
+                "--connect",
+                &serve_endpoint,
+                "--items",
+                "3",
+                "--codec",
+            ][..],
+            "item 0: not the message sent",
+        ),
+    ] {
+        let mut process = raw(args);
+        let status = process
+            .wait_for_output(RUN)
+            .expect("waiting")
+            .unwrap_or_else(|| panic!("{args:?} still running"));
+        let stderr = process.stderr_lines().join("\n");
+        if reason.is_empty() {
+            assert!(status.success(), "{args:?}: {stderr}");
+        } else {
+            assert_eq!(status.code(), Some(1), "{args:?}: {stderr}");
+            assert!(stderr.contains(reason), "{args:?}: {stderr}");
+        }
+    }
+}
+
+#[test]
 fn raw_bad_arguments_are_refused_with_a_reason() {
     for (args, reason) in [
         (
@@ -266,6 +367,14 @@ fn raw_bad_arguments_are_refused_with_a_reason() {
             "--in-flight",
         ),
         (&["push", "--connect", "tcp://127.0.0.1:1"][..], "--items"),
+        (
+            &["stream-take", "--connect", "tcp://127.0.0.1:1"][..],
+            "--items",
+        ),
+        (
+            &["stream-serve", "--items", "1", "--bind", "nowhere"][..],
+            "cannot bind nowhere",
+        ),
         (&["echo", "--bind", "nowhere"][..], "cannot bind nowhere"),
     ] {
         let mut process = raw(args);
