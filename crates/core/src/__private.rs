@@ -3,7 +3,6 @@
 
 use std::fmt::Display;
 use std::ops::Deref;
-use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt;
 use serde::Serialize;
@@ -284,92 +283,37 @@ pub async fn blocking(method: &'static str, f: impl FnOnce() -> Reply + Send + '
 }
 
 /// The producing end of a streamed reply.
-pub struct Sink(SinkKind);
-
-enum SinkKind {
-    /// To the task sending the reply, from a blocking thread.
-    Channel(tokio::sync::mpsc::Sender<Item>),
-    /// To the stream that polls the producing future itself.
-    Slot(Arc<Slot>),
+pub struct Sink {
+    tx: tokio::sync::mpsc::Sender<Result<Value, RemoteError>>,
 }
-
-type Item = Result<Value, RemoteError>;
 
 impl Sink {
     /// Sends an item from blocking code; false once nobody listens.
     pub fn item_blocking<T: Serialize + ?Sized>(&self, item: &T) -> bool {
         let value = value_of(item);
         let stop = value.is_err();
-        self.put_blocking(value) && !stop
+        self.tx.blocking_send(value).is_ok() && !stop
     }
 
     /// Sends an item; false once nobody listens.
     pub async fn item<T: Serialize + ?Sized>(&self, item: &T) -> bool {
         let value = value_of(item);
         let stop = value.is_err();
-        self.put(value).await && !stop
+        self.tx.send(value).await.is_ok() && !stop
     }
 
     /// Ends the stream with an error, from blocking code.
     pub fn error_blocking(&self, error: RemoteError) {
-        self.put_blocking(Err(error));
+        let _ = self.tx.blocking_send(Err(error));
     }
 
     /// Ends the stream with an error.
     pub async fn error(&self, error: RemoteError) {
-        self.put(Err(error)).await;
-    }
-
-    fn put_blocking(&self, item: Item) -> bool {
-        match &self.0 {
-            SinkKind::Channel(tx) => tx.blocking_send(item).is_ok(),
-            // Blocking producers always get a channel.
-            SinkKind::Slot(slot) => {
-                slot.put(item);
-                true
-            }
-        }
-    }
-
-    async fn put(&self, item: Item) -> bool {
-        match &self.0 {
-            SinkKind::Channel(tx) => tx.send(item).await.is_ok(),
-            SinkKind::Slot(slot) => {
-                slot.put(item);
-                // Hand control back to the stream polling this future, which
-                // takes the item; the next poll resumes the producer. When
-                // nobody listens, the stream and this future are dropped
-                // together, so there is no one to tell.
-                let mut yielded = false;
-                std::future::poll_fn(|_| {
-                    if std::mem::replace(&mut yielded, true) {
-                        std::task::Poll::Ready(())
-                    } else {
-                        std::task::Poll::Pending
-                    }
-                })
-                .await;
-                true
-            }
-        }
+        let _ = self.tx.send(Err(error)).await;
     }
 }
 
-/// The one item an async producer has made and its stream not yet taken.
-#[derive(Default)]
-struct Slot(Mutex<Option<Item>>);
-
-impl Slot {
-    fn put(&self, item: Item) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(item);
-    }
-
-    fn take(&self) -> Option<Item> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
-    }
-}
-
-fn receiver_stream(mut rx: tokio::sync::mpsc::Receiver<Item>) -> Reply {
+fn receiver_stream(mut rx: tokio::sync::mpsc::Receiver<Result<Value, RemoteError>>) -> Reply {
     Reply::Stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed())
 }
 
@@ -382,7 +326,7 @@ pub fn iter_stream(method: &'static str, produce: impl FnOnce(Sink) + Send + 'st
     let panic_tx = tx.clone();
     tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
-        let sink = Sink(SinkKind::Channel(tx));
+        let sink = Sink { tx };
         let run = std::panic::AssertUnwindSafe(move || match context {
             Some(ctx) => ctx.sync_scope(|| produce(sink)),
             None => produce(sink),
@@ -395,35 +339,24 @@ pub fn iter_stream(method: &'static str, produce: impl FnOnce(Sink) + Send + 'st
 }
 
 /// A streamed reply produced by async code (a `Stream`).
-///
-/// The producing future is polled by the stream itself, in the task that
-/// sends the reply (with the call's context and span), an item at a time:
-/// no second task, no channel, and no thread hand-off per item. A panic
-/// while producing becomes the stream's error (the server guards every
-/// stream's polls).
-pub fn async_stream<Fut>(_method: &'static str, produce: impl FnOnce(Sink) -> Fut) -> Reply
+pub fn async_stream<Fut>(method: &'static str, produce: impl FnOnce(Sink) -> Fut) -> Reply
 where
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let slot = Arc::new(Slot::default());
-    let mut producer = Some(Box::pin(produce(Sink(SinkKind::Slot(slot.clone())))));
-    Reply::Stream(
-        futures::stream::poll_fn(move |cx| {
-            let Some(running) = producer.as_mut() else {
-                return std::task::Poll::Ready(None);
-            };
-            let done = running.as_mut().poll(cx).is_ready();
-            if done {
-                producer = None;
-            }
-            match slot.take() {
-                Some(item) => std::task::Poll::Ready(Some(item)),
-                None if done => std::task::Poll::Ready(None),
-                None => std::task::Poll::Pending,
-            }
-        })
-        .boxed(),
-    )
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let panic_tx = tx.clone();
+    let future = std::panic::AssertUnwindSafe(produce(Sink { tx }));
+    let task = async move {
+        if let Err(payload) = futures::FutureExt::catch_unwind(future).await {
+            let _ = panic_tx.send(Err(panic_error(method, &*payload))).await;
+        }
+    };
+    let task = tracing::Instrument::in_current_span(task);
+    match CallContext::current() {
+        Some(ctx) => tokio::spawn(ctx.scope(task)),
+        None => tokio::spawn(task),
+    };
+    receiver_stream(rx)
 }
 
 /// One argument of a typed client's call.

@@ -363,7 +363,7 @@ async fn a_panic_in_an_async_stream_ends_it_with_an_error_after_its_items() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_async_stream_is_produced_as_it_is_sent_in_its_calls_context() {
+async fn an_async_stream_is_paced_by_credit_in_its_calls_context() {
     const TOTAL: usize = 3_000;
     const WINDOW: u32 = 20;
     let (_server, client, produced) = numbers();
@@ -387,8 +387,8 @@ async fn an_async_stream_is_produced_as_it_is_sent_in_its_calls_context() {
                 consumed += 1;
             }
             tokio::time::sleep(Duration::from_millis(150)).await;
-            // The item being sent waits for credit; the producer is polled
-            // for the next one only once that one has left.
+            // The producer runs no further ahead than what credit lets the
+            // server send, and the one item handed over.
             let ahead = produced.load(Ordering::SeqCst);
             assert!(
                 ahead <= k + WINDOW as usize + 1,
