@@ -129,8 +129,8 @@ pub(crate) fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         scale: options.scale(),
     };
     let started = Instant::now();
-    let medians = measure(&runner, &jobs, options.runs())?;
-    let tables = table::render(&sections, &medians);
+    let results = measure(&runner, &jobs, options.runs())?;
+    let tables = table::render(&sections, &results);
     println!("\n{tables}");
     println!(
         "bench: {} jobs x {} run(s) in {:.0?}, every call and item answered right",
@@ -149,9 +149,9 @@ pub(crate) fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs every job `runs` times, in rounds, and returns the median of
-/// each figure.
-fn measure(runner: &Runner, jobs: &[Job], runs: usize) -> anyhow::Result<HashMap<Job, Figures>> {
+/// Runs every job `runs` times, in rounds, and returns every round's
+/// figures with the median of each.
+fn measure(runner: &Runner, jobs: &[Job], runs: usize) -> anyhow::Result<Results> {
     let mut samples: HashMap<Job, Vec<Figures>> = HashMap::new();
     for round in 1..=runs {
         for &job in jobs {
@@ -168,10 +168,46 @@ fn measure(runner: &Runner, jobs: &[Job], runs: usize) -> anyhow::Result<HashMap
             samples.entry(job).or_default().push(figures);
         }
     }
-    Ok(samples
-        .into_iter()
-        .map(|(job, runs)| (job, medians(&runs)))
-        .collect())
+    Ok(Results::new(samples))
+}
+
+/// Every round's figures of each job, and their medians.
+pub(crate) struct Results {
+    medians: HashMap<Job, Figures>,
+    rounds: HashMap<Job, Vec<Figures>>,
+}
+
+impl Results {
+    pub(crate) fn new(rounds: HashMap<Job, Vec<Figures>>) -> Self {
+        let medians = rounds
+            .iter()
+            .map(|(&job, runs)| (job, medians(runs)))
+            .collect();
+        Results { medians, rounds }
+    }
+
+    /// The median figures of `job`, if it ran.
+    pub(crate) fn get(&self, job: &Job) -> Option<&Figures> {
+        self.medians.get(job)
+    }
+
+    /// The median over rounds of `job`'s `metric` over `other`'s in the
+    /// same round. Jobs of one round run minutes apart at most, so this
+    /// share holds where the machine's speed drifts between rounds, which
+    /// a ratio of medians taken from different rounds does not.
+    pub(crate) fn paired_share(&self, job: Job, other: Job, metric: Metric) -> Option<f64> {
+        let of = |job: Job| self.rounds.get(&job);
+        let mut shares: Vec<f64> = of(job)?
+            .iter()
+            .zip(of(other)?)
+            .filter_map(|(ours, theirs)| Some(ours.get(&metric)? / theirs.get(&metric)?))
+            .collect();
+        if shares.is_empty() {
+            return None;
+        }
+        shares.sort_by(f64::total_cmp);
+        Some(median_of_sorted(&shares))
+    }
 }
 
 /// The median of each figure over runs.
@@ -186,15 +222,19 @@ fn medians(runs: &[Figures]) -> Figures {
         .into_iter()
         .map(|(metric, mut values)| {
             values.sort_by(f64::total_cmp);
-            let middle = values.len() / 2;
-            let median = if values.len() % 2 == 1 {
-                values[middle]
-            } else {
-                (values[middle - 1] + values[middle]) / 2.0
-            };
-            (metric, median)
+            (metric, median_of_sorted(&values))
         })
         .collect()
+}
+
+/// The median of values sorted in order; not empty.
+fn median_of_sorted(values: &[f64]) -> f64 {
+    let middle = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[middle]
+    } else {
+        (values[middle - 1] + values[middle]) / 2.0
+    }
 }
 
 /// One run's figures on one line.
@@ -306,7 +346,8 @@ fn document(machine: &Machine, options: &Options, python: bool, tables: &str) ->
          runs client and server as separate processes over tcp on 127.0.0.1,\n\
          built in {profile} mode, with 64-byte payloads unless said otherwise.\n\
          Each figure is the median of {runs} run(s); the runs go in rounds over\n\
-         all workloads, and the ratios compare figures of the same run.\n\
+         all workloads, and the ratios compare figures of the same run. The\n\
+         hub's and tracing's shares are the median of each round's share.\n\
          \n\
          {caveats}\
          ## Machine\n\

@@ -7,9 +7,9 @@
 //! against it, in its note. The floors have tables of their own, after the
 //! results, each against raw libzmq.
 
-use std::collections::HashMap;
 use std::fmt::Write;
 
+use super::Results;
 use super::workloads::{Figures, Handler, Handoffs, Job, LARGE, Metric, SMALL, Scale};
 
 /// A table: a title saying the unit, and its rows.
@@ -440,7 +440,7 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
 /// The tables in Markdown, from the median figures of each job; a job
 /// without figures (not run) shows as `–`. The floors' tables come under a
 /// heading of their own.
-pub(crate) fn render(sections: &[Section], results: &HashMap<Job, Figures>) -> String {
+pub(crate) fn render(sections: &[Section], results: &Results) -> String {
     let mut out = String::new();
     let mut floors_introduced = false;
     for section in sections.iter().filter(|section| !section.rows.is_empty()) {
@@ -584,7 +584,7 @@ fn times(factor: f64) -> String {
 }
 
 /// The row's note: how it compares with its floor, then its own remark.
-fn note(row: &Row, results: &HashMap<Job, Figures>) -> String {
+fn note(row: &Row, results: &Results) -> String {
     let get = |job: Option<Job>, metric| {
         job.and_then(|job| results.get(&job))
             .and_then(|figures| figures.get(&metric))
@@ -624,25 +624,17 @@ fn note(row: &Row, results: &HashMap<Job, Figures>) -> String {
                 _ => None,
             }
         }
-        Some(Note::HubShare { direct }) => match (
-            get(Some(row.ours), Metric::PerSecond),
-            get(Some(direct), Metric::PerSecond),
-        ) {
-            (Some(hub), Some(direct)) => {
-                Some(format!("{:.0}% of a direct call's", 100.0 * hub / direct))
-            }
-            _ => None,
-        },
-        Some(Note::TracedShare { untraced }) => match (
-            get(Some(row.ours), Metric::PerSecond),
-            get(Some(untraced), Metric::PerSecond),
-        ) {
-            (Some(traced), Some(untraced)) => Some(format!(
-                "{:.0}% of untraced calls' (target: at least 85%)",
-                100.0 * traced / untraced
-            )),
-            _ => None,
-        },
+        Some(Note::HubShare { direct }) => results
+            .paired_share(row.ours, direct, Metric::PerSecond)
+            .map(|share| format!("{:.0}% of a direct call's", 100.0 * share)),
+        Some(Note::TracedShare { untraced }) => results
+            .paired_share(row.ours, untraced, Metric::PerSecond)
+            .map(|share| {
+                format!(
+                    "{:.0}% of untraced calls' (target: at least 85%)",
+                    100.0 * share
+                )
+            }),
         Some(Note::RssStart { peak }) => {
             let start = get(Some(row.ours), Metric::RssStart);
             let top = get(Some(row.ours), Metric::RssPeak).filter(|_| peak);
@@ -678,7 +670,14 @@ fn versus_floor(metric: Metric, ours: f64, floor: f64, name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
+
+    /// Results of one round with these figures.
+    fn one_round(figures: HashMap<Job, Figures>) -> Results {
+        Results::new(figures.into_iter().map(|(job, f)| (job, vec![f])).collect())
+    }
 
     #[test]
     fn figures_are_rounded_for_reading() {
@@ -727,7 +726,7 @@ mod tests {
             hub.ours,
             Figures::from([(Metric::P50, 160.0), (Metric::P99, 300.0)]),
         );
-        let table = render(&sections[..1], &results);
+        let table = render(&sections[..1], &one_round(results));
         assert!(
             table.contains(
                 "| `#[zerorpc(inline)]` method | 50.0 / 90.0 | 100 / 200 | – | 2.00x raw | – |"
@@ -764,7 +763,7 @@ mod tests {
             (stream.ours, per_second(400_000.0)),
             (stream_floor, per_second(1_000_000.0)),
         ]);
-        let table = render(&sections, &results);
+        let table = render(&sections, &one_round(results));
         for expected in [
             "| 2.00x raw | – | 1.25x its floor (a client I/O thread) |",
             "| 10% of raw | – | 40% of its floor (framing + codec) |",
@@ -790,5 +789,41 @@ mod tests {
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), count);
+    }
+
+    #[test]
+    fn shares_are_the_median_of_each_rounds_share() {
+        let sections = sections(Scale::Quick);
+        let traced = sections[1]
+            .rows
+            .iter()
+            .find(|row| matches!(row.note, Some(Note::TracedShare { .. })))
+            .expect("the traced row");
+        let Some(Note::TracedShare { untraced }) = traced.note else {
+            unreachable!()
+        };
+        let per_second = |value| Figures::from([(Metric::PerSecond, value)]);
+        // The machine's speed moves between rounds: a ratio of medians
+        // (127/207, 61%) would set figures of different rounds side by side.
+        let rounds = HashMap::from([
+            (
+                traced.ours,
+                vec![per_second(80.0), per_second(127.0), per_second(127.0)],
+            ),
+            (
+                untraced,
+                vec![per_second(200.0), per_second(207.0), per_second(232.0)],
+            ),
+        ]);
+        let results = Results::new(rounds);
+        let share = results
+            .paired_share(traced.ours, untraced, Metric::PerSecond)
+            .unwrap();
+        assert!((share - 127.0 / 232.0).abs() < 1e-9, "{share}");
+        let table = render(&sections[1..2], &results);
+        assert!(
+            table.contains("55% of untraced calls' (target: at least 85%)"),
+            "{table}"
+        );
     }
 }
