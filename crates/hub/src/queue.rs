@@ -34,7 +34,6 @@
 //! reason, in [`Drops`](crate::Drops).
 
 use std::collections::{HashMap, HashSet, VecDeque};
-
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

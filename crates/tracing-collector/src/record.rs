@@ -263,10 +263,7 @@ impl<'a> Reader<'a> {
         let trace_id = self.trace_id()?;
         self.uint()?;
         self.optional_uint()?;
-        let kind = Kind::from_code(self.uint()?).map_err(|_| Bad("an unknown kind"))?;
-        let side = Side::from_code(self.uint()?).map_err(|_| Bad("an unknown side"))?;
-        let direction =
-            Direction::from_code(self.uint()?).map_err(|_| Bad("an unknown direction"))?;
+        let (kind, side, direction) = self.codes()?;
         // Only the method is read as text here: the rest is stored as it
         // came, and read (leniently) when a trace is.
         self.str_bytes()?;
@@ -294,14 +291,17 @@ impl<'a> Reader<'a> {
     }
 
     fn fields(&mut self) -> Read<Fields> {
+        let trace_id = self.trace_id()?;
+        let span_id = SpanId::new(self.uint()?).ok_or(Bad("a span id of 0"))?;
+        let parent_span_id = self.optional_uint()?.and_then(SpanId::new);
+        let (kind, side, direction) = self.codes()?;
         Ok(Fields {
-            trace_id: self.trace_id()?,
-            span_id: SpanId::new(self.uint()?).ok_or(Bad("a span id of 0"))?,
-            parent_span_id: self.optional_uint()?.and_then(SpanId::new),
-            kind: Kind::from_code(self.uint()?).map_err(|_| Bad("an unknown kind"))?,
-            side: Side::from_code(self.uint()?).map_err(|_| Bad("an unknown side"))?,
-            direction: Direction::from_code(self.uint()?)
-                .map_err(|_| Bad("an unknown direction"))?,
+            trace_id,
+            span_id,
+            parent_span_id,
+            kind,
+            side,
+            direction,
             name: self.text()?,
             method: self.text()?,
             error: self.optional_text()?,
@@ -383,6 +383,15 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A record's kind, side and direction.
+    fn codes(&mut self) -> Read<(Kind, Side, Direction)> {
+        Ok((
+            Kind::from_code(self.uint()?).ok_or(Bad("an unknown kind"))?,
+            Side::from_code(self.uint()?).ok_or(Bad("an unknown side"))?,
+            Direction::from_code(self.uint()?).ok_or(Bad("an unknown direction"))?,
+        ))
+    }
+
     /// A str's bytes, not checked to be UTF-8.
     fn str_bytes(&mut self) -> Read<&'a [u8]> {
         let len = match self.byte()? {
@@ -396,14 +405,7 @@ impl<'a> Reader<'a> {
     }
 
     fn str(&mut self) -> Read<&'a str> {
-        let bytes = self.str_bytes()?;
-        // Method names are ASCII: checking that is several times cheaper
-        // than a full UTF-8 check of a short string.
-        if bytes.is_ascii() {
-            // SAFETY: ASCII is UTF-8.
-            return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
-        }
-        std::str::from_utf8(bytes).map_err(|_| Bad("a string is not UTF-8"))
+        zerorpc::wire::utf8(self.str_bytes()?).ok_or(Bad("a string is not UTF-8"))
     }
 
     /// A stored string, read as text even if a reporter wrote bytes that

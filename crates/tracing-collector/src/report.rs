@@ -181,12 +181,13 @@ impl Kind {
         }
     }
 
-    pub(crate) fn from_code(code: u64) -> Result<Self> {
+    /// The one with this number, if any.
+    pub(crate) fn from_code(code: u64) -> Option<Self> {
         match code {
-            0 => Ok(Kind::Call),
-            1 => Ok(Kind::Reply),
-            2 => Ok(Kind::Event),
-            _ => Err(Error::Malformed(format!("no kind numbered {code}"))),
+            0 => Some(Kind::Call),
+            1 => Some(Kind::Reply),
+            2 => Some(Kind::Event),
+            _ => None,
         }
     }
 
@@ -210,12 +211,13 @@ impl Side {
         }
     }
 
-    pub(crate) fn from_code(code: u64) -> Result<Self> {
+    /// The one with this number, if any.
+    pub(crate) fn from_code(code: u64) -> Option<Self> {
         match code {
-            0 => Ok(Side::Client),
-            1 => Ok(Side::Server),
-            2 => Ok(Side::Relay),
-            _ => Err(Error::Malformed(format!("no side numbered {code}"))),
+            0 => Some(Side::Client),
+            1 => Some(Side::Server),
+            2 => Some(Side::Relay),
+            _ => None,
         }
     }
 
@@ -238,11 +240,12 @@ impl Direction {
         }
     }
 
-    pub(crate) fn from_code(code: u64) -> Result<Self> {
+    /// The one with this number, if any.
+    pub(crate) fn from_code(code: u64) -> Option<Self> {
         match code {
-            0 => Ok(Direction::Sent),
-            1 => Ok(Direction::Received),
-            _ => Err(Error::Malformed(format!("no direction numbered {code}"))),
+            0 => Some(Direction::Sent),
+            1 => Some(Direction::Received),
+            _ => None,
         }
     }
 

@@ -104,8 +104,9 @@ pub(crate) struct Window {
     pub(crate) reserved: i64,
     /// Whether the application has read from the channel yet.
     pub(crate) read_once: bool,
-    /// The size to grow to once the sender says it is lossless; `None`
-    /// when it has, or when the channel's window was chosen for it.
+    /// The size to grow to if the sender's first stream item says it is
+    /// lossless; `None` once that item is read, or when the channel's
+    /// window was chosen for it.
     lossless: Option<u32>,
     /// Stream items read and their estimated size, for `bytes`.
     read: u64,
@@ -149,15 +150,16 @@ impl Window {
     fn note_read(&mut self, event: &Event) {
         self.read_once = true;
         self.reserved -= 1;
-        if let Some(size) = self.lossless
-            && event.header.get(LOSSLESS_KEY).and_then(|v| v.as_bool()) == Some(true)
-        {
-            self.size = size;
-            self.lossless = None;
-        }
         // Stream items are what credit lets pile up: sizing the window
         // from them alone spares every single reply a walk of its value.
         if event.name == names::STREAM {
+            // A lossless sender says so on its first item; no later item
+            // is looked at.
+            if let Some(size) = self.lossless.take()
+                && event.header.get(LOSSLESS_KEY).and_then(|v| v.as_bool()) == Some(true)
+            {
+                self.size = size;
+            }
             self.read += 1;
             self.read_bytes += estimated_size(&event.args) as u64;
         }

@@ -259,11 +259,17 @@ pub(crate) enum Text<'a> {
     Bin(&'a [u8]),
 }
 
-/// `bytes` as text, if they are UTF-8. Keys, names and most strings of
-/// events are short and ASCII, for which this check is several times
-/// cheaper than `str::from_utf8`'s (which runs once per string of every
-/// event decoded).
-pub(crate) fn utf8(bytes: &[u8]) -> Option<&str> {
+/// `bytes` as text, if they are UTF-8: `str::from_utf8` with an ASCII
+/// fast path. Keys, names and most strings of events are short and ASCII,
+/// for which this check is several times cheaper than std's (which runs
+/// once per string of every event decoded).
+///
+/// ```
+/// assert_eq!(zerorpc_wire::utf8(b"echo"), Some("echo"));
+/// assert_eq!(zerorpc_wire::utf8("héllo".as_bytes()), Some("héllo"));
+/// assert_eq!(zerorpc_wire::utf8(&[0xff]), None);
+/// ```
+pub fn utf8(bytes: &[u8]) -> Option<&str> {
     if bytes.is_ascii() {
         // SAFETY: ASCII is UTF-8.
         return Some(unsafe { std::str::from_utf8_unchecked(bytes) });

@@ -60,6 +60,7 @@ pub mod fuzzing;
 mod id;
 mod value;
 
+pub use decode::utf8;
 pub use error::DecodeError;
 pub use event::{Event, Header, PROTOCOL_VERSION, estimated_size, names};
 pub use id::{IdGenerator, IdKind, MessageId};
