@@ -5,6 +5,14 @@
 //! which a zerorpc-python server sends without trace keys, and to time
 //! them) and hands reports to the [`ReportQueue`](crate::tracer) without
 //! ever waiting.
+//!
+//! A call's request is not reported when it passes: its first reply
+//! reports it too, in one record (see `record.rs`), which halves what
+//! reporting costs the processes and the collector. A call left
+//! unanswered for [`UNANSWERED`](crate::tracer::UNANSWERED), or ended
+//! without a reply (timed out, its channel closed), or still open when its
+//! socket closes or the tracer is flushed, has its request reported on its
+//! own, so its trace shows it pending.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,14 +25,76 @@ use zerorpc::wire::{MessageId, names};
 use crate::context::SpanContext;
 use crate::record::{PeerRef, Record};
 use crate::report::{Direction, Kind, Side, now_us};
-use crate::tracer::ReportQueue;
+use crate::tracer::{Outgoing, ReportQueue};
 
 /// A traced call open on the observed socket.
 struct OpenCall {
     span: SpanContext,
     method: Arc<str>,
+    side: Side,
+    /// Who the request came from or went to, kept to report the request
+    /// on its own.
+    peer: SavedPeer,
     /// When the request was received (servers) or sent (clients).
     started_us: u64,
+    /// Whether the request has been reported.
+    reported: bool,
+}
+
+impl OpenCall {
+    /// The report of the call's request.
+    fn request(&self) -> Record<'_> {
+        Record {
+            span: &self.span,
+            kind: Kind::Call,
+            side: self.side,
+            direction: match self.side {
+                Side::Client => Direction::Sent,
+                Side::Server | Side::Relay => Direction::Received,
+            },
+            name: &self.method,
+            method: &self.method,
+            error: None,
+            peer: self.peer.as_ref(),
+            timestamp_us: self.started_us,
+            exec_us: None,
+        }
+    }
+}
+
+/// A peer kept past its event: routing ids (five bytes from ZeroMQ) kept
+/// inline, so that remembering a call allocates nothing for them.
+enum SavedPeer {
+    Inline([u8; INLINE_ID], u8),
+    RoutingId(Box<[u8]>),
+    Endpoint(Arc<str>),
+    Unknown,
+}
+
+const INLINE_ID: usize = 15;
+
+impl SavedPeer {
+    fn new(peer: &Peer) -> Self {
+        match peer {
+            Peer::RoutingId(id) if id.len() <= INLINE_ID => {
+                let mut bytes = [0; INLINE_ID];
+                bytes[..id.len()].copy_from_slice(id);
+                SavedPeer::Inline(bytes, id.len() as u8)
+            }
+            Peer::RoutingId(id) => SavedPeer::RoutingId(id.as_slice().into()),
+            Peer::Endpoint(endpoint) => SavedPeer::Endpoint(Arc::clone(endpoint)),
+            _ => SavedPeer::Unknown,
+        }
+    }
+
+    fn as_ref(&self) -> PeerRef<'_> {
+        match self {
+            SavedPeer::Inline(bytes, len) => PeerRef::RoutingId(&bytes[..usize::from(*len)]),
+            SavedPeer::RoutingId(id) => PeerRef::RoutingId(id),
+            SavedPeer::Endpoint(endpoint) => PeerRef::Endpoint(endpoint),
+            SavedPeer::Unknown => PeerRef::Unknown,
+        }
+    }
 }
 
 /// The open calls, and the names of the methods called: a service has a
@@ -52,6 +122,31 @@ impl Open {
     }
 }
 
+/// One socket's open calls, shared with the reporter thread, which sweeps
+/// them for calls left unanswered.
+#[derive(Default)]
+pub(crate) struct CallTable {
+    open: Mutex<Open>,
+}
+
+impl CallTable {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reports the requests of the calls opened before `before_us` whose
+    /// requests have not been reported yet.
+    pub(crate) fn report_unanswered(&self, before_us: u64, mut report: impl FnMut(Outgoing<'_>)) {
+        let mut open = self.lock();
+        for call in open.calls.values_mut() {
+            if !call.reported && call.started_us < before_us {
+                call.reported = true;
+                report(Outgoing::One(&call.request()));
+            }
+        }
+    }
+}
+
 /// The call an event belongs to, as a report names it.
 #[derive(Clone, Copy)]
 struct Call<'a> {
@@ -63,19 +158,29 @@ struct Call<'a> {
 
 pub(crate) struct TraceObserver {
     queue: Arc<ReportQueue>,
-    open: Mutex<Open>,
+    calls: Arc<CallTable>,
 }
 
 impl TraceObserver {
     pub(crate) fn new(queue: Arc<ReportQueue>) -> Self {
         TraceObserver {
             queue,
-            open: Mutex::new(Open::default()),
+            calls: Arc::default(),
         }
     }
 
-    /// Reports `info`'s event as part of the call `span`.
-    fn report(&self, info: &EventInfo, call: Call<'_>, now: u64, exec_us: Option<u64>) {
+    /// The observer's open calls, for the reporter to sweep.
+    pub(crate) fn calls(&self) -> &Arc<CallTable> {
+        &self.calls
+    }
+
+    /// The record of `info`'s event as part of the call `call`.
+    fn record<'a>(
+        info: &'a EventInfo,
+        call: Call<'a>,
+        now: u64,
+        exec_us: Option<u64>,
+    ) -> Record<'a> {
         let event = &info.event;
         let error = (event.name == names::ERR).then(|| {
             event
@@ -85,7 +190,7 @@ impl TraceObserver {
                 .and_then(|name| name.as_str())
                 .unwrap_or("RemoteError")
         });
-        self.queue.push(&Record {
+        Record {
             span: call.span,
             kind: call.kind,
             side: call.side,
@@ -103,7 +208,7 @@ impl TraceObserver {
             },
             timestamp_us: now,
             exec_us,
-        });
+        }
     }
 
     fn opened(&self, info: &EventInfo, side: Side) {
@@ -113,22 +218,17 @@ impl TraceObserver {
             return;
         };
         let now = now_us();
-        let method = info.event.name.as_str();
-        let call = Call {
-            span: &span,
-            kind: Kind::Call,
-            side,
-            method,
-        };
-        self.report(info, call, now, None);
-        let mut open = self.lock();
-        let method = open.method(method);
+        let mut open = self.calls.lock();
+        let method = open.method(&info.event.name);
         open.calls.insert(
             channel.clone(),
             OpenCall {
                 span,
                 method,
+                side,
+                peer: SavedPeer::new(&info.peer),
                 started_us: now,
+                reported: false,
             },
         );
     }
@@ -142,8 +242,8 @@ impl TraceObserver {
             names::OK | names::ERR | names::STREAM_DONE
         );
         let now = now_us();
-        let mut open = self.lock();
-        let Some(call) = open.calls.get(channel) else {
+        let mut open = self.calls.lock();
+        let Some(call) = open.calls.get_mut(channel) else {
             return;
         };
         let exec_us = (last && side == Side::Server).then(|| now.saturating_sub(call.started_us));
@@ -153,14 +253,38 @@ impl TraceObserver {
             side,
             method: &call.method,
         };
-        self.report(info, reply, now, exec_us);
+        let record = Self::record(info, reply, now, exec_us);
+        if call.reported {
+            self.queue.push(Outgoing::One(&record));
+        } else {
+            self.queue
+                .push(Outgoing::Answered(&record, call.started_us));
+            call.reported = true;
+        }
         if last {
             open.calls.remove(channel);
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
-        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Forgets a call that ended without its last reply (timed out, lost,
+    /// the caller gone), reporting its request if that is still due: its
+    /// trace shows it pending.
+    fn ended(&self, channel: &MessageId) {
+        let mut open = self.calls.lock();
+        if let Some(call) = open.calls.remove(channel)
+            && !call.reported
+        {
+            self.queue.push(Outgoing::One(&call.request()));
+        }
+    }
+}
+
+impl Drop for TraceObserver {
+    fn drop(&mut self) {
+        // The socket is gone: its unanswered calls will never be.
+        let queue = &self.queue;
+        self.calls
+            .report_unanswered(u64::MAX, |report| queue.push(report));
     }
 }
 
@@ -188,10 +312,8 @@ impl Observer for TraceObserver {
     }
 
     fn on_channel(&self, change: &ChannelChange) {
-        // A call that ended without its last reply (timed out, lost, the
-        // caller gone) is forgotten; its trace shows it pending.
         if let (ChangeKind::Closed(..), Some(channel)) = (&change.change, &change.channel) {
-            self.lock().calls.remove(channel);
+            self.ended(channel);
         }
     }
 }
@@ -205,7 +327,8 @@ impl TraceObserver {
                 side,
                 method: &info.event.name,
             };
-            self.report(info, event, now_us(), None);
+            self.queue
+                .push(Outgoing::One(&Self::record(info, event, now_us(), None)));
         }
     }
 }

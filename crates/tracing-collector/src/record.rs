@@ -22,6 +22,15 @@
 //! | 10 | timestamp, µs since the Unix epoch | uint |
 //! | 11 | execution time on a server's last reply, µs | uint, or nil |
 //!
+//! A call answered at once is reported once per side, when its first
+//! reply is sent or received, rather than twice: the reply's record with a
+//! 13th field, the timestamp of the request (µs). It stands for two
+//! reports, and collectors store it as the two entries the separate
+//! records would have made: the request's (kind call, the other direction,
+//! the method as name, no error, no execution time) and the reply's. A
+//! call still unanswered after a moment is reported on its own, so a
+//! trace shows it pending (see `observer.rs`).
+//!
 //! A batch travels as the event `report` with the arguments
 //! `[process, records]`: the reporting process (`name@host`, once per
 //! batch) and the records back to back in one bin. A stored entry (Redis,
@@ -42,6 +51,9 @@ const RECORD_FIELDS: u32 = 12;
 const RECORD_MARKER: u8 = 0x90 | RECORD_FIELDS as u8;
 /// The msgpack marker of a stored entry's array (a fixarray of 13).
 const ENTRY_MARKER: u8 = 0x90 | (RECORD_FIELDS as u8 + 1);
+/// The msgpack marker of a reply's record that also reports its request
+/// (a fixarray of 13, on the wire only).
+const ANSWERED_MARKER: u8 = 0x90 | (RECORD_FIELDS as u8 + 1);
 
 /// The other end of an event, as a record keeps it: raw, so that no
 /// report formats it; readers do.
@@ -75,6 +87,15 @@ impl Record<'_> {
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         out.push(RECORD_MARKER);
         self.encode_fields(out);
+    }
+
+    /// Appends the record of a reply that also reports its call's
+    /// request, made at `called_us`: two reports in one.
+    pub(crate) fn encode_answered(&self, called_us: u64, out: &mut Vec<u8>) {
+        debug_assert_eq!(self.kind, Kind::Reply);
+        out.push(ANSWERED_MARKER);
+        self.encode_fields(out);
+        let _ = encode::write_uint(out, called_us);
     }
 
     fn encode_fields(&self, out: &mut Vec<u8>) {
@@ -135,8 +156,17 @@ pub(crate) struct RecordView<'a> {
     pub(crate) failed: bool,
     pub(crate) timestamp_us: u64,
     pub(crate) exec_us: u64,
-    /// The record's fields, without its array marker.
+    /// When the call's request was made, if the record reports it too.
+    pub(crate) called_us: Option<u64>,
+    /// The record's own fields, without its array marker.
     fields: &'a [u8],
+    /// Raw fields the request's entry shares with the reply's: the ids
+    /// (trace, span, parent), the method and the peer.
+    ids: &'a [u8],
+    method_field: &'a [u8],
+    peer_field: &'a [u8],
+    side: Side,
+    direction: Direction,
 }
 
 impl RecordView<'_> {
@@ -145,6 +175,27 @@ impl RecordView<'_> {
         out.push(ENTRY_MARKER);
         let _ = encode::write_str(out, process);
         out.extend_from_slice(self.fields);
+    }
+
+    /// Appends the entry of the request a reply's record also reports (see
+    /// [`RecordView::called_us`]): the one its own record would have made.
+    pub(crate) fn write_call_entry(&self, process: &str, called_us: u64, out: &mut Vec<u8>) {
+        out.push(ENTRY_MARKER);
+        let _ = encode::write_str(out, process);
+        out.extend_from_slice(self.ids);
+        let direction = match self.direction {
+            Direction::Sent => Direction::Received,
+            Direction::Received => Direction::Sent,
+        };
+        let _ = encode::write_pfix(out, Kind::Call.code());
+        let _ = encode::write_pfix(out, self.side.code());
+        let _ = encode::write_pfix(out, direction.code());
+        out.extend_from_slice(self.method_field);
+        out.extend_from_slice(self.method_field);
+        out.push(NIL);
+        out.extend_from_slice(self.peer_field);
+        let _ = encode::write_uint(out, called_us);
+        out.push(NIL);
     }
 }
 
@@ -256,26 +307,37 @@ impl<'a> Reader<'a> {
     }
 
     fn record_view(&mut self) -> Read<RecordView<'a>> {
-        if self.array_len()? != RECORD_FIELDS {
-            return Err(Bad("a trace record has the wrong number of fields"));
-        }
+        let answered = match self.array_len()? {
+            RECORD_FIELDS => false,
+            n if n == RECORD_FIELDS + 1 => true,
+            _ => return Err(Bad("a trace record has the wrong number of fields")),
+        };
         let start = self.rest;
         let trace_id = self.trace_id()?;
         self.uint()?;
         self.optional_uint()?;
+        let ids = &start[..start.len() - self.rest.len()];
         let (kind, side, direction) = self.codes()?;
+        if answered && kind != Kind::Reply {
+            return Err(Bad("a request reported with one that is not a reply"));
+        }
         // Only the method is read as text here: the rest is stored as it
         // came, and read (leniently) when a trace is.
         self.str_bytes()?;
+        let method_start = self.rest;
         let method = self.str()?;
+        let method_field = &method_start[..method_start.len() - self.rest.len()];
         let failed = !self.nil();
         if failed {
             self.str_bytes()?;
         }
+        let peer_start = self.rest;
         self.skip_peer()?;
+        let peer_field = &peer_start[..peer_start.len() - self.rest.len()];
         let timestamp_us = self.uint()?;
         let exec_us = self.optional_uint()?;
         let fields = &start[..start.len() - self.rest.len()];
+        let called_us = if answered { Some(self.uint()?) } else { None };
         Ok(RecordView {
             trace_id,
             ends_call: kind == Kind::Reply
@@ -286,7 +348,13 @@ impl<'a> Reader<'a> {
             failed,
             timestamp_us,
             exec_us: exec_us.unwrap_or(0),
+            called_us,
             fields,
+            ids,
+            method_field,
+            peer_field,
+            side,
+            direction,
         })
     }
 

@@ -207,9 +207,10 @@ impl MemoryStore {
             let stored = self.traces.entry(trace_id).or_insert_with(|| {
                 self.order.push_back(trace_id);
                 // The usual trace is a call between two traced processes:
-                // four entries.
+                // four entries, the client's longer than a server's by the
+                // endpoint it names.
                 StoredTrace {
-                    bytes: Vec::with_capacity(4 * entry.len()),
+                    bytes: Vec::with_capacity(4 * entry.len() + 128),
                     entries: 0,
                 }
             });

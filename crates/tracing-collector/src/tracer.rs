@@ -9,7 +9,7 @@
 //! reachable.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use zerorpc::wire::Header;
@@ -18,7 +18,7 @@ use zerorpc::{ClientBuilder, EmitterBuilder, Pusher, ReceiverBuilder, ServerBuil
 use crate::context::SpanContext;
 use crate::context::parse_traceparent;
 use crate::error::{Error, Result};
-use crate::observer::TraceObserver;
+use crate::observer::{CallTable, TraceObserver};
 use crate::propagation::{Parent, TracePropagation, Untraced};
 use crate::record::{PeerRef, Record};
 use crate::report::{Direction, Kind, Side, now_us};
@@ -41,6 +41,14 @@ const BATCH: usize = 512;
 /// every report (and the push socket's thread for every small batch) cost
 /// more than the calls themselves under load.
 const GATHER: Duration = Duration::from_millis(5);
+/// How often the reporter looks for calls left unanswered for
+/// [`UNANSWERED`], to report their requests on their own.
+const SWEEP: Duration = Duration::from_millis(50);
+/// How long a call may go unanswered before its request is reported on
+/// its own rather than with its first reply. Long enough for most calls,
+/// so that one report per side covers them; short enough that a trace
+/// read while a call hangs shows it pending.
+pub(crate) const UNANSWERED: Duration = Duration::from_millis(100);
 /// How long `flush` leaves ZeroMQ to write the last batches.
 const FLUSH_GRACE: Duration = Duration::from_millis(20);
 /// Bytes of batches that may wait in the PUSH socket for a collector.
@@ -189,7 +197,9 @@ impl Tracer {
     /// reports anywhere (what [`Traced::traced`] adds).
     pub fn observer(&self) -> Option<Arc<dyn zerorpc::transport::Observer>> {
         let reporter = self.inner.reporter.as_ref()?;
-        Some(Arc::new(TraceObserver::new(reporter.queue.clone())))
+        let observer = TraceObserver::new(reporter.queue.clone());
+        reporter.queue.shared.watch(observer.calls());
+        Some(Arc::new(observer))
     }
 
     /// Reports that a relay (a queue hub) passed a traced request on, when
@@ -202,7 +212,7 @@ impl Tracer {
         else {
             return;
         };
-        reporter.queue.push(&Record {
+        reporter.queue.push(Outgoing::One(&Record {
             span: &span,
             kind: Kind::Call,
             side: Side::Relay,
@@ -213,7 +223,7 @@ impl Tracer {
             peer: PeerRef::Endpoint(""),
             timestamp_us: now_us(),
             exec_us: None,
-        });
+        }));
     }
 
     /// Counters of the reports made, sent and dropped.
@@ -225,7 +235,8 @@ impl Tracer {
     }
 
     /// Waits, up to `timeout`, until every report made so far has been
-    /// handed to ZeroMQ (or dropped); true if that happened in time.
+    /// handed to ZeroMQ (or dropped); true if that happened in time. Calls
+    /// still unanswered are reported as such first.
     ///
     /// For short-lived programs before they exit. ZeroMQ writes to the
     /// network from a thread of its own, holds batches for a collector not
@@ -309,12 +320,42 @@ impl Traced for ReceiverBuilder {
 pub(crate) struct ReportQueue {
     shared: Arc<Shared>,
     reporter: std::thread::Thread,
-    capacity: usize,
+}
+
+/// What an observer reports at once.
+#[derive(Clone, Copy)]
+pub(crate) enum Outgoing<'a> {
+    /// One event.
+    One(&'a Record<'a>),
+    /// A reply, and the request of its call, made at `called_us` (see
+    /// `record.rs`): two reports in one record.
+    Answered(&'a Record<'a>, u64),
+}
+
+impl Outgoing<'_> {
+    /// The reports it stands for.
+    fn weight(self) -> usize {
+        match self {
+            Outgoing::One(_) => 1,
+            Outgoing::Answered(..) => 2,
+        }
+    }
+
+    fn encode(self, out: &mut Vec<u8>) {
+        match self {
+            Outgoing::One(record) => record.encode(out),
+            Outgoing::Answered(record, called_us) => record.encode_answered(called_us, out),
+        }
+    }
 }
 
 /// What the observers and the reporter thread share.
 struct Shared {
     pending: Mutex<Pending>,
+    /// Reports that may wait, at most.
+    capacity: usize,
+    /// The observers' open calls, swept for calls left unanswered.
+    tables: Mutex<Vec<Weak<CallTable>>>,
     /// Set when the last observer and the tracer are gone: the reporter
     /// sends what is left and ends.
     closed: AtomicBool,
@@ -348,30 +389,8 @@ impl Batch {
 
 impl ReportQueue {
     /// Queues a report, or drops and counts it: never waits.
-    pub(crate) fn push(&self, record: &Record<'_>) {
-        let shared = &self.shared;
-        shared.reported.fetch_add(1, Ordering::Relaxed);
-        let mut pending = shared
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if pending.records >= self.capacity {
-            drop(pending);
-            shared.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let was_empty = pending.records == 0;
-        pending.records += 1;
-        let open = &mut pending.open;
-        record.encode(&mut open.bytes);
-        open.records += 1;
-        if open.records == BATCH {
-            let capacity = open.bytes.capacity();
-            let full = std::mem::replace(open, Batch::with_capacity(capacity));
-            pending.full.push(full);
-        }
-        drop(pending);
-        if was_empty {
+    pub(crate) fn push(&self, report: Outgoing<'_>) {
+        if self.shared.push(report) {
             self.reporter.unpark();
         }
     }
@@ -385,6 +404,55 @@ impl Drop for ReportQueue {
 }
 
 impl Shared {
+    /// Queues a report, or drops and counts it: never waits. True when the
+    /// queue was empty (the reporter may be parked).
+    fn push(&self, report: Outgoing<'_>) -> bool {
+        let weight = report.weight();
+        self.reported.fetch_add(weight as u64, Ordering::Relaxed);
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if pending.records + weight > self.capacity {
+            drop(pending);
+            self.dropped.fetch_add(weight as u64, Ordering::Relaxed);
+            return false;
+        }
+        let was_empty = pending.records == 0;
+        pending.records += weight;
+        let open = &mut pending.open;
+        report.encode(&mut open.bytes);
+        open.records += weight;
+        if open.records >= BATCH {
+            let capacity = open.bytes.capacity();
+            let full = std::mem::replace(open, Batch::with_capacity(capacity));
+            pending.full.push(full);
+        }
+        was_empty
+    }
+
+    /// Sweeps `calls` from now on, for calls left unanswered.
+    fn watch(&self, calls: &Arc<CallTable>) {
+        let mut tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
+        tables.retain(|table| table.strong_count() > 0);
+        tables.push(Arc::downgrade(calls));
+    }
+
+    /// Reports the requests of the calls opened before `before_us` and
+    /// still unanswered; true if it reported any.
+    fn sweep(&self, before_us: u64) -> bool {
+        let tables: Vec<Arc<CallTable>> = {
+            let mut tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
+            tables.retain(|table| table.strong_count() > 0);
+            tables.iter().filter_map(Weak::upgrade).collect()
+        };
+        let mut reported = false;
+        for table in tables {
+            table.report_unanswered(before_us, |report| {
+                self.push(report);
+                reported = true;
+            });
+        }
+        reported
+    }
+
     /// Every batch waiting, the open one last.
     fn take(&self) -> Vec<Batch> {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
@@ -429,6 +497,8 @@ impl Reporter {
             .map_err(|e| Error::rpc("cannot connect to the trace collector", e))?;
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
+            capacity: config.queue_capacity,
+            tables: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             reported: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -447,7 +517,6 @@ impl Reporter {
         let queue = Arc::new(ReportQueue {
             shared,
             reporter: thread.thread().clone(),
-            capacity: config.queue_capacity,
         });
         Ok(Reporter {
             queue,
@@ -472,6 +541,9 @@ impl Reporter {
     fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let shared = &self.queue.shared;
+        if shared.sweep(u64::MAX) {
+            self.queue.reporter.unpark();
+        }
         loop {
             let reported = shared.reported.load(Ordering::Relaxed);
             let dropped = shared.dropped.load(Ordering::Relaxed);
@@ -501,17 +573,24 @@ impl Reporter {
 }
 
 /// Sends reports in batches: parked while the queue is empty, then
-/// gathering for [`GATHER`] and sending everything that came. Ends once
-/// the queue is closed and empty.
+/// gathering for [`GATHER`] and sending everything that came; every
+/// [`SWEEP`], reports the requests of calls left unanswered for
+/// [`UNANSWERED`]. Ends once the queue is closed and empty.
 fn report_batches(shared: &Shared, process: &str, pusher: &Pusher, progress: &Progress) {
+    let mut swept = Instant::now();
     loop {
         let closed = shared.closed.load(Ordering::Acquire);
+        if swept.elapsed() >= SWEEP {
+            let unanswered = u64::try_from(UNANSWERED.as_micros()).unwrap_or(u64::MAX);
+            shared.sweep(now_us().saturating_sub(unanswered));
+            swept = Instant::now();
+        }
         let batches = shared.take();
         if batches.is_empty() {
             if closed {
                 return;
             }
-            std::thread::park();
+            std::thread::park_timeout(SWEEP);
             if !shared.closed.load(Ordering::Acquire) {
                 std::thread::sleep(GATHER);
             }

@@ -160,3 +160,67 @@ fn text_that_is_not_utf8_is_stored_as_it_came_and_read_leniently() {
     corrupt(&mut batch, b"ad~");
     assert!(Records::new(&batch).next().unwrap().is_err());
 }
+
+#[test]
+fn a_reply_reporting_its_request_is_stored_as_the_two_entries_it_stands_for() {
+    let (root, child) = (span(false), span(true));
+    let peers = [
+        PeerRef::RoutingId(&[0, 0xf4, 0xb0, 0x1d, 0x2e]),
+        PeerRef::Endpoint("tcp://127.0.0.1:4242"),
+        PeerRef::Unknown,
+    ];
+    let sides = [
+        (Side::Server, Direction::Sent, Direction::Received, Some(42)),
+        (Side::Client, Direction::Received, Direction::Sent, None),
+    ];
+    for (span, error) in [(&root, None), (&child, Some("ValueError"))] {
+        for peer in peers {
+            for (side, reply_direction, call_direction, exec_us) in sides {
+                let reply = Record {
+                    side,
+                    direction: reply_direction,
+                    exec_us,
+                    ..record(span, error, peer)
+                };
+                let request = Record {
+                    kind: Kind::Call,
+                    direction: call_direction,
+                    name: reply.method,
+                    error: None,
+                    timestamp_us: 1_764_800_000_000_000,
+                    exec_us: None,
+                    ..reply
+                };
+                let mut batch = Vec::new();
+                reply.encode_answered(request.timestamp_us, &mut batch);
+                let mut read = Records::new(&batch);
+                let view = read.next().unwrap().unwrap();
+                assert!(read.next().is_none(), "one record");
+                assert_eq!(view.called_us, Some(request.timestamp_us));
+                assert_eq!(view.ends_call, side == Side::Server);
+                assert_eq!(view.failed, error.is_some());
+
+                let mut entries = Vec::new();
+                view.write_call_entry("calc@host", request.timestamp_us, &mut entries);
+                assert_eq!(entries, request.to_entry("calc@host"));
+                let mut entry = Vec::new();
+                view.write_entry("calc@host", &mut entry);
+                assert_eq!(entry, reply.to_entry("calc@host"));
+            }
+        }
+    }
+}
+
+#[test]
+fn only_a_reply_may_report_its_request() {
+    let span = span(false);
+    let request = Record {
+        kind: Kind::Call,
+        exec_us: None,
+        ..record(&span, None, PeerRef::Unknown)
+    };
+    let mut batch = vec![ANSWERED_MARKER];
+    request.encode_fields(&mut batch);
+    let _ = encode::write_uint(&mut batch, 1);
+    assert!(Records::new(&batch).next().unwrap().is_err());
+}

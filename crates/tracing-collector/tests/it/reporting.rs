@@ -7,7 +7,7 @@ use zerorpc_tracing_collector::{
     InMemoryCollector, Parent, Trace, TraceId, Traced, Tracer, Traces, in_trace,
 };
 
-use crate::support::{Leaf, bounded, start, trace_with, traced_client, wait_for};
+use crate::support::{Leaf, bounded, reporting_to, start, trace_with, traced_client, wait_for};
 
 struct Front {
     leaf: Client,
@@ -27,13 +27,7 @@ impl Front {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nested_call_tree_reaches_the_in_memory_collector() {
     let collector = InMemoryCollector::start("tcp://127.0.0.1:*").unwrap();
-    let tracer = |name: &str| {
-        Tracer::builder()
-            .name(name)
-            .collector(collector.endpoint())
-            .build()
-            .unwrap()
-    };
+    let tracer = |name: &str| reporting_to(&collector, name);
     let (front_tracer, leaf_tracer, client_tracer) =
         (tracer("front"), tracer("leaf"), tracer("cli"));
     let leaf = start(Server::builder(Leaf).traced(&leaf_tracer));
@@ -49,7 +43,9 @@ async fn a_nested_call_tree_reaches_the_in_memory_collector() {
     .unwrap();
     assert_eq!(result, 20);
 
-    // Four calls, each reported four times (sent, received, answered, answer received).
+    // Four calls, each reported four times (sent, received, answered,
+    // answer received), in two records: each side's reply reports its
+    // request too.
     let traces = Traces::collector(collector.query_endpoint()).unwrap();
     let entries = bounded(trace_with(&traces, trace_id, 16)).await;
     let trace = Trace::assemble(trace_id, entries);
@@ -116,9 +112,83 @@ async fn stream_items_and_the_end_are_events_of_the_calls_span() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_still_running_shows_pending_then_answered() {
+    // A call answered at once is reported once per side, with its reply;
+    // one left unanswered has its request reported on its own meanwhile.
+    let collector = InMemoryCollector::start("tcp://127.0.0.1:*").unwrap();
+    let tracer = |name: &str| reporting_to(&collector, name);
+    let (server_tracer, client_tracer) = (tracer("slow"), tracer("cli"));
+    let leaf = start(Server::builder(Leaf).traced(&server_tracer));
+    let client = traced_client(&leaf.endpoint, &client_tracer);
+    let traces = Traces::collector(collector.query_endpoint()).unwrap();
+    let trace_id = TraceId::random();
+    let (napping, sleeper) = tokio::sync::oneshot::channel();
+    let call = tokio::spawn(in_trace(Parent::root_of(trace_id), async move {
+        let _ = napping.send(());
+        client.call::<u64>("nap", (3_000,)).await
+    }));
+    sleeper.await.unwrap();
+
+    // While it runs: sent by the client, received by the server, no reply.
+    let entries = bounded(trace_with(&traces, trace_id, 2)).await;
+    let running = Trace::assemble(trace_id, entries);
+    assert_eq!(running.calls.len(), 1);
+    let pending = &running.calls[0];
+    assert!(pending.sent_us.is_some() && pending.received_us.is_some());
+    assert!(pending.replies.is_empty() && pending.exec_us.is_none());
+    assert!(
+        running.to_text().contains("(pending)"),
+        "{}",
+        running.to_text()
+    );
+    assert_eq!(bounded(call).await.unwrap().unwrap(), 3_000);
+
+    // Then the reply, sent and received: four entries, each once.
+    let entries = bounded(trace_with(&traces, trace_id, 4)).await;
+    assert_eq!(entries.len(), 4, "{entries:#?}");
+    let answered = Trace::assemble(trace_id, entries);
+    let call = &answered.calls[0];
+    assert_eq!(call.replies.len(), 1);
+    assert!(call.exec_us.unwrap() >= 3_000_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_timed_out_still_shows_it_was_sent() {
+    let collector = InMemoryCollector::start("tcp://127.0.0.1:*").unwrap();
+    let tracer = Tracer::builder()
+        .name("impatient")
+        .collector(collector.endpoint())
+        .build()
+        .unwrap();
+    let leaf = start(Server::builder(Leaf).traced(&tracer));
+    let client = Client::builder()
+        .connect(&leaf.endpoint)
+        .timeout(Some(std::time::Duration::from_millis(20)))
+        .traced(&tracer)
+        .build()
+        .unwrap();
+    let trace_id = TraceId::random();
+    let result = bounded(in_trace(
+        Parent::root_of(trace_id),
+        client.call::<u64>("nap", (500,)),
+    ))
+    .await;
+    assert!(result.is_err(), "the call times out");
+    // The client's request (reported when its call ended unanswered), the
+    // server's request and its late reply.
+    let traces = Traces::collector(collector.query_endpoint()).unwrap();
+    let entries = bounded(trace_with(&traces, trace_id, 3)).await;
+    let trace = Trace::assemble(trace_id, entries);
+    let call = &trace.calls[0];
+    assert!(call.sent_us.is_some() && call.received_us.is_some());
+    assert!(call.caller.as_deref().unwrap().starts_with("impatient@"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_collector_and_a_tiny_queue_never_hold_a_call_back() {
     // Nobody listens at the collector's endpoint, and the queue holds one
-    // report: reports are dropped and counted, calls carry on.
+    // report (a reply reporting its request too is two): reports are
+    // dropped and counted, calls carry on.
     let tracer = Tracer::builder()
         .name("lonely")
         .collector(free_tcp_endpoint())

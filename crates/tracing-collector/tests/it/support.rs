@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use zerorpc::{Client, ServerBuilder, ShutdownHandle};
-use zerorpc_tracing_collector::{Report, TraceId, Traced, Tracer, Traces};
+use zerorpc_tracing_collector::{InMemoryCollector, Report, TraceId, Traced, Tracer, Traces};
 
 /// Every test body runs under this bound.
 pub(crate) const TEST_BOUND: Duration = Duration::from_secs(30);
@@ -70,6 +70,15 @@ pub(crate) async fn trace_with(traces: &Traces, trace_id: TraceId, count: usize)
     );
 }
 
+/// A tracer naming its process `name` and reporting to `collector`.
+pub(crate) fn reporting_to(collector: &InMemoryCollector, name: &str) -> Tracer {
+    Tracer::builder()
+        .name(name)
+        .collector(collector.endpoint())
+        .build()
+        .expect("the tracer builds")
+}
+
 /// A client of `endpoint` traced by `tracer`.
 pub(crate) fn traced_client(endpoint: &str, tracer: &Tracer) -> Client {
     Client::builder()
@@ -103,6 +112,12 @@ impl Leaf {
     /// Fails with a ValueError.
     pub(crate) fn fail(&self) -> Result<i64, std::num::ParseIntError> {
         "x".parse()
+    }
+
+    /// Answers after `ms` milliseconds.
+    pub(crate) async fn nap(&self, ms: u64) -> u64 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        ms
     }
 
     /// Streams 0..n.
