@@ -7,8 +7,8 @@ use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use zerorpc_endpoint::Endpoint;
@@ -21,7 +21,9 @@ use crate::machine::{
 use crate::observe::{ChangeKind, ChannelChange, Direction, DropReason, Ending, EventInfo, Peer};
 use crate::options::{EndpointOptions, apply_endpoint, apply_kind};
 use crate::security::ServedWatch;
-use crate::socket::{Command, Counters, SocketConfig, SocketKind, WakeQueue, context};
+use crate::socket::{
+    Command, CommandQueue, Counters, SocketConfig, SocketKind, WakeQueue, context,
+};
 use crate::watch::Watch;
 use crate::{Error, Observer};
 
@@ -260,7 +262,10 @@ fn channel_frames<'a>(envelope: &'a [Vec<u8>], payload: &'a [u8]) -> Vec<&'a [u8
 pub(crate) struct IoThread {
     kind: SocketKind,
     config: Arc<SocketConfig>,
-    commands: mpsc::Receiver<Command>,
+    commands: Arc<CommandQueue>,
+    /// The commands being handled, taken from `commands` at once; kept
+    /// from turn to turn so that a turn allocates nothing.
+    handling: Vec<Command>,
     wake_rx: UnixStream,
     wake_pending: Arc<AtomicBool>,
     counters: Arc<Counters>,
@@ -288,7 +293,7 @@ const RETRY_MAX: Duration = Duration::from_millis(16);
 
 /// What the I/O thread shares with the handles of its socket.
 pub(crate) struct IoLinks {
-    pub(crate) commands: mpsc::Receiver<Command>,
+    pub(crate) commands: Arc<CommandQueue>,
     pub(crate) wake_rx: UnixStream,
     pub(crate) wake_pending: Arc<AtomicBool>,
     pub(crate) counters: Arc<Counters>,
@@ -319,6 +324,7 @@ impl IoThread {
             kind,
             config,
             commands,
+            handling: Vec::new(),
             wake_rx,
             wake_pending,
             counters,
@@ -715,16 +721,12 @@ impl IoThread {
             // A swap, not a store: acquiring the senders' flag makes their
             // commands visible to the loop below.
             self.wake_pending.swap(false, Ordering::AcqRel);
-            loop {
-                match self.commands.try_recv() {
-                    Ok(command) => self.handle(command),
-                    Err(mpsc::TryRecvError::Empty) => break,
-                    Err(mpsc::TryRecvError::Disconnected) => {
-                        self.running = false;
-                        break;
-                    }
-                }
+            let mut handling = std::mem::take(&mut self.handling);
+            self.commands.take(&mut handling);
+            for command in handling.drain(..) {
+                self.handle(command);
             }
+            self.handling = handling;
             if !self.running {
                 break;
             }
@@ -771,6 +773,9 @@ impl IoThread {
             };
             self.poll(timeout);
         }
+        // Commands that came after the last turn are refused, as every
+        // later one will be: dropping them fails the channels they carry.
+        drop(self.commands.close());
         self.machine.fail_all(&Error::closed());
         self.run_actions();
         self.incoming.close();

@@ -296,14 +296,15 @@ impl Counters {
 }
 
 pub(crate) enum Command {
+    // Boxed options: rare commands, kept from making every command large.
     Bind(
         String,
-        EndpointOptions,
+        Box<EndpointOptions>,
         mpsc::SyncSender<Result<String, Error>>,
     ),
     Connect(
         String,
-        EndpointOptions,
+        Box<EndpointOptions>,
         mpsc::SyncSender<Result<String, Error>>,
     ),
     Disconnect(String, mpsc::SyncSender<Result<String, Error>>),
@@ -359,6 +360,69 @@ impl Drop for PendingChannel {
         if let Some(shared) = self.0.take() {
             shared.close(Error::closed());
         }
+    }
+}
+
+/// The commands of a socket's handles to its I/O thread.
+///
+/// A vector behind a mutex, taken whole by the I/O thread: a command costs
+/// a push under an uncontended lock, where a channel allocated a block of
+/// slots every few dozen commands (two per call on a client: open, close).
+/// Waking the thread is the caller's part (see [`SocketShared::command`]).
+pub(crate) struct CommandQueue {
+    state: Mutex<CommandQueueState>,
+}
+
+struct CommandQueueState {
+    commands: Vec<Command>,
+    /// The I/O thread has ended: commands are refused (and dropped, which
+    /// fails the channels they carry).
+    closed: bool,
+}
+
+impl CommandQueue {
+    pub(crate) fn new() -> Self {
+        CommandQueue {
+            state: Mutex::new(CommandQueueState {
+                commands: Vec::new(),
+                closed: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CommandQueueState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `command`; once the I/O thread has ended, drops it (failing
+    /// the channel it may carry) and returns false.
+    pub(crate) fn push(&self, command: Command) -> bool {
+        let mut state = self.lock();
+        if state.closed {
+            drop(state);
+            drop(command);
+            return false;
+        }
+        state.commands.push(command);
+        true
+    }
+
+    /// Moves every queued command, in order, to the end of `into`.
+    pub(crate) fn take(&self, into: &mut Vec<Command>) {
+        let mut state = self.lock();
+        if into.is_empty() {
+            std::mem::swap(&mut state.commands, into);
+        } else {
+            into.append(&mut state.commands);
+        }
+    }
+
+    /// Refuses commands from now on; returns those still queued (to be
+    /// dropped outside the lock).
+    pub(crate) fn close(&self) -> Vec<Command> {
+        let mut state = self.lock();
+        state.closed = true;
+        std::mem::take(&mut state.commands)
     }
 }
 
@@ -428,7 +492,7 @@ pub(crate) struct SocketShared {
     pub(crate) kind: SocketKind,
     /// Shared with the I/O thread: the one copy of the observers.
     pub(crate) config: Arc<SocketConfig>,
-    commands: mpsc::Sender<Command>,
+    commands: Arc<CommandQueue>,
     wake_tx: UnixStream,
     wake_pending: Arc<AtomicBool>,
     pub(crate) counters: Arc<Counters>,
@@ -439,7 +503,7 @@ pub(crate) struct SocketShared {
 
 impl SocketShared {
     pub(crate) fn command(&self, command: Command) {
-        if self.commands.send(command).is_ok() && !self.wake_pending.swap(true, Ordering::AcqRel) {
+        if self.commands.push(command) && !self.wake_pending.swap(true, Ordering::AcqRel) {
             // A full pipe already holds a wake-up, so WouldBlock is fine.
             let _ = (&self.wake_tx).write(&[1]);
         }
@@ -526,7 +590,7 @@ pub struct Socket {
 impl Socket {
     /// A socket of the given kind; starts its I/O thread.
     pub fn new(kind: SocketKind, config: SocketConfig) -> Result<Socket, Error> {
-        let (commands, receiver) = mpsc::channel();
+        let commands = Arc::new(CommandQueue::new());
         let (wake_tx, wake_rx) =
             UnixStream::pair().map_err(|e| Error::io("cannot create the wake-up pipe", e))?;
         for end in [&wake_tx, &wake_rx] {
@@ -541,7 +605,7 @@ impl Socket {
         let shared = Arc::new(SocketShared {
             kind,
             config: config.clone(),
-            commands,
+            commands: commands.clone(),
             wake_tx,
             wake_pending: wake_pending.clone(),
             counters: counters.clone(),
@@ -550,7 +614,7 @@ impl Socket {
             thread: Mutex::new(None),
         });
         let links = IoLinks {
-            commands: receiver,
+            commands,
             wake_rx,
             wake_pending,
             counters,
@@ -588,7 +652,7 @@ impl Socket {
     /// Binds to `endpoint` with options of its own, which apply to the
     /// connections accepted on it; see [`Socket::bind`].
     pub fn bind_with(&self, endpoint: &str, options: EndpointOptions) -> Result<String, Error> {
-        self.round_trip(|reply| Command::Bind(endpoint.to_owned(), options, reply))
+        self.round_trip(|reply| Command::Bind(endpoint.to_owned(), Box::new(options), reply))
     }
 
     /// Connects to `endpoint`, at any time. A client socket connected to
@@ -604,7 +668,7 @@ impl Socket {
     /// Connects to `endpoint` with options of its own (a server's CURVE
     /// key, once there is one, differs per server); see [`Socket::connect`].
     pub fn connect_with(&self, endpoint: &str, options: EndpointOptions) -> Result<String, Error> {
-        self.round_trip(|reply| Command::Connect(endpoint.to_owned(), options, reply))
+        self.round_trip(|reply| Command::Connect(endpoint.to_owned(), Box::new(options), reply))
     }
 
     /// Disconnects from `endpoint`, at any time.
