@@ -243,7 +243,15 @@ impl TraceObserver {
         );
         let now = now_us();
         let mut open = self.calls.lock();
-        let Some(call) = open.calls.get_mut(channel) else {
+        // The last reply takes the call out: one lookup, not two.
+        let mut ended: Option<OpenCall>;
+        let call = if last {
+            ended = open.calls.remove(channel);
+            ended.as_mut()
+        } else {
+            open.calls.get_mut(channel)
+        };
+        let Some(call) = call else {
             return;
         };
         let exec_us = (last && side == Side::Server).then(|| now.saturating_sub(call.started_us));
@@ -260,9 +268,6 @@ impl TraceObserver {
             self.queue
                 .push(Outgoing::Answered(&record, call.started_us));
             call.reported = true;
-        }
-        if last {
-            open.calls.remove(channel);
         }
     }
 
