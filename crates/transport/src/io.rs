@@ -33,7 +33,10 @@ const RECV_BATCH: usize = 256;
 
 /// An event ZeroMQ could not take yet, kept to be sent in order.
 struct Pending {
-    frames: Vec<Vec<u8>>,
+    /// The frames before the payload: the envelope and the delimiter.
+    head: Vec<Vec<u8>>,
+    /// The encoded event, moved here rather than copied.
+    payload: Vec<u8>,
     /// The channel it belongs to, to fail when it cannot be delivered.
     channel: Option<MessageId>,
     heartbeat: bool,
@@ -145,26 +148,25 @@ impl ZmqSocket {
         }
     }
 
-    /// Sends `frames` now, or queues a copy to send, in order, once ZeroMQ
-    /// can take more for that peer: only then are the frames copied.
+    /// Sends `head` (the envelope and delimiter, if any) then `payload`
+    /// now, or queues them to send, in order, once ZeroMQ can take more
+    /// for that peer: only then is the head copied; the payload is moved.
     fn send(
         &mut self,
-        frames: &[&[u8]],
+        head: Head<'_>,
+        payload: Vec<u8>,
         channel: Option<&MessageId>,
         heartbeat: bool,
         limit: usize,
         counters: &Counters,
     ) -> Sent {
-        let peer: &[u8] = if self.routed {
-            frames.first().copied().unwrap_or_default()
-        } else {
-            &[]
+        let peer: &[u8] = match head.envelope.first() {
+            Some(id) if self.routed => id,
+            _ => &[],
         };
         if !self.queues.contains_key(peer) {
-            match self
-                .socket
-                .send_multipart(frames.iter().copied(), zmq::DONTWAIT)
-            {
+            let frames = head.frames().chain(std::iter::once(&payload[..]));
+            match self.socket.send_multipart(frames, zmq::DONTWAIT) {
                 Ok(()) => {
                     Counters::bump(&counters.sent);
                     return Sent::Now;
@@ -175,8 +177,15 @@ impl ZmqSocket {
                 Err(e) => return Sent::Refused(Refusal::Failed(e)),
             }
         }
-        let size = frames.iter().map(|f| f.len()).sum::<usize>() + PENDING_OVERHEAD;
-        let queue = self.queues.entry(peer.to_vec()).or_default();
+        let size = head.frames().map(<[u8]>::len).sum::<usize>() + payload.len() + PENDING_OVERHEAD;
+        // Looked up before inserting: the key is copied once per peer, not
+        // once per event queued.
+        if !self.queues.contains_key(peer) {
+            self.queues.insert(peer.to_vec(), PeerQueue::default());
+        }
+        let Some(queue) = self.queues.get_mut(peer) else {
+            return Sent::Refused(Refusal::QueueFull);
+        };
         // An empty queue always takes one event, so a single event larger
         // than the limit is not refused while nothing else waits. At most
         // one heartbeat per channel waits, so they are bounded without it.
@@ -185,7 +194,8 @@ impl ZmqSocket {
         }
         queue.bytes += size;
         queue.events.push_back(Pending {
-            frames: frames.iter().map(|frame| frame.to_vec()).collect(),
+            head: head.frames().map(<[u8]>::to_vec).collect(),
+            payload,
             channel: channel.cloned(),
             heartbeat,
         });
@@ -212,7 +222,9 @@ impl ZmqSocket {
         let mut sent = 0;
         self.queues.retain(|_, queue| {
             while let Some(pending) = queue.events.front() {
-                let refusal = match socket.send_multipart(&pending.frames, zmq::DONTWAIT) {
+                let frames = pending.head.iter().map(Vec::as_slice);
+                let frames = frames.chain(std::iter::once(pending.payload.as_slice()));
+                let refusal = match socket.send_multipart(frames, zmq::DONTWAIT) {
                     Ok(()) => None,
                     Err(zmq::Error::EAGAIN) => return true,
                     Err(zmq::Error::EHOSTUNREACH) => Some(Refusal::PeerGone),
@@ -221,8 +233,9 @@ impl ZmqSocket {
                 let Some(pending) = queue.events.pop_front() else {
                     break;
                 };
-                queue.bytes -=
-                    pending.frames.iter().map(Vec::len).sum::<usize>() + PENDING_OVERHEAD;
+                queue.bytes -= pending.head.iter().map(Vec::len).sum::<usize>()
+                    + pending.payload.len()
+                    + PENDING_OVERHEAD;
                 sent += 1;
                 match refusal {
                     None => {
@@ -233,7 +246,7 @@ impl ZmqSocket {
                         }
                     }
                     Some(refusal) => {
-                        let peer = match pending.frames.first() {
+                        let peer = match pending.head.first() {
                             Some(id) if routed => Peer::RoutingId(id.clone()),
                             _ => single.clone(),
                         };
@@ -247,14 +260,28 @@ impl ZmqSocket {
     }
 }
 
-/// The frames of a channel event: the envelope (servers), the empty
-/// delimiter, the payload.
-fn channel_frames<'a>(envelope: &'a [Vec<u8>], payload: &'a [u8]) -> Vec<&'a [u8]> {
-    envelope
-        .iter()
-        .map(Vec::as_slice)
-        .chain([&[][..], payload])
-        .collect()
+/// The frames before an event's payload.
+#[derive(Clone, Copy)]
+struct Head<'a> {
+    /// The envelope: a server's routing frames, else none.
+    envelope: &'a [Vec<u8>],
+    /// The empty frame that ends the envelope of channel events.
+    delimiter: bool,
+}
+
+impl<'a> Head<'a> {
+    /// A channel event's: the envelope, then the delimiter.
+    fn channel(envelope: &'a [Vec<u8>]) -> Self {
+        Head {
+            envelope,
+            delimiter: true,
+        }
+    }
+
+    fn frames(self) -> impl Iterator<Item = &'a [u8]> {
+        let delimiter = self.delimiter.then_some(&[][..]);
+        self.envelope.iter().map(Vec::as_slice).chain(delimiter)
+    }
 }
 
 /// The driver of a socket's [`Machine`]: ZeroMQ, send queues, the command
@@ -484,7 +511,8 @@ impl IoThread {
             return;
         };
         let sent = zmq_socket.send(
-            &channel_frames(envelope, &payload),
+            Head::channel(envelope),
+            payload,
             Some(&id),
             false,
             self.config.send_queue_limit,
@@ -504,7 +532,7 @@ impl IoThread {
     }
 
     /// Sends an encoded event of the application on its channel's route.
-    fn send_on(&mut self, id: &MessageId, payload: &[u8], observed: Option<Box<Event>>) {
+    fn send_on(&mut self, id: &MessageId, payload: Vec<u8>, observed: Option<Box<Event>>) {
         let route = self.machine.route(id);
         let Some((route, zmq_socket)) =
             route.and_then(|r| Some((r, self.sockets.get_mut(&r.socket)?)))
@@ -513,7 +541,8 @@ impl IoThread {
         };
         let socket = route.socket;
         let sent = zmq_socket.send(
-            &channel_frames(route.envelope, payload),
+            Head::channel(route.envelope),
+            payload,
             Some(id),
             false,
             self.config.send_queue_limit,
@@ -539,7 +568,8 @@ impl IoThread {
             return;
         };
         let sent = zmq_socket.send(
-            &channel_frames(&envelope, &payload),
+            Head::channel(&envelope),
+            payload,
             Some(&channel),
             heartbeat,
             self.config.send_queue_limit,
@@ -871,13 +901,17 @@ impl IoThread {
                 id,
                 payload,
                 observed,
-            } => self.send_on(&id, &payload, observed),
+            } => self.send_on(&id, payload, observed),
             Command::Grant { id, credit } => self.machine.grant(&id, credit),
             Command::Close { id } => self.machine.close(&id),
             Command::Emit { payload, observed } => {
                 let limit = self.config.send_queue_limit;
                 if let Some((&id, socket)) = self.sockets.iter_mut().next() {
-                    let sent = socket.send(&[&payload], None, false, limit, &self.counters);
+                    let head = Head {
+                        envelope: &[],
+                        delimiter: false,
+                    };
+                    let sent = socket.send(head, payload, None, false, limit, &self.counters);
                     if !matches!(sent, Sent::Refused(_)) {
                         self.observe_sent(id, &[], None, observed.map(|e| *e));
                     }
@@ -1029,7 +1063,8 @@ impl IoThread {
             return;
         };
         let sent = zmq_socket.send(
-            &channel_frames(&[], &payload),
+            Head::channel(&[]),
+            payload,
             Some(&id),
             false,
             self.config.send_queue_limit,
@@ -1148,7 +1183,7 @@ impl IoThread {
         let Some(reply) = self.respond(&mut event) else {
             return Some(event);
         };
-        // Not the delimiter: `channel_frames` adds it.
+        // Not the delimiter: `Head::channel` adds it.
         frames.pop();
         let id = event.header.message_id;
         if self.observing() {
