@@ -7,7 +7,7 @@ use std::ops::Deref;
 use futures::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use zerorpc_wire::Value;
+use zerorpc_wire::{Value, estimated_size};
 
 use crate::service::{Reply, panic_error};
 use crate::{CallContext, RemoteError};
@@ -282,9 +282,20 @@ pub async fn blocking(method: &'static str, f: impl FnOnce() -> Reply + Send + '
     }
 }
 
+/// See [`STREAM_READ_AHEAD`](crate::STREAM_READ_AHEAD).
+const READ_AHEAD: usize = crate::STREAM_READ_AHEAD;
+
+/// Items larger than this (encoded, about) wait until every item made
+/// before them has been taken, so that read-ahead holds at most one large
+/// item per stream: 64 items of 64 KiB for each of a thousand streams
+/// would hold gigabytes.
+const LARGE_ITEM: usize = 4096;
+
+type Item = Result<Value, RemoteError>;
+
 /// The producing end of a streamed reply.
 pub struct Sink {
-    tx: tokio::sync::mpsc::Sender<Result<Value, RemoteError>>,
+    tx: tokio::sync::mpsc::Sender<Item>,
 }
 
 impl Sink {
@@ -292,14 +303,32 @@ impl Sink {
     pub fn item_blocking<T: Serialize + ?Sized>(&self, item: &T) -> bool {
         let value = value_of(item);
         let stop = value.is_err();
-        self.tx.blocking_send(value).is_ok() && !stop
+        futures::executor::block_on(self.send(value)) && !stop
     }
 
     /// Sends an item; false once nobody listens.
     pub async fn item<T: Serialize + ?Sized>(&self, item: &T) -> bool {
         let value = value_of(item);
         let stop = value.is_err();
-        self.tx.send(value).await.is_ok() && !stop
+        self.send(value).await && !stop
+    }
+
+    async fn send(&self, item: Item) -> bool {
+        let large = matches!(&item, Ok(value) if estimated_size(value) > LARGE_ITEM);
+        if !large {
+            return self.tx.send(item).await.is_ok();
+        }
+        // Every slot free means every earlier item was taken.
+        match self.tx.reserve_many(READ_AHEAD).await {
+            Ok(mut permits) => match permits.next() {
+                Some(permit) => {
+                    permit.send(item);
+                    true
+                }
+                None => false,
+            },
+            Err(_) => false,
+        }
     }
 
     /// Ends the stream with an error, from blocking code.
@@ -313,14 +342,14 @@ impl Sink {
     }
 }
 
-fn receiver_stream(mut rx: tokio::sync::mpsc::Receiver<Result<Value, RemoteError>>) -> Reply {
+fn receiver_stream(mut rx: tokio::sync::mpsc::Receiver<Item>) -> Reply {
     Reply::Stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed())
 }
 
-/// A streamed reply produced by blocking code (an iterator), one item
-/// ahead of the consumer at most.
+/// A streamed reply produced by blocking code (an iterator), up to
+/// [`READ_AHEAD`] items ahead of the reply loop.
 pub fn iter_stream(method: &'static str, produce: impl FnOnce(Sink) + Send + 'static) -> Reply {
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
     let context = CallContext::current();
     let span = tracing::Span::current();
     let panic_tx = tx.clone();
@@ -338,12 +367,13 @@ pub fn iter_stream(method: &'static str, produce: impl FnOnce(Sink) + Send + 'st
     receiver_stream(rx)
 }
 
-/// A streamed reply produced by async code (a `Stream`).
+/// A streamed reply produced by async code (a `Stream`), up to
+/// [`READ_AHEAD`] items ahead of the reply loop.
 pub fn async_stream<Fut>(method: &'static str, produce: impl FnOnce(Sink) -> Fut) -> Reply
 where
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
     let panic_tx = tx.clone();
     let future = std::panic::AssertUnwindSafe(produce(Sink { tx }));
     let task = async move {
@@ -400,4 +430,32 @@ pub async fn stream<T: DeserializeOwned + Send + 'static>(
 /// Runs a typed blocking client's call to its end on the calling thread.
 pub fn block_on<T>(call: impl Future<Output = crate::Result<T>>) -> crate::Result<T> {
     crate::client::block_on(call)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn small_items_are_made_ahead_and_a_large_one_waits_for_them_to_be_taken() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+        let sink = Sink { tx };
+        // Nobody takes anything yet: small items still go in at once.
+        for i in 0..3_u32 {
+            assert!(sink.item(&i).await);
+        }
+        let large = serde_bytes::ByteBuf::from(vec![7_u8; LARGE_ITEM + 1]);
+        let mut send_large = std::pin::pin!(sink.item(&large));
+        assert!(
+            futures::poll!(send_large.as_mut()).is_pending(),
+            "a large item waits while earlier ones are untaken"
+        );
+        for i in 0..3_u64 {
+            let taken = rx.recv().await.expect("an item").expect("a value");
+            assert_eq!(taken.as_u64(), Some(i));
+        }
+        assert!(send_large.await, "then it goes in");
+        let taken = rx.recv().await.expect("the large item").expect("a value");
+        assert_eq!(taken.as_slice().map(<[u8]>::len), Some(LARGE_ITEM + 1));
+    }
 }

@@ -131,7 +131,9 @@ pub use events::{
     ReceiverBuilder, Subscriber,
 };
 pub use server::{Server, ServerBuilder, ShutdownHandle};
-pub use service::{Arg, Handler, InlineHandler, MethodInfo, Methods, Reply, Service};
+pub use service::{
+    Arg, Handler, InlineHandler, MethodInfo, Methods, Reply, STREAM_READ_AHEAD, Service,
+};
 pub use zerorpc_endpoint::{Endpoint, ParseError as EndpointParseError, Transport};
 pub use zerorpc_macros::{client, service};
 pub use zerorpc_transport as transport;

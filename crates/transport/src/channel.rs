@@ -19,6 +19,9 @@ pub(crate) struct ChannelState {
     pub(crate) inbox: VecDeque<Event>,
     /// How many more events the peer allows us to send (`_zpc_more`).
     pub(crate) send_credit: i64,
+    /// The peer's send queue is past its mark: sending waits until it
+    /// drains (back-pressure, beside the peer's credit).
+    held: bool,
     pub(crate) closed: Option<Error>,
     recv_waker: Option<Waker>,
     send_waker: Option<Waker>,
@@ -33,6 +36,7 @@ impl Default for ChannelShared {
                 inbox: VecDeque::new(),
                 // Both ends start with an implicit credit of one event.
                 send_credit: 1,
+                held: false,
                 closed: None,
                 recv_waker: None,
                 send_waker: None,
@@ -66,6 +70,23 @@ impl ChannelShared {
         let waker = {
             let mut state = self.lock();
             state.send_credit = state.send_credit.saturating_add(n);
+            state.send_waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Makes the next `send` wait for [`ChannelShared::release`].
+    pub(crate) fn hold(&self) {
+        self.lock().held = true;
+    }
+
+    /// Lets sending go on, waking a `send` that waits.
+    pub(crate) fn release(&self) {
+        let waker = {
+            let mut state = self.lock();
+            state.held = false;
             state.send_waker.take()
         };
         if let Some(w) = waker {
@@ -262,7 +283,7 @@ impl Channel {
             if let Some(err) = &state.closed {
                 return Poll::Ready(Err(err.clone()));
             }
-            if state.send_credit > 0 {
+            if state.send_credit > 0 && !state.held {
                 state.send_credit -= 1;
                 return Poll::Ready(Ok(()));
             }

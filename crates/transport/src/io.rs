@@ -47,6 +47,23 @@ struct Pending {
 struct PeerQueue {
     events: VecDeque<Pending>,
     bytes: usize,
+    /// Channels told to hold their next event until this queue drains to
+    /// half its mark (see [`hold_mark`]).
+    held: Vec<MessageId>,
+}
+
+/// Bytes queued for one peer past which a channel whose event was queued
+/// is held: its next `send` waits until the queue drains to half of it.
+///
+/// Credit bounds each stream, not the sum over a peer's streams; without
+/// this, a server producing faster than its client reads filled the queue
+/// to its limit (failing calls with `QueueFull`), and heartbeats waited
+/// behind megabytes of data past the client's loss timeout. Single
+/// replies never wait: a channel is held only for its next event. At
+/// most the send queue limit's half, so that holding starts before
+/// refusing.
+fn hold_mark(limit: usize) -> usize {
+    (1 << 20).min(limit / 2)
 }
 
 /// Why an event was not delivered.
@@ -70,8 +87,24 @@ impl Refusal {
 /// What became of an event handed to [`ZmqSocket::send`].
 enum Sent {
     Now,
-    Queued,
+    /// Queued; `hold`: the peer's queue is past its mark, so the channel
+    /// the event came from is to hold its next one.
+    Queued {
+        hold: bool,
+    },
     Refused(Refusal),
+}
+
+/// Who sends an event, which decides how it may wait for its peer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SendKind {
+    /// Made by the I/O thread or answered at once: never held.
+    Plain,
+    /// A heartbeat: queued even past the limit (one per channel waits).
+    Heartbeat,
+    /// From a channel's `send`, which waits while its peer's queue is
+    /// past the mark.
+    Paced,
 }
 
 /// Bookkeeping for each event a flush could not deliver, or delivered late.
@@ -84,6 +117,8 @@ struct Flushed {
     /// Queued events that were refused, with their channels, sockets and
     /// peers.
     refused: Vec<(Option<MessageId>, Refusal, SocketId, Peer)>,
+    /// Held channels whose peer's queue has drained: they may send again.
+    released: Vec<MessageId>,
 }
 
 /// Bytes counted per queued event on top of its frames: the bookkeeping.
@@ -156,10 +191,11 @@ impl ZmqSocket {
         head: Head<'_>,
         payload: Vec<u8>,
         channel: Option<&MessageId>,
-        heartbeat: bool,
+        send: SendKind,
         limit: usize,
         counters: &Counters,
     ) -> Sent {
+        let heartbeat = send == SendKind::Heartbeat;
         let peer: &[u8] = match head.envelope.first() {
             Some(id) if self.routed => id,
             _ => &[],
@@ -200,7 +236,11 @@ impl ZmqSocket {
             heartbeat,
         });
         self.queued += 1;
-        Sent::Queued
+        let hold = send == SendKind::Paced && queue.bytes > hold_mark(limit);
+        if let (true, Some(channel)) = (hold, channel) {
+            queue.held.push(channel.clone());
+        }
+        Sent::Queued { hold }
     }
 
     /// The peer of an event with these envelope frames on this socket.
@@ -212,7 +252,7 @@ impl ZmqSocket {
     }
 
     /// Sends what waits, peer by peer, until ZeroMQ refuses more.
-    fn flush(&mut self, index: SocketId, counters: &Counters, out: &mut Flushed) {
+    fn flush(&mut self, index: SocketId, counters: &Counters, limit: usize, out: &mut Flushed) {
         if self.queued == 0 {
             return;
         }
@@ -226,7 +266,12 @@ impl ZmqSocket {
                 let frames = frames.chain(std::iter::once(pending.payload.as_slice()));
                 let refusal = match socket.send_multipart(frames, zmq::DONTWAIT) {
                     Ok(()) => None,
-                    Err(zmq::Error::EAGAIN) => return true,
+                    Err(zmq::Error::EAGAIN) => {
+                        if queue.bytes <= hold_mark(limit) / 2 {
+                            out.released.append(&mut queue.held);
+                        }
+                        return true;
+                    }
                     Err(zmq::Error::EHOSTUNREACH) => Some(Refusal::PeerGone),
                     Err(e) => Some(Refusal::Failed(e)),
                 };
@@ -254,6 +299,7 @@ impl ZmqSocket {
                     }
                 }
             }
+            out.released.append(&mut queue.held);
             false
         });
         self.queued -= sent;
@@ -424,8 +470,23 @@ impl IoThread {
     /// Closes a socket no channel uses any more. What still waits in its
     /// queues belonged to channels that have ended.
     fn close_socket(&mut self, id: SocketId) {
-        if self.sockets.remove(&id).is_some() {
+        if let Some(mut socket) = self.sockets.remove(&id) {
+            let held: Vec<MessageId> = socket
+                .queues
+                .values_mut()
+                .flat_map(|queue| queue.held.drain(..))
+                .collect();
+            self.release(&held);
             self.count_queued();
+        }
+    }
+
+    /// Lets held channels send again (those still open).
+    fn release(&self, channels: &[MessageId]) {
+        for id in channels {
+            if let Some(channel) = self.machine.handle(id) {
+                channel.release();
+            }
         }
     }
 
@@ -514,7 +575,7 @@ impl IoThread {
             Head::channel(envelope),
             payload,
             Some(&id),
-            false,
+            SendKind::Plain,
             self.config.send_queue_limit,
             &self.counters,
         );
@@ -544,10 +605,13 @@ impl IoThread {
             Head::channel(route.envelope),
             payload,
             Some(id),
-            false,
+            SendKind::Paced,
             self.config.send_queue_limit,
             &self.counters,
         );
+        if let (Sent::Queued { hold: true }, Some(channel)) = (&sent, self.machine.handle(id)) {
+            channel.hold();
+        }
         if !matches!(sent, Sent::Refused(_)) && observed.is_some() {
             let envelope = route.envelope.to_vec();
             self.observe_sent(socket, &envelope, Some(id), observed.map(|e| *e));
@@ -571,14 +635,18 @@ impl IoThread {
             Head::channel(&envelope),
             payload,
             Some(&channel),
-            heartbeat,
+            if heartbeat {
+                SendKind::Heartbeat
+            } else {
+                SendKind::Plain
+            },
             self.config.send_queue_limit,
             &self.counters,
         );
         if heartbeat && !matches!(sent, Sent::Refused(_)) {
             Counters::bump(&self.counters.heartbeats_sent);
         }
-        if heartbeat && matches!(sent, Sent::Queued) {
+        if heartbeat && matches!(sent, Sent::Queued { .. }) {
             self.machine.heartbeat_queued(&channel);
         }
         if !matches!(sent, Sent::Refused(_)) {
@@ -670,7 +738,7 @@ impl IoThread {
     fn settle(&mut self, socket: SocketId, channel: Option<&MessageId>, sent: Sent) {
         match sent {
             Sent::Now => {}
-            Sent::Queued => self.count_queued(),
+            Sent::Queued { .. } => self.count_queued(),
             Sent::Refused(refusal) => {
                 let peer = self.peer_of(socket, channel);
                 self.refused(channel, refusal, socket, &peer);
@@ -715,9 +783,10 @@ impl IoThread {
     fn flush(&mut self) {
         let mut flushed = Flushed::default();
         let mut waiting = false;
+        let limit = self.config.send_queue_limit;
         for (&index, socket) in self.sockets.iter_mut() {
             if socket.queued > 0 {
-                socket.flush(index, &self.counters, &mut flushed);
+                socket.flush(index, &self.counters, limit, &mut flushed);
                 waiting |= socket.queued > 0;
             }
         }
@@ -727,6 +796,7 @@ impl IoThread {
         for channel in &flushed.heartbeats {
             self.machine.heartbeat_flushed(channel);
         }
+        self.release(&flushed.released);
         for (channel, refusal, socket, peer) in flushed.refused {
             self.refused(channel.as_ref(), refusal, socket, &peer);
         }
@@ -911,7 +981,8 @@ impl IoThread {
                         envelope: &[],
                         delimiter: false,
                     };
-                    let sent = socket.send(head, payload, None, false, limit, &self.counters);
+                    let plain = SendKind::Plain;
+                    let sent = socket.send(head, payload, None, plain, limit, &self.counters);
                     if !matches!(sent, Sent::Refused(_)) {
                         self.observe_sent(id, &[], None, observed.map(|e| *e));
                     }
@@ -1066,7 +1137,7 @@ impl IoThread {
             Head::channel(&[]),
             payload,
             Some(&id),
-            false,
+            SendKind::Plain,
             self.config.send_queue_limit,
             &self.counters,
         );

@@ -288,6 +288,11 @@ impl<H: Clone + Default> Machine<H> {
     }
 
     /// Where the application's events on channel `id` go, while it is open.
+    /// The driver's handle of channel `id`, while it is open.
+    pub(crate) fn handle(&self, id: &MessageId) -> Option<&H> {
+        self.channels.get(id).map(|channel| &channel.handle)
+    }
+
     pub(crate) fn route(&self, id: &MessageId) -> Option<Route<'_>> {
         self.channels.get(id).map(|channel| Route {
             socket: channel.socket,

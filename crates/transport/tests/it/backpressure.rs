@@ -3,13 +3,15 @@
 //! cannot be delivered fails its channel with an error that says why.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
 use zerorpc_transport::{Channel, ErrorKind, OpenOptions, Socket, SocketKind};
 use zerorpc_wire::{Event, Header, MessageId, Value, names};
 
-use crate::support::{LIMIT, Raw, config, heartbeat, request, run, wait_until};
+use crate::support::{LIMIT, Raw, config, heartbeat, more, request, run, wait_until};
 
 /// ZeroMQ holds up to 1,000 messages per peer (its high-water mark), then
 /// the kernel's socket buffers hold a few megabytes: this many messages of
@@ -126,6 +128,65 @@ fn a_slow_peer_does_not_hold_back_the_others() {
 
     read_replies(&slow, slow_ids);
     assert_eq!(server.stats().dropped(), 0, "{:?}", server.stats());
+}
+
+#[test]
+fn a_stream_to_a_peer_that_stops_reading_waits_at_the_mark_then_arrives_whole() {
+    // Credit for the whole stream: only the peer's reading can pace it.
+    const ITEMS: usize = FILL;
+    // The default queue limit (64 MiB) puts the mark at 1 MiB.
+    const MARK: usize = 1 << 20;
+    let (server, endpoint) = server(|_| {});
+    let dealer = sluggish_dealer(&endpoint);
+    let mut call = open_calls(&server, &dealer, 1).pop().expect("a call");
+    let id = call.id().clone();
+    dealer.send_event(&[Vec::new()], &more(&id, ITEMS as i64));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let producer = std::thread::spawn({
+        let sent = sent.clone();
+        move || {
+            for i in 0..ITEMS {
+                let item = Value::Binary(vec![i as u8; BIG]);
+                run(call.send(Event::new(Header::new(), names::STREAM, item))).expect("an item");
+                sent.fetch_add(1, Ordering::SeqCst);
+            }
+            call
+        }
+    });
+
+    // The queue fills to its mark, and then the stream waits for the
+    // peer rather than filling the queue to its limit.
+    assert!(wait_until(LIMIT, || server.stats().queued > 0));
+    let stalled = |sent: &AtomicUsize| {
+        let before = sent.load(Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(200));
+        before == sent.load(Ordering::SeqCst)
+    };
+    assert!(
+        wait_until(LIMIT, || stalled(&sent)),
+        "the stream waits while its peer reads nothing"
+    );
+    assert!(sent.load(Ordering::SeqCst) < ITEMS);
+    let stats = server.stats();
+    assert!(
+        stats.queued_peak as usize <= MARK / BIG + 2,
+        "at most the mark and one event wait: {stats:?}"
+    );
+
+    // Reading again lets it go on, to the end, in order.
+    for i in 0..ITEMS {
+        let (_, event) = dealer.recv_event(LIMIT).expect("the next item");
+        assert_eq!(event.name, names::STREAM);
+        assert_eq!(
+            event.args.as_slice().map(|b| b[0]),
+            Some(i as u8),
+            "item {i}"
+        );
+    }
+    let call = producer.join().expect("the producer ends");
+    assert_eq!(sent.load(Ordering::SeqCst), ITEMS);
+    assert_eq!(server.stats().dropped(), 0, "{:?}", server.stats());
+    drop(call);
 }
 
 #[test]

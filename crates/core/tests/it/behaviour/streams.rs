@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use zerorpc::transport::{DEFAULT_LOSSLESS_WINDOW, Direction, EventInfo, Observer};
-use zerorpc::{CallOptions, Client, ReplyStream, Server};
+use zerorpc::{CallOptions, Client, ReplyStream, STREAM_READ_AHEAD, Server};
 
 use super::{bounded, start};
 
@@ -204,9 +204,9 @@ async fn empty_stream_has_no_items() {
 async fn large_stream_is_produced_only_as_fast_as_it_is_consumed() {
     const TOTAL: usize = 10_000;
     const WINDOW: u32 = 20;
-    // Items in flight beyond the window: the producer's hand-over slot, the
-    // one being sent, and the one awaiting credit.
-    const SLACK: usize = 5;
+    // Items made beyond the window: the producer's read-ahead, the one
+    // being sent, and the one awaiting credit.
+    const SLACK: usize = STREAM_READ_AHEAD + 5;
     let (_server, client, produced) = numbers();
     bounded(async {
         let response = client
@@ -265,7 +265,7 @@ impl Observer for Grants {
 #[tokio::test(flavor = "multi_thread")]
 async fn our_server_gets_the_lossless_window_from_our_client() {
     const TOTAL: usize = 6_000;
-    const SLACK: usize = 5;
+    const SLACK: usize = STREAM_READ_AHEAD + 5;
     let produced = Arc::new(AtomicUsize::new(0));
     let server = start(Server::builder(Numbers {
         produced: produced.clone(),
@@ -388,10 +388,10 @@ async fn an_async_stream_is_paced_by_credit_in_its_calls_context() {
             }
             tokio::time::sleep(Duration::from_millis(150)).await;
             // The producer runs no further ahead than what credit lets the
-            // server send, and the one item handed over.
+            // server send, its read-ahead and the one item handed over.
             let ahead = produced.load(Ordering::SeqCst);
             assert!(
-                ahead <= k + WINDOW as usize + 1,
+                ahead <= k + WINDOW as usize + STREAM_READ_AHEAD + 1,
                 "after {k} consumed items the server produced {ahead}"
             );
         }
