@@ -347,7 +347,7 @@ fn receiver_stream(mut rx: tokio::sync::mpsc::Receiver<Item>) -> Reply {
 }
 
 /// A streamed reply produced by blocking code (an iterator), up to
-/// [`READ_AHEAD`] items ahead of the reply loop.
+/// [`STREAM_READ_AHEAD`](crate::STREAM_READ_AHEAD) items ahead of the reply loop.
 pub fn iter_stream(method: &'static str, produce: impl FnOnce(Sink) + Send + 'static) -> Reply {
     let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
     let context = CallContext::current();
@@ -368,7 +368,7 @@ pub fn iter_stream(method: &'static str, produce: impl FnOnce(Sink) + Send + 'st
 }
 
 /// A streamed reply produced by async code (a `Stream`), up to
-/// [`READ_AHEAD`] items ahead of the reply loop.
+/// [`STREAM_READ_AHEAD`](crate::STREAM_READ_AHEAD) items ahead of the reply loop.
 pub fn async_stream<Fut>(method: &'static str, produce: impl FnOnce(Sink) -> Fut) -> Reply
 where
     Fut: Future<Output = ()> + Send + 'static,
