@@ -105,6 +105,11 @@ enum SendKind {
     /// From a channel's `send`, which waits while its peer's queue is
     /// past the mark.
     Paced,
+    /// From a channel already held: sent by its `send` before the hold
+    /// took effect (the command was on its way). Never refused for a full
+    /// queue: it is in memory already, its peer granted credit for it,
+    /// and the hold stops what would follow.
+    PacedHeld,
 }
 
 /// Bookkeeping for each event a flush could not deliver, or delivered late.
@@ -196,6 +201,7 @@ impl ZmqSocket {
         counters: &Counters,
     ) -> Sent {
         let heartbeat = send == SendKind::Heartbeat;
+        let exempt = heartbeat || send == SendKind::PacedHeld;
         let peer: &[u8] = match head.envelope.first() {
             Some(id) if self.routed => id,
             _ => &[],
@@ -225,7 +231,7 @@ impl ZmqSocket {
         // An empty queue always takes one event, so a single event larger
         // than the limit is not refused while nothing else waits. At most
         // one heartbeat per channel waits, so they are bounded without it.
-        if !heartbeat && !queue.events.is_empty() && queue.bytes + size > limit {
+        if !exempt && !queue.events.is_empty() && queue.bytes + size > limit {
             return Sent::Refused(Refusal::QueueFull);
         }
         queue.bytes += size;
@@ -601,11 +607,19 @@ impl IoThread {
             return;
         };
         let socket = route.socket;
+        let held = self
+            .machine
+            .handle(id)
+            .is_some_and(|channel| channel.is_held());
         let sent = zmq_socket.send(
             Head::channel(route.envelope),
             payload,
             Some(id),
-            SendKind::Paced,
+            if held {
+                SendKind::PacedHeld
+            } else {
+                SendKind::Paced
+            },
             self.config.send_queue_limit,
             &self.counters,
         );
