@@ -428,10 +428,10 @@ impl Shared {
         was_empty
     }
 
-    /// Sweeps `calls` from now on, for calls left unanswered.
+    /// Sweeps `calls` from now on, for calls left unanswered (the sweep
+    /// forgets the tables of observers gone).
     fn watch(&self, calls: &Arc<CallTable>) {
         let mut tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
-        tables.retain(|table| table.strong_count() > 0);
         tables.push(Arc::downgrade(calls));
     }
 

@@ -82,11 +82,6 @@ impl ChannelShared {
         self.lock().held = true;
     }
 
-    /// Whether sending waits for [`ChannelShared::release`].
-    pub(crate) fn is_held(&self) -> bool {
-        self.lock().held
-    }
-
     /// Lets sending go on, waking a `send` that waits.
     pub(crate) fn release(&self) {
         let waker = {

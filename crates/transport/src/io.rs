@@ -2,7 +2,7 @@
 //! and drives its channel core ([`Machine`]): it feeds the machine incoming
 //! events, commands and the time, and carries out what the machine decides.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -49,7 +49,7 @@ struct PeerQueue {
     bytes: usize,
     /// Channels told to hold their next event until this queue drains to
     /// half its mark (see [`hold_mark`]).
-    held: Vec<MessageId>,
+    held: HashSet<MessageId, foldhash::fast::RandomState>,
 }
 
 /// Bytes queued for one peer past which a channel whose event was queued
@@ -103,13 +103,11 @@ enum SendKind {
     /// A heartbeat: queued even past the limit (one per channel waits).
     Heartbeat,
     /// From a channel's `send`, which waits while its peer's queue is
-    /// past the mark.
+    /// past the mark. The events of a channel already held (handed over
+    /// before the hold took effect, with credit) are never refused for a
+    /// full queue: they are in memory already, and the hold stops what
+    /// would follow.
     Paced,
-    /// From a channel already held: sent by its `send` before the hold
-    /// took effect (the command was on its way). Never refused for a full
-    /// queue: it is in memory already, its peer granted credit for it,
-    /// and the hold stops what would follow.
-    PacedHeld,
 }
 
 /// Bookkeeping for each event a flush could not deliver, or delivered late.
@@ -201,12 +199,12 @@ impl ZmqSocket {
         counters: &Counters,
     ) -> Sent {
         let heartbeat = send == SendKind::Heartbeat;
-        let exempt = heartbeat || send == SendKind::PacedHeld;
         let peer: &[u8] = match head.envelope.first() {
             Some(id) if self.routed => id,
             _ => &[],
         };
-        if !self.queues.contains_key(peer) {
+        let waiting = self.queues.contains_key(peer);
+        if !waiting {
             let frames = head.frames().chain(std::iter::once(&payload[..]));
             match self.socket.send_multipart(frames, zmq::DONTWAIT) {
                 Ok(()) => {
@@ -220,18 +218,22 @@ impl ZmqSocket {
             }
         }
         let size = head.frames().map(<[u8]>::len).sum::<usize>() + payload.len() + PENDING_OVERHEAD;
-        // Looked up before inserting: the key is copied once per peer, not
-        // once per event queued.
-        if !self.queues.contains_key(peer) {
+        // The key is copied once per peer, not once per event queued.
+        if !waiting {
             self.queues.insert(peer.to_vec(), PeerQueue::default());
         }
         let Some(queue) = self.queues.get_mut(peer) else {
             return Sent::Refused(Refusal::QueueFull);
         };
+        let mark = hold_mark(limit);
+        // Looked for past the mark only: below it, no channel is held.
+        let held = send == SendKind::Paced
+            && queue.bytes + size > mark
+            && channel.is_some_and(|channel| queue.held.contains(channel));
         // An empty queue always takes one event, so a single event larger
         // than the limit is not refused while nothing else waits. At most
         // one heartbeat per channel waits, so they are bounded without it.
-        if !exempt && !queue.events.is_empty() && queue.bytes + size > limit {
+        if !heartbeat && !held && !queue.events.is_empty() && queue.bytes + size > limit {
             return Sent::Refused(Refusal::QueueFull);
         }
         queue.bytes += size;
@@ -242,9 +244,9 @@ impl ZmqSocket {
             heartbeat,
         });
         self.queued += 1;
-        let hold = send == SendKind::Paced && queue.bytes > hold_mark(limit);
+        let hold = send == SendKind::Paced && !held && queue.bytes > mark;
         if let (true, Some(channel)) = (hold, channel) {
-            queue.held.push(channel.clone());
+            queue.held.insert(channel.clone());
         }
         Sent::Queued { hold }
     }
@@ -274,7 +276,7 @@ impl ZmqSocket {
                     Ok(()) => None,
                     Err(zmq::Error::EAGAIN) => {
                         if queue.bytes <= hold_mark(limit) / 2 {
-                            out.released.append(&mut queue.held);
+                            out.released.extend(queue.held.drain());
                         }
                         return true;
                     }
@@ -305,7 +307,7 @@ impl ZmqSocket {
                     }
                 }
             }
-            out.released.append(&mut queue.held);
+            out.released.extend(queue.held.drain());
             false
         });
         self.queued -= sent;
@@ -480,7 +482,7 @@ impl IoThread {
             let held: Vec<MessageId> = socket
                 .queues
                 .values_mut()
-                .flat_map(|queue| queue.held.drain(..))
+                .flat_map(|queue| queue.held.drain())
                 .collect();
             self.release(&held);
             self.count_queued();
@@ -607,19 +609,11 @@ impl IoThread {
             return;
         };
         let socket = route.socket;
-        let held = self
-            .machine
-            .handle(id)
-            .is_some_and(|channel| channel.is_held());
         let sent = zmq_socket.send(
             Head::channel(route.envelope),
             payload,
             Some(id),
-            if held {
-                SendKind::PacedHeld
-            } else {
-                SendKind::Paced
-            },
+            SendKind::Paced,
             self.config.send_queue_limit,
             &self.counters,
         );

@@ -203,20 +203,26 @@ fn raw_round_trips_with_a_thousand_in_flight_all_come_back() {
     let echo = raw(&["echo"]);
     let endpoint = listening(&echo);
     for (calls, in_flight) in [("300", "1"), ("20000", "1000")] {
-        let report = raw_report(raw(&[
-            "call",
-            "--connect",
-            &endpoint,
-            "--calls",
-            calls,
-            "--in-flight",
-            in_flight,
-            "--warmup",
-            "50",
-        ]));
+        let report = raw_calls(&endpoint, calls, in_flight, &[]);
         assert_eq!(report["ok"].to_string(), calls, "{report}");
         assert_latencies(&report);
     }
+}
+
+/// `zerorpc-bench-raw call` of `endpoint` with `flags`, to its report.
+fn raw_calls(endpoint: &str, calls: &str, in_flight: &str, flags: &[&str]) -> Value {
+    let call = [
+        "call",
+        "--connect",
+        endpoint,
+        "--calls",
+        calls,
+        "--in-flight",
+        in_flight,
+        "--warmup",
+        "50",
+    ];
+    raw_report(raw(&[&call[..], flags].concat()))
 }
 
 #[test]
@@ -271,18 +277,7 @@ fn raw_round_trips_with_hand_offs_and_the_codec_all_come_back() {
         let echo = raw(&[&["echo"], echo_flags].concat());
         let endpoint = listening(&echo);
         for (calls, in_flight) in [("300", "1"), ("3000", "100")] {
-            let call = [
-                "call",
-                "--connect",
-                &endpoint,
-                "--calls",
-                calls,
-                "--in-flight",
-                in_flight,
-                "--warmup",
-                "50",
-            ];
-            let report = raw_report(raw(&[&call[..], call_flags].concat()));
+            let report = raw_calls(&endpoint, calls, in_flight, call_flags);
             assert_eq!(
                 report["ok"].to_string(),
                 calls,

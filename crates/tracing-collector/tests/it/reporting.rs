@@ -82,11 +82,7 @@ async fn a_nested_call_tree_reaches_the_in_memory_collector() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_items_and_the_end_are_events_of_the_calls_span() {
     let collector = InMemoryCollector::start("tcp://127.0.0.1:*").unwrap();
-    let tracer = Tracer::builder()
-        .name("streams")
-        .collector(collector.endpoint())
-        .build()
-        .unwrap();
+    let tracer = reporting_to(&collector, "streams");
     let leaf = start(Server::builder(Leaf).traced(&tracer));
     let client = traced_client(&leaf.endpoint, &tracer);
     let trace_id = TraceId::random();
@@ -155,11 +151,7 @@ async fn a_call_still_running_shows_pending_then_answered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_that_timed_out_still_shows_it_was_sent() {
     let collector = InMemoryCollector::start("tcp://127.0.0.1:*").unwrap();
-    let tracer = Tracer::builder()
-        .name("impatient")
-        .collector(collector.endpoint())
-        .build()
-        .unwrap();
+    let tracer = reporting_to(&collector, "impatient");
     let leaf = start(Server::builder(Leaf).traced(&tracer));
     let client = Client::builder()
         .connect(&leaf.endpoint)
