@@ -32,6 +32,8 @@ use crate::args::{ColorWhen, Invocation, RawArgs};
 use crate::exit::Failure;
 
 fn main() -> ExitCode {
+    // Large messages churn glibc's heaps: see `tune_malloc`.
+    zerorpc::transport::tune_malloc();
     let argv = args::normalize(std::env::args_os());
     let raw = match RawArgs::try_parse_from(argv) {
         Ok(raw) => raw,

@@ -209,6 +209,10 @@ pub struct Channel {
     window: Window,
     /// Whether this (server's) channel has said it is lossless yet.
     said_lossless: bool,
+    /// Whether this channel has sent a `STREAM` event: its events are a
+    /// stream's from then on, which the I/O thread holds rather than
+    /// refuses when its peer's queue is full.
+    streaming: bool,
 }
 
 impl Channel {
@@ -224,6 +228,7 @@ impl Channel {
             socket,
             window,
             said_lossless: false,
+            streaming: false,
         }
     }
 
@@ -301,7 +306,8 @@ impl Channel {
             event.header.insert(LOSSLESS_KEY, true.into());
             self.said_lossless = true;
         }
-        self.socket.send_on_channel(&self.id, event);
+        self.streaming |= event.name == names::STREAM;
+        self.socket.send_on_channel(&self.id, event, self.streaming);
         Ok(())
     }
 

@@ -108,6 +108,16 @@ enum SendKind {
     /// full queue: they are in memory already, and the hold stops what
     /// would follow.
     Paced,
+    /// From the `send` of a channel that streams (it has sent a `STREAM`
+    /// event): paced, and never refused for a full queue, held instead.
+    /// When held streams are released together, each may hand over
+    /// several events before its next hold takes effect, and a stream
+    /// whose first such event found the queue past its limit used to
+    /// fail, well-behaved as it was (its client saw `LostRemote` ten
+    /// seconds later). What a stream hands over past its hold is bounded
+    /// by its credit; single replies, one per call, are what the limit
+    /// bounds.
+    Streamed,
 }
 
 /// Bookkeeping for each event a flush could not deliver, or delivered late.
@@ -226,14 +236,16 @@ impl ZmqSocket {
             return Sent::Refused(Refusal::QueueFull);
         };
         let mark = hold_mark(limit);
+        let paced = matches!(send, SendKind::Paced | SendKind::Streamed);
         // Looked for past the mark only: below it, no channel is held.
-        let held = send == SendKind::Paced
+        let held = paced
             && queue.bytes + size > mark
             && channel.is_some_and(|channel| queue.held.contains(channel));
         // An empty queue always takes one event, so a single event larger
         // than the limit is not refused while nothing else waits. At most
         // one heartbeat per channel waits, so they are bounded without it.
-        if !heartbeat && !held && !queue.events.is_empty() && queue.bytes + size > limit {
+        let kept = heartbeat || held || send == SendKind::Streamed;
+        if !kept && !queue.events.is_empty() && queue.bytes + size > limit {
             return Sent::Refused(Refusal::QueueFull);
         }
         queue.bytes += size;
@@ -244,7 +256,7 @@ impl ZmqSocket {
             heartbeat,
         });
         self.queued += 1;
-        let hold = send == SendKind::Paced && !held && queue.bytes > mark;
+        let hold = paced && !held && queue.bytes > mark;
         if let (true, Some(channel)) = (hold, channel) {
             queue.held.insert(channel.clone());
         }
@@ -601,7 +613,13 @@ impl IoThread {
     }
 
     /// Sends an encoded event of the application on its channel's route.
-    fn send_on(&mut self, id: &MessageId, payload: Vec<u8>, observed: Option<Box<Event>>) {
+    fn send_on(
+        &mut self,
+        id: &MessageId,
+        payload: Vec<u8>,
+        observed: Option<Box<Event>>,
+        stream: bool,
+    ) {
         let route = self.machine.route(id);
         let Some((route, zmq_socket)) =
             route.and_then(|r| Some((r, self.sockets.get_mut(&r.socket)?)))
@@ -613,7 +631,11 @@ impl IoThread {
             Head::channel(route.envelope),
             payload,
             Some(id),
-            SendKind::Paced,
+            if stream {
+                SendKind::Streamed
+            } else {
+                SendKind::Paced
+            },
             self.config.send_queue_limit,
             &self.counters,
         );
@@ -979,7 +1001,8 @@ impl IoThread {
                 id,
                 payload,
                 observed,
-            } => self.send_on(&id, payload, observed),
+                stream,
+            } => self.send_on(&id, payload, observed, stream),
             Command::Grant { id, credit } => self.machine.grant(&id, credit),
             Command::Close { id } => self.machine.close(&id),
             Command::Emit { payload, observed } => {

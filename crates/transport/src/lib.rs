@@ -40,6 +40,7 @@ mod error;
 pub mod fuzzing;
 mod io;
 mod machine;
+mod malloc;
 mod observe;
 mod options;
 pub mod respond;
@@ -49,6 +50,7 @@ mod watch;
 
 pub use channel::Channel;
 pub use error::{Error, ErrorKind};
+pub use malloc::{MMAP_THRESHOLD, TRIM_THRESHOLD, tune_malloc};
 pub use observe::{
     ChangeKind, ChannelChange, ChannelObserver, Direction, DropReason, Ending, EventInfo,
     Observations, Observed, Observer, Peer,

@@ -320,6 +320,8 @@ pub(crate) enum Command {
         id: MessageId,
         payload: Vec<u8>,
         observed: Option<Box<Event>>,
+        /// Part of a stream (see `SendKind::Streamed`).
+        stream: bool,
     },
     /// Grant the peer this much more credit; the I/O thread knows which
     /// name the peer expects it under.
@@ -509,12 +511,13 @@ impl SocketShared {
         }
     }
 
-    pub(crate) fn send_on_channel(&self, id: &MessageId, event: Event) {
+    pub(crate) fn send_on_channel(&self, id: &MessageId, event: Event, stream: bool) {
         let payload = event.encode();
         self.command(Command::Send {
             id: id.clone(),
             payload,
             observed: self.observed(event),
+            stream,
         });
     }
 

@@ -264,6 +264,8 @@ fn parse_secs(text: &str) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
+    // Large messages churn glibc's heaps: see `tune_malloc`.
+    zerorpc::transport::tune_malloc();
     let args = Args::parse();
     log::install();
     match run(args) {

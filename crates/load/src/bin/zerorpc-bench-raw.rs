@@ -242,6 +242,9 @@ struct Transfer {
 }
 
 fn main() -> ExitCode {
+    // The same allocator settings as the programs measured against it
+    // (see `tune_malloc`): raw libzmq's large messages gain from them too.
+    zerorpc::transport::tune_malloc();
     let args = Args::parse();
     let context = zmq::Context::new();
     let result = match args.command {

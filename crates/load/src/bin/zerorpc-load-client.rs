@@ -213,6 +213,8 @@ enum Items {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // As the `zerorpc` binaries do (see `tune_malloc`).
+    zerorpc::transport::tune_malloc();
     let args = Args::parse();
     match run(args).await {
         Ok(true) => ExitCode::SUCCESS,

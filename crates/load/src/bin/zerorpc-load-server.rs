@@ -178,6 +178,8 @@ impl Load {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // As the `zerorpc` binaries do (see `tune_malloc`).
+    zerorpc::transport::tune_malloc();
     let args = Args::parse();
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,

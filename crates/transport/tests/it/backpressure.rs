@@ -28,6 +28,18 @@ pub(crate) fn ok(size: usize) -> Event {
     )
 }
 
+/// Replies [`ok`]`(BIG)` on every call, and waits until each reply is
+/// sent, waiting or refused.
+pub(crate) fn reply_to_all(server: &Socket, calls: &mut [Channel]) {
+    for call in calls.iter_mut() {
+        run(call.send(ok(BIG))).expect("a send never waits for the peer");
+    }
+    assert!(wait_until(LIMIT, || {
+        let stats = server.stats();
+        stats.sent + stats.queued + stats.dropped_queue_full == calls.len() as u64
+    }));
+}
+
 fn server(configure: impl FnOnce(&mut zerorpc_transport::SocketConfig)) -> (Socket, String) {
     let mut config = config(None);
     configure(&mut config);
@@ -195,14 +207,7 @@ fn a_full_send_queue_fails_the_call_with_a_clear_error() {
     let (server, endpoint) = server(|c| c.send_queue_limit = LIMIT_BYTES);
     let dealer = sluggish_dealer(&endpoint);
     let mut calls = open_calls(&server, &dealer, FILL);
-    for call in &mut calls {
-        run(call.send(ok(BIG))).expect("a send never waits for the peer");
-    }
-    // Every reply handed over is sent, waiting or refused.
-    assert!(wait_until(LIMIT, || {
-        let stats = server.stats();
-        stats.sent + stats.queued + stats.dropped_queue_full == FILL as u64
-    }));
+    reply_to_all(&server, &mut calls);
 
     let stats = server.stats();
     assert!(stats.dropped_queue_full > 0, "{stats:?}");
@@ -225,6 +230,60 @@ fn a_full_send_queue_fails_the_call_with_a_clear_error() {
             "{text}"
         );
     }
+}
+
+#[test]
+fn a_stream_that_finds_the_queue_full_is_held_not_failed() {
+    const LIMIT_BYTES: usize = 1 << 20;
+    const ITEMS: usize = 20;
+    let (server, endpoint) = server(|c| c.send_queue_limit = LIMIT_BYTES);
+    let dealer = sluggish_dealer(&endpoint);
+    let mut calls = open_calls(&server, &dealer, FILL + 1);
+    let mut stream = calls.pop().expect("the streaming call");
+    let id = stream.id().clone();
+    dealer.send_event(&[Vec::new()], &more(&id, ITEMS as i64 + 1));
+    // Single replies fill the queue to its limit; past it they are refused.
+    reply_to_all(&server, &mut calls);
+    let refused = server.stats().dropped_queue_full;
+    assert!(refused > 0, "the queue reached its limit");
+
+    // A stream whose first item finds the queue past its limit waits for
+    // the peer instead of failing (streams released together after a hold
+    // used to fail this way, and their clients saw `LostRemote`).
+    let producer = std::thread::spawn(move || {
+        for i in 0..ITEMS {
+            let item = Value::Binary(vec![i as u8; BIG]);
+            run(stream.send(Event::new(Header::new(), names::STREAM, item))).expect("an item");
+        }
+        let done = Event::new(Header::new(), names::STREAM_DONE, Value::Array(Vec::new()));
+        run(stream.send(done)).expect("the end");
+        stream
+    });
+    let mut items = Vec::new();
+    let mut done = false;
+    // Everything the server accepted, then the stream: bounded in count.
+    for _ in 0..FILL + ITEMS + 1 {
+        let Some((_, event)) = dealer.recv_event(LIMIT) else {
+            break;
+        };
+        if event.header.response_to.as_ref() != Some(&id) || event.name == names::HEARTBEAT {
+            continue;
+        }
+        match event.name.as_str() {
+            names::STREAM => items.push(event.args.as_slice().map(|b| b[0])),
+            names::STREAM_DONE => {
+                done = true;
+                break;
+            }
+            other => panic!("unexpected {other} on the stream"),
+        }
+    }
+    let expected: Vec<_> = (0..ITEMS).map(|i| Some(i as u8)).collect();
+    assert_eq!(items, expected, "the stream arrives whole, in order");
+    assert!(done, "and ends");
+    let stream = producer.join().expect("the producer ends");
+    assert!(stream.closed().now_or_never().is_none(), "not failed");
+    assert_eq!(server.stats().dropped_queue_full, refused);
 }
 
 #[test]

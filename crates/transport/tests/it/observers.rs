@@ -12,7 +12,7 @@ use zerorpc_transport::{
 };
 use zerorpc_wire::{Event, Header, MessageId, Value, names};
 
-use crate::backpressure::{BIG, FILL, ok, open_calls, sluggish_dealer};
+use crate::backpressure::{FILL, open_calls, reply_to_all, sluggish_dealer};
 use crate::support::{HB, LIMIT, Raw, config, request, run, wait_until};
 
 /// Keeps everything it sees.
@@ -262,13 +262,7 @@ fn a_full_send_queue_is_observed_per_channel_and_per_event() {
     let endpoint = server.bind("tcp://127.0.0.1:*").unwrap();
     let dealer = sluggish_dealer(&endpoint);
     let mut calls = open_calls(&server, &dealer, FILL);
-    for call in &mut calls {
-        run(call.send(ok(BIG))).expect("a send never waits for the peer");
-    }
-    assert!(wait_until(LIMIT, || {
-        let stats = server.stats();
-        stats.sent + stats.queued + stats.dropped_queue_full == FILL as u64
-    }));
+    reply_to_all(&server, &mut calls);
     let refused = server.stats().dropped_queue_full;
     assert!(refused > 0);
     assert_eq!(counter.dropped.load(Ordering::Relaxed), refused);
