@@ -184,7 +184,7 @@ impl fmt::Display for Error {
             Detail::PeerGone => f.write_str("lost remote: the peer disconnected"),
             Detail::QueueFull(limit) => write!(
                 f,
-                "the peer is not reading: the events waiting for it reached the send queue limit of {limit} bytes"
+                "the peer is not reading fast enough: the events waiting for it reached the send queue limit of {limit} bytes"
             ),
             Detail::TooLarge { size, limit } => write!(
                 f,
