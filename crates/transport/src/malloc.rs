@@ -12,6 +12,8 @@
 //! with a higher threshold; raw libzmq PUSH/PULL of the same items lost a
 //! fifth.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 /// The trim threshold [`tune_malloc`] sets: freed memory a heap keeps
 /// before handing it back to the system. Large enough for the churn of
 /// many 64 KiB messages in flight (in measurements, 4 MiB was not; 8 MiB
@@ -30,7 +32,11 @@ pub const MMAP_THRESHOLD: usize = 4 << 20;
 /// mmap threshold to [`MMAP_THRESHOLD`]), so that freeing large messages
 /// no longer hands their pages back to the system only to fault them in
 /// again for the next one (see the module's documentation above for the
-/// measurements). Returns whether it did.
+/// measurements). Returns whether it did. It also has sockets give the
+/// free memory of a burst back to the system once the burst is over
+/// (after 64 MiB passed, at the first second that carries less than
+/// 1 MiB), which the thresholds alone would keep: after a burst of large
+/// streams, an idle server went from 340 MiB resident to 17 MiB.
 ///
 /// The setting is process-wide, so this crate never makes it on its own:
 /// the `zerorpc`, `zerorpc-hub` and load-test binaries call it first
@@ -47,11 +53,38 @@ pub const MMAP_THRESHOLD: usize = 4 << 20;
 /// # let _ = tuned;
 /// ```
 pub fn tune_malloc() -> bool {
+    // Giving a burst's memory back is worth it whoever set the thresholds.
+    TRIM_AFTER_BURSTS.store(
+        cfg!(all(target_os = "linux", target_env = "gnu")),
+        Ordering::Relaxed,
+    );
     if threshold_set_by(|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())) {
         return false;
     }
     set_thresholds()
 }
+
+/// Set by [`tune_malloc`]: sockets' I/O threads give the free memory of
+/// a burst back to the system once it is over (see `Trim` in `io.rs`).
+static TRIM_AFTER_BURSTS: AtomicBool = AtomicBool::new(false);
+
+/// Whether I/O threads trim after bursts.
+pub(crate) fn trims_after_bursts() -> bool {
+    TRIM_AFTER_BURSTS.load(Ordering::Relaxed)
+}
+
+/// Gives the free memory of every heap back to the system.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub(crate) fn trim() {
+    // SAFETY: malloc_trim takes a pad size and only releases free memory
+    // under the allocator's own locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub(crate) fn trim() {}
 
 /// Whether the environment (read through `var`) sets the trim threshold.
 fn threshold_set_by(var: impl Fn(&str) -> Option<String>) -> bool {
