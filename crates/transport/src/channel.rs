@@ -207,11 +207,10 @@ pub struct Channel {
     shared: Arc<ChannelShared>,
     socket: Arc<SocketShared>,
     window: Window,
-    /// Whether this (server's) channel has said it is lossless yet.
-    said_lossless: bool,
     /// Whether this channel has sent a `STREAM` event: its events are a
     /// stream's from then on, which the I/O thread holds rather than
-    /// refuses when its peer's queue is full.
+    /// refuses when its peer's queue is full (and a server's first one
+    /// said it is lossless).
     streaming: bool,
 }
 
@@ -227,7 +226,6 @@ impl Channel {
             shared,
             socket,
             window,
-            said_lossless: false,
             streaming: false,
         }
     }
@@ -297,16 +295,14 @@ impl Channel {
         })
         .await?;
         event.header.response_to = Some(self.id.clone());
-        // A server's ROUTER never drops: what the peer cannot take yet
-        // waits in its queue, or fails the call at the queue's limit.
-        if !self.said_lossless
-            && self.socket.kind == SocketKind::Server
-            && event.name == names::STREAM
-        {
-            event.header.insert(LOSSLESS_KEY, true.into());
-            self.said_lossless = true;
+        if !self.streaming && event.name == names::STREAM {
+            self.streaming = true;
+            // A server's ROUTER never drops: what the peer cannot take yet
+            // waits in its queue, or fails the call at the queue's limit.
+            if self.socket.kind == SocketKind::Server {
+                event.header.insert(LOSSLESS_KEY, true.into());
+            }
         }
-        self.streaming |= event.name == names::STREAM;
         self.socket.send_on_channel(&self.id, event, self.streaming);
         Ok(())
     }

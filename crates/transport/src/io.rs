@@ -42,6 +42,18 @@ struct Pending {
     heartbeat: bool,
 }
 
+/// A queued event's frames, as they are sent.
+fn frames_of(pending: &Pending) -> impl Iterator<Item = &[u8]> {
+    let head = pending.head.iter().map(Vec::as_slice);
+    head.chain([pending.payload.as_slice()])
+}
+
+/// What an event counts for in its peer's queue: its frames and the
+/// bookkeeping.
+fn queued_size<'a>(frames: impl Iterator<Item = &'a [u8]>) -> usize {
+    frames.map(<[u8]>::len).sum::<usize>() + PENDING_OVERHEAD
+}
+
 /// Events waiting for one peer.
 #[derive(Default)]
 struct PeerQueue {
@@ -230,7 +242,7 @@ impl ZmqSocket {
                 Err(e) => return Sent::Refused(Refusal::Failed(e)),
             }
         }
-        let size = head.frames().map(<[u8]>::len).sum::<usize>() + payload.len() + PENDING_OVERHEAD;
+        let size = queued_size(head.frames().chain([&payload[..]]));
         // The key is copied once per peer, not once per event queued.
         if !waiting {
             self.queues.insert(peer.to_vec(), PeerQueue::default());
@@ -286,9 +298,7 @@ impl ZmqSocket {
         let mut sent_bytes = 0;
         self.queues.retain(|_, queue| {
             while let Some(pending) = queue.events.front() {
-                let frames = pending.head.iter().map(Vec::as_slice);
-                let frames = frames.chain(std::iter::once(pending.payload.as_slice()));
-                let refusal = match socket.send_multipart(frames, zmq::DONTWAIT) {
+                let refusal = match socket.send_multipart(frames_of(pending), zmq::DONTWAIT) {
                     Ok(()) => None,
                     Err(zmq::Error::EAGAIN) => {
                         if queue.bytes <= hold_mark(limit) / 2 {
@@ -302,9 +312,7 @@ impl ZmqSocket {
                 let Some(pending) = queue.events.pop_front() else {
                     break;
                 };
-                queue.bytes -= pending.head.iter().map(Vec::len).sum::<usize>()
-                    + pending.payload.len()
-                    + PENDING_OVERHEAD;
+                queue.bytes -= queued_size(frames_of(&pending));
                 sent += 1;
                 match refusal {
                     None => {
@@ -339,12 +347,14 @@ impl ZmqSocket {
 /// KiB items left an idle server at 340 MiB resident; `malloc_trim` took
 /// it to 17 MiB). After [`TRIM_BURST`] bytes have passed, the thread checks
 /// every [`TRIM_QUIET`]; once one such interval carried less than
-/// [`TRIM_QUIET_BYTES`], it trims. Only in processes that called
-/// [`tune_malloc`](crate::tune_malloc): trimming is process-wide.
+/// [`TRIM_QUIET_BYTES`], it trims. It runs only in processes
+/// that called [`tune_malloc`](crate::tune_malloc): trimming is
+/// process-wide.
 #[derive(Default)]
 struct Trim {
-    /// Payload bytes received, and sent by sockets since closed.
-    received: usize,
+    /// Payload bytes received, and sent by sockets since closed (open
+    /// sockets count what they sent: `ZmqSocket::sent_bytes`).
+    passed: usize,
     /// Traffic when memory was last trimmed.
     trimmed_at: usize,
     /// The next check, once a burst has passed, and the traffic then.
@@ -363,9 +373,6 @@ impl Trim {
     /// Given the traffic so far, trims if a burst is over; sets the next
     /// check.
     fn check(&mut self, traffic: usize, now: Instant) {
-        if !crate::malloc::trims_after_bursts() {
-            return;
-        }
         match self.check_at {
             None if traffic.saturating_sub(self.trimmed_at) >= TRIM_BURST => {
                 self.check_at = Some(now + TRIM_QUIET);
@@ -555,7 +562,7 @@ impl IoThread {
     /// queues belonged to channels that have ended.
     fn close_socket(&mut self, id: SocketId) {
         if let Some(mut socket) = self.sockets.remove(&id) {
-            self.trim.received += socket.sent_bytes;
+            self.trim.passed += socket.sent_bytes;
             let held: Vec<MessageId> = socket
                 .queues
                 .values_mut()
@@ -938,11 +945,13 @@ impl IoThread {
             }
             self.socket_ids = ids;
             self.reconnect_closed();
-            self.machine.handle_timeout(Instant::now());
+            let now = Instant::now();
+            self.machine.handle_timeout(now);
             self.run_actions();
-            let traffic =
-                self.trim.received + self.sockets.values().map(|s| s.sent_bytes).sum::<usize>();
-            self.trim.check(traffic, Instant::now());
+            if crate::malloc::trims_after_bursts() {
+                let sent = self.sockets.values().map(|s| s.sent_bytes).sum::<usize>();
+                self.trim.check(self.trim.passed + sent, now);
+            }
             let timeout = if busy {
                 0
             } else {
@@ -1299,7 +1308,7 @@ impl IoThread {
             }
         };
         Counters::bump(&self.counters.received);
-        self.trim.received += payload.len();
+        self.trim.passed += payload.len();
         let event = if observing {
             let channel = match (self.kind, &event.header.response_to) {
                 (SocketKind::Client | SocketKind::Server, Some(id)) => Some(id.clone()),
