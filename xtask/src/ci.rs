@@ -2,8 +2,10 @@
 //! failure.
 //!
 //! Cheap checks come before the test build so a formatting slip fails in
-//! seconds; the benchmark suite runs last, briefly (`bench --quick`). `CI` is passed through unchanged: when set, tests whose real peer
-//! is missing fail instead of skipping.
+//! seconds; the benchmark suite runs last, briefly (`bench --quick`). `CI`
+//! is passed through unchanged: when set, tests whose real peer is missing
+//! fail instead of skipping. Every build is lean (see
+//! [`crate::run::lean_builds`]): CI machines have little disk to spare.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,6 +18,7 @@ const STEPS: usize = 9;
 
 /// Runs the steps; fails with the first failing step's error.
 pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
+    crate::run::lean_builds();
     let mut ci = Steps::new();
     let python = ci.step("setup", || setup::run(root))?;
     ci.step("fmt", || {

@@ -7,8 +7,9 @@ use std::sync::{Mutex, PoisonError};
 
 use crate::workspace_root;
 
-/// The path of binary `bin` of workspace package `package`, built once per
-/// test run in the profile of the running test.
+/// The path of binary `bin` of workspace package `package`, built (with
+/// the rest of the workspace's binaries and tests) once per test run in the
+/// profile of the running test.
 ///
 /// Cargo sets `CARGO_BIN_EXE_*` only for the binaries of the package under
 /// test; a test that starts another package's binary (the hub's tests start
@@ -30,9 +31,18 @@ pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
         .to_path_buf();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
-    build
-        .current_dir(workspace_root())
-        .args(["build", "--quiet", "-p", package, "--bin", bin]);
+    // The whole workspace with its tests, not `-p package --bin bin`: that
+    // is the selection `cargo test --workspace` builds, so the features
+    // resolve the same and the binary it already built is reused. A `-p`
+    // build resolves other features and compiles a second copy of most
+    // crates, doubling the target directory.
+    build.current_dir(workspace_root()).args([
+        "build",
+        "--quiet",
+        "--workspace",
+        "--bins",
+        "--tests",
+    ]);
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         build.arg("--release");
     }

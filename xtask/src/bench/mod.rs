@@ -305,15 +305,17 @@ fn build_load_tools(
     with_hub: bool,
 ) -> anyhow::Result<PathBuf> {
     let mut command = cargo();
-    command
-        .current_dir(root)
-        .env("CARGO_TARGET_DIR", target)
-        .args(["build", "--bins", "-p", "zerorpc-load"]);
-    if with_hub {
-        command.args(["-p", "zerorpc-cli"]);
-    }
+    command.current_dir(root).env("CARGO_TARGET_DIR", target);
     if profile == "release" {
-        command.arg("--release");
+        command.args(["build", "--release", "--bins", "-p", "zerorpc-load"]);
+        if with_hub {
+            command.args(["-p", "zerorpc-cli"]);
+        }
+    } else {
+        // The debug binaries `cargo test --workspace` already built: the
+        // same selection resolves the same features, so nothing is built
+        // twice (a `-p` build would compile a second copy of most crates).
+        command.args(["build", "--workspace", "--bins", "--tests"]);
     }
     run_command(&mut command)?;
     Ok(target.join(profile))
