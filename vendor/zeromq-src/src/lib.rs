@@ -404,6 +404,10 @@ impl Build {
             build.define("ZMQ_IOTHREAD_POLLER_USE_EPOLL", "1");
             build.define("ZMQ_POLL_BASED_ON_POLL", "1");
             build.define("ZMQ_HAVE_IPC", "1");
+            // Mailbox signals through an eventfd, as libzmq's own CMake
+            // build does on Linux, rather than a socketpair.
+            build.define("ZMQ_HAVE_EVENTFD", "1");
+            build.define("ZMQ_HAVE_EVENTFD_CLOEXEC", "1");
 
             build.define("HAVE_STRNLEN", "1");
             build.define("ZMQ_HAVE_UIO", "1");
