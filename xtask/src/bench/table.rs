@@ -139,6 +139,7 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
     let both_io = floor_calls(1, Both, false);
     let codec_1 = floor_calls(1, Handoffs::None, true);
     let codec_100 = floor_calls(100, Handoffs::None, true);
+    let client_io_codec_100 = floor_calls(100, Client, true);
     let framed = |item_bytes, codec| Job::FloorStream { item_bytes, codec };
     let latency = |id, label: &str, ours, note| Row {
         id,
@@ -256,7 +257,7 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
                     Some(Job::PythonCalls { in_flight: 100 }),
                     None,
                 )
-                .against_floor(codec_100, "codec"),
+                .against_floor(client_io_codec_100, "a client I/O thread + codec"),
                 throughput(
                     "calls-1000",
                     "one client, 1,000 in flight",
@@ -392,7 +393,15 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
                     &[Metric::PerSecond],
                     Some(raw_calls(1, 100)),
                     codec_100,
-                    "one client, 100 in flight",
+                    "part of every call in flight",
+                ),
+                floor(
+                    "floor-calls-client-io-codec-100",
+                    "a client I/O thread + codec, 100 in flight: the caller hands each request, an event of our codec, to the thread that owns the DEALER and takes each reply handed back, the server answers on its socket's thread",
+                    &[Metric::PerSecond],
+                    Some(raw_calls(1, 100)),
+                    client_io_codec_100,
+                    "one client, 100 in flight (`#[zerorpc(inline)]` method)",
                 ),
             ],
         },
