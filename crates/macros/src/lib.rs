@@ -452,6 +452,23 @@ fn as_sent(value: TokenStream2, ty: Option<&Type>) -> TokenStream2 {
     }
 }
 
+/// The reply answering with the result `value` declared as `ty`: a
+/// `Value` moves into it as it is, anything else is serialized (see
+/// `zerorpc::__private::Answer`).
+fn answer(value: TokenStream2, ty: Option<&Type>) -> TokenStream2 {
+    let owned = match ty {
+        Some(ty) if is_byte_vec(ty) => {
+            quote!(::zerorpc::__private::serde_bytes::Bytes::new(&#value))
+        }
+        _ => value,
+    };
+    quote! {{
+        #[allow(unused_imports)]
+        use ::zerorpc::__private::{AnswerValue as _, AnswerSerialized as _};
+        (&&::zerorpc::__private::Answer::new(#owned)).reply()
+    }}
+}
+
 /// Rejects a parameter that borrows: arguments are decoded from each
 /// call's message, which is gone once the call is dispatched, so serde
 /// would only say that the impl is "not general enough".
@@ -611,7 +628,7 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
     });
     let decode = params.iter().map(|(var, n, ty)| {
         quote! {
-            let #var: #ty = match __args.next::<#ty>(#n) {
+            let #var: #ty = match (&&::zerorpc::__private::ArgOf::<#ty>::new()).take(&mut __args, #n) {
                 ::std::result::Result::Ok(v) => v,
                 ::std::result::Result::Err(e) => return ::zerorpc::__private::err(e),
             };
@@ -656,17 +673,16 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
     }
     let body = match stream_kind {
         None => {
-            let sent = as_sent(quote!(v), ok_ty.as_ref());
+            let sent = answer(quote!(v), ok_ty.as_ref());
             let convert = if fallible {
                 quote! {
                     match __r {
-                        ::std::result::Result::Ok(v) => ::zerorpc::__private::ok(#sent),
+                        ::std::result::Result::Ok(v) => #sent,
                         ::std::result::Result::Err(e) => ::zerorpc::__private::err(#convert_error),
                     }
                 }
             } else {
-                let sent = as_sent(quote!(__r), ok_ty.as_ref());
-                quote!(::zerorpc::__private::ok(#sent))
+                answer(quote!(__r), ok_ty.as_ref())
             };
             // `inline` methods are called directly: they are registered
             // with `add_inline` (below), and answered on the I/O thread.
@@ -736,6 +752,8 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
             ::std::result::Result::Ok(a) => a,
             ::std::result::Result::Err(e) => return ::zerorpc::__private::err(e),
         };
+        #[allow(unused_imports)]
+        use ::zerorpc::__private::{TakeValue as _, TakeDecoded as _};
         #(#decode)*
     };
     if opts.inline {

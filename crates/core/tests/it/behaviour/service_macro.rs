@@ -150,6 +150,17 @@ impl Shop {
     pub(crate) fn echo(&self, value: Value) -> Value {
         value
     }
+
+    /// Returns whatever it is given, on the I/O thread.
+    #[zerorpc(inline)]
+    pub(crate) fn echo_inline(&self, value: Value) -> Value {
+        value
+    }
+
+    /// Returns whatever it is given, through a `Result`.
+    pub(crate) fn echo_checked(&self, value: Value) -> Result<Value, RemoteError> {
+        Ok(value)
+    }
 }
 
 struct Named;
@@ -347,6 +358,8 @@ async fn list_is_sorted_and_only_has_exposed_methods() {
             "add",
             "boxed",
             "echo",
+            "echo_checked",
+            "echo_inline",
             "greet",
             "inline_mul",
             "load",
@@ -511,6 +524,43 @@ async fn strings_spelling_numbers_are_accepted_for_numeric_parameters() {
         // A string parameter keeps the text, even when it spells a number.
         let echoed: Value = client.call("echo", ("7",)).await.unwrap();
         assert_eq!(echoed, Value::from("7"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn value_parameters_and_results_travel_exactly_as_sent() {
+    // Every msgpack type, nested, including what serde has no word for
+    // (ext types, 32-bit floats, maps keyed by numbers).
+    let value = Value::Array(vec![
+        Value::Nil,
+        Value::Boolean(true),
+        Value::from(-7),
+        Value::from(u64::MAX),
+        Value::F32(1.5),
+        Value::F64(-2.25),
+        Value::from("text"),
+        Value::Binary(vec![0, 1, 255]),
+        Value::Ext(5, vec![9, 9]),
+        Value::Map(vec![
+            (Value::from(1), Value::Array(vec![])),
+            (Value::from("k"), Value::Map(vec![])),
+        ]),
+    ]);
+    let (_server, client) = shop();
+    bounded(async {
+        for method in ["echo", "echo_inline", "echo_checked"] {
+            let answer = client
+                .invoke(method, vec![value.clone()], Default::default())
+                .await
+                .unwrap();
+            match answer {
+                zerorpc::Response::Value(echoed) => assert_eq!(echoed, value, "{method}"),
+                zerorpc::Response::Stream(_) => panic!("{method} answered a stream"),
+            }
+        }
+        let e = remote_error::<Value>(&client, "echo", ()).await;
+        assert_eq!(e.name(), "TypeError");
     })
     .await;
 }
