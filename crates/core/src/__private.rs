@@ -180,16 +180,13 @@ fn type_error(message: String) -> RemoteError {
     RemoteError::with_summary("TypeError", message)
 }
 
-/// `OK [value]`, or a `TypeError` when the value cannot be serialized.
-pub fn ok<T: Serialize + ?Sized>(value: &T) -> Reply {
-    Reply::Value(value_of(value))
-}
-
-/// A method's result, answered by autoref specialization:
-/// `(&&Answer::new(result)).reply()` sends a [`Value`] as it is
-/// ([`AnswerValue`]) and serializes any other type ([`AnswerSerialized`]),
-/// as [`ArgOf`] does for arguments. The cell lets the value move out
-/// through the shared reference the specialization calls with.
+/// A method's result or stream item, turned into the [`Value`] sent by
+/// autoref specialization: `(&&Answer::new(result)).value()` takes a
+/// `Value` as it is ([`AnswerValue`]) and serializes any other type
+/// ([`AnswerSerialized`]), as [`ArgOf`] does for arguments; the macro
+/// wraps a `Vec<u8>` in `Value::Binary` itself, so bytes are not copied
+/// either. The cell lets the value move out through the shared
+/// reference the specialization calls with.
 pub struct Answer<T>(Cell<Option<T>>);
 
 impl<T> Answer<T> {
@@ -199,15 +196,15 @@ impl<T> Answer<T> {
     }
 }
 
-/// Answers with a [`Value`] result; see [`Answer`].
+/// Takes a [`Value`] result as it is; see [`Answer`].
 pub trait AnswerValue {
-    /// `OK [value]`.
-    fn reply(&self) -> Reply;
+    /// The value to send.
+    fn value(&self) -> Result<Value, RemoteError>;
 }
 
 impl AnswerValue for &Answer<Value> {
-    fn reply(&self) -> Reply {
-        Reply::Value(Ok(self.0.take().unwrap_or(Value::Nil)))
+    fn value(&self) -> Result<Value, RemoteError> {
+        Ok(self.0.take().unwrap_or(Value::Nil))
     }
 }
 
@@ -218,8 +215,8 @@ pub trait AnswerSerialized {
     /// The result's type.
     type Result;
 
-    /// `OK [value]`, or a `TypeError` when the value cannot be serialized.
-    fn reply(&self) -> Reply
+    /// The value to send, or a `TypeError` when it cannot be serialized.
+    fn value(&self) -> Result<Value, RemoteError>
     where
         Self::Result: Serialize;
 }
@@ -227,15 +224,20 @@ pub trait AnswerSerialized {
 impl<T> AnswerSerialized for Answer<T> {
     type Result = T;
 
-    fn reply(&self) -> Reply
+    fn value(&self) -> Result<Value, RemoteError>
     where
         T: Serialize,
     {
         match self.0.take() {
-            Some(value) => ok(&value),
-            None => Reply::Value(Ok(Value::Nil)),
+            Some(value) => value_of(&value),
+            None => Ok(Value::Nil),
         }
     }
+}
+
+/// `OK [value]`, or the error that made the value.
+pub fn answer(value: Result<Value, RemoteError>) -> Reply {
+    Reply::Value(value)
 }
 
 fn value_of<T: Serialize + ?Sized>(value: &T) -> Result<Value, RemoteError> {
@@ -408,18 +410,18 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// Sends an item from blocking code; false once nobody listens.
-    pub fn item_blocking<T: Serialize + ?Sized>(&self, item: &T) -> bool {
-        let value = value_of(item);
-        let stop = value.is_err();
-        futures::executor::block_on(self.send(value)) && !stop
+    /// Sends an item (see [`Answer`]) from blocking code; false once
+    /// nobody listens, or after an item that could not be made.
+    pub fn item_blocking(&self, item: Result<Value, RemoteError>) -> bool {
+        let stop = item.is_err();
+        futures::executor::block_on(self.send(item)) && !stop
     }
 
-    /// Sends an item; false once nobody listens.
-    pub async fn item<T: Serialize + ?Sized>(&self, item: &T) -> bool {
-        let value = value_of(item);
-        let stop = value.is_err();
-        self.send(value).await && !stop
+    /// Sends an item (see [`Answer`]); false once nobody listens, or after
+    /// an item that could not be made.
+    pub async fn item(&self, item: Result<Value, RemoteError>) -> bool {
+        let stop = item.is_err();
+        self.send(item).await && !stop
     }
 
     async fn send(&self, item: Item) -> bool {
@@ -551,10 +553,10 @@ mod tests {
         let sink = Sink { tx };
         // Nobody takes anything yet: small items still go in at once.
         for i in 0..3_u32 {
-            assert!(sink.item(&i).await);
+            assert!(sink.item(Ok(Value::from(i))).await);
         }
-        let large = serde_bytes::ByteBuf::from(vec![7_u8; LARGE_ITEM + 1]);
-        let mut send_large = std::pin::pin!(sink.item(&large));
+        let large = Value::Binary(vec![7_u8; LARGE_ITEM + 1]);
+        let mut send_large = std::pin::pin!(sink.item(Ok(large)));
         assert!(
             futures::poll!(send_large.as_mut()).is_pending(),
             "a large item waits while earlier ones are untaken"

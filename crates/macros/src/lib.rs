@@ -442,30 +442,18 @@ pub(crate) fn is_byte_vec(ty: &Type) -> bool {
     })
 }
 
-/// The value to serialize for a result or an item `value` declared as `ty`.
+/// The `Result<Value, RemoteError>` to send for a result or an item
+/// `value` declared as `ty`: a `Value` as it is, bytes as bin without a
+/// copy, anything else serialized (see `zerorpc::__private::Answer`).
 fn as_sent(value: TokenStream2, ty: Option<&Type>) -> TokenStream2 {
-    match ty {
-        Some(ty) if is_byte_vec(ty) => {
-            quote!(::zerorpc::__private::serde_bytes::Bytes::new(&#value))
-        }
-        _ => quote!(&#value),
-    }
-}
-
-/// The reply answering with the result `value` declared as `ty`: a
-/// `Value` moves into it as it is, anything else is serialized (see
-/// `zerorpc::__private::Answer`).
-fn answer(value: TokenStream2, ty: Option<&Type>) -> TokenStream2 {
     let owned = match ty {
-        Some(ty) if is_byte_vec(ty) => {
-            quote!(::zerorpc::__private::serde_bytes::Bytes::new(&#value))
-        }
+        Some(ty) if is_byte_vec(ty) => quote!(::zerorpc::Value::Binary(#value)),
         _ => value,
     };
     quote! {{
         #[allow(unused_imports)]
         use ::zerorpc::__private::{AnswerValue as _, AnswerSerialized as _};
-        (&&::zerorpc::__private::Answer::new(#owned)).reply()
+        (&&::zerorpc::__private::Answer::new(#owned)).value()
     }}
 }
 
@@ -673,16 +661,17 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
     }
     let body = match stream_kind {
         None => {
-            let sent = answer(quote!(v), ok_ty.as_ref());
+            let sent = as_sent(quote!(v), ok_ty.as_ref());
             let convert = if fallible {
                 quote! {
                     match __r {
-                        ::std::result::Result::Ok(v) => #sent,
+                        ::std::result::Result::Ok(v) => ::zerorpc::__private::answer(#sent),
                         ::std::result::Result::Err(e) => ::zerorpc::__private::err(#convert_error),
                     }
                 }
             } else {
-                answer(quote!(__r), ok_ty.as_ref())
+                let sent = as_sent(quote!(__r), ok_ty.as_ref());
+                quote!(::zerorpc::__private::answer(#sent))
             };
             // `inline` methods are called directly: they are registered
             // with `add_inline` (below), and answered on the I/O thread.

@@ -22,6 +22,21 @@ impl Numbers {
         0..n
     }
 
+    /// Streams `value` `n` times, with an iterator.
+    pub(crate) fn repeat(
+        &self,
+        value: zerorpc::Value,
+        n: u32,
+    ) -> impl Iterator<Item = zerorpc::Value> + use<> {
+        std::iter::repeat_n(value, n as usize)
+    }
+
+    /// Streams `n` chunks of `size` bytes, each byte its chunk's number,
+    /// with an async stream.
+    pub(crate) fn chunks(&self, n: u8, size: usize) -> impl Stream<Item = Vec<u8>> + use<> {
+        futures::stream::iter((0..n).map(move |i| vec![i; size]))
+    }
+
     /// Counts from 0 to n-1 with an async stream that really suspends.
     pub(crate) fn ticks(&self, n: u32) -> impl Stream<Item = u32> + use<> {
         futures::stream::unfold(0, move |i| async move {
@@ -116,6 +131,43 @@ async fn iterator_method_streams_its_items() {
             client.call::<Vec<u32>>("count", (3,)).await.unwrap(),
             [0, 1, 2]
         );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn value_and_byte_items_travel_exactly_as_made() {
+    use zerorpc::{CallOptions, Response, Value};
+    let (_server, client, _) = numbers();
+    // What serde has no word for travels too: ext types, 32-bit floats.
+    let value = Value::Array(vec![
+        Value::F32(0.5),
+        Value::Ext(3, vec![1]),
+        Value::Map(vec![(Value::from(2), Value::Binary(vec![4]))]),
+    ]);
+    bounded(async {
+        let args = vec![value.clone(), Value::from(3)];
+        let Response::Stream(stream) = client
+            .invoke("repeat", args, CallOptions::new())
+            .await
+            .unwrap()
+        else {
+            panic!("repeat answers a stream");
+        };
+        let items: Vec<Value> = collect(stream)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(items, vec![value.clone(); 3]);
+
+        let chunks: Vec<Value> = collect(client.stream("chunks", (3, 5)).await.unwrap())
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let expected: Vec<Value> = (0..3).map(|i| Value::Binary(vec![i; 5])).collect();
+        assert_eq!(chunks, expected, "bytes travel as bin");
     })
     .await;
 }
