@@ -21,7 +21,6 @@ pub use serde_bytes;
 pub struct Args {
     method: &'static str,
     values: std::vec::IntoIter<Value>,
-    index: usize,
 }
 
 /// Checks the argument count the way Python reports it. `optional` tells,
@@ -59,7 +58,6 @@ pub fn args(
     Ok(Args {
         method,
         values: values.into_iter(),
-        index: 0,
     })
 }
 
@@ -87,7 +85,6 @@ impl Args {
     /// The next argument; a missing one is accepted only for types that
     /// accept nil (`Option`).
     pub fn next<T: DeserializeOwned>(&mut self, name: &str) -> Result<T, RemoteError> {
-        self.index += 1;
         match self.values.next() {
             Some(value) => {
                 // Command lines send every argument as a string: accept one
@@ -127,7 +124,6 @@ pub trait TakeValue {
 
 impl TakeValue for &ArgOf<Value> {
     fn take(&self, args: &mut Args, _name: &str) -> Result<Value, RemoteError> {
-        args.index += 1;
         // What `next` gives for a missing one: a `Value` accepts nil.
         Ok(args.values.next().unwrap_or(Value::Nil))
     }

@@ -246,8 +246,8 @@ fn a_sender_saying_it_is_lossless_gets_the_lossless_window_topped_up_in_quarters
     let report = read_raw_stream(None, stream);
     assert_eq!(DEFAULT_LOSSLESS_WINDOW, 2000);
     assert_eq!(report.sent, 5000);
-    // Once a quarter of the window is used, not half: no grant lets the
-    // sender hand over more than libzmq's pipe to us holds (1,000).
+    // Topped up once a quarter of the window is used, not half: a grant
+    // leaves while the sender still has three quarters of it.
     assert_eq!(
         report.grants,
         [2000, 501, 501, 501, 501, 501, 501, 501, 501, 501]
