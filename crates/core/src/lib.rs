@@ -113,6 +113,7 @@ mod error;
 mod events;
 mod inline;
 mod introspect;
+mod io_task;
 mod server;
 mod service;
 

@@ -8,13 +8,14 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use zerorpc_endpoint::Endpoint;
 use zerorpc_wire::{Event, MessageId};
 
 use crate::channel::ChannelShared;
+use crate::driver::NotifyFd;
 use crate::machine::{
     Accepted, Action, Closed, Dropped, Machine, MachineConfig, SocketId, Transmit,
 };
@@ -22,7 +23,7 @@ use crate::observe::{ChangeKind, ChannelChange, Direction, DropReason, Ending, E
 use crate::options::{EndpointOptions, apply_endpoint, apply_kind};
 use crate::security::ServedWatch;
 use crate::socket::{
-    Command, CommandQueue, Counters, SocketConfig, SocketKind, WakeQueue, context,
+    Command, CommandQueue, Counters, SocketConfig, SocketKind, Wake, WakeQueue, context,
 };
 use crate::watch::Watch;
 use crate::{Error, Observer};
@@ -30,6 +31,15 @@ use crate::{Error, Observer};
 /// How many messages one socket may deliver per loop turn, so that one busy
 /// socket cannot starve commands, timers or the other sockets.
 const RECV_BATCH: usize = 256;
+
+/// What the driver of a socket may do after a [turn](IoThread::turn).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Wait {
+    /// Turn again at once: a socket had more to deliver.
+    Busy,
+    /// Wait for a socket, a wake-up or this time.
+    Until(Option<Instant>),
+}
 
 /// An event ZeroMQ could not take yet, kept to be sent in order.
 struct Pending {
@@ -427,7 +437,7 @@ pub(crate) struct IoThread {
     /// from turn to turn so that a turn allocates nothing.
     handling: Vec<Command>,
     wake_rx: UnixStream,
-    wake_pending: Arc<AtomicBool>,
+    wake: Arc<Wake>,
     counters: Arc<Counters>,
     incoming: Arc<WakeQueue<(MessageId, Arc<ChannelShared>)>>,
     events: Arc<WakeQueue<Event>>,
@@ -457,7 +467,7 @@ const RETRY_MAX: Duration = Duration::from_millis(16);
 pub(crate) struct IoLinks {
     pub(crate) commands: Arc<CommandQueue>,
     pub(crate) wake_rx: UnixStream,
-    pub(crate) wake_pending: Arc<AtomicBool>,
+    pub(crate) wake: Arc<Wake>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) incoming: Arc<WakeQueue<(MessageId, Arc<ChannelShared>)>>,
     pub(crate) events: Arc<WakeQueue<Event>>,
@@ -472,7 +482,7 @@ impl IoThread {
         let IoLinks {
             commands,
             wake_rx,
-            wake_pending,
+            wake,
             counters,
             incoming,
             events,
@@ -488,7 +498,7 @@ impl IoThread {
             commands,
             handling: Vec::new(),
             wake_rx,
-            wake_pending,
+            wake,
             counters,
             incoming,
             events,
@@ -911,85 +921,101 @@ impl IoThread {
         self.run_actions();
     }
 
+    /// How the socket's handles wake its driver.
+    pub(crate) fn wake(&self) -> &Arc<Wake> {
+        &self.wake
+    }
+
+    /// Drives the socket on the calling thread until it shuts down.
     pub(crate) fn run(mut self) {
-        while self.running {
+        self.wake.on_task.store(false, Ordering::SeqCst);
+        while let Some(wait) = self.turn() {
+            let timeout = match wait {
+                Wait::Busy => 0,
+                Wait::Until(None) => -1,
+                // Round up so a timer is never polled for just before it is due.
+                Wait::Until(Some(at)) => {
+                    let wait = at.saturating_duration_since(Instant::now());
+                    i64::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(i64::MAX)
+                }
+            };
+            self.poll(timeout);
+        }
+        self.finish();
+    }
+
+    /// One turn of the loop: commands, sends, receives, timers. Says how
+    /// long the driver may then wait for a socket or a wake-up, or `None`
+    /// once the socket is shut down (then [`finish`](Self::finish) it).
+    pub(crate) fn turn(&mut self) -> Option<Wait> {
+        if !self.wake.on_task.load(Ordering::Relaxed) {
             // Drain before clearing the flag: a sender that sees it clear
             // writes a wake-up byte after this drain, which then wakes the
             // poll below even if its command arrives after the loop that
             // follows. Clearing first would let such a byte be drained
             // with the flag set, and a later command wait for no wake-up.
+            // A driving task is woken without the pipe.
             let mut drain = [0u8; 64];
             while matches!(self.wake_rx.read(&mut drain), Ok(n) if n > 0) {}
-            // A swap, not a store: acquiring the senders' flag makes their
-            // commands visible to the loop below.
-            self.wake_pending.swap(false, Ordering::AcqRel);
-            let mut handling = std::mem::take(&mut self.handling);
-            self.commands.take(&mut handling);
-            for command in handling.drain(..) {
-                self.handle(command);
-            }
-            self.handling = handling;
-            if !self.running {
-                break;
-            }
-            self.flush();
-            let mut busy = false;
-            // Ids first: receiving can close a socket (its last channel
-            // ended), which the loop must then skip. The list is kept from
-            // turn to turn so that a turn allocates nothing.
-            let mut ids = std::mem::take(&mut self.socket_ids);
-            ids.clear();
-            ids.extend(self.sockets.keys().copied());
-            for &id in &ids {
-                busy |= self.receive(id);
-            }
-            self.socket_ids = ids;
-            self.reconnect_closed();
-            let now = Instant::now();
-            self.machine.handle_timeout(now);
-            self.run_actions();
-            if crate::malloc::trims_after_bursts() {
-                let sent = self.sockets.values().map(|s| s.sent_bytes).sum::<usize>();
-                self.trim.check(self.trim.passed + sent, now);
-            }
-            let timeout = if busy {
-                0
-            } else {
-                let timer = self
-                    .machine
-                    .next_deadline()
-                    .map(|at| at.saturating_duration_since(Instant::now()));
-                let retry = self
-                    .sockets
-                    .values()
-                    .any(|s| s.queued > 0 && !s.precise_pollout)
-                    .then_some(self.retry);
-                let watch = self
-                    .sockets
-                    .values()
-                    .filter_map(|s| s.watch.as_ref()?.deadline())
-                    .min()
-                    .map(|at| at.saturating_duration_since(Instant::now()));
-                let trim = self
-                    .trim
-                    .check_at
-                    .map(|at| at.saturating_duration_since(Instant::now()));
-                match timer
-                    .into_iter()
-                    .chain(retry)
-                    .chain(watch)
-                    .chain(trim)
-                    .min()
-                {
-                    // Round up so a timer is never polled for just before it is due.
-                    Some(wait) => {
-                        i64::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(i64::MAX)
-                    }
-                    None => -1,
-                }
-            };
-            self.poll(timeout);
         }
+        // A swap, not a store: acquiring the senders' flag makes their
+        // commands visible to the loop below.
+        self.wake.pending.swap(false, Ordering::AcqRel);
+        let mut handling = std::mem::take(&mut self.handling);
+        self.commands.take(&mut handling);
+        for command in handling.drain(..) {
+            self.handle(command);
+        }
+        self.handling = handling;
+        if !self.running {
+            return None;
+        }
+        self.flush();
+        let mut busy = false;
+        // Ids first: receiving can close a socket (its last channel
+        // ended), which the loop must then skip. The list is kept from
+        // turn to turn so that a turn allocates nothing.
+        let mut ids = std::mem::take(&mut self.socket_ids);
+        ids.clear();
+        ids.extend(self.sockets.keys().copied());
+        for &id in &ids {
+            busy |= self.receive(id);
+        }
+        self.socket_ids = ids;
+        self.reconnect_closed();
+        let now = Instant::now();
+        self.machine.handle_timeout(now);
+        self.run_actions();
+        if crate::malloc::trims_after_bursts() {
+            let sent = self.sockets.values().map(|s| s.sent_bytes).sum::<usize>();
+            self.trim.check(self.trim.passed + sent, now);
+        }
+        if busy {
+            return Some(Wait::Busy);
+        }
+        let retry = self
+            .sockets
+            .values()
+            .any(|s| s.queued > 0 && !s.precise_pollout)
+            .then(|| now + self.retry);
+        let watch = self
+            .sockets
+            .values()
+            .filter_map(|s| s.watch.as_ref()?.deadline())
+            .min();
+        let until = self
+            .machine
+            .next_deadline()
+            .into_iter()
+            .chain(retry)
+            .chain(watch)
+            .chain(self.trim.check_at)
+            .min();
+        Some(Wait::Until(until))
+    }
+
+    /// Ends a socket that was shut down: what comes later is refused.
+    pub(crate) fn finish(mut self) {
         // Commands that came after the last turn are refused, as every
         // later one will be: dropping them fails the channels they carry.
         drop(self.commands.close());
@@ -997,6 +1023,45 @@ impl IoThread {
         self.run_actions();
         self.incoming.close();
         self.events.close();
+    }
+
+    /// The file descriptors a driving task waits on besides its timer and
+    /// wake-up: each ZeroMQ socket's and each monitor's `ZMQ_FD`, which
+    /// signal that libzmq has news for the socket (not that a message
+    /// waits: see [`ready_now`](Self::ready_now)).
+    /// Each comes with a key naming what it belongs to, which outlives a
+    /// descriptor's number: `4 * id + 1` for socket `id`, `+ 2` for its
+    /// monitor.
+    pub(crate) fn notify_fds(&self, fds: &mut Vec<NotifyFd>) {
+        for (&id, s) in &self.sockets {
+            let key = id.get() << 2;
+            if let Ok(fd) = s.socket.get_fd() {
+                fds.push(NotifyFd { key: key | 1, fd });
+            }
+            if let Some(watch) = &s.watch {
+                if let Ok(fd) = watch.notify_fd() {
+                    fds.push(NotifyFd { key: key | 2, fd });
+                }
+            }
+        }
+    }
+
+    /// Whether a socket can do what a turn would do now, which `ZMQ_FD`
+    /// may no longer say: a send processes libzmq's news too, including
+    /// that messages arrived. Checked before a driving task waits.
+    pub(crate) fn ready_now(&self) -> bool {
+        self.sockets.values().any(|s| {
+            let wanted = if s.queued > 0 && s.precise_pollout {
+                zmq::POLLIN | zmq::POLLOUT
+            } else {
+                zmq::POLLIN
+            };
+            let socket = s
+                .socket
+                .get_events()
+                .is_ok_and(|events| events.intersects(wanted));
+            socket || s.watch.as_ref().is_some_and(Watch::readable)
+        })
     }
 
     fn poll(&mut self, timeout: i64) {

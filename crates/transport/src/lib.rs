@@ -35,6 +35,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod channel;
+mod driver;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -49,6 +50,7 @@ mod socket;
 mod watch;
 
 pub use channel::Channel;
+pub use driver::{NotifyFd, SocketDriver, Turn};
 pub use error::{Error, ErrorKind};
 pub use malloc::{MMAP_THRESHOLD, TRIM_THRESHOLD, tune_malloc};
 pub use observe::{
@@ -62,8 +64,8 @@ pub use security::{
     read_public_key, zcert_public_key,
 };
 pub use socket::{
-    DEFAULT_LOSSLESS_WINDOW, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_SEND_QUEUE_LIMIT, DEFAULT_WINDOW,
-    DEFAULT_WINDOW_BYTES, LOSSLESS_KEY, OpenOptions, Socket, SocketConfig, SocketKind, Stats,
-    context,
+    Blocking, DEFAULT_LOSSLESS_WINDOW, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_SEND_QUEUE_LIMIT,
+    DEFAULT_WINDOW, DEFAULT_WINDOW_BYTES, LOSSLESS_KEY, OpenOptions, Socket, SocketConfig,
+    SocketKind, Stats, context,
 };
 pub use zerorpc_wire as wire;

@@ -11,9 +11,11 @@ use std::task::{Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use futures::task::AtomicWaker;
 use zerorpc_wire::{Event, MessageId};
 
 use crate::channel::{Channel, ChannelShared, Window};
+use crate::driver::SocketDriver;
 use crate::io::{IoLinks, IoThread};
 use crate::{EndpointOptions, Error, Observer, Responder, Security};
 
@@ -495,19 +497,23 @@ pub(crate) struct SocketShared {
     /// Shared with the I/O thread: the one copy of the observers.
     pub(crate) config: Arc<SocketConfig>,
     commands: Arc<CommandQueue>,
-    wake_tx: UnixStream,
-    wake_pending: Arc<AtomicBool>,
+    wake: Arc<Wake>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) incoming: Arc<WakeQueue<(MessageId, Arc<ChannelShared>)>>,
     pub(crate) events: Arc<WakeQueue<Event>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// How handles wait for a driver that is not a thread of ours.
+    blocking: Option<Blocking>,
 }
+
+/// Runs a wait of a [driven](Socket::driven) socket's handle for its
+/// driver; see [`Socket::driven`].
+pub type Blocking = fn(&mut dyn FnMut());
 
 impl SocketShared {
     pub(crate) fn command(&self, command: Command) {
-        if self.commands.push(command) && !self.wake_pending.swap(true, Ordering::AcqRel) {
-            // A full pipe already holds a wake-up, so WouldBlock is fine.
-            let _ = (&self.wake_tx).write(&[1]);
+        if self.commands.push(command) {
+            self.wake.wake();
         }
     }
 
@@ -528,6 +534,35 @@ impl SocketShared {
     /// stays small whether or not anyone observes.
     pub(crate) fn observed(&self, event: Event) -> Option<Box<Event>> {
         (!self.config.observers.is_empty()).then(|| Box::new(event))
+    }
+}
+
+/// How the handles of a socket wake its driver when they give it a
+/// command: a byte on a pipe for an I/O thread, the task's waker for a
+/// driving task. One wake-up per batch of commands: `pending` stays set
+/// until the driver takes them.
+pub(crate) struct Wake {
+    pub(crate) pending: AtomicBool,
+    pipe: UnixStream,
+    pub(crate) task: AtomicWaker,
+    /// Whether the socket is [driven](Socket::driven) by the waker's task;
+    /// cleared for good when a thread takes over.
+    pub(crate) on_task: AtomicBool,
+}
+
+impl Wake {
+    fn wake(&self) {
+        if !self.pending.swap(true, Ordering::AcqRel) {
+            // SeqCst pairs with the store of a thread taking over from a
+            // task: a wake-up that reads `true` here was sent before the
+            // thread's first turn, which then takes its command.
+            if self.on_task.load(Ordering::SeqCst) {
+                self.task.wake();
+            } else {
+                // A full pipe already holds a wake-up, so WouldBlock is fine.
+                let _ = (&self.pipe).write(&[1]);
+            }
+        }
     }
 }
 
@@ -593,6 +628,41 @@ pub struct Socket {
 impl Socket {
     /// A socket of the given kind; starts its I/O thread.
     pub fn new(kind: SocketKind, config: SocketConfig) -> Result<Socket, Error> {
+        let (socket, io) = Socket::with_io(kind, config, None)?;
+        let handle = std::thread::Builder::new()
+            .name("zerorpc-io".into())
+            .spawn(move || io.run())
+            .map_err(|e| Error::io("cannot start the I/O thread", e))?;
+        *socket
+            .shared
+            .thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        Ok(socket)
+    }
+
+    /// A socket of the given kind whose I/O the caller drives, on an
+    /// executor for instance: see [`SocketDriver`]. Nothing is sent or
+    /// received until the driver turns.
+    ///
+    /// `blocking` runs the socket's blocking waits for its driver (binding
+    /// and connecting wait for the driver to do it): on a thread that also
+    /// drives, it must let the driver run elsewhere meanwhile (tokio's
+    /// `block_in_place`), or the wait would never end.
+    pub fn driven(
+        kind: SocketKind,
+        config: SocketConfig,
+        blocking: Blocking,
+    ) -> Result<(Socket, SocketDriver), Error> {
+        let (socket, io) = Socket::with_io(kind, config, Some(blocking))?;
+        Ok((socket, SocketDriver::new(io)?))
+    }
+
+    fn with_io(
+        kind: SocketKind,
+        config: SocketConfig,
+        blocking: Option<Blocking>,
+    ) -> Result<(Socket, IoThread), Error> {
         let commands = Arc::new(CommandQueue::new());
         let (wake_tx, wake_rx) =
             UnixStream::pair().map_err(|e| Error::io("cannot create the wake-up pipe", e))?;
@@ -600,7 +670,12 @@ impl Socket {
             end.set_nonblocking(true)
                 .map_err(|e| Error::io("cannot configure the wake-up pipe", e))?;
         }
-        let wake_pending = Arc::new(AtomicBool::new(false));
+        let wake = Arc::new(Wake {
+            pending: AtomicBool::new(false),
+            pipe: wake_tx,
+            task: AtomicWaker::new(),
+            on_task: AtomicBool::new(blocking.is_some()),
+        });
         let counters = Arc::new(Counters::default());
         let incoming = Arc::new(WakeQueue::new());
         let events = Arc::new(WakeQueue::new());
@@ -609,28 +684,23 @@ impl Socket {
             kind,
             config: config.clone(),
             commands: commands.clone(),
-            wake_tx,
-            wake_pending: wake_pending.clone(),
+            wake: wake.clone(),
             counters: counters.clone(),
             incoming: incoming.clone(),
             events: events.clone(),
             thread: Mutex::new(None),
+            blocking,
         });
         let links = IoLinks {
             commands,
             wake_rx,
-            wake_pending,
+            wake,
             counters,
             incoming,
             events,
         };
         let io = IoThread::new(kind, config, links)?;
-        let handle = std::thread::Builder::new()
-            .name("zerorpc-io".into())
-            .spawn(move || io.run())
-            .map_err(|e| Error::io("cannot start the I/O thread", e))?;
-        *shared.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
-        Ok(Socket { shared })
+        Ok((Socket { shared }, io))
     }
 
     /// The kind of this socket.
@@ -735,7 +805,12 @@ impl Socket {
     ) -> Result<String, Error> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.shared.command(command(tx));
-        rx.recv().map_err(|_| Error::closed())?
+        let mut answer = None;
+        match self.shared.blocking {
+            Some(blocking) => blocking(&mut || answer = Some(rx.recv())),
+            None => answer = Some(rx.recv()),
+        }
+        answer.and_then(Result::ok).ok_or_else(Error::closed)?
     }
 
     /// Opens a channel by sending its first event (a client's request).

@@ -65,6 +65,19 @@ impl Watch {
         self.monitor.as_poll_item(zmq::POLLIN)
     }
 
+    /// The monitor's `ZMQ_FD`, for a driver that waits through its own
+    /// poller (see [`IoThread::notify_fds`](crate::io::IoThread::notify_fds)).
+    pub(crate) fn notify_fd(&self) -> Result<std::os::fd::RawFd, zmq::Error> {
+        self.monitor.get_fd()
+    }
+
+    /// Whether an event of the monitor waits to be read.
+    pub(crate) fn readable(&self) -> bool {
+        self.monitor
+            .get_events()
+            .is_ok_and(|events| events.contains(zmq::POLLIN))
+    }
+
     /// Reads the events that arrived, and says whether a disconnection is
     /// now final: `GRACE` passed without a retry. Then forgets it.
     pub(crate) fn closed_for_good(&mut self, now: Instant) -> bool {

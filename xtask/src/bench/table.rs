@@ -132,11 +132,11 @@ fn floor_calls(in_flight: usize, handoffs: Handoffs, codec: bool) -> Job {
 /// The suite's tables, with the amounts of work of `scale` in the labels.
 pub(crate) fn sections(scale: Scale) -> Vec<Section> {
     use Handler::{Async, Inline, Sync};
-    use Handoffs::{Both, Client};
+    use Handoffs::{Client, Server};
     let sequential = calls(Inline, 1, 1, false);
     let python_sequential = Some(Job::PythonCalls { in_flight: 1 });
     let client_io = floor_calls(1, Client, false);
-    let both_io = floor_calls(1, Both, false);
+    let server_io = floor_calls(1, Server, false);
     let codec_1 = floor_calls(1, Handoffs::None, true);
     let codec_100 = floor_calls(100, Handoffs::None, true);
     let client_io_codec_100 = floor_calls(100, Client, true);
@@ -205,21 +205,21 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
                     sequential,
                     None,
                 )
-                .against_floor(client_io, "a client I/O thread"),
+                .against_floor(codec_1, "codec, no threads"),
                 latency(
                     "latency-async",
                     "async method",
                     calls(Async, 1, 1, false),
                     None,
                 )
-                .against_floor(both_io, "hand-offs on both sides"),
+                .against_floor(server_io, "server hand-offs"),
                 latency(
                     "latency-sync",
                     "plain sync method (blocking pool)",
                     calls(Sync, 1, 1, false),
                     None,
                 )
-                .against_floor(both_io, "hand-offs on both sides"),
+                .against_floor(server_io, "server hand-offs"),
                 latency(
                     "latency-hub",
                     "inline method through `zerorpc-hub`",
@@ -240,7 +240,7 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
                     python_sequential,
                     None,
                 )
-                .against_floor(client_io, "a client I/O thread"),
+                .against_floor(codec_1, "codec, no threads"),
                 throughput(
                     "calls-16",
                     "one client, 16 in flight",
@@ -257,7 +257,7 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
                     Some(Job::PythonCalls { in_flight: 100 }),
                     None,
                 )
-                .against_floor(client_io_codec_100, "a client I/O thread + codec"),
+                .against_floor(codec_100, "codec, no threads"),
                 throughput(
                     "calls-1000",
                     "one client, 1,000 in flight",
@@ -355,14 +355,14 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
                     &[Metric::P50, Metric::P99],
                     Some(raw_calls(1, 1)),
                     client_io,
-                    "`#[zerorpc(inline)]` method (answered on the server's I/O thread)",
+                    "a client on an I/O thread of its own (`ClientBuilder::io_thread`, and clients outside a multi-thread tokio runtime)",
                 ),
                 floor(
-                    "floor-latency-handoffs",
-                    "hand-offs on both sides: that client, and a server whose ROUTER thread hands each request to a worker thread and sends the reply handed back",
+                    "floor-latency-server-handoffs",
+                    "hand-offs on the server: a server whose ROUTER thread hands each request to a worker thread and sends the reply handed back",
                     &[Metric::P50, Metric::P99],
                     Some(raw_calls(1, 1)),
-                    both_io,
+                    server_io,
                     "async method; plain sync method",
                 ),
                 floor(
@@ -371,7 +371,7 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
                     &[Metric::P50, Metric::P99],
                     Some(raw_calls(1, 1)),
                     codec_1,
-                    "part of every call",
+                    "`#[zerorpc(inline)]` method (the client driven by the caller's tokio runtime, the server answering on its I/O thread)",
                 ),
             ],
         },
@@ -393,7 +393,7 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
                     &[Metric::PerSecond],
                     Some(raw_calls(1, 100)),
                     codec_100,
-                    "part of every call in flight",
+                    "one client, 100 in flight (`#[zerorpc(inline)]` method)",
                 ),
                 floor(
                     "floor-calls-client-io-codec-100",
@@ -401,7 +401,7 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
                     &[Metric::PerSecond],
                     Some(raw_calls(1, 100)),
                     client_io_codec_100,
-                    "one client, 100 in flight (`#[zerorpc(inline)]` method)",
+                    "one client on an I/O thread of its own, 100 in flight",
                 ),
             ],
         },

@@ -110,9 +110,9 @@ pub(crate) enum Handoffs {
     None,
     /// On the client: the caller reaches its DEALER through an I/O thread.
     Client,
-    /// On the client and on the server, where a worker thread makes the
-    /// replies the ROUTER's thread sends.
-    Both,
+    /// On the server only, where a worker thread makes the replies the
+    /// ROUTER's thread sends.
+    Server,
 }
 
 /// One measurement, run afresh (new server, new clients) each time.
@@ -184,7 +184,7 @@ impl Job {
                 match handoffs {
                     Handoffs::None => "",
                     Handoffs::Client => ", client hand-offs",
-                    Handoffs::Both => ", hand-offs both sides",
+                    Handoffs::Server => ", server hand-offs",
                 },
                 if codec { ", codec" } else { "" }
             ),
@@ -337,10 +337,10 @@ impl Runner {
                 let calls = scale.scaled(raw_calls(1, in_flight));
                 let mut echo_flags = Vec::new();
                 let mut call_flags = Vec::new();
-                if handoffs == Handoffs::Both {
+                if handoffs == Handoffs::Server {
                     echo_flags.push("--handoff".to_owned());
                 }
-                if handoffs != Handoffs::None {
+                if handoffs == Handoffs::Client {
                     call_flags.push("--handoff".to_owned());
                 }
                 if codec {

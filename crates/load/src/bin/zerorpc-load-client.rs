@@ -216,7 +216,13 @@ async fn main() -> ExitCode {
     // As the `zerorpc` binaries do (see `tune_malloc`).
     zerorpc::transport::tune_malloc();
     let args = Args::parse();
-    match run(args).await {
+    // On a worker, not on the main thread that runs `main`'s own future:
+    // the client's socket is driven by a task of the runtime, which then
+    // wakes the calls on the same thread.
+    let ran = tokio::spawn(run(args))
+        .await
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("the load task failed: {e}")));
+    match ran {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {

@@ -3,6 +3,7 @@
 
 mod backpressure;
 mod credit;
+mod driver;
 mod errors;
 mod fanout;
 mod heartbeat;

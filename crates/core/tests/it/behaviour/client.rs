@@ -336,3 +336,82 @@ async fn client_of_two_servers_spreads_calls_over_both() {
     })
     .await;
 }
+
+#[test]
+fn client_built_on_a_runtime_keeps_working_after_the_runtime_shuts_down() {
+    let server = start(Server::builder(Waiter::default()));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // Built on a multi-thread runtime: a task of that runtime drives it.
+    let client = runtime.block_on(async {
+        let client = Client::connect(&server.endpoint).unwrap();
+        let on_worker = client.clone();
+        let fast = tokio::spawn(async move { on_worker.call::<String>("fast", ()).await });
+        assert_eq!(bounded(fast).await.unwrap().unwrap(), "fast");
+        client
+    });
+    drop(runtime);
+    // A thread took over: calls from outside any runtime still work.
+    let counted: Vec<u32> = futures::executor::block_on(async {
+        let fast: String = client.call("fast", ()).await?;
+        assert_eq!(fast, "fast");
+        client.call("count", (3,)).await
+    })
+    .unwrap();
+    assert_eq!(counted, [0, 1, 2]);
+}
+
+#[test]
+fn blocking_calls_on_a_worker_of_the_driving_runtime_do_not_stall_it() {
+    let server = start(Server::builder(Waiter::default()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = runtime.block_on(async { Client::connect(&server.endpoint).unwrap() });
+    // Every worker blocks in a blocking call at once, each right after
+    // waking the task that drives the client's socket: the calls must
+    // still be sent and answered. Watched from this thread, since a stall
+    // would stop the runtime's own timers too.
+    let (done, finished) = std::sync::mpsc::channel();
+    for _ in 0..2 {
+        let client = client.clone().blocking();
+        let done = done.clone();
+        runtime.spawn(async move {
+            let answers = (0..20)
+                .map(|_| client.call::<String>("fast", ()))
+                .collect::<Result<Vec<_>, _>>();
+            let _ = done.send(answers);
+        });
+    }
+    for _ in 0..2 {
+        let Ok(answers) = finished.recv_timeout(TEST_BOUND) else {
+            // Dropping a runtime waits for its blocked workers: leak it.
+            std::mem::forget(runtime);
+            panic!("the blocking calls did not finish within the test's bound");
+        };
+        assert_eq!(answers.unwrap(), vec!["fast"; 20]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_on_its_own_io_thread_calls_and_streams() {
+    let server = start(Server::builder(Waiter::default()));
+    let client = Client::builder()
+        .connect(&server.endpoint)
+        .io_thread(true)
+        .build()
+        .unwrap();
+    bounded(async {
+        assert_eq!(client.call::<String>("fast", ()).await.unwrap(), "fast");
+        let items: Vec<u32> = client
+            .stream::<u32>("count", (3,))
+            .await
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        assert_eq!(items, [0, 1, 2]);
+    })
+    .await;
+}
