@@ -106,11 +106,15 @@ impl Driven {
     async fn drive(mut self) {
         let mut fds: Vec<NotifyFd> = Vec::new();
         let mut watched: Vec<(u64, AsyncFd<OwnedFd>)> = Vec::new();
+        let mut readable: Vec<u64> = Vec::new();
         let mut eager = 0;
         loop {
             let Some(driver) = self.0.as_mut() else {
                 return;
             };
+            for key in readable.drain(..) {
+                driver.readable(key);
+            }
             match driver.turn() {
                 Turn::Stopped => return,
                 Turn::Busy => {
@@ -141,12 +145,14 @@ impl Driven {
             // Moved in as `&mut`, which is `Send`: a shared borrow held
             // across the wait would need the driver to be `Sync`.
             let watched = &watched;
+            let readable = &mut readable;
             let waited = poll_fn(move |cx| {
                 let mut ready = driver.register(cx.waker());
-                for (_, fd) in watched {
+                for (key, fd) in watched {
                     match fd.poll_read_ready(cx) {
                         Poll::Ready(Ok(mut guard)) => {
                             guard.clear_ready();
+                            readable.push(*key);
                             ready = true;
                         }
                         Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),

@@ -12,8 +12,10 @@
 //! libzmq's `ZMQ_FD` says that libzmq has news for a socket, not that a
 //! message waits, and a send may consume the news that messages arrived.
 //! So a turn that leaves the driver [`Idle`](Turn::Idle) has asked each
-//! socket whether it can read, or send what waits, right now, and the
-//! owner must clear the readiness it saw before the turn that follows.
+//! socket that may have news (told [`readable`](SocketDriver::readable),
+//! or used since it was last read empty) whether it can read, or send
+//! what waits, right now; and the owner must clear the readiness it saw,
+//! and tell the driver of it, before the turn that follows.
 //!
 //! [`Socket::driven`]: crate::Socket::driven
 
@@ -32,8 +34,7 @@ use crate::io::{IoThread, Wait};
 /// it on a thread.
 ///
 /// ```
-/// use std::os::fd::RawFd;
-/// use zerorpc_transport::{NotifyFd, Socket, SocketConfig, SocketKind, Turn};
+/// use zerorpc_transport::{Socket, SocketConfig, SocketKind, Turn};
 ///
 /// let (server, mut driver) =
 ///     Socket::driven(SocketKind::Server, SocketConfig::new(), |wait| wait())?;
@@ -46,13 +47,18 @@ use crate::io::{IoThread, Wait};
 ///         Turn::Idle => {
 ///             fds.clear();
 ///             driver.notify_fds(&mut fds);
-///             // An executor would wait here for one of `fds` to be
-///             // readable, or for the waker given to `driver.register`.
-///             let mut poll: Vec<libc::pollfd> = fds
+///             let mut polled: Vec<libc::pollfd> = fds
 ///                 .iter()
-///                 .map(|NotifyFd { fd, .. }| libc::pollfd { fd: *fd as RawFd, events: libc::POLLIN, revents: 0 })
+///                 .map(|notify| libc::pollfd { fd: notify.fd, events: libc::POLLIN, revents: 0 })
 ///                 .collect();
-///             unsafe { libc::poll(poll.as_mut_ptr(), poll.len() as libc::nfds_t, 100) };
+///             // An executor would also wake for the waker given to
+///             // `driver.register`.
+///             unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, 100) };
+///             for (notify, polled) in fds.iter().zip(&polled) {
+///                 if polled.revents & libc::POLLIN != 0 {
+///                     driver.readable(notify.key);
+///                 }
+///             }
 ///         }
 ///         _ => continue,
 ///     }
@@ -91,7 +97,8 @@ pub struct NotifyFd {
 }
 
 impl SocketDriver {
-    pub(crate) fn new(io: IoThread) -> Result<SocketDriver, Error> {
+    pub(crate) fn new(mut io: IoThread) -> Result<SocketDriver, Error> {
+        io.set_hinted();
         let timer = Timer::new().map_err(|e| Error::io("cannot create the driver's timer", e))?;
         Ok(SocketDriver {
             io: Some(io),
@@ -136,6 +143,17 @@ impl SocketDriver {
         });
         if let Some(io) = &self.io {
             io.notify_fds(fds);
+        }
+    }
+
+    /// Tells the driver that the descriptor of `key` (see
+    /// [`notify_fds`](Self::notify_fds)) was readable. Before each turn,
+    /// the owner must tell it of every descriptor it saw readable: a turn
+    /// reads only the ZeroMQ sockets that may have news, since reading one
+    /// that has none costs libzmq a system call.
+    pub fn readable(&mut self, key: u64) {
+        if let Some(io) = &mut self.io {
+            io.mark_readable(key);
         }
     }
 

@@ -192,6 +192,11 @@ struct ZmqSocket {
     /// A socket that serves (binds, or connects as the server of a
     /// mechanism), watched for the connections libzmq refuses or drops.
     served: Option<ServedWatch>,
+    /// Whether a message may wait: its `ZMQ_FD` was readable, or an
+    /// operation that processes libzmq's commands (a send, a connect...)
+    /// ran, since a receive last found nothing. Only a driven socket's
+    /// receives look at it (see [`IoThread::hinted`]).
+    input_hint: bool,
 }
 
 impl Drop for ZmqSocket {
@@ -232,6 +237,7 @@ impl ZmqSocket {
         limit: usize,
         counters: &Counters,
     ) -> Sent {
+        self.input_hint = true;
         let heartbeat = send == SendKind::Heartbeat;
         let peer: &[u8] = match head.envelope.first() {
             Some(id) if self.routed => id,
@@ -301,6 +307,7 @@ impl ZmqSocket {
         if self.queued == 0 {
             return;
         }
+        self.input_hint = true;
         let socket = &self.socket;
         let routed = self.routed;
         let single = &self.peer;
@@ -437,6 +444,8 @@ pub(crate) struct IoThread {
     /// from turn to turn so that a turn allocates nothing.
     handling: Vec<Command>,
     wake_rx: UnixStream,
+    /// Whether the last poll saw a wake-up byte in the pipe.
+    pipe_readable: bool,
     wake: Arc<Wake>,
     counters: Arc<Counters>,
     incoming: Arc<WakeQueue<(MessageId, Arc<ChannelShared>)>>,
@@ -456,6 +465,12 @@ pub(crate) struct IoThread {
     /// How long to wait before retrying queued events on sockets whose
     /// `zmq_poll` cannot say when a slow peer can take more.
     retry: Duration,
+    /// Whether the driver is told which sockets' `ZMQ_FD` were readable
+    /// ([`IoThread::mark_readable`]), so that a turn reads only those that
+    /// may have news: a receive or a monitor read that finds nothing
+    /// costs libzmq a `poll` system call, several per turn. The I/O thread
+    /// waits in `zmq_poll`, which tells no such thing: it reads all.
+    hinted: bool,
 }
 
 /// Bounds of [`IoThread::retry`]: short while queues drain, longer while a
@@ -498,6 +513,7 @@ impl IoThread {
             commands,
             handling: Vec::new(),
             wake_rx,
+            pipe_readable: true,
             wake,
             counters,
             incoming,
@@ -509,6 +525,7 @@ impl IoThread {
             trim: Trim::default(),
             running: true,
             retry: RETRY_MIN,
+            hinted: false,
         };
         // Every kind but the client uses exactly one ZeroMQ socket.
         if kind != SocketKind::Client {
@@ -549,6 +566,7 @@ impl IoThread {
                 peer: Peer::Unknown,
                 watch: None,
                 served: None,
+                input_hint: true,
             },
         );
         Ok(id)
@@ -929,6 +947,8 @@ impl IoThread {
     /// Drives the socket on the calling thread until it shuts down.
     pub(crate) fn run(mut self) {
         self.wake.on_task.store(false, Ordering::SeqCst);
+        // `zmq_poll` tells nothing of what is readable: read everything.
+        self.hinted = false;
         while let Some(wait) = self.turn() {
             let timeout = match wait {
                 Wait::Busy => 0,
@@ -948,7 +968,9 @@ impl IoThread {
     /// long the driver may then wait for a socket or a wake-up, or `None`
     /// once the socket is shut down (then [`finish`](Self::finish) it).
     pub(crate) fn turn(&mut self) -> Option<Wait> {
-        if !self.wake.on_task.load(Ordering::Relaxed) {
+        if !self.wake.on_task.load(Ordering::Relaxed) && self.pipe_readable {
+            // Only when the last poll saw a byte: a byte written since is
+            // drained at the next turn, which it wakes at once.
             // Drain before clearing the flag: a sender that sees it clear
             // writes a wake-up byte after this drain, which then wakes the
             // poll below even if its command arrives after the loop that
@@ -1049,19 +1071,42 @@ impl IoThread {
     /// Whether a socket can do what a turn would do now, which `ZMQ_FD`
     /// may no longer say: a send processes libzmq's news too, including
     /// that messages arrived. Checked before a driving task waits.
-    pub(crate) fn ready_now(&self) -> bool {
-        self.sockets.values().any(|s| {
-            let wanted = if s.queued > 0 && s.precise_pollout {
-                zmq::POLLIN | zmq::POLLOUT
-            } else {
-                zmq::POLLIN
+    pub(crate) fn ready_now(&mut self) -> bool {
+        let hinted = self.hinted;
+        self.sockets.values_mut().any(|s| {
+            // A receive found nothing since libzmq last processed its
+            // commands: only news can change that, and news makes the
+            // descriptor readable. Sends that wait need asking.
+            let wanted = match (s.queued > 0 && s.precise_pollout, hinted && !s.input_hint) {
+                (true, true) => zmq::POLLOUT,
+                (true, false) => zmq::POLLIN | zmq::POLLOUT,
+                (false, false) => zmq::POLLIN,
+                (false, true) => zmq::PollEvents::empty(),
             };
-            let socket = s
-                .socket
-                .get_events()
-                .is_ok_and(|events| events.intersects(wanted));
-            socket || s.watch.as_ref().is_some_and(Watch::readable)
+            let socket = !wanted.is_empty()
+                && s.socket
+                    .get_events()
+                    .is_ok_and(|events| events.intersects(wanted));
+            socket || s.watch.as_mut().is_some_and(|watch| watch.readable(hinted))
         })
+    }
+
+    /// Tells a driven socket that the `ZMQ_FD` of `key` (see
+    /// [`notify_fds`](Self::notify_fds)) was readable: libzmq has news for
+    /// it, which the next turn reads.
+    pub(crate) fn mark_readable(&mut self, key: u64) {
+        let found = self.sockets.iter_mut().find(|(id, _)| id.get() == key >> 2);
+        let Some((_, s)) = found else { return };
+        if key & 2 == 0 {
+            s.input_hint = true;
+        } else if let Some(watch) = &mut s.watch {
+            watch.hint();
+        }
+    }
+
+    /// Makes this a driven socket's state: see [`IoThread::hinted`].
+    pub(crate) fn set_hinted(&mut self) {
+        self.hinted = true;
     }
 
     fn poll(&mut self, timeout: i64) {
@@ -1083,10 +1128,14 @@ impl IoThread {
                 .values()
                 .filter_map(|s| Some(s.watch.as_ref()?.poll_item())),
         );
-        if let Err(e) = zmq::poll(&mut items, timeout) {
-            if e != zmq::Error::EINTR {
-                tracing::warn!("zmq poll failed: {e}");
-                std::thread::sleep(Duration::from_millis(1));
+        match zmq::poll(&mut items, timeout) {
+            Ok(_) => self.pipe_readable = items[0].is_readable(),
+            Err(e) => {
+                self.pipe_readable = true;
+                if e != zmq::Error::EINTR {
+                    tracing::warn!("zmq poll failed: {e}");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
             }
         }
     }
@@ -1095,9 +1144,10 @@ impl IoThread {
     /// [`Watch`]), counting each and logging the first.
     fn reconnect_closed(&mut self) {
         let now = Instant::now();
+        let hinted = self.hinted;
         for s in self.sockets.values_mut() {
             let Some(watch) = &mut s.watch else { continue };
-            if !watch.closed_for_good(now) {
+            if !watch.closed_for_good(now, hinted) {
                 continue;
             }
             let first = self
@@ -1125,6 +1175,21 @@ impl IoThread {
     }
 
     fn handle(&mut self, command: Command) {
+        if matches!(
+            command,
+            Command::Bind(..)
+                | Command::Connect(..)
+                | Command::Disconnect(..)
+                | Command::Unbind(..)
+        ) {
+            // libzmq processes a socket's commands as it binds or connects.
+            for s in self.sockets.values_mut() {
+                s.input_hint = true;
+                if let Some(watch) = &mut s.watch {
+                    watch.hint();
+                }
+            }
+        }
         match command {
             Command::Bind(endpoint, options, reply) => {
                 let _ = reply.send(self.bind(&endpoint, &options));
@@ -1330,22 +1395,32 @@ impl IoThread {
         self.settle(socket, Some(&id), sent);
     }
 
-    /// Receives what one socket has ready; true if it had anything.
+    /// Receives what one socket has ready; true if it stopped at
+    /// `RECV_BATCH`, with more perhaps waiting.
     fn receive(&mut self, id: SocketId) -> bool {
         // The last frame, the event, is decoded where ZeroMQ put it; only
         // the envelope's frames are copied, to route replies with.
         let mut payload = zmq::Message::new();
-        for n in 0..RECV_BATCH {
+        for _ in 0..RECV_BATCH {
             // Gone when its last channel ended while delivering.
-            let Some(s) = self.sockets.get(&id) else {
-                return n > 0;
+            let Some(s) = self.sockets.get_mut(&id) else {
+                return false;
             };
+            if self.hinted && !s.input_hint {
+                return false;
+            }
             let envelope = match receive_message(&s.socket, &mut payload) {
                 Ok(envelope) => envelope,
-                Err(zmq::Error::EAGAIN) => return n > 0,
+                // Nothing more for now: the next wait wakes when there is.
+                // Turning again at once would cost a turn's system calls
+                // for nothing (a wake-up pipe read, libzmq's command checks).
+                Err(zmq::Error::EAGAIN) => {
+                    s.input_hint = false;
+                    return false;
+                }
                 Err(e) => {
                     tracing::debug!("zmq receive failed: {e}");
-                    return n > 0;
+                    return false;
                 }
             };
             self.on_message(id, envelope, &payload);

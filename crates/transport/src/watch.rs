@@ -23,6 +23,9 @@ pub(crate) const GRACE: Duration = Duration::from_millis(500);
 /// The monitor of one client DEALER.
 pub(crate) struct Watch {
     monitor: zmq::Socket,
+    /// Whether an event may wait: as `ZmqSocket::input_hint` for the
+    /// socket, for a driven socket's turns.
+    may_have_events: bool,
     /// When a disconnection not followed by a retry (yet) happened.
     since: Option<Instant>,
 }
@@ -44,6 +47,7 @@ impl Watch {
         monitor.connect(&address)?;
         Ok(Watch {
             monitor,
+            may_have_events: true,
             since: None,
         })
     }
@@ -71,19 +75,33 @@ impl Watch {
         self.monitor.get_fd()
     }
 
-    /// Whether an event of the monitor waits to be read.
-    pub(crate) fn readable(&self) -> bool {
-        self.monitor
-            .get_events()
-            .is_ok_and(|events| events.contains(zmq::POLLIN))
+    /// Whether an event of the monitor waits to be read. If `hinted`,
+    /// only asked of libzmq when the monitor may have news (see `hint`).
+    pub(crate) fn readable(&self, hinted: bool) -> bool {
+        (!hinted || self.may_have_events)
+            && self
+                .monitor
+                .get_events()
+                .is_ok_and(|events| events.contains(zmq::POLLIN))
+    }
+
+    /// The monitor's `ZMQ_FD` was readable, or libzmq may have processed
+    /// its commands: read it at the next turn.
+    pub(crate) fn hint(&mut self) {
+        self.may_have_events = true;
     }
 
     /// Reads the events that arrived, and says whether a disconnection is
     /// now final: `GRACE` passed without a retry. Then forgets it.
-    pub(crate) fn closed_for_good(&mut self, now: Instant) -> bool {
+    /// If `hinted`, reads only when the monitor may have news.
+    pub(crate) fn closed_for_good(&mut self, now: Instant, hinted: bool) -> bool {
         // Bounded: libzmq sends one event per connection change.
         for _ in 0..64 {
+            if hinted && !self.may_have_events {
+                break;
+            }
             let Ok(frames) = self.monitor.recv_multipart(zmq::DONTWAIT) else {
+                self.may_have_events = false;
                 break;
             };
             // Frame 1: the event (u16) and its value (u32), little-endian.

@@ -774,7 +774,7 @@ mod tests {
         ]);
         let table = render(&sections, &one_round(results));
         for expected in [
-            "| 2.00x raw | – | 1.25x its floor (a client I/O thread) |",
+            "| 2.00x raw | – | 1.25x its floor (codec, no threads) |",
             "| 10% of raw | – | 40% of its floor (framing + codec) |",
             "| raw libzmq: DEALER/ROUTER round trip | 50.0 / 90.0 | baseline | every latency row (their raw column) |",
             "| 80.0 / 120 | 1.60x raw | `#[zerorpc(inline)]` method",

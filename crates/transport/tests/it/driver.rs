@@ -77,6 +77,11 @@ fn drive_on_thread(mut driver: SocketDriver) -> JoinHandle<usize> {
             // SAFETY: a valid array of pollfd, its length, a timeout in ms.
             unsafe { libc::poll(poll.as_mut_ptr(), poll.len() as libc::nfds_t, 1000) };
             wake.drain();
+            for (fd, polled) in fds.iter().zip(&poll) {
+                if polled.revents & libc::POLLIN != 0 {
+                    driver.readable(fd.key);
+                }
+            }
         }
         panic!("the driving loop did not end");
     })
