@@ -18,9 +18,15 @@
 //! receives, with its channel, direction and peer, and every change of its
 //! channels (opened, accepted, closed and why, events dropped and why).
 //!
+//! Or the application drives the socket itself ([`Socket::driven`]): a
+//! [`SocketDriver`] runs the same loop in turns and leaves the waiting to
+//! its owner, on an executor's reactor for instance, which saves a thread
+//! hand-off each way for the code that runs there.
+//!
 //! This crate knows events, channels and sockets; it knows nothing of method
 //! names, replies or services (that is `zerorpc`, the core crate). It does
-//! not depend on an async runtime: its futures are woken by the I/O thread.
+//! not depend on an async runtime: its futures are woken by the I/O thread,
+//! or by whoever drives a driven socket.
 //!
 //! Settings come per socket ([`SocketConfig`]) and per endpoint
 //! ([`EndpointOptions`], given to [`Socket::bind_with`] and
