@@ -147,11 +147,14 @@ impl ClientBuilder {
     /// the main thread rather than on a worker, save half of that). If the
     /// runtime shuts down while the client lives, a thread takes over.
     ///
-    /// Choose the thread when the runtime's workers may all be blocked for
-    /// longer than two heartbeat intervals (the servers would take the
-    /// client for lost), or when code blocks a worker on a call other than
-    /// through [`blocking`](Client::blocking) (`futures::executor::block_on`
-    /// on a worker can stop the socket with the worker). Current-thread
+    /// Heartbeats flow even while that task cannot run (every worker
+    /// blocked, or the task queued behind a worker that blocks): a thread
+    /// shared by the process turns such sockets every 200 ms. Calls are
+    /// then answered at that pace, which is why code that blocks a worker
+    /// on a call should use [`blocking`](Client::blocking) (which lets
+    /// the worker's tasks run elsewhere meanwhile) rather than
+    /// `futures::executor::block_on`. Choose the thread for a client whose
+    /// calls are made from threads that block workers often. Current-thread
     /// runtimes and code outside any runtime always get a thread.
     pub fn io_thread(mut self, thread: bool) -> Self {
         self.io_thread = thread;

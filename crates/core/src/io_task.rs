@@ -8,18 +8,28 @@
 //! sequential call from 133 to 114 µs, and a call to an async method from
 //! 202 to 174 µs (docs/benchmarks.md).
 //!
+//! The task shares its driver, under a mutex it holds only while it turns,
+//! with the rescuer: one thread per process that turns the sockets whose
+//! task has been still for a while, so that heartbeats flow even when no
+//! worker can run the task.
+//!
 //! [`ClientBuilder::io_thread`]: crate::ClientBuilder::io_thread
 
 use std::future::poll_fn;
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Once, OnceLock, TryLockError, Weak};
 use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::runtime::{Handle, RuntimeFlavor};
-use zerorpc_transport::{NotifyFd, Socket, SocketConfig, SocketDriver, SocketKind, Turn};
+use zerorpc_transport::{
+    NotifyFd, Socket, SocketConfig, SocketDriver, SocketKind, Turn, WakerSlot,
+};
 
 use crate::Result;
 
@@ -44,8 +54,128 @@ pub(crate) fn socket_on(
     config: SocketConfig,
 ) -> Result<Socket> {
     let (socket, driver) = Socket::driven(kind, config, block_in_worker_hook)?;
-    runtime.spawn(Driven(Some(driver)).drive());
+    let Some(slot) = driver.waker_slot() else {
+        return Ok(socket);
+    };
+    let shared = Arc::new(Shared {
+        driver: Mutex::new(Some(driver)),
+        slot,
+        turned: AtomicU64::new(millis_now()),
+    });
+    rescuer().watch(&shared);
+    runtime.spawn(Driven(shared).drive());
     Ok(socket)
+}
+
+/// A driver shared by its task and the rescuer.
+struct Shared {
+    /// `None` once the socket stopped, or a thread took it over.
+    driver: Mutex<Option<SocketDriver>>,
+    slot: WakerSlot,
+    /// When the task last turned, in [`millis_now`]'s milliseconds.
+    turned: AtomicU64,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Option<SocketDriver>> {
+        // A turn that panicked left the driver as consistent as a thread
+        // would have: carry on.
+        self.driver.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Milliseconds since the first call, a monotonic clock for `turned`.
+fn millis_now() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// How often the rescuer looks at the driven sockets, and how long a task
+/// must have been still before the rescuer turns its socket when there is
+/// work: far below the heartbeat interval (5 s by default; a peer is lost
+/// after two), and rare enough to cost nothing.
+const RESCUE_EVERY: Duration = Duration::from_millis(200);
+
+/// Turns the sockets whose driving task cannot run: every worker of its
+/// runtime blocked, or the task queued in the LIFO slot of a worker that
+/// a task blocks (no other worker takes a task from there). Heartbeats
+/// must flow whatever the application's code does (PROTOCOL.md §5.6):
+/// with the rescuer they do, at its pace, as long as the task is stuck.
+/// One thread for the process, started with the first driven socket.
+struct Rescuer {
+    sockets: Mutex<Vec<Weak<Shared>>>,
+}
+
+fn rescuer() -> &'static Rescuer {
+    static RESCUER: OnceLock<Rescuer> = OnceLock::new();
+    static STARTED: Once = Once::new();
+    let rescuer = RESCUER.get_or_init(|| Rescuer {
+        sockets: Mutex::new(Vec::new()),
+    });
+    STARTED.call_once(|| {
+        let started = std::thread::Builder::new()
+            .name("zerorpc-rescue".into())
+            .spawn(|| rescue_loop(rescuer));
+        if let Err(e) = started {
+            tracing::warn!("cannot start the thread that keeps stalled sockets' heartbeats: {e}");
+        }
+    });
+    rescuer
+}
+
+impl Rescuer {
+    fn watch(&self, shared: &Arc<Shared>) {
+        let mut sockets = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
+        sockets.retain(|socket| socket.strong_count() > 0);
+        sockets.push(Arc::downgrade(shared));
+    }
+}
+
+fn rescue_loop(rescuer: &'static Rescuer) {
+    let mut fds = Vec::new();
+    loop {
+        std::thread::sleep(RESCUE_EVERY);
+        let live: Vec<Arc<Shared>> = {
+            let mut sockets = rescuer.sockets.lock().unwrap_or_else(|e| e.into_inner());
+            sockets.retain(|socket| socket.strong_count() > 0);
+            sockets.iter().filter_map(Weak::upgrade).collect()
+        };
+        let now = millis_now();
+        let still = u64::try_from(RESCUE_EVERY.as_millis()).unwrap_or(u64::MAX);
+        for shared in live {
+            if now.saturating_sub(shared.turned.load(Ordering::Acquire)) < still {
+                continue;
+            }
+            // A task about to turn holds the lock: it is not stuck.
+            let mut guard = match shared.driver.try_lock() {
+                Ok(guard) => guard,
+                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => continue,
+            };
+            let Some(driver) = guard.as_mut() else {
+                continue;
+            };
+            rescue(driver, &mut fds);
+        }
+    }
+}
+
+/// Turns `driver` as its task would, reading every socket: a turn of a
+/// socket with nothing to do costs a few system calls, and reading only
+/// what the reactor said was readable is the task's privilege.
+fn rescue(driver: &mut SocketDriver, fds: &mut Vec<NotifyFd>) {
+    fds.clear();
+    driver.notify_fds(fds);
+    for fd in fds.iter() {
+        driver.readable(fd.key);
+    }
+    // Bounded: a socket busy for longer is left to the next round.
+    for _ in 0..64 {
+        if driver.turn() != Turn::Busy {
+            break;
+        }
+    }
 }
 
 /// Runs `wait`, which blocks the thread until a socket's driver answers.
@@ -90,11 +220,11 @@ fn run_on_thread(driver: SocketDriver) {
 
 /// The driving task's state. If the task is dropped while the socket is
 /// open (its runtime shuts down, or it panicked), a thread takes over.
-struct Driven(Option<SocketDriver>);
+struct Driven(Arc<Shared>);
 
 impl Drop for Driven {
     fn drop(&mut self) {
-        if let Some(driver) = self.0.take() {
+        if let Some(driver) = self.0.lock().take() {
             if !driver.is_stopped() {
                 run_on_thread(driver);
             }
@@ -103,20 +233,27 @@ impl Drop for Driven {
 }
 
 impl Driven {
-    async fn drive(mut self) {
+    async fn drive(self) {
         let mut fds: Vec<NotifyFd> = Vec::new();
         let mut watched: Vec<(u64, AsyncFd<OwnedFd>)> = Vec::new();
         let mut readable: Vec<u64> = Vec::new();
         let mut eager = 0;
         loop {
-            let Some(driver) = self.0.as_mut() else {
-                return;
+            let turned = {
+                let mut guard = self.0.lock();
+                let Some(driver) = guard.as_mut() else { return };
+                for key in readable.drain(..) {
+                    driver.readable(key);
+                }
+                let turned = driver.turn();
+                if turned == Turn::Idle {
+                    fds.clear();
+                    driver.notify_fds(&mut fds);
+                }
+                turned
             };
-            for key in readable.drain(..) {
-                driver.readable(key);
-            }
-            match driver.turn() {
-                Turn::Stopped => return,
+            self.0.turned.store(millis_now(), Ordering::Release);
+            match turned {
                 Turn::Busy => {
                     eager += 1;
                     if eager % EAGER_TURNS == 0 {
@@ -124,10 +261,9 @@ impl Driven {
                     }
                     continue;
                 }
-                _ => eager = 0,
+                Turn::Idle => eager = 0,
+                _ => return,
             }
-            fds.clear();
-            driver.notify_fds(&mut fds);
             // tokio says that a runtime has no I/O driver only by panicking.
             match std::panic::catch_unwind(AssertUnwindSafe(|| rewatch(&fds, &mut watched))) {
                 Ok(Ok(())) => {}
@@ -142,12 +278,9 @@ impl Driven {
                     return;
                 }
             }
-            // Moved in as `&mut`, which is `Send`: a shared borrow held
-            // across the wait would need the driver to be `Sync`.
-            let watched = &watched;
-            let readable = &mut readable;
+            let (watched, readable, slot) = (&watched, &mut readable, &self.0.slot);
             let waited = poll_fn(move |cx| {
-                let mut ready = driver.register(cx.waker());
+                let mut ready = slot.register(cx.waker());
                 for (key, fd) in watched {
                     match fd.poll_read_ready(cx) {
                         Poll::Ready(Ok(mut guard)) => {

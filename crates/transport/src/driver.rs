@@ -21,12 +21,14 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Waker;
 use std::time::Instant;
 
 use crate::Error;
 use crate::io::{IoThread, Wait};
+use crate::socket::Wake;
 
 /// The I/O of a [driven](crate::Socket::driven) socket: turn it whenever
 /// one of its [descriptors](SocketDriver::notify_fds) is readable or its
@@ -160,10 +162,17 @@ impl SocketDriver {
     /// Makes `waker` the one woken when a handle gives the socket a
     /// command. True if a command already waits: turn without waiting.
     pub fn register(&self, waker: &Waker) -> bool {
-        let Some(io) = &self.io else { return true };
-        let wake = io.wake();
-        wake.task.register(waker);
-        wake.pending.load(Ordering::Acquire)
+        match &self.io {
+            Some(io) => WakerSlot(io.wake().clone()).register(waker),
+            None => true,
+        }
+    }
+
+    /// Where the waker of [`register`](Self::register) goes, usable
+    /// without the driver: by an owner that shares the driver under a
+    /// lock it does not hold while it waits. `None` once stopped.
+    pub fn waker_slot(&self) -> Option<WakerSlot> {
+        self.io.as_ref().map(|io| WakerSlot(io.wake().clone()))
     }
 
     /// Drives the socket on this thread until it shuts down, as
@@ -179,6 +188,32 @@ impl SocketDriver {
     /// do.
     pub fn is_stopped(&self) -> bool {
         self.io.is_none()
+    }
+}
+
+/// See [`SocketDriver::waker_slot`].
+#[derive(Clone)]
+pub struct WakerSlot(Arc<Wake>);
+
+impl WakerSlot {
+    /// As [`SocketDriver::register`].
+    pub fn register(&self, waker: &Waker) -> bool {
+        self.0.task.register(waker);
+        self.commands_wait()
+    }
+
+    /// Whether a handle gave the socket a command the driver has not
+    /// taken yet.
+    pub fn commands_wait(&self) -> bool {
+        self.0.pending.load(Ordering::Acquire)
+    }
+}
+
+impl std::fmt::Debug for WakerSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WakerSlot")
+            .field("commands_wait", &self.commands_wait())
+            .finish()
     }
 }
 

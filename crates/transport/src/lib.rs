@@ -56,7 +56,7 @@ mod socket;
 mod watch;
 
 pub use channel::Channel;
-pub use driver::{NotifyFd, SocketDriver, Turn};
+pub use driver::{NotifyFd, SocketDriver, Turn, WakerSlot};
 pub use error::{Error, ErrorKind};
 pub use malloc::{MMAP_THRESHOLD, TRIM_THRESHOLD, tune_malloc};
 pub use observe::{

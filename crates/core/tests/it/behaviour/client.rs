@@ -415,3 +415,35 @@ async fn client_on_its_own_io_thread_calls_and_streams() {
     })
     .await;
 }
+
+#[test]
+fn heartbeats_flow_while_every_worker_of_the_driving_runtime_is_blocked() {
+    let server = start(Server::builder(Waiter::default()).heartbeat(Some(HEARTBEAT)));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = runtime.block_on(async {
+        Client::builder()
+            .connect(&server.endpoint)
+            .heartbeat(Some(HEARTBEAT))
+            .build()
+            .unwrap()
+    });
+    let (done, finished) = std::sync::mpsc::channel();
+    runtime.spawn(async move {
+        let _ = done.send(client.call::<f64>("slow", (1.0,)).await);
+    });
+    // The one worker blocks for eight heartbeat intervals, while the call
+    // waits: the server must keep hearing from the client, and the
+    // client from the server, or either would take the other for lost.
+    runtime.spawn(async {
+        std::thread::sleep(HEARTBEAT * 8);
+    });
+    let Ok(answer) = finished.recv_timeout(TEST_BOUND) else {
+        std::mem::forget(runtime);
+        panic!("the call did not end within the test's bound");
+    };
+    assert_eq!(answer.unwrap(), 1.0);
+}
