@@ -183,10 +183,20 @@ fn rescue(driver: &mut SocketDriver, fds: &mut Vec<NotifyFd>) {
 /// [`tokio::task::block_in_place`], so that what the worker has queued, a
 /// socket's driving task among it, runs on another thread meanwhile.
 pub(crate) fn block_in_worker<T>(wait: impl FnOnce() -> T) -> T {
-    if multi_thread_runtime().is_some() {
-        tokio::task::block_in_place(wait)
-    } else {
-        wait()
+    if multi_thread_runtime().is_none() {
+        return wait();
+    }
+    // tokio refuses (by panicking, before it runs `wait`) where blocking
+    // is not its to arrange, in a `LocalSet` for instance: then just wait.
+    let mut slot = Some(wait);
+    let waited = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        tokio::task::block_in_place(|| slot.take().map(|wait| wait()))
+    }));
+    match (waited, slot) {
+        (Ok(Some(value)), _) => value,
+        (_, Some(wait)) => wait(),
+        (Err(panic), None) => std::panic::resume_unwind(panic),
+        (Ok(None), None) => unreachable!("`block_in_place` ran the wait it was given"),
     }
 }
 

@@ -447,3 +447,21 @@ fn heartbeats_flow_while_every_worker_of_the_driving_runtime_is_blocked() {
     };
     assert_eq!(answer.unwrap(), 1.0);
 }
+
+#[test]
+fn blocking_call_where_tokio_refuses_block_in_place_still_waits_and_answers() {
+    let server = start(Server::builder(Waiter::default()));
+    let multi = tokio::runtime::Runtime::new().unwrap();
+    let client = multi.block_on(async { Client::connect(&server.endpoint).unwrap() });
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // On a current-thread runtime's thread, with the multi-thread runtime
+    // entered: tokio will not arrange a blocking section here.
+    let answer = current.block_on(async {
+        let _entered = multi.handle().enter();
+        client.blocking().call::<String>("fast", ())
+    });
+    assert_eq!(answer.unwrap(), "fast");
+}
