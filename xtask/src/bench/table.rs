@@ -221,6 +221,20 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
                 )
                 .against_floor(server_io, "server hand-offs"),
                 latency(
+                    "latency-async-runtime-server",
+                    "async method, the server driven by its runtime (`ServerBuilder::io_thread(false)`)",
+                    Job::RuntimeServerCalls { handler: Async },
+                    None,
+                )
+                .against_floor(codec_1, "codec, no threads"),
+                latency(
+                    "latency-sync-runtime-server",
+                    "plain sync method, the server driven by its runtime",
+                    Job::RuntimeServerCalls { handler: Sync },
+                    None,
+                )
+                .against_floor(server_io, "server hand-offs"),
+                latency(
                     "latency-hub",
                     "inline method through `zerorpc-hub`",
                     calls(Inline, 1, 1, true),
@@ -721,7 +735,11 @@ mod tests {
     fn rows_show_what_ran_and_dashes_for_the_rest() {
         let sections = sections(Scale::Quick);
         let inline = &sections[0].rows[0];
-        let hub = &sections[0].rows[3];
+        let hub = sections[0]
+            .rows
+            .iter()
+            .find(|row| row.id == "latency-hub")
+            .expect("a hub latency row");
         let mut results = HashMap::new();
         results.insert(
             inline.raw.unwrap(),

@@ -147,6 +147,9 @@ pub(crate) enum Job {
         in_flight: usize,
         through_hub: bool,
     },
+    /// Our calls of an echo method one at a time, the server driven by its
+    /// tokio runtime (`zerorpc-load-server --io-on-runtime`).
+    RuntimeServerCalls { handler: Handler },
     /// Our calls of the inline echo method, one client with `in_flight`
     /// waiting, client and server traced and reporting to a collector.
     TracedCalls { in_flight: usize },
@@ -201,6 +204,10 @@ impl Job {
                 "calls ({}), {clients} client(s) x {in_flight} in flight{}",
                 handler.flag(),
                 if through_hub { ", through the hub" } else { "" }
+            ),
+            Job::RuntimeServerCalls { handler } => format!(
+                "calls ({}), 1 client(s) x 1 in flight, server on its runtime",
+                handler.flag()
             ),
             Job::TracedCalls { in_flight } => {
                 format!("traced calls (inline), 1 client(s) x {in_flight} in flight")
@@ -379,6 +386,16 @@ impl Runner {
                     .map(|_| self.spawn_load_client(&args))
                     .collect::<anyhow::Result<Vec<_>>>()?;
                 call_figures(peers, calls)
+            }
+            Job::RuntimeServerCalls { handler } => {
+                let calls = scale.scaled(our_calls(1, 1, false));
+                let mut server = Command::new(&self.programs.load_server);
+                server.arg("--io-on-runtime");
+                let mut server = Peer::spawn("zerorpc-load-server", server)?;
+                let endpoint = server.wait_listening(START)?;
+                let mut args = call_args(&endpoint, calls, 1, scale.warmup(1000));
+                args.extend(strings(&["--echo", "64", "--handler", handler.flag()]));
+                call_figures(vec![self.spawn_load_client(&args)?], calls)
             }
             Job::TracedCalls { in_flight } => {
                 let calls = scale.scaled(our_calls(1, in_flight, false));

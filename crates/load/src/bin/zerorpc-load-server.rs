@@ -78,6 +78,10 @@ struct Args {
     /// `zerorpc --trace-collector` does).
     #[arg(long, value_name = "ENDPOINT")]
     trace_collector: Option<String>,
+    /// Drive the server's socket from its tokio runtime rather than from a
+    /// thread of its own (`ServerBuilder::io_thread(false)`).
+    #[arg(long)]
+    io_on_runtime: bool,
 }
 
 /// The service: stateless but for a gauge of running naps, and a handle
@@ -193,7 +197,7 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> anyhow::Result<()> {
     let load = Load::default();
     let handle = load.server.clone();
-    let mut builder = Server::builder(load);
+    let mut builder = Server::builder(load).io_thread(!args.io_on_runtime);
     if let Some(secs) = args.heartbeat {
         builder = builder.heartbeat(optional_duration(secs));
     }

@@ -145,6 +145,61 @@ async fn blocked_sync_handler_outlives_three_heartbeat_intervals() {
     .await;
 }
 
+/// Blocks the worker it runs on: misbehaving async code.
+struct WorkerBlocker;
+
+#[zerorpc::service]
+impl WorkerBlocker {
+    /// Blocks the thread running it, a worker of the server's runtime.
+    pub(crate) async fn hog(&self, seconds: f64) -> f64 {
+        std::thread::sleep(Duration::from_secs_f64(seconds));
+        seconds
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_driven_by_its_runtime_heartbeats_while_a_method_blocks_every_worker() {
+    // The server on a runtime of one worker, which the method blocks for
+    // eight heartbeat intervals: the server's socket is then turned by
+    // the rescue thread, or the client would take the server for lost.
+    let (ready, endpoint) = std::sync::mpsc::channel();
+    let serving = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let server = Server::builder(WorkerBlocker)
+                .bind("tcp://127.0.0.1:*")
+                .heartbeat(Some(HEARTBEAT))
+                .io_thread(false)
+                .build()
+                .unwrap();
+            let shutdown = server.shutdown_handle();
+            ready
+                .send((server.endpoints()[0].clone(), shutdown))
+                .unwrap();
+            server.serve().await
+        })
+    });
+    let (endpoint, shutdown) = endpoint.recv_timeout(super::TEST_BOUND).unwrap();
+    let client = Client::builder()
+        .connect(&endpoint)
+        .heartbeat(Some(HEARTBEAT))
+        .io_thread(true)
+        .build()
+        .unwrap();
+    bounded(async {
+        let seconds = HEARTBEAT.as_secs_f64() * 8.0;
+        let answer = client.call::<f64>("hog", (seconds,)).await;
+        assert_eq!(answer.expect("heartbeats flowed while blocked"), seconds);
+    })
+    .await;
+    shutdown.shutdown();
+    serving.join().unwrap().unwrap();
+}
+
 /// Handlers that misbehave: one never returns, one blocks its thread, one
 /// panics. `live` counts the never-returning calls still held.
 #[derive(Default)]
