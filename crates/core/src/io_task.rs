@@ -92,9 +92,10 @@ fn millis_now() -> u64 {
 }
 
 /// How often the rescuer looks at the driven sockets, and how long a task
-/// must have been still before the rescuer turns its socket when there is
-/// work: far below the heartbeat interval (5 s by default; a peer is lost
-/// after two), and rare enough to cost nothing.
+/// must have been still before the rescuer turns its socket (an idle
+/// socket's task is still too: its turn then finds nothing to do): far
+/// below the heartbeat interval (5 s by default; a peer is lost after two),
+/// and rare enough to cost nothing.
 const RESCUE_EVERY: Duration = Duration::from_millis(200);
 
 /// Turns the sockets whose driving task cannot run: every worker of its
