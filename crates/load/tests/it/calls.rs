@@ -64,6 +64,38 @@ fn fifty_thousand_naps_in_flight_are_all_answered() {
     took("50k naps", started);
 }
 
+#[test]
+fn a_server_driven_by_its_runtime_answers_ten_thousand_calls_in_flight() {
+    // `ServerBuilder::io_thread(false)`: the socket's turns share the
+    // runtime's workers with the calls' tasks, and the client's socket is
+    // driven by its runtime too.
+    let _heavy = heavy();
+    let started = Instant::now();
+    let server = LoadServer::start(&["--io-on-runtime"]);
+    let naps = ["--calls", "10000", "--in-flight", "10000", "--nap", "1"];
+    let echoes = [
+        "--calls",
+        "100000",
+        "--in-flight",
+        "2000",
+        "--echo",
+        "64",
+        "--handler",
+        "async",
+    ];
+    for (load, count) in [(&naps[..], 10_000), (&echoes[..], 100_000)] {
+        let mut args = vec!["--connect", &server.endpoint, "--timeout", CALL_TIMEOUT];
+        args.extend_from_slice(load);
+        let (report, max_rss) = run_client(&args, Some(server.pid()));
+        report.assert_all_ok(count);
+        assert!(max_rss < MAX_RSS, "server RSS reached {max_rss} bytes");
+    }
+    let stats = server.stats();
+    assert_no_drops(&stats);
+    assert_eq!(stats["napping"], 0, "{stats:?}");
+    took("calls to a server on its runtime", started);
+}
+
 /// Starts `processes` client processes, each making `calls` naps of a
 /// second all at once over `sockets` sockets to one server, and checks
 /// that every call is answered, with no drop (and, with at most 10,000
