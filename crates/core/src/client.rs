@@ -165,14 +165,7 @@ impl ClientBuilder {
     /// ready, without waiting for it; later changes are followed (see
     /// [`ResolveEndpoint`]).
     pub fn build(self) -> Result<Client> {
-        let runtime = match self.io_thread {
-            true => None,
-            false => crate::io_task::multi_thread_runtime(),
-        };
-        let socket = match runtime {
-            Some(runtime) => crate::io_task::socket_on(&runtime, SocketKind::Client, self.config)?,
-            None => Socket::new(SocketKind::Client, self.config)?,
-        };
+        let socket = crate::io_task::socket(SocketKind::Client, self.config, self.io_thread)?;
         let (live, _) = self.endpoints.attach(&socket)?;
         Ok(Client {
             inner: Arc::new(ClientInner {

@@ -46,13 +46,24 @@ pub(crate) fn multi_thread_runtime() -> Option<Handle> {
         .filter(|runtime| runtime.runtime_flavor() == RuntimeFlavor::MultiThread)
 }
 
+/// A socket with a thread of its own if `io_thread`, or outside a
+/// multi-thread runtime; else driven by a task of the runtime (see
+/// [`socket_on`]).
+pub(crate) fn socket(kind: SocketKind, config: SocketConfig, io_thread: bool) -> Result<Socket> {
+    let runtime = if io_thread {
+        None
+    } else {
+        multi_thread_runtime()
+    };
+    match runtime {
+        Some(runtime) => socket_on(&runtime, kind, config),
+        None => Ok(Socket::new(kind, config)?),
+    }
+}
+
 /// A socket driven by a task on `runtime`; by a thread of its own if the
 /// runtime cannot (its I/O is not enabled), or once the runtime is gone.
-pub(crate) fn socket_on(
-    runtime: &Handle,
-    kind: SocketKind,
-    config: SocketConfig,
-) -> Result<Socket> {
+fn socket_on(runtime: &Handle, kind: SocketKind, config: SocketConfig) -> Result<Socket> {
     let (socket, driver) = Socket::driven(kind, config, block_in_worker_hook)?;
     let Some(slot) = driver.waker_slot() else {
         return Ok(socket);

@@ -171,14 +171,7 @@ impl ServerBuilder {
         config.responder = responder
             .clone()
             .map(|r| r as Arc<dyn zerorpc_transport::Responder>);
-        let runtime = match self.io_thread {
-            true => None,
-            false => crate::io_task::multi_thread_runtime(),
-        };
-        let socket = match runtime {
-            Some(runtime) => crate::io_task::socket_on(&runtime, SocketKind::Server, config)?,
-            None => Socket::new(SocketKind::Server, config)?,
-        };
+        let socket = crate::io_task::socket(SocketKind::Server, config, self.io_thread)?;
         let (live, attached) = self.endpoints.attach(&socket)?;
         let bound = attached.bound.len();
         let mut endpoints = attached.bound;

@@ -1074,20 +1074,19 @@ impl IoThread {
     pub(crate) fn ready_now(&mut self) -> bool {
         let hinted = self.hinted;
         self.sockets.values_mut().any(|s| {
+            let sends_wait = s.queued > 0 && s.precise_pollout;
             // A receive found nothing since libzmq last processed its
             // commands: only news can change that, and news makes the
-            // descriptor readable. Sends that wait need asking.
-            let wanted = match (s.queued > 0 && s.precise_pollout, hinted && !s.input_hint) {
-                (true, true) => zmq::POLLOUT,
-                (true, false) => zmq::POLLIN | zmq::POLLOUT,
-                (false, false) => zmq::POLLIN,
-                (false, true) => zmq::PollEvents::empty(),
-            };
-            let socket = !wanted.is_empty()
-                && s.socket
-                    .get_events()
-                    .is_ok_and(|events| events.intersects(wanted));
-            socket || s.watch.as_mut().is_some_and(|watch| watch.readable(hinted))
+            // descriptor readable. Sends that wait need asking, and the
+            // question processes libzmq's commands too: its answer about
+            // reading counts, and the next turn must then read.
+            let socket = (sends_wait || !hinted || s.input_hint)
+                && s.socket.get_events().is_ok_and(|events| {
+                    let readable = events.contains(zmq::POLLIN);
+                    s.input_hint |= readable;
+                    readable || (sends_wait && events.contains(zmq::POLLOUT))
+                });
+            socket || s.watch.as_ref().is_some_and(|watch| watch.readable(hinted))
         })
     }
 

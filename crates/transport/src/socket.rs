@@ -551,6 +551,12 @@ pub(crate) struct Wake {
 }
 
 impl Wake {
+    /// Makes `waker` the driving task's; true if commands already wait.
+    pub(crate) fn register(&self, waker: &Waker) -> bool {
+        self.task.register(waker);
+        self.pending.load(Ordering::Acquire)
+    }
+
     fn wake(&self) {
         if !self.pending.swap(true, Ordering::AcqRel) {
             // SeqCst pairs with the store of a thread taking over from a
