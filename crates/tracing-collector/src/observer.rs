@@ -33,8 +33,9 @@ struct OpenCall {
     method: Arc<str>,
     side: Side,
     /// Who the request came from or went to, kept to report the request
-    /// on its own.
-    peer: SavedPeer,
+    /// on its own (a routing id is kept inline, an endpoint shared: no
+    /// allocation).
+    peer: Peer,
     /// When the request was received (servers) or sent (clients).
     started_us: u64,
     /// Whether the request has been reported.
@@ -55,45 +56,19 @@ impl OpenCall {
             name: &self.method,
             method: &self.method,
             error: None,
-            peer: self.peer.as_ref(),
+            peer: peer_ref(&self.peer),
             timestamp_us: self.started_us,
             exec_us: None,
         }
     }
 }
 
-/// A peer kept past its event: routing ids (five bytes from ZeroMQ) kept
-/// inline, so that remembering a call allocates nothing for them.
-enum SavedPeer {
-    Inline([u8; INLINE_ID], u8),
-    RoutingId(Box<[u8]>),
-    Endpoint(Arc<str>),
-    Unknown,
-}
-
-const INLINE_ID: usize = 15;
-
-impl SavedPeer {
-    fn new(peer: &Peer) -> Self {
-        match peer {
-            Peer::RoutingId(id) if id.len() <= INLINE_ID => {
-                let mut bytes = [0; INLINE_ID];
-                bytes[..id.len()].copy_from_slice(id);
-                SavedPeer::Inline(bytes, id.len() as u8)
-            }
-            Peer::RoutingId(id) => SavedPeer::RoutingId(id.as_slice().into()),
-            Peer::Endpoint(endpoint) => SavedPeer::Endpoint(Arc::clone(endpoint)),
-            _ => SavedPeer::Unknown,
-        }
-    }
-
-    fn as_ref(&self) -> PeerRef<'_> {
-        match self {
-            SavedPeer::Inline(bytes, len) => PeerRef::RoutingId(&bytes[..usize::from(*len)]),
-            SavedPeer::RoutingId(id) => PeerRef::RoutingId(id),
-            SavedPeer::Endpoint(endpoint) => PeerRef::Endpoint(endpoint),
-            SavedPeer::Unknown => PeerRef::Unknown,
-        }
+/// The report's view of a peer.
+fn peer_ref(peer: &Peer) -> PeerRef<'_> {
+    match peer {
+        Peer::RoutingId(id) => PeerRef::RoutingId(id),
+        Peer::Endpoint(endpoint) => PeerRef::Endpoint(endpoint),
+        _ => PeerRef::Unknown,
     }
 }
 
@@ -201,11 +176,7 @@ impl TraceObserver {
             name: &event.name,
             method: call.method,
             error,
-            peer: match &info.peer {
-                Peer::RoutingId(id) => PeerRef::RoutingId(id),
-                Peer::Endpoint(endpoint) => PeerRef::Endpoint(endpoint),
-                _ => PeerRef::Unknown,
-            },
+            peer: peer_ref(&info.peer),
             timestamp_us: now,
             exec_us,
         }
@@ -226,7 +197,7 @@ impl TraceObserver {
                 span,
                 method,
                 side,
-                peer: SavedPeer::new(&info.peer),
+                peer: info.peer.clone(),
                 started_us: now,
                 reported: false,
             },

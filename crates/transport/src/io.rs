@@ -297,7 +297,7 @@ impl ZmqSocket {
     /// The peer of an event with these envelope frames on this socket.
     fn peer(&self, envelope: &[Vec<u8>]) -> Peer {
         match envelope.first() {
-            Some(id) if self.routed => Peer::RoutingId(id.clone()),
+            Some(id) if self.routed => Peer::RoutingId(id.as_slice().into()),
             _ => self.peer.clone(),
         }
     }
@@ -342,7 +342,7 @@ impl ZmqSocket {
                     }
                     Some(refusal) => {
                         let peer = match pending.head.first() {
-                            Some(id) if routed => Peer::RoutingId(id.clone()),
+                            Some(id) if routed => Peer::RoutingId(id.as_slice().into()),
                             _ => single.clone(),
                         };
                         out.refused.push((pending.channel, refusal, index, peer));

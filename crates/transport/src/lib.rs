@@ -61,7 +61,7 @@ pub use error::{Error, ErrorKind};
 pub use malloc::{MMAP_THRESHOLD, TRIM_THRESHOLD, tune_malloc};
 pub use observe::{
     ChangeKind, ChannelChange, ChannelObserver, Direction, DropReason, Ending, EventInfo,
-    Observations, Observed, Observer, Peer,
+    Observations, Observed, Observer, Peer, RoutingId,
 };
 pub use options::{EndpointOptions, Security};
 pub use respond::Responder;

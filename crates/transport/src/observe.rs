@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use smallvec::SmallVec;
 use zerorpc_wire::{Event, MessageId};
 
 use crate::{Error, ErrorKind, SocketKind};
@@ -82,7 +83,7 @@ pub enum Direction {
 #[non_exhaustive]
 pub enum Peer {
     /// A server's peer, by its ROUTER routing id.
-    RoutingId(Vec<u8>),
+    RoutingId(RoutingId),
     /// The endpoint a client socket connected to: each endpoint has a
     /// ZeroMQ socket of its own, so its events have one peer (shared, as
     /// every event observed on it names it).
@@ -95,16 +96,55 @@ pub enum Peer {
 impl fmt::Display for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Peer::RoutingId(id) => {
-                f.write_str("peer ")?;
-                for byte in id {
-                    write!(f, "{byte:02x}")?;
-                }
-                Ok(())
-            }
+            Peer::RoutingId(id) => write!(f, "peer {id}"),
             Peer::Endpoint(endpoint) => f.write_str(endpoint),
             Peer::Unknown => f.write_str("unknown peer"),
         }
+    }
+}
+
+/// A ROUTER routing id: the bytes ZeroMQ names a server's peer by.
+///
+/// Kept inline up to [`RoutingId::INLINE`] bytes (ZeroMQ makes them five
+/// bytes long; a peer may set its own, up to 255), so that naming the peer
+/// of every observed event and channel change allocates nothing.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RoutingId(SmallVec<[u8; RoutingId::INLINE]>);
+
+impl RoutingId {
+    /// The longest id kept without an allocation.
+    pub const INLINE: usize = 16;
+
+    /// The id's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<&[u8]> for RoutingId {
+    fn from(bytes: &[u8]) -> Self {
+        RoutingId(SmallVec::from_slice(bytes))
+    }
+}
+
+impl std::ops::Deref for RoutingId {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Hex, as ZeroMQ's ids are binary.
+impl fmt::Display for RoutingId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
+
+impl fmt::Debug for RoutingId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RoutingId({self})")
     }
 }
 
@@ -326,5 +366,25 @@ impl Observations {
     /// Records the observer dropped so far because this end lagged.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_routing_id_keeps_every_byte_inline_or_not_and_prints_as_hex() {
+        let zeromq_made: &[u8] = &[0, 0x6b, 0x8b, 0x45, 0x67];
+        let id = RoutingId::from(zeromq_made);
+        assert_eq!(id.as_bytes(), zeromq_made);
+        assert_eq!(id.to_string(), "006b8b4567");
+        assert_eq!(Peer::RoutingId(id).to_string(), "peer 006b8b4567");
+
+        let chosen_by_peer = vec![0xab; 255];
+        let long = RoutingId::from(chosen_by_peer.as_slice());
+        assert_eq!(&*long, chosen_by_peer.as_slice());
+        assert_eq!(long.to_string(), "ab".repeat(255));
+        assert_ne!(long, RoutingId::from(&chosen_by_peer[..254]));
     }
 }
