@@ -15,6 +15,8 @@
 //! * `zerorpc-bench-raw` does the same round trips and one-way transfers
 //!   with bare ZeroMQ sockets (DEALER/ROUTER, PUSH/PULL) through the same
 //!   `zmq` crate: the baseline `cargo xtask bench` compares the others with.
+//! * `zerorpc-bench-grpc` makes the same calls and streams over gRPC in
+//!   Rust (tonic): what users would pick instead, set beside ours.
 //!
 //! This library holds what the binaries and the tests share: parsing
 //! durations given in seconds, reading a process's memory and thread count

@@ -14,7 +14,9 @@
 //!   latency of inline, async and sync methods, calls in flight, several
 //!   client processes, streams, the hub, the server's memory;
 //! * zerorpc-python 0.6.3 with gevent (`python_peer.py`, in the virtualenv
-//!   `cargo xtask setup` makes), when it is there.
+//!   `cargo xtask setup` makes), when it is there;
+//! * gRPC in Rust, tonic (`zerorpc-bench-grpc`): one call at a time, 100 in
+//!   flight and streams, what users would pick instead.
 //!
 //! Each job runs three times (in three rounds over all of them, so that a
 //! disturbance of the machine spreads over jobs rather than spoiling one)
@@ -283,6 +285,7 @@ fn build(
         load_server: dir.join("zerorpc-load-server"),
         load_client: dir.join("zerorpc-load-client"),
         raw: dir.join("zerorpc-bench-raw"),
+        grpc: dir.join("zerorpc-bench-grpc"),
         hub: dir.join("zerorpc-hub"),
         zerorpc: dir.join("zerorpc"),
         python,
@@ -400,6 +403,11 @@ fn document(machine: &Machine, options: &Options, python: bool, tables: &str) ->
          * **zerorpc-python**: 0.6.3 with gevent, client and server from\n  \
            `xtask/src/bench/python_peer.py`, the same echo and streams;\n  \
            calls in flight are that many greenlets sharing one client.\n\
+         * **gRPC (tonic)**: `zerorpc-bench-grpc` (`crates/load`), what a\n  \
+           Rust user would pick instead: tonic 0.14 with prost, the same echo\n  \
+           of 64 bytes as a unary call (calls in flight are that many HTTP/2\n  \
+           streams on one connection) and the same items as a\n  \
+           server-streaming call, tonic's defaults with `TCP_NODELAY`.\n\
          \n\
          Every call's answer and every item is checked; a run with one wrong\n\
          or missing fails the suite.\n\

@@ -27,6 +27,8 @@ pub(crate) enum Kind {
     /// Floors (in `ours`), each against raw libzmq (`raw`, `None` for a
     /// baseline itself), with what they are the floor of in the note.
     Floors,
+    /// Our workloads next to the same over gRPC in Rust (`grpc`).
+    Grpc,
 }
 
 /// What the "Floors" part of the tables says before them.
@@ -50,6 +52,8 @@ pub(crate) struct Row {
     pub(crate) raw: Option<Job>,
     pub(crate) ours: Job,
     pub(crate) python: Option<Job>,
+    /// The same workload over gRPC (tonic).
+    pub(crate) grpc: Option<Job>,
     pub(crate) note: Option<Note>,
     /// The floor `ours` is set against.
     pub(crate) floor: Option<Floor>,
@@ -93,10 +97,18 @@ impl Row {
         };
         let relay = matches!(self.note, Some(Note::HubAdds { .. })).then_some(Job::RawRelayCalls);
         let floor = self.floor.map(|floor| floor.job);
-        [self.raw, Some(self.ours), self.python, direct, relay, floor]
-            .into_iter()
-            .flatten()
-            .collect()
+        [
+            self.raw,
+            Some(self.ours),
+            self.python,
+            self.grpc,
+            direct,
+            relay,
+            floor,
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     /// The row, set against `job`, a floor that adds `name` to raw libzmq.
@@ -148,6 +160,7 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
         raw: Some(raw_calls(1, 1)),
         ours,
         python: python_sequential,
+        grpc: None,
         note,
         floor: None,
     };
@@ -158,6 +171,7 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
         raw: Some(raw),
         ours,
         python,
+        grpc: None,
         note,
         floor: None,
     };
@@ -168,6 +182,7 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
         raw: Some(Job::RawStream { item_bytes }),
         ours: Job::Stream { item_bytes },
         python: Some(Job::PythonStream { item_bytes }),
+        grpc: None,
         note: None,
         floor: Some(Floor {
             job: framed(item_bytes, true),
@@ -181,6 +196,7 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
         raw: None,
         ours,
         python: None,
+        grpc: None,
         note: Some(Note::RssStart { peak }),
         floor: None,
     };
@@ -191,7 +207,19 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
         raw,
         ours,
         python: None,
+        grpc: None,
         note: Some(Note::FloorOf(of)),
+        floor: None,
+    };
+    let versus_grpc = |id, label: &str, metrics, ours, grpc| Row {
+        id,
+        label: label.to_owned(),
+        metrics,
+        raw: None,
+        ours,
+        python: None,
+        grpc: Some(grpc),
+        note: None,
         floor: None,
     };
     vec![
@@ -352,6 +380,40 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
             ],
         },
         Section {
+            title: "Against gRPC in Rust: tonic 0.14, unary and server-streaming calls over HTTP/2",
+            kind: Kind::Grpc,
+            rows: vec![
+                versus_grpc(
+                    "grpc-latency",
+                    "one call at a time, p50 / p99 µs (ours: `#[zerorpc(inline)]` method)",
+                    &[Metric::P50, Metric::P99],
+                    sequential,
+                    Job::GrpcCalls { in_flight: 1 },
+                ),
+                versus_grpc(
+                    "grpc-calls-100",
+                    "one client, 100 in flight, calls/s (gRPC: 100 streams on one connection)",
+                    &[Metric::PerSecond],
+                    calls(Inline, 1, 100, false),
+                    Job::GrpcCalls { in_flight: 100 },
+                ),
+                versus_grpc(
+                    "grpc-stream-64",
+                    "one stream, 64-byte items, items/s",
+                    &[Metric::PerSecond],
+                    Job::Stream { item_bytes: SMALL },
+                    Job::GrpcStream { item_bytes: SMALL },
+                ),
+                versus_grpc(
+                    "grpc-stream-64k",
+                    "one stream, 64 KiB items, MB/s",
+                    &[Metric::MegabytesPerSecond],
+                    Job::Stream { item_bytes: LARGE },
+                    Job::GrpcStream { item_bytes: LARGE },
+                ),
+            ],
+        },
+        Section {
             title: "Floors of one call at a time: p50 / p99, µs (lower is better)",
             kind: Kind::Floors,
             rows: vec![
@@ -481,13 +543,18 @@ pub(crate) fn render(sections: &[Section], results: &Results) -> String {
                 "| floor | measured | vs raw libzmq | the floor of |\n\
                  | --- | --: | --: | --- |\n"
             }
+            Kind::Grpc => {
+                "| workload | gRPC (tonic) | zerorpc-rs | zerorpc-rs vs gRPC |\n\
+                 | --- | --: | --: | --: |\n"
+            }
         });
         for row in &section.rows {
             let figures = |job: Option<Job>| job.and_then(|job| results.get(&job));
-            let (raw, ours, python) = (
+            let (raw, ours, python, grpc) = (
                 figures(row.raw),
                 figures(Some(row.ours)),
                 figures(row.python),
+                figures(row.grpc),
             );
             let first = row.metrics[0];
             let compare = |other: Option<&Figures>, compare: fn(Metric, f64, f64) -> String| match (
@@ -506,8 +573,16 @@ pub(crate) fn render(sections: &[Section], results: &Results) -> String {
                     cell(ours, row.metrics),
                     cell(python, row.metrics),
                     compare(raw, versus_raw),
-                    compare(python, versus_python),
+                    compare(python, versus_other),
                     note(row, results),
+                ),
+                Kind::Grpc => writeln!(
+                    out,
+                    "| {} | {} | {} | {} |",
+                    row.label,
+                    cell(grpc, row.metrics),
+                    cell(ours, row.metrics),
+                    compare(grpc, versus_other),
                 ),
                 Kind::Floors => writeln!(
                     out,
@@ -584,8 +659,9 @@ fn versus_raw(metric: Metric, ours: f64, raw: f64) -> String {
     }
 }
 
-/// Ours against zerorpc-python: how many times faster (or slower).
-fn versus_python(metric: Metric, ours: f64, python: f64) -> String {
+/// Ours against another implementation (zerorpc-python, gRPC): how many
+/// times faster (or slower).
+fn versus_other(metric: Metric, ours: f64, python: f64) -> String {
     let factor = if metric.lower_is_better() {
         python / ours
     } else {
@@ -720,13 +796,13 @@ mod tests {
     fn ratios_say_which_way() {
         assert_eq!(versus_raw(Metric::P50, 110.0, 50.0), "2.20x raw");
         assert_eq!(versus_raw(Metric::PerSecond, 50.0, 200.0), "25% of raw");
-        assert_eq!(versus_python(Metric::P50, 100.0, 600.0), "6.0x faster");
+        assert_eq!(versus_other(Metric::P50, 100.0, 600.0), "6.0x faster");
         assert_eq!(
-            versus_python(Metric::PerSecond, 50_000.0, 1_000.0),
+            versus_other(Metric::PerSecond, 50_000.0, 1_000.0),
             "50x faster"
         );
         assert_eq!(
-            versus_python(Metric::PerSecond, 1_000.0, 2_000.0),
+            versus_other(Metric::PerSecond, 1_000.0, 2_000.0),
             "2.0x slower"
         );
     }
@@ -803,6 +879,42 @@ mod tests {
         // Once, after every table of results.
         assert_eq!(table.matches("\n## Floors\n").count(), 1, "{table}");
         assert!(table.find("\n## Floors\n") > table.find("### Server memory"));
+    }
+
+    #[test]
+    fn grpc_rows_set_ours_beside_the_same_workload_over_tonic() {
+        let sections = sections(Scale::Quick);
+        let versus = sections
+            .iter()
+            .find(|section| section.kind == Kind::Grpc)
+            .expect("a gRPC table");
+        let latency = &versus.rows[0];
+        let stream = &versus.rows[2];
+        assert!(latency.jobs().contains(&Job::GrpcCalls { in_flight: 1 }));
+        let results = HashMap::from([
+            (
+                latency.grpc.unwrap(),
+                Figures::from([(Metric::P50, 160.0), (Metric::P99, 240.0)]),
+            ),
+            (
+                latency.ours,
+                Figures::from([(Metric::P50, 100.0), (Metric::P99, 160.0)]),
+            ),
+            (
+                stream.grpc.unwrap(),
+                Figures::from([(Metric::PerSecond, 5_000_000.0)]),
+            ),
+            (stream.ours, Figures::from([(Metric::PerSecond, 700_000.0)])),
+        ]);
+        let table = render(std::slice::from_ref(versus), &one_round(results));
+        for expected in [
+            "| workload | gRPC (tonic) | zerorpc-rs | zerorpc-rs vs gRPC |",
+            "| 160 / 240 | 100 / 160 | 1.6x faster |",
+            "| 5,000,000 | 700,000 | 7.1x slower |",
+            "| one client, 100 in flight, calls/s (gRPC: 100 streams on one connection) | – | – | – |",
+        ] {
+            assert!(table.contains(expected), "{expected}\n{table}");
+        }
     }
 
     #[test]

@@ -163,6 +163,11 @@ pub(crate) enum Job {
     PythonCalls { in_flight: usize },
     /// One zerorpc-python stream, items of `item_bytes`.
     PythonStream { item_bytes: usize },
+    /// gRPC unary calls (tonic, `zerorpc-bench-grpc`) of a [`SMALL`]-byte
+    /// payload, `in_flight` at once over one connection.
+    GrpcCalls { in_flight: usize },
+    /// One gRPC server-streaming call (tonic), items of `item_bytes`.
+    GrpcStream { item_bytes: usize },
 }
 
 impl Job {
@@ -220,6 +225,10 @@ impl Job {
             }
             Job::PythonStream { item_bytes } => {
                 format!("zerorpc-python stream, {item_bytes}-byte items")
+            }
+            Job::GrpcCalls { in_flight } => format!("gRPC (tonic) calls, {in_flight} in flight"),
+            Job::GrpcStream { item_bytes } => {
+                format!("gRPC (tonic) stream, {item_bytes}-byte items")
             }
         }
     }
@@ -285,6 +294,8 @@ pub(crate) struct Programs {
     pub(crate) load_server: PathBuf,
     pub(crate) load_client: PathBuf,
     pub(crate) raw: PathBuf,
+    /// `zerorpc-bench-grpc`: the same workloads over gRPC (tonic).
+    pub(crate) grpc: PathBuf,
     pub(crate) hub: PathBuf,
     /// The `zerorpc` command line, for `zerorpc collector`.
     pub(crate) zerorpc: PathBuf,
@@ -435,6 +446,26 @@ impl Runner {
                 stream_figures(&report, items, item_bytes)
             }
             Job::RssInFlight | Job::RssAfterCalls => self.server_memory(job),
+            Job::GrpcCalls { in_flight } => {
+                let calls = scale.scaled(our_calls(1, in_flight, false));
+                let mut server = self.spawn_grpc("serve", &[])?;
+                let url = server.wait_listening(START)?;
+                let mut args = call_args(&url, calls, in_flight, scale.warmup(1000));
+                args.extend(strings(&["--bytes", "64"]));
+                call_figures(vec![self.spawn_grpc("call", &args)?], calls)
+            }
+            Job::GrpcStream { item_bytes } => {
+                // HTTP/2 packs small messages many to a frame: as many
+                // items as a raw stream, so that the run lasts long enough
+                // to be timed.
+                let items = scale.scaled(raw_items(item_bytes));
+                let mut server = self.spawn_grpc("serve", &[])?;
+                let mut args = transfer_args(items, item_bytes);
+                args.extend(["--connect".to_owned(), server.wait_listening(START)?]);
+                let report = self.spawn_grpc("stream", &args)?.json_result(RUN)?;
+                check_all_ok(&report, 1)?;
+                stream_figures(&report, items, item_bytes)
+            }
             Job::PythonCalls { in_flight } => {
                 let calls = scale.scaled(if in_flight == 1 { 3_000 } else { 5_000 });
                 let (_server, endpoint) = self.start_python_server()?;
@@ -542,6 +573,12 @@ impl Runner {
         let mut command = Command::new(&self.programs.raw);
         command.arg(subcommand).args(args);
         Peer::spawn("zerorpc-bench-raw", command)
+    }
+
+    fn spawn_grpc(&self, subcommand: &str, args: &[String]) -> anyhow::Result<Peer> {
+        let mut command = Command::new(&self.programs.grpc);
+        command.arg(subcommand).args(args);
+        Peer::spawn("zerorpc-bench-grpc", command)
     }
 
     fn spawn_load_client(&self, args: &[String]) -> anyhow::Result<Peer> {

@@ -1,7 +1,7 @@
 //! What `cargo xtask bench` relies on: per-call latencies, the kinds of
 //! method, binary streams and the watch on the server's memory in
-//! `zerorpc-load-client`, and the raw ZeroMQ baselines and floors of
-//! `zerorpc-bench-raw`.
+//! `zerorpc-load-client`, the raw ZeroMQ baselines and floors of
+//! `zerorpc-bench-raw`, and the gRPC comparison of `zerorpc-bench-grpc`.
 
 use std::process::Command;
 use std::time::Duration;
@@ -13,6 +13,8 @@ use crate::support::{CALL_TIMEOUT, LoadServer, RUN, START, heavy, run_client, sp
 
 /// The raw baseline binary.
 const RAW: &str = env!("CARGO_BIN_EXE_zerorpc-bench-raw");
+/// The gRPC (tonic) comparison.
+const GRPC: &str = env!("CARGO_BIN_EXE_zerorpc-bench-grpc");
 
 /// Asserts that a report has ordered, positive latency percentiles.
 fn assert_latencies(report: &Value) {
@@ -372,14 +374,110 @@ fn raw_bad_arguments_are_refused_with_a_reason() {
         ),
         (&["echo", "--bind", "nowhere"][..], "cannot bind nowhere"),
     ] {
-        let mut process = raw(args);
-        let status = process
-            .wait_for_output(Duration::from_secs(30))
-            .expect("waiting")
-            .unwrap_or_else(|| panic!("{args:?} still running"));
-        assert!(!status.success(), "{args:?}");
-        let stderr = process.stderr_lines().join("\n");
-        assert!(stderr.contains(reason), "{args:?}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_refused(raw(args), args, reason);
+    }
+}
+
+/// Asserts that `process`, started with `args`, fails saying `reason`,
+/// without a panic.
+fn assert_refused(mut process: Process, args: &[&str], reason: &str) {
+    let status = process
+        .wait_for_output(Duration::from_secs(30))
+        .expect("waiting")
+        .unwrap_or_else(|| panic!("{args:?} still running"));
+    assert!(!status.success(), "{args:?}");
+    let stderr = process.stderr_lines().join("\n");
+    assert!(stderr.contains(reason), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+}
+
+/// Starts `zerorpc-bench-grpc` with `args`.
+fn grpc(args: &[&str]) -> Process {
+    let mut command = Command::new(GRPC);
+    command.args(args);
+    Process::spawn("zerorpc-bench-grpc", command).expect("spawn zerorpc-bench-grpc")
+}
+
+#[test]
+fn grpc_calls_in_flight_all_come_back_timed() {
+    let _heavy = heavy();
+    let server = grpc(&["serve"]);
+    let url = listening(&server);
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    for (calls, in_flight) in [("300", "1"), ("5000", "100")] {
+        let report = raw_report(grpc(&[
+            "call",
+            "--connect",
+            &url,
+            "--calls",
+            calls,
+            "--in-flight",
+            in_flight,
+            "--warmup",
+            "50",
+            "--bytes",
+            "64",
+        ]));
+        assert_eq!(report["ok"].to_string(), calls, "{report}");
+        assert_eq!(
+            (report["failed"].as_u64(), report["wrong"].as_u64()),
+            (Some(0), Some(0))
+        );
+        assert_latencies(&report);
+    }
+}
+
+#[test]
+fn grpc_streams_deliver_every_item_checked() {
+    let _heavy = heavy();
+    let server = grpc(&["serve"]);
+    let url = listening(&server);
+    for (items, bytes) in [("20000", "64"), ("50", "65536")] {
+        let report = raw_report(grpc(&[
+            "stream",
+            "--connect",
+            &url,
+            "--items",
+            items,
+            "--bytes",
+            bytes,
+        ]));
+        assert_eq!(
+            (report["ok"].as_u64(), report["items"].to_string()),
+            (Some(1), items.to_owned()),
+            "{report}"
+        );
+        assert_eq!(report["wrong"].as_u64(), Some(0), "{report}");
+    }
+}
+
+#[test]
+fn grpc_bad_arguments_and_absent_servers_are_refused_with_a_reason() {
+    for (args, reason) in [
+        (
+            &[
+                "call",
+                "--connect",
+                "http://127.0.0.1:1",
+                "--in-flight",
+                "0",
+            ][..],
+            "--in-flight",
+        ),
+        (
+            &["stream", "--connect", "http://127.0.0.1:1"][..],
+            "--items",
+        ),
+        (&["serve", "--bind", "nowhere"][..], "nowhere"),
+        (
+            &["call", "--connect", "not a url", "--calls", "1"][..],
+            "is not a URL",
+        ),
+        (
+            &["call", "--connect", "http://127.0.0.1:1", "--calls", "1"][..],
+            "cannot connect to http://127.0.0.1:1",
+        ),
+    ] {
+        assert_refused(grpc(args), args, reason);
     }
 }
