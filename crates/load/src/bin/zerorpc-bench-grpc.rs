@@ -243,9 +243,7 @@ async fn call(
     }
     let mut latencies = Latencies::with_capacity(usize::try_from(calls).unwrap_or(0));
     let (mut ok, mut failed, mut wrong) = (0u64, 0u64, 0u64);
-    let started = Instant::now();
-    let mut measured = run(warmup, calls);
-    while let Some((answer, took)) = measured.next().await {
+    let mut count = |answer: Result<bool, Status>, took: Duration| {
         latencies.record(took);
         match answer {
             Ok(true) => ok += 1,
@@ -256,6 +254,22 @@ async fn call(
                 }
                 failed += 1;
             }
+        }
+    };
+    let started = Instant::now();
+    if in_flight == 1 {
+        // Each call awaited before the next, as `zerorpc-load-client` makes
+        // them one at a time (a set of futures would add a wake-up per
+        // call).
+        for seq in warmup..warmup + calls {
+            let call_started = Instant::now();
+            let answer = echo(grpc.clone(), seq, bytes).await;
+            count(answer, call_started.elapsed());
+        }
+    } else {
+        let mut measured = run(warmup, calls);
+        while let Some((answer, took)) = measured.next().await {
+            count(answer, took);
         }
     }
     let elapsed = started.elapsed();

@@ -267,23 +267,36 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let watch = args.watch_rss.map(RssWatch::start).transpose()?;
 
     let started = Instant::now();
-    let calls = stream::iter(0..args.calls)
-        .map(|i| timed_call(&clients[client_index(i, clients.len())], method, i))
-        .buffer_unordered(args.in_flight);
-    let streams = stream::iter(0..args.streams)
-        .map(|i| open_stream(&clients[i % clients.len()], items, args.items))
-        .buffer_unordered(args.streams.max(1));
     let mut tally = Tally::default();
     let mut latencies = Latencies::with_capacity(usize::try_from(args.calls).unwrap_or(0));
-    let mut outcomes = stream::select(
-        calls.map(|(outcome, took)| (outcome, Some(took))),
-        streams.map(|outcome| (outcome, None)),
-    );
-    while let Some((outcome, took)) = outcomes.next().await {
-        if let Some(took) = took {
+    if args.in_flight == 1 && args.streams == 0 {
+        // One call at a time, each awaited before the next, as a program
+        // calling in turn writes it. A set of futures would cost every
+        // call a wake-up of another worker: `FuturesUnordered` wakes its
+        // task again whenever it has polled all its futures.
+        for i in 0..args.calls {
+            let client = &clients[client_index(i, clients.len())];
+            let (outcome, took) = timed_call(client, method, i).await;
             latencies.record(took);
+            tally.add(outcome);
         }
-        tally.add(outcome);
+    } else {
+        let calls = stream::iter(0..args.calls)
+            .map(|i| timed_call(&clients[client_index(i, clients.len())], method, i))
+            .buffer_unordered(args.in_flight);
+        let streams = stream::iter(0..args.streams)
+            .map(|i| open_stream(&clients[i % clients.len()], items, args.items))
+            .buffer_unordered(args.streams.max(1));
+        let mut outcomes = stream::select(
+            calls.map(|(outcome, took)| (outcome, Some(took))),
+            streams.map(|outcome| (outcome, None)),
+        );
+        while let Some((outcome, took)) = outcomes.next().await {
+            if let Some(took) = took {
+                latencies.record(took);
+            }
+            tally.add(outcome);
+        }
     }
     let elapsed = started.elapsed();
     let watched_rss = watch.map(RssWatch::stop).transpose()?;

@@ -62,6 +62,32 @@ fn every_kind_of_echo_method_is_called_timed_and_checked() {
 }
 
 #[test]
+fn calls_one_at_a_time_are_each_timed_and_checked() {
+    let server = LoadServer::start(&[]);
+    let (report, _) = run_client(
+        &[
+            "--connect",
+            &server.endpoint,
+            "--calls",
+            "300",
+            "--in-flight",
+            "1",
+            "--echo",
+            "64",
+            "--handler",
+            "inline",
+            "--warmup",
+            "10",
+            "--timeout",
+            CALL_TIMEOUT,
+        ],
+        None,
+    );
+    report.assert_all_ok(300);
+    assert_latencies(&report.json);
+}
+
+#[test]
 fn binary_streams_arrive_whole_and_in_order() {
     let _heavy = heavy();
     let server = LoadServer::start(&[]);
