@@ -25,8 +25,9 @@
 //!   `--bytes` bytes, checking each; prints `ok`, `failed`, `wrong`,
 //!   `items` and `elapsed_s`, from the request to the last item.
 //!
-//! Exit status: 0 on success, 1 if a call or item was wrong or missing
-//! (the reason on stderr), 2 on a bad command line.
+//! Exit status: 0 on success, 1 if a call or item failed, was wrong or
+//! missing, or the server could not be bound or reached (the reason on
+//! stderr), 2 on a bad command line.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
