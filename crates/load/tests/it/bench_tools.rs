@@ -35,7 +35,9 @@ fn assert_latencies(report: &Value) {
 fn every_kind_of_echo_method_is_called_timed_and_checked() {
     let _heavy = heavy();
     let server = LoadServer::start(&[]);
-    for handler in ["inline", "async", "sync"] {
+    // One at a time (each call awaited in turn) and several in flight.
+    let loads = ["inline", "async", "sync"].map(|handler| [(handler, "1"), (handler, "4")]);
+    for (handler, in_flight) in loads.into_iter().flatten() {
         let (report, _) = run_client(
             &[
                 "--connect",
@@ -43,7 +45,7 @@ fn every_kind_of_echo_method_is_called_timed_and_checked() {
                 "--calls",
                 "200",
                 "--in-flight",
-                "4",
+                in_flight,
                 "--echo",
                 "64",
                 "--handler",
@@ -59,32 +61,6 @@ fn every_kind_of_echo_method_is_called_timed_and_checked() {
         report.assert_all_ok(200);
         assert_latencies(&report.json);
     }
-}
-
-#[test]
-fn calls_one_at_a_time_are_each_timed_and_checked() {
-    let server = LoadServer::start(&[]);
-    let (report, _) = run_client(
-        &[
-            "--connect",
-            &server.endpoint,
-            "--calls",
-            "300",
-            "--in-flight",
-            "1",
-            "--echo",
-            "64",
-            "--handler",
-            "inline",
-            "--warmup",
-            "10",
-            "--timeout",
-            CALL_TIMEOUT,
-        ],
-        None,
-    );
-    report.assert_all_ok(300);
-    assert_latencies(&report.json);
 }
 
 #[test]
@@ -196,9 +172,15 @@ fn watching_a_process_that_does_not_exist_is_an_error() {
 
 /// Starts `zerorpc-bench-raw` with `args`.
 fn raw(args: &[&str]) -> Process {
-    let mut command = Command::new(RAW);
+    tool(RAW, args)
+}
+
+/// Starts one of the benchmark tools, the binary at `program`, with `args`.
+fn tool(program: &str, args: &[&str]) -> Process {
+    let name = program.rsplit('/').next().unwrap_or(program);
+    let mut command = Command::new(program);
     command.args(args);
-    Process::spawn("zerorpc-bench-raw", command).expect("spawn zerorpc-bench-raw")
+    Process::spawn(name, command).unwrap_or_else(|e| panic!("spawn {name}: {e}"))
 }
 
 /// The endpoint a raw `echo` or `pull` says it listens on.
@@ -419,9 +401,7 @@ fn assert_refused(mut process: Process, args: &[&str], reason: &str) {
 
 /// Starts `zerorpc-bench-grpc` with `args`.
 fn grpc(args: &[&str]) -> Process {
-    let mut command = Command::new(GRPC);
-    command.args(args);
-    Process::spawn("zerorpc-bench-grpc", command).expect("spawn zerorpc-bench-grpc")
+    tool(GRPC, args)
 }
 
 #[test]
