@@ -364,31 +364,6 @@ pub trait RemoteErrorType: Display {}
 
 impl<E: Display + ?Sized> RemoteErrorType for E {}
 
-/// Runs blocking method code on the blocking thread pool, with the call's
-/// context, turning a panic into an error reply.
-pub async fn blocking(method: &'static str, f: impl FnOnce() -> Reply + Send + 'static) -> Reply {
-    let context = CallContext::current();
-    // The call's `tracing` span (see `Propagation::call_span`) follows it
-    // onto the blocking pool.
-    let span = tracing::Span::current();
-    let task = tokio::task::spawn_blocking(move || {
-        let _entered = span.enter();
-        match context {
-            Some(ctx) => ctx.sync_scope(f),
-            None => f(),
-        }
-    });
-    match task.await {
-        Ok(reply) => reply,
-        Err(e) if e.is_panic() => err(panic_error(method, &*e.into_panic())),
-        Err(_) => err(RemoteError::new(
-            "Cancelled",
-            format!("{method}() was cancelled"),
-            "",
-        )),
-    }
-}
-
 /// See [`STREAM_READ_AHEAD`](crate::STREAM_READ_AHEAD).
 const READ_AHEAD: usize = crate::STREAM_READ_AHEAD;
 

@@ -14,7 +14,7 @@ use zerorpc_transport::Responder;
 use zerorpc_wire::{Event, Header, Value, names};
 
 use crate::service::panic_error;
-use crate::{CallContext, Methods, Propagation, RemoteError, introspect};
+use crate::{CallContext, InlineHandler, Methods, Propagation, RemoteError, introspect};
 
 /// The server's [`Responder`]. It declines everything until the server
 /// serves, so that handlers always run with the server's runtime entered
@@ -74,24 +74,39 @@ impl Responder for InlineResponder {
             _ => Vec::new(),
         };
         let context = self.context(request);
-        let span = self
-            .propagation
-            .as_deref()
-            .and_then(|p| p.call_span(&context));
-        let name = context.method();
-        let answer = {
-            let _runtime = runtime.enter();
-            let _span = span.as_ref().map(tracing::Span::enter);
-            let call = || context.clone().sync_scope(|| handler(args));
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
-                .unwrap_or_else(|payload| Err(panic_error(name, &*payload)))
-        };
-        let mut header = Header::new();
-        if let Some(propagation) = self.propagation.as_deref() {
-            propagation.reply(&context, &mut header);
-        }
-        Some(reply_event(header, answer, v1))
+        let _runtime = runtime.enter();
+        Some(answer_now(
+            handler,
+            args,
+            &context,
+            self.propagation.as_deref(),
+            v1,
+        ))
     }
+}
+
+/// Runs a method that computes its answer without waiting (an inline or
+/// a blocking one) as a task serving the call would, with the call's
+/// context and span set, a panic caught, and makes the reply.
+pub(crate) fn answer_now(
+    handler: &InlineHandler,
+    args: Vec<Value>,
+    context: &CallContext,
+    propagation: Option<&dyn Propagation>,
+    v1: bool,
+) -> Event {
+    let span = propagation.and_then(|p| p.call_span(context));
+    let answer = {
+        let _span = span.as_ref().map(tracing::Span::enter);
+        let call = || context.clone().sync_scope(|| handler(args));
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
+            .unwrap_or_else(|payload| Err(panic_error(context.method(), &*payload)))
+    };
+    let mut header = Header::new();
+    if let Some(propagation) = propagation {
+        propagation.reply(context, &mut header);
+    }
+    reply_event(header, answer, v1)
 }
 
 impl InlineResponder {

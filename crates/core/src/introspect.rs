@@ -5,6 +5,20 @@ use zerorpc_wire::Value;
 use crate::RemoteError;
 use crate::service::{MethodInfo, Methods};
 
+/// Whether `method` is an introspection method, which [`answer`] answers
+/// before any method of the service of the same name.
+pub(crate) fn answers(method: &str) -> bool {
+    matches!(
+        method,
+        "_zerorpc_ping"
+            | "_zerorpc_name"
+            | "_zerorpc_list"
+            | "_zerorpc_help"
+            | "_zerorpc_args"
+            | "_zerorpc_inspect"
+    )
+}
+
 /// Answers an introspection call, or `None` when `method` is not one.
 pub(crate) fn answer(
     methods: &Methods,

@@ -11,9 +11,9 @@ use zerorpc_wire::{Event, Header, Value, names};
 use crate::context::Propagation;
 use crate::driver::Driver;
 use crate::endpoint::{Endpoints, Live, ResolveEndpoint};
-use crate::inline::{InlineResponder, error_args, reply_event};
+use crate::inline::{InlineResponder, answer_now, error_args, reply_event};
 use crate::service::{Reply, Service, call_guarded, guard_stream};
-use crate::{CallContext, Error, Methods, RemoteError, Result, introspect};
+use crate::{CallContext, Error, InlineHandler, Methods, RemoteError, Result, introspect};
 
 /// Configures and builds a [`Server`].
 pub struct ServerBuilder {
@@ -314,7 +314,7 @@ impl Server {
             responder.start(tokio::runtime::Handle::current());
         }
         loop {
-            let channel = match self.socket.accept().await {
+            let mut channel = match self.socket.accept().await {
                 Ok(channel) => channel,
                 Err(e) if e.is_closed() => return Ok(()),
                 Err(e) => return Err(Error::from(e)),
@@ -325,10 +325,26 @@ impl Server {
                 Some(limit) => limit.clone().acquire_owned().await.ok(),
                 None => None,
             };
-            tokio::spawn(async move {
-                serve_call(&methods, channel, propagation.as_deref()).await;
-                drop(permit);
-            });
+            // An accepted channel holds its request already.
+            let request = channel.try_recv();
+            let blocking = request
+                .as_ref()
+                .and_then(|request| BlockingCall::handler(&methods, request));
+            match (blocking, request) {
+                (Some(handler), Some(request)) => {
+                    let call = BlockingCall::new(handler, channel, request);
+                    tokio::task::spawn_blocking(move || {
+                        call.serve(propagation.as_deref());
+                        drop(permit);
+                    });
+                }
+                (_, request) => {
+                    tokio::spawn(async move {
+                        serve_call(&methods, channel, request, propagation.as_deref()).await;
+                        drop(permit);
+                    });
+                }
+            }
         }
     }
 
@@ -377,13 +393,73 @@ impl ShutdownHandle {
     }
 }
 
+/// A call to a blocking method (see [`Methods::add_blocking`]), served by
+/// a thread of the blocking pool from the request to the reply: no task
+/// waits for that thread to wake it with the answer.
+struct BlockingCall {
+    handler: InlineHandler,
+    channel: Channel,
+    context: CallContext,
+    args: Vec<Value>,
+    v1: bool,
+}
+
+impl BlockingCall {
+    /// The handler of `request`'s method if it is a blocking one, called
+    /// as a task would call it (other argument shapes get the task's
+    /// explanation).
+    fn handler(methods: &Methods, request: &Event) -> Option<InlineHandler> {
+        if introspect::answers(&request.name)
+            || !matches!(request.args, Value::Array(_) | Value::Nil)
+        {
+            return None;
+        }
+        methods.get(&request.name)?.blocking.clone()
+    }
+
+    fn new(handler: InlineHandler, channel: Channel, request: Event) -> Self {
+        let args = match request.args {
+            Value::Array(args) => args,
+            _ => Vec::new(),
+        };
+        BlockingCall {
+            handler,
+            channel,
+            // zerorpc-python answers requests without `v`, or with v < 2, in the v1 shape.
+            v1: request.header.protocol_version() < 2,
+            context: CallContext::new(request.name, request.header),
+            args,
+        }
+    }
+
+    /// Runs the method and sends its reply, on a thread that may block.
+    fn serve(mut self, propagation: Option<&dyn Propagation>) {
+        let reply = answer_now(
+            &self.handler,
+            self.args,
+            &self.context,
+            propagation,
+            self.v1,
+        );
+        // A single reply never waits for credit: this returns at once.
+        if let Err(e) = futures::executor::block_on(self.channel.send(reply)) {
+            tracing::debug!("reply to {} not sent: {e}", self.context.method());
+        }
+    }
+}
+
 async fn serve_call(
     methods: &Methods,
     mut channel: Channel,
+    request: Option<Event>,
     propagation: Option<&dyn Propagation>,
 ) {
-    let Ok(request) = channel.recv().await else {
-        return;
+    let request = match request {
+        Some(request) => request,
+        None => match channel.recv().await {
+            Ok(request) => request,
+            Err(_) => return,
+        },
     };
     // zerorpc-python answers requests without `v`, or with v < 2, in the v1 shape.
     let v1 = request.header.protocol_version() < 2;

@@ -127,6 +127,19 @@ pub(crate) struct Method {
     pub(crate) handler: Handler,
     /// Set for methods added with [`Methods::add_inline`].
     pub(crate) inline: Option<InlineHandler>,
+    /// Set for methods added with [`Methods::add_blocking`].
+    pub(crate) blocking: Option<InlineHandler>,
+}
+
+impl Method {
+    fn new(info: MethodInfo, handler: Handler) -> Self {
+        Method {
+            info,
+            handler,
+            inline: None,
+            blocking: None,
+        }
+    }
 }
 
 /// The methods of a service, by name.
@@ -226,11 +239,67 @@ impl Methods {
         let handler: Handler =
             Arc::new(move |args| futures::future::ready(Reply::Value(answer(args))).boxed());
         let method = Method {
-            info,
-            handler,
             inline: Some(inline),
+            ..Method::new(info, handler)
         };
         self.methods.insert(name.into(), method);
+        self
+    }
+
+    /// Registers a method that returns one value and may block while it
+    /// computes it (I/O, locks, long computations): what the
+    /// [`service`](crate::service) attribute makes of a plain, non-async
+    /// method.
+    ///
+    /// A server runs it on tokio's blocking thread pool, and that thread
+    /// sends the reply itself: no task waits for it, so a call costs one
+    /// thread hand-off fewer than the same code run through
+    /// `tokio::task::spawn_blocking` from an async handler. Heartbeats
+    /// flow while it runs; the call's [`CallContext`](crate::CallContext)
+    /// and `tracing` span are set on that thread.
+    ///
+    /// ```
+    /// use zerorpc::{Methods, MethodInfo, Arg, Value, RemoteError};
+    ///
+    /// let mut methods = Methods::new("Files");
+    /// methods.add_blocking("size", MethodInfo::new().arg(Arg::new("path")), |args: Vec<Value>| {
+    ///     let path = args.first().and_then(Value::as_str).unwrap_or_default();
+    ///     std::fs::metadata(path)
+    ///         .map(|m| Value::from(m.len()))
+    ///         .map_err(|e| RemoteError::with_summary("IOError", e.to_string()))
+    /// });
+    /// ```
+    pub fn add_blocking<F>(
+        &mut self,
+        name: impl Into<String>,
+        info: MethodInfo,
+        handler: F,
+    ) -> &mut Self
+    where
+        F: Fn(Vec<Value>) -> Result<Value, RemoteError> + Send + Sync + 'static,
+    {
+        let name = name.into();
+        let blocking: InlineHandler = Arc::new(handler);
+        let run = blocking.clone();
+        let method_name: Arc<str> = Arc::from(name.as_str());
+        // Where a call has no channel of its own to reply on (an event run
+        // by a receiver), a task awaits the pool's answer.
+        let handler: Handler = Arc::new(move |args| {
+            let (run, method_name) = (run.clone(), method_name.clone());
+            async move {
+                let answer = on_blocking_pool(move || run(args)).await;
+                match answer {
+                    Ok(answer) => Reply::Value(answer),
+                    Err(e) => Reply::Value(Err(join_error(&method_name, e))),
+                }
+            }
+            .boxed()
+        });
+        let method = Method {
+            blocking: Some(blocking),
+            ..Method::new(info, handler)
+        };
+        self.methods.insert(name, method);
         self
     }
 
@@ -241,12 +310,7 @@ impl Methods {
         info: MethodInfo,
         handler: Handler,
     ) -> &mut Self {
-        let method = Method {
-            info,
-            handler,
-            inline: None,
-        };
-        self.methods.insert(name.into(), method);
+        self.methods.insert(name.into(), Method::new(info, handler));
         self
     }
 
@@ -290,6 +354,32 @@ pub trait Service: Send + Sync + 'static {
 impl Service for Methods {
     fn methods(self: Arc<Self>) -> Methods {
         Arc::unwrap_or_clone(self)
+    }
+}
+
+/// Runs `f` on the blocking thread pool with the call's context and
+/// `tracing` span (see `Propagation::call_span`), which follow it there.
+async fn on_blocking_pool<R: Send + 'static>(
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, tokio::task::JoinError> {
+    let context = crate::CallContext::current();
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        match context {
+            Some(ctx) => ctx.sync_scope(f),
+            None => f(),
+        }
+    })
+    .await
+}
+
+/// The error a method's blocking job that did not finish answers.
+fn join_error(method: &str, error: tokio::task::JoinError) -> RemoteError {
+    if error.is_panic() {
+        panic_error(method, &*error.into_panic())
+    } else {
+        RemoteError::new("Cancelled", format!("{method}() was cancelled"), "")
     }
 }
 

@@ -673,13 +673,10 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
                 let sent = as_sent(quote!(__r), ok_ty.as_ref());
                 quote!(::zerorpc::__private::answer(#sent))
             };
-            // `inline` methods are called directly: they are registered
-            // with `add_inline` (below), and answered on the I/O thread.
-            if is_async || opts.inline {
-                quote! { let __r = #call; #convert }
-            } else {
-                quote! { ::zerorpc::__private::blocking(#name, move || { let __r = #call; #convert }).await }
-            }
+            // Sync methods are called directly: they are registered with
+            // `add_inline` or `add_blocking` (below), and the server runs
+            // them on its I/O thread or on the blocking pool.
+            quote! { let __r = #call; #convert }
         }
         Some(kind) => {
             let blocking = kind == StreamKind::Iter && !is_async;
@@ -745,12 +742,18 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
         use ::zerorpc::__private::{TakeValue as _, TakeDecoded as _};
         #(#decode)*
     };
-    if opts.inline {
-        // Answered on the server's I/O thread: see `Methods::add_inline`.
+    if !is_async && stream_kind.is_none() {
+        // Answered on the server's I/O thread (`Methods::add_inline`) or
+        // on the blocking pool (`Methods::add_blocking`).
+        let add = if opts.inline {
+            quote!(add_inline)
+        } else {
+            quote!(add_blocking)
+        };
         return Ok(quote! {
             {
                 let this = ::std::sync::Arc::clone(&self);
-                methods.add_inline(
+                methods.#add(
                     #name,
                     #info,
                     move |__values: ::std::vec::Vec<::zerorpc::Value>| {

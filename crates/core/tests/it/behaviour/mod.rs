@@ -1,6 +1,7 @@
 //! Behaviour of our client against our server: the service macro, streams,
 //! client and server features, call context, events and errors.
 
+mod blocking;
 mod client;
 mod context;
 mod errors;
