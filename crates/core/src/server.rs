@@ -11,7 +11,7 @@ use zerorpc_wire::{Event, Header, Value, names};
 use crate::context::Propagation;
 use crate::driver::Driver;
 use crate::endpoint::{Endpoints, Live, ResolveEndpoint};
-use crate::inline::{InlineResponder, answer_now, error_args, reply_event};
+use crate::inline::{InlineResponder, answer_now, blocking_handler, error_args, reply_event};
 use crate::service::{Reply, Service, call_guarded, guard_stream};
 use crate::{CallContext, Error, InlineHandler, Methods, RemoteError, Result, introspect};
 
@@ -329,7 +329,7 @@ impl Server {
             let request = channel.try_recv();
             let blocking = request
                 .as_ref()
-                .and_then(|request| BlockingCall::handler(&methods, request));
+                .and_then(|request| blocking_handler(&methods, request));
             match (blocking, request) {
                 (Some(handler), Some(request)) => {
                     let call = BlockingCall::new(handler, channel, request);
@@ -393,9 +393,10 @@ impl ShutdownHandle {
     }
 }
 
-/// A call to a blocking method (see [`Methods::add_blocking`]), served by
-/// a thread of the blocking pool from the request to the reply: no task
-/// waits for that thread to wake it with the answer.
+/// A call to a blocking method (see [`Methods::add_blocking`]) that came
+/// through `accept` (under a concurrency limit, or before the responder
+/// starts), served by a thread of the blocking pool from the request to
+/// the reply: no task waits for that thread to wake it with the answer.
 struct BlockingCall {
     handler: InlineHandler,
     channel: Channel,
@@ -405,18 +406,6 @@ struct BlockingCall {
 }
 
 impl BlockingCall {
-    /// The handler of `request`'s method if it is a blocking one, called
-    /// as a task would call it (other argument shapes get the task's
-    /// explanation).
-    fn handler(methods: &Methods, request: &Event) -> Option<InlineHandler> {
-        if introspect::answers(&request.name)
-            || !matches!(request.args, Value::Array(_) | Value::Nil)
-        {
-            return None;
-        }
-        methods.get(&request.name)?.blocking.clone()
-    }
-
     fn new(handler: InlineHandler, channel: Channel, request: Event) -> Self {
         let args = match request.args {
             Value::Array(args) => args,

@@ -21,6 +21,7 @@ use crate::machine::{
 };
 use crate::observe::{ChangeKind, ChannelChange, Direction, DropReason, Ending, EventInfo, Peer};
 use crate::options::{EndpointOptions, apply_endpoint, apply_kind};
+use crate::respond::Adopted;
 use crate::security::ServedWatch;
 use crate::socket::{
     Command, CommandQueue, Counters, SocketConfig, SocketKind, Wake, WakeQueue, context,
@@ -625,10 +626,15 @@ impl IoThread {
                         let peer = self.peer_of(socket, Some(&id));
                         self.observe_change(|| ChangeKind::Accepted, Some(&id), socket, &peer);
                     }
-                    if let Some(request) = first {
-                        handle.deliver(request);
+                    match first {
+                        Some(request) => {
+                            if let Some((id, handle, request)) = self.adopt(id, handle, request) {
+                                handle.deliver(request);
+                                self.incoming.push((id, handle));
+                            }
+                        }
+                        None => self.incoming.push((id, handle)),
                     }
-                    self.incoming.push((id, handle));
                 }
                 Action::Deliver(_, handle, event) => handle.deliver(event),
                 Action::Credit(_, handle, n) => handle.add_credit(n),
@@ -1221,6 +1227,14 @@ impl IoThread {
             } => self.send_on(&id, payload, observed, stream),
             Command::Grant { id, credit } => self.machine.grant(&id, credit),
             Command::Close { id } => self.machine.close(&id),
+            Command::Reply {
+                id,
+                payload,
+                observed,
+            } => {
+                self.send_on(&id, payload, observed, false);
+                self.machine.close(&id);
+            }
             Command::Emit { payload, observed } => {
                 let limit = self.config.send_queue_limit;
                 if let Some((&id, socket)) = self.sockets.iter_mut().next() {
@@ -1494,6 +1508,39 @@ impl IoThread {
     /// it answers is sent at once and the channel never exists (no state,
     /// no timers, no handle). Gives the event back when there is no
     /// responder, the event opens no call, or the responder declines.
+    /// Offers an accepted call to the responder (see [`Responder::adopt`]);
+    /// gives it back for the application if declined.
+    fn adopt(
+        &self,
+        id: MessageId,
+        handle: Arc<ChannelShared>,
+        mut request: Event,
+    ) -> Option<(MessageId, Arc<ChannelShared>, Event)> {
+        let Some(responder) = self.config.responder.as_deref() else {
+            return Some((id, handle, request));
+        };
+        let call = Adopted::new(
+            id,
+            handle,
+            self.commands.clone(),
+            self.wake.clone(),
+            self.observing(),
+        );
+        let offered =
+            std::panic::catch_unwind(AssertUnwindSafe(|| responder.adopt(&mut request, call)));
+        match offered {
+            Ok(None) => None,
+            Ok(Some(call)) => {
+                let (id, handle) = call.decline();
+                Some((id, handle, request))
+            }
+            Err(_) => {
+                tracing::warn!("a responder panicked adopting a call; the call is closed");
+                None
+            }
+        }
+    }
+
     fn answer_at_once(
         &mut self,
         socket: SocketId,

@@ -64,7 +64,7 @@ pub use observe::{
     Observations, Observed, Observer, Peer, RoutingId,
 };
 pub use options::{EndpointOptions, Security};
-pub use respond::Responder;
+pub use respond::{Adopted, Responder};
 pub use security::{
     AccessPolicy, AuthStats, Authenticator, CurveKey, CurveKeyPair, PolicyFiles, read_key_pair,
     read_public_key, zcert_public_key,

@@ -35,7 +35,12 @@
 //! config.responder = Some(Arc::new(Ping));
 //! ```
 
-use zerorpc_wire::Event;
+use std::sync::Arc;
+
+use zerorpc_wire::{Event, MessageId};
+
+use crate::channel::ChannelShared;
+use crate::socket::{Command, CommandQueue, Wake};
 
 /// Answers requests on a server socket's I/O thread; see the
 /// [module](crate::respond) documentation.
@@ -49,4 +54,110 @@ pub trait Responder: Send + Sync + 'static {
     /// copy it: the socket reads only the header's `message_id` after an
     /// answer. One that declines must leave `request` as it found it.
     fn respond(&self, request: &mut Event) -> Option<Event>;
+
+    /// Offered each call [`respond`](Self::respond) declined, on the I/O
+    /// thread, once its channel is open: heartbeats flow for it from then
+    /// on. Return `None` to serve it elsewhere (hand `call` to a thread
+    /// pool, say, whose thread then [replies](Adopted::reply)), or
+    /// `Some(call)` to pass it to [`Socket::accept`](crate::Socket::accept)
+    /// as usual. The default passes every call on.
+    ///
+    /// The same rules hold as for `respond`: quick, never blocking; one
+    /// that adopts may take what it needs out of `request`, one that
+    /// declines must leave it as it found it. A call adopted by a
+    /// responder that then panics is closed, which its client sees as a
+    /// lost remote.
+    fn adopt(&self, request: &mut Event, call: Adopted) -> Option<Adopted> {
+        let _ = request;
+        Some(call)
+    }
+}
+
+/// A call taken by a [`Responder`] (see [`Responder::adopt`]): it is
+/// answered by one [`reply`](Self::reply), from any thread. Dropped
+/// without a reply, it closes the call unanswered (the client then sees
+/// its server lost).
+pub struct Adopted {
+    id: MessageId,
+    shared: Arc<ChannelShared>,
+    commands: Arc<CommandQueue>,
+    wake: Arc<Wake>,
+    /// Whether the socket has observers, who see the reply event itself.
+    observed: bool,
+    /// Replied, or handed back: nothing left to close.
+    done: bool,
+}
+
+impl Adopted {
+    pub(crate) fn new(
+        id: MessageId,
+        shared: Arc<ChannelShared>,
+        commands: Arc<CommandQueue>,
+        wake: Arc<Wake>,
+        observed: bool,
+    ) -> Self {
+        Adopted {
+            id,
+            shared,
+            commands,
+            wake,
+            observed,
+            done: false,
+        }
+    }
+
+    /// The call's id: its request's `message_id`.
+    pub fn id(&self) -> &MessageId {
+        &self.id
+    }
+
+    /// Whether the call has ended without a reply: its client was lost,
+    /// or the socket closed. A reply then goes nowhere.
+    pub fn is_closed(&self) -> bool {
+        self.shared.lock().closed.is_some()
+    }
+
+    /// Sends the call's one reply (`OK` or `ERR`) and ends the call: one
+    /// command to the I/O thread, one wake-up at most. Never waits.
+    pub fn reply(mut self, mut event: Event) {
+        event.header.response_to = Some(self.id.clone());
+        let payload = event.encode();
+        let observed = self.observed.then(|| Box::new(event));
+        self.command(Command::Reply {
+            id: self.id.clone(),
+            payload,
+            observed,
+        });
+        self.done = true;
+    }
+
+    /// The channel, for the application after all: nothing is closed.
+    pub(crate) fn decline(mut self) -> (MessageId, Arc<ChannelShared>) {
+        self.done = true;
+        (self.id.clone(), self.shared.clone())
+    }
+
+    fn command(&self, command: Command) {
+        if self.commands.push(command) {
+            self.wake.wake();
+        }
+    }
+}
+
+impl Drop for Adopted {
+    fn drop(&mut self) {
+        if !self.done {
+            self.command(Command::Close {
+                id: self.id.clone(),
+            });
+        }
+    }
+}
+
+impl std::fmt::Debug for Adopted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Adopted")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }

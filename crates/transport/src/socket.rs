@@ -334,6 +334,13 @@ pub(crate) enum Command {
     Close {
         id: MessageId,
     },
+    /// Send the channel's last event, then close it (an adopted call's
+    /// reply): one command, so one wake-up at most.
+    Reply {
+        id: MessageId,
+        payload: Vec<u8>,
+        observed: Option<Box<Event>>,
+    },
     Emit {
         payload: Vec<u8>,
         observed: Option<Box<Event>>,
@@ -557,7 +564,7 @@ impl Wake {
         self.pending.load(Ordering::Acquire)
     }
 
-    fn wake(&self) {
+    pub(crate) fn wake(&self) {
         if !self.pending.swap(true, Ordering::AcqRel) {
             // SeqCst pairs with the store of a thread taking over from a
             // task: a wake-up that reads `true` here was sent before the

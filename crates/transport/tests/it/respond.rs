@@ -1,12 +1,14 @@
-//! A server's responder answers requests on the I/O thread; what it
-//! declines, or panics on, reaches the application as usual.
+//! A server's responder answers requests on the I/O thread, or adopts
+//! calls to answer them from another thread; what it declines, or panics
+//! on, reaches the application as usual.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use zerorpc_transport::{
-    ChangeKind, ChannelChange, EventInfo, Observer, OpenOptions, Responder, Socket, SocketKind,
+    Adopted, ChangeKind, ChannelChange, EventInfo, Observer, OpenOptions, Responder, Socket,
+    SocketKind,
 };
 use zerorpc_wire::rmpv::Value;
 use zerorpc_wire::{Event, Header, names};
@@ -26,6 +28,26 @@ impl Responder for Doubler {
             }
             "boom" => panic!("responder gave up"),
             _ => None,
+        }
+    }
+
+    /// Adopts `slow [n]`, answered with `n` by a thread of its own after
+    /// three heartbeat intervals; drops `forget` unanswered; panics on
+    /// `burst`.
+    fn adopt(&self, request: &mut Event, call: Adopted) -> Option<Adopted> {
+        match request.name.as_str() {
+            "slow" => {
+                let args = std::mem::replace(&mut request.args, Value::Nil);
+                std::thread::spawn(move || {
+                    std::thread::sleep(HB * 3);
+                    assert!(!call.is_closed(), "the call is open while adopted");
+                    call.reply(Event::new(Header::new(), names::OK, args));
+                });
+                None
+            }
+            "forget" => None,
+            "burst" => panic!("adoption gave up"),
+            _ => Some(call),
         }
     }
 }
@@ -121,4 +143,61 @@ fn what_a_responder_declines_or_panics_on_reaches_the_application() {
         run(channel.recv()).unwrap().args,
         Value::Array(vec![Value::from(42)])
     );
+}
+
+#[test]
+fn an_adopted_call_is_heartbeated_until_its_reply_from_another_thread_ends_it() {
+    let (server, endpoint, counts) = server_with_responder();
+    let client = Socket::new(SocketKind::Client, config(Some(HB))).unwrap();
+    client.connect(&endpoint).unwrap();
+
+    let mut channels: Vec<_> = (0..20)
+        .map(|n| {
+            let call = request("slow", n);
+            let id = call.header.message_id.clone();
+            (n, id, client.open(call, OpenOptions::default()).unwrap())
+        })
+        .collect();
+    // Each waits three heartbeat intervals, more than the two without a
+    // heartbeat after which the client would take its server for lost.
+    for (n, id, channel) in &mut channels {
+        let reply = run(channel.recv()).expect("an adopted call is answered, not lost");
+        assert_eq!(reply.name, names::OK);
+        assert_eq!(reply.args, Value::Array(vec![Value::from(*n)]));
+        assert_eq!(reply.header.response_to.as_ref(), Some(&*id));
+    }
+    assert!(wait_until(LIMIT, || counts.closed.load(Ordering::SeqCst) == 20));
+    assert_eq!(counts.sent.load(Ordering::SeqCst), 20);
+    let accepted = block_on_timeout(HB * 2, server.accept());
+    assert!(accepted.is_none(), "an adopted call reached accept");
+}
+
+#[test]
+fn an_adopted_call_dropped_unanswered_or_panicked_on_is_lost_to_its_client() {
+    let (server, endpoint, _) = server_with_responder();
+    let client = Socket::new(SocketKind::Client, config(Some(HB))).unwrap();
+    client.connect(&endpoint).unwrap();
+
+    for name in ["forget", "burst"] {
+        let mut channel = client
+            .open(request(name, 1), OpenOptions::default())
+            .unwrap();
+        let error = run(channel.recv()).expect_err("no reply comes");
+        assert!(error.is_lost_remote(), "{name}: {error:?}");
+    }
+    // The server still adopts, answers and passes on calls afterwards.
+    let mut slow = client
+        .open(request("slow", 5), OpenOptions::default())
+        .unwrap();
+    assert_eq!(
+        run(slow.recv()).unwrap().args,
+        Value::Array(vec![Value::from(5)])
+    );
+    let mut declined = client
+        .open(request("triple", 3), OpenOptions::default())
+        .unwrap();
+    let mut served = run(server.accept()).unwrap();
+    assert_eq!(run(served.recv()).unwrap().name, "triple");
+    run(served.send(Event::new(Header::new(), names::OK, Value::Nil))).unwrap();
+    assert_eq!(run(declined.recv()).unwrap().name, names::OK);
 }
