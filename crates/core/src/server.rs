@@ -422,7 +422,7 @@ impl BlockingCall {
     }
 
     /// Runs the method and sends its reply, on a thread that may block.
-    fn serve(mut self, propagation: Option<&dyn Propagation>) {
+    fn serve(self, propagation: Option<&dyn Propagation>) {
         let reply = answer_now(
             &self.handler,
             self.args,
@@ -431,7 +431,7 @@ impl BlockingCall {
             self.v1,
         );
         // A single reply never waits for credit: this returns at once.
-        if let Err(e) = futures::executor::block_on(self.channel.send(reply)) {
+        if let Err(e) = futures::executor::block_on(self.channel.send_last(reply)) {
             tracing::debug!("reply to {} not sent: {e}", self.context.method());
         }
     }
@@ -460,7 +460,7 @@ async fn serve_call(
     let span = propagation.and_then(|p| p.call_span(&context));
     let work = async {
         let reply = dispatch(methods, &request.name, request.args).await;
-        send_reply(&mut channel, &request.name, reply, v1, &replies).await;
+        send_reply(channel, &request.name, reply, v1, &replies).await;
     };
     let work = context.scope(work);
     let work = match span {
@@ -528,7 +528,7 @@ fn type_name(value: &Value) -> &'static str {
 }
 
 async fn send_reply(
-    channel: &mut Channel,
+    mut channel: Channel,
     method: &str,
     reply: Reply,
     v1: bool,
@@ -536,10 +536,11 @@ async fn send_reply(
 ) {
     let event = |name: &str, args: Value| Event::new(headers.header(), name, args);
     let error_args = |e: &RemoteError| error_args(e, v1);
+    // The last event closes the channel with it (`send_last`).
     let result = match reply {
         Reply::Value(answer) => {
             channel
-                .send(reply_event(headers.header(), answer, v1))
+                .send_last(reply_event(headers.header(), answer, v1))
                 .await
         }
         Reply::Stream(mut stream) => loop {
@@ -549,8 +550,12 @@ async fn send_reply(
                         break Err(e);
                     }
                 }
-                Some(Err(e)) => break channel.send(event(names::ERR, error_args(&e))).await,
-                None => break channel.send(event(names::STREAM_DONE, Value::Nil)).await,
+                Some(Err(e)) => break channel.send_last(event(names::ERR, error_args(&e))).await,
+                None => {
+                    break channel
+                        .send_last(event(names::STREAM_DONE, Value::Nil))
+                        .await;
+                }
             }
         },
     };

@@ -236,6 +236,9 @@ pub struct Channel {
     /// refuses when its peer's queue is full (and a server's first one
     /// said it is lossless).
     streaming: bool,
+    /// Its last event was sent with the order to close it: nothing left
+    /// to close when dropped.
+    ended: bool,
 }
 
 impl Channel {
@@ -251,6 +254,7 @@ impl Channel {
             socket,
             window,
             streaming: false,
+            ended: false,
         }
     }
 
@@ -304,7 +308,28 @@ impl Channel {
     ///
     /// The event's header gets `response_to` set to the channel id; its
     /// `message_id` and extra keys are kept.
-    pub async fn send(&mut self, mut event: Event) -> Result<(), Error> {
+    pub async fn send(&mut self, event: Event) -> Result<(), Error> {
+        let event = self.ready(event).await?;
+        self.socket
+            .send_on_channel(&self.id, event, self.streaming, false);
+        Ok(())
+    }
+
+    /// Sends the channel's last event (a reply, the end of a stream) once
+    /// the peer has granted credit for it, and closes the channel: what
+    /// [`send`](Self::send) then dropping the channel do, in one command
+    /// to the I/O thread, which a task replying from another thread then
+    /// wakes once rather than twice.
+    pub async fn send_last(mut self, event: Event) -> Result<(), Error> {
+        let event = self.ready(event).await?;
+        self.socket
+            .send_on_channel(&self.id, event, self.streaming, true);
+        self.ended = true;
+        Ok(())
+    }
+
+    /// Waits for credit to send `event`, and addresses it to the channel.
+    async fn ready(&mut self, mut event: Event) -> Result<Event, Error> {
         poll_fn(|cx| {
             let mut state = self.shared.lock();
             if let Some(err) = &state.closed {
@@ -327,8 +352,7 @@ impl Channel {
                 event.header.insert(LOSSLESS_KEY, true.into());
             }
         }
-        self.socket.send_on_channel(&self.id, event, self.streaming);
-        Ok(())
+        Ok(event)
     }
 
     /// Resolves when the channel is closed: by the peer's loss, a timeout,
@@ -353,9 +377,11 @@ impl Channel {
 
 impl Drop for Channel {
     fn drop(&mut self) {
-        self.socket.command(Command::Close {
-            id: self.id.clone(),
-        });
+        if !self.ended {
+            self.socket.command(Command::Close {
+                id: self.id.clone(),
+            });
+        }
     }
 }
 

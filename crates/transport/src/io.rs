@@ -1224,17 +1224,15 @@ impl IoThread {
                 payload,
                 observed,
                 stream,
-            } => self.send_on(&id, payload, observed, stream),
+                last,
+            } => {
+                self.send_on(&id, payload, observed, stream);
+                if last {
+                    self.machine.close(&id);
+                }
+            }
             Command::Grant { id, credit } => self.machine.grant(&id, credit),
             Command::Close { id } => self.machine.close(&id),
-            Command::Reply {
-                id,
-                payload,
-                observed,
-            } => {
-                self.send_on(&id, payload, observed, false);
-                self.machine.close(&id);
-            }
             Command::Emit { payload, observed } => {
                 let limit = self.config.send_queue_limit;
                 if let Some((&id, socket)) = self.sockets.iter_mut().next() {

@@ -123,10 +123,12 @@ impl Adopted {
         event.header.response_to = Some(self.id.clone());
         let payload = event.encode();
         let observed = self.observed.then(|| Box::new(event));
-        self.command(Command::Reply {
+        self.command(Command::Send {
             id: self.id.clone(),
             payload,
             observed,
+            stream: false,
+            last: true,
         });
         self.done = true;
     }

@@ -324,6 +324,10 @@ pub(crate) enum Command {
         observed: Option<Box<Event>>,
         /// Part of a stream (see `SendKind::Streamed`).
         stream: bool,
+        /// The channel's last event: close it once sent (a call's reply),
+        /// one command where a send and a close would take two, and as
+        /// many wake-ups.
+        last: bool,
     },
     /// Grant the peer this much more credit; the I/O thread knows which
     /// name the peer expects it under.
@@ -333,13 +337,6 @@ pub(crate) enum Command {
     },
     Close {
         id: MessageId,
-    },
-    /// Send the channel's last event, then close it (an adopted call's
-    /// reply): one command, so one wake-up at most.
-    Reply {
-        id: MessageId,
-        payload: Vec<u8>,
-        observed: Option<Box<Event>>,
     },
     Emit {
         payload: Vec<u8>,
@@ -524,13 +521,16 @@ impl SocketShared {
         }
     }
 
-    pub(crate) fn send_on_channel(&self, id: &MessageId, event: Event, stream: bool) {
+    /// Sends `event` on channel `id`, closing the channel after it if it
+    /// is the `last`.
+    pub(crate) fn send_on_channel(&self, id: &MessageId, event: Event, stream: bool, last: bool) {
         let payload = event.encode();
         self.command(Command::Send {
             id: id.clone(),
             payload,
             observed: self.observed(event),
             stream,
+            last,
         });
     }
 

@@ -152,3 +152,71 @@ fn server_accepts_and_answers_request_without_delimiter() {
         false,
     );
 }
+
+/// Records how the server's channels ended.
+#[derive(Default)]
+struct Endings(std::sync::Mutex<Vec<(Option<MessageId>, zerorpc_transport::Ending)>>);
+
+impl zerorpc_transport::Observer for Endings {
+    fn on_channel(&self, change: &zerorpc_transport::ChannelChange) {
+        if let zerorpc_transport::ChangeKind::Closed(ending, _) = &change.change {
+            let mut endings = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            endings.push((change.channel.clone(), *ending));
+        }
+    }
+}
+
+#[test]
+fn send_last_delivers_the_last_event_and_ends_the_channel_with_it() {
+    let endings = std::sync::Arc::new(Endings::default());
+    let mut server_config = config(Some(HB));
+    server_config.observers.push(endings.clone());
+    let server = Socket::new(SocketKind::Server, server_config).unwrap();
+    let endpoint = server.bind("tcp://127.0.0.1:*").unwrap();
+    let client = Socket::new(SocketKind::Client, config(Some(HB))).unwrap();
+    client.connect(&endpoint).unwrap();
+
+    // A single reply, then a stream whose end is the last event.
+    let reply = |name: &str, args: Value| Event::new(Header::new(), name, args);
+    let mut call = client
+        .open(reply("add", Value::Nil), OpenOptions::default())
+        .unwrap();
+    let served = run(server.accept()).unwrap();
+    let first = served.id().clone();
+    run(served.send_last(reply(names::OK, Value::Array(vec![3.into()])))).unwrap();
+    let got = run(call.recv()).unwrap();
+    assert_eq!(
+        (got.name.as_str(), got.header.response_to),
+        (names::OK, Some(first.clone()))
+    );
+
+    let mut stream = client
+        .open(reply("count", Value::Nil), OpenOptions::default())
+        .unwrap();
+    // The client reads, granting the server credit for the items.
+    let reader = std::thread::spawn(move || {
+        (0..4)
+            .map(|_| run(stream.recv()).unwrap().name)
+            .collect::<Vec<String>>()
+    });
+    let mut served = run(server.accept()).unwrap();
+    let second = served.id().clone();
+    let _request = run(served.recv()).unwrap();
+    for n in 0..3 {
+        run(served.send(reply(names::STREAM, Value::Array(vec![n.into()])))).unwrap();
+    }
+    run(served.send_last(reply(names::STREAM_DONE, Value::Nil))).unwrap();
+    let names = reader.join().expect("the reader gets every event");
+    assert_eq!(names, ["STREAM", "STREAM", "STREAM", "STREAM_DONE"]);
+
+    // Each channel ended once on the server, closed on this side, with
+    // no handle left to close it.
+    let ended = || endings.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert!(
+        crate::support::wait_until(LIMIT, || ended().len() == 2),
+        "{:?}",
+        ended()
+    );
+    let closed = zerorpc_transport::Ending::Closed;
+    assert_eq!(ended(), [(Some(first), closed), (Some(second), closed)]);
+}
