@@ -6,18 +6,26 @@
 //! [`Responder`] hook, the moment the request arrives, instead of waking a
 //! task with the request and being woken again with the reply: two thread
 //! hand-offs fewer per call. Calls to methods added with
+//! [`Methods::add_inline_async`] (`#[zerorpc(inline)]` on an async
+//! method) are adopted there ([`Responder::adopt`]) and their future
+//! polled once: answered at once if that completes it, else handed to a
+//! task. Calls to methods added with
 //! [`Methods::add_blocking`] (plain sync methods) are adopted there
-//! ([`Responder::adopt`]) and handed straight to tokio's blocking pool,
+//! too and handed straight to tokio's blocking pool,
 //! whose thread replies: no task in between. Everything else is declined
 //! and served by a task as usual.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 
+use futures::FutureExt;
+use futures::future::{Either, select};
 use zerorpc_transport::{Adopted, Responder};
 use zerorpc_wire::{Event, Header, Value, names};
 
-use crate::service::panic_error;
+use crate::service::{InlineAsyncHandler, panic_error};
 use crate::{CallContext, InlineHandler, Methods, Propagation, RemoteError, introspect};
 
 /// The server's [`Responder`]. It declines everything until the server
@@ -42,17 +50,17 @@ pub(crate) struct InlineResponder {
 const ADOPTING_BELOW: usize = 2;
 
 impl InlineResponder {
-    /// A responder for `methods`, or `None` if none of them is inline or
-    /// blocking (the introspection methods alone are not worth a hook on
-    /// every request).
+    /// A responder for `methods`, or `None` if none of them is inline
+    /// (sync or async) or blocking (the introspection methods alone are
+    /// not worth a hook on every request).
     pub(crate) fn new(
         methods: Arc<Methods>,
         propagation: Option<Arc<dyn Propagation>>,
     ) -> Option<Arc<Self>> {
         let served_here = methods.names().any(|name| {
-            methods
-                .get(name)
-                .is_some_and(|m| m.inline.is_some() || m.blocking.is_some())
+            methods.get(name).is_some_and(|m| {
+                m.inline.is_some() || m.blocking.is_some() || m.inline_async.is_some()
+            })
         });
         served_here.then(|| {
             Arc::new(InlineResponder {
@@ -85,14 +93,7 @@ impl Responder for InlineResponder {
             return Some(self.reply(request, answer, v1));
         }
         let handler = self.methods.get(&request.name)?.inline.as_ref()?;
-        // Answering from here on: what the handler and the call's context
-        // need is taken from the request rather than copied (a traced
-        // call's header carries three more strings).
-        let args = match std::mem::replace(&mut request.args, Value::Nil) {
-            Value::Array(args) => args,
-            _ => Vec::new(),
-        };
-        let context = self.context(request);
+        let (context, args, _) = self.take_call(request);
         let _runtime = runtime.enter();
         Some(answer_now(
             handler,
@@ -107,6 +108,10 @@ impl Responder for InlineResponder {
         let Some(runtime) = self.runtime.get() else {
             return Some(call);
         };
+        if let Some(handler) = inline_async_handler(&self.methods, request) {
+            self.start_async(runtime, handler, request, call);
+            return None;
+        }
         let Some(handler) = blocking_handler(&self.methods, request) else {
             return Some(call);
         };
@@ -116,12 +121,7 @@ impl Responder for InlineResponder {
         }
         // Counted until the job ends, or is dropped unrun.
         let adopted = Adopting(self.adopted.clone());
-        let v1 = request.header.protocol_version() < 2;
-        let args = match std::mem::replace(&mut request.args, Value::Nil) {
-            Value::Array(args) => args,
-            _ => Vec::new(),
-        };
-        let context = self.context(request);
+        let (context, args, v1) = self.take_call(request);
         let propagation = self.propagation.clone();
         runtime.spawn_blocking(move || {
             let reply = answer_now(&handler, args, &context, propagation.as_deref(), v1);
@@ -130,6 +130,66 @@ impl Responder for InlineResponder {
         });
         None
     }
+}
+
+impl InlineResponder {
+    /// Starts an inline async method's call here, on the I/O thread: its
+    /// future is polled once, and answered at once if that completes it;
+    /// else a task of the runtime takes it on, and drops it if the client
+    /// is lost.
+    fn start_async(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        handler: InlineAsyncHandler,
+        request: &mut Event,
+        call: Adopted,
+    ) {
+        let (context, args, v1) = self.take_call(request);
+        let propagation = self.propagation.clone();
+        let span = propagation.as_deref().and_then(|p| p.call_span(&context));
+        let future = AssertUnwindSafe(context.clone().scope(handler(args))).catch_unwind();
+        let future = match span {
+            Some(span) => Either::Left(tracing::Instrument::instrument(future, span)),
+            None => Either::Right(future),
+        };
+        let mut future = Box::pin(future);
+        let lost = call.closed();
+        let answer = move |answered: std::thread::Result<Result<Value, RemoteError>>| {
+            let answer =
+                answered.unwrap_or_else(|payload| Err(panic_error(context.method(), &*payload)));
+            let mut header = Header::new();
+            if let Some(propagation) = propagation.as_deref() {
+                propagation.reply(&context, &mut header);
+            }
+            call.reply(reply_event(header, answer, v1));
+        };
+        let _runtime = runtime.enter();
+        // A wake-up before the task's first poll is not lost: that poll
+        // looks again.
+        let first = future
+            .as_mut()
+            .poll(&mut Context::from_waker(std::task::Waker::noop()));
+        match first {
+            Poll::Ready(answered) => answer(answered),
+            Poll::Pending => {
+                runtime.spawn(async move {
+                    // The client's loss cancels the call: the future is dropped.
+                    if let Either::Left((answered, _)) = select(future, Box::pin(lost)).await {
+                        answer(answered);
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// The handler of `request`'s method if it is an inline async one, called
+/// as a task would call it (see [`blocking_handler`]).
+fn inline_async_handler(methods: &Methods, request: &Event) -> Option<InlineAsyncHandler> {
+    if introspect::answers(&request.name) || !matches!(request.args, Value::Array(_) | Value::Nil) {
+        return None;
+    }
+    methods.get(&request.name)?.inline_async.clone()
 }
 
 /// One adopted call not yet answered, counted in
@@ -177,6 +237,20 @@ pub(crate) fn answer_now(
 }
 
 impl InlineResponder {
+    /// What serving `request` needs, taken from it rather than copied (a
+    /// traced call's header carries three more strings; the socket keeps
+    /// only the message id): the call's context, its arguments, and
+    /// whether it is answered in the v1 shape.
+    fn take_call(&self, request: &mut Event) -> (CallContext, Vec<Value>, bool) {
+        // zerorpc-python answers requests without `v`, or with v < 2, in the v1 shape.
+        let v1 = request.header.protocol_version() < 2;
+        let args = match std::mem::replace(&mut request.args, Value::Nil) {
+            Value::Array(args) => args,
+            _ => Vec::new(),
+        };
+        (self.context(request), args, v1)
+    }
+
     /// The context of the call `request` makes, as a task serving it
     /// would have: its name and header, taken from `request` (the socket
     /// keeps the message id).

@@ -129,7 +129,14 @@ pub(crate) struct Method {
     pub(crate) inline: Option<InlineHandler>,
     /// Set for methods added with [`Methods::add_blocking`].
     pub(crate) blocking: Option<InlineHandler>,
+    /// Set for methods added with [`Methods::add_inline_async`].
+    pub(crate) inline_async: Option<InlineAsyncHandler>,
 }
+
+/// An async method returning one value, started on the I/O thread: see
+/// [`Methods::add_inline_async`].
+pub(crate) type InlineAsyncHandler =
+    Arc<dyn Fn(Vec<Value>) -> BoxFuture<'static, Result<Value, RemoteError>> + Send + Sync>;
 
 impl Method {
     fn new(info: MethodInfo, handler: Handler) -> Self {
@@ -138,6 +145,7 @@ impl Method {
             handler,
             inline: None,
             blocking: None,
+            inline_async: None,
         }
     }
 }
@@ -240,6 +248,61 @@ impl Methods {
             Arc::new(move |args| futures::future::ready(Reply::Value(answer(args))).boxed());
         let method = Method {
             inline: Some(inline),
+            ..Method::new(info, handler)
+        };
+        self.methods.insert(name.into(), method);
+        self
+    }
+
+    /// Registers an async method returning one value that usually has its
+    /// answer at once, without waiting (what `#[zerorpc(inline)]` makes of
+    /// an async method): a read of state behind an uncontended async lock,
+    /// a cache hit.
+    ///
+    /// A server starts such a method on its socket's I/O thread as the
+    /// request arrives: if its future completes without waiting, the reply
+    /// leaves at once, as an [inline](Methods::add_inline) method's does,
+    /// without the two thread hand-offs of a call served by a task. If it
+    /// waits, the call goes on in a task, as any async method's, and is
+    /// cancelled if its client is lost. The price is the inline one until
+    /// the future first waits: while it runs, that thread sends no
+    /// heartbeat and reads nothing for any call, so the method must not
+    /// block or compute for long before its first `.await` that waits.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use zerorpc::{Methods, MethodInfo, Arg, Value, RemoteError};
+    ///
+    /// let stock = Arc::new(tokio::sync::RwLock::new(std::collections::HashMap::from([("A-113", 7)])));
+    /// let mut methods = Methods::new("Shop");
+    /// methods.add_inline_async("stock", MethodInfo::new().arg(Arg::new("sku")), move |args: Vec<Value>| {
+    ///     let stock = stock.clone();
+    ///     async move {
+    ///         let sku = args.first().and_then(Value::as_str).unwrap_or_default().to_owned();
+    ///         let count = stock.read().await.get(sku.as_str()).copied();
+    ///         count
+    ///             .map(Value::from)
+    ///             .ok_or_else(|| RemoteError::with_summary("KeyError", sku))
+    ///     }
+    /// });
+    /// ```
+    pub fn add_inline_async<F, Fut>(
+        &mut self,
+        name: impl Into<String>,
+        info: MethodInfo,
+        handler: F,
+    ) -> &mut Self
+    where
+        F: Fn(Vec<Value>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, RemoteError>> + Send + 'static,
+    {
+        let started: InlineAsyncHandler = Arc::new(move |args| handler(args).boxed());
+        let run = started.clone();
+        // Served by a task when not started on the I/O thread (a server
+        // with a concurrency limit, an event receiver).
+        let handler: Handler = Arc::new(move |args| run(args).map(Reply::Value).boxed());
+        let method = Method {
+            inline_async: Some(started),
             ..Method::new(info, handler)
         };
         self.methods.insert(name.into(), method);

@@ -24,7 +24,11 @@ use syn::{
 ///   method `#[zerorpc(inline)]` to have the server answer it on its
 ///   socket's I/O thread the moment the request arrives, saving two
 ///   thread hand-offs per call (see `Methods::add_inline`: while it runs,
-///   no heartbeat of any call leaves, so it must never block).
+///   no heartbeat of any call leaves, so it must never block). An async
+///   method returning one value may be marked too: the server starts it
+///   there and answers at once if it completes without waiting, else a
+///   task takes it on (`Methods::add_inline_async`; it must not block
+///   before its first wait).
 /// * Doc comments become the help text; parameter names and types the
 ///   argument list shown by introspection. Trailing `Option` parameters may
 ///   be left out by callers. A string argument is accepted for a number or
@@ -653,10 +657,10 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
     let convert_error = to_remote(quote!(e), result_error_span);
     let convert_item_error = to_remote(quote!(e), item_error_span);
 
-    if opts.inline && (is_async || stream_kind.is_some()) {
+    if opts.inline && stream_kind.is_some() {
         return Err(syn::Error::new_spanned(
             &sig.ident,
-            "#[zerorpc(inline)] is for sync methods returning a value: async methods and streams never block the call's task",
+            "#[zerorpc(inline)] is for methods returning one value: a stream's items are made by a task",
         ));
     }
     let body = match stream_kind {
@@ -762,6 +766,27 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
                             #unpack
                             #body
                         })())
+                    },
+                );
+            }
+        });
+    }
+    if opts.inline {
+        // Started on the server's I/O thread: see `Methods::add_inline_async`.
+        return Ok(quote! {
+            {
+                let this = ::std::sync::Arc::clone(&self);
+                methods.add_inline_async(
+                    #name,
+                    #info,
+                    move |__values: ::std::vec::Vec<::zerorpc::Value>| {
+                        let this = ::std::sync::Arc::clone(&this);
+                        async move {
+                            ::zerorpc::__private::single(async move {
+                                #unpack
+                                #body
+                            }.await)
+                        }
                     },
                 );
             }

@@ -361,18 +361,22 @@ impl Channel {
     /// The future does not borrow the channel, so it can be raced against
     /// work that uses the channel; only the latest such future is woken.
     pub fn closed(&self) -> impl Future<Output = Error> + Send + 'static {
-        let shared = self.shared.clone();
-        poll_fn(move |cx| {
-            let mut state = shared.lock();
-            match &state.closed {
-                Some(err) => Poll::Ready(err.clone()),
-                None => {
-                    state.closed_waker = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-            }
-        })
+        closed(self.shared.clone())
     }
+}
+
+/// Resolves when the channel of `shared` is closed; see [`Channel::closed`].
+pub(crate) fn closed(shared: Arc<ChannelShared>) -> impl Future<Output = Error> + Send + 'static {
+    poll_fn(move |cx| {
+        let mut state = shared.lock();
+        match &state.closed {
+            Some(err) => Poll::Ready(err.clone()),
+            None => {
+                state.closed_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    })
 }
 
 impl Drop for Channel {

@@ -35,10 +35,12 @@
 //! config.responder = Some(Arc::new(Ping));
 //! ```
 
+use std::future::Future;
 use std::sync::Arc;
 
 use zerorpc_wire::{Event, MessageId};
 
+use crate::Error;
 use crate::channel::ChannelShared;
 use crate::socket::{Command, CommandQueue, Wake};
 
@@ -115,6 +117,14 @@ impl Adopted {
     /// or the socket closed. A reply then goes nowhere.
     pub fn is_closed(&self) -> bool {
         self.shared.lock().closed.is_some()
+    }
+
+    /// Resolves when the call ends without a reply: by its client's loss,
+    /// or the socket closing (see [`Channel::closed`](crate::Channel::closed)).
+    /// Never resolves for a call still open. Only the latest such future is
+    /// woken.
+    pub fn closed(&self) -> impl Future<Output = Error> + Send + 'static {
+        crate::channel::closed(self.shared.clone())
     }
 
     /// Sends the call's one reply (`OK` or `ERR`) and ends the call: one

@@ -143,7 +143,7 @@ fn floor_calls(in_flight: usize, handoffs: Handoffs, codec: bool) -> Job {
 
 /// The suite's tables, with the amounts of work of `scale` in the labels.
 pub(crate) fn sections(scale: Scale) -> Vec<Section> {
-    use Handler::{Async, Inline, Sync};
+    use Handler::{Async, Inline, InlineAsync, Sync};
     use Handoffs::{Client, Server};
     let sequential = calls(Inline, 1, 1, false);
     let python_sequential = Some(Job::PythonCalls { in_flight: 1 });
@@ -241,6 +241,13 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
                     None,
                 )
                 .against_floor(server_io, "server hand-offs"),
+                latency(
+                    "latency-inline-async",
+                    "`#[zerorpc(inline)]` async method, completing without waiting",
+                    calls(InlineAsync, 1, 1, false),
+                    None,
+                )
+                .against_floor(codec_1, "codec, no threads"),
                 latency(
                     "latency-sync",
                     "plain sync method (blocking pool)",

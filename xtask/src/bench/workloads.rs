@@ -89,6 +89,7 @@ pub(crate) enum Handler {
     Inline,
     Async,
     Sync,
+    InlineAsync,
 }
 
 impl Handler {
@@ -98,6 +99,7 @@ impl Handler {
             Handler::Inline => "inline",
             Handler::Async => "async",
             Handler::Sync => "sync",
+            Handler::InlineAsync => "inline-async",
         }
     }
 }

@@ -190,6 +190,9 @@ enum Handler {
     Inline,
     /// `echo_async`: an async method.
     Async,
+    /// `echo_inline_async`: a `#[zerorpc(inline)]` async method that
+    /// completes without waiting.
+    InlineAsync,
 }
 
 impl Handler {
@@ -198,6 +201,7 @@ impl Handler {
             Handler::Sync => "echo",
             Handler::Inline => "echo_inline",
             Handler::Async => "echo_async",
+            Handler::InlineAsync => "echo_inline_async",
         }
     }
 }

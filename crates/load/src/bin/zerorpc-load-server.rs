@@ -9,6 +9,7 @@
 //! | `echo(value)` | plain sync (tokio's blocking pool) | `value`, any msgpack value |
 //! | `echo_inline(value)` | sync `#[zerorpc(inline)]` (the I/O thread) | `value` |
 //! | `echo_async(value)` | async | `value` |
+//! | `echo_inline_async(value)` | async `#[zerorpc(inline)]` (started on the I/O thread, completes there) | `value` |
 //! | `add(a, b)` | sync `#[zerorpc(inline)]` (the I/O thread) | `a + b` |
 //! | `count(n)` | stream | `0, 1, ..., n - 1` |
 //! | `blobs(n, bytes)` | stream | `n` binary items of `bytes` bytes (`zerorpc_load::stream_item`) |
@@ -134,6 +135,13 @@ impl Load {
 
     /// Returns its argument from an async method.
     pub(crate) async fn echo_async(&self, value: Value) -> Value {
+        value
+    }
+
+    /// Returns its argument from an async method started on the I/O
+    /// thread, where it completes without waiting.
+    #[zerorpc(inline)]
+    pub(crate) async fn echo_inline_async(&self, value: Value) -> Value {
         value
     }
 

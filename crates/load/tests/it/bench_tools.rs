@@ -36,7 +36,8 @@ fn every_kind_of_echo_method_is_called_timed_and_checked() {
     let _heavy = heavy();
     let server = LoadServer::start(&[]);
     // One at a time (each call awaited in turn) and several in flight.
-    let loads = ["inline", "async", "sync"].map(|handler| [(handler, "1"), (handler, "4")]);
+    let loads =
+        ["inline", "async", "sync", "inline-async"].map(|handler| [(handler, "1"), (handler, "4")]);
     for (handler, in_flight) in loads.into_iter().flatten() {
         let (report, _) = run_client(
             &[

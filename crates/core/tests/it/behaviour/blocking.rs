@@ -90,3 +90,43 @@ async fn under_a_limit_blocking_methods_run_one_at_a_time_until_replied() {
     .await;
     server.stop().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_that_arrive_before_serve_starts_are_served_once_it_does() {
+    let mut methods = blocking_methods(Arc::default(), Arc::default());
+    methods.add_inline_async("soon", MethodInfo::new(), |_| async {
+        Ok(Value::from("soon"))
+    });
+    let server = Server::builder(methods)
+        .bind("tcp://127.0.0.1:*")
+        .build()
+        .expect("the server builds");
+    let client = Client::connect(&server.endpoints()[0]).expect("a client");
+    bounded(async {
+        let early = {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let whoami = client.call::<(String, bool)>("whoami", ());
+                let soon = client.call::<String>("soon", ());
+                futures::future::try_join(whoami, soon).await
+            })
+        };
+        // Both requests reach the server before it serves.
+        let stats = server.shutdown_handle();
+        while stats.stats().received < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let serving = tokio::spawn(server.serve());
+        let ((method, _), soon) = early
+            .await
+            .unwrap()
+            .expect("calls made before serve are answered");
+        assert_eq!((method.as_str(), soon.as_str()), ("whoami", "soon"));
+        stats.shutdown();
+        serving
+            .await
+            .unwrap()
+            .expect("serve returns once shut down");
+    })
+    .await;
+}

@@ -1,6 +1,11 @@
 //! `#[zerorpc(inline)]` methods are answered on the server socket's I/O
-//! thread, with the call's context and the server's runtime at hand; with a
-//! concurrency limit, they are served by tasks like every other call.
+//! thread, with the call's context and the server's runtime at hand (async
+//! ones when they complete without waiting); with a concurrency limit,
+//! they are served by tasks like every other call.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use zerorpc::{CallContext, Client, Server};
 
@@ -82,6 +87,122 @@ async fn with_a_concurrency_limit_inline_methods_run_in_tasks() {
         assert_ne!(inline.thread, "zerorpc-io");
         assert_eq!(inline.method.as_deref(), Some("inline_probe"));
         assert!(inline.runtime);
+    })
+    .await;
+    server.stop().unwrap();
+}
+
+/// Inline async methods: answered on the I/O thread when they complete
+/// without waiting, by a task when they wait.
+#[derive(Default)]
+struct Eager {
+    started: Arc<AtomicBool>,
+    cancelled: Arc<AtomicBool>,
+}
+
+/// Sets its flag when dropped: when the future holding it is dropped.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[zerorpc::service]
+impl Eager {
+    /// Reports where it runs, without waiting.
+    #[zerorpc(inline)]
+    pub(crate) async fn at_once(&self) -> Served {
+        served()
+    }
+
+    /// Reports where it runs after waiting `ms` milliseconds.
+    #[zerorpc(inline)]
+    pub(crate) async fn after(&self, ms: u64) -> Served {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        served()
+    }
+
+    /// Panics before or after its first wait.
+    #[zerorpc(inline)]
+    pub(crate) async fn explode(&self, after_waiting: bool) -> u32 {
+        if after_waiting {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("boom")
+    }
+
+    /// Waits for ever; reports its cancellation.
+    #[zerorpc(inline)]
+    pub(crate) async fn hold(&self) -> u32 {
+        let _guard = SetOnDrop(self.cancelled.clone());
+        self.started.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        0
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inline_async_methods_answer_on_the_io_thread_unless_they_wait() {
+    let server = start(Server::builder(Eager::default()));
+    let client = Client::connect(&server.endpoint).expect("a client");
+    bounded(async {
+        // Any answer shows `serve` has started: until then inline methods
+        // go to tasks too.
+        let _: Served = client.call("after", (0,)).await.unwrap();
+        let at_once: Served = client.call("at_once", ()).await.unwrap();
+        assert_eq!(
+            at_once,
+            Served {
+                thread: "zerorpc-io".to_owned(),
+                method: Some("at_once".to_owned()),
+                runtime: true,
+            }
+        );
+        // Heartbeats flow while it waits, longer than two intervals.
+        let waited: Served = client.call("after", (50,)).await.unwrap();
+        assert_ne!(waited.thread, "zerorpc-io", "a task finished it");
+        assert_eq!(waited.method.as_deref(), Some("after"));
+        for after_waiting in [false, true] {
+            let error = client.call::<u32>("explode", (after_waiting,)).await;
+            let error = error.expect_err("a panic is an error reply");
+            let remote = error.remote().expect("a remote error");
+            assert_eq!(remote.name(), "Panic", "after waiting: {after_waiting}");
+        }
+        // Side by side: calls that wait do not hold up the others.
+        let calls = (0..20u64).map(|i| client.call::<Served>("after", (i % 4 * 10,)));
+        let served = futures::future::try_join_all(calls).await.unwrap();
+        assert!(served.iter().all(|s| s.method.as_deref() == Some("after")));
+    })
+    .await;
+    server.stop().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_waiting_inline_async_call_is_cancelled_when_its_client_is_lost() {
+    const HEARTBEAT: Duration = Duration::from_millis(100);
+    let eager = Eager::default();
+    let (started, cancelled) = (eager.started.clone(), eager.cancelled.clone());
+    let server = start(Server::builder(eager).heartbeat(Some(HEARTBEAT)));
+    let client = zerorpc::Client::builder()
+        .connect(&server.endpoint)
+        .heartbeat(Some(HEARTBEAT))
+        .build()
+        .unwrap();
+    bounded(async {
+        let mut call = Box::pin(client.call::<u32>("hold", ()));
+        let deadline = Instant::now() + super::TEST_BOUND;
+        while !started.load(Ordering::SeqCst) && Instant::now() < deadline {
+            let _ = tokio::time::timeout(Duration::from_millis(20), call.as_mut()).await;
+        }
+        assert!(started.load(Ordering::SeqCst), "the method started");
+        drop(call);
+        // Loss is declared after two silent intervals; allow many more.
+        let gone = tokio::task::spawn_blocking(move || {
+            zerorpc_test_support::wait_until(HEARTBEAT * 50, || cancelled.load(Ordering::SeqCst))
+        });
+        assert!(gone.await.unwrap(), "the server dropped the abandoned call");
     })
     .await;
     server.stop().unwrap();
