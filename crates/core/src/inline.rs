@@ -25,7 +25,7 @@ use futures::future::{Either, select};
 use zerorpc_transport::{Adopted, Responder};
 use zerorpc_wire::{Event, Header, Value, names};
 
-use crate::service::{InlineAsyncHandler, panic_error};
+use crate::service::{InlineAsyncHandler, Method, panic_error};
 use crate::{CallContext, InlineHandler, Methods, Propagation, RemoteError, introspect};
 
 /// The server's [`Responder`]. It declines everything until the server
@@ -184,12 +184,9 @@ impl InlineResponder {
 }
 
 /// The handler of `request`'s method if it is an inline async one, called
-/// as a task would call it (see [`blocking_handler`]).
+/// as a task would call it (see [`method_of`]).
 fn inline_async_handler(methods: &Methods, request: &Event) -> Option<InlineAsyncHandler> {
-    if introspect::answers(&request.name) || !matches!(request.args, Value::Array(_) | Value::Nil) {
-        return None;
-    }
-    methods.get(&request.name)?.inline_async.clone()
+    method_of(methods, request)?.inline_async.clone()
 }
 
 /// One adopted call not yet answered, counted in
@@ -203,13 +200,19 @@ impl Drop for Adopting {
 }
 
 /// The handler of `request`'s method if it is a blocking one, called as a
-/// task would call it: introspection comes first, and arguments of
-/// another shape than an array get the task's explanation.
+/// task would call it (see [`method_of`]).
 pub(crate) fn blocking_handler(methods: &Methods, request: &Event) -> Option<InlineHandler> {
+    method_of(methods, request)?.blocking.clone()
+}
+
+/// The method `request` calls, unless a task must serve it whatever the
+/// method: introspection comes first, and arguments of another shape than
+/// an array get the task's explanation.
+fn method_of<'a>(methods: &'a Methods, request: &Event) -> Option<&'a Method> {
     if introspect::answers(&request.name) || !matches!(request.args, Value::Array(_) | Value::Nil) {
         return None;
     }
-    methods.get(&request.name)?.blocking.clone()
+    methods.get(&request.name)
 }
 
 /// Runs a method that computes its answer without waiting (an inline or
