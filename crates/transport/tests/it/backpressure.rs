@@ -179,10 +179,14 @@ fn a_stream_to_a_peer_that_stops_reading_waits_at_the_mark_then_arrives_whole() 
         "the stream waits while its peer reads nothing"
     );
     assert!(sent.load(Ordering::SeqCst) < ITEMS);
+    // The I/O thread holds the channel when it queues the event that
+    // crosses the mark; sends the producer handed over before then are
+    // queued too (one in a quiet run, a dozen on a busy machine). Either
+    // way a small part of the queue's limit (64 MiB, 8,192 such events).
     let stats = server.stats();
     assert!(
-        stats.queued_peak as usize <= MARK / BIG + 2,
-        "at most the mark and one event wait: {stats:?}"
+        stats.queued_peak as usize <= 2 * (MARK / BIG),
+        "about the mark waits, not the queue's limit: {stats:?}"
     );
 
     // Reading again lets it go on, to the end, in order.
