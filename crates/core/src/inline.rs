@@ -93,7 +93,7 @@ impl Responder for InlineResponder {
             return Some(self.reply(request, answer, v1));
         }
         let handler = self.methods.get(&request.name)?.inline.as_ref()?;
-        let (context, args, _) = self.take_call(request);
+        let (context, args, _) = take_call(request);
         let _runtime = runtime.enter();
         Some(answer_now(
             handler,
@@ -121,7 +121,7 @@ impl Responder for InlineResponder {
         }
         // Counted until the job ends, or is dropped unrun.
         let adopted = Adopting(self.adopted.clone());
-        let (context, args, v1) = self.take_call(request);
+        let (context, args, v1) = take_call(request);
         let propagation = self.propagation.clone();
         runtime.spawn_blocking(move || {
             let reply = answer_now(&handler, args, &context, propagation.as_deref(), v1);
@@ -144,7 +144,7 @@ impl InlineResponder {
         request: &mut Event,
         call: Adopted,
     ) {
-        let (context, args, v1) = self.take_call(request);
+        let (context, args, v1) = take_call(request);
         let propagation = self.propagation.clone();
         let span = propagation.as_deref().and_then(|p| p.call_span(&context));
         let future = AssertUnwindSafe(context.clone().scope(handler(args))).catch_unwind();
@@ -240,39 +240,12 @@ pub(crate) fn answer_now(
 }
 
 impl InlineResponder {
-    /// What serving `request` needs, taken from it rather than copied (a
-    /// traced call's header carries three more strings; the socket keeps
-    /// only the message id): the call's context, its arguments, and
-    /// whether it is answered in the v1 shape.
-    fn take_call(&self, request: &mut Event) -> (CallContext, Vec<Value>, bool) {
-        // zerorpc-python answers requests without `v`, or with v < 2, in the v1 shape.
-        let v1 = request.header.protocol_version() < 2;
-        let args = match std::mem::replace(&mut request.args, Value::Nil) {
-            Value::Array(args) => args,
-            _ => Vec::new(),
-        };
-        (self.context(request), args, v1)
-    }
-
-    /// The context of the call `request` makes, as a task serving it
-    /// would have: its name and header, taken from `request` (the socket
-    /// keeps the message id).
-    fn context(&self, request: &mut Event) -> CallContext {
-        let header = Header {
-            message_id: request.header.message_id.clone(),
-            version: request.header.version,
-            response_to: None,
-            extra: std::mem::take(&mut request.header.extra),
-        };
-        CallContext::new(std::mem::take(&mut request.name), header)
-    }
-
     /// The reply to an introspection request, with the headers a traced
     /// server adds to its replies.
     fn reply(&self, request: &mut Event, answer: Result<Value, RemoteError>, v1: bool) -> Event {
         let mut header = Header::new();
         if let Some(propagation) = self.propagation.as_deref() {
-            propagation.reply(&self.context(request), &mut header);
+            propagation.reply(&context(request), &mut header);
         }
         reply_event(header, answer, v1)
     }
@@ -298,4 +271,31 @@ pub(crate) fn error_args(error: &RemoteError, v1: bool) -> Value {
     } else {
         error.to_args()
     }
+}
+
+/// What serving `request` needs, taken from it rather than copied (a
+/// traced call's header carries three more strings; the socket keeps
+/// only the message id): the call's context, its arguments, and
+/// whether it is answered in the v1 shape.
+pub(crate) fn take_call(request: &mut Event) -> (CallContext, Vec<Value>, bool) {
+    // zerorpc-python answers requests without `v`, or with v < 2, in the v1 shape.
+    let v1 = request.header.protocol_version() < 2;
+    let args = match std::mem::replace(&mut request.args, Value::Nil) {
+        Value::Array(args) => args,
+        _ => Vec::new(),
+    };
+    (context(request), args, v1)
+}
+
+/// The context of the call `request` makes, as a task serving it
+/// would have: its name and header, taken from `request` (the socket
+/// keeps the message id).
+fn context(request: &mut Event) -> CallContext {
+    let header = Header {
+        message_id: request.header.message_id.clone(),
+        version: request.header.version,
+        response_to: None,
+        extra: std::mem::take(&mut request.header.extra),
+    };
+    CallContext::new(std::mem::take(&mut request.name), header)
 }

@@ -11,7 +11,9 @@ use zerorpc_wire::{Event, Header, Value, names};
 use crate::context::Propagation;
 use crate::driver::Driver;
 use crate::endpoint::{Endpoints, Live, ResolveEndpoint};
-use crate::inline::{InlineResponder, answer_now, blocking_handler, error_args, reply_event};
+use crate::inline::{
+    InlineResponder, answer_now, blocking_handler, error_args, reply_event, take_call,
+};
 use crate::service::{Reply, Service, call_guarded, guard_stream};
 use crate::{CallContext, Error, InlineHandler, Methods, RemoteError, Result, introspect};
 
@@ -406,18 +408,14 @@ struct BlockingCall {
 }
 
 impl BlockingCall {
-    fn new(handler: InlineHandler, channel: Channel, request: Event) -> Self {
-        let args = match request.args {
-            Value::Array(args) => args,
-            _ => Vec::new(),
-        };
+    fn new(handler: InlineHandler, channel: Channel, mut request: Event) -> Self {
+        let (context, args, v1) = take_call(&mut request);
         BlockingCall {
             handler,
             channel,
-            // zerorpc-python answers requests without `v`, or with v < 2, in the v1 shape.
-            v1: request.header.protocol_version() < 2,
-            context: CallContext::new(request.name, request.header),
+            context,
             args,
+            v1,
         }
     }
 
