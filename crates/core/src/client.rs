@@ -165,7 +165,7 @@ impl ClientBuilder {
     /// ready, without waiting for it; later changes are followed (see
     /// [`ResolveEndpoint`]).
     pub fn build(self) -> Result<Client> {
-        let socket = crate::io_task::socket(SocketKind::Client, self.config, self.io_thread)?;
+        let socket = crate::io_task::socket(SocketKind::Client, self.config, self.io_thread, None)?;
         let (live, _) = self.endpoints.attach(&socket)?;
         Ok(Client {
             inner: Arc::new(ClientInner {

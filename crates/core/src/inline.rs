@@ -25,6 +25,7 @@ use futures::future::{Either, select};
 use zerorpc_transport::{Adopted, Responder};
 use zerorpc_wire::{Event, Header, Value, names};
 
+use crate::io_task::Serving;
 use crate::service::{InlineAsyncHandler, Method, panic_error};
 use crate::{CallContext, InlineHandler, Methods, Propagation, RemoteError, introspect};
 
@@ -38,6 +39,9 @@ pub(crate) struct InlineResponder {
     runtime: OnceLock<tokio::runtime::Handle>,
     /// Calls adopted and not yet answered: see [`ADOPTING_BELOW`].
     adopted: Arc<AtomicUsize>,
+    /// The server's calls served in tasks, which count those of inline
+    /// async methods that wait.
+    serving: Serving,
 }
 
 /// Blocking calls are adopted on the I/O thread only while fewer than this
@@ -56,6 +60,7 @@ impl InlineResponder {
     pub(crate) fn new(
         methods: Arc<Methods>,
         propagation: Option<Arc<dyn Propagation>>,
+        serving: Serving,
     ) -> Option<Arc<Self>> {
         let served_here = methods.names().any(|name| {
             methods.get(name).is_some_and(|m| {
@@ -68,6 +73,7 @@ impl InlineResponder {
                 propagation,
                 runtime: OnceLock::new(),
                 adopted: Arc::default(),
+                serving,
             })
         })
     }
@@ -172,7 +178,9 @@ impl InlineResponder {
         match first {
             Poll::Ready(answered) => answer(answered),
             Poll::Pending => {
+                let served = self.serving.enter();
                 runtime.spawn(async move {
+                    let _served = served;
                     // The client's loss cancels the call: the future is dropped.
                     if let Either::Left((answered, _)) = select(future, Box::pin(lost)).await {
                         answer(answered);

@@ -19,7 +19,7 @@ use std::future::poll_fn;
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once, OnceLock, TryLockError, Weak};
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -37,6 +37,38 @@ use crate::Result;
 /// other tasks run (a yield costs a look at the reactor).
 const EAGER_TURNS: u32 = 16;
 
+/// The calls a server serves in tasks of its runtime at the moment. A
+/// task's reply wakes the socket's driving task on the task's own worker,
+/// which runs it next (tokio's LIFO slot): one turn per reply, each with
+/// its system calls, while other calls' tasks wait behind it. So a driving
+/// task woken by a reply while other calls are being served lets them run
+/// first, and sends their replies in one turn (100 async calls in flight:
+/// 131,000 -> 149,000 calls/s); woken with none left, it turns at once,
+/// which keeps a lone call's latency.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Serving(Arc<AtomicUsize>);
+
+impl Serving {
+    /// Counts a call served until the returned guard is dropped.
+    pub(crate) fn enter(&self) -> ServedCall {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        ServedCall(self.0.clone())
+    }
+
+    fn any(&self) -> bool {
+        self.0.load(Ordering::Relaxed) > 0
+    }
+}
+
+/// A call counted in [`Serving`] until dropped.
+pub(crate) struct ServedCall(Arc<AtomicUsize>);
+
+impl Drop for ServedCall {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// The multi-thread runtime this thread is in, if any: the only kind a
 /// task can drive a socket on, since a blocking wait on a current-thread
 /// runtime's one thread would stop the socket with it.
@@ -48,22 +80,32 @@ pub(crate) fn multi_thread_runtime() -> Option<Handle> {
 
 /// A socket with a thread of its own if `io_thread`, or outside a
 /// multi-thread runtime; else driven by a task of the runtime (see
-/// [`socket_on`]).
-pub(crate) fn socket(kind: SocketKind, config: SocketConfig, io_thread: bool) -> Result<Socket> {
+/// [`socket_on`]). A server gives the calls it serves in tasks.
+pub(crate) fn socket(
+    kind: SocketKind,
+    config: SocketConfig,
+    io_thread: bool,
+    serving: Option<Serving>,
+) -> Result<Socket> {
     let runtime = if io_thread {
         None
     } else {
         multi_thread_runtime()
     };
     match runtime {
-        Some(runtime) => socket_on(&runtime, kind, config),
+        Some(runtime) => socket_on(&runtime, kind, config, serving),
         None => Ok(Socket::new(kind, config)?),
     }
 }
 
 /// A socket driven by a task on `runtime`; by a thread of its own if the
 /// runtime cannot (its I/O is not enabled), or once the runtime is gone.
-fn socket_on(runtime: &Handle, kind: SocketKind, config: SocketConfig) -> Result<Socket> {
+fn socket_on(
+    runtime: &Handle,
+    kind: SocketKind,
+    config: SocketConfig,
+    serving: Option<Serving>,
+) -> Result<Socket> {
     let (socket, driver) = Socket::driven(kind, config, block_in_worker_hook)?;
     let Some(slot) = driver.waker_slot() else {
         return Ok(socket);
@@ -74,7 +116,7 @@ fn socket_on(runtime: &Handle, kind: SocketKind, config: SocketConfig) -> Result
         turned: AtomicU64::new(millis_now()),
     });
     rescuer().watch(&shared);
-    runtime.spawn(Driven(shared).drive());
+    runtime.spawn(Driven { shared, serving }.drive());
     Ok(socket)
 }
 
@@ -242,11 +284,14 @@ fn run_on_thread(driver: SocketDriver) {
 
 /// The driving task's state. If the task is dropped while the socket is
 /// open (its runtime shuts down, or it panicked), a thread takes over.
-struct Driven(Arc<Shared>);
+struct Driven {
+    shared: Arc<Shared>,
+    serving: Option<Serving>,
+}
 
 impl Drop for Driven {
     fn drop(&mut self) {
-        if let Some(driver) = self.0.lock().take() {
+        if let Some(driver) = self.shared.lock().take() {
             if !driver.is_stopped() {
                 run_on_thread(driver);
             }
@@ -262,7 +307,7 @@ impl Driven {
         let mut eager = 0;
         loop {
             let turned = {
-                let mut guard = self.0.lock();
+                let mut guard = self.shared.lock();
                 let Some(driver) = guard.as_mut() else { return };
                 for key in readable.drain(..) {
                     driver.readable(key);
@@ -274,7 +319,7 @@ impl Driven {
                 }
                 turned
             };
-            self.0.turned.store(millis_now(), Ordering::Release);
+            self.shared.turned.store(millis_now(), Ordering::Release);
             match turned {
                 Turn::Busy => {
                     eager += 1;
@@ -300,8 +345,9 @@ impl Driven {
                     return;
                 }
             }
-            let (watched, readable, slot) = (&watched, &mut readable, &self.0.slot);
+            let (watched, woken_by, slot) = (&watched, &mut readable, &self.shared.slot);
             let waited = poll_fn(move |cx| {
+                let readable = &mut *woken_by;
                 let mut ready = slot.register(cx.waker());
                 for (key, fd) in watched {
                     match fd.poll_read_ready(cx) {
@@ -325,6 +371,10 @@ impl Driven {
                 // The reactor is going: the runtime shuts down.
                 tracing::debug!("the runtime's reactor failed, a thread drives the socket: {e}");
                 return;
+            }
+            // Woken by a command, not by the network: see `Serving`.
+            if readable.is_empty() && self.serving.as_ref().is_some_and(Serving::any) {
+                tokio::task::yield_now().await;
             }
         }
     }

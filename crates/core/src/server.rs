@@ -14,6 +14,7 @@ use crate::endpoint::{Endpoints, Live, ResolveEndpoint};
 use crate::inline::{
     InlineResponder, answer_now, blocking_handler, error_args, reply_event, take_call,
 };
+use crate::io_task::Serving;
 use crate::service::{Reply, Service, call_guarded, guard_stream};
 use crate::{CallContext, Error, InlineHandler, Methods, RemoteError, Result, introspect};
 
@@ -120,11 +121,10 @@ impl ServerBuilder {
     /// instead of by a thread of its own (the default, `true`). An async
     /// method's call then reaches its task, and its reply the socket,
     /// without a thread hand-off: on loopback a call to an async method
-    /// took 128 µs instead of 190, to a plain sync method 165 instead of
-    /// 232. But the socket's work then shares the workers with the
-    /// methods, and throughput falls: 8% fewer calls per second with 100
-    /// in flight to an inline method, 19% fewer items per second in a
-    /// stream (docs/benchmarks.md). Heartbeats flow whatever the methods
+    /// took 108 µs instead of 162. But the socket's work then shares the
+    /// workers with the methods: calls in flight are served about as
+    /// fast, small stream items about 18% slower (docs/benchmarks.md,
+    /// ARCHITECTURE.md). Heartbeats flow whatever the methods
     /// do: a thread turns the socket every 200 ms while no worker can, so
     /// a method that blocks every worker never makes a client take the
     /// server for lost (calls are answered at that pace meanwhile). A
@@ -166,14 +166,22 @@ impl ServerBuilder {
         let mut config = self.config;
         // Inline methods are answered on the I/O thread, where no limit
         // could hold them back: with a limit, every call waits its turn.
+        let serving = Serving::default();
         let responder = match self.max_concurrent_calls {
-            None => InlineResponder::new(methods.clone(), self.propagation.clone()),
+            None => {
+                InlineResponder::new(methods.clone(), self.propagation.clone(), serving.clone())
+            }
             Some(_) => None,
         };
         config.responder = responder
             .clone()
             .map(|r| r as Arc<dyn zerorpc_transport::Responder>);
-        let socket = crate::io_task::socket(SocketKind::Server, config, self.io_thread)?;
+        let socket = crate::io_task::socket(
+            SocketKind::Server,
+            config,
+            self.io_thread,
+            Some(serving.clone()),
+        )?;
         let (live, attached) = self.endpoints.attach(&socket)?;
         let bound = attached.bound.len();
         let mut endpoints = attached.bound;
@@ -191,6 +199,7 @@ impl ServerBuilder {
             limit,
             responder,
             propagation: self.propagation,
+            serving,
         })
     }
 }
@@ -242,6 +251,8 @@ pub struct Server {
     /// Answers inline methods on the I/O thread once serving.
     responder: Option<Arc<InlineResponder>>,
     propagation: Option<Arc<dyn Propagation>>,
+    /// The calls served in tasks now, for a socket the runtime drives.
+    serving: Serving,
 }
 
 impl Server {
@@ -332,18 +343,19 @@ impl Server {
             let blocking = request
                 .as_ref()
                 .and_then(|request| blocking_handler(&methods, request));
+            let served = self.serving.enter();
             match (blocking, request) {
                 (Some(handler), Some(request)) => {
                     let call = BlockingCall::new(handler, channel, request);
                     tokio::task::spawn_blocking(move || {
                         call.serve(propagation.as_deref());
-                        drop(permit);
+                        drop((permit, served));
                     });
                 }
                 (_, request) => {
                     tokio::spawn(async move {
                         serve_call(&methods, channel, request, propagation.as_deref()).await;
-                        drop(permit);
+                        drop((permit, served));
                     });
                 }
             }
