@@ -5,8 +5,10 @@ use std::cell::Cell;
 use std::fmt::Display;
 use std::marker::PhantomData;
 use std::ops::Deref;
+use std::panic::AssertUnwindSafe;
+use std::task::Poll;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use zerorpc_wire::{Value, estimated_size};
@@ -451,24 +453,50 @@ pub fn iter_stream(method: &'static str, produce: impl FnOnce(Sink) + Send + 'st
 
 /// A streamed reply produced by async code (a `Stream`), up to
 /// [`STREAM_READ_AHEAD`](crate::STREAM_READ_AHEAD) items ahead of the reply loop.
+///
+/// The producer runs in the reply loop's own task, polled whenever the
+/// loop wants an item and none is ready: no hand-off between two tasks per
+/// batch of items, each of which cost a wake-up, and often one of another
+/// worker.
 pub fn async_stream<Fut>(method: &'static str, produce: impl FnOnce(Sink) -> Fut) -> Reply
 where
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
-    let panic_tx = tx.clone();
-    let future = std::panic::AssertUnwindSafe(produce(Sink { tx }));
-    let task = async move {
-        if let Err(payload) = futures::FutureExt::catch_unwind(future).await {
-            let _ = panic_tx.send(Err(panic_error(method, &*payload))).await;
-        }
-    };
-    let task = tracing::Instrument::in_current_span(task);
-    match CallContext::current() {
-        Some(ctx) => tokio::spawn(ctx.scope(task)),
-        None => tokio::spawn(task),
-    };
-    receiver_stream(rx)
+    let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+    let mut producer =
+        Some(futures::FutureExt::catch_unwind(AssertUnwindSafe(produce(Sink { tx }))).boxed());
+    // A panic ends the stream after the items made before it.
+    let mut panicked = None;
+    Reply::Stream(
+        futures::stream::poll_fn(move |cx| {
+            loop {
+                match rx.poll_recv(cx) {
+                    Poll::Ready(Some(item)) => return Poll::Ready(Some(item)),
+                    Poll::Ready(None) => return Poll::Ready(panicked.take().map(Err)),
+                    Poll::Pending => {}
+                }
+                // Done, but its sink was handed on: the items come from there.
+                let Some(running) = producer.as_mut() else {
+                    return Poll::Pending;
+                };
+                match running.as_mut().poll(cx) {
+                    Poll::Ready(Ok(())) => producer = None,
+                    Poll::Ready(Err(payload)) => {
+                        producer = None;
+                        panicked = Some(panic_error(method, &*payload));
+                    }
+                    // What it made before waiting is taken by the next round.
+                    Poll::Pending => {
+                        return match rx.poll_recv(cx) {
+                            Poll::Ready(item) => Poll::Ready(item),
+                            Poll::Pending => Poll::Pending,
+                        };
+                    }
+                }
+            }
+        })
+        .boxed(),
+    )
 }
 
 /// One argument of a typed client's call.

@@ -123,8 +123,9 @@ impl ServerBuilder {
     /// without a thread hand-off: on loopback a call to an async method
     /// took 108 µs instead of 162. But the socket's work then shares the
     /// workers with the methods: calls in flight are served about as
-    /// fast, small stream items about 18% slower (docs/benchmarks.md,
-    /// ARCHITECTURE.md). Heartbeats flow whatever the methods
+    /// fast, small stream items about 6% slower (ARCHITECTURE.md), and a
+    /// method that blocks its worker may hold the socket's task with it
+    /// (see below). Heartbeats flow whatever the methods
     /// do: a thread turns the socket every 200 ms while no worker can, so
     /// a method that blocks every worker never makes a client take the
     /// server for lost (calls are answered at that pace meanwhile). A

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use zerorpc::{CallOptions, Client, Server};
 use zerorpc_test_support::wait_until;
 
-use super::{TEST_BOUND, bounded, start};
+use super::{TEST_BOUND, bounded, heartbeating_client, start};
 
 const HEARTBEAT: Duration = Duration::from_millis(200);
 
@@ -195,11 +195,7 @@ async fn dropping_a_call_abandons_it_and_cancels_the_handler() {
     let waiter = Waiter::default();
     let (started, cancelled) = (waiter.started.clone(), waiter.cancelled.clone());
     let server = start(Server::builder(waiter).heartbeat(Some(HEARTBEAT)));
-    let client = Client::builder()
-        .connect(&server.endpoint)
-        .heartbeat(Some(HEARTBEAT))
-        .build()
-        .unwrap();
+    let client = heartbeating_client(&server.endpoint, HEARTBEAT);
     bounded(async {
         let mut call = Box::pin(client.call::<()>("hold", ()));
         // Poll the call until the handler runs, then drop it.
@@ -424,13 +420,7 @@ fn heartbeats_flow_while_every_worker_of_the_driving_runtime_is_blocked() {
         .enable_all()
         .build()
         .unwrap();
-    let client = runtime.block_on(async {
-        Client::builder()
-            .connect(&server.endpoint)
-            .heartbeat(Some(HEARTBEAT))
-            .build()
-            .unwrap()
-    });
+    let client = runtime.block_on(async { heartbeating_client(&server.endpoint, HEARTBEAT) });
     let (done, finished) = std::sync::mpsc::channel();
     runtime.spawn(async move {
         let _ = done.send(client.call::<f64>("slow", (1.0,)).await);

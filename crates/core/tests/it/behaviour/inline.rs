@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use zerorpc::{CallContext, Client, Server};
 
-use super::{bounded, start};
+use super::{bounded, heartbeating_client, start};
 
 /// Where and how a call was served.
 #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
@@ -185,11 +185,7 @@ async fn a_waiting_inline_async_call_is_cancelled_when_its_client_is_lost() {
     let eager = Eager::default();
     let (started, cancelled) = (eager.started.clone(), eager.cancelled.clone());
     let server = start(Server::builder(eager).heartbeat(Some(HEARTBEAT)));
-    let client = zerorpc::Client::builder()
-        .connect(&server.endpoint)
-        .heartbeat(Some(HEARTBEAT))
-        .build()
-        .unwrap();
+    let client = heartbeating_client(&server.endpoint, HEARTBEAT);
     bounded(async {
         let mut call = Box::pin(client.call::<u32>("hold", ()));
         let deadline = Instant::now() + super::TEST_BOUND;

@@ -21,7 +21,10 @@ use std::future::Future;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use zerorpc::{ServerBuilder, ShutdownHandle, Value};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use zerorpc::{Client, ServerBuilder, ShutdownHandle, Value};
 
 /// Every test body runs under this bound, so a hang fails instead of stalling
 /// the whole binary.
@@ -56,6 +59,26 @@ impl Drop for Running {
     fn drop(&mut self) {
         // Not joined here: a test that already failed should not also hang.
         self.shutdown.shutdown();
+    }
+}
+
+/// A client of `endpoint` heartbeating every `interval`, so that the
+/// server takes it for lost soon after it goes.
+pub(crate) fn heartbeating_client(endpoint: &str, interval: Duration) -> Client {
+    Client::builder()
+        .connect(endpoint)
+        .heartbeat(Some(interval))
+        .build()
+        .expect("the client builds")
+}
+
+/// Counts something alive in its counter, which it decrements when dropped
+/// (a handler's future, a stream).
+pub(crate) struct Held(pub(crate) Arc<AtomicUsize>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use zerorpc::{Client, Server};
 use zerorpc_test_support::free_tcp_endpoint;
 
-use super::{bounded, start};
+use super::{Held, bounded, heartbeating_client, start};
 
 const HEARTBEAT: Duration = Duration::from_millis(200);
 
@@ -51,11 +51,7 @@ async fn max_concurrent_calls_serialises_calls_kept_alive_by_heartbeats() {
             .heartbeat(Some(HEARTBEAT))
             .max_concurrent_calls(1),
     );
-    let client = Client::builder()
-        .connect(&server.endpoint)
-        .heartbeat(Some(HEARTBEAT))
-        .build()
-        .unwrap();
+    let client = heartbeating_client(&server.endpoint, HEARTBEAT);
     bounded(async {
         // The last call waits two calls long, well beyond three heartbeat intervals.
         let calls = (0..3).map(|_| client.call::<usize>("work", (0.5,)));
@@ -127,11 +123,7 @@ async fn server_connects_to_a_binding_client() {
 #[tokio::test(flavor = "multi_thread")]
 async fn blocked_sync_handler_outlives_three_heartbeat_intervals() {
     let server = start(Server::builder(Busy::default()).heartbeat(Some(HEARTBEAT)));
-    let client = Client::builder()
-        .connect(&server.endpoint)
-        .heartbeat(Some(HEARTBEAT))
-        .build()
-        .unwrap();
+    let client = heartbeating_client(&server.endpoint, HEARTBEAT);
     bounded(async {
         let seconds = HEARTBEAT.as_secs_f64() * 5.0;
         assert_eq!(
@@ -205,15 +197,6 @@ async fn server_driven_by_its_runtime_heartbeats_while_a_method_blocks_every_wor
 #[derive(Default)]
 struct Misbehaving {
     live: Arc<AtomicUsize>,
-}
-
-/// Counts a call while its future is alive.
-struct Held(Arc<AtomicUsize>);
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 #[zerorpc::service]

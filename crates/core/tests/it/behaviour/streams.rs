@@ -8,8 +8,9 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use zerorpc::transport::{DEFAULT_LOSSLESS_WINDOW, Direction, EventInfo, Observer};
 use zerorpc::{CallOptions, Client, ReplyStream, STREAM_READ_AHEAD, Server};
+use zerorpc_test_support::wait_until;
 
-use super::{bounded, start};
+use super::{Held, bounded, heartbeating_client, start};
 
 struct Numbers {
     produced: Arc<AtomicUsize>,
@@ -453,6 +454,49 @@ async fn an_async_stream_is_paced_by_credit_in_its_calls_context() {
         }
         assert_eq!(consumed, TOTAL);
         assert_eq!(produced.load(Ordering::SeqCst), TOTAL);
+    })
+    .await;
+}
+
+/// `live` counts the streams of `stall` not dropped yet.
+struct Stalling {
+    live: Arc<AtomicUsize>,
+}
+
+#[zerorpc::service]
+impl Stalling {
+    /// One item, then waits for ever for the next one (a feed gone quiet).
+    pub(crate) fn stall(&self) -> impl Stream<Item = u32> + use<> {
+        self.live.fetch_add(1, Ordering::SeqCst);
+        let held = Held(self.live.clone());
+        futures::stream::once(async { 0 })
+            .chain(futures::stream::pending())
+            .map(move |item| {
+                let _held = &held;
+                item
+            })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_waiting_for_its_next_item_is_dropped_once_its_client_is_lost() {
+    const HEARTBEAT: Duration = Duration::from_millis(200);
+    let live = Arc::new(AtomicUsize::new(0));
+    let server = start(Server::builder(Stalling { live: live.clone() }).heartbeat(Some(HEARTBEAT)));
+    let client = heartbeating_client(&server.endpoint, HEARTBEAT);
+    bounded(async {
+        let mut stream = client.stream::<u32>("stall", ()).await.unwrap();
+        assert_eq!(stream.next().await.unwrap().unwrap(), 0);
+        assert_eq!(live.load(Ordering::SeqCst), 1, "the stream waits");
+        drop(stream);
+        // Loss is declared after two silent intervals; allow many more.
+        let gone = tokio::task::spawn_blocking(move || {
+            wait_until(HEARTBEAT * 25, || live.load(Ordering::SeqCst) == 0)
+        });
+        assert!(
+            gone.await.unwrap(),
+            "the server dropped the stream that waited for an item nobody would take"
+        );
     })
     .await;
 }
