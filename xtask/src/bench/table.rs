@@ -258,14 +258,20 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
                 latency(
                     "latency-async-runtime-server",
                     "async method, the server driven by its runtime (`ServerBuilder::io_thread(false)`)",
-                    Job::RuntimeServerCalls { handler: Async },
+                    Job::RuntimeServerCalls {
+                        handler: Async,
+                        in_flight: 1,
+                    },
                     None,
                 )
                 .against_floor(codec_1, "codec, no threads"),
                 latency(
                     "latency-sync-runtime-server",
                     "plain sync method, the server driven by its runtime",
-                    Job::RuntimeServerCalls { handler: Sync },
+                    Job::RuntimeServerCalls {
+                        handler: Sync,
+                        in_flight: 1,
+                    },
                     None,
                 )
                 .against_floor(server_io, "server hand-offs"),
@@ -278,7 +284,7 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
             ],
         },
         Section {
-            title: "Calls per second, inline method (higher is better)",
+            title: "Calls per second, inline method unless said otherwise (higher is better)",
             kind: Kind::Results,
             rows: vec![
                 throughput(
@@ -307,6 +313,25 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
                     None,
                 )
                 .against_floor(codec_100, "codec, no threads"),
+                throughput(
+                    "calls-100-async",
+                    "one client, 100 in flight, async method",
+                    raw_calls(1, 100),
+                    calls(Async, 1, 100, false),
+                    None,
+                    None,
+                ),
+                throughput(
+                    "calls-100-async-runtime-server",
+                    "one client, 100 in flight, async method, the server driven by its runtime",
+                    raw_calls(1, 100),
+                    Job::RuntimeServerCalls {
+                        handler: Async,
+                        in_flight: 100,
+                    },
+                    None,
+                    None,
+                ),
                 throughput(
                     "calls-1000",
                     "one client, 1,000 in flight",
@@ -355,6 +380,13 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
                     &[Metric::PerSecond],
                     SMALL,
                 ),
+                Row {
+                    id: "stream-64-runtime-server",
+                    label: "64-byte items, items/s, the server driven by its runtime".to_owned(),
+                    ours: Job::RuntimeServerStream { item_bytes: SMALL },
+                    python: None,
+                    ..stream("", "", &[Metric::PerSecond], SMALL)
+                },
                 stream(
                     "stream-64k",
                     "64 KiB items, MB/s",

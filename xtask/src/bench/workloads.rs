@@ -149,14 +149,17 @@ pub(crate) enum Job {
         in_flight: usize,
         through_hub: bool,
     },
-    /// Our calls of an echo method one at a time, the server driven by its
-    /// tokio runtime (`zerorpc-load-server --io-on-runtime`).
-    RuntimeServerCalls { handler: Handler },
+    /// Our calls of an echo method, `in_flight` at once, the server driven
+    /// by its tokio runtime (`zerorpc-load-server --io-on-runtime`).
+    RuntimeServerCalls { handler: Handler, in_flight: usize },
     /// Our calls of the inline echo method, one client with `in_flight`
     /// waiting, client and server traced and reporting to a collector.
     TracedCalls { in_flight: usize },
     /// One of our streams, items of `item_bytes`.
     Stream { item_bytes: usize },
+    /// One of our streams, items of `item_bytes`, the server driven by its
+    /// tokio runtime.
+    RuntimeServerStream { item_bytes: usize },
     /// Our server's memory with [`Scale::rss_in_flight`] calls in flight.
     RssInFlight,
     /// Our server's memory before and after [`Scale::rss_calls`] calls.
@@ -212,14 +215,17 @@ impl Job {
                 handler.flag(),
                 if through_hub { ", through the hub" } else { "" }
             ),
-            Job::RuntimeServerCalls { handler } => format!(
-                "calls ({}), 1 client(s) x 1 in flight, server on its runtime",
+            Job::RuntimeServerCalls { handler, in_flight } => format!(
+                "calls ({}), 1 client(s) x {in_flight} in flight, server on its runtime",
                 handler.flag()
             ),
             Job::TracedCalls { in_flight } => {
                 format!("traced calls (inline), 1 client(s) x {in_flight} in flight")
             }
             Job::Stream { item_bytes } => format!("stream, {item_bytes}-byte items"),
+            Job::RuntimeServerStream { item_bytes } => {
+                format!("stream, {item_bytes}-byte items, server on its runtime")
+            }
             Job::RssInFlight => "server memory, calls in flight".to_owned(),
             Job::RssAfterCalls => "server memory, many calls".to_owned(),
             Job::PythonCalls { in_flight } => {
@@ -400,13 +406,10 @@ impl Runner {
                     .collect::<anyhow::Result<Vec<_>>>()?;
                 call_figures(peers, calls)
             }
-            Job::RuntimeServerCalls { handler } => {
-                let calls = scale.scaled(our_calls(1, 1, false));
-                let mut server = Command::new(&self.programs.load_server);
-                server.arg("--io-on-runtime");
-                let mut server = Peer::spawn("zerorpc-load-server", server)?;
-                let endpoint = server.wait_listening(START)?;
-                let mut args = call_args(&endpoint, calls, 1, scale.warmup(1000));
+            Job::RuntimeServerCalls { handler, in_flight } => {
+                let calls = scale.scaled(our_calls(1, in_flight, false));
+                let (_server, endpoint) = self.start_runtime_server()?;
+                let mut args = call_args(&endpoint, calls, in_flight, scale.warmup(1000));
                 args.extend(strings(&["--echo", "64", "--handler", handler.flag()]));
                 call_figures(vec![self.spawn_load_client(&args)?], calls)
             }
@@ -436,9 +439,15 @@ impl Runner {
                 figures.insert(Metric::PerSecond, calls as f64 / elapsed(&report)?);
                 Ok(figures)
             }
-            Job::Stream { item_bytes } => {
+            Job::Stream { item_bytes } | Job::RuntimeServerStream { item_bytes } => {
                 let items = scale.scaled(if item_bytes == LARGE { 10_000 } else { 300_000 });
-                let (_hub, _server, endpoint) = self.start_load_server(false)?;
+                let (_hub, _server, endpoint) = match job {
+                    Job::RuntimeServerStream { .. } => {
+                        let (server, endpoint) = self.start_runtime_server()?;
+                        (None, Some(server), endpoint)
+                    }
+                    _ => self.start_load_server(false)?,
+                };
                 let mut args = call_args(&endpoint, 0, 1, scale.warmup(100));
                 args.extend(strings(&["--streams", "1"]));
                 args.extend(["--items".to_owned(), items.to_string()]);
@@ -551,6 +560,15 @@ impl Runner {
         let mut server = Peer::spawn("zerorpc-load-server", server)?;
         server.wait_for_line("connected", false, START)?;
         Ok((Some(hub), Some(server), front))
+    }
+
+    /// `zerorpc-load-server --io-on-runtime`, and the endpoint it listens on.
+    fn start_runtime_server(&self) -> anyhow::Result<(Peer, String)> {
+        let mut server = Command::new(&self.programs.load_server);
+        server.arg("--io-on-runtime");
+        let mut server = Peer::spawn("zerorpc-load-server", server)?;
+        let endpoint = server.wait_listening(START)?;
+        Ok((server, endpoint))
     }
 
     /// `zerorpc collector`, keeping reports in memory; returns it and the
