@@ -122,8 +122,8 @@ impl ServerBuilder {
     /// method's call then reaches its task, and its reply the socket,
     /// without a thread hand-off: on loopback a call to an async method
     /// took 108 µs instead of 162. But the socket's work then shares the
-    /// workers with the methods: calls in flight are served about as
-    /// fast, small stream items about 6% slower (ARCHITECTURE.md), and a
+    /// workers with the methods: calls in flight and small stream items
+    /// go 3-10% slower (docs/benchmarks.md), and a
     /// method that blocks its worker may hold the socket's task with it
     /// (see below). Heartbeats flow whatever the methods
     /// do: a thread turns the socket every 200 ms while no worker can, so
