@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use zerorpc_endpoint::Endpoint;
 use zerorpc_wire::{Event, MessageId};
 
+use crate::buffers;
 use crate::channel::ChannelShared;
 use crate::driver::NotifyFd;
 use crate::machine::{
@@ -245,20 +246,22 @@ impl ZmqSocket {
             _ => &[],
         };
         let waiting = self.queues.contains_key(peer);
-        if !waiting {
-            let frames = head.frames().chain(std::iter::once(&payload[..]));
-            match self.socket.send_multipart(frames, zmq::DONTWAIT) {
+        let payload = if waiting {
+            payload
+        } else {
+            let len = payload.len();
+            match buffers::send_event(&mut self.socket, head.frames(), payload, zmq::DONTWAIT) {
                 Ok(()) => {
                     Counters::bump(&counters.sent);
-                    self.sent_bytes += payload.len();
+                    self.sent_bytes += len;
                     return Sent::Now;
                 }
-                Err(zmq::Error::EAGAIN) => {}
+                Err((zmq::Error::EAGAIN, payload)) => payload,
                 // ROUTER_MANDATORY: the peer is not connected any more.
-                Err(zmq::Error::EHOSTUNREACH) => return Sent::Refused(Refusal::PeerGone),
-                Err(e) => return Sent::Refused(Refusal::Failed(e)),
+                Err((zmq::Error::EHOSTUNREACH, _)) => return Sent::Refused(Refusal::PeerGone),
+                Err((e, _)) => return Sent::Refused(Refusal::Failed(e)),
             }
-        }
+        };
         let size = queued_size(head.frames().chain([&payload[..]]));
         // The key is copied once per peer, not once per event queued.
         if !waiting {
@@ -309,33 +312,36 @@ impl ZmqSocket {
             return;
         }
         self.input_hint = true;
-        let socket = &self.socket;
+        let socket = &mut self.socket;
         let routed = self.routed;
         let single = &self.peer;
         let mut sent = 0;
         let mut sent_bytes = 0;
         self.queues.retain(|_, queue| {
-            while let Some(pending) = queue.events.front() {
-                let refusal = match socket.send_multipart(frames_of(pending), zmq::DONTWAIT) {
+            while let Some(mut pending) = queue.events.pop_front() {
+                let size = queued_size(frames_of(&pending));
+                let payload = std::mem::take(&mut pending.payload);
+                let len = payload.len();
+                let head = pending.head.iter().map(Vec::as_slice);
+                let refusal = match buffers::send_event(socket, head, payload, zmq::DONTWAIT) {
                     Ok(()) => None,
-                    Err(zmq::Error::EAGAIN) => {
+                    Err((zmq::Error::EAGAIN, payload)) => {
+                        pending.payload = payload;
+                        queue.events.push_front(pending);
                         if queue.bytes <= hold_mark(limit) / 2 {
                             out.released.extend(queue.held.drain());
                         }
                         return true;
                     }
-                    Err(zmq::Error::EHOSTUNREACH) => Some(Refusal::PeerGone),
-                    Err(e) => Some(Refusal::Failed(e)),
+                    Err((zmq::Error::EHOSTUNREACH, _)) => Some(Refusal::PeerGone),
+                    Err((e, _)) => Some(Refusal::Failed(e)),
                 };
-                let Some(pending) = queue.events.pop_front() else {
-                    break;
-                };
-                queue.bytes -= queued_size(frames_of(&pending));
+                queue.bytes -= size;
                 sent += 1;
                 match refusal {
                     None => {
                         Counters::bump(&counters.sent);
-                        sent_bytes += pending.payload.len();
+                        sent_bytes += len;
                         out.progress = true;
                         if pending.heartbeat {
                             out.heartbeats.extend(pending.channel);
@@ -693,7 +699,7 @@ impl IoThread {
     /// `socket` after `envelope`; the call ends there.
     fn answer(&mut self, socket: SocketId, envelope: &[Vec<u8>], id: MessageId, mut reply: Event) {
         reply.header.response_to = Some(id.clone());
-        let payload = reply.encode();
+        let payload = crate::buffers::encode(&reply);
         let Some(zmq_socket) = self.sockets.get_mut(&socket) else {
             return;
         };
@@ -763,7 +769,7 @@ impl IoThread {
             event,
             heartbeat,
         } = transmit;
-        let payload = event.encode();
+        let payload = crate::buffers::encode(&event);
         let Some(zmq_socket) = self.sockets.get_mut(&socket) else {
             return;
         };

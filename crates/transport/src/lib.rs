@@ -40,6 +40,7 @@
 
 #![doc(test(attr(deny(warnings))))]
 
+mod buffers;
 mod channel;
 mod driver;
 mod error;

@@ -131,7 +131,7 @@ impl Adopted {
     /// command to the I/O thread, one wake-up at most. Never waits.
     pub fn reply(mut self, mut event: Event) {
         event.header.response_to = Some(self.id.clone());
-        let payload = event.encode();
+        let payload = crate::buffers::encode(&event);
         let observed = self.observed.then(|| Box::new(event));
         self.command(Command::Send {
             id: self.id.clone(),

@@ -524,7 +524,7 @@ impl SocketShared {
     /// Sends `event` on channel `id`, closing the channel after it if it
     /// is the `last`.
     pub(crate) fn send_on_channel(&self, id: &MessageId, event: Event, stream: bool, last: bool) {
-        let payload = event.encode();
+        let payload = crate::buffers::encode(&event);
         self.command(Command::Send {
             id: id.clone(),
             payload,
@@ -836,7 +836,7 @@ impl Socket {
     pub fn open(&self, mut request: Event, options: OpenOptions) -> Result<Channel, Error> {
         let id = request.header.message_id.clone();
         request.header.response_to = None;
-        let payload = request.encode();
+        let payload = crate::buffers::encode(&request);
         if let Some(limit) = self.shared.config.max_message_size {
             if payload.len() as u64 > limit {
                 return Err(Error::too_large(payload.len(), limit));
@@ -877,7 +877,7 @@ impl Socket {
 
     /// Sends a single-frame event (push and publish sockets).
     pub fn emit(&self, event: Event) {
-        let payload = event.encode();
+        let payload = crate::buffers::encode(&event);
         self.shared.command(Command::Emit {
             payload,
             observed: self.shared.observed(event),

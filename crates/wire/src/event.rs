@@ -127,17 +127,19 @@ impl Event {
 
     /// The msgpack encoding of the event.
     pub fn encode(&self) -> Vec<u8> {
-        let mut buf = Vec::with_capacity(self.encoded_len_hint());
+        let mut buf = Vec::with_capacity(self.encoded_size_hint());
         self.encode_into(&mut buf);
         buf
     }
 
-    /// About the encoded size, so that [`encode`] allocates once: a
-    /// buffer regrown halfway is one more allocation and copy of every
-    /// event, and several for a large one.
+    /// About the encoded size, at least it for events as we make them, so
+    /// that [`encode`] (or [`encode_into`] a buffer of that capacity)
+    /// allocates once: a buffer regrown halfway is one more allocation and
+    /// copy of every event, and several for a large one.
     ///
     /// [`encode`]: Event::encode
-    fn encoded_len_hint(&self) -> usize {
+    /// [`encode_into`]: Event::encode_into
+    pub fn encoded_size_hint(&self) -> usize {
         // The array and map headers, the keys `message_id`, `v` and
         // `response_to`, `v`'s value and the ids' markers: at most 48
         // bytes, then the ids themselves (32 bytes each, as we make them).
@@ -354,8 +356,8 @@ mod tests {
         let long_ids = Event::new(str_ids, "STREAM_DONE", Value::Nil);
         for event in [small, item, long_ids] {
             let bytes = event.encode();
-            assert!(event.encoded_len_hint() >= bytes.len(), "{event:?}");
-            assert_eq!(bytes.capacity(), event.encoded_len_hint(), "{event:?}");
+            assert!(event.encoded_size_hint() >= bytes.len(), "{event:?}");
+            assert_eq!(bytes.capacity(), event.encoded_size_hint(), "{event:?}");
         }
     }
 }
