@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use serde_json::json;
+use zerorpc::Value;
 use zerorpc_tracing_collector::Tracer;
 
 /// The largest number of seconds accepted on a command line (about 31 years),
@@ -205,6 +206,21 @@ pub fn is_stream_item(item: &[u8], index: u64, bytes: usize) -> bool {
     item.len() == bytes && item[..head] == index.to_le_bytes()[..head]
 }
 
+/// What call number `i` of an echo method sends: `[i, <bytes x's>]`.
+pub fn echo_payload(i: i64, bytes: usize) -> Value {
+    Value::Array(vec![Value::from(i), Value::Binary(vec![b'x'; bytes])])
+}
+
+/// Whether `value` is [`echo_payload`]`(i, bytes)`, compared in place.
+pub fn is_echo_payload(value: &Value, i: i64, bytes: usize) -> bool {
+    match value.as_array().map(Vec::as_slice) {
+        Some([index, Value::Binary(blob)]) => {
+            index.as_i64() == Some(i) && blob.len() == bytes && blob.iter().all(|&b| b == b'x')
+        }
+        _ => false,
+    }
+}
+
 /// `--trace-collector`'s tracer, its processes named `name` in the reports;
 /// `None` without a collector (tracing off: nothing on the wire).
 pub fn tracer(name: &str, collector: Option<&str>) -> anyhow::Result<Option<Tracer>> {
@@ -269,6 +285,17 @@ mod tests {
         let one = one.summary().unwrap();
         assert_eq!((one.p50_us, one.p99_us), (7.0, 7.0));
         assert_eq!(one.to_json()["p99"], 7.0);
+    }
+
+    #[test]
+    fn an_echo_payload_is_recognised_only_whole() {
+        assert!(is_echo_payload(&echo_payload(7, 64), 7, 64));
+        assert!(is_echo_payload(&echo_payload(-1, 0), -1, 0));
+        assert!(!is_echo_payload(&echo_payload(7, 64), 8, 64));
+        assert!(!is_echo_payload(&echo_payload(7, 64), 7, 63));
+        let altered = Value::Array(vec![Value::from(7), Value::Binary(b"xxy".to_vec())]);
+        assert!(!is_echo_payload(&altered, 7, 3));
+        assert!(!is_echo_payload(&Value::from(7), 7, 0));
     }
 
     #[test]
