@@ -463,8 +463,11 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD);
-    let mut producer =
-        Some(futures::FutureExt::catch_unwind(AssertUnwindSafe(produce(Sink { tx }))).boxed());
+    let mut producer = Some(
+        AssertUnwindSafe(produce(Sink { tx }))
+            .catch_unwind()
+            .boxed(),
+    );
     // A panic ends the stream after the items made before it.
     let mut panicked = None;
     Reply::Stream(
@@ -485,13 +488,8 @@ where
                         producer = None;
                         panicked = Some(panic_error(method, &*payload));
                     }
-                    // What it made before waiting is taken by the next round.
-                    Poll::Pending => {
-                        return match rx.poll_recv(cx) {
-                            Poll::Ready(item) => Poll::Ready(item),
-                            Poll::Pending => Poll::Pending,
-                        };
-                    }
+                    // It may have made items before waiting.
+                    Poll::Pending => return rx.poll_recv(cx),
                 }
             }
         })

@@ -16,7 +16,6 @@
 //! and served by a task as usual.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
@@ -25,7 +24,7 @@ use futures::future::{Either, select};
 use zerorpc_transport::{Adopted, Responder};
 use zerorpc_wire::{Event, Header, Value, names};
 
-use crate::io_task::Serving;
+use crate::gauge::Gauge;
 use crate::service::{InlineAsyncHandler, Method, panic_error};
 use crate::{CallContext, InlineHandler, Methods, Propagation, RemoteError, introspect};
 
@@ -38,10 +37,10 @@ pub(crate) struct InlineResponder {
     propagation: Option<Arc<dyn Propagation>>,
     runtime: OnceLock<tokio::runtime::Handle>,
     /// Calls adopted and not yet answered: see [`ADOPTING_BELOW`].
-    adopted: Arc<AtomicUsize>,
-    /// The server's calls served in tasks, which count those of inline
-    /// async methods that wait.
-    serving: Serving,
+    adopted: Gauge,
+    /// The server's calls served in tasks, if its socket is driven by the
+    /// runtime: those of inline async methods that wait count.
+    serving: Option<Gauge>,
 }
 
 /// Blocking calls are adopted on the I/O thread only while fewer than this
@@ -60,7 +59,7 @@ impl InlineResponder {
     pub(crate) fn new(
         methods: Arc<Methods>,
         propagation: Option<Arc<dyn Propagation>>,
-        serving: Serving,
+        serving: Option<Gauge>,
     ) -> Option<Arc<Self>> {
         let served_here = methods.names().any(|name| {
             methods.get(name).is_some_and(|m| {
@@ -72,7 +71,7 @@ impl InlineResponder {
                 methods,
                 propagation,
                 runtime: OnceLock::new(),
-                adopted: Arc::default(),
+                adopted: Gauge::default(),
                 serving,
             })
         })
@@ -121,12 +120,10 @@ impl Responder for InlineResponder {
         let Some(handler) = blocking_handler(&self.methods, request) else {
             return Some(call);
         };
-        if self.adopted.fetch_add(1, Ordering::Relaxed) >= ADOPTING_BELOW {
-            self.adopted.fetch_sub(1, Ordering::Relaxed);
-            return Some(call);
-        }
         // Counted until the job ends, or is dropped unrun.
-        let adopted = Adopting(self.adopted.clone());
+        let Some(adopted) = self.adopted.enter_below(ADOPTING_BELOW) else {
+            return Some(call);
+        };
         let (context, args, v1) = take_call(request);
         let propagation = self.propagation.clone();
         runtime.spawn_blocking(move || {
@@ -178,7 +175,7 @@ impl InlineResponder {
         match first {
             Poll::Ready(answered) => answer(answered),
             Poll::Pending => {
-                let served = self.serving.enter();
+                let served = self.serving.as_ref().map(Gauge::enter);
                 runtime.spawn(async move {
                     let _served = served;
                     // The client's loss cancels the call: the future is dropped.
@@ -195,16 +192,6 @@ impl InlineResponder {
 /// as a task would call it (see [`method_of`]).
 fn inline_async_handler(methods: &Methods, request: &Event) -> Option<InlineAsyncHandler> {
     method_of(methods, request)?.inline_async.clone()
-}
-
-/// One adopted call not yet answered, counted in
-/// [`InlineResponder::adopted`].
-struct Adopting(Arc<AtomicUsize>);
-
-impl Drop for Adopting {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 /// The handler of `request`'s method if it is a blocking one, called as a

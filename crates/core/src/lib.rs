@@ -111,6 +111,7 @@ mod driver;
 mod endpoint;
 mod error;
 mod events;
+mod gauge;
 mod inline;
 mod introspect;
 mod io_task;

@@ -11,10 +11,10 @@ use zerorpc_wire::{Event, Header, Value, names};
 use crate::context::Propagation;
 use crate::driver::Driver;
 use crate::endpoint::{Endpoints, Live, ResolveEndpoint};
+use crate::gauge::Gauge;
 use crate::inline::{
     InlineResponder, answer_now, blocking_handler, error_args, reply_event, take_call,
 };
-use crate::io_task::Serving;
 use crate::service::{Reply, Service, call_guarded, guard_stream};
 use crate::{CallContext, Error, InlineHandler, Methods, RemoteError, Result, introspect};
 
@@ -167,7 +167,8 @@ impl ServerBuilder {
         let mut config = self.config;
         // Inline methods are answered on the I/O thread, where no limit
         // could hold them back: with a limit, every call waits its turn.
-        let serving = Serving::default();
+        // Counted only where the runtime drives the socket, the one reader.
+        let serving = (!self.io_thread).then(Gauge::default);
         let responder = match self.max_concurrent_calls {
             None => {
                 InlineResponder::new(methods.clone(), self.propagation.clone(), serving.clone())
@@ -177,12 +178,8 @@ impl ServerBuilder {
         config.responder = responder
             .clone()
             .map(|r| r as Arc<dyn zerorpc_transport::Responder>);
-        let socket = crate::io_task::socket(
-            SocketKind::Server,
-            config,
-            self.io_thread,
-            Some(serving.clone()),
-        )?;
+        let socket =
+            crate::io_task::socket(SocketKind::Server, config, self.io_thread, serving.clone())?;
         let (live, attached) = self.endpoints.attach(&socket)?;
         let bound = attached.bound.len();
         let mut endpoints = attached.bound;
@@ -253,7 +250,7 @@ pub struct Server {
     responder: Option<Arc<InlineResponder>>,
     propagation: Option<Arc<dyn Propagation>>,
     /// The calls served in tasks now, for a socket the runtime drives.
-    serving: Serving,
+    serving: Option<Gauge>,
 }
 
 impl Server {
@@ -344,7 +341,7 @@ impl Server {
             let blocking = request
                 .as_ref()
                 .and_then(|request| blocking_handler(&methods, request));
-            let served = self.serving.enter();
+            let served = self.serving.as_ref().map(Gauge::enter);
             match (blocking, request) {
                 (Some(handler), Some(request)) => {
                     let call = BlockingCall::new(handler, channel, request);
