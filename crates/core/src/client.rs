@@ -351,7 +351,7 @@ impl Client {
         self.inner
             .propagation
             .propagate(CallContext::current().as_ref(), &mut header);
-        let request = Event::new(header, method, Value::Array(args));
+        let request = Event::new(header, method.to_owned(), Value::Array(args));
         let open = OpenOptions {
             first_reply_timeout: options.timeout.or(self.inner.timeout),
             window: options.window,
@@ -361,7 +361,7 @@ impl Client {
             .recv()
             .await
             .map_err(|e| Error::transport(e, Some(method)))?;
-        match first.name.as_str() {
+        match &*first.name {
             names::OK => Ok(Response::Value(ok_value(first.args))),
             names::ERR => Err(remote_error(&first)),
             names::STREAM | names::STREAM_DONE => Ok(Response::Stream(ReplyStream::from_channel(
@@ -470,7 +470,7 @@ impl ReplyStream<Value> {
                     }
                 },
             };
-            match event.name.as_str() {
+            match &*event.name {
                 names::STREAM => Some((Ok(event.args), s)),
                 names::STREAM_DONE => None,
                 names::ERR => {

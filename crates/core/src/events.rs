@@ -60,7 +60,7 @@ impl Emitter {
         self.propagation
             .propagate(CallContext::current().as_ref(), &mut header);
         self.socket
-            .emit(Event::new(header, method, Value::Array(args)));
+            .emit(Event::new(header, method.to_owned(), Value::Array(args)));
     }
 }
 
@@ -452,7 +452,7 @@ impl Receiver {
                 Err(e) if e.is_closed() => return Ok(()),
                 Err(e) => return Err(e.into()),
             };
-            let context = CallContext::new(event.name.clone(), event.header);
+            let context = CallContext::new(event.name.to_string(), event.header);
             let name = event.name;
             let reply = context
                 .scope(crate::server::dispatch(&self.methods, &name, event.args))

@@ -292,5 +292,5 @@ fn context(request: &mut Event) -> CallContext {
         response_to: None,
         extra: std::mem::take(&mut request.header.extra),
     };
-    CallContext::new(std::mem::take(&mut request.name), header)
+    CallContext::new(std::mem::take(&mut request.name).into_owned(), header)
 }

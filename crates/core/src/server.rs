@@ -460,7 +460,7 @@ async fn serve_call(
     };
     // zerorpc-python answers requests without `v`, or with v < 2, in the v1 shape.
     let v1 = request.header.protocol_version() < 2;
-    let context = CallContext::new(request.name.clone(), request.header);
+    let context = CallContext::new(request.name.to_string(), request.header);
     let lost = channel.closed();
     // Only a server with a propagation keeps a second handle on the
     // context, for the headers of its replies.
@@ -544,7 +544,7 @@ async fn send_reply(
     v1: bool,
     headers: &ReplyHeaders<'_>,
 ) {
-    let event = |name: &str, args: Value| Event::new(headers.header(), name, args);
+    let event = |name: &'static str, args: Value| Event::new(headers.header(), name, args);
     let error_args = |e: &RemoteError| error_args(e, v1);
     // The last event closes the channel with it (`send_last`).
     let result = match reply {

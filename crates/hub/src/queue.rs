@@ -513,7 +513,7 @@ impl Queue<'_> {
         };
         // Replies go to the client that opened the channel, whatever
         // envelope the worker echoed.
-        let last = matches!(name.as_str(), names::OK | names::ERR | names::STREAM_DONE);
+        let last = matches!(&*name, names::OK | names::ERR | names::STREAM_DONE);
         let sent = if last {
             let Some(channel) = self.channels.remove(&id) else {
                 return;

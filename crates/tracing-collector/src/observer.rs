@@ -209,7 +209,7 @@ impl TraceObserver {
             return;
         };
         let last = matches!(
-            info.event.name.as_str(),
+            &*info.event.name,
             names::OK | names::ERR | names::STREAM_DONE
         );
         let now = now_us();

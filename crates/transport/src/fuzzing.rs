@@ -66,16 +66,18 @@ impl Driver {
         match bytes.byte() % 8 {
             0 => {
                 // Raw bytes, as a peer may send anything.
-                let envelope = self.envelope(bytes);
+                let mut envelope = self.envelope(bytes);
                 let len = usize::from(bytes.byte());
                 if let Ok(event) = Event::decode(&bytes.take(len)) {
-                    self.machine.on_event(socket, envelope, event, self.now);
+                    self.machine
+                        .on_event(socket, &mut envelope, event, self.now);
                 }
             }
             1 | 2 => {
-                let envelope = self.envelope(bytes);
+                let mut envelope = self.envelope(bytes);
                 let event = self.event(bytes);
-                self.machine.on_event(socket, envelope, event, self.now);
+                self.machine
+                    .on_event(socket, &mut envelope, event, self.now);
             }
             3 => {
                 let id = self.fresh_id();

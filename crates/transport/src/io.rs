@@ -466,6 +466,10 @@ pub(crate) struct IoThread {
     /// Where the message being handled came from, for the observers of
     /// what the machine decides about it.
     receiving: Option<(SocketId, Peer, Option<MessageId>)>,
+    /// The frames before the payload of the message being received, kept
+    /// from message to message so that a reply, whose frames nobody keeps,
+    /// allocates none (a channel a request opens takes them).
+    frames: Vec<Vec<u8>>,
     /// When to give memory back to the system after a burst.
     trim: Trim,
     running: bool,
@@ -529,6 +533,7 @@ impl IoThread {
             socket_ids: Vec::new(),
             machine,
             receiving: None,
+            frames: Vec::new(),
             trim: Trim::default(),
             running: true,
             retry: RETRY_MIN,
@@ -1426,8 +1431,8 @@ impl IoThread {
             if self.hinted && !s.input_hint {
                 return false;
             }
-            let envelope = match receive_message(&s.socket, &mut payload) {
-                Ok(envelope) => envelope,
+            match receive_message(&s.socket, &mut payload, &mut self.frames) {
+                Ok(()) => {}
                 // Nothing more for now: the next wait wakes when there is.
                 // Turning again at once would cost a turn's system calls
                 // for nothing (a wake-up pipe read, libzmq's command checks).
@@ -1440,20 +1445,22 @@ impl IoThread {
                     return false;
                 }
             };
-            self.on_message(id, envelope, &payload);
+            let mut frames = std::mem::take(&mut self.frames);
+            self.on_message(id, &mut frames, &payload);
+            self.frames = frames;
             self.run_actions();
             self.receiving = None;
         }
         true
     }
 
-    fn on_message(&mut self, socket: SocketId, mut frames: Vec<Vec<u8>>, payload: &[u8]) {
+    fn on_message(&mut self, socket: SocketId, frames: &mut Vec<Vec<u8>>, payload: &[u8]) {
         if self.kind == SocketKind::Publish {
             // An XPUB hears its subscribers' (un)subscriptions: not events.
             return;
         }
         let observing = self.observing();
-        let peer = self.peer(socket, &frames);
+        let peer = self.peer(socket, frames);
         let event = match Event::decode(payload) {
             Ok(event) => event,
             Err(e) => {
@@ -1496,7 +1503,7 @@ impl IoThread {
                 self.observe_change(why, None, socket, &peer);
             }
             SocketKind::Server => {
-                let Some(event) = self.answer_at_once(socket, &mut frames, event) else {
+                let Some(event) = self.answer_at_once(socket, frames, event) else {
                     return;
                 };
                 self.machine.on_event(socket, frames, event, Instant::now());
@@ -1602,17 +1609,30 @@ fn last_endpoint(socket: &zmq::Socket) -> Option<String> {
 }
 
 /// Receives one whole message without waiting: its last frame into
-/// `payload`, the frames before it (the envelope) returned as copies.
-/// EAGAIN when nothing is ready; a message's later frames are always there
-/// once its first is, as ZeroMQ delivers messages whole.
-fn receive_message(socket: &zmq::Socket, payload: &mut zmq::Message) -> zmq::Result<Vec<Vec<u8>>> {
+/// `payload`, copies of the frames before it (the envelope) into
+/// `envelope`, whose buffers are reused. EAGAIN when nothing is ready; a
+/// message's later frames are always there once its first is, as ZeroMQ
+/// delivers messages whole.
+fn receive_message(
+    socket: &zmq::Socket,
+    payload: &mut zmq::Message,
+    envelope: &mut Vec<Vec<u8>>,
+) -> zmq::Result<()> {
     socket.recv(payload, zmq::DONTWAIT)?;
-    let mut envelope = Vec::new();
+    let mut frames = 0;
     while payload.get_more() {
-        envelope.push(payload.to_vec());
+        match envelope.get_mut(frames) {
+            Some(frame) => {
+                frame.clear();
+                frame.extend_from_slice(payload);
+            }
+            None => envelope.push(payload.to_vec()),
+        }
+        frames += 1;
         socket.recv(payload, 0)?;
     }
-    Ok(envelope)
+    envelope.truncate(frames);
+    Ok(())
 }
 
 #[cfg(test)]

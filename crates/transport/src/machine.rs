@@ -414,11 +414,13 @@ impl<H: Clone + Default> Machine<H> {
     }
 
     /// An event arrived on `socket`, after the frames `envelope` (the
-    /// routing ids and delimiter before the payload).
+    /// routing ids and delimiter before the payload). A channel the event
+    /// opens takes the frames; otherwise they are left for the driver to
+    /// reuse.
     pub(crate) fn on_event(
         &mut self,
         socket: SocketId,
-        mut envelope: Vec<Vec<u8>>,
+        envelope: &mut Vec<Vec<u8>>,
         event: Event,
         now: Instant,
     ) {
@@ -437,7 +439,7 @@ impl<H: Clone + Default> Machine<H> {
                 self.actions.push_back(malformed);
                 return;
             }
-            self.accept(socket, envelope, event, now);
+            self.accept(socket, std::mem::take(envelope), event, now);
             return;
         };
         self.route_event(&channel, event, now);
@@ -659,7 +661,7 @@ impl<H: Clone + Default> Machine<H> {
 fn transmit<H>(
     id: &MessageId,
     channel: &ChannelState<H>,
-    name: &str,
+    name: &'static str,
     n: i64,
     heartbeat: bool,
 ) -> Transmit {

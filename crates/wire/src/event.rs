@@ -24,6 +24,8 @@ pub mod names {
     pub const HEARTBEAT: &str = "_zpc_hb";
     /// Flow-control credit: args are `[n]`.
     pub const MORE: &str = "_zpc_more";
+    /// Every name above.
+    pub const ALL: [&str; 6] = [OK, ERR, STREAM, STREAM_DONE, HEARTBEAT, MORE];
 }
 
 /// The header of an event: its id, the protocol version, the channel it
@@ -108,16 +110,18 @@ pub struct Event {
     /// The header.
     pub header: Header,
     /// The event name: a method name for requests, `OK`, `STREAM`... for
-    /// replies (see [`names`]).
-    pub name: String,
+    /// replies (see [`names`]). Borrowed when static, as the names of
+    /// [`names`] are once decoded: a name of its own would be an
+    /// allocation per reply, stream item and heartbeat.
+    pub name: Cow<'static, str>,
     /// The arguments: positional arguments for requests, `[result]` for
     /// `OK`, the item itself for `STREAM`.
     pub args: Value,
 }
 
 impl Event {
-    /// An event.
-    pub fn new(header: Header, name: impl Into<String>, args: Value) -> Self {
+    /// An event. A `&'static str` name costs no allocation.
+    pub fn new(header: Header, name: impl Into<Cow<'static, str>>, args: Value) -> Self {
         Event {
             header,
             name: name.into(),
@@ -214,7 +218,7 @@ impl Event {
     /// also accepts events whose arguments are malformed or truncated, or
     /// that are followed by trailing bytes, since it never reads past the
     /// name.
-    pub fn decode_envelope(bytes: &[u8]) -> Result<(Header, String), DecodeError> {
+    pub fn decode_envelope(bytes: &[u8]) -> Result<(Header, Cow<'static, str>), DecodeError> {
         read_envelope(&mut Reader::new(bytes))
     }
 }
@@ -257,7 +261,7 @@ fn write_id(buf: &mut Vec<u8>, id: &MessageId) {
 ///
 /// Header keys and ids are read in place, without building [`Value`]s: this
 /// runs for every event a router or a server sees.
-fn read_envelope(rd: &mut Reader<'_>) -> Result<(Header, String), DecodeError> {
+fn read_envelope(rd: &mut Reader<'_>) -> Result<(Header, Cow<'static, str>), DecodeError> {
     let len = rd
         .array_len()
         .map_err(DecodeError::Msgpack)?
@@ -267,7 +271,16 @@ fn read_envelope(rd: &mut Reader<'_>) -> Result<(Header, String), DecodeError> {
     }
     let header = read_header(rd)?;
     let name = read_text(rd)?.ok_or(DecodeError::NameNotText)?;
-    Ok((header, name.to_owned()))
+    Ok((header, protocol_name(name)))
+}
+
+/// An event name as read: one of the protocol's own ([`names`]) is
+/// borrowed, any other copied.
+fn protocol_name(name: &str) -> Cow<'static, str> {
+    match names::ALL.iter().find(|known| **known == name) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(name.to_owned()),
+    }
 }
 
 /// Text from a str, or from a bin holding UTF-8 (as old Python 2 peers
@@ -339,6 +352,19 @@ fn read_header(rd: &mut Reader<'_>) -> Result<Header, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_protocols_names_are_decoded_borrowed_and_other_names_owned() {
+        for name in names::ALL.into_iter().chain(["add", "OKAY", ""]) {
+            let bytes = Event::new(Header::new(), name.to_owned(), Value::Nil).encode();
+            let decoded = Event::decode(&bytes).expect("an event");
+            assert_eq!(decoded.name, name);
+            let borrowed = matches!(decoded.name, Cow::Borrowed(_));
+            assert_eq!(borrowed, names::ALL.contains(&name), "{name:?}");
+            let (_, envelope_name) = Event::decode_envelope(&bytes).expect("an envelope");
+            assert_eq!(envelope_name, decoded.name);
+        }
+    }
 
     #[test]
     fn the_size_hint_covers_the_encoding_so_encode_allocates_once() {

@@ -50,17 +50,11 @@ pub fn event(
     id: MessageId,
     response_to: Option<MessageId>,
 ) -> Event {
-    const NAMES: [&str; 8] = [
-        names::OK,
-        names::ERR,
-        names::STREAM,
-        names::STREAM_DONE,
-        names::HEARTBEAT,
-        names::MORE,
-        "add",
-        "",
-    ];
-    let name = NAMES[usize::from(choice) % NAMES.len()];
+    let name = match usize::from(choice) % (names::ALL.len() + 2) {
+        i if i < names::ALL.len() => names::ALL[i],
+        i if i == names::ALL.len() => "add",
+        _ => "",
+    };
     let mut header = Header::with_id(id);
     header.response_to = response_to;
     header.version = match input.byte() % 3 {

@@ -70,7 +70,7 @@ fn a_client_that_stops_reading_gets_every_reply_later_in_order() {
             Some(channel),
             "event {i}"
         );
-        assert_eq!((event.name.as_str(), seq_of(&event)), (*name, Some(*seq)));
+        assert_eq!((&*event.name, seq_of(&event)), (*name, Some(*seq)));
     }
     let stats = wait_stats(&hub, "the queue emptied", |s| s.queued_messages == 0);
     assert_eq!(stats.drops.total(), 0, "{}", stats.to_json());
@@ -177,7 +177,7 @@ fn a_blocked_worker_neither_blocks_the_others_nor_spins_the_hub() {
         );
         let reply = client.recv(LONG).expect("the healthy worker's reply");
         assert_eq!(
-            (reply.name.as_str(), reply.header.response_to.as_ref()),
+            (&*reply.name, reply.header.response_to.as_ref()),
             ("OK", Some(&call.header.message_id))
         );
     }

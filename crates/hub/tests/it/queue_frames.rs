@@ -59,7 +59,7 @@ fn every_event_of_a_channel_goes_to_the_same_worker() {
     );
     let item = client.recv(LONG).expect("stream item");
     assert_eq!(
-        (item.name.as_str(), item.header.response_to.as_ref()),
+        (&*item.name, item.header.response_to.as_ref()),
         ("STREAM", Some(&channel))
     );
 

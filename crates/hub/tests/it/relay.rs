@@ -153,7 +153,7 @@ fn published(name: &str, seq: u64, padding: usize) -> Vec<u8> {
     if padding > 0 {
         args.push(Value::Binary(vec![0; padding]));
     }
-    Event::new(Header::new(), name, Value::Array(args)).encode()
+    Event::new(Header::new(), name.to_owned(), Value::Array(args)).encode()
 }
 
 #[test]

@@ -141,14 +141,14 @@ pub(crate) fn recv_within(socket: &zmq::Socket, timeout: Duration) -> Option<Vec
 
 /// A request event opening a channel.
 pub(crate) fn request(name: &str, args: Vec<Value>) -> Event {
-    Event::new(Header::new(), name, Value::Array(args))
+    Event::new(Header::new(), name.to_owned(), Value::Array(args))
 }
 
 /// An event on an existing channel.
 pub(crate) fn on_channel(channel: &MessageId, name: &str, args: Value) -> Event {
     let mut header = Header::new();
     header.response_to = Some(channel.clone());
-    Event::new(header, name, args)
+    Event::new(header, name.to_owned(), args)
 }
 
 /// A client speaking raw frames: a DEALER sending `["", payload]`.

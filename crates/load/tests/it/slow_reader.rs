@@ -83,7 +83,7 @@ fn a_client_that_stops_reading_gets_every_reply_and_the_server_stays_bounded() {
         }
         let frames = dealer.recv_multipart(0).expect("recv");
         let event = Event::decode(frames.last().expect("a payload")).expect("a valid event");
-        match (&event.header.response_to, event.name.as_str()) {
+        match (&event.header.response_to, &*event.name) {
             (Some(id), "OK") if pending.contains(id) => {
                 assert_eq!(event.args, expected, "reply of {id}");
                 pending.remove(id);

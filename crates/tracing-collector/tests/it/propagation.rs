@@ -172,7 +172,7 @@ impl Observer for Headers {
         if !info.control {
             self.0.lock().unwrap().push((
                 info.direction,
-                info.event.name.clone(),
+                info.event.name.to_string(),
                 info.event.header.clone(),
             ));
         }

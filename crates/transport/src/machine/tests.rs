@@ -54,9 +54,9 @@ impl Fixture {
 
     /// An event arrives at time `ms` on the first socket after `envelope`.
     fn hear(&mut self, ms: u64, envelope: &[&[u8]], event: Event) -> Vec<String> {
-        let envelope = envelope.iter().map(|f| f.to_vec()).collect();
+        let mut envelope = envelope.iter().map(|f| f.to_vec()).collect();
         self.machine
-            .on_event(self.socket, envelope, event, self.at(ms));
+            .on_event(self.socket, &mut envelope, event, self.at(ms));
         self.actions()
     }
 
@@ -134,7 +134,7 @@ fn on(to: u8, name: &str, args: Vec<Value>, version: Option<u32>) -> Event {
     let mut header = Header::new();
     header.response_to = Some(id(to));
     header.version = version;
-    Event::new(header, name, Value::Array(args))
+    Event::new(header, name.to_owned(), Value::Array(args))
 }
 
 fn heartbeat(to: u8) -> Event {
@@ -601,7 +601,7 @@ fn heartbeats_go_on_the_channels_socket_and_envelope() {
     let second = f.machine.add_socket();
     f.machine.on_event(
         second,
-        vec![b"b".to_vec(), Vec::new()],
+        &mut vec![b"b".to_vec(), Vec::new()],
         request(1, Some(3)),
         f.at(0),
     );

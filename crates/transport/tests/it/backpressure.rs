@@ -273,7 +273,7 @@ fn a_stream_that_finds_the_queue_full_is_held_not_failed() {
         if event.header.response_to.as_ref() != Some(&id) || event.name == names::HEARTBEAT {
             continue;
         }
-        match event.name.as_str() {
+        match &*event.name {
             names::STREAM => items.push(event.args.as_slice().map(|b| b[0])),
             names::STREAM_DONE => {
                 done = true;

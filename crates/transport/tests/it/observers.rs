@@ -78,7 +78,11 @@ fn observed(kind: SocketKind, heartbeat: Option<Duration>) -> (Socket, Arc<Recor
 }
 
 fn reply(name: &str) -> Event {
-    Event::new(Header::new(), name, Value::Array(vec!["done".into()]))
+    Event::new(
+        Header::new(),
+        name.to_owned(),
+        Value::Array(vec!["done".into()]),
+    )
 }
 
 #[test]

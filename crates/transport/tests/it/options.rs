@@ -21,7 +21,7 @@ fn big() -> Value {
 }
 
 fn call(name: &str, arg: Value) -> Event {
-    Event::new(Header::new(), name, Value::Array(vec![arg]))
+    Event::new(Header::new(), name.to_owned(), Value::Array(vec![arg]))
 }
 
 fn limited(config: &SocketConfig) -> EndpointOptions {

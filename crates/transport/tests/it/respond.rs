@@ -20,7 +20,7 @@ struct Doubler;
 
 impl Responder for Doubler {
     fn respond(&self, request: &mut Event) -> Option<Event> {
-        match request.name.as_str() {
+        match &*request.name {
             "double" => {
                 let n = request.args.as_array()?.first()?.as_i64()?;
                 let args = Value::Array(vec![Value::from(n * 2)]);
@@ -35,7 +35,7 @@ impl Responder for Doubler {
     /// three heartbeat intervals; drops `forget` unanswered; panics on
     /// `burst`.
     fn adopt(&self, request: &mut Event, call: Adopted) -> Option<Adopted> {
-        match request.name.as_str() {
+        match &*request.name {
             "slow" => {
                 let args = std::mem::replace(&mut request.args, Value::Nil);
                 std::thread::spawn(move || {
@@ -84,7 +84,11 @@ fn server_with_responder() -> (Socket, String, Arc<Counts>) {
 }
 
 fn request(name: &str, n: i64) -> Event {
-    Event::new(Header::new(), name, Value::Array(vec![Value::from(n)]))
+    Event::new(
+        Header::new(),
+        name.to_owned(),
+        Value::Array(vec![Value::from(n)]),
+    )
 }
 
 #[test]

@@ -177,7 +177,7 @@ fn send_last_delivers_the_last_event_and_ends_the_channel_with_it() {
     client.connect(&endpoint).unwrap();
 
     // A single reply, then a stream whose end is the last event.
-    let reply = |name: &str, args: Value| Event::new(Header::new(), name, args);
+    let reply = |name: &str, args: Value| Event::new(Header::new(), name.to_owned(), args);
     let mut call = client
         .open(reply("add", Value::Nil), OpenOptions::default())
         .unwrap();
@@ -186,7 +186,7 @@ fn send_last_delivers_the_last_event_and_ends_the_channel_with_it() {
     run(served.send_last(reply(names::OK, Value::Array(vec![3.into()])))).unwrap();
     let got = run(call.recv()).unwrap();
     assert_eq!(
-        (got.name.as_str(), got.header.response_to),
+        (&*got.name, got.header.response_to),
         (names::OK, Some(first.clone()))
     );
 
@@ -196,7 +196,7 @@ fn send_last_delivers_the_last_event_and_ends_the_channel_with_it() {
     // The client reads, granting the server credit for the items.
     let reader = std::thread::spawn(move || {
         (0..4)
-            .map(|_| run(stream.recv()).unwrap().name)
+            .map(|_| run(stream.recv()).unwrap().name.into_owned())
             .collect::<Vec<String>>()
     });
     let mut served = run(server.accept()).unwrap();

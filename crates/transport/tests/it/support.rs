@@ -114,14 +114,14 @@ impl Drop for TempDir {
 // Events
 
 pub(crate) fn request(name: &str) -> Event {
-    Event::new(Header::new(), name, Value::Array(vec![]))
+    Event::new(Header::new(), name.to_owned(), Value::Array(vec![]))
 }
 
 /// An event of channel `channel`.
 pub(crate) fn on(channel: &MessageId, name: &str, args: Value) -> Event {
     let mut header = Header::new();
     header.response_to = Some(channel.clone());
-    Event::new(header, name, args)
+    Event::new(header, name.to_owned(), args)
 }
 
 pub(crate) fn heartbeat(channel: &MessageId) -> Event {

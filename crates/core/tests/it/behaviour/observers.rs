@@ -25,7 +25,7 @@ impl Observer for Seen {
     fn on_event(&self, info: &EventInfo) {
         let record = (
             info.direction,
-            info.event.name.clone(),
+            info.event.name.to_string(),
             info.channel.clone(),
         );
         lock(&self.events).push(record);
