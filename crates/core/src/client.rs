@@ -147,15 +147,17 @@ impl ClientBuilder {
     /// the main thread rather than on a worker, save half of that). If the
     /// runtime shuts down while the client lives, a thread takes over.
     ///
-    /// Heartbeats flow even while that task cannot run (every worker
-    /// blocked, or the task queued behind a worker that blocks): a thread
-    /// shared by the process turns such sockets every 200 ms. Calls are
-    /// then answered at that pace, which is why code that blocks a worker
-    /// on a call should use [`blocking`](Client::blocking) (which lets
-    /// the worker's tasks run elsewhere meanwhile) rather than
-    /// `futures::executor::block_on`. Choose the thread for a client whose
-    /// calls are made from threads that block workers often. Current-thread
-    /// runtimes and code outside any runtime always get a thread.
+    /// Calls and heartbeats flow even while that task cannot run: a thread
+    /// shared by the process looks at such sockets every 50 ms. A task
+    /// woken for its socket and still not run at the next look (queued
+    /// behind a worker that blocks) is stuck, and the socket gets a thread
+    /// of its own from then on; one that cannot run with nothing waiting
+    /// (every worker blocked) has its socket turned every 200 ms, which
+    /// keeps the heartbeats. Code that blocks a worker on a call should
+    /// still use [`blocking`](Client::blocking) (which lets the worker's
+    /// tasks run elsewhere meanwhile) rather than
+    /// `futures::executor::block_on`. Current-thread runtimes and code
+    /// outside any runtime always get a thread.
     pub fn io_thread(mut self, thread: bool) -> Self {
         self.io_thread = thread;
         self

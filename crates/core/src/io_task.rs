@@ -22,7 +22,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once, OnceLock, TryLockError, Weak};
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
@@ -83,7 +83,7 @@ fn socket_on(
     let shared = Arc::new(Shared {
         driver: Mutex::new(Some(driver)),
         slot,
-        turned: AtomicU64::new(millis_now()),
+        turns: AtomicU64::new(0),
     });
     rescuer().watch(&shared);
     runtime.spawn(Driven { shared, serving }.drive());
@@ -95,8 +95,8 @@ struct Shared {
     /// `None` once the socket stopped, or a thread took it over.
     driver: Mutex<Option<SocketDriver>>,
     slot: WakerSlot,
-    /// When the task last turned, in [`millis_now`]'s milliseconds.
-    turned: AtomicU64,
+    /// How many times the task has turned the socket.
+    turns: AtomicU64,
 }
 
 impl Shared {
@@ -107,26 +107,32 @@ impl Shared {
     }
 }
 
-/// Milliseconds since the first call, a monotonic clock for `turned`.
-fn millis_now() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    let start = *START.get_or_init(Instant::now);
-    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
+/// How often the rescuer looks at the driven sockets. A task woken for
+/// commands that has not turned by the next look, one to two periods
+/// later, is stuck: far longer than a worker takes to get to a woken task
+/// (microseconds), yet a short stall for the calls behind it.
+const LOOK_EVERY: Duration = Duration::from_millis(50);
 
-/// How often the rescuer looks at the driven sockets, and how long a task
-/// must have been still before the rescuer turns its socket (an idle
-/// socket's task is still too: its turn then finds nothing to do): far
-/// below the heartbeat interval (5 s by default; a peer is lost after two),
-/// and rare enough to cost nothing.
-const RESCUE_EVERY: Duration = Duration::from_millis(200);
+/// How many looks a task must have been still for before the rescuer
+/// turns its socket (an idle socket's task is still too: its turn then
+/// finds nothing to do): 200 ms, far below the heartbeat interval (5 s by
+/// default; a peer is lost after two), and rare enough to cost nothing.
+const RESCUE_AFTER_LOOKS: u32 = 4;
 
-/// Turns the sockets whose driving task cannot run: every worker of its
-/// runtime blocked, or the task queued in the LIFO slot of a worker that
-/// a task blocks (no other worker takes a task from there). Heartbeats
-/// must flow whatever the application's code does (PROTOCOL.md §5.6):
-/// with the rescuer they do, at its pace, as long as the task is stuck.
-/// One thread for the process, started with the first driven socket.
+/// Keeps the sockets whose driving task cannot run going: every worker
+/// of its runtime blocked, or the task queued in the LIFO slot of a worker
+/// that a task blocks (no other worker takes a task from there; a task
+/// that wakes the driving task, by making a call or answering one, puts
+/// it there). Heartbeats and calls must flow whatever the application's
+/// code does (PROTOCOL.md §5.6).
+///
+/// A task woken for commands and still not turned at the next look is
+/// stuck, and its socket gets a thread of its own for good: a runtime
+/// whose tasks block its workers has shown that it cannot drive it. A
+/// task still for a while with nothing waiting may just be idle, and the
+/// rescuer turns its socket itself (reading what came, heartbeating)
+/// until the task turns again. One thread for the process, started with
+/// the first driven socket.
 struct Rescuer {
     sockets: Mutex<Vec<Weak<Shared>>>,
 }
@@ -156,32 +162,83 @@ impl Rescuer {
     }
 }
 
+/// What the rescuer saw of a socket at its last look.
+struct Seen {
+    socket: Weak<Shared>,
+    turns: u64,
+    /// Looks since the task last turned.
+    still: u32,
+    waiting: bool,
+}
+
 fn rescue_loop(rescuer: &'static Rescuer) {
     let mut fds = Vec::new();
+    let mut seen: Vec<Seen> = Vec::new();
     loop {
-        std::thread::sleep(RESCUE_EVERY);
-        let live: Vec<Arc<Shared>> = {
-            let mut sockets = rescuer.sockets.lock().unwrap_or_else(|e| e.into_inner());
-            sockets.retain(|socket| socket.strong_count() > 0);
-            sockets.iter().filter_map(Weak::upgrade).collect()
-        };
-        let now = millis_now();
-        let still = u64::try_from(RESCUE_EVERY.as_millis()).unwrap_or(u64::MAX);
-        for shared in live {
-            if now.saturating_sub(shared.turned.load(Ordering::Acquire)) < still {
-                continue;
+        std::thread::sleep(LOOK_EVERY);
+        {
+            let sockets = rescuer.sockets.lock().unwrap_or_else(|e| e.into_inner());
+            seen.retain(|s| s.socket.strong_count() > 0);
+            for socket in sockets.iter() {
+                if !seen.iter().any(|s| s.socket.ptr_eq(socket)) {
+                    seen.push(Seen {
+                        socket: socket.clone(),
+                        turns: u64::MAX,
+                        still: 0,
+                        waiting: false,
+                    });
+                }
             }
-            // A task about to turn holds the lock: it is not stuck.
-            let mut guard = match shared.driver.try_lock() {
-                Ok(guard) => guard,
-                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-                Err(TryLockError::WouldBlock) => continue,
-            };
-            let Some(driver) = guard.as_mut() else {
+        }
+        for seen in &mut seen {
+            let Some(shared) = seen.socket.upgrade() else {
                 continue;
             };
-            rescue(driver, &mut fds);
+            look(seen, &shared, &mut fds);
         }
+    }
+}
+
+/// Looks at one driven socket; takes it over or turns it if its task is
+/// stuck or still.
+fn look(seen: &mut Seen, shared: &Shared, fds: &mut Vec<NotifyFd>) {
+    // Read before the turns: a wake-up the task has not turned for since.
+    let waiting = shared.slot.commands_waiting();
+    let turns = shared.turns.load(Ordering::Acquire);
+    if turns != seen.turns {
+        *seen = Seen {
+            socket: seen.socket.clone(),
+            turns,
+            still: 0,
+            waiting,
+        };
+        return;
+    }
+    seen.still += 1;
+    let stuck = waiting && seen.waiting;
+    seen.waiting = waiting;
+    if !stuck && seen.still < RESCUE_AFTER_LOOKS {
+        return;
+    }
+    // A task about to turn holds the lock: it is not stuck.
+    let mut guard = match shared.driver.try_lock() {
+        Ok(guard) => guard,
+        Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        Err(TryLockError::WouldBlock) => return,
+    };
+    if stuck {
+        let Some(driver) = guard.take() else { return };
+        tracing::warn!(
+            "a socket's driving task was woken and could not run for {} ms or more (a task \
+             blocking a worker of its runtime?): a thread drives the socket from now on",
+            LOOK_EVERY.as_millis()
+        );
+        run_on_thread(driver);
+        return;
+    }
+    if let Some(driver) = guard.as_mut() {
+        seen.still = 0;
+        rescue(driver, fds);
     }
 }
 
@@ -297,7 +354,7 @@ impl Driven {
                 }
                 turned
             };
-            self.shared.turned.store(millis_now(), Ordering::Release);
+            self.shared.turns.fetch_add(1, Ordering::Release);
             match turned {
                 Turn::Busy => {
                     eager += 1;

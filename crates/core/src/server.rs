@@ -123,14 +123,14 @@ impl ServerBuilder {
     /// without a thread hand-off: on loopback a call to an async method
     /// took 108 µs instead of 162. But the socket's work then shares the
     /// workers with the methods: calls in flight and small stream items
-    /// go 3-10% slower (docs/benchmarks.md), and a
-    /// method that blocks its worker may hold the socket's task with it
-    /// (see below). Heartbeats flow whatever the methods
-    /// do: a thread turns the socket every 200 ms while no worker can, so
-    /// a method that blocks every worker never makes a client take the
-    /// server for lost (calls are answered at that pace meanwhile). A
-    /// server built outside a runtime (to [`run`](Server::run) it) always
-    /// gets a thread.
+    /// go 3-10% slower (docs/benchmarks.md). Calls and heartbeats flow
+    /// whatever the methods do: a method that blocks the worker holding the
+    /// socket's task stalls the server once, for 50 to 100 ms, after which
+    /// the socket has a thread of its own for good (see
+    /// [`ClientBuilder::io_thread`](crate::ClientBuilder::io_thread)); while
+    /// methods block every worker, a thread turns the socket every 200 ms,
+    /// so that no client takes the server for lost. A server built outside
+    /// a runtime (to [`run`](Server::run) it) always gets a thread.
     pub fn io_thread(mut self, thread: bool) -> Self {
         self.io_thread = thread;
         self

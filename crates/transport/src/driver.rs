@@ -22,6 +22,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::Waker;
 use std::time::Instant;
 
@@ -195,6 +196,12 @@ impl WakerSlot {
     /// As [`SocketDriver::register`].
     pub fn register(&self, waker: &Waker) -> bool {
         self.0.register(waker)
+    }
+
+    /// Whether commands wait for the driver: its task was woken for them
+    /// and has not turned since.
+    pub fn commands_waiting(&self) -> bool {
+        self.0.pending.load(Ordering::Acquire)
     }
 }
 

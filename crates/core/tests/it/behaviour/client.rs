@@ -356,14 +356,19 @@ fn client_built_on_a_runtime_keeps_working_after_the_runtime_shuts_down() {
     assert_eq!(counted, [0, 1, 2]);
 }
 
+/// A runtime of `workers` worker threads, for a test to block them.
+fn multi_thread_runtime(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
 #[test]
 fn blocking_calls_on_a_worker_of_the_driving_runtime_do_not_stall_it() {
     let server = start(Server::builder(Waiter::default()));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = multi_thread_runtime(2);
     let client = runtime.block_on(async { Client::connect(&server.endpoint).unwrap() });
     // Every worker blocks in a blocking call at once, each right after
     // waking the task that drives the client's socket: the calls must
@@ -415,11 +420,7 @@ async fn client_on_its_own_io_thread_calls_and_streams() {
 #[test]
 fn heartbeats_flow_while_every_worker_of_the_driving_runtime_is_blocked() {
     let server = start(Server::builder(Waiter::default()).heartbeat(Some(HEARTBEAT)));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = multi_thread_runtime(1);
     let client = runtime.block_on(async { heartbeating_client(&server.endpoint, HEARTBEAT) });
     let (done, finished) = std::sync::mpsc::channel();
     runtime.spawn(async move {
@@ -436,6 +437,50 @@ fn heartbeats_flow_while_every_worker_of_the_driving_runtime_is_blocked() {
         panic!("the call did not end within the test's bound");
     };
     assert_eq!(answer.unwrap(), 1.0);
+}
+
+#[test]
+fn calls_keep_flowing_while_a_task_blocks_the_worker_its_call_woke_the_socket_on() {
+    // A task makes a call, which wakes the task driving the client's
+    // socket on the caller's worker (tokio's LIFO slot, which no other
+    // worker takes from), then blocks that worker. The socket must not
+    // wait for it: calls made meanwhile from elsewhere are answered while
+    // the worker is still blocked.
+    const CALLS: usize = 200;
+    let server = start(Server::builder(Waiter::default()));
+    let runtime = multi_thread_runtime(2);
+    let client = runtime.block_on(async { Client::connect(&server.endpoint).unwrap() });
+    let others_done = Arc::new(AtomicBool::new(false));
+    let (blocked, released) = std::sync::mpsc::channel();
+    let blocker = {
+        let (client, others_done) = (client.clone(), others_done.clone());
+        runtime.spawn(async move {
+            let mut call = std::pin::pin!(client.call::<String>("fast", ()));
+            assert!(futures::poll!(call.as_mut()).is_pending());
+            let _ = blocked.send(());
+            let deadline = Instant::now() + TEST_BOUND / 2;
+            while !others_done.load(Ordering::SeqCst) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let released_by_the_others = others_done.load(Ordering::SeqCst);
+            (released_by_the_others, call.await)
+        })
+    };
+    released.recv_timeout(TEST_BOUND).unwrap();
+    // From this thread, not a worker: each call's wake-up finds the
+    // driving task already queued where the blocked worker holds it.
+    let blocking = client.blocking();
+    let answers = (0..CALLS)
+        .map(|_| blocking.call::<String>("fast", ()))
+        .collect::<Result<Vec<_>, _>>();
+    others_done.store(true, Ordering::SeqCst);
+    assert_eq!(answers.unwrap(), vec!["fast"; CALLS]);
+    let (released_by_the_others, answer) = runtime.block_on(bounded(blocker)).unwrap();
+    assert!(
+        released_by_the_others,
+        "{CALLS} calls took longer than the worker was blocked"
+    );
+    assert_eq!(answer.unwrap(), "fast");
 }
 
 #[test]
