@@ -29,8 +29,9 @@ use crate::service::{InlineAsyncHandler, Method, panic_error};
 use crate::{CallContext, InlineHandler, Methods, Propagation, RemoteError, introspect};
 
 /// The server's [`Responder`]. It declines everything until the server
-/// serves, so that handlers always run with the server's runtime entered
-/// (an inline method may spawn tasks) and never before `serve`.
+/// serves, so that handlers always run inside a runtime (an inline method
+/// may spawn tasks): the server's, or the one whose task drives the
+/// socket (see [`enter_unless_in_one`]); and never before `serve`.
 pub(crate) struct InlineResponder {
     methods: Arc<Methods>,
     /// The server's, for the headers of replies and the call's span.
@@ -83,6 +84,19 @@ impl InlineResponder {
     }
 }
 
+/// Enters the server's `runtime` for a handler, unless the socket's turn
+/// runs in a runtime already: a socket driven by a task of the runtime it
+/// was built on, where the server may serve on another (`Server::run`).
+/// Entering that other one there would send a blocking call made by the
+/// handler (`block_in_place`, which hands the worker's core to a thread of
+/// the current runtime's blocking pool) to the serving runtime's pool,
+/// whose shutdown then waits for the driving runtime's worker for ever.
+fn enter_unless_in_one(runtime: &tokio::runtime::Handle) -> Option<tokio::runtime::EnterGuard<'_>> {
+    tokio::runtime::Handle::try_current()
+        .is_err()
+        .then(|| runtime.enter())
+}
+
 impl Responder for InlineResponder {
     fn respond(&self, request: &mut Event) -> Option<Event> {
         let runtime = self.runtime.get()?;
@@ -99,7 +113,7 @@ impl Responder for InlineResponder {
         }
         let handler = self.methods.get(&request.name)?.inline.as_ref()?;
         let (context, args, _) = take_call(request);
-        let _runtime = runtime.enter();
+        let _runtime = enter_unless_in_one(runtime);
         Some(answer_now(
             handler,
             args,
@@ -166,7 +180,7 @@ impl InlineResponder {
             }
             call.reply(reply_event(header, answer, v1));
         };
-        let _runtime = runtime.enter();
+        let _runtime = enter_unless_in_one(runtime);
         // A wake-up before the task's first poll is not lost: that poll
         // looks again.
         let first = future

@@ -203,3 +203,46 @@ async fn a_waiting_inline_async_call_is_cancelled_when_its_client_is_lost() {
     .await;
     server.stop().unwrap();
 }
+
+/// Calls another server from an inline method, blocking, as a method that
+/// should not be inline may.
+struct Nesting {
+    leaf: Client,
+}
+
+#[zerorpc::service]
+impl Nesting {
+    /// Answers at once, from a task.
+    pub(crate) async fn ready(&self) -> bool {
+        true
+    }
+
+    /// The leaf's answer, waited for in the socket's turn.
+    #[zerorpc(inline)]
+    pub(crate) fn nested(&self) -> Result<Served, zerorpc::Error> {
+        self.leaf.blocking().call("async_probe", ())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_driven_by_one_runtime_and_run_on_its_own_stops_after_an_inline_method_blocked() {
+    // Built here, so driven by this test's runtime, and run on a runtime
+    // of its own: its inline methods run on this runtime's workers, and a
+    // blocking call there must not leave one of them to the other
+    // runtime, whose shutdown would wait for it.
+    let leaf = start(Server::builder(Probe));
+    let to_leaf = Client::connect(&leaf.endpoint).expect("a client");
+    let server = start(Server::builder(Nesting { leaf: to_leaf }).io_thread(false));
+    let client = Client::connect(&server.endpoint).expect("a client");
+    bounded(async {
+        assert!(client.call::<bool>("ready", ()).await.unwrap(), "serving");
+        let nested: Served = client.call("nested", ()).await.unwrap();
+        assert_eq!(nested.method.as_deref(), Some("async_probe"));
+    })
+    .await;
+    let (stopped, stop) = std::sync::mpsc::channel();
+    std::thread::spawn(move || stopped.send(server.stop()));
+    let stop = stop.recv_timeout(super::TEST_BOUND);
+    stop.expect("the server stops")
+        .expect("and returns no error");
+}
