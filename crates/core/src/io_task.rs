@@ -134,14 +134,16 @@ const RESCUE_AFTER_LOOKS: u32 = 4;
 /// until the task turns again. One thread for the process, started with
 /// the first driven socket.
 struct Rescuer {
-    sockets: Mutex<Vec<Weak<Shared>>>,
+    /// Sockets made since the rescuer's last look, which it moves to the
+    /// list it keeps (with what it saw of each) on its own thread.
+    new_sockets: Mutex<Vec<Weak<Shared>>>,
 }
 
 fn rescuer() -> &'static Rescuer {
     static RESCUER: OnceLock<Rescuer> = OnceLock::new();
     static STARTED: Once = Once::new();
     let rescuer = RESCUER.get_or_init(|| Rescuer {
-        sockets: Mutex::new(Vec::new()),
+        new_sockets: Mutex::new(Vec::new()),
     });
     STARTED.call_once(|| {
         let started = std::thread::Builder::new()
@@ -156,9 +158,24 @@ fn rescuer() -> &'static Rescuer {
 
 impl Rescuer {
     fn watch(&self, shared: &Arc<Shared>) {
-        let mut sockets = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
-        sockets.retain(|socket| socket.strong_count() > 0);
-        sockets.push(Arc::downgrade(shared));
+        let mut new_sockets = self.new_sockets.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded without a rescuer thread too (one that could not start
+        // never takes them), at a cost amortized over the pushes.
+        if new_sockets.len() == new_sockets.capacity() {
+            new_sockets.retain(|socket| socket.strong_count() > 0);
+        }
+        new_sockets.push(Arc::downgrade(shared));
+    }
+
+    /// Takes the sockets made since the last call.
+    fn take_new(&self, into: &mut Vec<Seen>) {
+        let mut new_sockets = self.new_sockets.lock().unwrap_or_else(|e| e.into_inner());
+        into.extend(new_sockets.drain(..).map(|socket| Seen {
+            socket,
+            turns: u64::MAX,
+            still: 0,
+            waiting: false,
+        }));
     }
 }
 
@@ -176,26 +193,14 @@ fn rescue_loop(rescuer: &'static Rescuer) {
     let mut seen: Vec<Seen> = Vec::new();
     loop {
         std::thread::sleep(LOOK_EVERY);
-        {
-            let sockets = rescuer.sockets.lock().unwrap_or_else(|e| e.into_inner());
-            seen.retain(|s| s.socket.strong_count() > 0);
-            for socket in sockets.iter() {
-                if !seen.iter().any(|s| s.socket.ptr_eq(socket)) {
-                    seen.push(Seen {
-                        socket: socket.clone(),
-                        turns: u64::MAX,
-                        still: 0,
-                        waiting: false,
-                    });
-                }
+        rescuer.take_new(&mut seen);
+        seen.retain_mut(|seen| match seen.socket.upgrade() {
+            Some(shared) => {
+                look(seen, &shared, &mut fds);
+                true
             }
-        }
-        for seen in &mut seen {
-            let Some(shared) = seen.socket.upgrade() else {
-                continue;
-            };
-            look(seen, &shared, &mut fds);
-        }
+            None => false,
+        });
     }
 }
 
@@ -206,12 +211,9 @@ fn look(seen: &mut Seen, shared: &Shared, fds: &mut Vec<NotifyFd>) {
     let waiting = shared.slot.commands_waiting();
     let turns = shared.turns.load(Ordering::Acquire);
     if turns != seen.turns {
-        *seen = Seen {
-            socket: seen.socket.clone(),
-            turns,
-            still: 0,
-            waiting,
-        };
+        seen.turns = turns;
+        seen.still = 0;
+        seen.waiting = waiting;
         return;
     }
     seen.still += 1;
