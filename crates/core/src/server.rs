@@ -121,9 +121,10 @@ impl ServerBuilder {
     /// instead of by a thread of its own (the default, `true`). An async
     /// method's call then reaches its task, and its reply the socket,
     /// without a thread hand-off: on loopback a call to an async method
-    /// took 108 µs instead of 162. But the socket's work then shares the
-    /// workers with the methods: calls in flight and small stream items
-    /// go 3-10% slower (docs/benchmarks.md). Calls and heartbeats flow
+    /// took 108-132 µs instead of 162-172. But the socket's work then
+    /// shares the workers with the methods: 100 async calls in flight went
+    /// 15-25% slower, small stream items up to 12% (docs/benchmarks.md,
+    /// ARCHITECTURE.md). Calls and heartbeats flow
     /// whatever the methods do: a method that blocks the worker holding the
     /// socket's task stalls the server once, for 50 to 100 ms, after which
     /// the socket has a thread of its own for good (see

@@ -266,6 +266,16 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
                 )
                 .against_floor(codec_1, "codec, no threads"),
                 latency(
+                    "latency-inline-async-runtime-server",
+                    "`#[zerorpc(inline)]` async method, the server driven by its runtime",
+                    Job::RuntimeServerCalls {
+                        handler: InlineAsync,
+                        in_flight: 1,
+                    },
+                    None,
+                )
+                .against_floor(codec_1, "codec, no threads"),
+                latency(
                     "latency-sync-runtime-server",
                     "plain sync method, the server driven by its runtime",
                     Job::RuntimeServerCalls {

@@ -52,7 +52,7 @@ fn served() -> Served {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn inline_methods_are_answered_on_the_io_thread_with_their_context() {
-    let server = start(Server::builder(Probe));
+    let server = start(Server::builder(Probe).io_thread(true));
     let client = Client::connect(&server.endpoint).expect("a client");
     bounded(async {
         // Answered by a task, which shows `serve` has started: until then
@@ -145,7 +145,7 @@ impl Eager {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn inline_async_methods_answer_on_the_io_thread_unless_they_wait() {
-    let server = start(Server::builder(Eager::default()));
+    let server = start(Server::builder(Eager::default()).io_thread(true));
     let client = Client::connect(&server.endpoint).expect("a client");
     bounded(async {
         // Any answer shows `serve` has started: until then inline methods
