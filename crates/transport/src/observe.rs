@@ -108,8 +108,17 @@ impl fmt::Display for Peer {
 /// Kept inline up to [`RoutingId::INLINE`] bytes (ZeroMQ makes them five
 /// bytes long; a peer may set its own, up to 255), so that naming the peer
 /// of every observed event and channel change allocates nothing.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(PartialEq, Eq, Hash)]
 pub struct RoutingId(SmallVec<[u8; RoutingId::INLINE]>);
+
+/// A copy of the bytes: `SmallVec`'s own `Clone` goes element by element
+/// (through `Extend`), and a server's observers clone the id of every
+/// event and channel change they are told of.
+impl Clone for RoutingId {
+    fn clone(&self) -> Self {
+        RoutingId(SmallVec::from_slice(&self.0))
+    }
+}
 
 impl RoutingId {
     /// The longest id kept without an allocation.
