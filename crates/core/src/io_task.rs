@@ -439,3 +439,44 @@ fn rewatch(fds: &[NotifyFd], watched: &mut Vec<(u64, AsyncFd<OwnedFd>)>) -> io::
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rescuers_hand_over_list_stays_bounded_while_sockets_come_and_go() {
+        let (_socket, driver) =
+            Socket::driven(SocketKind::Client, SocketConfig::new(), |wait| wait()).unwrap();
+        let slot = driver
+            .waker_slot()
+            .expect("a driven socket has a waker slot");
+        // No rescuer thread takes from this one: only `watch` bounds it.
+        let rescuer = Rescuer {
+            new_sockets: Mutex::new(Vec::new()),
+        };
+        let live = Arc::new(Shared {
+            driver: Mutex::new(None),
+            slot: slot.clone(),
+            turns: AtomicU64::new(0),
+        });
+        rescuer.watch(&live);
+        for _ in 0..10_000 {
+            let gone = Arc::new(Shared {
+                driver: Mutex::new(None),
+                slot: slot.clone(),
+                turns: AtomicU64::new(0),
+            });
+            rescuer.watch(&gone);
+        }
+        let kept = rescuer.new_sockets.lock().unwrap().len();
+        assert!(kept <= 64, "{kept} sockets waiting to be looked at");
+        let mut seen = Vec::new();
+        rescuer.take_new(&mut seen);
+        assert!(
+            seen.iter().any(|s| s.socket.ptr_eq(&Arc::downgrade(&live))),
+            "the live socket is still handed over"
+        );
+        assert!(rescuer.new_sockets.lock().unwrap().is_empty());
+    }
+}
