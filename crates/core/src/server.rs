@@ -123,8 +123,8 @@ impl ServerBuilder {
     /// without a thread hand-off: on loopback a call to an async method
     /// took 108-132 µs instead of 162-172. But the socket's work then
     /// shares the workers with the methods: 100 async calls in flight went
-    /// 15-25% slower, small stream items up to 12% (docs/benchmarks.md,
-    /// ARCHITECTURE.md). Calls and heartbeats flow
+    /// 6-25% slower, small stream items 3-12%, over three full benchmark
+    /// runs (docs/benchmarks.md, ARCHITECTURE.md). Calls and heartbeats flow
     /// whatever the methods do: a method that blocks the worker holding the
     /// socket's task stalls the server once, for 50 to 100 ms, after which
     /// the socket has a thread of its own for good (see
