@@ -342,6 +342,8 @@ impl Driven {
         let mut watched: Vec<(u64, AsyncFd<OwnedFd>)> = Vec::new();
         let mut readable: Vec<u64> = Vec::new();
         let mut eager = 0;
+        // Only this task counts its turns: a store, not a locked add.
+        let mut turns: u64 = 0;
         loop {
             let turned = {
                 let mut guard = self.shared.lock();
@@ -356,7 +358,8 @@ impl Driven {
                 }
                 turned
             };
-            self.shared.turns.fetch_add(1, Ordering::Release);
+            turns += 1;
+            self.shared.turns.store(turns, Ordering::Release);
             match turned {
                 Turn::Busy => {
                     eager += 1;

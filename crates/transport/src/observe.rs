@@ -116,7 +116,7 @@ pub struct RoutingId(SmallVec<[u8; RoutingId::INLINE]>);
 /// event and channel change they are told of.
 impl Clone for RoutingId {
     fn clone(&self) -> Self {
-        RoutingId(SmallVec::from_slice(&self.0))
+        RoutingId::from(self.as_bytes())
     }
 }
 
