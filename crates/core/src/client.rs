@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use zerorpc_transport::{Channel, Observer, OpenOptions, Socket, SocketConfig, SocketKind};
 use zerorpc_wire::{Event, Header, Value, names};
 
-use crate::context::{CopyExtras, Propagation};
+use crate::context::{CallWatcher, CopyExtras, Propagation, WatchedCall};
 use crate::endpoint::{Endpoints, Live, ResolveEndpoint};
 use crate::{CallContext, Error, RemoteError, Result};
 
@@ -27,6 +27,7 @@ pub struct ClientBuilder {
     endpoints: Endpoints,
     timeout: Option<Duration>,
     propagation: Arc<dyn Propagation>,
+    watcher: Option<Arc<dyn CallWatcher>>,
 }
 
 impl ClientBuilder {
@@ -139,6 +140,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Watches every call from the call itself (see [`CallWatcher`]): the
+    /// socket then keeps where each request went
+    /// ([`SocketConfig::channel_peers`](crate::transport::SocketConfig::channel_peers)).
+    pub fn call_watcher(mut self, watcher: Arc<dyn CallWatcher>) -> Self {
+        self.config.channel_peers = true;
+        self.watcher = Some(watcher);
+        self
+    }
+
     /// Drives the client's socket from a thread of its own even when it is
     /// built on a multi-thread tokio runtime. There, by default, a task of
     /// that runtime drives it: calls made from the runtime's tasks then
@@ -175,6 +185,7 @@ impl ClientBuilder {
                 live,
                 timeout: self.timeout,
                 propagation: self.propagation,
+                watcher: self.watcher,
             }),
         })
     }
@@ -186,6 +197,7 @@ struct ClientInner {
     live: Live,
     timeout: Option<Duration>,
     propagation: Arc<dyn Propagation>,
+    watcher: Option<Arc<dyn CallWatcher>>,
 }
 
 /// Options of one call.
@@ -262,6 +274,7 @@ impl Client {
             endpoints: Endpoints::new(),
             timeout: Some(DEFAULT_TIMEOUT),
             propagation: Arc::new(CopyExtras),
+            watcher: None,
         }
     }
 
@@ -354,15 +367,26 @@ impl Client {
             .propagation
             .propagate(CallContext::current().as_ref(), &mut header);
         let request = Event::new(header, method.to_owned(), Value::Array(args));
+        let mut watch = self
+            .inner
+            .watcher
+            .as_ref()
+            .and_then(|watcher| watcher.watch(&request));
         let open = OpenOptions {
             first_reply_timeout: options.timeout.or(self.inner.timeout),
             window: options.window,
         };
         let mut channel = self.inner.socket.open(request, open)?;
+        if let Some(watch) = &mut watch {
+            watch.sent(channel.peer_slot());
+        }
         let first = channel
             .recv()
             .await
             .map_err(|e| Error::transport(e, Some(method)))?;
+        if let Some(watch) = &mut watch {
+            watch.replied(&first);
+        }
         match &*first.name {
             names::OK => Ok(Response::Value(ok_value(first.args))),
             names::ERR => Err(remote_error(&first)),
@@ -370,6 +394,7 @@ impl Client {
                 channel,
                 first,
                 method.to_owned(),
+                watch,
             ))),
             other => Err(Error::codec(
                 format!("unexpected reply {other:?} to {method}"),
@@ -445,18 +470,27 @@ impl<T> std::fmt::Debug for ReplyStream<T> {
 }
 
 impl ReplyStream<Value> {
-    fn from_channel(channel: Channel, first: Event, method: String) -> Self {
+    /// The stream of a call whose first reply, `first`, its watch (if
+    /// any) has already seen.
+    fn from_channel(
+        channel: Channel,
+        first: Event,
+        method: String,
+        watch: Option<Box<dyn WatchedCall>>,
+    ) -> Self {
         struct State {
             channel: Channel,
             pending: Option<Event>,
             method: String,
             done: bool,
+            watch: Option<Box<dyn WatchedCall>>,
         }
         let state = State {
             channel,
             pending: Some(first),
             method,
             done: false,
+            watch,
         };
         let inner = futures::stream::unfold(state, |mut s| async move {
             if s.done {
@@ -465,9 +499,16 @@ impl ReplyStream<Value> {
             let event = match s.pending.take() {
                 Some(event) => event,
                 None => match s.channel.recv().await {
-                    Ok(event) => event,
+                    Ok(event) => {
+                        if let Some(watch) = &mut s.watch {
+                            watch.replied(&event);
+                        }
+                        event
+                    }
                     Err(e) => {
                         s.done = true;
+                        // The call ended without its last reply.
+                        s.watch = None;
                         return Some((Err(Error::transport(e, Some(&s.method))), s));
                     }
                 },

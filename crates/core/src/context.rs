@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use zerorpc_wire::{Header, Value};
+use zerorpc_transport::PeerSlot;
+use zerorpc_wire::{Event, Header, Value};
 
 tokio::task_local! {
     static CURRENT: CallContext;
@@ -95,6 +96,32 @@ pub trait Propagation: Send + Sync + 'static {
         let _ = served;
         None
     }
+}
+
+/// Watches each call a client makes, from the call itself: its request,
+/// every reply and its end, without an observer on the socket's I/O
+/// thread (which would see every event, build a view of each and keep a
+/// table of open calls to tell them apart). Trace reporting (the
+/// `zerorpc-tracing-collector` crate) is a `CallWatcher`; set one with
+/// [`ClientBuilder::call_watcher`](crate::ClientBuilder::call_watcher).
+pub trait CallWatcher: Send + Sync + 'static {
+    /// A call is about to send `request` (its header already propagated);
+    /// `None` leaves it unwatched. Called on the caller's thread.
+    fn watch(&self, request: &Event) -> Option<Box<dyn WatchedCall>>;
+}
+
+/// One watched call, told what happens to it in order. Dropping it ends
+/// the watch: after the call's last reply (`OK`, `ERR`, `STREAM_DONE`),
+/// or without it when the call failed (timed out, lost its server, the
+/// client closed) or its caller gave it up.
+pub trait WatchedCall: Send {
+    /// The request was handed to the socket; `peer` tells where it went
+    /// once the socket sent it. Not called for a request the socket
+    /// refused at once (too large, the client closed).
+    fn sent(&mut self, peer: PeerSlot);
+
+    /// A reply arrived: the first, each `STREAM` item, the last.
+    fn replied(&mut self, reply: &Event);
 }
 
 /// Copies the served request's extra header keys onto outgoing requests.

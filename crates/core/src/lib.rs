@@ -125,7 +125,7 @@ pub use client::{
     BlockingClient, BlockingStream, CallOptions, Client, ClientBuilder, DEFAULT_TIMEOUT,
     ReplyStream, Response,
 };
-pub use context::{CallContext, CopyExtras, Propagation};
+pub use context::{CallContext, CallWatcher, CopyExtras, Propagation, WatchedCall};
 pub use endpoint::{Change, Changes, Literal, ResolveEndpoint};
 pub use error::{Error, ErrorKind, RemoteError, Result, error_chain};
 pub use events::{

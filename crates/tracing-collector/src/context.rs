@@ -196,21 +196,35 @@ impl SpanContext {
     /// are ignored, as a missing context would be: a peer's bad header
     /// must not fail its call.
     pub fn from_header(header: &Header) -> Option<SpanContext> {
-        let text = |key| header.get(key).and_then(Value::as_str);
-        let span = |key| header.get(key).and_then(SpanId::from_value);
-        if let Some(trace_id) = text(TRACE_ID_KEY).and_then(|t| t.parse().ok()) {
+        // One pass over the keys rather than a search per key: every
+        // traced event is read here, on the I/O thread.
+        let (mut trace, mut span, mut parent, mut traceparent) = (None, None, None, None);
+        for (key, value) in &header.extra {
+            let slot = match &**key {
+                TRACE_ID_KEY => &mut trace,
+                SPAN_ID_KEY => &mut span,
+                PARENT_SPAN_ID_KEY => &mut parent,
+                TRACEPARENT_KEY => &mut traceparent,
+                _ => continue,
+            };
+            // The first of repeated keys counts, as `Header::get` finds it.
+            slot.get_or_insert(value);
+        }
+        if let Some(trace_id) = trace.and_then(Value::as_str).and_then(|t| t.parse().ok()) {
             // A trace id without a span id (a zerorpc-python middleware
             // that passes `trace_id` only) still names the trace; the span
             // then gets an id of its own, stable for the call, derived
             // from its message id so that every reader agrees on it.
-            let span_id = span(SPAN_ID_KEY).unwrap_or_else(|| span_from_message_id(header));
+            let span_id = span
+                .and_then(SpanId::from_value)
+                .unwrap_or_else(|| span_from_message_id(header));
             return Some(SpanContext {
                 trace_id,
                 span_id,
-                parent_span_id: span(PARENT_SPAN_ID_KEY),
+                parent_span_id: parent.and_then(SpanId::from_value),
             });
         }
-        let parent = parse_traceparent(text(TRACEPARENT_KEY)?).ok()?;
+        let parent = parse_traceparent(traceparent?.as_str()?).ok()?;
         Some(SpanContext {
             trace_id: parent.trace_id,
             span_id: parent.span_id,

@@ -97,6 +97,7 @@ mod record;
 mod report;
 mod store;
 mod tracer;
+mod watch;
 
 pub use collector::{
     Collector, CollectorBuilder, CollectorStats, DEFAULT_MEMORY_ENTRIES, DEFAULT_TTL,

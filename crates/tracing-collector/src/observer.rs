@@ -18,33 +18,51 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use zerorpc::transport::{
-    ChangeKind, ChannelChange, Direction as WireDirection, EventInfo, Observer, Peer, SocketKind,
+    ChangeKind, ChannelChange, Direction as WireDirection, EventInfo, Observer, Peer, PeerSlot,
+    SocketKind,
 };
-use zerorpc::wire::{MessageId, names};
+use zerorpc::wire::{Event, MessageId, names};
 
 use crate::context::SpanContext;
 use crate::record::{PeerRef, Record};
 use crate::report::{Direction, Kind, Side, now_us};
 use crate::tracer::{Outgoing, ReportQueue};
 
-/// A traced call open on the observed socket.
-struct OpenCall {
-    span: SpanContext,
-    method: Arc<str>,
-    side: Side,
+/// A traced call open on the observed socket, or watched by its client.
+pub(crate) struct OpenCall {
+    pub(crate) span: SpanContext,
+    pub(crate) method: Arc<str>,
+    pub(crate) side: Side,
     /// Who the request came from or went to, kept to report the request
     /// on its own (a routing id is kept inline, an endpoint shared: no
     /// allocation).
-    peer: Peer,
+    pub(crate) peer: CallPeer,
     /// When the request was received (servers) or sent (clients).
-    started_us: u64,
+    pub(crate) started_us: u64,
     /// Whether the request has been reported.
-    reported: bool,
+    pub(crate) reported: bool,
+}
+
+/// Where a call's request came from or went to.
+pub(crate) enum CallPeer {
+    /// As an observer saw it.
+    Seen(Peer),
+    /// As the client's socket tells it once it sent the request.
+    Slot(PeerSlot),
+}
+
+impl CallPeer {
+    pub(crate) fn as_ref(&self) -> PeerRef<'_> {
+        match self {
+            CallPeer::Seen(peer) => peer_ref(peer),
+            CallPeer::Slot(slot) => slot.get().map_or(PeerRef::Unknown, peer_ref),
+        }
+    }
 }
 
 impl OpenCall {
     /// The report of the call's request.
-    fn request(&self) -> Record<'_> {
+    pub(crate) fn request(&self) -> Record<'_> {
         Record {
             span: &self.span,
             kind: Kind::Call,
@@ -56,10 +74,84 @@ impl OpenCall {
             name: &self.method,
             method: &self.method,
             error: None,
-            peer: peer_ref(&self.peer),
+            peer: self.peer.as_ref(),
             timestamp_us: self.started_us,
             exec_us: None,
         }
+    }
+
+    /// The report of `reply`, which passed at `now` in `direction`.
+    pub(crate) fn reply<'a>(
+        &'a self,
+        reply: &'a Event,
+        direction: Direction,
+        peer: PeerRef<'a>,
+        now: u64,
+    ) -> Record<'a> {
+        let exec_us = (ends_call(reply) && self.side == Side::Server)
+            .then(|| now.saturating_sub(self.started_us));
+        let call = Call {
+            span: &self.span,
+            kind: Kind::Reply,
+            side: self.side,
+            method: &self.method,
+        };
+        record(reply, direction, peer, call, now, exec_us)
+    }
+
+    /// Queues the report of `reply`, the record of one of this call's
+    /// replies: with the request's, in one record, if that is still due.
+    /// The caller marks the request reported.
+    pub(crate) fn queue_reply(&self, queue: &ReportQueue, reply: &Record<'_>) {
+        if self.reported {
+            queue.push(Outgoing::One(reply));
+        } else {
+            queue.push(Outgoing::Answered(reply, self.started_us));
+        }
+    }
+}
+
+/// The record of `event`, which passed at `now` in `direction` to or from
+/// `peer`, as part of the call `call`.
+pub(crate) fn record<'a>(
+    event: &'a Event,
+    direction: Direction,
+    peer: PeerRef<'a>,
+    call: Call<'a>,
+    now: u64,
+    exec_us: Option<u64>,
+) -> Record<'a> {
+    let error = (event.name == names::ERR).then(|| {
+        event
+            .args
+            .as_array()
+            .and_then(|args| args.first())
+            .and_then(|name| name.as_str())
+            .unwrap_or("RemoteError")
+    });
+    Record {
+        span: call.span,
+        kind: call.kind,
+        side: call.side,
+        direction,
+        name: &event.name,
+        method: call.method,
+        error,
+        peer,
+        timestamp_us: now,
+        exec_us,
+    }
+}
+
+/// Whether `reply` is its call's last.
+pub(crate) fn ends_call(reply: &Event) -> bool {
+    matches!(&*reply.name, names::OK | names::ERR | names::STREAM_DONE)
+}
+
+fn direction(direction: WireDirection) -> Direction {
+    match direction {
+        WireDirection::Sent => Direction::Sent,
+        WireDirection::Received => Direction::Received,
     }
 }
 
@@ -74,18 +166,29 @@ fn peer_ref(peer: &Peer) -> PeerRef<'_> {
 
 /// The open calls, and the names of the methods called: a service has a
 /// handful, so each call shares its method's name rather than copying it.
-#[derive(Default)]
-struct Open {
-    calls: HashMap<MessageId, OpenCall, foldhash::fast::RandomState>,
+pub(crate) struct Open<K> {
+    pub(crate) calls: HashMap<K, OpenCall, foldhash::fast::RandomState>,
     methods: HashSet<Arc<str>, foldhash::fast::RandomState>,
+    /// The key of the next watched call (tables keyed by number).
+    pub(crate) next_key: u64,
+}
+
+impl<K> Default for Open<K> {
+    fn default() -> Self {
+        Open {
+            calls: HashMap::default(),
+            methods: HashSet::default(),
+            next_key: 0,
+        }
+    }
 }
 
 /// Method names kept for sharing; past this (a peer calling made-up
 /// names), each call gets its own copy.
 const SHARED_METHODS: usize = 1024;
 
-impl Open {
-    fn method(&mut self, name: &str) -> Arc<str> {
+impl<K> Open<K> {
+    pub(crate) fn method(&mut self, name: &str) -> Arc<str> {
         if let Some(shared) = self.methods.get(name) {
             return Arc::clone(shared);
         }
@@ -97,21 +200,35 @@ impl Open {
     }
 }
 
-/// One socket's open calls, shared with the reporter thread, which sweeps
-/// them for calls left unanswered.
-#[derive(Default)]
-pub(crate) struct CallTable {
-    open: Mutex<Open>,
+/// One socket's (or client's) open calls, shared with the reporter
+/// thread, which sweeps them for calls left unanswered.
+pub(crate) struct CallTable<K> {
+    open: Mutex<Open<K>>,
 }
 
-impl CallTable {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
+impl<K> Default for CallTable<K> {
+    fn default() -> Self {
+        CallTable {
+            open: Mutex::new(Open::default()),
+        }
+    }
+}
+
+impl<K> CallTable<K> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Open<K>> {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
 
+/// Tables of open calls the reporter sweeps for calls left unanswered.
+pub(crate) trait Sweep: Send + Sync {
     /// Reports the requests of the calls opened before `before_us` whose
     /// requests have not been reported yet.
-    pub(crate) fn report_unanswered(&self, before_us: u64, mut report: impl FnMut(Outgoing<'_>)) {
+    fn report_unanswered(&self, before_us: u64, report: &mut dyn FnMut(Outgoing<'_>));
+}
+
+impl<K: Send> Sweep for CallTable<K> {
+    fn report_unanswered(&self, before_us: u64, report: &mut dyn FnMut(Outgoing<'_>)) {
         let mut open = self.lock();
         for call in open.calls.values_mut() {
             if !call.reported && call.started_us < before_us {
@@ -124,7 +241,7 @@ impl CallTable {
 
 /// The call an event belongs to, as a report names it.
 #[derive(Clone, Copy)]
-struct Call<'a> {
+pub(crate) struct Call<'a> {
     span: &'a SpanContext,
     kind: Kind,
     side: Side,
@@ -133,7 +250,7 @@ struct Call<'a> {
 
 pub(crate) struct TraceObserver {
     queue: Arc<ReportQueue>,
-    calls: Arc<CallTable>,
+    calls: Arc<CallTable<MessageId>>,
 }
 
 impl TraceObserver {
@@ -145,41 +262,8 @@ impl TraceObserver {
     }
 
     /// The observer's open calls, for the reporter to sweep.
-    pub(crate) fn calls(&self) -> &Arc<CallTable> {
+    pub(crate) fn calls(&self) -> &Arc<CallTable<MessageId>> {
         &self.calls
-    }
-
-    /// The record of `info`'s event as part of the call `call`.
-    fn record<'a>(
-        info: &'a EventInfo,
-        call: Call<'a>,
-        now: u64,
-        exec_us: Option<u64>,
-    ) -> Record<'a> {
-        let event = &info.event;
-        let error = (event.name == names::ERR).then(|| {
-            event
-                .args
-                .as_array()
-                .and_then(|args| args.first())
-                .and_then(|name| name.as_str())
-                .unwrap_or("RemoteError")
-        });
-        Record {
-            span: call.span,
-            kind: call.kind,
-            side: call.side,
-            direction: match info.direction {
-                WireDirection::Sent => Direction::Sent,
-                WireDirection::Received => Direction::Received,
-            },
-            name: &event.name,
-            method: call.method,
-            error,
-            peer: peer_ref(&info.peer),
-            timestamp_us: now,
-            exec_us,
-        }
     }
 
     fn opened(&self, info: &EventInfo, side: Side) {
@@ -197,21 +281,18 @@ impl TraceObserver {
                 span,
                 method,
                 side,
-                peer: info.peer.clone(),
+                peer: CallPeer::Seen(info.peer.clone()),
                 started_us: now,
                 reported: false,
             },
         );
     }
 
-    fn replied(&self, info: &EventInfo, side: Side) {
+    fn replied(&self, info: &EventInfo) {
         let Some(channel) = &info.channel else {
             return;
         };
-        let last = matches!(
-            &*info.event.name,
-            names::OK | names::ERR | names::STREAM_DONE
-        );
+        let last = ends_call(&info.event);
         let now = now_us();
         let mut open = self.calls.lock();
         // The last reply takes the call out: one lookup, not two.
@@ -225,21 +306,14 @@ impl TraceObserver {
         let Some(call) = call else {
             return;
         };
-        let exec_us = (last && side == Side::Server).then(|| now.saturating_sub(call.started_us));
-        let reply = Call {
-            span: &call.span,
-            kind: Kind::Reply,
-            side,
-            method: &call.method,
-        };
-        let record = Self::record(info, reply, now, exec_us);
-        if call.reported {
-            self.queue.push(Outgoing::One(&record));
-        } else {
-            self.queue
-                .push(Outgoing::Answered(&record, call.started_us));
-            call.reported = true;
-        }
+        let reply = call.reply(
+            &info.event,
+            direction(info.direction),
+            peer_ref(&info.peer),
+            now,
+        );
+        call.queue_reply(&self.queue, &reply);
+        call.reported = true;
     }
 
     /// Forgets a call that ended without its last reply (timed out, lost,
@@ -260,7 +334,7 @@ impl Drop for TraceObserver {
         // The socket is gone: its unanswered calls will never be.
         let queue = &self.queue;
         self.calls
-            .report_unanswered(u64::MAX, |report| queue.push(report));
+            .report_unanswered(u64::MAX, &mut |report| queue.push(report));
     }
 }
 
@@ -275,8 +349,8 @@ impl Observer for TraceObserver {
             (SocketKind::Server, WireDirection::Received) if request => {
                 self.opened(info, Side::Server)
             }
-            (SocketKind::Client, WireDirection::Received) => self.replied(info, Side::Client),
-            (SocketKind::Server, WireDirection::Sent) => self.replied(info, Side::Server),
+            (SocketKind::Client, WireDirection::Received) => self.replied(info),
+            (SocketKind::Server, WireDirection::Sent) => self.replied(info),
             (SocketKind::Push | SocketKind::Publish, WireDirection::Sent) => {
                 self.one_way(info, Side::Client)
             }
@@ -303,8 +377,14 @@ impl TraceObserver {
                 side,
                 method: &info.event.name,
             };
-            self.queue
-                .push(Outgoing::One(&Self::record(info, event, now_us(), None)));
+            self.queue.push(Outgoing::One(&record(
+                &info.event,
+                direction(info.direction),
+                peer_ref(&info.peer),
+                event,
+                now_us(),
+                None,
+            )));
         }
     }
 }

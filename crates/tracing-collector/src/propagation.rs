@@ -2,6 +2,7 @@
 //! makes: the core's `Propagation` point, a task-local scope for calls
 //! made outside any served call, and a spawn helper that keeps both.
 
+use std::cell::Cell;
 use std::future::Future;
 
 use zerorpc::CallContext;
@@ -13,6 +14,21 @@ use crate::context::{
 
 tokio::task_local! {
     static SCOPE: Parent;
+}
+
+thread_local! {
+    /// The context [`TracePropagation`] last wrote on a request on this
+    /// thread. A client's call watcher, called next on the same thread
+    /// for the same request, takes it rather than parsing it back.
+    static WRITTEN: Cell<Option<SpanContext>> = const { Cell::new(None) };
+}
+
+/// The context last written on this thread, if `request` is the header it
+/// was written on (it carries its span id).
+pub(crate) fn take_written(request: &Header) -> Option<SpanContext> {
+    let written = WRITTEN.take()?;
+    let span_id = request.get(SPAN_ID_KEY).and_then(zerorpc::Value::as_u64);
+    (span_id == Some(written.span_id.get())).then_some(written)
 }
 
 /// What the calls made in a scope descend from: a trace, and the span they
@@ -158,7 +174,9 @@ impl zerorpc::Propagation for TracePropagation {
                 }
             }
         }
-        self.next_call(served).write(request);
+        let call = self.next_call(served);
+        call.write(request);
+        WRITTEN.set(Some(call));
     }
 
     fn reply(&self, served: &CallContext, reply: &mut Header) {
@@ -209,4 +227,29 @@ pub(crate) struct Untraced;
 
 impl zerorpc::Propagation for Untraced {
     fn propagate(&self, _: Option<&CallContext>, _: &mut Header) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use zerorpc::Propagation;
+
+    use super::*;
+
+    #[test]
+    fn the_context_written_last_is_taken_once_and_only_for_its_own_request() {
+        let propagation = TracePropagation::new(None);
+        let mut first = Header::new();
+        propagation.propagate(None, &mut first);
+        let mut second = Header::new();
+        propagation.propagate(None, &mut second);
+
+        assert_eq!(take_written(&second), SpanContext::from_header(&second));
+        assert!(take_written(&second).is_none(), "taken once");
+
+        propagation.propagate(None, &mut Header::new());
+        assert!(
+            take_written(&first).is_none(),
+            "another request's context is not taken for this one"
+        );
+    }
 }

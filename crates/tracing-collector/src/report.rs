@@ -260,6 +260,27 @@ impl Direction {
 
 /// Microseconds since the Unix epoch, now.
 pub(crate) fn now_us() -> u64 {
+    // The clock read directly: `SystemTime::now().duration_since(..)`
+    // normalizes through checked `Duration` arithmetic that costs several
+    // times the (vDSO) clock read itself, twice per traced call.
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec; CLOCK_REALTIME always
+    // exists, so the call cannot fail on Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
+    if rc != 0 {
+        return fallback_now_us();
+    }
+    // A clock before 1970 reads as 0, as `duration_since` would fail.
+    let (Ok(secs), Ok(nanos)) = (u64::try_from(now.tv_sec), u64::try_from(now.tv_nsec)) else {
+        return 0;
+    };
+    secs.saturating_mul(1_000_000).saturating_add(nanos / 1_000)
+}
+
+fn fallback_now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))

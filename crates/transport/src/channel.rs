@@ -2,17 +2,20 @@
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Poll, Waker};
 
 use zerorpc_wire::{Event, MessageId, estimated_size, names};
 
 use crate::socket::{Command, LOSSLESS_KEY, SocketShared};
-use crate::{Error, SocketConfig, SocketKind};
+use crate::{Error, Peer, SocketConfig, SocketKind};
 
 /// State shared by a [`Channel`] handle and the socket's I/O thread.
 pub(crate) struct ChannelShared {
     state: Mutex<ChannelState>,
+    /// Where the channel's request went, once the I/O thread sent it, on
+    /// sockets that keep it ([`SocketConfig::channel_peers`]).
+    peer: OnceLock<Peer>,
 }
 
 pub(crate) struct ChannelState {
@@ -42,7 +45,25 @@ impl Default for ChannelShared {
                 send_waker: None,
                 closed_waker: None,
             }),
+            peer: OnceLock::new(),
         }
+    }
+}
+
+/// Where a channel's request went: see [`Channel::peer_slot`].
+#[derive(Clone)]
+pub struct PeerSlot(Arc<ChannelShared>);
+
+impl PeerSlot {
+    /// The peer, once the request was sent to it.
+    pub fn get(&self) -> Option<&Peer> {
+        self.0.peer.get()
+    }
+}
+
+impl std::fmt::Debug for PeerSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PeerSlot").field(&self.get()).finish()
     }
 }
 
@@ -74,6 +95,11 @@ impl Inbox {
 impl ChannelShared {
     pub(crate) fn new() -> Arc<Self> {
         Arc::default()
+    }
+
+    /// Keeps where the channel's request went (the first time only).
+    pub(crate) fn set_peer(&self, peer: Peer) {
+        let _ = self.peer.set(peer);
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, ChannelState> {
@@ -286,6 +312,15 @@ impl Channel {
     /// The channel id: the `message_id` of its first event.
     pub fn id(&self) -> &MessageId {
         &self.id
+    }
+
+    /// Where this channel's request went, readable once the I/O thread
+    /// has sent it, for as long as the slot is held (after the channel
+    /// too). Filled on sockets that keep peers
+    /// ([`SocketConfig::channel_peers`]) for the channels they open;
+    /// otherwise it stays empty.
+    pub fn peer_slot(&self) -> PeerSlot {
+        PeerSlot(self.shared.clone())
     }
 
     /// Receives the next event of the channel.

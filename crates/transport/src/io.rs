@@ -1384,6 +1384,7 @@ impl IoThread {
         timeout: Option<Duration>,
         observed: Option<Box<Event>>,
     ) {
+        let keeps_peer = self.config.channel_peers.then(|| shared.clone());
         let socket = match self
             .machine
             .open(id.clone(), shared, timeout, Instant::now())
@@ -1394,6 +1395,9 @@ impl IoThread {
                 return;
             }
         };
+        if let (Some(shared), Some(s)) = (keeps_peer, self.sockets.get(&socket)) {
+            shared.set_peer(s.peer(&[]));
+        }
         // Closes a channel the id ended.
         self.run_actions();
         if self.observing() {

@@ -56,7 +56,7 @@ mod security;
 mod socket;
 mod watch;
 
-pub use channel::Channel;
+pub use channel::{Channel, PeerSlot};
 pub use driver::{NotifyFd, SocketDriver, Turn, WakerSlot};
 pub use error::{Error, ErrorKind};
 pub use malloc::{MMAP_THRESHOLD, TRIM_THRESHOLD, tune_malloc};

@@ -63,6 +63,11 @@ pub struct SocketConfig {
     /// Observers of every event sent and received and of every channel
     /// change, called on the I/O thread: see [`Observer`].
     pub observers: Vec<Arc<dyn Observer>>,
+    /// Client sockets: keep on each channel the peer its request went to
+    /// ([`Channel::peer_slot`](crate::Channel::peer_slot)), for callers that
+    /// watch their calls themselves rather than through observers. Costs
+    /// a reference count per call. Default `false`.
+    pub channel_peers: bool,
     /// Bytes of events that may wait for one peer when ZeroMQ cannot take
     /// them yet (the peer reads slower than we send). Beyond it, an event
     /// that cannot be queued fails its channel with
@@ -141,6 +146,7 @@ impl SocketConfig {
             lossless_window: DEFAULT_LOSSLESS_WINDOW,
             window_bytes: DEFAULT_WINDOW_BYTES,
             observers: Vec::new(),
+            channel_peers: false,
             send_queue_limit: DEFAULT_SEND_QUEUE_LIMIT,
             security: Security::None,
             max_message_size: Some(DEFAULT_MAX_MESSAGE_SIZE),
@@ -173,6 +179,7 @@ impl std::fmt::Debug for SocketConfig {
             .field("lossless_window", &self.lossless_window)
             .field("window_bytes", &self.window_bytes)
             .field("observers", &self.observers.len())
+            .field("channel_peers", &self.channel_peers)
             .field("send_queue_limit", &self.send_queue_limit)
             .field("security", &self.security)
             .field("max_message_size", &self.max_message_size)

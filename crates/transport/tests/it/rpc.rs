@@ -1,7 +1,7 @@
 //! Request and reply: our client and server together, and our server on the
 //! wire against a raw DEALER.
 
-use zerorpc_transport::{OpenOptions, Socket, SocketKind};
+use zerorpc_transport::{OpenOptions, Peer, Socket, SocketKind};
 use zerorpc_wire::rmpv::{self, Value};
 use zerorpc_wire::{Event, Header, IdKind, MessageId, names};
 
@@ -219,4 +219,32 @@ fn send_last_delivers_the_last_event_and_ends_the_channel_with_it() {
     );
     let closed = zerorpc_transport::Ending::Closed;
     assert_eq!(ended(), [(Some(first), closed), (Some(second), closed)]);
+}
+
+/// A client that keeps peers tells each channel where its request went;
+/// one that does not leaves the slot empty.
+#[test]
+fn a_channel_knows_where_its_request_went_when_its_socket_keeps_peers() {
+    let server = Socket::new(SocketKind::Server, config(Some(HB))).unwrap();
+    let bound = server.bind("tcp://127.0.0.1:*").unwrap();
+    for keeps in [true, false] {
+        let mut options = config(Some(HB));
+        options.channel_peers = keeps;
+        let client = Socket::new(SocketKind::Client, options).unwrap();
+        client.connect(&bound).unwrap();
+        let mut channel = client
+            .open(
+                Event::new(Header::new(), "ping", Value::Nil),
+                OpenOptions::default(),
+            )
+            .unwrap();
+        let slot = channel.peer_slot();
+        let mut served = run(server.accept()).unwrap();
+        run(served.recv()).unwrap();
+        run(served.send(Event::new(Header::new(), names::OK, Value::Nil))).unwrap();
+        run(channel.recv()).unwrap();
+        drop(channel);
+        let expected = keeps.then(|| Peer::Endpoint(bound.as_str().into()));
+        assert_eq!(slot.get(), expected.as_ref(), "keeps peers: {keeps}");
+    }
 }

@@ -2,6 +2,7 @@
 //! client and server features, call context, events and errors.
 
 mod blocking;
+mod call_watchers;
 mod client;
 mod context;
 mod errors;
