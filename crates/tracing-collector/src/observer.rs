@@ -15,6 +15,7 @@
 //! own, so its trace shows it pending.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use zerorpc::transport::{
@@ -168,6 +169,11 @@ fn peer_ref(peer: &Peer) -> PeerRef<'_> {
 /// handful, so each call shares its method's name rather than copying it.
 pub(crate) struct Open<K> {
     pub(crate) calls: HashMap<K, OpenCall, foldhash::fast::RandomState>,
+    /// The call an observer saw open last, kept out of `calls`: a server
+    /// answering on its I/O thread opens and answers each call before the
+    /// next arrives, and so never hashes a channel id (see
+    /// [`Open::open`]).
+    recent: Option<(K, OpenCall)>,
     methods: HashSet<Arc<str>, foldhash::fast::RandomState>,
     /// The key of the next watched call (tables keyed by number).
     pub(crate) next_key: u64,
@@ -177,9 +183,45 @@ impl<K> Default for Open<K> {
     fn default() -> Self {
         Open {
             calls: HashMap::default(),
+            recent: None,
             methods: HashSet::default(),
             next_key: 0,
         }
+    }
+}
+
+impl<K: Hash + Eq> Open<K> {
+    /// Keeps `call` open as the most recent; the one it displaces goes to
+    /// the map.
+    fn open(&mut self, key: K, call: OpenCall) {
+        if let Some((displaced_key, displaced)) = self.recent.take()
+            && displaced_key != key
+        {
+            self.calls.insert(displaced_key, displaced);
+        }
+        self.recent = Some((key, call));
+    }
+
+    fn get_mut(&mut self, key: &K) -> Option<&mut OpenCall> {
+        match &mut self.recent {
+            Some((recent, call)) if recent == key => Some(call),
+            _ => self.calls.get_mut(key),
+        }
+    }
+
+    /// Takes the call `key` out. A channel id opened again while its first
+    /// call was still open (a peer reusing ids) leaves nothing behind:
+    /// the earlier call is forgotten, as a map insert would replace it.
+    fn remove(&mut self, key: &K) -> Option<OpenCall> {
+        let recent = match &self.recent {
+            Some((recent, _)) if recent == key => self.recent.take().map(|(_, call)| call),
+            _ => None,
+        };
+        if self.calls.is_empty() {
+            return recent;
+        }
+        let in_map = self.calls.remove(key);
+        recent.or(in_map)
     }
 }
 
@@ -230,7 +272,9 @@ pub(crate) trait Sweep: Send + Sync {
 impl<K: Send> Sweep for CallTable<K> {
     fn report_unanswered(&self, before_us: u64, report: &mut dyn FnMut(Outgoing<'_>)) {
         let mut open = self.lock();
-        for call in open.calls.values_mut() {
+        let open = &mut *open;
+        let recent = open.recent.as_mut().map(|(_, call)| call);
+        for call in open.calls.values_mut().chain(recent) {
             if !call.reported && call.started_us < before_us {
                 call.reported = true;
                 report(Outgoing::One(&call.request()));
@@ -275,7 +319,7 @@ impl TraceObserver {
         let now = now_us();
         let mut open = self.calls.lock();
         let method = open.method(&info.event.name);
-        open.calls.insert(
+        open.open(
             channel.clone(),
             OpenCall {
                 span,
@@ -298,10 +342,10 @@ impl TraceObserver {
         // The last reply takes the call out: one lookup, not two.
         let mut ended: Option<OpenCall>;
         let call = if last {
-            ended = open.calls.remove(channel);
+            ended = open.remove(channel);
             ended.as_mut()
         } else {
-            open.calls.get_mut(channel)
+            open.get_mut(channel)
         };
         let Some(call) = call else {
             return;
@@ -321,7 +365,7 @@ impl TraceObserver {
     /// trace shows it pending.
     fn ended(&self, channel: &MessageId) {
         let mut open = self.calls.lock();
-        if let Some(call) = open.calls.remove(channel)
+        if let Some(call) = open.remove(channel)
             && !call.reported
         {
             self.queue.push(Outgoing::One(&call.request()));
@@ -386,5 +430,70 @@ impl TraceObserver {
                 None,
             )));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(started_us: u64) -> OpenCall {
+        OpenCall {
+            span: SpanContext::root(),
+            method: Arc::from("m"),
+            side: Side::Server,
+            peer: CallPeer::Seen(Peer::Unknown),
+            started_us,
+            reported: false,
+        }
+    }
+
+    fn unanswered(table: &CallTable<u64>) -> Vec<u64> {
+        let mut seen = Vec::new();
+        table.report_unanswered(u64::MAX, &mut |report| {
+            if let Outgoing::One(record) = report {
+                seen.push(record.timestamp_us);
+            }
+        });
+        seen.sort_unstable();
+        seen
+    }
+
+    #[test]
+    fn calls_opened_one_after_another_are_found_in_the_slot_or_the_map() {
+        let table = CallTable::<u64>::default();
+        {
+            let mut open = table.lock();
+            open.open(1, call(10));
+            open.open(2, call(20));
+            assert!(open.calls.contains_key(&1), "the displaced call is mapped");
+            assert_eq!(open.get_mut(&2).map(|c| c.started_us), Some(20));
+            assert_eq!(open.get_mut(&1).map(|c| c.started_us), Some(10));
+            assert!(open.get_mut(&3).is_none());
+        }
+        assert_eq!(unanswered(&table), [10, 20], "the sweep sees both");
+        let mut open = table.lock();
+        assert_eq!(open.remove(&2).map(|c| c.started_us), Some(20));
+        assert_eq!(open.remove(&1).map(|c| c.started_us), Some(10));
+        assert!(open.remove(&1).is_none() && open.calls.is_empty());
+    }
+
+    #[test]
+    fn an_id_opened_again_while_open_leaves_nothing_behind() {
+        let table = CallTable::<u64>::default();
+        let mut open = table.lock();
+        open.open(1, call(10));
+        open.open(2, call(20));
+        // Call 1 is in the map; a peer opens id 1 again.
+        open.open(1, call(30));
+        assert_eq!(open.remove(&1).map(|c| c.started_us), Some(30));
+        assert!(
+            !open.calls.contains_key(&1),
+            "the earlier call is forgotten"
+        );
+        // Reopened while it is the most recent: replaced in place.
+        open.open(2, call(40));
+        assert_eq!(open.remove(&2).map(|c| c.started_us), Some(40));
+        assert!(open.calls.is_empty() && open.recent.is_none());
     }
 }

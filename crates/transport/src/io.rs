@@ -723,8 +723,7 @@ impl IoThread {
         self.settle(socket, Some(&id), sent);
         if delivered && self.observing() {
             let peer = self.peer(socket, envelope);
-            let error = Error::closed();
-            let ending = || ChangeKind::Closed(Ending::Closed, error.clone());
+            let ending = || ChangeKind::Closed(Ending::Closed, Error::closed());
             self.observe_change(ending, Some(&id), socket, &peer);
         }
     }
