@@ -378,7 +378,7 @@ impl Client {
         };
         let mut channel = self.inner.socket.open(request, open)?;
         if let Some(watch) = &mut watch {
-            watch.sent(channel.peer_slot());
+            watch.routed(channel.peer_slot());
         }
         let first = channel
             .recv()

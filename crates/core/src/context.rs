@@ -98,30 +98,69 @@ pub trait Propagation: Send + Sync + 'static {
     }
 }
 
-/// Watches each call a client makes, from the call itself: its request,
-/// every reply and its end, without an observer on the socket's I/O
-/// thread (which would see every event, build a view of each and keep a
-/// table of open calls to tell them apart). Trace reporting (the
-/// `zerorpc-tracing-collector` crate) is a `CallWatcher`; set one with
-/// [`ClientBuilder::call_watcher`](crate::ClientBuilder::call_watcher).
+/// Watches each call a client makes or a server serves, from the call
+/// itself: its request, every reply and its end, without an observer on
+/// the socket's I/O thread (which would see every event, build a view of
+/// each and keep a table of open calls to tell them apart). Trace
+/// reporting (the `zerorpc-tracing-collector` crate) is a `CallWatcher`;
+/// set one with
+/// [`ClientBuilder::call_watcher`](crate::ClientBuilder::call_watcher) or
+/// [`ServerBuilder::call_watcher`](crate::ServerBuilder::call_watcher).
 pub trait CallWatcher: Send + Sync + 'static {
-    /// A call is about to send `request` (its header already propagated);
-    /// `None` leaves it unwatched. Called on the caller's thread.
+    /// A client's call is about to send `request` (its header already
+    /// propagated), on the caller's thread; or a server is about to serve
+    /// `request`, before its handler runs (on the socket's I/O thread for
+    /// the methods answered there). `None` leaves the call unwatched.
     fn watch(&self, request: &Event) -> Option<Box<dyn WatchedCall>>;
 }
 
 /// One watched call, told what happens to it in order. Dropping it ends
 /// the watch: after the call's last reply (`OK`, `ERR`, `STREAM_DONE`),
-/// or without it when the call failed (timed out, lost its server, the
-/// client closed) or its caller gave it up.
+/// or without it when the call failed (timed out, its peer lost, the
+/// socket closed) or was given up (its caller stopped waiting, its
+/// handler was cancelled).
 pub trait WatchedCall: Send {
-    /// The request was handed to the socket; `peer` tells where it went
-    /// once the socket sent it. Not called for a request the socket
-    /// refused at once (too large, the client closed).
-    fn sent(&mut self, peer: PeerSlot);
+    /// Where the request went (a client's, handed to its socket; the slot
+    /// tells the peer once the socket sent it) or came from (a server's).
+    /// Not called for a request a client's socket refused at once (too
+    /// large, the client closed).
+    fn routed(&mut self, peer: PeerSlot);
 
-    /// A reply arrived: the first, each `STREAM` item, the last.
+    /// A reply: on a client, received (the first, each `STREAM` item, the
+    /// last, as the caller reads them); on a server, about to be sent.
     fn replied(&mut self, reply: &Event);
+}
+
+/// What a server does around each call besides serving it.
+#[derive(Clone, Default)]
+pub(crate) struct ServerHooks {
+    /// Amends reply headers and gives handlers their span.
+    pub(crate) propagation: Option<Arc<dyn Propagation>>,
+    /// Watches the calls served.
+    pub(crate) watcher: Option<Arc<dyn CallWatcher>>,
+}
+
+impl ServerHooks {
+    /// A watch of the call `request` opens, which came from `peer`.
+    pub(crate) fn watch(
+        &self,
+        request: &Event,
+        peer: impl FnOnce() -> Option<PeerSlot>,
+    ) -> Option<Box<dyn WatchedCall>> {
+        let mut watch = self.watcher.as_ref()?.watch(request)?;
+        if let Some(peer) = peer() {
+            watch.routed(peer);
+        }
+        Some(watch)
+    }
+}
+
+/// Shows `reply`, about to be sent, to the call's watch if it has one.
+pub(crate) fn watched(watch: &mut Option<Box<dyn WatchedCall>>, reply: Event) -> Event {
+    if let Some(watch) = watch {
+        watch.replied(&reply);
+    }
+    reply
 }
 
 /// Copies the served request's extra header keys onto outgoing requests.

@@ -21,9 +21,10 @@ use std::task::{Context, Poll};
 
 use futures::FutureExt;
 use futures::future::{Either, select};
-use zerorpc_transport::{Adopted, Responder};
+use zerorpc_transport::{Adopted, PeerSlot, Responder};
 use zerorpc_wire::{Event, Header, Value, names};
 
+use crate::context::{ServerHooks, WatchedCall, watched};
 use crate::gauge::Gauge;
 use crate::service::{InlineAsyncHandler, Method, panic_error};
 use crate::{CallContext, InlineHandler, Methods, Propagation, RemoteError, introspect};
@@ -34,8 +35,8 @@ use crate::{CallContext, InlineHandler, Methods, Propagation, RemoteError, intro
 /// socket (see [`enter_unless_in_one`]); and never before `serve`.
 pub(crate) struct InlineResponder {
     methods: Arc<Methods>,
-    /// The server's, for the headers of replies and the call's span.
-    propagation: Option<Arc<dyn Propagation>>,
+    /// The server's: the headers of replies, the call's span, its watcher.
+    hooks: ServerHooks,
     runtime: OnceLock<tokio::runtime::Handle>,
     /// Calls adopted and not yet answered: see [`ADOPTING_BELOW`].
     adopted: Gauge,
@@ -59,7 +60,7 @@ impl InlineResponder {
     /// not worth a hook on every request).
     pub(crate) fn new(
         methods: Arc<Methods>,
-        propagation: Option<Arc<dyn Propagation>>,
+        hooks: ServerHooks,
         serving: Option<Gauge>,
     ) -> Option<Arc<Self>> {
         let served_here = methods.names().any(|name| {
@@ -70,7 +71,7 @@ impl InlineResponder {
         served_here.then(|| {
             Arc::new(InlineResponder {
                 methods,
-                propagation,
+                hooks,
                 runtime: OnceLock::new(),
                 adopted: Gauge::default(),
                 serving,
@@ -99,6 +100,45 @@ fn enter_unless_in_one(runtime: &tokio::runtime::Handle) -> Option<tokio::runtim
 
 impl Responder for InlineResponder {
     fn respond(&self, request: &mut Event) -> Option<Event> {
+        self.answer(request, None)
+    }
+
+    fn respond_from(&self, request: &mut Event, peer: PeerSlot) -> Option<Event> {
+        self.answer(request, Some(peer))
+    }
+
+    fn adopt(&self, request: &mut Event, call: Adopted) -> Option<Adopted> {
+        let Some(runtime) = self.runtime.get() else {
+            return Some(call);
+        };
+        if let Some(handler) = inline_async_handler(&self.methods, request) {
+            let watch = self.hooks.watch(request, || Some(call.peer_slot()));
+            self.start_async(runtime, handler, request, call, watch);
+            return None;
+        }
+        let Some(handler) = blocking_handler(&self.methods, request) else {
+            return Some(call);
+        };
+        // Counted until the job ends, or is dropped unrun.
+        let Some(adopted) = self.adopted.enter_below(ADOPTING_BELOW) else {
+            return Some(call);
+        };
+        let mut watch = self.hooks.watch(request, || Some(call.peer_slot()));
+        let (context, args, v1) = take_call(request);
+        let propagation = self.hooks.propagation.clone();
+        runtime.spawn_blocking(move || {
+            let reply = answer_now(&handler, args, &context, propagation.as_deref(), v1);
+            call.reply(watched(&mut watch, reply));
+            drop(adopted);
+        });
+        None
+    }
+}
+
+impl InlineResponder {
+    /// The reply to `request` if it is answered here: an introspection
+    /// request or an inline method's call. `peer` sent it, if known.
+    fn answer(&self, request: &mut Event, peer: Option<PeerSlot>) -> Option<Event> {
         let runtime = self.runtime.get()?;
         // zerorpc-python answers requests without `v`, or with v < 2, in the v1 shape.
         let v1 = request.header.protocol_version() < 2;
@@ -109,43 +149,21 @@ impl Responder for InlineResponder {
             _ => return None,
         };
         if let Some(answer) = introspect::answer(&self.methods, &request.name, args) {
-            return Some(self.reply(request, answer, v1));
+            let mut watch = self.hooks.watch(request, || peer);
+            return Some(watched(&mut watch, self.reply(request, answer, v1)));
         }
         let handler = self.methods.get(&request.name)?.inline.as_ref()?;
+        let mut watch = self.hooks.watch(request, || peer);
         let (context, args, _) = take_call(request);
         let _runtime = enter_unless_in_one(runtime);
-        Some(answer_now(
+        let reply = answer_now(
             handler,
             args,
             &context,
-            self.propagation.as_deref(),
+            self.hooks.propagation.as_deref(),
             v1,
-        ))
-    }
-
-    fn adopt(&self, request: &mut Event, call: Adopted) -> Option<Adopted> {
-        let Some(runtime) = self.runtime.get() else {
-            return Some(call);
-        };
-        if let Some(handler) = inline_async_handler(&self.methods, request) {
-            self.start_async(runtime, handler, request, call);
-            return None;
-        }
-        let Some(handler) = blocking_handler(&self.methods, request) else {
-            return Some(call);
-        };
-        // Counted until the job ends, or is dropped unrun.
-        let Some(adopted) = self.adopted.enter_below(ADOPTING_BELOW) else {
-            return Some(call);
-        };
-        let (context, args, v1) = take_call(request);
-        let propagation = self.propagation.clone();
-        runtime.spawn_blocking(move || {
-            let reply = answer_now(&handler, args, &context, propagation.as_deref(), v1);
-            call.reply(reply);
-            drop(adopted);
-        });
-        None
+        );
+        Some(watched(&mut watch, reply))
     }
 }
 
@@ -160,9 +178,10 @@ impl InlineResponder {
         handler: InlineAsyncHandler,
         request: &mut Event,
         call: Adopted,
+        mut watch: Option<Box<dyn WatchedCall>>,
     ) {
         let (context, args, v1) = take_call(request);
-        let propagation = self.propagation.clone();
+        let propagation = self.hooks.propagation.clone();
         let span = propagation.as_deref().and_then(|p| p.call_span(&context));
         let future = AssertUnwindSafe(context.clone().scope(handler(args))).catch_unwind();
         let future = match span {
@@ -178,7 +197,7 @@ impl InlineResponder {
             if let Some(propagation) = propagation.as_deref() {
                 propagation.reply(&context, &mut header);
             }
-            call.reply(reply_event(header, answer, v1));
+            call.reply(watched(&mut watch, reply_event(header, answer, v1)));
         };
         let _runtime = enter_unless_in_one(runtime);
         // A wake-up before the task's first poll is not lost: that poll
@@ -253,7 +272,7 @@ impl InlineResponder {
     /// server adds to its replies.
     fn reply(&self, request: &mut Event, answer: Result<Value, RemoteError>, v1: bool) -> Event {
         let mut header = Header::new();
-        if let Some(propagation) = self.propagation.as_deref() {
+        if let Some(propagation) = self.hooks.propagation.as_deref() {
             propagation.reply(&context(request), &mut header);
         }
         reply_event(header, answer, v1)

@@ -8,7 +8,7 @@ use futures::future::{Either, select};
 use zerorpc_transport::{Channel, Observer, Socket, SocketConfig, SocketKind};
 use zerorpc_wire::{Event, Header, Value, names};
 
-use crate::context::Propagation;
+use crate::context::{CallWatcher, Propagation, ServerHooks, WatchedCall, watched};
 use crate::driver::Driver;
 use crate::endpoint::{Endpoints, Live, ResolveEndpoint};
 use crate::gauge::Gauge;
@@ -24,7 +24,7 @@ pub struct ServerBuilder {
     config: SocketConfig,
     endpoints: Endpoints,
     max_concurrent_calls: Option<usize>,
-    propagation: Option<Arc<dyn Propagation>>,
+    hooks: ServerHooks,
     /// See [`ServerBuilder::io_thread`].
     io_thread: bool,
 }
@@ -150,7 +150,17 @@ impl ServerBuilder {
     /// context attaches here. Default: none, replies carry only the
     /// protocol's keys.
     pub fn propagation(mut self, propagation: Arc<dyn Propagation>) -> Self {
-        self.propagation = Some(propagation);
+        self.hooks.propagation = Some(propagation);
+        self
+    }
+
+    /// Watches every call served, from the call itself (see
+    /// [`CallWatcher`]): the socket then keeps where each request came
+    /// from
+    /// ([`SocketConfig::channel_peers`](crate::transport::SocketConfig::channel_peers)).
+    pub fn call_watcher(mut self, watcher: Arc<dyn CallWatcher>) -> Self {
+        self.config.channel_peers = true;
+        self.hooks.watcher = Some(watcher);
         self
     }
 
@@ -171,9 +181,7 @@ impl ServerBuilder {
         // Counted only where the runtime drives the socket, the one reader.
         let serving = (!self.io_thread).then(Gauge::default);
         let responder = match self.max_concurrent_calls {
-            None => {
-                InlineResponder::new(methods.clone(), self.propagation.clone(), serving.clone())
-            }
+            None => InlineResponder::new(methods.clone(), self.hooks.clone(), serving.clone()),
             Some(_) => None,
         };
         config.responder = responder
@@ -197,7 +205,7 @@ impl ServerBuilder {
             bound,
             limit,
             responder,
-            propagation: self.propagation,
+            hooks: self.hooks,
             serving,
         })
     }
@@ -249,7 +257,7 @@ pub struct Server {
     limit: Option<Arc<tokio::sync::Semaphore>>,
     /// Answers inline methods on the I/O thread once serving.
     responder: Option<Arc<InlineResponder>>,
-    propagation: Option<Arc<dyn Propagation>>,
+    hooks: ServerHooks,
     /// The calls served in tasks now, for a socket the runtime drives.
     serving: Option<Gauge>,
 }
@@ -262,7 +270,7 @@ impl Server {
             config: SocketConfig::new(),
             endpoints: Endpoints::new(),
             max_concurrent_calls: None,
-            propagation: None,
+            hooks: ServerHooks::default(),
             io_thread: true,
         }
     }
@@ -332,7 +340,7 @@ impl Server {
                 Err(e) => return Err(Error::from(e)),
             };
             let methods = self.methods.clone();
-            let propagation = self.propagation.clone();
+            let hooks = self.hooks.clone();
             let permit = match &self.limit {
                 Some(limit) => limit.clone().acquire_owned().await.ok(),
                 None => None,
@@ -345,15 +353,16 @@ impl Server {
             let served = self.serving.as_ref().map(Gauge::enter);
             match (blocking, request) {
                 (Some(handler), Some(request)) => {
-                    let call = BlockingCall::new(handler, channel, request);
+                    let watch = hooks.watch(&request, || Some(channel.peer_slot()));
+                    let call = BlockingCall::new(handler, channel, request, watch);
                     tokio::task::spawn_blocking(move || {
-                        call.serve(propagation.as_deref());
+                        call.serve(hooks.propagation.as_deref());
                         drop((permit, served));
                     });
                 }
                 (_, request) => {
                     tokio::spawn(async move {
-                        serve_call(&methods, channel, request, propagation.as_deref()).await;
+                        serve_call(&methods, channel, request, &hooks).await;
                         drop((permit, served));
                     });
                 }
@@ -416,10 +425,16 @@ struct BlockingCall {
     context: CallContext,
     args: Vec<Value>,
     v1: bool,
+    watch: Option<Box<dyn WatchedCall>>,
 }
 
 impl BlockingCall {
-    fn new(handler: InlineHandler, channel: Channel, mut request: Event) -> Self {
+    fn new(
+        handler: InlineHandler,
+        channel: Channel,
+        mut request: Event,
+        watch: Option<Box<dyn WatchedCall>>,
+    ) -> Self {
         let (context, args, v1) = take_call(&mut request);
         BlockingCall {
             handler,
@@ -427,11 +442,12 @@ impl BlockingCall {
             context,
             args,
             v1,
+            watch,
         }
     }
 
     /// Runs the method and sends its reply, on a thread that may block.
-    fn serve(self, propagation: Option<&dyn Propagation>) {
+    fn serve(mut self, propagation: Option<&dyn Propagation>) {
         let reply = answer_now(
             &self.handler,
             self.args,
@@ -439,6 +455,7 @@ impl BlockingCall {
             propagation,
             self.v1,
         );
+        let reply = watched(&mut self.watch, reply);
         // A single reply never waits for credit: this returns at once.
         if let Err(e) = futures::executor::block_on(self.channel.send_last(reply)) {
             tracing::debug!("reply to {} not sent: {e}", self.context.method());
@@ -450,7 +467,7 @@ async fn serve_call(
     methods: &Methods,
     mut channel: Channel,
     request: Option<Event>,
-    propagation: Option<&dyn Propagation>,
+    hooks: &ServerHooks,
 ) {
     let request = match request {
         Some(request) => request,
@@ -459,19 +476,24 @@ async fn serve_call(
             Err(_) => return,
         },
     };
+    let watch = hooks.watch(&request, || Some(channel.peer_slot()));
     // zerorpc-python answers requests without `v`, or with v < 2, in the v1 shape.
     let v1 = request.header.protocol_version() < 2;
     let context = CallContext::new(request.name.to_string(), request.header);
     let lost = channel.closed();
+    let propagation = hooks.propagation.as_deref();
     // Only a server with a propagation keeps a second handle on the
     // context, for the headers of its replies.
-    let replies = ReplyHeaders(propagation.map(|p| (p, context.clone())));
+    let mut replies = Replies {
+        headers: propagation.map(|p| (p, context.clone())),
+        watch,
+    };
     let span = propagation.and_then(|p| p.call_span(&context));
     let work = async {
         let reply = dispatch(methods, &request.name, request.args).await;
         // Boxed: a call waiting in its method (thousands may) should not
         // carry the reply's state all along (1.7 KB of 4.6 per call).
-        Box::pin(send_reply(channel, &request.name, reply, v1, &replies)).await;
+        Box::pin(send_reply(channel, &request.name, reply, v1, &mut replies)).await;
     };
     let work = context.scope(work);
     let work = match span {
@@ -485,17 +507,26 @@ async fn serve_call(
     }
 }
 
-/// Makes the header of each reply to one call: the server's propagation
-/// amends it, when there is one.
-struct ReplyHeaders<'a>(Option<(&'a dyn Propagation, CallContext)>);
+/// Makes the replies to one call: the server's propagation amends their
+/// header, when there is one, and the call's watch sees each.
+struct Replies<'a> {
+    headers: Option<(&'a dyn Propagation, CallContext)>,
+    watch: Option<Box<dyn WatchedCall>>,
+}
 
-impl ReplyHeaders<'_> {
+impl Replies<'_> {
     fn header(&self) -> Header {
         let mut header = Header::new();
-        if let Some((propagation, served)) = &self.0 {
+        if let Some((propagation, served)) = &self.headers {
             propagation.reply(served, &mut header);
         }
         header
+    }
+
+    /// The reply `name` with `args`, seen by the watch.
+    fn event(&mut self, name: &'static str, args: Value) -> Event {
+        let event = Event::new(self.header(), name, args);
+        watched(&mut self.watch, event)
     }
 }
 
@@ -543,29 +574,29 @@ async fn send_reply(
     method: &str,
     reply: Reply,
     v1: bool,
-    headers: &ReplyHeaders<'_>,
+    replies: &mut Replies<'_>,
 ) {
-    let event = |name: &'static str, args: Value| Event::new(headers.header(), name, args);
     let error_args = |e: &RemoteError| error_args(e, v1);
     // The last event closes the channel with it (`send_last`).
     let result = match reply {
         Reply::Value(answer) => {
-            channel
-                .send_last(reply_event(headers.header(), answer, v1))
-                .await
+            let reply = reply_event(replies.header(), answer, v1);
+            channel.send_last(watched(&mut replies.watch, reply)).await
         }
         Reply::Stream(mut stream) => loop {
             match stream.next().await {
                 Some(Ok(item)) => {
-                    if let Err(e) = channel.send(event(names::STREAM, item)).await {
+                    if let Err(e) = channel.send(replies.event(names::STREAM, item)).await {
                         break Err(e);
                     }
                 }
-                Some(Err(e)) => break channel.send_last(event(names::ERR, error_args(&e))).await,
+                Some(Err(e)) => {
+                    let error = replies.event(names::ERR, error_args(&e));
+                    break channel.send_last(error).await;
+                }
                 None => {
-                    break channel
-                        .send_last(event(names::STREAM_DONE, Value::Nil))
-                        .await;
+                    let done = replies.event(names::STREAM_DONE, Value::Nil);
+                    break channel.send_last(done).await;
                 }
             }
         },

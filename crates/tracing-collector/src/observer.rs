@@ -48,8 +48,10 @@ pub(crate) struct OpenCall {
 pub(crate) enum CallPeer {
     /// As an observer saw it.
     Seen(Peer),
-    /// As the client's socket tells it once it sent the request.
+    /// As the socket tells it (a client's once it sent the request).
     Slot(PeerSlot),
+    /// Not known.
+    Unknown,
 }
 
 impl CallPeer {
@@ -57,6 +59,7 @@ impl CallPeer {
         match self {
             CallPeer::Seen(peer) => peer_ref(peer),
             CallPeer::Slot(slot) => slot.get().map_or(PeerRef::Unknown, peer_ref),
+            CallPeer::Unknown => PeerRef::Unknown,
         }
     }
 }
@@ -193,7 +196,7 @@ impl<K> Default for Open<K> {
 impl<K: Hash + Eq> Open<K> {
     /// Keeps `call` open as the most recent; the one it displaces goes to
     /// the map.
-    fn open(&mut self, key: K, call: OpenCall) {
+    pub(crate) fn open(&mut self, key: K, call: OpenCall) {
         if let Some((displaced_key, displaced)) = self.recent.take()
             && displaced_key != key
         {
@@ -202,7 +205,7 @@ impl<K: Hash + Eq> Open<K> {
         self.recent = Some((key, call));
     }
 
-    fn get_mut(&mut self, key: &K) -> Option<&mut OpenCall> {
+    pub(crate) fn get_mut(&mut self, key: &K) -> Option<&mut OpenCall> {
         match &mut self.recent {
             Some((recent, call)) if recent == key => Some(call),
             _ => self.calls.get_mut(key),
@@ -212,7 +215,7 @@ impl<K: Hash + Eq> Open<K> {
     /// Takes the call `key` out. A channel id opened again while its first
     /// call was still open (a peer reusing ids) leaves nothing behind:
     /// the earlier call is forgotten, as a map insert would replace it.
-    fn remove(&mut self, key: &K) -> Option<OpenCall> {
+    pub(crate) fn remove(&mut self, key: &K) -> Option<OpenCall> {
         let recent = match &self.recent {
             Some((recent, _)) if recent == key => self.recent.take().map(|(_, call)| call),
             _ => None,

@@ -22,7 +22,7 @@ use crate::observer::{Sweep, TraceObserver};
 use crate::propagation::{Parent, TracePropagation, Untraced};
 use crate::record::{PeerRef, Record};
 use crate::report::{Direction, Kind, Side, now_us};
-use crate::watch::ClientWatcher;
+use crate::watch::Watcher;
 
 /// The environment variable naming the collector(s) to report to (comma
 /// separated), read by [`TracerBuilder::from_env`].
@@ -203,12 +203,13 @@ impl Tracer {
         Some(Arc::new(observer))
     }
 
-    /// A new watcher reporting one client's traced calls from the calls
-    /// themselves, if the tracer reports anywhere (what [`Traced::traced`]
-    /// sets on clients).
-    pub fn call_watcher(&self) -> Option<Arc<dyn zerorpc::CallWatcher>> {
+    /// A new watcher reporting the traced calls of one client (its
+    /// `side` [`Side::Client`]) or server ([`Side::Server`]) from the
+    /// calls themselves, if the tracer reports anywhere (what
+    /// [`Traced::traced`] sets on clients and servers).
+    pub fn call_watcher(&self, side: Side) -> Option<Arc<dyn zerorpc::CallWatcher>> {
         let reporter = self.inner.reporter.as_ref()?;
-        let watcher = ClientWatcher::new(reporter.queue.clone());
+        let watcher = Watcher::new(reporter.queue.clone(), side);
         reporter.queue.shared.watch(watcher.calls().clone());
         Some(Arc::new(watcher))
     }
@@ -308,19 +309,24 @@ macro_rules! traced_with_propagation {
     };
 }
 
-/// Clients report their calls from the calls themselves (see
+/// Clients and servers report their calls from the calls themselves (see
 /// [`Tracer::call_watcher`]): cheaper than an observer of their socket.
-impl Traced for ClientBuilder {
-    fn traced(self, tracer: &Tracer) -> Self {
-        let builder = self.propagation(tracer.propagation());
-        match tracer.call_watcher() {
-            Some(watcher) => builder.call_watcher(watcher),
-            None => builder,
+macro_rules! traced_with_watcher {
+    ($builder:ty, $side:expr) => {
+        impl Traced for $builder {
+            fn traced(self, tracer: &Tracer) -> Self {
+                let builder = self.propagation(tracer.propagation());
+                match tracer.call_watcher($side) {
+                    Some(watcher) => builder.call_watcher(watcher),
+                    None => builder,
+                }
+            }
         }
-    }
+    };
 }
 
-traced_with_propagation!(=> ServerBuilder);
+traced_with_watcher!(ClientBuilder, Side::Client);
+traced_with_watcher!(ServerBuilder, Side::Server);
 traced_with_propagation!(K => EmitterBuilder<K>);
 
 impl Traced for ReceiverBuilder {

@@ -19,115 +19,174 @@ use zerorpc::{CallWatcher, WatchedCall};
 use crate::context::SpanContext;
 use crate::observer::{CallPeer, CallTable, OpenCall, ends_call};
 use crate::propagation::take_written;
+use crate::record::PeerRef;
 use crate::report::{Direction, Side, now_us};
 use crate::tracer::{Outgoing, ReportQueue};
 
-/// Reports the traced calls of one client; its open calls are numbered.
-pub(crate) struct ClientWatcher {
+/// Reports the traced calls of one client or server; its open calls are
+/// numbered.
+pub(crate) struct Watcher {
     state: Arc<Watching>,
 }
 
 struct Watching {
     queue: Arc<ReportQueue>,
     calls: Arc<CallTable<u64>>,
+    side: Side,
 }
 
-impl ClientWatcher {
-    pub(crate) fn new(queue: Arc<ReportQueue>) -> Self {
-        ClientWatcher {
+impl Watcher {
+    /// A watcher of a client's calls (`Side::Client`) or of those a server
+    /// serves (`Side::Server`).
+    pub(crate) fn new(queue: Arc<ReportQueue>, side: Side) -> Self {
+        Watcher {
             state: Arc::new(Watching {
                 queue,
                 calls: Arc::default(),
+                side,
             }),
         }
     }
 
-    /// The client's open calls, for the reporter to sweep.
+    /// The open calls, for the reporter to sweep.
     pub(crate) fn calls(&self) -> &Arc<CallTable<u64>> {
         &self.state.calls
     }
 }
 
-impl CallWatcher for ClientWatcher {
+impl CallWatcher for Watcher {
     fn watch(&self, request: &Event) -> Option<Box<dyn WatchedCall>> {
-        let span =
-            take_written(&request.header).or_else(|| SpanContext::from_header(&request.header))?;
+        let span = match self.state.side {
+            // The context the client's propagation has just written.
+            Side::Client => take_written(&request.header),
+            Side::Server | Side::Relay => None,
+        }
+        .or_else(|| SpanContext::from_header(&request.header))?;
         let method = self.state.calls.lock().method(&request.name);
-        Some(Box::new(ClientCall {
+        Some(Box::new(Watched {
             state: self.state.clone(),
-            call: Some(Pending { span, method }),
+            call: Some(Pending {
+                span,
+                method,
+                started_us: now_us(),
+            }),
             key: None,
         }))
     }
 }
 
-/// What a call is until its request is sent.
+/// A watched call until it is routed: what its open call will hold.
 struct Pending {
     span: SpanContext,
     method: Arc<str>,
+    started_us: u64,
 }
 
-struct ClientCall {
+impl Pending {
+    fn into_open(self, side: Side, peer: CallPeer) -> OpenCall {
+        OpenCall {
+            span: self.span,
+            method: self.method,
+            side,
+            peer,
+            started_us: self.started_us,
+            reported: false,
+        }
+    }
+}
+
+/// One watched call: held here until routed, then among the open calls
+/// (where the reporter's sweep finds it) until its last reply.
+struct Watched {
     state: Arc<Watching>,
-    /// Until sent.
+    /// Until routed.
     call: Option<Pending>,
-    /// Its key in the open calls, once sent; taken out with the last reply.
+    /// Its key among the open calls once routed; taken out with the last
+    /// reply.
     key: Option<u64>,
 }
 
-impl WatchedCall for ClientCall {
-    fn sent(&mut self, peer: PeerSlot) {
-        let Some(Pending { span, method }) = self.call.take() else {
+impl WatchedCall for Watched {
+    fn routed(&mut self, peer: PeerSlot) {
+        let Some(pending) = self.call.take() else {
             return;
         };
-        let call = OpenCall {
-            span,
-            method,
-            side: Side::Client,
-            peer: CallPeer::Slot(peer),
-            started_us: now_us(),
-            reported: false,
-        };
+        let call = pending.into_open(self.state.side, CallPeer::Slot(peer));
         let mut open = self.state.calls.lock();
         let key = open.next_key;
         open.next_key += 1;
-        open.calls.insert(key, call);
+        match self.state.side {
+            // Most calls a server answers on its I/O thread end before the
+            // next begins: the table's slot for the latest call keeps them
+            // out of its map.
+            Side::Server | Side::Relay => open.open(key, call),
+            // A client's calls overlap: the slot would only move each on.
+            Side::Client => {
+                open.calls.insert(key, call);
+            }
+        }
         self.key = Some(key);
     }
 
     fn replied(&mut self, reply: &Event) {
-        let Some(key) = self.key else {
-            return;
-        };
         let last = ends_call(reply);
         let now = now_us();
+        let direction = match self.state.side {
+            Side::Client => Direction::Received,
+            Side::Server | Side::Relay => Direction::Sent,
+        };
+        let queue = &self.state.queue;
+        let Some(key) = self.key else {
+            // Never routed: a server's call whose peer is unknown. Its
+            // first reply reports its request too; a call that goes on
+            // (a stream) is kept open from then on.
+            if let Some(pending) = self.call.take() {
+                let mut call = pending.into_open(self.state.side, CallPeer::Unknown);
+                let record = call.reply(reply, direction, PeerRef::Unknown, now);
+                call.queue_reply(queue, &record);
+                call.reported = true;
+                if !last {
+                    let mut open = self.state.calls.lock();
+                    let key = open.next_key;
+                    open.next_key += 1;
+                    open.calls.insert(key, call);
+                    self.key = Some(key);
+                }
+            }
+            return;
+        };
         let mut open = self.state.calls.lock();
         let mut ended: Option<OpenCall>;
         let call = if last {
             self.key = None;
-            ended = open.calls.remove(&key);
+            ended = open.remove(&key);
             ended.as_mut()
         } else {
-            open.calls.get_mut(&key)
+            open.get_mut(&key)
         };
         let Some(call) = call else {
             return;
         };
-        let record = call.reply(reply, Direction::Received, call.peer.as_ref(), now);
-        call.queue_reply(&self.state.queue, &record);
+        let record = call.reply(reply, direction, call.peer.as_ref(), now);
+        call.queue_reply(queue, &record);
         call.reported = true;
     }
 }
 
-impl Drop for ClientCall {
-    /// A call ended without its last reply (timed out, lost, given up):
-    /// its request is reported if that is still due, so its trace shows it
-    /// pending.
+impl Drop for Watched {
+    /// A call ended without its last reply (timed out, lost, given up,
+    /// cancelled): its request is reported if that is still due, so its
+    /// trace shows it pending. A client's request never routed was never
+    /// sent: nothing to report.
     fn drop(&mut self) {
-        let Some(key) = self.key else {
-            return;
+        let call = match self.key {
+            Some(key) => self.state.calls.lock().remove(&key),
+            None if self.state.side == Side::Client => None,
+            None => self
+                .call
+                .take()
+                .map(|pending| pending.into_open(self.state.side, CallPeer::Unknown)),
         };
-        let call = self.state.calls.lock().calls.remove(&key);
         if let Some(call) = call
             && !call.reported
         {

@@ -50,14 +50,33 @@ impl Default for ChannelShared {
     }
 }
 
-/// Where a channel's request went: see [`Channel::peer_slot`].
+/// Where a channel's request went (a client's) or came from (a
+/// server's): see [`Channel::peer_slot`].
 #[derive(Clone)]
-pub struct PeerSlot(Arc<ChannelShared>);
+pub struct PeerSlot(Slot);
+
+#[derive(Clone)]
+enum Slot {
+    Channel(Arc<ChannelShared>),
+    Known(Peer),
+}
 
 impl PeerSlot {
-    /// The peer, once the request was sent to it.
+    /// A slot holding `peer` already.
+    pub fn known(peer: Peer) -> Self {
+        PeerSlot(Slot::Known(peer))
+    }
+
+    pub(crate) fn of(shared: Arc<ChannelShared>) -> Self {
+        PeerSlot(Slot::Channel(shared))
+    }
+
+    /// The peer, once known: a client's once its request was sent.
     pub fn get(&self) -> Option<&Peer> {
-        self.0.peer.get()
+        match &self.0 {
+            Slot::Channel(shared) => shared.peer.get(),
+            Slot::Known(peer) => Some(peer),
+        }
     }
 }
 
@@ -314,13 +333,13 @@ impl Channel {
         &self.id
     }
 
-    /// Where this channel's request went, readable once the I/O thread
-    /// has sent it, for as long as the slot is held (after the channel
-    /// too). Filled on sockets that keep peers
-    /// ([`SocketConfig::channel_peers`]) for the channels they open;
-    /// otherwise it stays empty.
+    /// Where this channel's request went (a client's channel, once the
+    /// I/O thread sent it) or came from (a server's), readable for as long
+    /// as the slot is held, after the channel too. Filled on sockets that
+    /// keep peers ([`SocketConfig::channel_peers`]); otherwise it stays
+    /// empty.
     pub fn peer_slot(&self) -> PeerSlot {
-        PeerSlot(self.shared.clone())
+        PeerSlot::of(self.shared.clone())
     }
 
     /// Receives the next event of the channel.

@@ -15,7 +15,7 @@ use zerorpc_endpoint::Endpoint;
 use zerorpc_wire::{Event, MessageId};
 
 use crate::buffers;
-use crate::channel::ChannelShared;
+use crate::channel::{ChannelShared, PeerSlot};
 use crate::driver::NotifyFd;
 use crate::machine::{
     Accepted, Action, Closed, Dropped, Machine, MachineConfig, SocketId, Transmit,
@@ -633,6 +633,9 @@ impl IoThread {
                     socket,
                     first,
                 }) => {
+                    if self.config.channel_peers {
+                        handle.set_peer(self.peer_of_channel(socket, &id));
+                    }
                     if self.observing() {
                         let peer = self.peer_of(socket, Some(&id));
                         self.observe_change(|| ChangeKind::Accepted, Some(&id), socket, &peer);
@@ -689,9 +692,13 @@ impl IoThread {
 
     /// What the socket's [`Responder`](crate::Responder) answers to
     /// `request`, if it has one and it answers.
-    fn respond(&self, request: &mut Event) -> Option<Event> {
+    fn respond(&self, request: &mut Event, peer: Option<PeerSlot>) -> Option<Event> {
         let responder = self.config.responder.as_ref()?;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| responder.respond(request))) {
+        let respond = || match peer {
+            Some(peer) => responder.respond_from(request, peer),
+            None => responder.respond(request),
+        };
+        match std::panic::catch_unwind(AssertUnwindSafe(respond)) {
             Ok(reply) => reply,
             Err(_) => {
                 tracing::warn!("a responder panicked; the call goes to the application");
@@ -868,6 +875,18 @@ impl IoThread {
             Some(s) if self.observing() => s.peer(envelope),
             _ => Peer::Unknown,
         }
+    }
+
+    /// The peer of channel `id` on `socket`, whether or not anyone
+    /// observes: for sockets that keep peers on their channels.
+    fn peer_of_channel(&self, socket: SocketId, id: &MessageId) -> Peer {
+        let envelope = self
+            .machine
+            .route(id)
+            .map_or(&[][..], |route| route.envelope);
+        self.sockets
+            .get(&socket)
+            .map_or(Peer::Unknown, |s| s.peer(envelope))
     }
 
     /// The peer of channel `id` (or of `socket` for events of no channel).
@@ -1570,7 +1589,14 @@ impl IoThread {
         {
             return Some(event);
         }
-        let Some(reply) = self.respond(&mut event) else {
+        // The routing ids, without the delimiter.
+        let peer = self
+            .config
+            .channel_peers
+            .then(|| self.sockets.get(&socket))
+            .flatten()
+            .map(|s| PeerSlot::known(s.peer(&frames[..frames.len() - 1])));
+        let Some(reply) = self.respond(&mut event, peer) else {
             return Some(event);
         };
         // Not the delimiter: `Head::channel` adds it.

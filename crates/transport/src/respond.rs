@@ -40,9 +40,9 @@ use std::sync::Arc;
 
 use zerorpc_wire::{Event, MessageId};
 
-use crate::Error;
 use crate::channel::ChannelShared;
 use crate::socket::{Command, CommandQueue, Wake};
+use crate::{Error, PeerSlot};
 
 /// Answers requests on a server socket's I/O thread; see the
 /// [module](crate::respond) documentation.
@@ -56,6 +56,15 @@ pub trait Responder: Send + Sync + 'static {
     /// copy it: the socket reads only the header's `message_id` after an
     /// answer. One that declines must leave `request` as it found it.
     fn respond(&self, request: &mut Event) -> Option<Event>;
+
+    /// [`respond`](Self::respond), told the peer that sent `request`, on
+    /// sockets that keep peers
+    /// ([`SocketConfig::channel_peers`](crate::SocketConfig::channel_peers));
+    /// the others call `respond`. The default ignores the peer.
+    fn respond_from(&self, request: &mut Event, peer: PeerSlot) -> Option<Event> {
+        let _ = peer;
+        self.respond(request)
+    }
 
     /// Offered each call [`respond`](Self::respond) declined, on the I/O
     /// thread, once its channel is open: heartbeats flow for it from then
@@ -111,6 +120,13 @@ impl Adopted {
     /// The call's id: its request's `message_id`.
     pub fn id(&self) -> &MessageId {
         &self.id
+    }
+
+    /// Where the call came from, on sockets that keep peers
+    /// ([`SocketConfig::channel_peers`](crate::SocketConfig::channel_peers));
+    /// otherwise an empty slot.
+    pub fn peer_slot(&self) -> PeerSlot {
+        PeerSlot::of(self.shared.clone())
     }
 
     /// Whether the call has ended without a reply: its client was lost,

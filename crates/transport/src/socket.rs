@@ -63,10 +63,14 @@ pub struct SocketConfig {
     /// Observers of every event sent and received and of every channel
     /// change, called on the I/O thread: see [`Observer`].
     pub observers: Vec<Arc<dyn Observer>>,
-    /// Client sockets: keep on each channel the peer its request went to
-    /// ([`Channel::peer_slot`](crate::Channel::peer_slot)), for callers that
-    /// watch their calls themselves rather than through observers. Costs
-    /// a reference count per call. Default `false`.
+    /// Keep on each channel the peer its request went to (clients) or
+    /// came from (servers), for callers that watch their calls themselves
+    /// rather than through observers: see
+    /// [`Channel::peer_slot`](crate::Channel::peer_slot) and
+    /// [`Adopted::peer_slot`](crate::Adopted::peer_slot); a
+    /// [`Responder`] is told the peer of each request it is offered in
+    /// [`Responder::respond_from`]. Costs a reference count or a copy of
+    /// the routing id per call. Default `false`.
     pub channel_peers: bool,
     /// Bytes of events that may wait for one peer when ZeroMQ cannot take
     /// them yet (the peer reads slower than we send). Beyond it, an event

@@ -1,5 +1,6 @@
-//! A client's call watcher is told of each call from the call itself: the
-//! request, where it went, every reply, and the end, whatever the end.
+//! A call watcher is told of each call from the call itself: on a client,
+//! the request, where it went, every reply and the end, whatever the end;
+//! on a server, the same for every way a call is served.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -8,6 +9,7 @@ use futures::StreamExt;
 use zerorpc::transport::{Peer, PeerSlot};
 use zerorpc::wire::Event;
 use zerorpc::{CallOptions, CallWatcher, Client, Server, WatchedCall};
+use zerorpc_test_support::wait_until;
 
 use super::{bounded, start};
 
@@ -15,7 +17,7 @@ use super::{bounded, start};
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Step {
     Watched(String),
-    Sent,
+    Routed,
     Replied(String),
     Ended,
 }
@@ -61,8 +63,8 @@ impl CallWatcher for Watcher {
 struct Watched(Arc<Recorder>);
 
 impl WatchedCall for Watched {
-    fn sent(&mut self, peer: PeerSlot) {
-        self.0.record(Step::Sent);
+    fn routed(&mut self, peer: PeerSlot) {
+        self.0.record(Step::Routed);
         self.0
             .peers
             .lock()
@@ -85,6 +87,18 @@ struct Calls;
 
 #[zerorpc::service]
 impl Calls {
+    /// Answered on the server's I/O thread.
+    #[zerorpc(inline)]
+    pub(crate) fn quick(&self) -> u32 {
+        1
+    }
+
+    /// Answered on the I/O thread when it completes at once.
+    #[zerorpc(inline)]
+    pub(crate) async fn quick_async(&self) -> u32 {
+        2
+    }
+
     /// Returns its argument.
     pub(crate) fn echo(&self, text: String) -> String {
         text
@@ -121,7 +135,7 @@ fn step(text: &str) -> Step {
     match text.split_once(' ') {
         Some(("watched", method)) => Step::Watched(method.to_owned()),
         Some(("replied", name)) => Step::Replied(name.to_owned()),
-        _ if text == "sent" => Step::Sent,
+        _ if text == "routed" => Step::Routed,
         _ if text == "ended" => Step::Ended,
         _ => panic!("no step {text:?}"),
     }
@@ -145,11 +159,11 @@ async fn a_call_is_watched_from_its_request_to_its_reply_and_knows_where_it_went
         recorder.steps(),
         steps(&[
             "watched echo",
-            "sent",
+            "routed",
             "replied OK",
             "ended",
             "watched fail",
-            "sent",
+            "routed",
             "replied ERR",
             "ended",
         ])
@@ -179,7 +193,7 @@ async fn a_stream_is_watched_item_by_item_and_ends_with_its_last_reply() {
         recorder.steps(),
         steps(&[
             "watched count",
-            "sent",
+            "routed",
             "replied STREAM",
             "replied STREAM",
             "replied STREAM",
@@ -218,16 +232,16 @@ async fn calls_that_end_without_a_reply_end_their_watch_too() {
         steps_seen[..6],
         steps(&[
             "watched slow",
-            "sent",
+            "routed",
             "ended",
             "watched slow",
-            "sent",
+            "routed",
             "ended"
         ])
     );
     assert_eq!(
         steps_seen[6..9],
-        steps(&["watched count", "sent", "replied STREAM"])
+        steps(&["watched count", "routed", "replied STREAM"])
     );
     assert_eq!(steps_seen.last(), Some(&Step::Ended));
     assert!(
@@ -250,4 +264,104 @@ async fn a_request_the_socket_refuses_is_never_sent() {
     let too_large = bounded(client.call::<String>("echo", ("x".repeat(1000),))).await;
     assert!(too_large.is_err(), "the request is too large");
     assert_eq!(recorder.steps(), steps(&["watched echo", "ended"]));
+}
+
+fn watched_server(heartbeat: Duration) -> (super::Running, Arc<Recorder>) {
+    let recorder = Arc::new(Recorder::default());
+    let server = start(
+        Server::builder(Calls)
+            .heartbeat(Some(heartbeat))
+            .call_watcher(Arc::new(Watcher(recorder.clone()))),
+    );
+    (server, recorder)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_watches_every_call_it_serves_whichever_way_it_serves_it() {
+    let (server, recorder) = watched_server(Duration::from_secs(5));
+    let client = Client::connect(&server.endpoint).unwrap();
+
+    // On the I/O thread, adopted there, on the blocking pool, in a task,
+    // introspection, a stream.
+    let quick: u32 = bounded(client.call("quick", ())).await.unwrap();
+    let quick_async: u32 = bounded(client.call("quick_async", ())).await.unwrap();
+    let echo: String = bounded(client.call("echo", ("hi",))).await.unwrap();
+    let slow: f64 = bounded(client.call("slow", (0.01,))).await.unwrap();
+    let name: String = bounded(client.call("_zerorpc_name", ())).await.unwrap();
+    let items: Vec<u32> = bounded(client.call("count", (2,))).await.unwrap();
+    assert_eq!(
+        (quick, quick_async, echo.as_str(), slow),
+        (1, 2, "hi", 0.01)
+    );
+    assert_eq!((name.as_str(), items), ("Calls", vec![0, 1]));
+
+    assert_eq!(
+        recorder.steps(),
+        steps(&[
+            "watched quick",
+            "routed",
+            "replied OK",
+            "ended",
+            "watched quick_async",
+            "routed",
+            "replied OK",
+            "ended",
+            "watched echo",
+            "routed",
+            "replied OK",
+            "ended",
+            "watched slow",
+            "routed",
+            "replied OK",
+            "ended",
+            "watched _zerorpc_name",
+            "routed",
+            "replied OK",
+            "ended",
+            "watched count",
+            "routed",
+            "replied STREAM",
+            "replied STREAM",
+            "replied STREAM_DONE",
+            "ended",
+        ])
+    );
+    for slot in recorder.peers() {
+        assert!(
+            matches!(slot.get(), Some(Peer::RoutingId(_))),
+            "the request came from the client's routing id: {slot:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_served_call_whose_client_is_lost_ends_its_watch_without_a_reply() {
+    let (server, recorder) = watched_server(Duration::from_millis(100));
+    let client = Client::builder()
+        .connect(&server.endpoint)
+        .heartbeat(Some(Duration::from_millis(100)))
+        .build()
+        .unwrap();
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.call::<f64>("slow", (30.0,)).await }
+    });
+    assert!(
+        wait_until(Duration::from_secs(10), || recorder.steps().len() >= 2),
+        "the call reaches the server"
+    );
+    call.abort();
+    drop(client);
+
+    // The server sees its client's heartbeats stop, and cancels the call.
+    assert!(
+        wait_until(Duration::from_secs(10), || recorder
+            .steps()
+            .contains(&Step::Ended)),
+        "the server gives the call up"
+    );
+    assert_eq!(
+        recorder.steps(),
+        steps(&["watched slow", "routed", "ended"])
+    );
 }
