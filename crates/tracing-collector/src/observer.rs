@@ -179,7 +179,7 @@ pub(crate) struct Open<K> {
     recent: Option<(K, OpenCall)>,
     methods: HashSet<Arc<str>, foldhash::fast::RandomState>,
     /// The key of the next watched call (tables keyed by number).
-    pub(crate) next_key: u64,
+    next_key: u64,
 }
 
 impl<K> Default for Open<K> {
@@ -233,6 +233,13 @@ impl<K: Hash + Eq> Open<K> {
 const SHARED_METHODS: usize = 1024;
 
 impl<K> Open<K> {
+    /// A key no open call of a numbered table has.
+    pub(crate) fn take_key(&mut self) -> u64 {
+        let key = self.next_key;
+        self.next_key += 1;
+        key
+    }
+
     pub(crate) fn method(&mut self, name: &str) -> Arc<str> {
         if let Some(shared) = self.methods.get(name) {
             return Arc::clone(shared);

@@ -113,8 +113,7 @@ impl WatchedCall for Watched {
         };
         let call = pending.into_open(self.state.side, CallPeer::Slot(peer));
         let mut open = self.state.calls.lock();
-        let key = open.next_key;
-        open.next_key += 1;
+        let key = open.take_key();
         match self.state.side {
             // Most calls a server answers on its I/O thread end before the
             // next begins: the table's slot for the latest call keeps them
@@ -147,8 +146,7 @@ impl WatchedCall for Watched {
                 call.reported = true;
                 if !last {
                     let mut open = self.state.calls.lock();
-                    let key = open.next_key;
-                    open.next_key += 1;
+                    let key = open.take_key();
                     open.calls.insert(key, call);
                     self.key = Some(key);
                 }
