@@ -323,10 +323,9 @@ fn read_batch(args: Vec<Value>) -> (Entries, u64) {
                 return (batch, 1);
             };
             let service = process.split_once('@').map_or(process, |(name, _)| name);
-            // Entries are records with the process added, two for a reply
-            // that reports its request too: room for all of them at once,
-            // rather than growing a record at a time.
-            batch.reserve(3 * records.len());
+            // Entries are records with the process added: room for all of
+            // them at once, rather than growing a record at a time.
+            batch.reserve(records.len() + records.len() / 2);
             for record in Records::new(records) {
                 match record {
                     Ok(record) => {
@@ -337,11 +336,6 @@ fn read_batch(args: Vec<Value>) -> (Entries, u64) {
                                 failed: record.failed,
                                 timestamp_us: record.timestamp_us,
                                 exec_us: record.exec_us,
-                            });
-                        }
-                        if let Some(called_us) = record.called_us {
-                            batch.push(record.trace_id, |out| {
-                                record.write_call_entry(process, called_us, out);
                             });
                         }
                         batch.push(record.trace_id, |out| record.write_entry(process, out));

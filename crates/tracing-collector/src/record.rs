@@ -25,17 +25,17 @@
 //! A call answered at once is reported once per side, when its first
 //! reply is sent or received, rather than twice: the reply's record with a
 //! 13th field, the timestamp of the request (µs). It stands for two
-//! reports, and collectors store it as the two entries the separate
-//! records would have made: the request's (kind call, the other direction,
-//! the method as name, no error, no execution time) and the reply's. A
-//! call still unanswered after a moment is reported on its own, so a
-//! trace shows it pending (see `observer.rs`).
+//! reports: the reply's, and the request's its own record would have
+//! made (kind call, the other direction, the method as name, no error,
+//! no execution time), which readers make from it. A call still
+//! unanswered after a moment is reported on its own, so a trace shows it
+//! pending (see `watch.rs`).
 //!
 //! A batch travels as the event `report` with the arguments
 //! `[process, records]`: the reporting process (`name@host`, once per
 //! batch) and the records back to back in one bin. A stored entry (Redis,
-//! memory) is the same array with the process put first: 13 fields, self
-//! contained.
+//! memory) is the same array with the process put first, self contained:
+//! 13 fields, or 14 for a reply that reports its request too.
 
 use rmp::encode;
 
@@ -52,8 +52,11 @@ const RECORD_MARKER: u8 = 0x90 | RECORD_FIELDS as u8;
 /// The msgpack marker of a stored entry's array (a fixarray of 13).
 const ENTRY_MARKER: u8 = 0x90 | (RECORD_FIELDS as u8 + 1);
 /// The msgpack marker of a reply's record that also reports its request
-/// (a fixarray of 13, on the wire only).
+/// (a fixarray of 13, on the wire).
 const ANSWERED_MARKER: u8 = 0x90 | (RECORD_FIELDS as u8 + 1);
+/// The msgpack marker of the stored entry of such a record: the process,
+/// the record's 12 fields and the request's timestamp (a fixarray of 14).
+const ANSWERED_ENTRY_MARKER: u8 = 0x90 | (RECORD_FIELDS as u8 + 2);
 
 /// The other end of an event, as a record keeps it: raw, so that no
 /// report formats it; readers do.
@@ -158,44 +161,23 @@ pub(crate) struct RecordView<'a> {
     pub(crate) exec_us: u64,
     /// When the call's request was made, if the record reports it too.
     pub(crate) called_us: Option<u64>,
-    /// The record's own fields, without its array marker.
+    /// The record's fields, without its array marker: its 12, and the
+    /// request's timestamp if it reports the request too.
     fields: &'a [u8],
-    /// Raw fields the request's entry shares with the reply's: the ids
-    /// (trace, span, parent), the method and the peer.
-    ids: &'a [u8],
-    method_field: &'a [u8],
-    peer_field: &'a [u8],
-    side: Side,
-    direction: Direction,
 }
 
 impl RecordView<'_> {
-    /// Appends the record to `out` as a stored entry of `process`.
+    /// Appends the record to `out` as a stored entry of `process`: the
+    /// record's own fields after the process, so that an entry stands for
+    /// the reports its record stands for (two for a reply that reports its
+    /// request too; readers make both).
     pub(crate) fn write_entry(&self, process: &str, out: &mut Vec<u8>) {
-        out.push(ENTRY_MARKER);
+        out.push(match self.called_us {
+            Some(_) => ANSWERED_ENTRY_MARKER,
+            None => ENTRY_MARKER,
+        });
         let _ = encode::write_str(out, process);
         out.extend_from_slice(self.fields);
-    }
-
-    /// Appends the entry of the request a reply's record also reports (see
-    /// [`RecordView::called_us`]): the one its own record would have made.
-    pub(crate) fn write_call_entry(&self, process: &str, called_us: u64, out: &mut Vec<u8>) {
-        out.push(ENTRY_MARKER);
-        let _ = encode::write_str(out, process);
-        out.extend_from_slice(self.ids);
-        let direction = match self.direction {
-            Direction::Sent => Direction::Received,
-            Direction::Received => Direction::Sent,
-        };
-        let _ = encode::write_pfix(out, Kind::Call.code());
-        let _ = encode::write_pfix(out, self.side.code());
-        let _ = encode::write_pfix(out, direction.code());
-        out.extend_from_slice(self.method_field);
-        out.extend_from_slice(self.method_field);
-        out.push(NIL);
-        out.extend_from_slice(self.peer_field);
-        let _ = encode::write_uint(out, called_us);
-        out.push(NIL);
     }
 }
 
@@ -233,14 +215,15 @@ impl<'a> Iterator for Records<'a> {
     }
 }
 
-/// Reads a stored entry back into a report.
-pub(crate) fn entry_to_report(entry: &[u8]) -> Result<Report> {
+/// Reads a stored entry back into the reports it stands for.
+pub(crate) fn entry_to_reports(entry: &[u8]) -> Result<Vec<Report>> {
     let mut reader = Reader::new(entry);
-    let report = reader.entry()?;
+    let mut reports = Vec::with_capacity(2);
+    reader.entry(&mut reports)?;
     if !reader.rest.is_empty() {
         return Err(malformed("a trace entry has bytes after its end"));
     }
-    Ok(report)
+    Ok(reports)
 }
 
 /// Reads stored entries written back to back.
@@ -248,7 +231,7 @@ pub(crate) fn entries_to_reports(entries: &[u8]) -> Result<Vec<Report>> {
     let mut reader = Reader::new(entries);
     let mut reports = Vec::new();
     while !reader.rest.is_empty() {
-        reports.push(reader.entry()?);
+        reader.entry(&mut reports)?;
     }
     Ok(reports)
 }
@@ -256,7 +239,15 @@ pub(crate) fn entries_to_reports(entries: &[u8]) -> Result<Vec<Report>> {
 /// Whether stored bytes are an entry of this encoding (rather than the
 /// map of an older collector).
 pub(crate) fn is_entry(bytes: &[u8]) -> bool {
-    bytes.first() == Some(&ENTRY_MARKER)
+    matches!(bytes.first(), Some(&(ENTRY_MARKER | ANSWERED_ENTRY_MARKER)))
+}
+
+/// How many reports a stored entry stands for (it starts with its marker).
+pub(crate) fn reports_in(entry: &[u8]) -> usize {
+    match entry.first() {
+        Some(&ANSWERED_ENTRY_MARKER) => 2,
+        _ => 1,
+    }
 }
 
 struct Fields {
@@ -283,13 +274,17 @@ impl<'a> Reader<'a> {
         Reader { rest: bytes }
     }
 
-    fn entry(&mut self) -> Read<Report> {
-        if self.array_len()? != RECORD_FIELDS + 1 {
-            return Err(Bad("a trace entry has the wrong number of fields"));
-        }
+    /// Reads one entry into the reports it stands for: one, or a call's
+    /// request and then the reply that reported it.
+    fn entry(&mut self, reports: &mut Vec<Report>) -> Read<()> {
+        let answered = match self.array_len()? {
+            n if n == RECORD_FIELDS + 1 => false,
+            n if n == RECORD_FIELDS + 2 => true,
+            _ => return Err(Bad("a trace entry has the wrong number of fields")),
+        };
         let process = self.text()?;
         let fields = self.fields()?;
-        Ok(Report {
+        let reply = Report {
             trace_id: fields.trace_id,
             span_id: fields.span_id,
             parent_span_id: fields.parent_span_id,
@@ -303,7 +298,28 @@ impl<'a> Reader<'a> {
             peer: fields.peer,
             timestamp_us: fields.timestamp_us,
             exec_us: fields.exec_us,
-        })
+        };
+        if answered {
+            let called_us = self.uint()?;
+            if reply.kind != Kind::Reply {
+                return Err(Bad("a request stored with a report that is not a reply"));
+            }
+            // What the request's own record would have said.
+            reports.push(Report {
+                kind: Kind::Call,
+                direction: match reply.direction {
+                    Direction::Sent => Direction::Received,
+                    Direction::Received => Direction::Sent,
+                },
+                name: reply.method.clone(),
+                error: None,
+                timestamp_us: called_us,
+                exec_us: None,
+                ..reply.clone()
+            });
+        }
+        reports.push(reply);
+        Ok(())
     }
 
     fn record_view(&mut self) -> Read<RecordView<'a>> {
@@ -316,7 +332,6 @@ impl<'a> Reader<'a> {
         let trace_id = self.trace_id()?;
         self.uint()?;
         self.optional_uint()?;
-        let ids = &start[..start.len() - self.rest.len()];
         let (kind, side, direction) = self.codes()?;
         if answered && kind != Kind::Reply {
             return Err(Bad("a request reported with one that is not a reply"));
@@ -324,20 +339,16 @@ impl<'a> Reader<'a> {
         // Only the method is read as text here: the rest is stored as it
         // came, and read (leniently) when a trace is.
         self.str_bytes()?;
-        let method_start = self.rest;
         let method = self.str()?;
-        let method_field = &method_start[..method_start.len() - self.rest.len()];
         let failed = !self.nil();
         if failed {
             self.str_bytes()?;
         }
-        let peer_start = self.rest;
         self.skip_peer()?;
-        let peer_field = &peer_start[..peer_start.len() - self.rest.len()];
         let timestamp_us = self.uint()?;
         let exec_us = self.optional_uint()?;
-        let fields = &start[..start.len() - self.rest.len()];
         let called_us = if answered { Some(self.uint()?) } else { None };
+        let fields = &start[..start.len() - self.rest.len()];
         Ok(RecordView {
             trace_id,
             ends_call: kind == Kind::Reply
@@ -350,11 +361,6 @@ impl<'a> Reader<'a> {
             exec_us: exec_us.unwrap_or(0),
             called_us,
             fields,
-            ids,
-            method_field,
-            peer_field,
-            side,
-            direction,
         })
     }
 

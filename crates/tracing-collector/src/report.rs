@@ -146,13 +146,29 @@ impl Report {
 
     /// A report from msgpack bytes: the compact array of
     /// [`Report::to_msgpack`], or the map that collectors stored before it.
+    /// A stored entry that stands for two reports (see
+    /// [`Report::from_stored`]) is an error here.
     pub fn from_msgpack(bytes: &[u8]) -> Result<Report> {
+        let mut reports = Report::from_stored(bytes)?;
+        match (reports.pop(), reports.is_empty()) {
+            (Some(report), true) => Ok(report),
+            _ => Err(Error::Malformed(
+                "a trace entry that stands for a call's request and reply is two reports".into(),
+            )),
+        }
+    }
+
+    /// The reports a stored entry stands for (docs/tracing.md describes
+    /// entries): one; or two, a call's request and then the reply whose
+    /// record reported it; or one from the map that collectors stored
+    /// before the compact arrays.
+    pub fn from_stored(bytes: &[u8]) -> Result<Vec<Report>> {
         if record::is_entry(bytes) {
-            return record::entry_to_report(bytes);
+            return record::entry_to_reports(bytes);
         }
         let value = rmpv::decode::read_value(&mut &bytes[..])
             .map_err(|e| Error::Malformed(format!("a trace entry is not msgpack: {e}")))?;
-        Report::from_value(value)
+        Report::from_value(value).map(|report| vec![report])
     }
 
     /// A server's last reply to a call: what the per-minute counters count.

@@ -72,6 +72,8 @@ pub(crate) struct Entries {
     bytes: Vec<u8>,
     /// Each entry's trace and where it is in `bytes`.
     entries: Vec<(TraceId, std::ops::Range<usize>)>,
+    /// The reports the entries stand for (an entry may stand for two).
+    reports: usize,
     /// Few per batch (a batch comes from one process, which serves few
     /// methods), so a list searched in order beats a map keyed by owned
     /// strings that every call end would have to build.
@@ -79,9 +81,9 @@ pub(crate) struct Entries {
 }
 
 impl Entries {
-    /// How many entries.
+    /// How many reports the entries stand for.
     pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+        self.reports
     }
 
     /// Makes room for `bytes` of entries.
@@ -93,6 +95,7 @@ impl Entries {
     pub(crate) fn push(&mut self, trace_id: TraceId, write: impl FnOnce(&mut Vec<u8>)) {
         let start = self.bytes.len();
         write(&mut self.bytes);
+        self.reports += record::reports_in(&self.bytes[start..]);
         self.entries.push((trace_id, start..self.bytes.len()));
     }
 
@@ -207,16 +210,19 @@ impl MemoryStore {
             let stored = self.traces.entry(trace_id).or_insert_with(|| {
                 self.order.push_back(trace_id);
                 // The usual trace is a call between two traced processes:
-                // four entries, the client's longer than a server's by the
+                // an entry from each (each standing for the request and
+                // the reply), the client's longer than a server's by the
                 // endpoint it names.
                 StoredTrace {
-                    bytes: Vec::with_capacity(4 * entry.len() + 128),
+                    bytes: Vec::with_capacity(2 * entry.len() + 64),
                     entries: 0,
                 }
             });
             stored.bytes.extend_from_slice(entry);
-            stored.entries += 1;
-            self.entries += 1;
+            // Counted in reports, as the limit is.
+            let reports = record::reports_in(entry);
+            stored.entries += reports;
+            self.entries += reports;
         }
         while self.entries > self.limit {
             let Some(oldest) = self.order.pop_front() else {
@@ -349,9 +355,11 @@ impl Store {
             Store::Redis(connection) => lrange(&mut connection.clone(), &key).await?,
             Store::Cluster(connection) => lrange(&mut connection.clone(), &key).await?,
         };
-        raw.iter()
-            .map(|bytes| Report::from_msgpack(bytes))
-            .collect()
+        let mut reports = Vec::with_capacity(raw.len() * 2);
+        for bytes in &raw {
+            reports.extend(Report::from_stored(bytes)?);
+        }
+        Ok(reports)
     }
 
     /// The counters of the given minutes.

@@ -99,7 +99,10 @@ fn a_malformed_record_ends_the_batch_with_an_error_not_a_panic() {
     let mut garbage = batch.clone();
     garbage[1] = 0xc1;
     assert!(Records::new(&garbage).next().unwrap().is_err());
-    assert!(entry_to_report(&batch).is_err(), "a record is not an entry");
+    assert!(
+        entry_to_reports(&batch).is_err(),
+        "a record is not an entry"
+    );
 }
 
 #[test]
@@ -162,7 +165,7 @@ fn text_that_is_not_utf8_is_stored_as_it_came_and_read_leniently() {
 }
 
 #[test]
-fn a_reply_reporting_its_request_is_stored_as_the_two_entries_it_stands_for() {
+fn a_reply_reporting_its_request_is_stored_as_one_entry_read_back_as_both_reports() {
     let (root, child) = (span(false), span(true));
     let peers = [
         PeerRef::RoutingId(&[0, 0xf4, 0xb0, 0x1d, 0x2e]),
@@ -200,12 +203,23 @@ fn a_reply_reporting_its_request_is_stored_as_the_two_entries_it_stands_for() {
                 assert_eq!(view.ends_call, side == Side::Server);
                 assert_eq!(view.failed, error.is_some());
 
-                let mut entries = Vec::new();
-                view.write_call_entry("calc@host", request.timestamp_us, &mut entries);
-                assert_eq!(entries, request.to_entry("calc@host"));
                 let mut entry = Vec::new();
                 view.write_entry("calc@host", &mut entry);
-                assert_eq!(entry, reply.to_entry("calc@host"));
+                assert_eq!(reports_in(&entry), 2);
+                let expected = [request, reply]
+                    .map(|r| Report::from_msgpack(&r.to_entry("calc@host")).expect("a report"));
+                assert_eq!(Report::from_stored(&entry).unwrap(), expected);
+                assert!(
+                    Report::from_msgpack(&entry).is_err(),
+                    "two reports are not one"
+                );
+                // Back to back with others, as memory keeps a trace.
+                let mut entries = reply.to_entry("a@h");
+                entries.extend_from_slice(&entry);
+                let reports = entries_to_reports(&entries).unwrap();
+                assert_eq!(reports.len(), 3);
+                assert_eq!(reports[1..], expected);
+                assert!(entries_to_reports(&entries[..entries.len() - 1]).is_err());
             }
         }
     }
@@ -223,4 +237,9 @@ fn only_a_reply_may_report_its_request() {
     request.encode_fields(&mut batch);
     let _ = encode::write_uint(&mut batch, 1);
     assert!(Records::new(&batch).next().unwrap().is_err());
+    // Nor may a stored entry say so of a request.
+    let mut entry = vec![ANSWERED_ENTRY_MARKER];
+    let _ = encode::write_str(&mut entry, "p@h");
+    entry.extend_from_slice(&batch[1..]);
+    assert!(entry_to_reports(&entry).is_err());
 }
