@@ -79,6 +79,80 @@ async fn a_nested_call_tree_reaches_the_in_memory_collector() {
     assert!(text.contains("--- ERR ParseIntError --->"), "{text}");
 }
 
+struct Quick;
+
+#[zerorpc::service]
+impl Quick {
+    /// Answered on the server's I/O thread.
+    #[zerorpc(inline)]
+    pub(crate) fn inline(&self) -> u32 {
+        1
+    }
+
+    /// Answered on the I/O thread: it completes without waiting.
+    #[zerorpc(inline)]
+    pub(crate) async fn inline_async(&self) -> u32 {
+        2
+    }
+
+    /// Served on the blocking pool.
+    pub(crate) fn on_pool(&self) -> u32 {
+        3
+    }
+
+    /// Served by a task.
+    pub(crate) async fn task(&self) -> u32 {
+        4
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_way_a_server_serves_a_call_is_reported_by_both_sides() {
+    let collector = InMemoryCollector::start("tcp://127.0.0.1:*").unwrap();
+    let (server_tracer, client_tracer) = (
+        reporting_to(&collector, "quick"),
+        reporting_to(&collector, "caller"),
+    );
+    let server = start(Server::builder(Quick).traced(&server_tracer));
+    let client = traced_client(&server.endpoint, &client_tracer);
+    let traces = Traces::collector(collector.query_endpoint()).unwrap();
+    for (method, answer) in [
+        ("inline", 1),
+        ("inline_async", 2),
+        ("on_pool", 3),
+        ("task", 4),
+        ("_zerorpc_name", 0),
+    ] {
+        let trace_id = TraceId::random();
+        let call = in_trace(Parent::root_of(trace_id), async {
+            match answer {
+                0 => client.call::<String>(method, ()).await.map(|_| 0),
+                _ => client.call::<u32>(method, ()).await,
+            }
+        });
+        assert_eq!(bounded(call).await.unwrap(), answer, "{method}");
+        // Request sent and received, reply sent and received.
+        let entries = bounded(trace_with(&traces, trace_id, 4)).await;
+        assert_eq!(entries.len(), 4, "{method}: {entries:?}");
+        let trace = Trace::assemble(trace_id, entries);
+        let call = &trace.calls[0];
+        assert_eq!(call.method, method);
+        assert!(call.caller.as_deref().unwrap().starts_with("caller@"));
+        assert!(call.callee.as_deref().unwrap().starts_with("quick@"));
+        assert!(
+            call.exec_us.is_some() && call.lag_us().is_some(),
+            "{method}"
+        );
+        assert!(
+            call.peer
+                .as_deref()
+                .is_some_and(|p| p.starts_with("tcp://")),
+            "{method}: the client names where the call went: {:?}",
+            call.peer
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_items_and_the_end_are_events_of_the_calls_span() {
     let collector = InMemoryCollector::start("tcp://127.0.0.1:*").unwrap();
