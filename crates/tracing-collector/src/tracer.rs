@@ -195,7 +195,9 @@ impl Tracer {
     }
 
     /// A new observer reporting one socket's traced events, if the tracer
-    /// reports anywhere (what [`Traced::traced`] adds).
+    /// reports anywhere (what [`Traced::traced`] adds to pushers,
+    /// publishers, pullers and subscribers; clients and servers get a
+    /// [`call_watcher`](Tracer::call_watcher)).
     pub fn observer(&self) -> Option<Arc<dyn zerorpc::transport::Observer>> {
         let reporter = self.inner.reporter.as_ref()?;
         let observer = TraceObserver::new(reporter.queue.clone());
@@ -293,7 +295,7 @@ pub trait Traced: Sized {
     fn traced(self, tracer: &Tracer) -> Self;
 }
 
-/// Sockets that make calls or emit events take the propagation and the
+/// Sockets that emit events take the propagation and the
 /// observer alike.
 macro_rules! traced_with_propagation {
     ($($generics:ident)? => $builder:ty) => {
