@@ -70,6 +70,9 @@ const MAX_PAYLOAD_BYTES: u64 = 64 << 20;
 
 /// How often `--watch-rss` samples the watched process.
 const RSS_SAMPLE_EVERY: Duration = Duration::from_millis(20);
+/// How long the traced client waits for its reports to be handed on
+/// before it counts them.
+const TRACE_FLUSH: Duration = Duration::from_secs(5);
 
 /// Put load on a zerorpc-load-server and check every answer.
 ///
@@ -319,6 +322,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         report["latency_us"] = summary.to_json();
     }
     if let Some(tracer) = &tracer {
+        // The counters once what was reported has been handed on (or
+        // dropped): read at once, they would count reports still queued
+        // as unsent. After `elapsed`, so the figures do not pay for it.
+        tracer.flush(TRACE_FLUSH);
         report["trace_reports"] = tracer_json(tracer);
     }
     if let Some(rss) = watched_rss {
