@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use zerorpc_transport::PeerSlot;
+use zerorpc_transport::{Peer, PeerSlot};
 use zerorpc_wire::{Event, Header, Value};
 
 tokio::task_local! {
@@ -121,9 +121,9 @@ pub trait CallWatcher: Send + Sync + 'static {
 /// handler was cancelled).
 pub trait WatchedCall: Send {
     /// Where the request went (a client's, handed to its socket; the slot
-    /// tells the peer once the socket sent it) or came from (a server's).
-    /// Not called for a request a client's socket refused at once (too
-    /// large, the client closed).
+    /// tells the peer once the socket sent it) or came from (a server's:
+    /// always called, before any reply). Not called for a request a
+    /// client's socket refused at once (too large, the client closed).
     fn routed(&mut self, peer: PeerSlot);
 
     /// A reply: on a client, received (the first, each `STREAM` item, the
@@ -141,16 +141,15 @@ pub(crate) struct ServerHooks {
 }
 
 impl ServerHooks {
-    /// A watch of the call `request` opens, which came from `peer`.
+    /// A watch of the call `request` opens, which came from `peer` (an
+    /// unknown peer if the socket did not say).
     pub(crate) fn watch(
         &self,
         request: &Event,
         peer: impl FnOnce() -> Option<PeerSlot>,
     ) -> Option<Box<dyn WatchedCall>> {
         let mut watch = self.watcher.as_ref()?.watch(request)?;
-        if let Some(peer) = peer() {
-            watch.routed(peer);
-        }
+        watch.routed(peer().unwrap_or_else(|| PeerSlot::known(Peer::Unknown)));
         Some(watch)
     }
 }

@@ -50,8 +50,6 @@ pub(crate) enum CallPeer {
     Seen(Peer),
     /// As the socket tells it (a client's once it sent the request).
     Slot(PeerSlot),
-    /// Not known.
-    Unknown,
 }
 
 impl CallPeer {
@@ -59,7 +57,6 @@ impl CallPeer {
         match self {
             CallPeer::Seen(peer) => peer_ref(peer),
             CallPeer::Slot(slot) => slot.get().map_or(PeerRef::Unknown, peer_ref),
-            CallPeer::Unknown => PeerRef::Unknown,
         }
     }
 }
@@ -85,7 +82,7 @@ impl OpenCall {
     }
 
     /// The report of `reply`, which passed at `now` in `direction`.
-    pub(crate) fn reply<'a>(
+    fn reply<'a>(
         &'a self,
         reply: &'a Event,
         direction: Direction,
@@ -101,17 +98,6 @@ impl OpenCall {
             method: &self.method,
         };
         record(reply, direction, peer, call, now, exec_us)
-    }
-
-    /// Queues the report of `reply`, the record of one of this call's
-    /// replies: with the request's, in one record, if that is still due.
-    /// The caller marks the request reported.
-    pub(crate) fn queue_reply(&self, queue: &ReportQueue, reply: &Record<'_>) {
-        if self.reported {
-            queue.push(Outgoing::One(reply));
-        } else {
-            queue.push(Outgoing::Answered(reply, self.started_us));
-        }
     }
 }
 
@@ -205,17 +191,61 @@ impl<K: Hash + Eq> Open<K> {
         self.recent = Some((key, call));
     }
 
-    pub(crate) fn get_mut(&mut self, key: &K) -> Option<&mut OpenCall> {
+    fn get_mut(&mut self, key: &K) -> Option<&mut OpenCall> {
         match &mut self.recent {
             Some((recent, call)) if recent == key => Some(call),
             _ => self.calls.get_mut(key),
         }
     }
 
+    /// Reports `reply`, which passed in `direction`, as part of the call
+    /// `key` (with the call's request, in one record, if that is still
+    /// due), and takes the call out if it was the last. `peer` is the
+    /// reply's other end; `None`, the call's.
+    pub(crate) fn report_reply(
+        &mut self,
+        key: &K,
+        reply: &Event,
+        direction: Direction,
+        peer: Option<PeerRef<'_>>,
+        queue: &ReportQueue,
+    ) {
+        let now = now_us();
+        // The last reply takes the call out: one lookup, not two.
+        let mut ended: Option<OpenCall>;
+        let call = if ends_call(reply) {
+            ended = self.remove(key);
+            ended.as_mut()
+        } else {
+            self.get_mut(key)
+        };
+        let Some(call) = call else {
+            return;
+        };
+        let record = call.reply(reply, direction, peer.unwrap_or(call.peer.as_ref()), now);
+        if call.reported {
+            queue.push(Outgoing::One(&record));
+        } else {
+            queue.push(Outgoing::Answered(&record, call.started_us));
+        }
+        call.reported = true;
+    }
+
+    /// Takes out the call `key`, which ended without its last reply (timed
+    /// out, lost, given up), reporting its request if that is still due:
+    /// its trace shows it pending.
+    pub(crate) fn end(&mut self, key: &K, queue: &ReportQueue) {
+        if let Some(call) = self.remove(key)
+            && !call.reported
+        {
+            queue.push(Outgoing::One(&call.request()));
+        }
+    }
+
     /// Takes the call `key` out. A channel id opened again while its first
     /// call was still open (a peer reusing ids) leaves nothing behind:
     /// the earlier call is forgotten, as a map insert would replace it.
-    pub(crate) fn remove(&mut self, key: &K) -> Option<OpenCall> {
+    fn remove(&mut self, key: &K) -> Option<OpenCall> {
         let recent = match &self.recent {
             Some((recent, _)) if recent == key => self.recent.take().map(|(_, call)| call),
             _ => None,
@@ -343,42 +373,14 @@ impl TraceObserver {
     }
 
     fn replied(&self, info: &EventInfo) {
-        let Some(channel) = &info.channel else {
-            return;
-        };
-        let last = ends_call(&info.event);
-        let now = now_us();
-        let mut open = self.calls.lock();
-        // The last reply takes the call out: one lookup, not two.
-        let mut ended: Option<OpenCall>;
-        let call = if last {
-            ended = open.remove(channel);
-            ended.as_mut()
-        } else {
-            open.get_mut(channel)
-        };
-        let Some(call) = call else {
-            return;
-        };
-        let reply = call.reply(
-            &info.event,
-            direction(info.direction),
-            peer_ref(&info.peer),
-            now,
-        );
-        call.queue_reply(&self.queue, &reply);
-        call.reported = true;
-    }
-
-    /// Forgets a call that ended without its last reply (timed out, lost,
-    /// the caller gone), reporting its request if that is still due: its
-    /// trace shows it pending.
-    fn ended(&self, channel: &MessageId) {
-        let mut open = self.calls.lock();
-        if let Some(call) = open.remove(channel)
-            && !call.reported
-        {
-            self.queue.push(Outgoing::One(&call.request()));
+        if let Some(channel) = &info.channel {
+            self.calls.lock().report_reply(
+                channel,
+                &info.event,
+                direction(info.direction),
+                Some(peer_ref(&info.peer)),
+                &self.queue,
+            );
         }
     }
 }
@@ -417,7 +419,7 @@ impl Observer for TraceObserver {
 
     fn on_channel(&self, change: &ChannelChange) {
         if let (ChangeKind::Closed(..), Some(channel)) = (&change.change, &change.channel) {
-            self.ended(channel);
+            self.calls.lock().end(channel, &self.queue);
         }
     }
 }

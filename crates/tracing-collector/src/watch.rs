@@ -19,9 +19,8 @@ use zerorpc::{CallWatcher, WatchedCall};
 use crate::context::SpanContext;
 use crate::observer::{CallPeer, CallTable, OpenCall, ends_call};
 use crate::propagation::take_written;
-use crate::record::PeerRef;
 use crate::report::{Direction, Side, now_us};
-use crate::tracer::{Outgoing, ReportQueue};
+use crate::tracer::ReportQueue;
 
 /// Reports the traced calls of one client or server; its open calls are
 /// numbered.
@@ -128,67 +127,34 @@ impl WatchedCall for Watched {
     }
 
     fn replied(&mut self, reply: &Event) {
-        let last = ends_call(reply);
-        let now = now_us();
+        // Not routed: a client's request never sent.
+        let Some(key) = self.key else {
+            return;
+        };
+        if ends_call(reply) {
+            self.key = None;
+        }
         let direction = match self.state.side {
             Side::Client => Direction::Received,
             Side::Server | Side::Relay => Direction::Sent,
         };
-        let queue = &self.state.queue;
-        let Some(key) = self.key else {
-            // Never routed: a server's call whose peer is unknown. Its
-            // first reply reports its request too; a call that goes on
-            // (a stream) is kept open from then on.
-            if let Some(pending) = self.call.take() {
-                let mut call = pending.into_open(self.state.side, CallPeer::Unknown);
-                let record = call.reply(reply, direction, PeerRef::Unknown, now);
-                call.queue_reply(queue, &record);
-                call.reported = true;
-                if !last {
-                    let mut open = self.state.calls.lock();
-                    let key = open.take_key();
-                    open.calls.insert(key, call);
-                    self.key = Some(key);
-                }
-            }
-            return;
-        };
-        let mut open = self.state.calls.lock();
-        let mut ended: Option<OpenCall>;
-        let call = if last {
-            self.key = None;
-            ended = open.remove(&key);
-            ended.as_mut()
-        } else {
-            open.get_mut(&key)
-        };
-        let Some(call) = call else {
-            return;
-        };
-        let record = call.reply(reply, direction, call.peer.as_ref(), now);
-        call.queue_reply(queue, &record);
-        call.reported = true;
+        let state = &self.state;
+        state
+            .calls
+            .lock()
+            .report_reply(&key, reply, direction, None, &state.queue);
     }
 }
 
 impl Drop for Watched {
     /// A call ended without its last reply (timed out, lost, given up,
     /// cancelled): its request is reported if that is still due, so its
-    /// trace shows it pending. A client's request never routed was never
-    /// sent: nothing to report.
+    /// trace shows it pending. A request never routed was never sent:
+    /// nothing to report.
     fn drop(&mut self) {
-        let call = match self.key {
-            Some(key) => self.state.calls.lock().remove(&key),
-            None if self.state.side == Side::Client => None,
-            None => self
-                .call
-                .take()
-                .map(|pending| pending.into_open(self.state.side, CallPeer::Unknown)),
-        };
-        if let Some(call) = call
-            && !call.reported
-        {
-            self.state.queue.push(Outgoing::One(&call.request()));
+        if let Some(key) = self.key {
+            let state = &self.state;
+            state.calls.lock().end(&key, &state.queue);
         }
     }
 }

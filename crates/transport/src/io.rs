@@ -633,12 +633,12 @@ impl IoThread {
                     socket,
                     first,
                 }) => {
-                    if self.config.channel_peers {
-                        handle.set_peer(self.peer_of_channel(socket, &id));
-                    }
-                    if self.observing() {
+                    if self.wants_peers() {
                         let peer = self.peer_of(socket, Some(&id));
                         self.observe_change(|| ChangeKind::Accepted, Some(&id), socket, &peer);
+                        if self.config.channel_peers {
+                            handle.set_peer(peer);
+                        }
                     }
                     match first {
                         Some(request) => {
@@ -868,22 +868,19 @@ impl IoThread {
         }
     }
 
-    /// The peer of a channel on `socket` with this envelope, kept with its
-    /// handle for the observers: not worked out when there are none.
-    fn peer(&self, socket: SocketId, envelope: &[Vec<u8>]) -> Peer {
-        match self.sockets.get(&socket) {
-            Some(s) if self.observing() => s.peer(envelope),
-            _ => Peer::Unknown,
-        }
+    /// Whether anyone wants to know peers: observers, or callers that
+    /// keep them on channels ([`SocketConfig::channel_peers`]).
+    fn wants_peers(&self) -> bool {
+        self.observing() || self.config.channel_peers
     }
 
-    /// The peer of channel `id` on `socket`, whether or not anyone
-    /// observes: for sockets that keep peers on their channels.
-    fn peer_of_channel(&self, socket: SocketId, id: &MessageId) -> Peer {
-        let envelope = self
-            .machine
-            .route(id)
-            .map_or(&[][..], |route| route.envelope);
+    /// The peer of a channel on `socket` with this envelope, for the
+    /// observers and the channels that keep it: not worked out when
+    /// nobody wants it.
+    fn peer(&self, socket: SocketId, envelope: &[Vec<u8>]) -> Peer {
+        if !self.wants_peers() {
+            return Peer::Unknown;
+        }
         self.sockets
             .get(&socket)
             .map_or(Peer::Unknown, |s| s.peer(envelope))
@@ -1413,8 +1410,8 @@ impl IoThread {
                 return;
             }
         };
-        if let (Some(shared), Some(s)) = (keeps_peer, self.sockets.get(&socket)) {
-            shared.set_peer(s.peer(&[]));
+        if let Some(shared) = keeps_peer {
+            shared.set_peer(self.peer(socket, &[]));
         }
         // Closes a channel the id ended.
         self.run_actions();
@@ -1482,7 +1479,13 @@ impl IoThread {
             return;
         }
         let observing = self.observing();
-        let peer = self.peer(socket, frames);
+        // For the observers only: channels that keep their peer get it
+        // where they are opened or accepted.
+        let peer = if observing {
+            self.peer(socket, frames)
+        } else {
+            Peer::Unknown
+        };
         let event = match Event::decode(payload) {
             Ok(event) => event,
             Err(e) => {
@@ -1590,22 +1593,18 @@ impl IoThread {
             return Some(event);
         }
         // The routing ids, without the delimiter.
-        let peer = self
+        let peer = self.peer(socket, &frames[..frames.len() - 1]);
+        let offered = self
             .config
             .channel_peers
-            .then(|| self.sockets.get(&socket))
-            .flatten()
-            .map(|s| PeerSlot::known(s.peer(&frames[..frames.len() - 1])));
-        let Some(reply) = self.respond(&mut event, peer) else {
+            .then(|| PeerSlot::known(peer.clone()));
+        let Some(reply) = self.respond(&mut event, offered) else {
             return Some(event);
         };
         // Not the delimiter: `Head::channel` adds it.
         frames.pop();
         let id = event.header.message_id;
-        if self.observing() {
-            let peer = self.peer(socket, frames);
-            self.observe_change(|| ChangeKind::Accepted, Some(&id), socket, &peer);
-        }
+        self.observe_change(|| ChangeKind::Accepted, Some(&id), socket, &peer);
         self.answer(socket, frames, id, reply);
         None
     }
