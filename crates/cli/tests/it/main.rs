@@ -138,11 +138,13 @@ pub(crate) struct OurServer {
 
 impl OurServer {
     pub(crate) fn start() -> OurServer {
-        let endpoint = free_tcp_endpoint();
+        // The port is chosen where it is bound: one picked free beforehand
+        // may be taken by another test's process before the bind.
         let server = Server::builder(Demo)
-            .bind(&endpoint)
+            .bind("tcp://127.0.0.1:*")
             .build()
             .expect("starting our server");
+        let endpoint = server.endpoints()[0].clone();
         let shutdown = server.shutdown_handle();
         let thread = thread::spawn(move || {
             let _ = server.run();
