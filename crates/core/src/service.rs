@@ -11,12 +11,15 @@ use zerorpc_wire::Value;
 
 use crate::RemoteError;
 
-/// How many items a method's stream may make ahead of what the server has
-/// sent: produced items are handed over in batches, which costs far fewer
-/// thread wake-ups than one at a time. Beyond it, the producer waits; the
-/// client's credit (`_zpc_more`) and the server's send queue toward that
-/// client pace what is sent. Items over 4 KiB encoded wait until those
-/// before them were taken, so one large item at most is made ahead.
+/// How many items a sync method's iterator may make ahead of what the
+/// server has sent: it runs on the blocking pool, and its items are handed
+/// over in batches, which costs far fewer thread wake-ups than one at a
+/// time. Beyond it, the iterator waits; the client's credit (`_zpc_more`)
+/// and the server's send queue toward that client pace what is sent. Items
+/// over 4 KiB encoded wait until those before them were taken, so one
+/// large item at most is made ahead. An async method's stream (or
+/// iterator) is not made ahead: the server polls it for each item it
+/// sends.
 pub const STREAM_READ_AHEAD: usize = 64;
 
 /// What a method answers: one value, or a stream of values.

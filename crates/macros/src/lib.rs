@@ -682,53 +682,66 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
             // them on its I/O thread or on the blocking pool.
             quote! { let __r = #call; #convert }
         }
-        Some(kind) => {
-            let blocking = kind == StreamKind::Iter && !is_async;
+        Some(kind) if kind == StreamKind::Iter && !is_async => {
+            // A sync method's iterator may block: it runs on the blocking
+            // pool and hands its items over through a sink.
             let sent = as_sent(quote!(v), item_ok_ty);
-            let (send_item, send_error, send_item_error) = if blocking {
-                (
-                    quote!(__sink.item_blocking(#sent)),
-                    quote!(__sink.error_blocking(#convert_error)),
-                    quote!(__sink.error_blocking(#convert_item_error)),
-                )
-            } else {
-                (
-                    quote!(__sink.item(#sent).await),
-                    quote!(__sink.error(#convert_error).await),
-                    quote!(__sink.error(#convert_item_error).await),
-                )
-            };
             let item = if item_fallible {
                 quote! {
                     match __item {
-                        ::std::result::Result::Ok(v) => { if !#send_item { break; } }
-                        ::std::result::Result::Err(e) => { #send_item_error; break; }
+                        ::std::result::Result::Ok(v) => { if !__sink.item_blocking(#sent) { break; } }
+                        ::std::result::Result::Err(e) => { __sink.error_blocking(#convert_item_error); break; }
                     }
                 }
             } else {
-                quote! { let v = __item; if !#send_item { break; } }
+                quote! { let v = __item; if !__sink.item_blocking(#sent) { break; } }
             };
             let unwrap = if fallible {
                 quote! {
                     let __r = match __r {
                         ::std::result::Result::Ok(v) => v,
-                        ::std::result::Result::Err(e) => { #send_error; return; }
+                        ::std::result::Result::Err(e) => { __sink.error_blocking(#convert_error); return; }
                     };
                 }
             } else {
                 TokenStream2::new()
             };
-            let each = match kind {
-                StreamKind::Iter => quote! { for __item in __r { #item } },
-                StreamKind::Stream => quote! {
-                    let mut __r = ::std::pin::pin!(__r);
-                    while let ::std::option::Option::Some(__item) = ::zerorpc::__private::futures::StreamExt::next(&mut __r).await { #item }
-                },
-            };
-            if blocking {
-                quote! { ::zerorpc::__private::iter_stream(#name, move |__sink| { let __r = #call; #unwrap #each }) }
+            quote! { ::zerorpc::__private::iter_stream(#name, move |__sink| { let __r = #call; #unwrap for __item in __r { #item } }) }
+        }
+        Some(kind) => {
+            // A stream, or an async method's iterator: the reply loop
+            // polls it for each item it sends.
+            let sent = as_sent(quote!(v), item_ok_ty);
+            let each = if item_fallible {
+                quote! {
+                    |__item| match __item {
+                        ::std::result::Result::Ok(v) => #sent,
+                        ::std::result::Result::Err(e) => ::std::result::Result::Err(#convert_item_error),
+                    }
+                }
             } else {
-                quote! { ::zerorpc::__private::async_stream(#name, move |__sink| async move { let __r = #call; #unwrap #each }) }
+                quote! { |v| #sent }
+            };
+            let unwrap = if fallible {
+                quote! {
+                    let __r = match __r {
+                        ::std::result::Result::Ok(v) => v,
+                        ::std::result::Result::Err(e) => return ::std::result::Result::Err(#convert_error),
+                    };
+                }
+            } else {
+                TokenStream2::new()
+            };
+            let items = match kind {
+                StreamKind::Iter => quote!(::zerorpc::__private::futures::stream::iter(__r)),
+                StreamKind::Stream => quote!(__r),
+            };
+            quote! {
+                ::zerorpc::__private::async_stream(async move {
+                    let __r = #call;
+                    #unwrap
+                    ::std::result::Result::Ok(::zerorpc::__private::futures::StreamExt::map(#items, #each))
+                })
             }
         }
     };

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
 use zerorpc_wire::{Event, MessageId, estimated_size, names};
 
@@ -351,6 +351,15 @@ impl Channel {
     /// [`ErrorKind::Closed`](crate::ErrorKind::Closed) when the socket closes.
     /// Events already received are delivered before any such error.
     pub async fn recv(&mut self) -> Result<Event, Error> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Polls for the next event of the channel: [`recv`](Self::recv) for
+    /// a hand-written `Future` or `Stream`, which spares moving a future's
+    /// state for every event.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Event, Error>> {
+        // Granted once per event read: after a grant, `reserved` is the
+        // target, so polling again while waiting grants nothing more.
         let target = self.window.target();
         if self.window.read_once && self.window.reserved < self.window.tops_up_below(target) {
             let grant = target - self.window.reserved;
@@ -360,20 +369,24 @@ impl Channel {
                 credit: grant,
             });
         }
-        let event = poll_fn(|cx| {
+        let polled = {
             let mut state = self.shared.lock();
             if let Some(event) = state.inbox.pop_front() {
-                return Poll::Ready(Ok(event));
+                Ok(event)
+            } else if let Some(err) = &state.closed {
+                Err(err.clone())
+            } else {
+                if !state
+                    .recv_waker
+                    .as_ref()
+                    .is_some_and(|waker| waker.will_wake(cx.waker()))
+                {
+                    state.recv_waker = Some(cx.waker().clone());
+                }
+                return Poll::Pending;
             }
-            if let Some(err) = &state.closed {
-                return Poll::Ready(Err(err.clone()));
-            }
-            state.recv_waker = Some(cx.waker().clone());
-            Poll::Pending
-        })
-        .await?;
-        self.window.note_read(&event);
-        Ok(event)
+        };
+        Poll::Ready(polled.inspect(|event| self.window.note_read(event)))
     }
 
     /// Takes an event already received, without waiting.

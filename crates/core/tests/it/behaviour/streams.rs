@@ -55,6 +55,30 @@ impl Numbers {
         }
     }
 
+    /// Counts up to n with an async stream, for non-negative n only.
+    pub(crate) async fn checked_ticks(
+        &self,
+        n: i64,
+    ) -> Result<impl Stream<Item = i64> + use<>, String> {
+        tokio::task::yield_now().await;
+        if n < 0 {
+            return Err(format!("cannot tick to {n}"));
+        }
+        Ok(futures::stream::iter(0..n))
+    }
+
+    /// Counts down from n with an iterator made by an async method.
+    pub(crate) async fn countdown(&self, n: u32) -> impl Iterator<Item = u32> + use<> {
+        tokio::task::yield_now().await;
+        (0..n).rev()
+    }
+
+    /// Makes a stream of n items, panicking before making it when n is 0.
+    pub(crate) async fn picky(&self, n: u32) -> impl Stream<Item = u32> + use<> {
+        assert!(n > 0, "no stream of {n} items");
+        futures::stream::iter(0..n)
+    }
+
     /// Counts up to n, failing at `fail_at`.
     pub(crate) async fn flaky(
         &self,
@@ -188,21 +212,60 @@ async fn async_stream_method_streams_its_items() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn result_of_iterator_fails_before_streaming_or_streams() {
+async fn a_method_fails_before_streaming_or_streams() {
     let (_server, client, _) = numbers();
     bounded(async {
-        assert_eq!(
-            client.call::<Vec<i64>>("checked", (2,)).await.unwrap(),
-            [0, 1]
-        );
+        // A sync method's iterator, an async method's stream.
+        for (method, refusal) in [
+            ("checked", "cannot count to -1"),
+            ("checked_ticks", "cannot tick to -1"),
+        ] {
+            assert_eq!(
+                client.call::<Vec<i64>>(method, (2,)).await.unwrap(),
+                [0, 1],
+                "{method}"
+            );
+            let error = client
+                .stream::<i64>(method, (-1,))
+                .await
+                .expect_err("no stream for a negative count");
+            assert_eq!(
+                error.remote().map(|e| e.message()),
+                Some(refusal),
+                "{method}"
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_async_methods_iterator_is_streamed() {
+    let (_server, client, _) = numbers();
+    bounded(async {
+        let items = collect(client.stream::<u32>("countdown", (3,)).await.unwrap()).await;
+        let items: Vec<u32> = items.into_iter().map(Result::unwrap).collect();
+        assert_eq!(items, [2, 1, 0]);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panic_before_an_async_stream_is_made_is_its_error() {
+    let (_server, client, _) = numbers();
+    bounded(async {
         let error = client
-            .stream::<i64>("checked", (-1,))
+            .stream::<u32>("picky", (0,))
             .await
-            .expect_err("no stream for a negative count");
-        assert_eq!(
-            error.remote().map(|e| e.message()),
-            Some("cannot count to -1")
+            .expect_err("the panic's error, in place of the stream");
+        let remote = error.remote().expect("a remote error");
+        assert!(
+            remote.message().contains("no stream of 0 items"),
+            "{remote:?}"
         );
+        // The server goes on serving.
+        let items = collect(client.stream::<u32>("picky", (2,)).await.unwrap()).await;
+        assert_eq!(items.len(), 2, "{items:?}");
     })
     .await;
 }
