@@ -400,8 +400,9 @@ impl Channel {
     ///
     /// The event's header gets `response_to` set to the channel id; its
     /// `message_id` and extra keys are kept.
-    pub async fn send(&mut self, event: Event) -> Result<(), Error> {
-        let event = self.ready(event).await?;
+    pub async fn send(&mut self, mut event: Event) -> Result<(), Error> {
+        poll_fn(|cx| self.poll_credit(cx)).await?;
+        self.address(&mut event);
         self.socket
             .send_on_channel(&self.id, event, self.streaming, false);
         Ok(())
@@ -412,29 +413,33 @@ impl Channel {
     /// [`send`](Self::send) then dropping the channel do, in one command
     /// to the I/O thread, which a task replying from another thread then
     /// wakes once rather than twice.
-    pub async fn send_last(mut self, event: Event) -> Result<(), Error> {
-        let event = self.ready(event).await?;
+    pub async fn send_last(mut self, mut event: Event) -> Result<(), Error> {
+        poll_fn(|cx| self.poll_credit(cx)).await?;
+        self.address(&mut event);
         self.socket
             .send_on_channel(&self.id, event, self.streaming, true);
         self.ended = true;
         Ok(())
     }
 
-    /// Waits for credit to send `event`, and addresses it to the channel.
-    async fn ready(&mut self, mut event: Event) -> Result<Event, Error> {
-        poll_fn(|cx| {
-            let mut state = self.shared.lock();
-            if let Some(err) = &state.closed {
-                return Poll::Ready(Err(err.clone()));
-            }
-            if state.send_credit > 0 && !state.held {
-                state.send_credit -= 1;
-                return Poll::Ready(Ok(()));
-            }
-            state.send_waker = Some(cx.waker().clone());
-            Poll::Pending
-        })
-        .await?;
+    /// Takes credit for one event, once the peer has granted it. The event
+    /// waits outside: a future holding it would move it at every step
+    /// (six copies of an event per stream item).
+    fn poll_credit(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let mut state = self.shared.lock();
+        if let Some(err) = &state.closed {
+            return Poll::Ready(Err(err.clone()));
+        }
+        if state.send_credit > 0 && !state.held {
+            state.send_credit -= 1;
+            return Poll::Ready(Ok(()));
+        }
+        state.send_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Addresses `event` to the channel.
+    fn address(&mut self, event: &mut Event) {
         event.header.response_to = Some(self.id.clone());
         if !self.streaming && event.name == names::STREAM {
             self.streaming = true;
@@ -444,7 +449,6 @@ impl Channel {
                 event.header.insert(LOSSLESS_KEY, true.into());
             }
         }
-        Ok(event)
     }
 
     /// Resolves when the channel is closed: by the peer's loss, a timeout,
