@@ -1,5 +1,6 @@
 //! The RPC client, async and blocking.
 
+use std::any::Any;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -504,6 +505,25 @@ impl ReplyStream<Value> {
     /// Items converted to `T`; one that does not convert is an error
     /// naming `method`.
     fn typed<T: DeserializeOwned + Send + 'static>(self, method: &str) -> ReplyStream<T> {
+        // Items asked for as they came need no conversion: a `Value` went
+        // through serde and came out rebuilt, some 170 instructions per
+        // item of a stream of 64-byte items.
+        let mut slot = Some(self);
+        let same = (&mut slot as &mut dyn Any)
+            .downcast_mut::<Option<ReplyStream<T>>>()
+            .and_then(Option::take);
+        match (same, slot) {
+            (Some(same), _) => same,
+            (None, Some(values)) => values.converted(method),
+            // The slot is emptied only when its stream was taken as is.
+            (None, None) => ReplyStream {
+                inner: futures::stream::empty().boxed(),
+            },
+        }
+    }
+
+    /// Items converted to `T` by serde.
+    fn converted<T: DeserializeOwned + Send + 'static>(self, method: &str) -> ReplyStream<T> {
         let context = format!("item of the stream of {method}");
         ReplyStream {
             inner: self
@@ -560,29 +580,26 @@ impl Stream for ChannelItems {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        let event = match this.pending.take() {
-            Some(event) => event,
-            None => {
-                let Some(channel) = &mut this.channel else {
-                    return Poll::Ready(None);
-                };
-                match std::task::ready!(channel.poll_recv(cx)) {
-                    Ok(event) => {
-                        if let Some(watch) = &mut this.watch {
-                            watch.replied(&event);
-                        }
-                        event
-                    }
-                    Err(e) => {
-                        // The call ended without its last reply.
-                        this.end();
-                        let error = Error::transport(e, Some(&this.method));
-                        return Poll::Ready(Some(Err(error)));
-                    }
-                }
-            }
+        if let Some(first) = this.pending.take() {
+            return Poll::Ready(this.item(first));
+        }
+        let Some(channel) = &mut this.channel else {
+            return Poll::Ready(None);
         };
-        Poll::Ready(this.item(event))
+        match std::task::ready!(channel.poll_recv(cx)) {
+            Ok(event) => {
+                if let Some(watch) = &mut this.watch {
+                    watch.replied(&event);
+                }
+                Poll::Ready(this.item(event))
+            }
+            Err(e) => {
+                // The call ended without its last reply.
+                this.end();
+                let error = Error::transport(e, Some(&this.method));
+                Poll::Ready(Some(Err(error)))
+            }
+        }
     }
 }
 

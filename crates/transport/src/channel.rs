@@ -369,24 +369,23 @@ impl Channel {
                 credit: grant,
             });
         }
-        let polled = {
-            let mut state = self.shared.lock();
-            if let Some(event) = state.inbox.pop_front() {
-                Ok(event)
-            } else if let Some(err) = &state.closed {
-                Err(err.clone())
-            } else {
-                if !state
-                    .recv_waker
-                    .as_ref()
-                    .is_some_and(|waker| waker.will_wake(cx.waker()))
-                {
-                    state.recv_waker = Some(cx.waker().clone());
-                }
-                return Poll::Pending;
-            }
-        };
-        Poll::Ready(polled.inspect(|event| self.window.note_read(event)))
+        let mut state = self.shared.lock();
+        if let Some(event) = state.inbox.pop_front() {
+            drop(state);
+            self.window.note_read(&event);
+            return Poll::Ready(Ok(event));
+        }
+        if let Some(err) = &state.closed {
+            return Poll::Ready(Err(err.clone()));
+        }
+        if !state
+            .recv_waker
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(cx.waker()))
+        {
+            state.recv_waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
     }
 
     /// Takes an event already received, without waiting.

@@ -32,6 +32,11 @@ impl Numbers {
         std::iter::repeat_n(value, n as usize)
     }
 
+    /// Streams 1/2, 1/4... (`n` items) as 32-bit floats.
+    pub(crate) fn halves(&self, n: i32) -> impl Iterator<Item = zerorpc::Value> + use<> {
+        (1..=n).map(|i| zerorpc::Value::F32(0.5_f32.powi(i)))
+    }
+
     /// Streams `n` chunks of `size` bytes, each byte its chunk's number,
     /// with an async stream.
     pub(crate) fn chunks(&self, n: u8, size: usize) -> impl Stream<Item = Vec<u8>> + use<> {
@@ -185,6 +190,14 @@ async fn value_and_byte_items_travel_exactly_as_made() {
             .map(Result::unwrap)
             .collect();
         assert_eq!(items, vec![value.clone(); 3]);
+        // Items asked for as `Value`s come as they were made.
+        let typed = client.stream::<Value>("halves", (2,)).await;
+        let items: Vec<Value> = collect(typed.unwrap())
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(items, [Value::F32(0.5), Value::F32(0.25)]);
 
         let chunks: Vec<Value> = collect(client.stream("chunks", (3, 5)).await.unwrap())
             .await
