@@ -55,8 +55,12 @@ impl CallContext {
     }
 
     /// Runs a future with this context as the current one.
-    pub async fn scope<F: Future>(self, future: F) -> F::Output {
-        CURRENT.scope(self, future).await
+    ///
+    /// Not an `async fn`: one would hold `future` beside the scope that
+    /// holds it too, twice its size (a served call's future went from
+    /// 2.6 to 1.6 KB without it).
+    pub fn scope<F: Future>(self, future: F) -> impl Future<Output = F::Output> {
+        CURRENT.scope(self, future)
     }
 
     /// Runs a closure with this context as the current one (for blocking

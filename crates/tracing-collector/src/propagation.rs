@@ -83,8 +83,9 @@ impl Parent {
 /// .await;
 /// # });
 /// ```
-pub async fn in_trace<F: Future>(parent: Parent, future: F) -> F::Output {
-    SCOPE.scope(parent, future).await
+pub fn in_trace<F: Future>(parent: Parent, future: F) -> impl Future<Output = F::Output> {
+    // Not an `async fn`, which would hold `future` twice.
+    SCOPE.scope(parent, future)
 }
 
 /// The parent set by [`in_trace`] for the current task, if any.
