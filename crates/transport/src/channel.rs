@@ -378,13 +378,7 @@ impl Channel {
         if let Some(err) = &state.closed {
             return Poll::Ready(Err(err.clone()));
         }
-        if !state
-            .recv_waker
-            .as_ref()
-            .is_some_and(|waker| waker.will_wake(cx.waker()))
-        {
-            state.recv_waker = Some(cx.waker().clone());
-        }
+        state.recv_waker = Some(cx.waker().clone());
         Poll::Pending
     }
 
