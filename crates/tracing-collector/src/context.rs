@@ -239,6 +239,7 @@ impl SpanContext {
 
     /// Writes this context's keys into a header.
     pub fn write(&self, header: &mut Header) {
+        header.extra.reserve(3);
         header.insert(TRACE_ID_KEY, Value::from(self.trace_id.to_text()));
         // Span ids go as integers: unlike text, they cost no allocation
         // to write, copy onto replies or read back.

@@ -192,6 +192,7 @@ impl zerorpc::Propagation for TracePropagation {
                 .get(SPAN_ID_KEY)
                 .filter(|v| v.is_u64() || v.is_str()),
         ) {
+            reply.extra.reserve(2);
             reply.insert(TRACE_ID_KEY, trace_id.clone());
             reply.insert(SPAN_ID_KEY, span_id.clone());
         } else if let Some(span) = SpanContext::from_header(request) {

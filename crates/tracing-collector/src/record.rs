@@ -37,8 +37,6 @@
 //! memory) is the same array with the process put first, self contained:
 //! 13 fields, or 14 for a reply that reports its request too.
 
-use rmp::encode;
-
 use crate::context::{SpanContext, SpanId, TraceId};
 use crate::error::{Error, Result};
 use crate::report::{Direction, Kind, Report, Side};
@@ -98,54 +96,118 @@ impl Record<'_> {
         debug_assert_eq!(self.kind, Kind::Reply);
         out.push(ANSWERED_MARKER);
         self.encode_fields(out);
-        let _ = encode::write_uint(out, called_us);
+        pack::uint(out, called_us);
     }
 
     fn encode_fields(&self, out: &mut Vec<u8>) {
-        // Writing into a Vec cannot fail: the results carry no error.
-        let _ = encode::write_bin(out, &self.span.trace_id.to_bytes());
-        let _ = encode::write_uint(out, self.span.span_id.get());
-        write_optional_uint(out, self.span.parent_span_id.map(SpanId::get));
-        let _ = encode::write_pfix(out, self.kind.code());
-        let _ = encode::write_pfix(out, self.side.code());
-        let _ = encode::write_pfix(out, self.direction.code());
-        let _ = encode::write_str(out, self.name);
-        let _ = encode::write_str(out, self.method);
+        // Every traced call writes two records: one reservation, and
+        // writers that cannot fail (rmp's go through `io::Write` and its
+        // error for every byte).
+        let error_len = self.error.map_or(0, str::len);
+        let peer_len = match self.peer {
+            PeerRef::RoutingId(id) => id.len(),
+            PeerRef::Endpoint(endpoint) => endpoint.len(),
+            PeerRef::Unknown => 0,
+        };
+        out.reserve(
+            FIXED_RECORD_BYTES + self.name.len() + self.method.len() + error_len + peer_len,
+        );
+        pack::bin(out, &self.span.trace_id.to_bytes());
+        pack::uint(out, self.span.span_id.get());
+        pack::optional_uint(out, self.span.parent_span_id.map(SpanId::get));
+        out.extend_from_slice(&[self.kind.code(), self.side.code(), self.direction.code()]);
+        pack::str(out, self.name);
+        pack::str(out, self.method);
         match self.error {
-            Some(error) => {
-                let _ = encode::write_str(out, error);
-            }
+            Some(error) => pack::str(out, error),
             None => out.push(NIL),
         }
         match self.peer {
-            PeerRef::RoutingId(id) => {
-                let _ = encode::write_bin(out, id);
-            }
-            PeerRef::Endpoint(endpoint) => {
-                let _ = encode::write_str(out, endpoint);
-            }
+            PeerRef::RoutingId(id) => pack::bin(out, id),
+            PeerRef::Endpoint(endpoint) => pack::str(out, endpoint),
             PeerRef::Unknown => out.push(NIL),
         }
-        let _ = encode::write_uint(out, self.timestamp_us);
-        write_optional_uint(out, self.exec_us);
+        pack::uint(out, self.timestamp_us);
+        pack::optional_uint(out, self.exec_us);
     }
 
     /// The record as a stored entry of `process`.
     pub(crate) fn to_entry(self, process: &str) -> Vec<u8> {
         let mut out = Vec::with_capacity(96 + process.len());
         out.push(ENTRY_MARKER);
-        let _ = encode::write_str(&mut out, process);
+        pack::str(&mut out, process);
         self.encode_fields(&mut out);
         out
     }
 }
 
-fn write_optional_uint(out: &mut Vec<u8>, value: Option<u64>) {
-    match value {
-        Some(value) => {
-            let _ = encode::write_uint(out, value);
+/// A record's bytes beyond its text: markers, ids, codes, timestamps
+/// (each field at its longest) and the request's timestamp.
+const FIXED_RECORD_BYTES: usize = 1 + (2 + 16) + 3 * 9 + 3 + 4 * 5 + 3 * 9;
+
+/// The msgpack forms records are written in: the shortest for each value,
+/// as every msgpack writer chooses, so that any reader takes them.
+mod pack {
+    use super::NIL;
+
+    pub(super) fn uint(out: &mut Vec<u8>, value: u64) {
+        match value {
+            0..=0x7f => out.push(value as u8),
+            0x80..=0xff => out.extend_from_slice(&[0xcc, value as u8]),
+            0x100..=0xffff => {
+                out.push(0xcd);
+                out.extend_from_slice(&(value as u16).to_be_bytes());
+            }
+            0x1_0000..=0xffff_ffff => {
+                out.push(0xce);
+                out.extend_from_slice(&(value as u32).to_be_bytes());
+            }
+            _ => {
+                out.push(0xcf);
+                out.extend_from_slice(&value.to_be_bytes());
+            }
         }
-        None => out.push(NIL),
+    }
+
+    pub(super) fn optional_uint(out: &mut Vec<u8>, value: Option<u64>) {
+        match value {
+            Some(value) => uint(out, value),
+            None => out.push(NIL),
+        }
+    }
+
+    pub(super) fn str(out: &mut Vec<u8>, text: &str) {
+        match text.len() {
+            len @ 0..=31 => out.push(0xa0 | len as u8),
+            len => length(out, len, [0xd9, 0xda, 0xdb]),
+        }
+        out.extend_from_slice(text.as_bytes());
+    }
+
+    pub(super) fn bin(out: &mut Vec<u8>, bytes: &[u8]) {
+        length(out, bytes.len(), [0xc4, 0xc5, 0xc6]);
+        out.extend_from_slice(bytes);
+    }
+
+    /// A length after the marker for its size: one byte, two or four.
+    fn length(out: &mut Vec<u8>, len: usize, [one, two, four]: [u8; 3]) {
+        match len {
+            0..=0xff => out.extend_from_slice(&[one, len as u8]),
+            0x100..=0xffff => {
+                out.push(two);
+                out.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            _ => {
+                out.push(four);
+                out.extend_from_slice(&len_u32(len).to_be_bytes());
+            }
+        }
+    }
+
+    /// Text and ids in records are far below 4 GiB (a method name, a
+    /// peer); msgpack cannot say more.
+    fn len_u32(len: usize) -> u32 {
+        u32::try_from(len).unwrap_or(u32::MAX)
     }
 }
 
@@ -176,7 +238,7 @@ impl RecordView<'_> {
             Some(_) => ANSWERED_ENTRY_MARKER,
             None => ENTRY_MARKER,
         });
-        let _ = encode::write_str(out, process);
+        pack::str(out, process);
         out.extend_from_slice(self.fields);
     }
 }

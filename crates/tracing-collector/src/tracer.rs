@@ -35,13 +35,13 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
 /// The method name of report batches sent to a collector.
 pub(crate) const REPORT_METHOD: &str = "report";
 /// Reports per batch at most.
-const BATCH: usize = 512;
+const BATCH: usize = 4096;
 /// How long the reporter lets reports gather once one has come, before
 /// sending what came as batches. While it waits it is not parked on the
 /// queue, so reporting a call wakes no thread: waking the reporter for
 /// every report (and the push socket's thread for every small batch) cost
 /// more than the calls themselves under load.
-const GATHER: Duration = Duration::from_millis(5);
+const GATHER: Duration = Duration::from_millis(20);
 /// How often the reporter looks for calls left unanswered for
 /// [`UNANSWERED`], to report their requests on their own.
 const SWEEP: Duration = Duration::from_millis(50);

@@ -311,6 +311,9 @@ const WELL_KNOWN_KEYS: [&str; 5] = [
     "tracestate",
 ];
 
+/// Extra keys room is made for at once when decoding a header.
+const MAX_RESERVED_EXTRAS: usize = 8;
+
 fn read_header(rd: &mut Reader<'_>) -> Result<Header, DecodeError> {
     let len = rd
         .map_len()
@@ -322,7 +325,7 @@ fn read_header(rd: &mut Reader<'_>) -> Result<Header, DecodeError> {
     let mut version = None;
     let mut response_to = None;
     let mut extra = Vec::new();
-    for _ in 0..len {
+    for index in 0..len {
         match read_text(rd)?.ok_or(DecodeError::HeaderKeyNotText)? {
             "message_id" => message_id = Some(read_id(rd, "message_id")?),
             "response_to" => response_to = Some(read_id(rd, "response_to")?),
@@ -337,6 +340,12 @@ fn read_header(rd: &mut Reader<'_>) -> Result<Header, DecodeError> {
                     Some(known) => Cow::Borrowed(*known),
                     None => Cow::Owned(other.to_owned()),
                 };
+                if extra.is_empty() {
+                    // The keys left bound the extras (a traced event
+                    // carries three): one allocation of about the right
+                    // size. Capped, as the length is the peer's word.
+                    extra.reserve_exact((len - index).min(MAX_RESERVED_EXTRAS));
+                }
                 extra.push((key, rd.value(depth).map_err(DecodeError::Msgpack)?));
             }
         }

@@ -235,11 +235,50 @@ fn only_a_reply_may_report_its_request() {
     };
     let mut batch = vec![ANSWERED_MARKER];
     request.encode_fields(&mut batch);
-    let _ = encode::write_uint(&mut batch, 1);
+    pack::uint(&mut batch, 1);
     assert!(Records::new(&batch).next().unwrap().is_err());
     // Nor may a stored entry say so of a request.
     let mut entry = vec![ANSWERED_ENTRY_MARKER];
-    let _ = encode::write_str(&mut entry, "p@h");
+    pack::str(&mut entry, "p@h");
     entry.extend_from_slice(&batch[1..]);
     assert!(entry_to_reports(&entry).is_err());
+}
+
+#[test]
+fn records_are_written_in_the_shortest_msgpack_forms_as_any_writer_does() {
+    let shortest = |value: rmpv::Value| {
+        let mut bytes = Vec::new();
+        rmpv::encode::write_value(&mut bytes, &value).unwrap();
+        bytes
+    };
+    for n in [
+        0,
+        127,
+        128,
+        255,
+        256,
+        65_535,
+        65_536,
+        4_294_967_295,
+        4_294_967_296,
+        u64::MAX,
+    ] {
+        let mut bytes = Vec::new();
+        pack::uint(&mut bytes, n);
+        assert_eq!(bytes, shortest(rmpv::Value::from(n)), "{n}");
+    }
+    for len in [0, 31, 32, 255, 256, 65_535, 65_536] {
+        let text = "x".repeat(len);
+        let mut bytes = Vec::new();
+        pack::str(&mut bytes, &text);
+        assert_eq!(
+            bytes,
+            shortest(rmpv::Value::from(text.as_str())),
+            "str of {len}"
+        );
+        let blob = vec![7u8; len];
+        let mut bytes = Vec::new();
+        pack::bin(&mut bytes, &blob);
+        assert_eq!(bytes, shortest(rmpv::Value::Binary(blob)), "bin of {len}");
+    }
 }
