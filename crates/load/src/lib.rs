@@ -21,12 +21,15 @@
 //! This library holds what the binaries and the tests share: parsing
 //! durations given in seconds, reading a process's memory and thread count
 //! from `/proc`, summarising latencies and making the payloads both sides
-//! check. It is not published.
+//! check, and the floor of tracing `zerorpc-bench-raw --traced` measures
+//! ([`trace_floor`]). It is not published.
 //!
 //! This crate has no feature flags.
 
 use std::io;
 use std::time::Duration;
+
+pub mod trace_floor;
 
 use anyhow::Context as _;
 use serde_json::json;

@@ -79,6 +79,9 @@ pub(crate) enum Note {
     HubShare { direct: Job },
     /// Traced calls' throughput as a share of the same calls untraced.
     TracedShare { untraced: Job },
+    /// The floor of traced calls, and its throughput as a share of the
+    /// same floor untraced: the least tracing costs.
+    TracedFloor { untraced: Job },
     /// The server's size when the calls started, and at its peak if
     /// `peak`.
     RssStart { peak: bool },
@@ -91,7 +94,8 @@ impl Row {
             Some(
                 Note::HubAdds { direct }
                 | Note::HubShare { direct }
-                | Note::TracedShare { untraced: direct },
+                | Note::TracedShare { untraced: direct }
+                | Note::TracedFloor { untraced: direct },
             ) => Some(direct),
             _ => None,
         };
@@ -138,6 +142,7 @@ fn floor_calls(in_flight: usize, handoffs: Handoffs, codec: bool) -> Job {
         in_flight,
         handoffs,
         codec,
+        traced: false,
     }
 }
 
@@ -152,6 +157,12 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
     let codec_1 = floor_calls(1, Handoffs::None, true);
     let codec_100 = floor_calls(100, Handoffs::None, true);
     let client_io_codec_100 = floor_calls(100, Client, true);
+    let traced_codec_100 = Job::FloorCalls {
+        in_flight: 100,
+        handoffs: Handoffs::None,
+        codec: true,
+        traced: true,
+    };
     let framed = |item_bytes, codec| Job::FloorStream { item_bytes, codec };
     let latency = |id, label: &str, ours, note| Row {
         id,
@@ -377,7 +388,8 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
                     Some(Note::TracedShare {
                         untraced: calls(Inline, 1, 100, false),
                     }),
-                ),
+                )
+                .against_floor(traced_codec_100, "codec + tracing, no threads"),
             ],
         },
         Section {
@@ -520,6 +532,19 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
                     codec_100,
                     "one client, 100 in flight (`#[zerorpc(inline)]` method)",
                 ),
+                Row {
+                    note: Some(Note::TracedFloor {
+                        untraced: codec_100,
+                    }),
+                    ..floor(
+                        "floor-calls-codec-traced-100",
+                        "codec + tracing, 100 in flight, no threads: the trace keys on every request and reply, and one report per call from each side, batched every few milliseconds to a sink that keeps them",
+                        &[Metric::PerSecond],
+                        Some(raw_calls(1, 100)),
+                        traced_codec_100,
+                        "",
+                    )
+                },
                 floor(
                     "floor-calls-client-io-codec-100",
                     "a client I/O thread + codec, 100 in flight: the caller hands each request, an event of our codec, to the thread that owns the DEALER and takes each reply handed back, the server answers on its socket's thread",
@@ -780,6 +805,14 @@ fn note(row: &Row, results: &Results) -> String {
             .map(|share| {
                 format!(
                     "{:.0}% of untraced calls' (target: at least 85%)",
+                    100.0 * share
+                )
+            }),
+        Some(Note::TracedFloor { untraced }) => results
+            .paired_share(row.ours, untraced, Metric::PerSecond)
+            .map(|share| {
+                format!(
+                    "one client, 100 in flight, traced; {:.0}% of the codec floor's calls untraced: the least tracing costs",
                     100.0 * share
                 )
             }),

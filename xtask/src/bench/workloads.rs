@@ -130,12 +130,14 @@ pub(crate) enum Job {
     RawStream { item_bytes: usize },
     /// One client's raw round trips, `in_flight` at once, with what our
     /// design or the protocol cannot do without added, and nothing else:
-    /// thread hand-offs (`zerorpc-bench-raw --handoff`) and events of our
-    /// codec (`--codec`). A floor of our calls.
+    /// thread hand-offs (`zerorpc-bench-raw --handoff`), events of our
+    /// codec (`--codec`) and, with them, trace keys and reports to a sink
+    /// (`--traced`). A floor of our calls.
     FloorCalls {
         in_flight: usize,
         handoffs: Handoffs,
         codec: bool,
+        traced: bool,
     },
     /// A stream framed as the protocol frames one, `[id, "", item]` from
     /// a ROUTER to a DEALER (`stream-serve`, `stream-take`), items of
@@ -192,14 +194,16 @@ impl Job {
                 in_flight,
                 handoffs,
                 codec,
+                traced,
             } => format!(
-                "floor: round trips, {in_flight} in flight{}{}",
+                "floor: round trips, {in_flight} in flight{}{}{}",
                 match handoffs {
                     Handoffs::None => "",
                     Handoffs::Client => ", client hand-offs",
                     Handoffs::Server => ", server hand-offs",
                 },
-                if codec { ", codec" } else { "" }
+                if codec { ", codec" } else { "" },
+                if traced { ", traced" } else { "" }
             ),
             Job::FloorStream { item_bytes, codec } => format!(
                 "floor: router to dealer, {item_bytes}-byte items{}",
@@ -359,6 +363,7 @@ impl Runner {
                 in_flight,
                 handoffs,
                 codec,
+                traced,
             } => {
                 let calls = scale.scaled(raw_calls(1, in_flight));
                 let mut echo_flags = Vec::new();
@@ -373,11 +378,22 @@ impl Runner {
                     echo_flags.push("--codec".to_owned());
                     call_flags.push("--codec".to_owned());
                 }
+                let mut sink = None;
+                if traced {
+                    let mut started = self.spawn_raw("sink", &[])?;
+                    let endpoint = started.wait_listening(START)?;
+                    for flags in [&mut echo_flags, &mut call_flags] {
+                        flags.extend(["--traced".to_owned(), endpoint.clone()]);
+                    }
+                    sink = Some(started);
+                }
                 let mut server = self.spawn_raw("echo", &echo_flags)?;
                 let endpoint = server.wait_listening(START)?;
                 let mut args = call_args(&endpoint, calls, in_flight, scale.warmup(1000));
                 args.extend(call_flags);
-                call_figures(vec![self.spawn_raw("call", &args)?], calls)
+                let figures = call_figures(vec![self.spawn_raw("call", &args)?], calls);
+                drop(sink);
+                figures
             }
             Job::FloorStream { item_bytes, codec } => {
                 let items = scale.scaled(raw_items(item_bytes));

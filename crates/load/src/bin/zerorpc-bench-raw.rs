@@ -32,6 +32,10 @@
 //!   and `STREAM` events carrying the items as bin. No heartbeats, no
 //!   channels, no threads: the CPU floor of any implementation with this
 //!   codec.
+//! * `--traced SINK` (with `--codec`, on `call` and `echo`) adds what
+//!   tracing cannot do without (`zerorpc_load::trace_floor`): the trace
+//!   keys on every request and reply, and one report per call from each
+//!   side, batched to a `sink`. The floor of traced calls.
 //!
 //! The commands:
 //!
@@ -44,6 +48,10 @@
 //!   checking every reply, then printing one JSON line like
 //!   `zerorpc-load-client`'s: `ok`, `elapsed_s` and `latency_us` (`p50`,
 //!   `p90`, `p99`, `max`, `mean`).
+//! * `sink [--bind ENDPOINT]`: a PULL keeping the latest report batches
+//!   of `--traced` peers (64 MiB of them), as the least a trace collector
+//!   does. Prints `listening <endpoint>` once bound and receives until
+//!   killed.
 //! * `relay --connect ENDPOINT [--bind ENDPOINT]`: libzmq's own proxy
 //!   (`zmq_proxy`) from a ROUTER it binds to a DEALER connected to an
 //!   `echo`: the floor for a relay such as `zerorpc-hub`. Prints
@@ -91,6 +99,7 @@ use anyhow::{Context, anyhow, bail};
 use clap::builder::RangedU64ValueParser;
 use clap::{Parser, Subcommand};
 use zerorpc::wire::{Event, Header, MessageId, Value, names};
+use zerorpc_load::trace_floor::{self, CallIds, CallRecord, Reporter, Sink, now_us};
 use zerorpc_load::{Latencies, is_stream_item, stream_item};
 
 /// Where `echo`, `pull` and `stream-serve` bind when not told.
@@ -141,6 +150,13 @@ enum Command {
         round_trips: RoundTrips,
         #[command(flatten)]
         floor: Floor,
+    },
+    /// A PULL keeping the latest report batches of `call --traced` and
+    /// `echo --traced`: the least a trace collector does.
+    Sink {
+        /// Endpoint to bind.
+        #[arg(long, value_name = "ENDPOINT", default_value = DEFAULT_BIND)]
+        bind: String,
     },
     /// libzmq's own proxy from a bound ROUTER to a DEALER connected to
     /// `echo`: the floor for a relay.
@@ -215,7 +231,7 @@ struct RoundTrips {
 
 /// What `call` and `echo` add to bare round trips; see the module's
 /// documentation.
-#[derive(clap::Args, Debug, Clone, Copy)]
+#[derive(clap::Args, Debug, Clone)]
 struct Floor {
     /// Hand every message between the socket's thread and another thread:
     /// on `call` the caller reaches the DEALER through an I/O thread, on
@@ -227,6 +243,16 @@ struct Floor {
     /// ends need the flag).
     #[arg(long)]
     codec: bool,
+    /// Carry trace context in every event's header, as traced peers do,
+    /// and report each call once from each side, in batches, to the `sink`
+    /// at ENDPOINT (needs `--codec`).
+    #[arg(
+        long,
+        value_name = "ENDPOINT",
+        requires = "codec",
+        conflicts_with = "handoff"
+    )]
+    traced: Option<String>,
 }
 
 /// What `push` and `stream-serve` send and `pull` and `stream-take`
@@ -254,6 +280,7 @@ fn main() -> ExitCode {
             round_trips,
             floor,
         } => call(&context, &connect, round_trips, floor),
+        Command::Sink { bind } => sink(&context, &bind),
         Command::Relay { bind, connect } => relay(&context, &bind, &connect),
         Command::Pull { bind, transfer } => pull(&context, &bind, transfer),
         Command::Push { connect, transfer } => push(&context, &connect, transfer),
@@ -308,6 +335,9 @@ fn echo(context: &zmq::Context, endpoint: &str, floor: Floor) -> anyhow::Result<
     router.set_linger(0)?;
     unbounded_queues(&router)?;
     bind_and_announce(&router, endpoint)?;
+    if let Some(sink) = &floor.traced {
+        return echo_traced(&router, Reporter::connect(context, sink)?);
+    }
     match (floor.handoff, floor.codec) {
         (false, false) => bounce(&router),
         (false, true) => loop {
@@ -376,6 +406,12 @@ fn echo_through_worker(router: &zmq::Socket, codec: bool) -> anyhow::Result<()> 
 /// reply that argument makes, as the load server's inline echo does.
 fn answer(request: &[u8]) -> anyhow::Result<Vec<u8>> {
     let request = Event::decode(request).context("a request that is not an event")?;
+    Ok(reply_to(request, Header::new())?.encode())
+}
+
+/// The `OK` reply to an `echo_inline` request, with `header` (the
+/// request's id set in it).
+fn reply_to(request: Event, mut header: Header) -> anyhow::Result<Event> {
     if request.name != ECHO_METHOD {
         bail!("a call of {:?}, not {ECHO_METHOD}", request.name);
     }
@@ -383,12 +419,42 @@ fn answer(request: &[u8]) -> anyhow::Result<Vec<u8>> {
         Value::Array(args) if args.len() == 1 => args,
         other => bail!("{ECHO_METHOD} takes one argument, not {other}"),
     };
-    let header = Header {
-        response_to: Some(request.header.message_id),
-        ..Header::new()
-    };
+    header.response_to = Some(request.header.message_id);
     // `OK`'s args are `[result]`, and the result is the argument.
-    Ok(Event::new(header, names::OK, Value::Array(args)).encode())
+    Ok(Event::new(header, names::OK, Value::Array(args)))
+}
+
+/// `echo --codec --traced`: answers as `echo --codec` does, the reply
+/// carrying the request's trace keys, and reports each call.
+fn echo_traced(router: &zmq::Socket, mut reporter: Reporter) -> anyhow::Result<()> {
+    loop {
+        let Some(mut message) = receive_routed(router, true)? else {
+            continue;
+        };
+        let received_us = now_us();
+        let request = Event::decode(&message.payload).context("a request that is not an event")?;
+        let ids = CallIds::of(&request.header).context("a request without trace keys")?;
+        let mut header = Header::new();
+        trace_floor::copy_keys(&request.header, &mut header);
+        message.payload = reply_to(request, header)?.encode().into();
+        reporter.report(&CallRecord {
+            ids,
+            server: true,
+            method: ECHO_METHOD,
+            peer: trace_floor::Peer::RoutingId(&message.id),
+            called_us: received_us,
+            replied_us: now_us(),
+        });
+        send_routed(router, message)?;
+    }
+}
+
+/// Keeps the report batches of traced floors.
+fn sink(context: &zmq::Context, endpoint: &str) -> anyhow::Result<()> {
+    let pull = context.socket(zmq::PULL)?;
+    pull.set_linger(0)?;
+    bind_and_announce(&pull, endpoint)?;
+    Sink::new(pull).run()
 }
 
 /// A message a ROUTER received or sends: `[routing id, "", payload]`.
@@ -462,12 +528,21 @@ fn call(
     } else {
         Link::Direct(dealer)
     };
+    let traced = match &floor.traced {
+        Some(sink) => Some(TracedCalls {
+            reporter: Reporter::connect(context, sink)?,
+            open: VecDeque::new(),
+            endpoint: endpoint.to_owned(),
+        }),
+        None => None,
+    };
     let mut client = Dealer {
         link,
         window: round_trips.in_flight,
         bytes: round_trips.bytes,
         next_seq: 0,
         requests_out: floor.codec.then(VecDeque::new),
+        traced,
     };
     client
         .round_trips(round_trips.warmup, None)
@@ -476,6 +551,9 @@ fn call(
     let started = Instant::now();
     client.round_trips(round_trips.calls, Some(&mut latencies))?;
     let elapsed = started.elapsed();
+    if let Some(traced) = &mut client.traced {
+        traced.reporter.flush();
+    }
     client.link.close()?;
     let mut report = serde_json::json!({
         "ok": round_trips.calls,
@@ -500,6 +578,18 @@ struct Dealer {
     /// With `--codec`, the message ids of the requests awaiting their
     /// replies, oldest first: each reply's `response_to` must be the first.
     requests_out: Option<VecDeque<MessageId>>,
+    /// With `--traced`, what reports the calls.
+    traced: Option<TracedCalls>,
+}
+
+/// A traced client's calls awaiting their replies, and its reports.
+struct TracedCalls {
+    reporter: Reporter,
+    /// The ids of the calls awaiting their replies and when each was sent,
+    /// oldest first.
+    open: VecDeque<(CallIds, u64)>,
+    /// The server's endpoint, the peer of every call.
+    endpoint: String,
 }
 
 impl Dealer {
@@ -544,7 +634,12 @@ impl Dealer {
         let Some(requests_out) = &mut self.requests_out else {
             return stream_item(seq, self.bytes);
         };
-        let request = Event::new(Header::new(), ECHO_METHOD, echo_args(seq, self.bytes));
+        let mut header = Header::new();
+        if let Some(traced) = &mut self.traced {
+            let ids = CallIds::start(&mut header);
+            traced.open.push_back((ids, now_us()));
+        }
+        let request = Event::new(header, ECHO_METHOD, echo_args(seq, self.bytes));
         requests_out.push_back(request.header.message_id.clone());
         request.encode()
     }
@@ -566,6 +661,24 @@ impl Dealer {
             || !is_echo_args(&reply.args, seq, self.bytes)
         {
             bail!("not the answer to the request sent");
+        }
+        if let Some(traced) = &mut self.traced {
+            let (ids, sent_us) = traced
+                .open
+                .pop_front()
+                .context("a reply to an untraced call")?;
+            let span_id = reply.header.get(trace_floor::SPAN_ID_KEY);
+            if span_id.and_then(Value::as_u64) != Some(ids.span_id) {
+                bail!("a reply without its call's trace keys");
+            }
+            traced.reporter.report(&CallRecord {
+                ids,
+                server: false,
+                method: ECHO_METHOD,
+                peer: trace_floor::Peer::Endpoint(&traced.endpoint),
+                called_us: sent_us,
+                replied_us: now_us(),
+            });
         }
         Ok(())
     }
