@@ -323,6 +323,49 @@ fn raw_framed_streams_deliver_every_item() {
 }
 
 #[test]
+fn raw_traced_round_trips_carry_their_trace_keys_both_ways() {
+    let _heavy = heavy();
+    let sink = raw(&["sink"]);
+    let sink_endpoint = listening(&sink);
+    let traced = ["--codec", "--traced", &sink_endpoint];
+    let echo = raw(&[&["echo"], &traced[..]].concat());
+    let endpoint = listening(&echo);
+    for (calls, in_flight) in [("300", "1"), ("3000", "100")] {
+        let report = raw_calls(&endpoint, calls, in_flight, &traced);
+        assert_eq!(report["ok"].to_string(), calls, "{report}");
+        assert_latencies(&report);
+    }
+
+    // Each end checks the other's part: a traced client wants its span
+    // back on every reply, a traced server trace keys on every request.
+    let plain = raw(&["echo", "--codec"]);
+    let mut client = raw(&[
+        "call",
+        "--connect",
+        &listening(&plain),
+        "--codec",
+        "--traced",
+        &sink_endpoint,
+    ]);
+    assert_fails_saying(&mut client, "a reply without its call's trace keys");
+    let mut server = raw(&["echo", "--codec", "--traced", &sink_endpoint]);
+    let untraced = raw(&["call", "--connect", &listening(&server), "--codec"]);
+    assert_fails_saying(&mut server, "a request without trace keys");
+    drop(untraced);
+}
+
+/// Waits for `process` to exit with status 1, saying `reason`.
+fn assert_fails_saying(process: &mut Process, reason: &str) {
+    let status = process
+        .wait_for_output(RUN)
+        .expect("waiting")
+        .unwrap_or_else(|| panic!("still running\n{}", process.report()));
+    let stderr = process.stderr_lines().join("\n");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(reason), "{stderr}");
+}
+
+#[test]
 fn raw_events_are_checked_not_just_counted() {
     // A plain echo sends the request itself back, and a plain stream opaque
     // bytes: neither is the event expected.
@@ -382,6 +425,21 @@ fn raw_bad_arguments_are_refused_with_a_reason() {
             "cannot bind nowhere",
         ),
         (&["echo", "--bind", "nowhere"][..], "cannot bind nowhere"),
+        (&["sink", "--bind", "nowhere"][..], "cannot bind nowhere"),
+        (
+            &["call", "--connect", "tcp://127.0.0.1:1", "--traced", "x"][..],
+            "--codec",
+        ),
+        (
+            &[
+                "echo",
+                "--handoff",
+                "--codec",
+                "--traced",
+                "tcp://127.0.0.1:1",
+            ][..],
+            "--handoff",
+        ),
     ] {
         assert_refused(raw(args), args, reason);
     }
