@@ -572,9 +572,9 @@ impl Reporter {
     fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let shared = &self.queue.shared;
-        if shared.sweep(u64::MAX) {
-            self.queue.reporter.unpark();
-        }
+        shared.sweep(u64::MAX);
+        // Whatever is gathering goes now.
+        self.queue.reporter.unpark();
         loop {
             let reported = shared.reported.load(Ordering::Relaxed);
             let dropped = shared.dropped.load(Ordering::Relaxed);
@@ -623,7 +623,9 @@ fn report_batches(shared: &Shared, process: &str, pusher: &Pusher, progress: &Pr
             }
             std::thread::park_timeout(SWEEP);
             if !shared.closed.load(Ordering::Acquire) {
-                std::thread::sleep(GATHER);
+                // Parked rather than asleep, so that `flush` (which
+                // unparks) need not wait for the gathering to end.
+                std::thread::park_timeout(GATHER);
             }
             continue;
         }
