@@ -17,10 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use zerorpc::wire::{Header, Value};
 
-/// The header key of the trace id.
-pub const TRACE_ID_KEY: &str = "trace_id";
-/// The header key of the call's span id.
-pub const SPAN_ID_KEY: &str = "span_id";
+pub use zerorpc_tracing_collector::{SPAN_ID_KEY, TRACE_ID_KEY};
 
 /// How long a batch gathers records before it leaves, in microseconds: as
 /// long as the tracer lets reports gather.
@@ -220,67 +217,20 @@ pub fn now_us() -> u64 {
         })
 }
 
-/// `id` as a UUID's text, lowercase and hyphenated.
+/// `id` as a UUID's text, lowercase and hyphenated, written as the tracer
+/// writes it.
 fn uuid_text(id: u128) -> String {
-    /// Where each byte's two hex digits go in the text.
-    const PAIRS: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
-    let mut text = vec![b'-'; 36];
-    for (byte, &at) in id.to_be_bytes().iter().zip(&PAIRS) {
-        text[at..at + 2].copy_from_slice(&HEX_PAIRS[usize::from(*byte)]);
-    }
-    // Hex digits and dashes only: always UTF-8.
-    String::from_utf8(text).unwrap_or_default()
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Uuid::from_u128(id)
+        .hyphenated()
+        .encode_lower(&mut text)
+        .to_owned()
 }
 
-/// Each byte as two lowercase hex digits.
-const HEX_PAIRS: [[u8; 2]; 256] = {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut table = [[0; 2]; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        table[byte] = [HEX[byte >> 4], HEX[byte & 0x0f]];
-        byte += 1;
-    }
-    table
-};
-
-/// A UUID's text (hyphenated) as its number.
+/// A UUID's text as its number.
 fn parse_uuid(text: &str) -> Option<u128> {
-    /// Where each byte's two hex digits start in the text.
-    const PAIRS: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
-    let text = text.as_bytes();
-    if text.len() != 36 || [8, 13, 18, 23].iter().any(|&dash| text[dash] != b'-') {
-        return None;
-    }
-    let mut bytes = [0u8; 16];
-    for (byte, &at) in bytes.iter_mut().zip(&PAIRS) {
-        let (high, low) = (
-            HEX_DIGITS[usize::from(text[at])],
-            HEX_DIGITS[usize::from(text[at + 1])],
-        );
-        if (high | low) > 0x0f {
-            return None;
-        }
-        *byte = (high << 4) | low;
-    }
-    Some(u128::from_be_bytes(bytes))
+    uuid::Uuid::try_parse(text).ok().map(|id| id.as_u128())
 }
-
-/// Each byte's value as a hex digit, or 0xff.
-const HEX_DIGITS: [u8; 256] = {
-    let mut table = [0xff; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        table[byte] = match byte as u8 {
-            digit @ b'0'..=b'9' => digit - b'0',
-            digit @ b'a'..=b'f' => digit - b'a' + 10,
-            digit @ b'A'..=b'F' => digit - b'A' + 10,
-            _ => 0xff,
-        };
-        byte += 1;
-    }
-    table
-};
 
 /// Where the floor's reports go: a PULL that keeps the latest batches as
 /// they came, up to 64 MiB of them.

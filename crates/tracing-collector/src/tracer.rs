@@ -37,10 +37,10 @@ pub(crate) const REPORT_METHOD: &str = "report";
 /// Reports per batch at most.
 const BATCH: usize = 4096;
 /// How long the reporter lets reports gather once one has come, before
-/// sending what came as batches. While it waits it is not parked on the
-/// queue, so reporting a call wakes no thread: waking the reporter for
-/// every report (and the push socket's thread for every small batch) cost
-/// more than the calls themselves under load.
+/// sending what came as batches. Only a report into an empty queue wakes
+/// it, so the reports made while it gathers wake no thread: waking the
+/// reporter for every report (and the push socket's thread for every
+/// small batch) cost more than the calls themselves under load.
 const GATHER: Duration = Duration::from_millis(20);
 /// How often the reporter looks for calls left unanswered for
 /// [`UNANSWERED`], to report their requests on their own.
