@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use smallvec::SmallVec;
 use zerorpc_endpoint::Endpoint;
 use zerorpc_wire::{Event, MessageId};
 
@@ -46,7 +47,7 @@ pub(crate) enum Wait {
 /// An event ZeroMQ could not take yet, kept to be sent in order.
 struct Pending {
     /// The frames before the payload: the envelope and the delimiter.
-    head: Vec<Vec<u8>>,
+    head: QueuedHead,
     /// The encoded event, moved here rather than copied.
     payload: Vec<u8>,
     /// The channel it belongs to, to fail when it cannot be delivered.
@@ -54,9 +55,20 @@ struct Pending {
     heartbeat: bool,
 }
 
+/// A copy of a queued event's head frames, inline when they are short.
+///
+/// A server's usual head is a routing id of five bytes and the empty
+/// delimiter. Once ZeroMQ's pipe to a peer is full, every event of a fast
+/// stream waits here, so a head copied into vectors cost it two
+/// allocations and two frees per item.
+type QueuedHead = SmallVec<[SmallVec<[u8; QUEUED_FRAME_INLINE]>; 2]>;
+
+/// The longest head frame a queued event keeps without an allocation.
+const QUEUED_FRAME_INLINE: usize = 16;
+
 /// A queued event's frames, as they are sent.
 fn frames_of(pending: &Pending) -> impl Iterator<Item = &[u8]> {
-    let head = pending.head.iter().map(Vec::as_slice);
+    let head = pending.head.iter().map(|frame| frame.as_slice());
     head.chain([pending.payload.as_slice()])
 }
 
@@ -285,7 +297,7 @@ impl ZmqSocket {
         }
         queue.bytes += size;
         queue.events.push_back(Pending {
-            head: head.frames().map(<[u8]>::to_vec).collect(),
+            head: head.frames().map(SmallVec::from_slice).collect(),
             payload,
             channel: channel.cloned(),
             heartbeat,
@@ -322,7 +334,7 @@ impl ZmqSocket {
                 let size = queued_size(frames_of(&pending));
                 let payload = std::mem::take(&mut pending.payload);
                 let len = payload.len();
-                let head = pending.head.iter().map(Vec::as_slice);
+                let head = pending.head.iter().map(|frame| frame.as_slice());
                 let refusal = match buffers::send_event(socket, head, payload, zmq::DONTWAIT) {
                     Ok(()) => None,
                     Err((zmq::Error::EAGAIN, payload)) => {

@@ -50,7 +50,15 @@ fn server(configure: impl FnOnce(&mut zerorpc_transport::SocketConfig)) -> (Sock
 
 /// A raw DEALER that reads as little as ZeroMQ and the kernel allow.
 pub(crate) fn sluggish_dealer(endpoint: &str) -> Raw {
+    sluggish_dealer_named(endpoint, None)
+}
+
+/// [`sluggish_dealer`], with the routing id it chose, if any.
+fn sluggish_dealer_named(endpoint: &str, routing_id: Option<&[u8]>) -> Raw {
     let dealer = Raw::new(zmq::DEALER);
+    if let Some(id) = routing_id {
+        dealer.socket.set_identity(id).expect("routing id");
+    }
     dealer.socket.set_rcvhwm(1).expect("rcvhwm");
     dealer.socket.set_rcvbuf(4096).expect("rcvbuf");
     dealer.connect(endpoint);
@@ -113,6 +121,26 @@ fn replies_wait_for_a_peer_that_stops_reading_and_all_arrive() {
     let stats = server.stats();
     assert_eq!(stats.dropped(), 0, "{stats:?}");
     assert!(stats.queued_peak > 0, "{stats:?}");
+}
+
+#[test]
+fn replies_wait_for_a_slow_peer_with_a_long_routing_id_and_all_arrive() {
+    // Queued events keep short head frames inline: a peer's own id of 200
+    // bytes is kept whole all the same.
+    let (server, endpoint) = server(|_| {});
+    let dealer = sluggish_dealer_named(&endpoint, Some(&[b'p'; 200]));
+    let calls = open_calls(&server, &dealer, FILL);
+    let ids: HashSet<MessageId> = calls.iter().map(|c| c.id().clone()).collect();
+    for mut call in calls {
+        run(call.send(ok(BIG))).expect("reply");
+    }
+    assert!(
+        wait_until(LIMIT, || server.stats().queued > 0),
+        "{:?}",
+        server.stats()
+    );
+    read_replies(&dealer, ids);
+    assert_eq!(server.stats().dropped(), 0, "{:?}", server.stats());
 }
 
 #[test]
