@@ -141,6 +141,19 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Reads one value and returns it as `u64` if it is a non-negative
+    /// integer, as `value(depth)?.as_u64()` does, without building a value
+    /// for a positive fixint (the `v` of every event).
+    pub(crate) fn uint(&mut self, depth: usize) -> Result<Option<u64>, Error> {
+        if let Some((&byte, tail)) = self.rest.split_first() {
+            if byte <= 0x7f {
+                self.rest = tail;
+                return Ok(Some(u64::from(byte)));
+            }
+        }
+        Ok(self.value(depth)?.as_u64())
+    }
+
     /// Reads one value nested at most `depth` more levels.
     pub(crate) fn value(&mut self, depth: usize) -> Result<Value, Error> {
         let len = match self.marker()? {

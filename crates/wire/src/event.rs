@@ -330,10 +330,10 @@ fn read_header(rd: &mut Reader<'_>) -> Result<Header, DecodeError> {
             "message_id" => message_id = Some(read_id(rd, "message_id")?),
             "response_to" => response_to = Some(read_id(rd, "response_to")?),
             "v" => {
-                let value = rd.value(depth).map_err(DecodeError::Msgpack)?;
+                let value = rd.uint(depth).map_err(DecodeError::Msgpack)?;
                 // A `v` that is not a small non-negative integer is no
                 // version we know; treat it like a missing one, as a v1 peer.
-                version = value.as_u64().and_then(|v| u32::try_from(v).ok());
+                version = value.and_then(|v| u32::try_from(v).ok());
             }
             other => {
                 let key = match WELL_KNOWN_KEYS.iter().find(|known| **known == other) {

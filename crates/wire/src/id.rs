@@ -1,8 +1,9 @@
 //! Message ids: the opaque per-event identifiers that also name channels.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 /// How a [`MessageId`] travels on the wire.
 ///
@@ -54,10 +55,18 @@ impl MessageId {
         MessageId { repr, kind }
     }
 
-    /// A fresh id from the process-wide generator (see [`IdGenerator`]).
+    /// A fresh id from this thread's generator (see [`IdGenerator`]).
+    ///
+    /// Each thread draws a random base of its own, so ids stay unique
+    /// across threads and processes, and making one takes no lock: the
+    /// threads of a busy client or server all make ids, and a shared
+    /// generator's lock passed between them at every request and reply.
     pub fn generate() -> Self {
-        static GLOBAL: OnceLock<IdGenerator> = OnceLock::new();
-        GLOBAL.get_or_init(IdGenerator::new).next_id()
+        thread_local! {
+            static LOCAL: RefCell<GeneratorState> = RefCell::new(GeneratorState::fresh());
+        }
+        let bytes = LOCAL.with(|state| state.borrow_mut().next_bytes());
+        MessageId::new(&bytes, IdKind::Bin)
     }
 
     /// The raw bytes of the id.
@@ -150,6 +159,24 @@ impl GeneratorState {
     }
 }
 
+impl GeneratorState {
+    /// The bytes of the next id: the counter in hex, then the base.
+    fn next_bytes(&mut self) -> [u8; 32] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        if self.counter >= self.stop {
+            *self = GeneratorState::fresh();
+        }
+        let counter = self.counter;
+        self.counter += 1;
+        let mut buf = [0u8; 32];
+        for (i, slot) in buf[..8].iter_mut().enumerate() {
+            *slot = HEX[((counter >> (28 - 4 * i)) & 0xf) as usize];
+        }
+        buf[8..].copy_from_slice(&self.base);
+        buf
+    }
+}
+
 impl IdGenerator {
     /// A generator with a fresh random base and counter.
     pub fn new() -> Self {
@@ -160,20 +187,12 @@ impl IdGenerator {
 
     /// The next id.
     pub fn next_id(&self) -> MessageId {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.counter >= state.stop {
-            *state = GeneratorState::fresh();
-        }
-        let counter = state.counter;
-        state.counter += 1;
-        let mut buf = [0u8; 32];
-        for (i, slot) in buf[..8].iter_mut().enumerate() {
-            *slot = HEX[((counter >> (28 - 4 * i)) & 0xf) as usize];
-        }
-        buf[8..].copy_from_slice(&state.base);
-        drop(state);
-        MessageId::new(&buf, IdKind::Bin)
+        let bytes = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_bytes();
+        MessageId::new(&bytes, IdKind::Bin)
     }
 }
 

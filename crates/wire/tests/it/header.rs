@@ -200,3 +200,29 @@ fn missing_or_odd_version_means_none() {
     // And a header without `v` is written without it.
     assert_eq!(event.encode(), no_v);
 }
+
+#[test]
+fn versions_are_read_in_every_integer_form() {
+    let with_v = |v: &[u8]| {
+        // A fixmap of two: the id, then `v` with the raw msgpack given.
+        let mut bytes = vec![0x93, 0x82];
+        bytes.extend(encode(&s("message_id")));
+        bytes.extend(encode(&bin(&python_id())));
+        bytes.extend(encode(&s("v")));
+        bytes.extend_from_slice(v);
+        bytes.extend(encode(&s("add")));
+        bytes.push(0x90);
+        Event::decode(&bytes).expect("decodes").header.version
+    };
+    assert_eq!(with_v(&[0x03]), Some(3));
+    assert_eq!(with_v(&[0x7f]), Some(127));
+    assert_eq!(with_v(&[0xcc, 0x80]), Some(128));
+    assert_eq!(with_v(&[0xcd, 0x01, 0x2c]), Some(300));
+    // A signed form holding a non-negative number is that number.
+    assert_eq!(with_v(&[0xd0, 0x05]), Some(5));
+    // Negative, too large for a version, or not an integer: no version.
+    assert_eq!(with_v(&[0xff]), None);
+    assert_eq!(with_v(&[0xcf, 0, 0, 1, 0, 0, 0, 0, 0]), None);
+    assert_eq!(with_v(&[0xc0]), None);
+    assert_eq!(with_v(&[0x91, 0x03]), None);
+}

@@ -41,10 +41,28 @@ fn generators_use_different_bases() {
 }
 
 #[test]
-fn the_global_generator_makes_unique_ids() {
+fn generated_ids_are_unique_within_a_thread() {
     let ids: std::collections::HashSet<MessageId> =
         (0..1000).map(|_| MessageId::generate()).collect();
     assert_eq!(ids.len(), 1000);
+}
+
+#[test]
+fn threads_generate_ids_on_bases_of_their_own() {
+    let made: Vec<Vec<MessageId>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| (0..1000).map(|_| MessageId::generate()).collect()))
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("thread"))
+            .collect()
+    });
+    let bases: std::collections::HashSet<&[u8]> =
+        made.iter().map(|ids| &ids[0].as_bytes()[8..]).collect();
+    assert_eq!(bases.len(), 4, "one base per thread");
+    let all: std::collections::HashSet<&MessageId> = made.iter().flatten().collect();
+    assert_eq!(all.len(), 4000);
 }
 
 #[test]
