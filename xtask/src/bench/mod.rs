@@ -392,6 +392,11 @@ fn document(machine: &Machine, options: &Options, python: bool, tables: &str) ->
            codec. No heartbeats, channels or bookkeeping: the least each\n  \
            part of the design costs, so what a row adds to its floor is our\n  \
            implementation's.\n\
+         * **one end ours**: the codec floor's client (`call --codec`)\n  \
+           calling our server's `#[zerorpc(inline)]` echo, and our client\n  \
+           calling the codec floor's server (`echo --codec`), 100 in flight:\n  \
+           what each end of ours alone keeps of the codec floor, so the\n  \
+           gap between a row and its floor is found at its end.\n\
          * **zerorpc-rs**: `zerorpc-load-client` calling `zerorpc-load-server`\n  \
            (`crates/load`), an echo of `[i, 64 bytes]` answered by an\n  \
            `#[zerorpc(inline)]`, async or plain sync method; streams of\n  \

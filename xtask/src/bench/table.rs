@@ -10,7 +10,7 @@
 use std::fmt::Write;
 
 use super::Results;
-use super::workloads::{Figures, Handler, Handoffs, Job, LARGE, Metric, SMALL, Scale};
+use super::workloads::{Figures, Handler, Handoffs, Job, LARGE, Metric, OurEnd, SMALL, Scale};
 
 /// A table: a title saying the unit, and its rows.
 pub(crate) struct Section {
@@ -29,6 +29,9 @@ pub(crate) enum Kind {
     Floors,
     /// Our workloads next to the same over gRPC in Rust (`grpc`).
     Grpc,
+    /// One end ours and the other a floor's (in `ours`), against raw
+    /// libzmq, with what that end of ours keeps of the floor in the note.
+    Split,
 }
 
 /// What the "Floors" part of the tables says before them.
@@ -82,6 +85,10 @@ pub(crate) enum Note {
     /// The floor of traced calls, and its throughput as a share of the
     /// same floor untraced: the least tracing costs.
     TracedFloor { untraced: Job },
+    /// One end ours, the other the codec floor's: its throughput as a
+    /// share of the floor's (`whole`), which is what that end of ours
+    /// keeps of the floor.
+    SplitShare { whole: Job, end: &'static str },
     /// The server's size when the calls started, and at its peak if
     /// `peak`.
     RssStart { peak: bool },
@@ -95,7 +102,8 @@ impl Row {
                 Note::HubAdds { direct }
                 | Note::HubShare { direct }
                 | Note::TracedShare { untraced: direct }
-                | Note::TracedFloor { untraced: direct },
+                | Note::TracedFloor { untraced: direct }
+                | Note::SplitShare { whole: direct, .. },
             ) => Some(direct),
             _ => None,
         };
@@ -221,6 +229,23 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
         grpc: None,
         note: Some(Note::FloorOf(of)),
         floor: None,
+    };
+    let split = |id, label: &str, ours, end| Row {
+        note: Some(Note::SplitShare {
+            whole: codec_100,
+            end,
+        }),
+        ..floor(
+            id,
+            label,
+            &[Metric::PerSecond],
+            Some(raw_calls(1, 100)),
+            Job::SplitCalls {
+                in_flight: 100,
+                ours,
+            },
+            "",
+        )
     };
     let versus_grpc = |id, label: &str, metrics, ours, grpc| Row {
         id,
@@ -556,6 +581,24 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
             ],
         },
         Section {
+            title: "One end ours, the other the codec floor's: calls per second (higher is better)",
+            kind: Kind::Split,
+            rows: vec![
+                split(
+                    "floor-calls-split-our-server-100",
+                    "our server alone: the codec floor's client, 100 in flight, calling our `#[zerorpc(inline)]` echo",
+                    OurEnd::Server,
+                    "our server",
+                ),
+                split(
+                    "floor-calls-split-our-client-100",
+                    "our client alone: our client, 100 in flight, calling the codec floor's server",
+                    OurEnd::Client,
+                    "our client",
+                ),
+            ],
+        },
+        Section {
             title: "Floors of one stream, server to client (higher is better)",
             kind: Kind::Floors,
             rows: vec![
@@ -621,6 +664,10 @@ pub(crate) fn render(sections: &[Section], results: &Results) -> String {
                 "| workload | gRPC (tonic) | zerorpc-rs | zerorpc-rs vs gRPC |\n\
                  | --- | --: | --: | --: |\n"
             }
+            Kind::Split => {
+                "| pairing | measured | vs raw libzmq | against the floor |\n\
+                 | --- | --: | --: | --- |\n"
+            }
         });
         for row in &section.rows {
             let figures = |job: Option<Job>| job.and_then(|job| results.get(&job));
@@ -658,7 +705,7 @@ pub(crate) fn render(sections: &[Section], results: &Results) -> String {
                     cell(ours, row.metrics),
                     compare(grpc, versus_other),
                 ),
-                Kind::Floors => writeln!(
+                Kind::Floors | Kind::Split => writeln!(
                     out,
                     "| {} | {} | {} | {} |",
                     row.label,
@@ -813,6 +860,14 @@ fn note(row: &Row, results: &Results) -> String {
             .map(|share| {
                 format!(
                     "one client, 100 in flight, traced; {:.0}% of the codec floor's calls untraced: the least tracing costs",
+                    100.0 * share
+                )
+            }),
+        Some(Note::SplitShare { whole, end }) => results
+            .paired_share(row.ours, whole, Metric::PerSecond)
+            .map(|share| {
+                format!(
+                    "one client, 100 in flight: {end} keeps {:.0}% of the codec floor's calls",
                     100.0 * share
                 )
             }),
@@ -994,6 +1049,40 @@ mod tests {
             "| 160 / 240 | 100 / 160 | 1.6x faster |",
             "| 5,000,000 | 700,000 | 7.1x slower |",
             "| one client, 100 in flight, calls/s (gRPC: 100 streams on one connection) | – | – | – |",
+        ] {
+            assert!(table.contains(expected), "{expected}\n{table}");
+        }
+    }
+
+    #[test]
+    fn split_rows_say_what_each_end_of_ours_keeps_of_the_codec_floor() {
+        let sections = sections(Scale::Quick);
+        let split = sections
+            .iter()
+            .find(|section| section.kind == Kind::Split)
+            .expect("a table of split calls");
+        let ends: Vec<Job> = split.rows.iter().map(|row| row.ours).collect();
+        assert_eq!(
+            ends,
+            [OurEnd::Server, OurEnd::Client].map(|ours| Job::SplitCalls {
+                in_flight: 100,
+                ours
+            })
+        );
+        let floor = floor_calls(100, Handoffs::None, true);
+        assert!(split.rows.iter().all(|row| row.jobs().contains(&floor)));
+        let per_second = |value| Figures::from([(Metric::PerSecond, value)]);
+        let results = HashMap::from([
+            (split.rows[0].raw.unwrap(), per_second(400_000.0)),
+            (floor, per_second(300_000.0)),
+            (ends[0], per_second(291_000.0)),
+            (ends[1], per_second(210_000.0)),
+        ]);
+        let table = render(std::slice::from_ref(split), &one_round(results));
+        for expected in [
+            "| pairing | measured | vs raw libzmq | against the floor |",
+            "| 291,000 | 73% of raw | one client, 100 in flight: our server keeps 97% of the codec floor's calls |",
+            "| 210,000 | 52% of raw | one client, 100 in flight: our client keeps 70% of the codec floor's calls |",
         ] {
             assert!(table.contains(expected), "{expected}\n{table}");
         }

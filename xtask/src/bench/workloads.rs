@@ -117,6 +117,15 @@ pub(crate) enum Handoffs {
     Server,
 }
 
+/// Which end of a [`Job::SplitCalls`] is ours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum OurEnd {
+    /// Our client (`zerorpc-load-client`), the codec floor's server.
+    Client,
+    /// The codec floor's client, our server (`zerorpc-load-server`).
+    Server,
+}
+
 /// One measurement, run afresh (new server, new clients) each time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Job {
@@ -139,6 +148,11 @@ pub(crate) enum Job {
         codec: bool,
         traced: bool,
     },
+    /// One client's calls of the inline echo method, `in_flight` at once,
+    /// with one end ours and the other the codec floor's (`zerorpc-bench-raw
+    /// call --codec` or `echo --codec`): which end of our calls holds them
+    /// below their floor.
+    SplitCalls { in_flight: usize, ours: OurEnd },
     /// A stream framed as the protocol frames one, `[id, "", item]` from
     /// a ROUTER to a DEALER (`stream-serve`, `stream-take`), items of
     /// `item_bytes`, each a `STREAM` event of our codec if `codec`. A floor
@@ -204,6 +218,17 @@ impl Job {
                 },
                 if codec { ", codec" } else { "" },
                 if traced { ", traced" } else { "" }
+            ),
+            Job::SplitCalls { in_flight, ours } => format!(
+                "split: {} with the codec floor's {}, {in_flight} in flight",
+                match ours {
+                    OurEnd::Client => "our client",
+                    OurEnd::Server => "our server",
+                },
+                match ours {
+                    OurEnd::Client => "server",
+                    OurEnd::Server => "client",
+                },
             ),
             Job::FloorStream { item_bytes, codec } => format!(
                 "floor: router to dealer, {item_bytes}-byte items{}",
@@ -394,6 +419,30 @@ impl Runner {
                 let figures = call_figures(vec![self.spawn_raw("call", &args)?], calls);
                 drop(sink);
                 figures
+            }
+            Job::SplitCalls { in_flight, ours } => {
+                let calls = scale.scaled(our_calls(1, in_flight, false));
+                let warmup = scale.warmup(1000);
+                match ours {
+                    OurEnd::Server => {
+                        let (_, _server, endpoint) = self.start_load_server(false)?;
+                        let mut args = call_args(&endpoint, calls, in_flight, warmup);
+                        args.push("--codec".to_owned());
+                        call_figures(vec![self.spawn_raw("call", &args)?], calls)
+                    }
+                    OurEnd::Client => {
+                        let mut server = self.spawn_raw("echo", &strings(&["--codec"]))?;
+                        let endpoint = server.wait_listening(START)?;
+                        let mut args = call_args(&endpoint, calls, in_flight, warmup);
+                        args.extend(strings(&[
+                            "--echo",
+                            "64",
+                            "--handler",
+                            Handler::Inline.flag(),
+                        ]));
+                        call_figures(vec![self.spawn_load_client(&args)?], calls)
+                    }
+                }
             }
             Job::FloorStream { item_bytes, codec } => {
                 let items = scale.scaled(raw_items(item_bytes));
