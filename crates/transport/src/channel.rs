@@ -295,7 +295,10 @@ impl Window {
 /// Sending waits for credit from the peer.
 ///
 /// Dropping the handle closes the channel locally; the peer learns of it
-/// through the missing heartbeats, as the protocol has no close event.
+/// through the missing heartbeats, as the protocol has no close event. A
+/// channel this socket opened also ends at the peer's `OK` or `ERR`, the
+/// last event of a call: [`recv`](Self::recv) gives it, then reports the
+/// channel closed.
 pub struct Channel {
     id: MessageId,
     shared: Arc<ChannelShared>,
@@ -470,7 +473,10 @@ pub(crate) fn closed(shared: Arc<ChannelShared>) -> impl Future<Output = Error> 
 
 impl Drop for Channel {
     fn drop(&mut self) {
-        if !self.ended {
+        // A channel the I/O thread closed (its call's reply came, it timed
+        // out, its peer was lost) is no longer there to close: telling the
+        // thread would cost a command and a turn for nothing.
+        if !self.ended && self.shared.lock().closed.is_none() {
             self.socket.command(Command::Close {
                 id: self.id.clone(),
             });

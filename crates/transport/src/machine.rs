@@ -171,6 +171,8 @@ struct ChannelState<H> {
     /// A heartbeat of this channel waits in a send queue: another one
     /// would say nothing more.
     heartbeat_waiting: bool,
+    /// We opened it: the peer's `OK` or `ERR` is its last event.
+    opened: bool,
 }
 
 /// How a channel starts: opened by us or accepted from a peer.
@@ -180,6 +182,7 @@ struct Start {
     passive: bool,
     peer_v2: Option<bool>,
     awaiting_reply: Option<Duration>,
+    opened: bool,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -318,6 +321,7 @@ impl<H: Clone + Default> Machine<H> {
             passive: self.config.passive_heartbeat,
             peer_v2: None,
             awaiting_reply: first_reply_timeout,
+            opened: true,
         };
         self.insert(id, handle, start, now);
         Ok(socket)
@@ -486,6 +490,7 @@ impl<H: Clone + Default> Machine<H> {
             passive: self.config.passive_heartbeat || version < 2,
             peer_v2: Some(version < 3),
             awaiting_reply: None,
+            opened: false,
         };
         let handle = H::default();
         self.insert(id.clone(), handle.clone(), start, now);
@@ -532,6 +537,7 @@ impl<H: Clone + Default> Machine<H> {
                 awaiting_reply: start.awaiting_reply,
                 generation,
                 heartbeat_waiting: false,
+                opened: start.opened,
             },
         );
         // Reusing an id ends the channel that had it, so that its handle
@@ -593,8 +599,17 @@ impl<H: Clone + Default> Machine<H> {
         }
         channel.awaiting_reply = None;
         let handle = channel.handle.clone();
+        // Like zerorpc-python's client, which closes a call's channel at
+        // its reply: nothing the peer sends after it is for the call, and
+        // the caller need not say it is done (see `Channel`'s drop). A
+        // stream's `STREAM_DONE` waits for its reader, whose last grants of
+        // credit go out as zerorpc-python's do.
+        let last = channel.opened && ends_call(&event.name);
         self.actions
             .push_back(Action::Deliver(id.clone(), handle, event));
+        if last {
+            self.close(id);
+        }
     }
 
     fn control(&mut self, id: &MessageId, event: &Event, now: Instant) {
@@ -655,6 +670,12 @@ impl<H: Clone + Default> Machine<H> {
         }
         self.schedule(id, generation, TimerKind::Heartbeat, now + interval);
     }
+}
+
+/// Whether an event the peer sends ends the call of a channel we opened
+/// at once.
+fn ends_call(name: &str) -> bool {
+    name == names::OK || name == names::ERR
 }
 
 /// A control event `name [n]` on the channel.

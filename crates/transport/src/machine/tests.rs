@@ -149,6 +149,11 @@ fn reply(to: u8) -> Event {
     on(to, names::OK, vec![Value::from(1)], Some(3))
 }
 
+/// An item of the stream answering channel `to`: not its last event.
+fn item(to: u8, version: Option<u32>) -> Event {
+    on(to, names::STREAM, vec![Value::from(1)], version)
+}
+
 /// A request opening channel `n`, from a peer speaking `version`.
 fn request(n: u8, version: Option<u32>) -> Event {
     let mut header = Header::with_id(id(n));
@@ -286,11 +291,60 @@ fn first_reply_timeout_fails_the_channel_when_nothing_arrives() {
 }
 
 #[test]
-fn a_reply_cancels_the_first_reply_timeout() {
+fn a_first_stream_item_cancels_the_first_reply_timeout() {
     let mut f = Fixture::new(None, false, false);
     f.open(1, 0, Some(Duration::from_millis(300)));
-    assert_eq!(f.hear(100, &[], reply(1)), ["deliver OK to 1"]);
+    assert_eq!(f.hear(100, &[], item(1, Some(3))), ["deliver STREAM to 1"]);
     assert_eq!(f.tick(10_000), Vec::<String>::new());
+}
+
+#[test]
+fn the_peers_reply_ends_a_channel_we_opened() {
+    for last in [names::OK, names::ERR] {
+        let mut f = Fixture::new(None, false, false);
+        f.open(1, 0, Some(Duration::from_millis(300)));
+        let event = on(1, last, vec![], Some(3));
+        assert_eq!(
+            f.hear(100, &[], event),
+            [
+                format!("deliver {last} to 1").as_str(),
+                "close 1: channel closed"
+            ]
+        );
+        assert_eq!(
+            f.tick(10_000),
+            Vec::<String>::new(),
+            "{last}: no timer left"
+        );
+        // What comes after it is for no call.
+        assert_eq!(f.hear(200, &[], heartbeat(1)), ["dropped LateControl"]);
+        assert_eq!(f.open_counts(), [0], "{last}");
+    }
+}
+
+#[test]
+fn the_end_of_a_stream_waits_for_its_reader() {
+    let mut f = Fixture::new(None, false, false);
+    f.open(1, 0, None);
+    let done = on(1, names::STREAM_DONE, vec![], Some(3));
+    assert_eq!(f.hear(10, &[], done), ["deliver STREAM_DONE to 1"]);
+    // Credit the reader grants as it reads the last items still goes out.
+    f.machine.grant(&id(1), 6);
+    assert_eq!(f.actions(), ["send _zpc_more Some(6) on 0 to []"]);
+    f.machine.close(&id(1));
+    assert_eq!(f.actions(), ["close 1: channel closed"]);
+}
+
+#[test]
+fn events_named_like_a_last_one_do_not_end_a_channel_a_peer_opened() {
+    let mut f = Fixture::server();
+    f.hear(0, PEER, request(1, Some(3)));
+    f.actions();
+    assert_eq!(
+        f.hear(10, PEER, on(1, names::OK, vec![], Some(3))),
+        ["deliver OK to 1"]
+    );
+    assert_eq!(f.open_counts(), [1]);
 }
 
 #[test]
@@ -329,7 +383,7 @@ fn opening_an_id_in_use_releases_the_channel_that_had_it() {
 fn v3_peers_get_credit_as_zpc_more() {
     let mut f = Fixture::client();
     f.open(1, 0, None);
-    f.hear(10, &[], reply(1));
+    f.hear(10, &[], item(1, Some(3)));
     f.machine.grant(&id(1), 50);
     assert_eq!(f.actions(), ["send _zpc_more Some(50) on 0 to []"]);
 }
@@ -338,7 +392,7 @@ fn v3_peers_get_credit_as_zpc_more() {
 fn v2_peers_detected_from_the_first_event_heard_get_credit_as_zpc_hb() {
     let mut f = Fixture::client();
     f.open(1, 0, None);
-    f.hear(10, &[], on(1, names::OK, vec![], Some(2)));
+    f.hear(10, &[], item(1, Some(2)));
     f.machine.grant(&id(1), 50);
     assert_eq!(f.actions(), ["send _zpc_hb Some(50) on 0 to []"]);
 }
@@ -347,8 +401,8 @@ fn v2_peers_detected_from_the_first_event_heard_get_credit_as_zpc_hb() {
 fn only_the_first_event_heard_decides_the_version() {
     let mut f = Fixture::client();
     f.open(1, 0, None);
-    f.hear(10, &[], reply(1));
-    f.hear(20, &[], on(1, names::OK, vec![], Some(2)));
+    f.hear(10, &[], item(1, Some(3)));
+    f.hear(20, &[], item(1, Some(2)));
     f.machine.grant(&id(1), 7);
     assert_eq!(f.actions(), ["send _zpc_more Some(7) on 0 to []"]);
 }
@@ -628,7 +682,7 @@ fn a_retired_socket_takes_no_new_channel_and_keeps_its_open_ones() {
     }
     let route = f.machine.route(&id(1)).map(|r| r.socket);
     assert_eq!(route, Some(f.socket), "channel 1 stays where it started");
-    assert_eq!(f.hear(10, &[], reply(1)), ["deliver OK to 1"]);
+    assert_eq!(f.hear(10, &[], item(1, Some(3))), ["deliver STREAM to 1"]);
     assert_eq!(f.actions(), Vec::<String>::new());
     f.machine.close(&id(1));
     assert_eq!(

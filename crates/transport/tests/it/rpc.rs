@@ -38,6 +38,10 @@ fn request_reply_over(endpoint: &str) {
     assert_eq!(reply.args, Value::Array(vec![3.into()]));
     assert_eq!(reply.header.response_to.as_ref(), Some(&id));
     assert_eq!(reply.header.version, Some(3));
+    // The reply was the call's last event: the channel ended with it, so
+    // reading on reports it closed instead of waiting for nothing.
+    let after = run(channel.recv()).expect_err("nothing after the reply");
+    assert_eq!(after.kind(), zerorpc_transport::ErrorKind::Closed);
 }
 
 #[test]
