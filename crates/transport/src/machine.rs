@@ -165,6 +165,10 @@ struct ChannelState<H> {
     peer_v2: Option<bool>,
     /// The first-reply timeout, while no reply has arrived.
     awaiting_reply: Option<Duration>,
+    /// When that timeout falls due, if its timer is not in the heap yet:
+    /// it is scheduled at the first heartbeat, which comes before it, so
+    /// that a call answered sooner (most are) costs one timer, not two.
+    timeout_at: Option<Instant>,
     /// Unique per channel, so the timers of an earlier channel with the
     /// same id never fire on this one.
     generation: u64,
@@ -523,6 +527,11 @@ impl<H: Clone + Default> Machine<H> {
             .as_ref()
             .filter(|h| !h.waiting)
             .map(|h| h.interval);
+        // A timeout no sooner than the first heartbeat waits for it.
+        let timeout_at = match (active, start.awaiting_reply) {
+            (Some(interval), Some(after)) if interval <= after => Some(now + after),
+            _ => None,
+        };
         if let Some(load) = self.sockets.get_mut(&start.socket) {
             load.open += 1;
         }
@@ -535,6 +544,7 @@ impl<H: Clone + Default> Machine<H> {
                 heartbeat,
                 peer_v2: start.peer_v2,
                 awaiting_reply: start.awaiting_reply,
+                timeout_at,
                 generation,
                 heartbeat_waiting: false,
                 opened: start.opened,
@@ -548,7 +558,7 @@ impl<H: Clone + Default> Machine<H> {
         if let Some(interval) = active {
             self.schedule(&id, generation, TimerKind::Heartbeat, now + interval);
         }
-        if let Some(after) = start.awaiting_reply {
+        if let (Some(after), None) = (start.awaiting_reply, timeout_at) {
             self.schedule(&id, generation, TimerKind::Timeout, now + after);
         }
     }
@@ -659,6 +669,11 @@ impl<H: Clone + Default> Machine<H> {
         let last = *hb.last_received.get_or_insert(now);
         let interval = hb.interval;
         let generation = channel.generation;
+        // Due at or after this tick: its timer goes in now, still in time.
+        let timeout_at = channel
+            .timeout_at
+            .take()
+            .filter(|_| channel.awaiting_reply.is_some());
         if now > last + interval * 2 {
             self.fail(id, Error::lost_remote(interval));
             return;
@@ -667,6 +682,9 @@ impl<H: Clone + Default> Machine<H> {
         if !channel.heartbeat_waiting {
             let transmit = transmit(id, channel, names::HEARTBEAT, 0, true);
             self.actions.push_back(Action::Transmit(transmit));
+        }
+        if let Some(at) = timeout_at {
+            self.schedule(id, generation, TimerKind::Timeout, at);
         }
         self.schedule(id, generation, TimerKind::Heartbeat, now + interval);
     }

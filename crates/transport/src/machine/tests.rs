@@ -348,6 +348,34 @@ fn events_named_like_a_last_one_do_not_end_a_channel_a_peer_opened() {
 }
 
 #[test]
+fn a_timeout_after_the_first_heartbeat_falls_due_on_time() {
+    let mut f = Fixture::client();
+    f.open(1, 0, Some(Duration::from_millis(250)));
+    assert_eq!(f.tick(100), [HB_SEND]);
+    assert_eq!(f.tick(200), [HB_SEND]);
+    assert_eq!(f.tick(249), Vec::<String>::new());
+    assert_eq!(f.tick(250), ["close 1: timeout after 0.25s"]);
+}
+
+#[test]
+fn a_timeout_at_the_first_heartbeat_falls_due_with_it() {
+    let mut f = Fixture::client();
+    f.open(1, 0, Some(HB));
+    assert_eq!(f.tick(100), [HB_SEND, "close 1: timeout after 0.1s"]);
+}
+
+#[test]
+fn a_call_answered_before_its_first_heartbeat_never_times_out() {
+    let mut f = Fixture::client();
+    f.open(1, 0, Some(Duration::from_millis(250)));
+    f.hear(50, &[], item(1, Some(3)));
+    f.hear(60, &[], heartbeat(1));
+    assert_eq!(f.tick(100), [HB_SEND]);
+    assert_eq!(f.tick(200), [HB_SEND]);
+    assert_eq!(f.tick(250), Vec::<String>::new(), "no timeout");
+}
+
+#[test]
 fn heartbeats_and_credit_do_not_cancel_the_first_reply_timeout() {
     let mut f = Fixture::new(None, false, false);
     f.open(1, 0, Some(Duration::from_millis(300)));
