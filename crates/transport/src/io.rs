@@ -21,7 +21,9 @@ use crate::driver::NotifyFd;
 use crate::machine::{
     Accepted, Action, Closed, Dropped, Machine, MachineConfig, SocketId, Transmit,
 };
-use crate::observe::{ChangeKind, ChannelChange, Direction, DropReason, Ending, EventInfo, Peer};
+use crate::observe::{
+    ChangeKind, ChannelChange, Direction, DropReason, Ending, EventInfo, Peer, RoutingId,
+};
 use crate::options::{EndpointOptions, apply_endpoint, apply_kind};
 use crate::respond::Adopted;
 use crate::security::ServedWatch;
@@ -55,20 +57,18 @@ struct Pending {
     heartbeat: bool,
 }
 
-/// A copy of a queued event's head frames, inline when they are short.
+/// A copy of a queued event's head frames (routing ids, the delimiter),
+/// each inline up to the length a [`RoutingId`] keeps inline.
 ///
 /// A server's usual head is a routing id of five bytes and the empty
 /// delimiter. Once ZeroMQ's pipe to a peer is full, every event of a fast
 /// stream waits here, so a head copied into vectors cost it two
 /// allocations and two frees per item.
-type QueuedHead = SmallVec<[SmallVec<[u8; QUEUED_FRAME_INLINE]>; 2]>;
-
-/// The longest head frame a queued event keeps without an allocation.
-const QUEUED_FRAME_INLINE: usize = 16;
+type QueuedHead = SmallVec<[SmallVec<[u8; RoutingId::INLINE]>; 2]>;
 
 /// A queued event's frames, as they are sent.
 fn frames_of(pending: &Pending) -> impl Iterator<Item = &[u8]> {
-    let head = pending.head.iter().map(|frame| frame.as_slice());
+    let head = pending.head.iter().map(SmallVec::as_slice);
     head.chain([pending.payload.as_slice()])
 }
 
@@ -334,7 +334,7 @@ impl ZmqSocket {
                 let size = queued_size(frames_of(&pending));
                 let payload = std::mem::take(&mut pending.payload);
                 let len = payload.len();
-                let head = pending.head.iter().map(|frame| frame.as_slice());
+                let head = pending.head.iter().map(SmallVec::as_slice);
                 let refusal = match buffers::send_event(socket, head, payload, zmq::DONTWAIT) {
                     Ok(()) => None,
                     Err((zmq::Error::EAGAIN, payload)) => {

@@ -693,7 +693,7 @@ impl<H: Clone + Default> Machine<H> {
 /// Whether an event the peer sends ends the call of a channel we opened
 /// at once.
 fn ends_call(name: &str) -> bool {
-    name == names::OK || name == names::ERR
+    matches!(name, names::OK | names::ERR)
 }
 
 /// A control event `name [n]` on the channel.

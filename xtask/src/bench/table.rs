@@ -910,6 +910,14 @@ mod tests {
 
     use super::*;
 
+    /// The (first) table of `kind`.
+    fn section_of(sections: &[Section], kind: Kind) -> &Section {
+        sections
+            .iter()
+            .find(|section| section.kind == kind)
+            .unwrap_or_else(|| panic!("a table of kind {kind:?}"))
+    }
+
     /// Results of one round with these figures.
     fn one_round(figures: HashMap<Job, Figures>) -> Results {
         Results::new(figures.into_iter().map(|(job, f)| (job, vec![f])).collect())
@@ -1021,10 +1029,7 @@ mod tests {
     #[test]
     fn grpc_rows_set_ours_beside_the_same_workload_over_tonic() {
         let sections = sections(Scale::Quick);
-        let versus = sections
-            .iter()
-            .find(|section| section.kind == Kind::Grpc)
-            .expect("a gRPC table");
+        let versus = section_of(&sections, Kind::Grpc);
         let latency = &versus.rows[0];
         let stream = &versus.rows[2];
         assert!(latency.jobs().contains(&Job::GrpcCalls { in_flight: 1 }));
@@ -1057,10 +1062,7 @@ mod tests {
     #[test]
     fn split_rows_say_what_each_end_of_ours_keeps_of_the_codec_floor() {
         let sections = sections(Scale::Quick);
-        let split = sections
-            .iter()
-            .find(|section| section.kind == Kind::Split)
-            .expect("a table of split calls");
+        let split = section_of(&sections, Kind::Split);
         let ends: Vec<Job> = split.rows.iter().map(|row| row.ours).collect();
         assert_eq!(
             ends,
