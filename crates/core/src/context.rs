@@ -166,18 +166,21 @@ pub(crate) fn watched(watch: &mut Option<Box<dyn WatchedCall>>, reply: Event) ->
     reply
 }
 
-/// Copies the served request's extra header keys onto outgoing requests.
+/// Copies the served request's extra header keys and trace context onto
+/// outgoing requests.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CopyExtras;
 
 impl Propagation for CopyExtras {
     fn propagate(&self, served: Option<&CallContext>, request: &mut Header) {
         if let Some(ctx) = served {
-            for (key, value) in &ctx.header().extra {
-                if request.get(key).is_none() {
+            let served = ctx.header();
+            for (key, value) in &served.extra {
+                if request.get(key).is_none() && !request.trace.has(key) {
                     request.insert(key.clone(), value.clone());
                 }
             }
+            request.trace = request.trace.or(served.trace);
         }
     }
 }

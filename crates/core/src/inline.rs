@@ -301,7 +301,7 @@ pub(crate) fn error_args(error: &RemoteError, v1: bool) -> Value {
 }
 
 /// What serving `request` needs, taken from it rather than copied (a
-/// traced call's header carries three more strings; the socket keeps
+/// traced call's header may carry extra keys; the socket keeps
 /// only the message id): the call's context, its arguments, and
 /// whether it is answered in the v1 shape.
 pub(crate) fn take_call(request: &mut Event) -> (CallContext, Vec<Value>, bool) {
@@ -322,6 +322,7 @@ fn context(request: &mut Event) -> CallContext {
         message_id: request.header.message_id.clone(),
         version: request.header.version,
         response_to: None,
+        trace: request.header.trace,
         extra: std::mem::take(&mut request.header.extra),
     };
     CallContext::new(std::mem::take(&mut request.name).into_owned(), header)

@@ -2,8 +2,8 @@
 //! `zerorpc-bench-raw --traced`.
 //!
 //! A traced call carries its trace context in the header of its request
-//! (`trace_id`, a UUID as text, and `span_id`) and its reply (the same two,
-//! copied back), and each side reports the call once, when its reply
+//! (`trace_id`, a UUID as text, and `span_id`, kept in `Header::trace` as
+//! the tracer keeps them) and its reply (the same two, copied back), and each side reports the call once, when its reply
 //! passes: a compact record of fixed positions, as `zerorpc --trace-collector`
 //! writes them (the trace id as 16 bytes, span ids and timestamps as
 //! integers, the method and the peer), gathered into batches that leave
@@ -14,10 +14,10 @@
 use std::collections::VecDeque;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
-use zerorpc::wire::{Header, Value};
+use std::num::{NonZeroU64, NonZeroU128};
 
-pub use zerorpc_tracing_collector::{SPAN_ID_KEY, TRACE_ID_KEY};
+use anyhow::Context;
+use zerorpc::wire::{Header, TraceKeys};
 
 /// How long a batch gathers records before it leaves, in microseconds: as
 /// long as the tracer lets reports gather.
@@ -40,24 +40,22 @@ impl CallIds {
     /// A new root call, its keys written on `header` (a request's).
     pub fn start(header: &mut Header) -> CallIds {
         let ids = CallIds {
-            trace_id: fastrand::u128(..),
+            trace_id: fastrand::u128(1..),
             span_id: fastrand::u64(1..),
         };
-        header.extra.reserve(2);
-        header
-            .extra
-            .push((TRACE_ID_KEY.into(), Value::from(uuid_text(ids.trace_id))));
-        header
-            .extra
-            .push((SPAN_ID_KEY.into(), Value::from(ids.span_id)));
+        header.trace = TraceKeys::new(
+            NonZeroU128::new(ids.trace_id),
+            NonZeroU64::new(ids.span_id),
+            None,
+        );
         ids
     }
 
     /// The ids a request's header carries, if it is traced.
     pub fn of(header: &Header) -> Option<CallIds> {
         Some(CallIds {
-            trace_id: parse_uuid(header.get(TRACE_ID_KEY)?.as_str()?)?,
-            span_id: header.get(SPAN_ID_KEY)?.as_u64()?,
+            trace_id: header.trace.trace_id()?.get(),
+            span_id: header.trace.span_id()?.get(),
         })
     }
 }
@@ -65,12 +63,7 @@ impl CallIds {
 /// Copies a request's trace keys onto its reply's header, as a traced
 /// server does.
 pub fn copy_keys(request: &Header, reply: &mut Header) {
-    reply.extra.reserve(2);
-    for key in [TRACE_ID_KEY, SPAN_ID_KEY] {
-        if let Some(value) = request.get(key) {
-            reply.extra.push((key.into(), value.clone()));
-        }
-    }
+    reply.trace = TraceKeys::new(request.trace.trace_id(), request.trace.span_id(), None);
 }
 
 /// One report of a call, made when its reply passed: it stands for the
@@ -217,21 +210,6 @@ pub fn now_us() -> u64 {
         })
 }
 
-/// `id` as a UUID's text, lowercase and hyphenated, written as the tracer
-/// writes it.
-fn uuid_text(id: u128) -> String {
-    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    uuid::Uuid::from_u128(id)
-        .hyphenated()
-        .encode_lower(&mut text)
-        .to_owned()
-}
-
-/// A UUID's text as its number.
-fn parse_uuid(text: &str) -> Option<u128> {
-    uuid::Uuid::try_parse(text).ok().map(|id| id.as_u128())
-}
-
 /// Where the floor's reports go: a PULL that keeps the latest batches as
 /// they came, up to 64 MiB of them.
 pub struct Sink {
@@ -277,12 +255,10 @@ mod tests {
         let ids = CallIds::start(&mut header);
         let read = CallIds::of(&header).expect("traced");
         assert_eq!((read.trace_id, read.span_id), (ids.trace_id, ids.span_id));
-        let text = header
-            .get(TRACE_ID_KEY)
-            .and_then(Value::as_str)
-            .expect("text");
-        assert_eq!(text.len(), 36);
-        assert_eq!(text.matches('-').count(), 4);
+        let bytes = zerorpc::wire::Event::new(header, "m", zerorpc::wire::Value::Nil).encode();
+        let decoded = zerorpc::wire::Event::decode(&bytes).expect("an event");
+        let read = CallIds::of(&decoded.header).expect("traced on the wire");
+        assert_eq!((read.trace_id, read.span_id), (ids.trace_id, ids.span_id));
     }
 
     #[test]
@@ -291,8 +267,9 @@ mod tests {
         CallIds::start(&mut request);
         let mut reply = Header::new();
         copy_keys(&request, &mut reply);
-        assert_eq!(reply.get(TRACE_ID_KEY), request.get(TRACE_ID_KEY));
-        assert_eq!(reply.get(SPAN_ID_KEY), request.get(SPAN_ID_KEY));
+        assert_eq!(reply.trace.trace_id(), request.trace.trace_id());
+        assert_eq!(reply.trace.span_id(), request.trace.span_id());
+        assert_eq!(reply.trace.parent_span_id(), None);
     }
 
     #[test]

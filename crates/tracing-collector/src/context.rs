@@ -3,21 +3,22 @@
 //! while serving it.
 
 use std::fmt;
+use std::num::{NonZeroU64, NonZeroU128};
 use std::str::FromStr;
 
 use zerorpc::CallContext;
-use zerorpc::wire::{Header, Value};
+use zerorpc::wire::{self, Header, TraceKeys, Value};
 
 /// The header key of the trace id: a UUID string, the same on every call
 /// and reply of one trace.
-pub const TRACE_ID_KEY: &str = "trace_id";
+pub const TRACE_ID_KEY: &str = wire::TRACE_ID_KEY;
 /// The header key of the call's span id: an unsigned integer (never 0), one
 /// per call, shared by the request and its replies. 16 hex digits, as W3C
 /// writes span ids, are read too.
-pub const SPAN_ID_KEY: &str = "span_id";
+pub const SPAN_ID_KEY: &str = wire::SPAN_ID_KEY;
 /// The header key of the span id of the call during which this call was
 /// made, written as [`SPAN_ID_KEY`] is; absent on a root call and on replies.
-pub const PARENT_SPAN_ID_KEY: &str = "parent_span_id";
+pub const PARENT_SPAN_ID_KEY: &str = wire::PARENT_SPAN_ID_KEY;
 /// The W3C Trace Context header key, read when [`TRACE_ID_KEY`] is absent
 /// (and the name of the environment variable `zerorpc --server` passes to
 /// the programs it runs).
@@ -45,14 +46,8 @@ impl TraceId {
         format!("{:032x}", self.0)
     }
 
-    /// The id as its `Display` writes it, made without the formatting
-    /// machinery: every traced call and reply carries it.
-    fn to_text(self) -> String {
-        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        uuid::Uuid::from_u128(self.0)
-            .hyphenated()
-            .encode_lower(&mut text)
-            .to_owned()
+    fn to_wire(self) -> Option<NonZeroU128> {
+        NonZeroU128::new(self.0)
     }
 
     /// The id's 16 bytes, big-endian (the UUID's byte order).
@@ -105,6 +100,10 @@ impl SpanId {
     /// An id from a number; 0 is not an id.
     pub(crate) fn new(id: u64) -> Option<Self> {
         (id != 0).then_some(SpanId(id))
+    }
+
+    fn to_wire(self) -> Option<NonZeroU64> {
+        NonZeroU64::new(self.0)
     }
 
     /// The id a header value carries: an integer, or 16 hex digits.
@@ -196,8 +195,20 @@ impl SpanContext {
     /// are ignored, as a missing context would be: a peer's bad header
     /// must not fail its call.
     pub fn from_header(header: &Header) -> Option<SpanContext> {
-        // One pass over the keys rather than a search per key: every
-        // traced event is read here, on the I/O thread.
+        let typed = header.trace;
+        // The usual case: the keys as tracing writes them, read already.
+        if header.extra.is_empty() {
+            let trace_id = typed.trace_id()?;
+            return Some(SpanContext {
+                trace_id: TraceId(trace_id.get()),
+                span_id: typed
+                    .span_id()
+                    .map_or_else(|| span_from_message_id(header), |id| SpanId(id.get())),
+                parent_span_id: typed.parent_span_id().map(|id| SpanId(id.get())),
+            });
+        }
+        // Keys in other forms are extras. One pass over them rather than a
+        // search per key.
         let (mut trace, mut span, mut parent, mut traceparent) = (None, None, None, None);
         for (key, value) in &header.extra {
             let slot = match &**key {
@@ -210,18 +221,29 @@ impl SpanContext {
             // The first of repeated keys counts, as `Header::get` finds it.
             slot.get_or_insert(value);
         }
-        if let Some(trace_id) = trace.and_then(Value::as_str).and_then(|t| t.parse().ok()) {
+        let trace_id = typed.trace_id().map(|id| TraceId(id.get())).or_else(|| {
+            trace
+                .and_then(Value::as_str)
+                .and_then(|text| text.parse().ok())
+        });
+        if let Some(trace_id) = trace_id {
             // A trace id without a span id (a zerorpc-python middleware
             // that passes `trace_id` only) still names the trace; the span
             // then gets an id of its own, stable for the call, derived
             // from its message id so that every reader agrees on it.
-            let span_id = span
-                .and_then(SpanId::from_value)
+            let span_id = typed
+                .span_id()
+                .map(|id| SpanId(id.get()))
+                .or_else(|| span.and_then(SpanId::from_value))
                 .unwrap_or_else(|| span_from_message_id(header));
+            let parent_span_id = typed
+                .parent_span_id()
+                .map(|id| SpanId(id.get()))
+                .or_else(|| parent.and_then(SpanId::from_value));
             return Some(SpanContext {
                 trace_id,
                 span_id,
-                parent_span_id: parent.and_then(SpanId::from_value),
+                parent_span_id,
             });
         }
         let parent = parse_traceparent(traceparent?.as_str()?).ok()?;
@@ -239,13 +261,17 @@ impl SpanContext {
 
     /// Writes this context's keys into a header.
     pub fn write(&self, header: &mut Header) {
-        header.extra.reserve(3);
-        header.insert(TRACE_ID_KEY, Value::from(self.trace_id.to_text()));
-        // Span ids go as integers: unlike text, they cost no allocation
-        // to write, copy onto replies or read back.
-        header.insert(SPAN_ID_KEY, Value::from(self.span_id.get()));
-        if let Some(parent) = self.parent_span_id {
-            header.insert(PARENT_SPAN_ID_KEY, Value::from(parent.get()));
+        header.trace = TraceKeys::new(
+            self.trace_id.to_wire(),
+            self.span_id.to_wire(),
+            self.parent_span_id.and_then(SpanId::to_wire),
+        );
+        if !header.extra.is_empty() {
+            // Keys of other forms (copied from elsewhere) would go out
+            // beside these, and a peer would read whichever came last.
+            header
+                .extra
+                .retain(|(key, _)| !TraceKeys::is_trace_key(key));
         }
     }
 

@@ -4,9 +4,10 @@
 
 use std::cell::Cell;
 use std::future::Future;
+use std::num::NonZeroU64;
 
 use zerorpc::CallContext;
-use zerorpc::wire::Header;
+use zerorpc::wire::{Header, TraceKeys};
 
 use crate::context::{
     PARENT_SPAN_ID_KEY, SPAN_ID_KEY, SpanContext, SpanId, TRACE_ID_KEY, TRACEPARENT_KEY, TraceId,
@@ -27,7 +28,7 @@ thread_local! {
 /// was written on (it carries its span id).
 pub(crate) fn take_written(request: &Header) -> Option<SpanContext> {
     let written = WRITTEN.take()?;
-    let span_id = request.get(SPAN_ID_KEY).and_then(zerorpc::Value::as_u64);
+    let span_id = request.trace.span_id().map(NonZeroU64::get);
     (span_id == Some(written.span_id.get())).then_some(written)
 }
 
@@ -183,15 +184,19 @@ impl zerorpc::Propagation for TracePropagation {
     fn reply(&self, served: &CallContext, reply: &mut Header) {
         let request = served.header();
         // The usual case, a request with our keys: they go back as they
-        // came, which costs a copy rather than a parse and a format. A
-        // reply names its call (trace and span); the parent is the
-        // request's business.
-        if let (Some(trace_id), Some(span_id)) = (
+        // came, a copy rather than a parse. A reply names its call (trace
+        // and span); the parent is the request's business.
+        let (trace_id, span_id) = (request.trace.trace_id(), request.trace.span_id());
+        if trace_id.is_some() && span_id.is_some() {
+            reply.trace = TraceKeys::new(trace_id, span_id, None);
+        } else if let (Some(trace_id), Some(span_id)) = (
             request.get(TRACE_ID_KEY).filter(|v| v.is_str()),
             request
                 .get(SPAN_ID_KEY)
                 .filter(|v| v.is_u64() || v.is_str()),
         ) {
+            // Keys in other forms (a trace id in capitals, a span id as
+            // text) go back in the forms they came in too.
             reply.extra.reserve(2);
             reply.insert(TRACE_ID_KEY, trace_id.clone());
             reply.insert(SPAN_ID_KEY, span_id.clone());

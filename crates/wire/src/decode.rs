@@ -31,6 +31,7 @@ fn invalid(message: &'static str) -> Error {
 }
 
 /// Reads msgpack values from the front of a byte slice.
+#[derive(Clone)]
 pub(crate) struct Reader<'a> {
     rest: &'a [u8],
 }
@@ -152,6 +153,19 @@ impl<'a> Reader<'a> {
             }
         }
         Ok(self.value(depth)?.as_u64())
+    }
+
+    /// Reads an unsigned integer (any of msgpack's unsigned forms); `None`
+    /// for anything else, having read an unknown part of it.
+    pub(crate) fn unsigned(&mut self) -> Option<u64> {
+        match self.marker().ok()? {
+            Marker::FixPos(n) => Some(u64::from(n)),
+            Marker::U8 => self.u8().ok().map(u64::from),
+            Marker::U16 => self.u16().ok().map(u64::from),
+            Marker::U32 => self.u32().ok().map(u64::from),
+            Marker::U64 => self.u64().ok(),
+            _ => None,
+        }
     }
 
     /// Reads one value nested at most `depth` more levels.

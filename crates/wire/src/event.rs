@@ -1,6 +1,7 @@
 //! Events and headers, and their MessagePack form.
 
 use std::borrow::Cow;
+use std::num::{NonZeroU64, NonZeroU128};
 
 use rmpv::Value;
 
@@ -28,8 +29,147 @@ pub mod names {
     pub const ALL: [&str; 6] = [OK, ERR, STREAM, STREAM_DONE, HEARTBEAT, MORE];
 }
 
+/// The header key of a traced event's trace id ([`TraceKeys::trace_id`]).
+pub const TRACE_ID_KEY: &str = "trace_id";
+/// The header key of a traced event's span id ([`TraceKeys::span_id`]).
+pub const SPAN_ID_KEY: &str = "span_id";
+/// The header key of a traced request's parent span
+/// ([`TraceKeys::parent_span_id`]).
+pub const PARENT_SPAN_ID_KEY: &str = "parent_span_id";
+
+/// The trace context a traced event carries in its header: `trace_id`,
+/// `span_id` and `parent_span_id`, in the forms tracing writes them.
+///
+/// They are kept apart from [`Header::extra`] because every traced request
+/// and reply carries them: as [`Value`]s, the trace id alone cost an
+/// allocation to write, one to read and one to copy onto each reply, and
+/// the keys a vector of their own on each side. A key in any other form (a
+/// trace id in capitals or without dashes, a span id as text or 0) stays
+/// an extra, exactly as it came.
+///
+/// ```
+/// use std::num::{NonZeroU64, NonZeroU128};
+/// use zerorpc_wire::{Event, Header, TraceKeys, Value};
+///
+/// let keys = TraceKeys::new(
+///     NonZeroU128::new(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+///     NonZeroU64::new(7),
+///     None,
+/// );
+/// let mut header = Header::new();
+/// header.trace = keys;
+/// let bytes = Event::new(header, "add", Value::Nil).encode();
+/// let decoded = Event::decode(&bytes)?;
+/// assert_eq!(decoded.header.trace, keys);
+/// assert_eq!(decoded.header.trace.span_id(), NonZeroU64::new(7));
+/// assert!(decoded.header.extra.is_empty());
+/// # Ok::<(), zerorpc_wire::DecodeError>(())
+/// ```
+// Zero stands for a missing key (no id is 0), and the trace id is two
+// halves rather than a `u128`: 32 bytes aligned to eight, where options
+// of non-zero integers take 32 aligned to sixteen, which would align (and
+// grow) every header and event, moved several times on their way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TraceKeys {
+    trace_id: [u64; 2],
+    span_id: u64,
+    parent_span_id: u64,
+}
+
+impl TraceKeys {
+    /// The keys given; `None` leaves a key out.
+    pub fn new(
+        trace_id: Option<NonZeroU128>,
+        span_id: Option<NonZeroU64>,
+        parent_span_id: Option<NonZeroU64>,
+    ) -> Self {
+        let mut keys = TraceKeys::default();
+        keys.set_trace_id(trace_id);
+        keys.set_span_id(span_id);
+        keys.set_parent_span_id(parent_span_id);
+        keys
+    }
+
+    /// `trace_id`: a UUID, sent as its lowercase hyphenated text.
+    pub fn trace_id(&self) -> Option<NonZeroU128> {
+        let [high, low] = self.trace_id;
+        NonZeroU128::new((u128::from(high) << 64) | u128::from(low))
+    }
+
+    /// `span_id`: the span of this call, an unsigned integer.
+    pub fn span_id(&self) -> Option<NonZeroU64> {
+        NonZeroU64::new(self.span_id)
+    }
+
+    /// `parent_span_id`: the span of the call this one was made for.
+    pub fn parent_span_id(&self) -> Option<NonZeroU64> {
+        NonZeroU64::new(self.parent_span_id)
+    }
+
+    /// Sets or clears `trace_id`.
+    pub fn set_trace_id(&mut self, id: Option<NonZeroU128>) {
+        let id = id.map_or(0, NonZeroU128::get);
+        // The halves of the id: the casts keep 64 bits each, as meant.
+        self.trace_id = [(id >> 64) as u64, id as u64];
+    }
+
+    /// Sets or clears `span_id`.
+    pub fn set_span_id(&mut self, id: Option<NonZeroU64>) {
+        self.span_id = id.map_or(0, NonZeroU64::get);
+    }
+
+    /// Sets or clears `parent_span_id`.
+    pub fn set_parent_span_id(&mut self, id: Option<NonZeroU64>) {
+        self.parent_span_id = id.map_or(0, NonZeroU64::get);
+    }
+
+    /// Whether no key is set (nothing is written).
+    pub fn is_empty(&self) -> bool {
+        *self == TraceKeys::default()
+    }
+
+    /// Whether the key named `key` is set.
+    pub fn has(&self, key: &str) -> bool {
+        match key {
+            TRACE_ID_KEY => self.trace_id != [0, 0],
+            SPAN_ID_KEY => self.span_id != 0,
+            PARENT_SPAN_ID_KEY => self.parent_span_id != 0,
+            _ => false,
+        }
+    }
+
+    /// Each key not set here taken from `other`.
+    pub fn or(self, other: TraceKeys) -> TraceKeys {
+        TraceKeys::new(
+            self.trace_id().or(other.trace_id()),
+            self.span_id().or(other.span_id()),
+            self.parent_span_id().or(other.parent_span_id()),
+        )
+    }
+
+    /// Whether `key` is one of the three keys these are.
+    pub fn is_trace_key(key: &str) -> bool {
+        matches!(key, TRACE_ID_KEY | SPAN_ID_KEY | PARENT_SPAN_ID_KEY)
+    }
+
+    fn key_count(&self) -> usize {
+        usize::from(self.trace_id != [0, 0])
+            + usize::from(self.span_id != 0)
+            + usize::from(self.parent_span_id != 0)
+    }
+
+    fn clear(&mut self, key: &str) {
+        match key {
+            TRACE_ID_KEY => self.trace_id = [0, 0],
+            SPAN_ID_KEY => self.span_id = 0,
+            PARENT_SPAN_ID_KEY => self.parent_span_id = 0,
+            _ => {}
+        }
+    }
+}
+
 /// The header of an event: its id, the protocol version, the channel it
-/// answers, and any other keys (task context such as trace ids).
+/// answers, its trace context, and any other keys (task context).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Header {
     /// This event's own id.
@@ -39,6 +179,9 @@ pub struct Header {
     pub version: Option<u32>,
     /// The channel this event belongs to, unless it opens one.
     pub response_to: Option<MessageId>,
+    /// The trace context keys, when they have the forms tracing writes;
+    /// written after `response_to`.
+    pub trace: TraceKeys,
     /// Every other key, in the order received; preserved on re-encoding.
     /// Keys are borrowed when they are static, as the well-known ones are
     /// once decoded (see [`Header::insert`]): every traced event carries
@@ -65,11 +208,13 @@ impl Header {
             message_id,
             version: Some(PROTOCOL_VERSION),
             response_to: None,
+            trace: TraceKeys::default(),
             extra: Vec::new(),
         }
     }
 
-    /// The value of an extra key.
+    /// The value of an extra key. The trace context keys are in
+    /// [`trace`](Self::trace) when they have tracing's forms.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.extra.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
@@ -77,9 +222,11 @@ impl Header {
     /// Sets an extra key, replacing any earlier value.
     ///
     /// The keys `message_id`, `v` and `response_to` are not extras; use the
-    /// fields for them. A `&'static str` key costs no allocation.
+    /// fields for them, and [`trace`](Self::trace) for the trace context.
+    /// A `&'static str` key costs no allocation.
     pub fn insert(&mut self, key: impl Into<Cow<'static, str>>, value: Value) {
         let key = key.into();
+        self.trace.clear(&key);
         match self.extra.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
             None => self.extra.push((key, value)),
@@ -157,7 +304,14 @@ impl Event {
             .iter()
             .map(|(key, value)| key.len() + estimated_size(value) + 2)
             .sum();
-        FIXED + ids + extras + self.name.len() + estimated_size(&self.args)
+        // Each trace key with its marker, and its value at its longest.
+        let trace = if h.trace.is_empty() {
+            0
+        } else {
+            (1 + TRACE_ID_KEY.len() + 2 + uuid::fmt::Hyphenated::LENGTH)
+                + 2 * (1 + PARENT_SPAN_ID_KEY.len() + 9)
+        };
+        FIXED + ids + trace + extras + self.name.len() + estimated_size(&self.args)
     }
 
     /// Appends the msgpack encoding of the event to `buf`.
@@ -167,9 +321,11 @@ impl Event {
     /// [`IdKind`].
     pub fn encode_into(&self, buf: &mut Vec<u8>) {
         let h = &self.header;
+        let trace_keys = h.trace.key_count();
         let len = 1
             + usize::from(h.version.is_some())
             + usize::from(h.response_to.is_some())
+            + trace_keys
             + h.extra.len();
         // Writing to a Vec cannot fail, so the results below are infallible.
         let _ = rmp::encode::write_array_len(buf, 3);
@@ -183,6 +339,9 @@ impl Event {
         if let Some(to) = &h.response_to {
             let _ = rmp::encode::write_str(buf, "response_to");
             write_id(buf, to);
+        }
+        if trace_keys > 0 {
+            write_trace(buf, &h.trace);
         }
         for (key, value) in &h.extra {
             let _ = rmp::encode::write_str(buf, key);
@@ -244,8 +403,8 @@ pub fn estimated_size(value: &Value) -> usize {
 }
 
 fn write_id(buf: &mut Vec<u8>, id: &MessageId) {
-    let bytes = id.as_bytes();
-    match id.kind() {
+    let (bytes, kind) = id.parts();
+    match kind {
         IdKind::Bin => {
             let _ = rmp::encode::write_bin(buf, bytes);
         }
@@ -254,6 +413,50 @@ fn write_id(buf: &mut Vec<u8>, id: &MessageId) {
             buf.extend_from_slice(bytes);
         }
     }
+}
+
+#[inline(never)]
+fn write_trace(buf: &mut Vec<u8>, trace: &TraceKeys) {
+    // Keys and markers as constant bytes: `trace_id` (fixstr 8), then its
+    // value's marker (str8 of 36 bytes); `span_id` (fixstr 7);
+    // `parent_span_id` (fixstr 14).
+    const TRACE_ID: &[u8] = b"\xa8trace_id\xd9\x24";
+    const SPAN_ID: &[u8] = b"\xa7span_id";
+    const PARENT_SPAN_ID: &[u8] = b"\xaeparent_span_id";
+    if let Some(trace_id) = trace.trace_id() {
+        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+        uuid::Uuid::from_u128(trace_id.get())
+            .hyphenated()
+            .encode_lower(&mut text);
+        buf.extend_from_slice(TRACE_ID);
+        buf.extend_from_slice(&text);
+    }
+    for (key, id) in [
+        (SPAN_ID, trace.span_id()),
+        (PARENT_SPAN_ID, trace.parent_span_id()),
+    ] {
+        if let Some(id) = id {
+            buf.extend_from_slice(key);
+            let _ = rmp::encode::write_uint(buf, id.get());
+        }
+    }
+}
+
+/// A trace id in the form [`TraceKeys`] keeps: lowercase hyphenated text
+/// of a UUID other than nil.
+fn canonical_trace_id(text: &str) -> Option<NonZeroU128> {
+    if text.len() != uuid::fmt::Hyphenated::LENGTH {
+        return None;
+    }
+    // At this length the parser takes the hyphenated form only, in either
+    // case; lowercase hex digits and dashes all have the 0x20 bit set,
+    // capitals do not.
+    // (An AND over every byte, without a branch per byte.)
+    let common_bits = text.bytes().fold(0xff, |bits, byte| bits & byte);
+    if common_bits & 0x20 == 0 {
+        return None;
+    }
+    NonZeroU128::new(uuid::Uuid::try_parse(text).ok()?.as_u128())
 }
 
 /// Reads the event array's header and the header and name in it, leaving
@@ -324,6 +527,7 @@ fn read_header(rd: &mut Reader<'_>) -> Result<Header, DecodeError> {
     let mut message_id = None;
     let mut version = None;
     let mut response_to = None;
+    let mut trace = TraceKeys::default();
     let mut extra = Vec::new();
     for index in 0..len {
         match read_text(rd)?.ok_or(DecodeError::HeaderKeyNotText)? {
@@ -334,6 +538,9 @@ fn read_header(rd: &mut Reader<'_>) -> Result<Header, DecodeError> {
                 // A `v` that is not a small non-negative integer is no
                 // version we know; treat it like a missing one, as a v1 peer.
                 version = value.and_then(|v| u32::try_from(v).ok());
+            }
+            key @ (TRACE_ID_KEY | SPAN_ID_KEY | PARENT_SPAN_ID_KEY)
+                if !extra.iter().any(|(k, _)| k == key) && read_trace_key(rd, key, &mut trace)? => {
             }
             other => {
                 let key = match WELL_KNOWN_KEYS.iter().find(|known| **known == other) {
@@ -354,8 +561,46 @@ fn read_header(rd: &mut Reader<'_>) -> Result<Header, DecodeError> {
         message_id: message_id.ok_or(DecodeError::MissingMessageId)?,
         version,
         response_to,
+        trace,
         extra,
     })
+}
+
+/// Reads the value of `key` into `trace` if it is in the form [`TraceKeys`]
+/// keeps and the first of its name; else reads nothing. (A key already
+/// among the extras keeps its later namesakes there too, so that encoding
+/// again keeps their order.)
+#[inline(never)]
+fn read_trace_key(
+    rd: &mut Reader<'_>,
+    key: &str,
+    trace: &mut TraceKeys,
+) -> Result<bool, DecodeError> {
+    if trace.has(key) {
+        return Ok(false);
+    }
+    let mut ahead = rd.clone();
+    if key == TRACE_ID_KEY {
+        let id = match ahead.raw_text().map_err(DecodeError::Msgpack)? {
+            Some(Text::Str(text)) => canonical_trace_id(text),
+            _ => None,
+        };
+        if id.is_some() {
+            *rd = ahead;
+            trace.set_trace_id(id);
+        }
+        return Ok(id.is_some());
+    }
+    let id = ahead.unsigned().and_then(NonZeroU64::new);
+    if id.is_some() {
+        *rd = ahead;
+        if key == SPAN_ID_KEY {
+            trace.set_span_id(id);
+        } else {
+            trace.set_parent_span_id(id);
+        }
+    }
+    Ok(id.is_some())
 }
 
 #[cfg(test)]
@@ -380,10 +625,12 @@ mod tests {
         let small = Event::new(Header::new(), "OK", Value::from(1));
         let mut reply = Header::new();
         reply.response_to = Some(Header::new().message_id);
-        reply.insert(
-            "trace_id",
-            Value::from("4bf92f35-77b3-4da6-a3ce-929d0e0e4736"),
+        reply.trace = TraceKeys::new(
+            NonZeroU128::new(u128::MAX),
+            NonZeroU64::new(u64::MAX),
+            NonZeroU64::new(u64::MAX),
         );
+        reply.insert("user", Value::from("4bf92f35-77b3-4da6-a3ce-929d0e0e4736"));
         let item = Event::new(reply, "STREAM", Value::Binary(vec![7; 64]));
         let mut str_ids = Header::new();
         str_ids.message_id = MessageId::new(&[b'x'; 40], IdKind::Str);

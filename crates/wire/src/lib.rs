@@ -62,7 +62,10 @@ mod value;
 
 pub use decode::utf8;
 pub use error::DecodeError;
-pub use event::{Event, Header, PROTOCOL_VERSION, estimated_size, names};
+pub use event::{
+    Event, Header, PARENT_SPAN_ID_KEY, PROTOCOL_VERSION, SPAN_ID_KEY, TRACE_ID_KEY, TraceKeys,
+    estimated_size, names,
+};
 pub use id::{IdGenerator, IdKind, MessageId};
 pub use rmpv::{self, Value};
 pub use value::{ValueError, from_value, to_value};

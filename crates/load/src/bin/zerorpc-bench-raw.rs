@@ -667,8 +667,8 @@ impl Dealer {
                 .open
                 .pop_front()
                 .context("a reply to an untraced call")?;
-            let span_id = reply.header.get(trace_floor::SPAN_ID_KEY);
-            if span_id.and_then(Value::as_u64) != Some(ids.span_id) {
+            let span_id = reply.header.trace.span_id().map(std::num::NonZeroU64::get);
+            if span_id != Some(ids.span_id) {
                 bail!("a reply without its call's trace keys");
             }
             traced.reporter.report(&CallRecord {

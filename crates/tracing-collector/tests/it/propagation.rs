@@ -8,8 +8,7 @@ use zerorpc::transport::{Direction, EventInfo, Observer};
 use zerorpc::wire::Header;
 use zerorpc::{CallContext, Client, Propagation, Server, Value};
 use zerorpc_tracing_collector::{
-    Parent, SPAN_ID_KEY, SpanContext, TRACE_ID_KEY, TRACEPARENT_KEY, TraceId, Traced, Tracer,
-    in_trace,
+    Parent, SpanContext, TRACEPARENT_KEY, TraceId, Traced, Tracer, in_trace,
 };
 
 use crate::support::{bounded, start, traced_client};
@@ -241,7 +240,7 @@ async fn replies_and_every_stream_item_carry_the_calls_ids() {
     assert_eq!(items, [0, 1, 2]);
     let _: Seen = bounded(client.call("whoami", ())).await.unwrap();
     let recorded = headers.0.lock().unwrap();
-    let ids = |h: &Header| (h.get(TRACE_ID_KEY).cloned(), h.get(SPAN_ID_KEY).cloned());
+    let ids = |h: &Header| (h.trace.trace_id(), h.trace.span_id());
     let names: Vec<&str> = recorded.iter().map(|(_, n, _)| n.as_str()).collect();
     assert_eq!(
         names,

@@ -226,3 +226,105 @@ fn versions_are_read_in_every_integer_form() {
     assert_eq!(with_v(&[0xc0]), None);
     assert_eq!(with_v(&[0x91, 0x03]), None);
 }
+
+const TRACE_TEXT: &str = "4bf92f35-77b3-4da6-a3ce-929d0e0e4736";
+const TRACE_BITS: u128 = 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736;
+
+fn traced_header(keys: Vec<(Value, Value)>) -> Vec<u8> {
+    let mut header = vec![
+        (s("message_id"), bin(&python_id())),
+        (s("v"), Value::from(3)),
+    ];
+    header.extend(keys);
+    encode(&Value::Array(vec![Value::Map(header), s("OK"), Value::Nil]))
+}
+
+#[test]
+fn trace_keys_in_tracings_forms_are_read_into_trace_keys_and_written_back_alike() {
+    let bytes = traced_header(vec![
+        (s("trace_id"), s(TRACE_TEXT)),
+        (s("span_id"), Value::from(u64::MAX)),
+        (s("parent_span_id"), Value::from(7)),
+        (s("user"), s("kept")),
+    ]);
+    let event = Event::decode(&bytes).expect("decodes");
+    let trace = event.header.trace;
+    assert_eq!(trace.trace_id().map(|id| id.get()), Some(TRACE_BITS));
+    assert_eq!(trace.span_id().map(|id| id.get()), Some(u64::MAX));
+    assert_eq!(trace.parent_span_id().map(|id| id.get()), Some(7));
+    assert!(event.header.get("trace_id").is_none());
+    let keys: Vec<&str> = event.header.extra.iter().map(|(k, _)| k.as_ref()).collect();
+    assert_eq!(keys, ["user"]);
+    assert_eq!(event.encode(), bytes, "the same bytes again");
+    let (header, _) = Event::decode_envelope(&bytes).expect("envelope decodes");
+    assert_eq!(header, event.header);
+}
+
+#[test]
+fn trace_keys_in_other_forms_stay_extras_exactly_as_they_came() {
+    for (key, value) in [
+        (s("trace_id"), s(&TRACE_TEXT.to_uppercase())),
+        (s("trace_id"), s(&TRACE_TEXT.replace('-', ""))),
+        (s("trace_id"), s("00000000-0000-0000-0000-000000000000")),
+        (s("trace_id"), s("4bf92f35-77b3-4da6-a3ce-929d0e0e473z")),
+        (s("trace_id"), bin(TRACE_TEXT.as_bytes())),
+        (s("trace_id"), Value::from(42)),
+        (s("span_id"), s("00f067aa0ba902b7")),
+        (s("span_id"), Value::from(0)),
+        (s("span_id"), Value::from(-3)),
+        (s("parent_span_id"), Value::F64(1.0)),
+        (s("parent_span_id"), Value::Nil),
+        (bin(b"span_id"), bin(b"7")),
+    ] {
+        let bytes = traced_header(vec![(key.clone(), value.clone())]);
+        let event = Event::decode(&bytes).expect("decodes");
+        assert!(event.header.trace.is_empty(), "{key} = {value}");
+        let text_key = key.as_str().map_or_else(
+            || String::from_utf8(key.as_slice().unwrap().to_vec()).unwrap(),
+            str::to_owned,
+        );
+        assert_eq!(event.header.get(&text_key), Some(&value), "{key} = {value}");
+        if key.is_str() {
+            assert_eq!(event.encode(), bytes, "{key} = {value}");
+        }
+    }
+}
+
+#[test]
+fn a_repeated_trace_key_keeps_its_order() {
+    // The first in tracing's form is read as the key; the one after stays
+    // an extra, after it, as it came.
+    let first = traced_header(vec![
+        (s("span_id"), Value::from(5)),
+        (s("span_id"), Value::from(6)),
+    ]);
+    let event = Event::decode(&first).expect("decodes");
+    assert_eq!(event.header.trace.span_id().map(|id| id.get()), Some(5));
+    assert_eq!(event.header.get("span_id"), Some(&Value::from(6)));
+    assert_eq!(event.encode(), first);
+    // After an extra of that name, the later one stays an extra too.
+    let later = traced_header(vec![(s("span_id"), s("x")), (s("span_id"), Value::from(6))]);
+    let event = Event::decode(&later).expect("decodes");
+    assert!(event.header.trace.is_empty());
+    assert_eq!(event.header.extra.len(), 2);
+    assert_eq!(event.encode(), later);
+}
+
+#[test]
+fn inserting_a_trace_key_replaces_the_kept_one() {
+    let mut header = Header::with_id(MessageId::new(&python_id(), IdKind::Bin));
+    header.trace = zerorpc_wire::TraceKeys::new(
+        std::num::NonZeroU128::new(TRACE_BITS),
+        std::num::NonZeroU64::new(9),
+        None,
+    );
+    header.insert("span_id", s("text"));
+    assert_eq!(header.trace.span_id(), None);
+    assert!(header.trace.trace_id().is_some());
+    let event = Event::decode(&Event::new(header, "OK", Value::Nil).encode()).expect("decodes");
+    assert_eq!(event.header.get("span_id"), Some(&s("text")));
+    assert_eq!(
+        event.header.trace.trace_id().map(|id| id.get()),
+        Some(TRACE_BITS)
+    );
+}

@@ -2,7 +2,9 @@
 //! decoding arbitrary bytes never panics and reaches a fixed point.
 
 use proptest::prelude::*;
-use zerorpc_wire::{Event, Header, IdKind, MessageId, Value};
+use std::num::{NonZeroU64, NonZeroU128};
+
+use zerorpc_wire::{Event, Header, IdKind, MessageId, TraceKeys, Value};
 
 /// Any msgpack value except NaN floats (so `==` works), nested a few levels.
 pub(crate) fn arb_value() -> impl Strategy<Value = Value> {
@@ -48,6 +50,45 @@ fn arb_id() -> impl Strategy<Value = MessageId> {
     ]
 }
 
+fn arb_trace() -> impl Strategy<Value = TraceKeys> {
+    (
+        proptest::option::of(any::<u128>()),
+        proptest::option::of(any::<u64>()),
+        proptest::option::of(any::<u64>()),
+    )
+        .prop_map(|(trace_id, span_id, parent)| {
+            TraceKeys::new(
+                trace_id.and_then(NonZeroU128::new),
+                span_id.and_then(NonZeroU64::new),
+                parent.and_then(NonZeroU64::new),
+            )
+        })
+}
+
+/// Whether decoding would take `value` of the trace key `key` into
+/// [`TraceKeys`] rather than keep it an extra.
+fn typed_form(key: &str, value: &Value) -> bool {
+    match key {
+        "trace_id" => value.as_str().is_some_and(|text| {
+            text.len() == 36
+                && !text.bytes().any(|b| b.is_ascii_uppercase())
+                && text.parse::<uuid::Uuid>().is_ok_and(|id| !id.is_nil())
+        }),
+        _ => value.as_u64().is_some_and(|n| n != 0),
+    }
+}
+
+/// A header as decoding makes them: a trace key among the extras is in a
+/// form `TraceKeys` does not take, or follows one of its name.
+fn as_decoded(header: &Header) -> bool {
+    let mut seen = Vec::new();
+    header.extra.iter().all(|(key, value)| {
+        let first = !header.trace.has(key) && !seen.contains(key);
+        seen.push(key.clone());
+        !(first && TraceKeys::is_trace_key(key) && typed_form(key, value))
+    })
+}
+
 fn arb_header() -> impl Strategy<Value = Header> {
     // The three known keys live in fields, never among the extras.
     // Decoding borrows the well-known trace keys: they come up too.
@@ -55,21 +96,24 @@ fn arb_header() -> impl Strategy<Value = Header> {
         "[a-z_]{1,12}".prop_filter("not a known key", |k| {
             !matches!(k.as_str(), "message_id" | "v" | "response_to")
         }),
-        proptest::sample::select(vec!["trace_id", "span_id", "traceparent"])
+        proptest::sample::select(vec!["trace_id", "span_id", "parent_span_id", "traceparent"])
             .prop_map(str::to_owned),
     ];
     (
         arb_id(),
         proptest::option::of(any::<u32>()),
         proptest::option::of(arb_id()),
+        arb_trace(),
         proptest::collection::vec((key, arb_value()), 0..4),
     )
-        .prop_map(|(message_id, version, response_to, extra)| Header {
+        .prop_map(|(message_id, version, response_to, trace, extra)| Header {
             message_id,
             version,
             response_to,
+            trace,
             extra: extra.into_iter().map(|(k, v)| (k.into(), v)).collect(),
         })
+        .prop_filter("as decoding makes headers", as_decoded)
 }
 
 pub(crate) fn arb_event() -> impl Strategy<Value = Event> {

@@ -1,9 +1,10 @@
 //! The call context: handlers read the request's header, and calls made
 //! while serving carry its extra keys onwards.
 
+use std::num::{NonZeroU64, NonZeroU128};
 use std::sync::Arc;
 
-use zerorpc::wire::Header;
+use zerorpc::wire::{Header, TraceKeys};
 use zerorpc::{CallContext, Client, CopyExtras, Propagation, Server, Value};
 
 use super::{bounded, start};
@@ -43,6 +44,17 @@ impl Back {
         CallContext::current().and_then(|ctx| ctx.get(&key).cloned())
     }
 
+    /// The trace keys of this request: the trace id in hex, the span and
+    /// the parent span.
+    pub(crate) async fn trace_keys(&self) -> Option<(String, u64, Option<u64>)> {
+        let trace = CallContext::current()?.header().trace;
+        Some((
+            format!("{:032x}", trace.trace_id()?),
+            trace.span_id()?.get(),
+            trace.parent_span_id().map(NonZeroU64::get),
+        ))
+    }
+
     /// The method the context says is being served.
     pub(crate) async fn method(&self) -> Option<String> {
         CallContext::current().map(|ctx| ctx.method().to_owned())
@@ -58,6 +70,13 @@ impl Front {
     /// Asks the back service for the trace id it sees.
     pub(crate) async fn relay(&self) -> Result<Option<Value>, zerorpc::Error> {
         self.back.call("header", ("trace_id",)).await
+    }
+
+    /// Asks the back service for the trace keys it sees.
+    pub(crate) async fn relay_trace_keys(
+        &self,
+    ) -> Result<Option<(String, u64, Option<u64>)>, zerorpc::Error> {
+        self.back.call("trace_keys", ()).await
     }
 
     /// The same, from a blocking handler with the blocking client.
@@ -161,6 +180,51 @@ async fn nested_calls_carry_the_served_request_extra_keys() {
                 .unwrap(),
             None
         );
+    })
+    .await;
+}
+
+/// Sets the trace keys of every request this client opens.
+struct InjectTrace(TraceKeys);
+
+impl Propagation for InjectTrace {
+    fn propagate(&self, _: Option<&CallContext>, request: &mut Header) {
+        request.trace = self.0;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nested_calls_carry_the_served_request_trace_keys_unchanged() {
+    let back = start(Server::builder(Back));
+    let front = start(Server::builder(Front {
+        back: Client::connect(&back.endpoint).unwrap(),
+    }));
+    let keys = TraceKeys::new(
+        NonZeroU128::new(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+        NonZeroU64::new(0x00f0_67aa_0ba9_02b7),
+        NonZeroU64::new(5),
+    );
+    let traced = Client::builder()
+        .connect(&front.endpoint)
+        .propagation(Arc::new(InjectTrace(keys)))
+        .build()
+        .unwrap();
+    let untraced = Client::connect(&front.endpoint).unwrap();
+    bounded(async {
+        let seen: Option<(String, u64, Option<u64>)> =
+            traced.call("relay_trace_keys", ()).await.unwrap();
+        assert_eq!(
+            seen,
+            Some((
+                "4bf92f3577b34da6a3ce929d0e0e4736".to_owned(),
+                0x00f0_67aa_0ba9_02b7,
+                Some(5)
+            )),
+            "the default propagation passes them on as they came"
+        );
+        let seen: Option<(String, u64, Option<u64>)> =
+            untraced.call("relay_trace_keys", ()).await.unwrap();
+        assert_eq!(seen, None);
     })
     .await;
 }
