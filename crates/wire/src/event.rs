@@ -424,12 +424,8 @@ fn write_trace(buf: &mut Vec<u8>, trace: &TraceKeys) {
     const SPAN_ID: &[u8] = b"\xa7span_id";
     const PARENT_SPAN_ID: &[u8] = b"\xaeparent_span_id";
     if let Some(trace_id) = trace.trace_id() {
-        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
-        uuid::Uuid::from_u128(trace_id.get())
-            .hyphenated()
-            .encode_lower(&mut text);
         buf.extend_from_slice(TRACE_ID);
-        buf.extend_from_slice(&text);
+        buf.extend_from_slice(&uuid_text(trace_id.get()));
     }
     for (key, id) in [
         (SPAN_ID, trace.span_id()),
@@ -440,6 +436,41 @@ fn write_trace(buf: &mut Vec<u8>, trace: &TraceKeys) {
             let _ = rmp::encode::write_uint(buf, id.get());
         }
     }
+}
+
+/// `id` as a UUID's lowercase hyphenated text, as `uuid` writes it.
+///
+/// Written here, a word at a time, because every traced request and reply
+/// carries it: `uuid`'s formatter takes a byte at a time, some 190
+/// instructions per event against 60.
+fn uuid_text(id: u128) -> [u8; uuid::fmt::Hyphenated::LENGTH] {
+    // The eight hex digits of `half`, most significant first: each nibble
+    // spread into a byte of its own, then all eight made ASCII at once
+    // (a byte of 10 or more gains 6 + 4 bits of carry: 'a' - '0' - 10 more).
+    fn hex8(half: u32) -> [u8; 8] {
+        let mut v = u64::from(half);
+        v = (v | (v << 16)) & 0x0000_ffff_0000_ffff;
+        v = (v | (v << 8)) & 0x00ff_00ff_00ff_00ff;
+        v = (v | (v << 4)) & 0x0f0f_0f0f_0f0f_0f0f;
+        let letters = ((v + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+        let ascii = v + 0x3030_3030_3030_3030 + letters * u64::from(b'a' - b'0' - 10);
+        ascii.to_be_bytes()
+    }
+    // The casts take each 32 bits of the id, as meant.
+    let digits = [
+        hex8((id >> 96) as u32),
+        hex8((id >> 64) as u32),
+        hex8((id >> 32) as u32),
+        hex8(id as u32),
+    ];
+    let digits = digits.as_flattened();
+    let mut text = [b'-'; uuid::fmt::Hyphenated::LENGTH];
+    text[..8].copy_from_slice(&digits[..8]);
+    text[9..13].copy_from_slice(&digits[8..12]);
+    text[14..18].copy_from_slice(&digits[12..16]);
+    text[19..23].copy_from_slice(&digits[16..20]);
+    text[24..].copy_from_slice(&digits[20..]);
+    text
 }
 
 /// A trace id in the form [`TraceKeys`] keeps: lowercase hyphenated text
@@ -617,6 +648,20 @@ mod tests {
             assert_eq!(borrowed, names::ALL.contains(&name), "{name:?}");
             let (_, envelope_name) = Event::decode_envelope(&bytes).expect("an envelope");
             assert_eq!(envelope_name, decoded.name);
+        }
+    }
+
+    #[test]
+    fn trace_ids_are_written_as_uuid_writes_them() {
+        let mut samples = vec![0, 1, u128::MAX, 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210];
+        samples.extend((0..128).map(|bit| 1u128 << bit));
+        samples.extend((0..1000).map(|_| uuid::Uuid::new_v4().as_u128()));
+        for id in samples {
+            let mut expected = [0; uuid::fmt::Hyphenated::LENGTH];
+            uuid::Uuid::from_u128(id)
+                .hyphenated()
+                .encode_lower(&mut expected);
+            assert_eq!(uuid_text(id), expected, "{id:#x}");
         }
     }
 
