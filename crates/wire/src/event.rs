@@ -69,7 +69,7 @@ pub const PARENT_SPAN_ID_KEY: &str = "parent_span_id";
 // halves rather than a `u128`: 32 bytes aligned to eight, where options
 // of non-zero integers take 32 aligned to sixteen, which would align (and
 // grow) every header and event, moved several times on their way.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct TraceKeys {
     trace_id: [u64; 2],
     span_id: u64,
@@ -165,6 +165,18 @@ impl TraceKeys {
             PARENT_SPAN_ID_KEY => self.parent_span_id = 0,
             _ => {}
         }
+    }
+}
+
+impl std::fmt::Debug for TraceKeys {
+    /// The keys as they travel: the trace id as its text.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let trace_id = self.trace_id().map(|id| uuid::Uuid::from_u128(id.get()));
+        f.debug_struct("TraceKeys")
+            .field("trace_id", &trace_id.map(|id| id.hyphenated().to_string()))
+            .field("span_id", &self.span_id())
+            .field("parent_span_id", &self.parent_span_id())
+            .finish()
     }
 }
 
@@ -441,8 +453,8 @@ fn write_trace(buf: &mut Vec<u8>, trace: &TraceKeys) {
 /// `id` as a UUID's lowercase hyphenated text, as `uuid` writes it.
 ///
 /// Written here, a word at a time, because every traced request and reply
-/// carries it: `uuid`'s formatter takes a byte at a time, some 190
-/// instructions per event against 60.
+/// carries it: with `uuid`'s formatter, a byte at a time, writing the
+/// trace keys took 235 instructions per event; this way, 162.
 fn uuid_text(id: u128) -> [u8; uuid::fmt::Hyphenated::LENGTH] {
     // The eight hex digits of `half`, most significant first: each nibble
     // spread into a byte of its own, then all eight made ASCII at once
@@ -481,8 +493,7 @@ fn canonical_trace_id(text: &str) -> Option<NonZeroU128> {
     }
     // At this length the parser takes the hyphenated form only, in either
     // case; lowercase hex digits and dashes all have the 0x20 bit set,
-    // capitals do not.
-    // (An AND over every byte, without a branch per byte.)
+    // capitals do not: one AND over every byte, no branch per byte.
     let common_bits = text.bytes().fold(0xff, |bits, byte| bits & byte);
     if common_bits & 0x20 == 0 {
         return None;
@@ -649,6 +660,19 @@ mod tests {
             let (_, envelope_name) = Event::decode_envelope(&bytes).expect("an envelope");
             assert_eq!(envelope_name, decoded.name);
         }
+    }
+
+    #[test]
+    fn trace_keys_show_the_trace_id_as_its_text() {
+        let keys = TraceKeys::new(
+            NonZeroU128::new(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+            NonZeroU64::new(7),
+            None,
+        );
+        assert_eq!(
+            format!("{keys:?}"),
+            "TraceKeys { trace_id: Some(\"4bf92f35-77b3-4da6-a3ce-929d0e0e4736\"), span_id: Some(7), parent_span_id: None }"
+        );
     }
 
     #[test]
