@@ -395,7 +395,7 @@ impl Channel {
     /// Sends an event on the channel once the peer has granted credit for it.
     ///
     /// The event's header gets `response_to` set to the channel id; its
-    /// `message_id` and extra keys are kept.
+    /// `message_id`, trace keys and extra keys are kept.
     pub async fn send(&mut self, mut event: Event) -> Result<(), Error> {
         poll_fn(|cx| self.poll_credit(cx)).await?;
         self.address(&mut event);
