@@ -3,8 +3,9 @@
 //!
 //! A traced call carries its trace context in the header of its request
 //! (`trace_id`, a UUID as text, and `span_id`, kept in `Header::trace` as
-//! the tracer keeps them) and its reply (the same two, copied back), and each side reports the call once, when its reply
-//! passes: a compact record of fixed positions, as `zerorpc --trace-collector`
+//! the tracer keeps them) and its reply (the same two, copied back), and
+//! each side reports the call once, when its reply passes: a compact
+//! record of fixed positions, as `zerorpc --trace-collector`
 //! writes them (the trace id as 16 bytes, span ids and timestamps as
 //! integers, the method and the peer), gathered into batches that leave
 //! every few milliseconds on a PUSH socket for a [`Sink`] that keeps them.
@@ -12,9 +13,8 @@
 //! no reporter thread, no collector reading or indexing the records.
 
 use std::collections::VecDeque;
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use std::num::{NonZeroU64, NonZeroU128};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use zerorpc::wire::{Header, TraceKeys};

@@ -195,20 +195,10 @@ impl SpanContext {
     /// are ignored, as a missing context would be: a peer's bad header
     /// must not fail its call.
     pub fn from_header(header: &Header) -> Option<SpanContext> {
+        // The keys in tracing's forms are read already (`Header::trace`);
+        // in other forms they are extras: one pass over those rather than
+        // a search per key.
         let typed = header.trace;
-        // The usual case: the keys as tracing writes them, read already.
-        if header.extra.is_empty() {
-            let trace_id = typed.trace_id()?;
-            return Some(SpanContext {
-                trace_id: TraceId(trace_id.get()),
-                span_id: typed
-                    .span_id()
-                    .map_or_else(|| span_from_message_id(header), |id| SpanId(id.get())),
-                parent_span_id: typed.parent_span_id().map(|id| SpanId(id.get())),
-            });
-        }
-        // Keys in other forms are extras. One pass over them rather than a
-        // search per key.
         let (mut trace, mut span, mut parent, mut traceparent) = (None, None, None, None);
         for (key, value) in &header.extra {
             let slot = match &**key {
@@ -261,18 +251,11 @@ impl SpanContext {
 
     /// Writes this context's keys into a header.
     pub fn write(&self, header: &mut Header) {
-        header.trace = TraceKeys::new(
+        header.set_trace(TraceKeys::new(
             self.trace_id.to_wire(),
             self.span_id.to_wire(),
             self.parent_span_id.and_then(SpanId::to_wire),
-        );
-        if !header.extra.is_empty() {
-            // Keys of other forms (copied from elsewhere) would go out
-            // beside these, and a peer would read whichever came last.
-            header
-                .extra
-                .retain(|(key, _)| !TraceKeys::is_trace_key(key));
-        }
+        ));
     }
 
     /// This call as a W3C `traceparent` (version 00, sampled): what a

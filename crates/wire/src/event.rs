@@ -231,6 +231,17 @@ impl Header {
         self.extra.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
+    /// Sets the trace context, which replaces every trace key among the
+    /// extras (in other forms, they would go out beside these, and a peer
+    /// would read whichever came last): [`insert`](Self::insert)'s
+    /// counterpart.
+    pub fn set_trace(&mut self, trace: TraceKeys) {
+        if !self.extra.is_empty() {
+            self.extra.retain(|(key, _)| !TraceKeys::is_trace_key(key));
+        }
+        self.trace = trace;
+    }
+
     /// Sets an extra key, replacing any earlier value.
     ///
     /// The keys `message_id`, `v` and `response_to` are not extras; use the

@@ -79,10 +79,7 @@ impl MessageId {
 
     /// The raw bytes of the id.
     pub fn as_bytes(&self) -> &[u8] {
-        match &self.repr {
-            Repr::Inline { len, buf, .. } => &buf[..usize::from(*len)],
-            Repr::Heap(b, _) => b,
-        }
+        self.parts().0
     }
 
     /// The bytes and the kind at once: one look at the variant.
@@ -95,9 +92,7 @@ impl MessageId {
 
     /// The msgpack type the id travels as.
     pub fn kind(&self) -> IdKind {
-        match self.repr {
-            Repr::Inline { kind, .. } | Repr::Heap(_, kind) => kind,
-        }
+        self.parts().1
     }
 }
 

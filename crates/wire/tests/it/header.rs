@@ -328,3 +328,22 @@ fn inserting_a_trace_key_replaces_the_kept_one() {
         Some(TRACE_BITS)
     );
 }
+
+#[test]
+fn setting_the_trace_context_replaces_trace_keys_among_the_extras() {
+    let mut header = Header::with_id(MessageId::new(&python_id(), IdKind::Bin));
+    header.insert("trace_id", s(&TRACE_TEXT.to_uppercase()));
+    header.insert("parent_span_id", s("x"));
+    header.insert("user", s("kept"));
+    header.set_trace(zerorpc_wire::TraceKeys::new(
+        std::num::NonZeroU128::new(TRACE_BITS),
+        std::num::NonZeroU64::new(9),
+        None,
+    ));
+    let keys: Vec<&str> = header.extra.iter().map(|(k, _)| k.as_ref()).collect();
+    assert_eq!(keys, ["user"], "the context is set as a whole");
+    let event = Event::decode(&Event::new(header, "OK", Value::Nil).encode()).expect("decodes");
+    assert_eq!(event.header.trace.span_id().map(|id| id.get()), Some(9));
+    assert_eq!(event.header.trace.parent_span_id(), None);
+    assert!(event.header.get("parent_span_id").is_none());
+}
