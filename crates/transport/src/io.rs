@@ -1035,12 +1035,7 @@ impl IoThread {
         // A swap, not a store: acquiring the senders' flag makes their
         // commands visible to the loop below.
         self.wake.pending.swap(false, Ordering::AcqRel);
-        let mut handling = std::mem::take(&mut self.handling);
-        self.commands.take(&mut handling);
-        for command in handling.drain(..) {
-            self.handle(command);
-        }
-        self.handling = handling;
+        self.handle_commands();
         if !self.running {
             return None;
         }
@@ -1052,10 +1047,20 @@ impl IoThread {
         let mut ids = std::mem::take(&mut self.socket_ids);
         ids.clear();
         ids.extend(self.sockets.keys().copied());
+        let turning = self.wake.turning();
         for &id in &ids {
             busy |= self.receive(id);
         }
         self.socket_ids = ids;
+        if turning.end() {
+            // Replies made while reading (adopted calls answered at once)
+            // leave in this turn, with no wake-up of their own.
+            self.handle_commands();
+            if !self.running {
+                return None;
+            }
+            self.flush();
+        }
         self.reconnect_closed();
         let now = Instant::now();
         self.machine.handle_timeout(now);
@@ -1086,6 +1091,15 @@ impl IoThread {
             .chain(self.trim.check_at)
             .min();
         Some(Wait::Until(until))
+    }
+
+    fn handle_commands(&mut self) {
+        let mut handling = std::mem::take(&mut self.handling);
+        self.commands.take(&mut handling);
+        for command in handling.drain(..) {
+            self.handle(command);
+        }
+        self.handling = handling;
     }
 
     /// Ends a socket that was shut down: what comes later is refused.

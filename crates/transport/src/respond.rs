@@ -144,7 +144,9 @@ impl Adopted {
     }
 
     /// Sends the call's one reply (`OK` or `ERR`) and ends the call: one
-    /// command to the I/O thread, one wake-up at most. Never waits.
+    /// command to the I/O thread, one wake-up at most, and none when made
+    /// while the responder runs (the turn that adopted the call sends it
+    /// before it ends). Never waits.
     pub fn reply(mut self, mut event: Event) {
         event.header.response_to = Some(self.id.clone());
         let payload = crate::buffers::encode(&event);

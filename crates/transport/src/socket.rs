@@ -1,5 +1,6 @@
 //! Sockets: the public handle and what it shares with its I/O thread.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io::Write;
@@ -576,6 +577,14 @@ impl Wake {
     }
 
     pub(crate) fn wake(&self) {
+        if TURNING.with(|turning| turning.get() == std::ptr::from_ref(self)) {
+            // Its own driver, mid-turn (a responder answering an adopted
+            // call at once): it takes the command before this turn ends
+            // (see `Wake::turning`), so a wake-up would only cost a pipe
+            // write, a poll and a turn that finds nothing.
+            DEFERRED.with(|deferred| deferred.set(true));
+            return;
+        }
         if !self.pending.swap(true, Ordering::AcqRel) {
             // SeqCst pairs with the store of a thread taking over from a
             // task: a wake-up that reads `true` here was sent before the
@@ -587,6 +596,48 @@ impl Wake {
                 let _ = (&self.pipe).write(&[1]);
             }
         }
+    }
+}
+
+thread_local! {
+    /// The wake-up of the driver turning on this thread, while it reads
+    /// (and its responders run).
+    static TURNING: Cell<*const Wake> = const { Cell::new(std::ptr::null()) };
+    /// Whether a command came for that driver while it was turning.
+    static DEFERRED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// While alive, commands for the driver of `wake` given on this thread
+/// wake nobody: the driver takes them before its turn ends ([`Turning::end`]).
+pub(crate) struct Turning {
+    previous: *const Wake,
+    previous_deferred: bool,
+}
+
+impl Wake {
+    /// Marks this thread as turning the driver of this wake-up.
+    pub(crate) fn turning(&self) -> Turning {
+        let previous = TURNING.with(|turning| turning.replace(std::ptr::from_ref(self)));
+        let previous_deferred = DEFERRED.with(|deferred| deferred.replace(false));
+        Turning {
+            previous,
+            previous_deferred,
+        }
+    }
+}
+
+impl Turning {
+    /// Ends the turn's reading; true if commands came meanwhile, which
+    /// the driver must now take.
+    pub(crate) fn end(self) -> bool {
+        DEFERRED.with(Cell::get)
+    }
+}
+
+impl Drop for Turning {
+    fn drop(&mut self) {
+        TURNING.with(|turning| turning.set(self.previous));
+        DEFERRED.with(|deferred| deferred.set(self.previous_deferred));
     }
 }
 
@@ -931,5 +982,68 @@ impl std::fmt::Debug for Socket {
         f.debug_struct("Socket")
             .field("kind", &self.shared.kind)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    fn wake() -> (Wake, UnixStream) {
+        let (tx, rx) = UnixStream::pair().unwrap();
+        rx.set_nonblocking(true).unwrap();
+        let wake = Wake {
+            pending: AtomicBool::new(false),
+            pipe: tx,
+            task: AtomicWaker::new(),
+            on_task: AtomicBool::new(false),
+        };
+        (wake, rx)
+    }
+
+    fn woken(wake: &Wake, pipe: &mut UnixStream) -> bool {
+        let mut byte = [0u8; 8];
+        let wrote = matches!(pipe.read(&mut byte), Ok(n) if n > 0);
+        assert_eq!(wrote, wake.pending.swap(false, Ordering::AcqRel));
+        wrote
+    }
+
+    #[test]
+    fn a_command_given_mid_turn_by_its_own_driver_wakes_nobody_and_is_reported_by_the_turn() {
+        let (wake, mut pipe) = wake();
+        let turning = wake.turning();
+        wake.wake();
+        assert!(!woken(&wake, &mut pipe));
+        assert!(turning.end());
+        wake.wake();
+        assert!(woken(&wake, &mut pipe));
+    }
+
+    #[test]
+    fn a_turn_without_commands_reports_none() {
+        let (wake, _pipe) = wake();
+        assert!(!wake.turning().end());
+    }
+
+    #[test]
+    fn commands_for_another_driver_mid_turn_wake_it_and_a_nested_turn_restores_the_outer_one() {
+        let (outer, mut outer_pipe) = wake();
+        let (inner, mut inner_pipe) = wake();
+        let outer_turn = outer.turning();
+        inner.wake();
+        assert!(woken(&inner, &mut inner_pipe));
+        let inner_turn = inner.turning();
+        inner.wake();
+        assert!(!woken(&inner, &mut inner_pipe));
+        assert!(inner_turn.end());
+        // Back in the outer turn: its own commands are deferred again,
+        // and the inner one's did not count for it.
+        outer.wake();
+        assert!(!woken(&outer, &mut outer_pipe));
+        assert!(outer_turn.end());
+        inner.wake();
+        assert!(woken(&inner, &mut inner_pipe));
     }
 }
