@@ -2,9 +2,10 @@
 //! executor's reactor for instance, instead of an I/O thread of ours.
 //!
 //! The driver runs the same turns as the I/O thread; only the waiting is
-//! left to its owner. Where the thread blocks in `zmq_poll`, the owner
-//! waits for any of [`SocketDriver::notify_fds`] to be readable, or for
-//! its waker ([`SocketDriver::register`]). Code that uses the socket on
+//! left to its owner. Where the thread blocks in `poll` on the same
+//! descriptors and its wake-up pipe, the owner waits for any of
+//! [`SocketDriver::notify_fds`] to be readable, or for its waker
+//! ([`SocketDriver::register`]). Code that uses the socket on
 //! the driver's own thread then needs no thread hand-off: a call made by
 //! a task of a runtime driving the socket is sent, and its reply is
 //! delivered, on the same thread.

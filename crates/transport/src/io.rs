@@ -185,7 +185,7 @@ struct ZmqSocket {
     sent_bytes: usize,
     /// ROUTER: the first frame of every message names the peer.
     routed: bool,
-    /// Whether `zmq_poll` says precisely when this socket can take more.
+    /// Whether `ZMQ_EVENTS` says precisely when this socket can take more.
     /// A ROUTER or XPUB reports "writable" when any one peer can take more,
     /// which would spin the loop while one slow peer's events wait: those
     /// are retried on a timer instead.
@@ -492,13 +492,14 @@ pub(crate) struct IoThread {
     turn_began: Instant,
     running: bool,
     /// How long to wait before retrying queued events on sockets whose
-    /// `zmq_poll` cannot say when a slow peer can take more.
+    /// `ZMQ_EVENTS` cannot say when a slow peer can take more.
     retry: Duration,
     /// Whether the driver is told which sockets' `ZMQ_FD` were readable
     /// ([`IoThread::mark_readable`]), so that a turn reads only those that
     /// may have news: a receive or a monitor read that finds nothing
-    /// costs libzmq a `poll` system call, several per turn. The I/O thread
-    /// waits in `zmq_poll`, which tells no such thing: it reads all.
+    /// costs libzmq a `poll` system call, several per turn. Set for the
+    /// I/O thread too, which waits on the same descriptors (see
+    /// [`IoThread::run`]).
     hinted: bool,
 }
 
@@ -996,21 +997,39 @@ impl IoThread {
     }
 
     /// Drives the socket on the calling thread until it shuts down.
+    ///
+    /// The thread waits as a driving task does: in `poll` on the wake-up
+    /// pipe and the sockets' and monitors' `ZMQ_FD`s, told which were
+    /// readable ([`hinted`](Self::hinted)), and asking libzmq before it
+    /// waits only what `ZMQ_FD` may no longer say ([`ready_now`]). `zmq_poll`
+    /// cost two `poll` system calls more per wait (a first pass that never
+    /// waits, and `ZMQ_EVENTS` of each socket before and after it).
+    ///
+    /// [`ready_now`]: Self::ready_now
     pub(crate) fn run(mut self) {
         self.wake.on_task.store(false, Ordering::SeqCst);
-        // `zmq_poll` tells nothing of what is readable: read everything.
-        self.hinted = false;
+        // Taken over from a task, perhaps, whose hints this thread never
+        // saw: anything may wait, read everything once.
+        self.set_hinted();
+        for s in self.sockets.values_mut() {
+            s.input_hint = true;
+            if let Some(watch) = &mut s.watch {
+                watch.hint();
+            }
+        }
+        let mut waiting = Vec::new();
         while let Some(wait) = self.turn() {
             let timeout = match wait {
                 Wait::Busy => 0,
+                _ if self.ready_now() => 0,
                 Wait::Until(None) => -1,
                 // Round up so a timer is never polled for just before it is due.
                 Wait::Until(Some(at)) => {
                     let wait = at.saturating_duration_since(Instant::now());
-                    i64::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(i64::MAX)
+                    i32::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
                 }
             };
-            self.poll(timeout);
+            self.poll(timeout, &mut waiting);
         }
         self.finish();
     }
@@ -1174,33 +1193,41 @@ impl IoThread {
         self.hinted = true;
     }
 
-    fn poll(&mut self, timeout: i64) {
-        let mut items: Vec<zmq::PollItem<'_>> = Vec::with_capacity(self.sockets.len() + 1);
-        items.push(zmq::PollItem::from_fd(
-            self.wake_rx.as_raw_fd(),
-            zmq::POLLIN,
-        ));
-        for s in self.sockets.values() {
-            let events = if s.queued > 0 && s.precise_pollout {
-                zmq::POLLIN | zmq::POLLOUT
-            } else {
-                zmq::POLLIN
-            };
-            items.push(s.socket.as_poll_item(events));
+    /// Waits up to `timeout` ms (-1: for ever) for the wake-up pipe or a
+    /// socket's or monitor's `ZMQ_FD`, and marks what was readable.
+    /// `waiting` is scratch space, kept from wait to wait.
+    fn poll(&mut self, timeout: i32, waiting: &mut Vec<NotifyFd>) {
+        waiting.clear();
+        waiting.push(NotifyFd {
+            key: 0,
+            fd: self.wake_rx.as_raw_fd(),
+        });
+        self.notify_fds(waiting);
+        let mut fds: SmallVec<[libc::pollfd; 4]> = waiting
+            .iter()
+            .map(|notify| libc::pollfd {
+                fd: notify.fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let count = libc::nfds_t::try_from(fds.len()).unwrap_or(libc::nfds_t::MAX);
+        // SAFETY: `fds` is a valid array of `count` pollfd structures,
+        // alive for the call.
+        let polled = unsafe { libc::poll(fds.as_mut_ptr(), count, timeout) };
+        if polled < 0 {
+            let error = std::io::Error::last_os_error();
+            self.pipe_readable = true;
+            if error.kind() != std::io::ErrorKind::Interrupted {
+                tracing::warn!("poll failed: {error}");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            return;
         }
-        items.extend(
-            self.sockets
-                .values()
-                .filter_map(|s| Some(s.watch.as_ref()?.poll_item())),
-        );
-        match zmq::poll(&mut items, timeout) {
-            Ok(_) => self.pipe_readable = items[0].is_readable(),
-            Err(e) => {
-                self.pipe_readable = true;
-                if e != zmq::Error::EINTR {
-                    tracing::warn!("zmq poll failed: {e}");
-                    std::thread::sleep(Duration::from_millis(1));
-                }
+        self.pipe_readable = fds[0].revents != 0;
+        for (notify, fd) in waiting.iter().zip(&fds).skip(1) {
+            if fd.revents != 0 {
+                self.mark_readable(notify.key);
             }
         }
     }

@@ -65,10 +65,6 @@ impl Watch {
         }
     }
 
-    pub(crate) fn poll_item(&self) -> zmq::PollItem<'_> {
-        self.monitor.as_poll_item(zmq::POLLIN)
-    }
-
     /// The monitor's `ZMQ_FD`, for a driver that waits through its own
     /// poller (see [`IoThread::notify_fds`](crate::io::IoThread::notify_fds)).
     pub(crate) fn notify_fd(&self) -> Result<std::os::fd::RawFd, zmq::Error> {
