@@ -339,6 +339,7 @@ impl Drop for Driven {
 impl Driven {
     async fn drive(self) {
         let mut fds: Vec<NotifyFd> = Vec::new();
+        let mut fds_version = None;
         let mut watched: Vec<(u64, AsyncFd<OwnedFd>)> = Vec::new();
         let mut readable: Vec<u64> = Vec::new();
         let mut eager = 0;
@@ -352,9 +353,11 @@ impl Driven {
                     driver.readable(key);
                 }
                 let turned = driver.turn();
-                if turned == Turn::Idle {
+                let version = driver.notify_fds_version();
+                if turned == Turn::Idle && fds_version != Some(version) {
                     fds.clear();
                     driver.notify_fds(&mut fds);
+                    fds_version = Some(version);
                 }
                 turned
             };

@@ -136,9 +136,20 @@ impl SocketDriver {
         }
     }
 
+    /// A number that changes whenever [`notify_fds`](Self::notify_fds)
+    /// may give another list: an owner that kept the list need not ask
+    /// for it again (each descriptor is a question to libzmq) while this
+    /// stays the same.
+    pub fn notify_fds_version(&self) -> u64 {
+        self.io
+            .as_ref()
+            .map_or(u64::MAX, IoThread::notify_fds_version)
+    }
+
     /// Appends the descriptors to wait on to `fds`: the driver's timer
     /// (key 0) and libzmq's for each of its ZeroMQ sockets. They change
-    /// as endpoints are connected and disconnected.
+    /// as endpoints are connected and disconnected (see
+    /// [`notify_fds_version`](Self::notify_fds_version)).
     pub fn notify_fds(&self, fds: &mut Vec<NotifyFd>) {
         fds.push(NotifyFd {
             key: 0,

@@ -501,6 +501,9 @@ pub(crate) struct IoThread {
     /// I/O thread too, which waits on the same descriptors (see
     /// [`IoThread::run`]).
     hinted: bool,
+    /// Changed whenever a socket or a monitor comes or goes: see
+    /// [`notify_fds`](Self::notify_fds).
+    notify_fds_version: u64,
 }
 
 /// Bounds of [`IoThread::retry`]: short while queues drain, longer while a
@@ -558,6 +561,7 @@ impl IoThread {
             running: true,
             retry: RETRY_MIN,
             hinted: false,
+            notify_fds_version: 0,
         };
         // Every kind but the client uses exactly one ZeroMQ socket.
         if kind != SocketKind::Client {
@@ -583,6 +587,7 @@ impl IoThread {
         apply_kind(&mut socket, self.kind)?;
         let routed = self.kind == SocketKind::Server;
         let id = self.machine.add_socket();
+        self.notify_fds_version += 1;
         self.sockets.insert(
             id,
             ZmqSocket {
@@ -622,6 +627,7 @@ impl IoThread {
     /// queues belonged to channels that have ended.
     fn close_socket(&mut self, id: SocketId) {
         if let Some(mut socket) = self.sockets.remove(&id) {
+            self.notify_fds_version += 1;
             self.trim.passed += socket.sent_bytes;
             let held: Vec<MessageId> = socket
                 .queues
@@ -1018,6 +1024,7 @@ impl IoThread {
             }
         }
         let mut waiting = Vec::new();
+        let mut waiting_for = None;
         while let Some(wait) = self.turn() {
             let timeout = match wait {
                 Wait::Busy => 0,
@@ -1029,7 +1036,16 @@ impl IoThread {
                     i32::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
                 }
             };
-            self.poll(timeout, &mut waiting);
+            if waiting_for != Some(self.notify_fds_version) {
+                waiting.clear();
+                waiting.push(NotifyFd {
+                    key: 0,
+                    fd: self.wake_rx.as_raw_fd(),
+                });
+                self.notify_fds(&mut waiting);
+                waiting_for = Some(self.notify_fds_version);
+            }
+            self.poll(timeout, &waiting);
         }
         self.finish();
     }
@@ -1140,6 +1156,7 @@ impl IoThread {
     /// descriptor's number: `4 * id + 1` for socket `id`, `+ 2` for its
     /// monitor.
     pub(crate) fn notify_fds(&self, fds: &mut Vec<NotifyFd>) {
+        // Every change to what this gives bumps `notify_fds_version`.
         for (&id, s) in &self.sockets {
             let key = id.get() << 2;
             if let Ok(fd) = s.socket.get_fd() {
@@ -1151,6 +1168,11 @@ impl IoThread {
                 }
             }
         }
+    }
+
+    /// See [`SocketDriver::notify_fds_version`](crate::SocketDriver::notify_fds_version).
+    pub(crate) fn notify_fds_version(&self) -> u64 {
+        self.notify_fds_version
     }
 
     /// Whether a socket can do what a turn would do now, which `ZMQ_FD`
@@ -1193,16 +1215,10 @@ impl IoThread {
         self.hinted = true;
     }
 
-    /// Waits up to `timeout` ms (-1: for ever) for the wake-up pipe or a
-    /// socket's or monitor's `ZMQ_FD`, and marks what was readable.
-    /// `waiting` is scratch space, kept from wait to wait.
-    fn poll(&mut self, timeout: i32, waiting: &mut Vec<NotifyFd>) {
-        waiting.clear();
-        waiting.push(NotifyFd {
-            key: 0,
-            fd: self.wake_rx.as_raw_fd(),
-        });
-        self.notify_fds(waiting);
+    /// Waits up to `timeout` ms (-1: for ever) for any of `waiting`: the
+    /// wake-up pipe first, then the sockets' and monitors' `ZMQ_FD` (see
+    /// [`notify_fds`](Self::notify_fds)), and marks what was readable.
+    fn poll(&mut self, timeout: i32, waiting: &[NotifyFd]) {
         let mut fds: SmallVec<[libc::pollfd; 4]> = waiting
             .iter()
             .map(|notify| libc::pollfd {
@@ -1235,7 +1251,8 @@ impl IoThread {
     /// Connects again the client connections libzmq closed for good (see
     /// [`Watch`]), counting each and logging the first.
     fn reconnect_closed(&mut self) {
-        let now = Instant::now();
+        // The turn's clock: a grace period of its own needs no fresher one.
+        let now = self.turn_began;
         let hinted = self.hinted;
         for s in self.sockets.values_mut() {
             let Some(watch) = &mut s.watch else { continue };
@@ -1368,6 +1385,7 @@ impl IoThread {
             return Err(Error::closed());
         };
         if self.kind == SocketKind::Client {
+            self.notify_fds_version += 1;
             // Best effort: without it, only the reconnection after a
             // protocol error is lost.
             s.watch = Watch::new(&s.socket)
@@ -1386,6 +1404,7 @@ impl IoThread {
         });
         if let Err(e) = connected {
             if self.kind == SocketKind::Client {
+                self.notify_fds_version += 1;
                 self.sockets.remove(&id);
                 self.machine.remove_socket(id);
             }
