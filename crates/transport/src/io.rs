@@ -762,10 +762,13 @@ impl IoThread {
     }
 
     /// Sends an encoded event of the application on its channel's route.
+    /// Sends `payloads` in order on channel `id`, routed once; `observed`
+    /// is the event of a single payload, for the observers (gathered
+    /// payloads have none).
     fn send_on(
         &mut self,
         id: &MessageId,
-        payload: Vec<u8>,
+        payloads: impl IntoIterator<Item = Vec<u8>>,
         observed: Option<Box<Event>>,
         stream: bool,
     ) {
@@ -776,26 +779,39 @@ impl IoThread {
             return;
         };
         let socket = route.socket;
-        let sent = zmq_socket.send(
-            Head::channel(route.envelope),
-            payload,
-            Some(id),
-            if stream {
-                SendKind::Streamed
-            } else {
-                SendKind::Paced
-            },
-            self.config.send_queue_limit,
-            &self.counters,
-        );
-        if let (Sent::Queued { hold: true }, Some(channel)) = (&sent, self.machine.handle(id)) {
-            channel.hold();
+        let kind = if stream {
+            SendKind::Streamed
+        } else {
+            SendKind::Paced
+        };
+        let mut outcome = Sent::Now;
+        let mut queued = false;
+        for payload in payloads {
+            let head = Head::channel(route.envelope);
+            let limit = self.config.send_queue_limit;
+            match zmq_socket.send(head, payload, Some(id), kind, limit, &self.counters) {
+                Sent::Now => {}
+                Sent::Queued { hold } => {
+                    queued = true;
+                    if let (true, Some(channel)) = (hold, self.machine.handle(id)) {
+                        channel.hold();
+                    }
+                }
+                // The channel fails: what follows would be refused too.
+                refused @ Sent::Refused(_) => {
+                    outcome = refused;
+                    break;
+                }
+            }
         }
-        if !matches!(sent, Sent::Refused(_)) && observed.is_some() {
+        if !matches!(outcome, Sent::Refused(_)) && observed.is_some() {
             let envelope = route.envelope.to_vec();
             self.observe_sent(socket, &envelope, Some(id), observed.map(|e| *e));
         }
-        self.settle(socket, Some(id), sent);
+        if queued {
+            self.count_queued();
+        }
+        self.settle(socket, Some(id), outcome);
     }
 
     fn transmit(&mut self, transmit: Transmit) {
@@ -1325,12 +1341,12 @@ impl IoThread {
             }
             Command::Send {
                 id,
-                payload,
+                payloads,
                 observed,
                 stream,
                 last,
             } => {
-                self.send_on(&id, payload, observed, stream);
+                self.send_on(&id, payloads, observed, stream);
                 if last {
                     self.machine.close(&id);
                 }

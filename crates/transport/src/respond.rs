@@ -153,7 +153,7 @@ impl Adopted {
         let observed = self.observed.then(|| Box::new(event));
         self.command(Command::Send {
             id: self.id.clone(),
-            payload,
+            payloads: smallvec::smallvec![payload],
             observed,
             stream: false,
             last: true,

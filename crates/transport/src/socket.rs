@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use futures::task::AtomicWaker;
+use smallvec::SmallVec;
 use zerorpc_wire::{Event, MessageId};
 
 use crate::channel::{Channel, ChannelShared, Window};
@@ -332,7 +333,8 @@ pub(crate) enum Command {
     },
     Send {
         id: MessageId,
-        payload: Vec<u8>,
+        /// One event, or several of a stream (see [`Command::gather`]).
+        payloads: Payloads,
         observed: Option<Box<Event>>,
         /// Part of a stream (see `SendKind::Streamed`).
         stream: bool,
@@ -356,6 +358,43 @@ pub(crate) enum Command {
     },
     Shutdown,
 }
+
+impl Command {
+    /// Takes `next` into this command, the last one queued, when both send
+    /// events of one stream that nobody observes and this one does not end
+    /// it; else gives it back. A producer that runs ahead of the I/O
+    /// thread then costs the thread one channel lookup per batch of items
+    /// rather than one per item.
+    fn gather(&mut self, next: Command) -> Option<Command> {
+        match (self, next) {
+            (
+                Command::Send {
+                    id,
+                    payloads,
+                    observed: None,
+                    stream: true,
+                    last: last @ false,
+                },
+                Command::Send {
+                    id: next_id,
+                    payloads: more,
+                    observed: None,
+                    stream: true,
+                    last: next_last,
+                },
+            ) if *id == next_id => {
+                payloads.extend(more);
+                *last = next_last;
+                None
+            }
+            (_, next) => Some(next),
+        }
+    }
+}
+
+/// The encoded events of a [`Command::Send`]: one, inline, but for a
+/// stream's gathered items.
+pub(crate) type Payloads = SmallVec<[Vec<u8>; 1]>;
 
 /// A channel on its way to the I/O thread in [`Command::Open`].
 ///
@@ -423,7 +462,11 @@ impl CommandQueue {
             drop(command);
             return false;
         }
-        state.commands.push(command);
+        let command = match state.commands.last_mut() {
+            Some(tail) => tail.gather(command),
+            None => Some(command),
+        };
+        state.commands.extend(command);
         true
     }
 
@@ -539,7 +582,7 @@ impl SocketShared {
         let payload = crate::buffers::encode(&event);
         self.command(Command::Send {
             id: id.clone(),
-            payload,
+            payloads: smallvec::smallvec![payload],
             observed: self.observed(event),
             stream,
             last,
@@ -1008,6 +1051,90 @@ mod tests {
         let wrote = matches!(pipe.read(&mut byte), Ok(n) if n > 0);
         assert_eq!(wrote, wake.pending.swap(false, Ordering::AcqRel));
         wrote
+    }
+
+    fn item(id: &MessageId, byte: u8, last: bool) -> Command {
+        Command::Send {
+            id: id.clone(),
+            payloads: smallvec::smallvec![vec![byte]],
+            observed: None,
+            stream: true,
+            last,
+        }
+    }
+
+    /// What the queue holds: each send's channel and payloads.
+    fn queued(queue: &CommandQueue) -> Vec<(MessageId, Vec<Vec<u8>>, bool)> {
+        let mut commands = Vec::new();
+        queue.take(&mut commands);
+        commands
+            .into_iter()
+            .map(|command| match command {
+                Command::Send {
+                    id, payloads, last, ..
+                } => (id, payloads.into_vec(), last),
+                _ => panic!("only sends were queued"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn items_of_one_stream_queued_in_a_row_become_one_send_in_order_up_to_the_last() {
+        let (a, b) = (MessageId::generate(), MessageId::generate());
+        let queue = CommandQueue::new();
+        for command in [
+            item(&a, 1, false),
+            item(&a, 2, false),
+            item(&a, 3, true),
+            // After the last: a send of its own (the channel has ended).
+            item(&a, 4, false),
+            item(&b, 5, false),
+            item(&b, 6, false),
+            item(&a, 7, false),
+        ] {
+            assert!(queue.push(command));
+        }
+        assert_eq!(
+            queued(&queue),
+            vec![
+                (a.clone(), vec![vec![1], vec![2], vec![3]], true),
+                (a.clone(), vec![vec![4]], false),
+                (b.clone(), vec![vec![5], vec![6]], false),
+                (a, vec![vec![7]], false),
+            ]
+        );
+    }
+
+    #[test]
+    fn replies_and_observed_events_are_never_gathered() {
+        let id = MessageId::generate();
+        let queue = CommandQueue::new();
+        let reply = |byte: u8| Command::Send {
+            id: id.clone(),
+            payloads: smallvec::smallvec![vec![byte]],
+            observed: None,
+            stream: false,
+            last: false,
+        };
+        let observed = Command::Send {
+            id: id.clone(),
+            payloads: smallvec::smallvec![vec![3]],
+            observed: Some(Box::new(Event::new(
+                zerorpc_wire::Header::new(),
+                "STREAM",
+                zerorpc_wire::Value::Nil,
+            ))),
+            stream: true,
+            last: false,
+        };
+        for command in [reply(1), reply(2), observed, item(&id, 4, false)] {
+            assert!(queue.push(command));
+        }
+        let payloads: Vec<Vec<Vec<u8>>> = queued(&queue).into_iter().map(|q| q.1).collect();
+        assert_eq!(
+            payloads,
+            vec![vec![vec![1]], vec![vec![2]], vec![vec![3]], vec![vec![4]]]
+        );
     }
 
     #[test]
