@@ -125,6 +125,7 @@ pub(crate) fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
             jobs.push(job);
         }
     }
+    pair_shares(&sections, &mut jobs);
     let machine = Machine::describe(root, python.as_ref().map(|(python, _)| python.as_path()));
     let runner = Runner {
         programs,
@@ -149,6 +150,37 @@ pub(crate) fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
         println!("bench: {DOCUMENT} left as it is (`--write` replaces it)");
     }
     Ok(())
+}
+
+/// Moves each row whose note is a share of another job's throughput (the
+/// traced calls', the hub's, one end of ours against the floor) to run
+/// right after that job in every round: a share of two runs seconds apart
+/// holds where the machine's speed drifts (a virtual machine's neighbours
+/// come and go), where runs a dozen jobs apart measured different
+/// machines (traced calls at 67-101% of untraced in one run's rounds).
+fn pair_shares(sections: &[table::Section], jobs: &mut Vec<Job>) {
+    for row in sections.iter().flat_map(|section| &section.rows) {
+        let partner = match row.note {
+            Some(
+                table::Note::TracedShare { untraced: partner }
+                | table::Note::HubShare { direct: partner }
+                | table::Note::SplitShare { whole: partner, .. },
+            ) => partner,
+            _ => continue,
+        };
+        let Some(at) = jobs.iter().position(|&job| job == row.ours) else {
+            continue;
+        };
+        if !jobs.contains(&partner) {
+            continue;
+        }
+        let ours = jobs.remove(at);
+        let after = jobs
+            .iter()
+            .position(|&job| job == partner)
+            .map_or(jobs.len(), |p| p + 1);
+        jobs.insert(after, ours);
+    }
 }
 
 /// Runs every job `runs` times, in rounds, and returns every round's
@@ -352,7 +384,8 @@ fn document(machine: &Machine, options: &Options, python: bool, tables: &str) ->
          built in {profile} mode, with 64-byte payloads unless said otherwise.\n\
          Each figure is the median of {runs} run(s); the runs go in rounds over\n\
          all workloads, and the ratios compare figures of the same run. The\n\
-         hub's and tracing's shares are the median of each round's share.\n\
+         hub's and tracing's shares are the median of each round's share,\n\
+         and the runs they compare go one right after the other.\n\
          \n\
          {caveats}\
          ## Machine\n\
@@ -436,6 +469,55 @@ fn document(machine: &Machine, options: &Options, python: bool, tables: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_share_runs_right_after_the_job_it_is_a_share_of() {
+        let sections = table::sections(workloads::Scale::Quick);
+        let mut jobs: Vec<Job> = Vec::new();
+        for job in sections
+            .iter()
+            .flat_map(|section| &section.rows)
+            .flat_map(table::Row::jobs)
+        {
+            if !jobs.contains(&job) {
+                jobs.push(job);
+            }
+        }
+        let count = jobs.len();
+        pair_shares(&sections, &mut jobs);
+        assert_eq!(jobs.len(), count, "every job runs, once");
+        let mut shares = 0;
+        for row in sections.iter().flat_map(|section| &section.rows) {
+            let partner = match row.note {
+                Some(
+                    table::Note::TracedShare { untraced: partner }
+                    | table::Note::HubShare { direct: partner }
+                    | table::Note::SplitShare { whole: partner, .. },
+                ) => partner,
+                _ => continue,
+            };
+            shares += 1;
+            let at = |job: Job| {
+                jobs.iter()
+                    .position(|&j| j == job)
+                    .expect("a job of the plan")
+            };
+            let (partner_at, ours_at) = (at(partner), at(row.ours));
+            assert!(partner_at < ours_at, "{} runs after its partner", row.id);
+            // Only other shares of the same job come between them.
+            for &between in &jobs[partner_at + 1..ours_at] {
+                let sharing = sections.iter().flat_map(|s| &s.rows).any(|other| {
+                    other.ours == between
+                        && matches!(other.note,
+                            Some(table::Note::TracedShare { untraced: p }
+                                | table::Note::HubShare { direct: p }
+                                | table::Note::SplitShare { whole: p, .. }) if p == partner)
+                });
+                assert!(sharing, "{} waits behind an unrelated job", row.id);
+            }
+        }
+        assert!(shares >= 3, "the traced, hub and split shares are planned");
+    }
 
     #[test]
     fn medians_per_figure() {
