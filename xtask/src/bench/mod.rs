@@ -160,13 +160,8 @@ pub(crate) fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
 /// machines (traced calls at 67-101% of untraced in one run's rounds).
 fn pair_shares(sections: &[table::Section], jobs: &mut Vec<Job>) {
     for row in sections.iter().flat_map(|section| &section.rows) {
-        let partner = match row.note {
-            Some(
-                table::Note::TracedShare { untraced: partner }
-                | table::Note::HubShare { direct: partner }
-                | table::Note::SplitShare { whole: partner, .. },
-            ) => partner,
-            _ => continue,
+        let Some(partner) = row.share_of() else {
+            continue;
         };
         let Some(at) = jobs.iter().position(|&job| job == row.ours) else {
             continue;
@@ -488,13 +483,8 @@ mod tests {
         assert_eq!(jobs.len(), count, "every job runs, once");
         let mut shares = 0;
         for row in sections.iter().flat_map(|section| &section.rows) {
-            let partner = match row.note {
-                Some(
-                    table::Note::TracedShare { untraced: partner }
-                    | table::Note::HubShare { direct: partner }
-                    | table::Note::SplitShare { whole: partner, .. },
-                ) => partner,
-                _ => continue,
+            let Some(partner) = row.share_of() else {
+                continue;
             };
             shares += 1;
             let at = |job: Job| {
@@ -506,13 +496,10 @@ mod tests {
             assert!(partner_at < ours_at, "{} runs after its partner", row.id);
             // Only other shares of the same job come between them.
             for &between in &jobs[partner_at + 1..ours_at] {
-                let sharing = sections.iter().flat_map(|s| &s.rows).any(|other| {
-                    other.ours == between
-                        && matches!(other.note,
-                            Some(table::Note::TracedShare { untraced: p }
-                                | table::Note::HubShare { direct: p }
-                                | table::Note::SplitShare { whole: p, .. }) if p == partner)
-                });
+                let sharing = sections
+                    .iter()
+                    .flat_map(|s| &s.rows)
+                    .any(|other| other.ours == between && other.share_of() == Some(partner));
                 assert!(sharing, "{} waits behind an unrelated job", row.id);
             }
         }

@@ -123,6 +123,20 @@ impl Row {
         .collect()
     }
 
+    /// The job whose throughput this row's note gives a share of, if any:
+    /// the untraced calls, the direct ones, or the floor one end of ours
+    /// is set against.
+    pub(crate) fn share_of(&self) -> Option<Job> {
+        match self.note {
+            Some(
+                Note::TracedShare { untraced: job }
+                | Note::HubShare { direct: job }
+                | Note::SplitShare { whole: job, .. },
+            ) => Some(job),
+            _ => None,
+        }
+    }
+
     /// The row, set against `job`, a floor that adds `name` to raw libzmq.
     fn against_floor(self, job: Job, name: &'static str) -> Row {
         Row {
