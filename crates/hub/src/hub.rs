@@ -12,7 +12,7 @@ use zerorpc_wire::Header;
 use crate::sockets::{set_router_notify, set_xpub_nodrop, watch_oversized};
 use crate::{HubConfig, HubKind, Stats, queue, relay};
 
-/// How long the hub loop waits in `zmq::poll` before looking at the stop
+/// How long the hub loop waits in its poll before looking at the stop
 /// flag and its timers: the bound on shutdown latency and on timer
 /// precision.
 pub(crate) const TICK: Duration = Duration::from_millis(100);
@@ -413,7 +413,7 @@ impl Publisher {
         }
     }
 
-    /// How long the loop may sleep in `zmq::poll`: until its next timer,
+    /// How long the loop may sleep in its poll: until its next timer,
     /// or only until a pending snapshot may be published, so that stats are
     /// never more than a few milliseconds stale.
     pub(crate) fn poll_timeout(&self, next_timer: Instant) -> i64 {

@@ -16,7 +16,7 @@
 //!
 //! A ROUTER with `ROUTER_MANDATORY` reports `POLLOUT` when *any* peer's pipe
 //! has room, so one blocked peer next to a healthy one would make
-//! `zmq::poll` return at once for ever. The outbox therefore asks for
+//! the loop's poll return at once for ever. The outbox therefore asks for
 //! `POLLOUT` only until a flush pass sends nothing; after such a pass it
 //! waits [`RETRY_BLOCKED`] before trying again, without `POLLOUT`. Each
 //! wake-up of the hub loop then either moves messages (work proportional

@@ -42,7 +42,7 @@ use zerorpc_wire::{Event, Header, MessageId, Value, names};
 
 use crate::hub::{Publisher, Shared, TICK};
 use crate::outbox::{About, Limits, Lost, Outbox, PeerId, Sent};
-use crate::sockets::{Peers, is_transient, recv_frames};
+use crate::sockets::{Peers, is_transient, poll_two, recv_frames};
 use crate::stats::hex;
 use crate::{HubConfig, Stats, WorkerStats};
 
@@ -188,16 +188,16 @@ pub(crate) fn run(
         .flatten()
         .fold(next_sweep, Instant::min);
         let ready = {
-            let mut items = [
-                inp.as_poll_item(zmq::POLLIN | queue.to_clients.poll_events()),
-                out.as_poll_item(zmq::POLLIN | queue.to_workers.poll_events()),
+            let items = [
+                (inp, zmq::POLLIN | queue.to_clients.poll_events()),
+                (out, zmq::POLLIN | queue.to_workers.poll_events()),
             ];
-            match zmq::poll(&mut items, queue.publisher.poll_timeout(next_timer)) {
-                Ok(_) => Ready {
-                    clients_readable: items[0].is_readable(),
-                    clients_writable: items[0].is_writable(),
-                    workers_readable: items[1].is_readable(),
-                    workers_writable: items[1].is_writable(),
+            match poll_two(items, queue.publisher.poll_timeout(next_timer)) {
+                Ok([clients, workers]) => Ready {
+                    clients_readable: clients.contains(zmq::POLLIN),
+                    clients_writable: clients.contains(zmq::POLLOUT),
+                    workers_readable: workers.contains(zmq::POLLIN),
+                    workers_writable: workers.contains(zmq::POLLOUT),
                 },
                 Err(e) if is_transient(e) => Ready::default(),
                 Err(e) => return Err(e),
@@ -249,7 +249,7 @@ pub(crate) fn run(
     Ok(())
 }
 
-/// What `zmq::poll` reported.
+/// What [`poll_two`] reported.
 #[derive(Default)]
 struct Ready {
     clients_readable: bool,

@@ -18,7 +18,7 @@ use zerorpc_wire::Event;
 
 use crate::hub::{Publisher, Shared, TICK};
 use crate::outbox::RETRY_BLOCKED;
-use crate::sockets::{is_transient, recv_frames};
+use crate::sockets::{is_transient, poll_two, recv_frames};
 use crate::{HubConfig, HubKind, Stats};
 
 const BUDGET: usize = 256;
@@ -64,13 +64,13 @@ pub(crate) fn run(
             if read_out {
                 out_events |= zmq::POLLIN;
             }
-            let mut items = [inp.as_poll_item(in_events), out.as_poll_item(out_events)];
+            let items = [(inp, in_events), (out, out_events)];
             let next_timer = retry_at.map_or(next_tick, |at| at.min(next_tick));
-            match zmq::poll(&mut items, publisher.poll_timeout(next_timer)) {
-                Ok(_) => (
-                    items[0].is_readable(),
-                    items[1].is_readable(),
-                    items[1].is_writable(),
+            match poll_two(items, publisher.poll_timeout(next_timer)) {
+                Ok([inp, out]) => (
+                    inp.contains(zmq::POLLIN),
+                    out.contains(zmq::POLLIN),
+                    out.contains(zmq::POLLOUT),
                 ),
                 Err(e) if is_transient(e) => (false, false, false),
                 Err(e) => return Err(e),

@@ -211,7 +211,121 @@ pub(crate) fn recv_frames(
     Ok(Some(too_many))
 }
 
+/// `zmq::poll` for a hub's two sockets, each with the events wanted of it:
+/// which of them each has, waiting up to `timeout_ms` (-1: for ever) for
+/// any. An empty answer before the timeout is possible (news that was
+/// not an event wanted); the loop then simply turns again.
+///
+/// `zmq_poll` asks each socket for its events (each question a `poll` of
+/// the socket's mailbox while it is idle), `poll`s their descriptors
+/// without waiting, then waits, then asks each socket again. Here the
+/// sockets are asked once before waiting, and after it only those whose
+/// descriptor woke the wait: a socket whose `ZMQ_FD` stayed quiet got no
+/// news, so its answer from before holds. Three system calls fewer per
+/// wait, six per call relayed.
+pub(crate) fn poll_two(
+    items: [(&zmq::Socket, zmq::PollEvents); 2],
+    timeout_ms: i64,
+) -> Result<[zmq::PollEvents; 2], zmq::Error> {
+    let mut ready = [zmq::PollEvents::empty(); 2];
+    for (ready, (socket, wanted)) in ready.iter_mut().zip(&items) {
+        *ready = socket.get_events()? & *wanted;
+    }
+    if timeout_ms == 0 || ready.iter().any(|events| !events.is_empty()) {
+        return Ok(ready);
+    }
+    let mut fds = [0, 1].map(|_| libc::pollfd {
+        fd: -1,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    for (fd, (socket, _)) in fds.iter_mut().zip(&items) {
+        fd.fd = socket.get_fd()?;
+    }
+    let timeout = if timeout_ms < 0 {
+        -1
+    } else {
+        i32::try_from(timeout_ms).unwrap_or(i32::MAX)
+    };
+    // SAFETY: `fds` is a valid array of two pollfd structures, alive for
+    // the call.
+    if unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) } < 0 {
+        let errno = std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EINTR);
+        return Err(zmq::Error::from_raw(errno));
+    }
+    for ((ready, (socket, wanted)), fd) in ready.iter_mut().zip(&items).zip(&fds) {
+        if fd.revents != 0 {
+            *ready = socket.get_events()? & *wanted;
+        }
+    }
+    Ok(ready)
+}
+
 /// Whether an error from a poll or a receive only means "try again".
 pub(crate) fn is_transient(error: zmq::Error) -> bool {
     matches!(error, zmq::Error::EINTR | zmq::Error::EAGAIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// Two connected PAIR sockets over inproc, and a name for the pair.
+    fn pair(context: &zmq::Context, name: &str) -> (zmq::Socket, zmq::Socket) {
+        let endpoint = format!("inproc://{name}");
+        let near = context.socket(zmq::PAIR).unwrap();
+        near.bind(&endpoint).unwrap();
+        let far = context.socket(zmq::PAIR).unwrap();
+        far.connect(&endpoint).unwrap();
+        (near, far)
+    }
+
+    #[test]
+    fn poll_two_waits_out_its_timeout_when_nothing_comes_and_says_which_socket_has_a_message() {
+        let context = zmq::Context::new();
+        let (a, a_peer) = pair(&context, "poll-two-a");
+        let (b, b_peer) = pair(&context, "poll-two-b");
+        let started = Instant::now();
+        let ready = poll_two([(&a, zmq::POLLIN), (&b, zmq::POLLIN)], 50).unwrap();
+        assert_eq!(ready, [zmq::PollEvents::empty(); 2]);
+        assert!(started.elapsed() >= Duration::from_millis(40));
+
+        b_peer.send("hello", 0).unwrap();
+        assert_eq!(first_news(&a, &b), [zmq::PollEvents::empty(), zmq::POLLIN]);
+        assert_eq!(b.recv_bytes(0).unwrap(), b"hello");
+
+        a_peer.send("again", 0).unwrap();
+        assert_eq!(first_news(&a, &b), [zmq::POLLIN, zmq::PollEvents::empty()]);
+    }
+
+    /// What `poll_two` first reports of `a` and `b` readable. Bounded: a
+    /// message is on its way through libzmq's pipes, and a wake-up on news
+    /// that is no message answers empty.
+    fn first_news(a: &zmq::Socket, b: &zmq::Socket) -> [zmq::PollEvents; 2] {
+        for _ in 0..100 {
+            let ready = poll_two([(a, zmq::POLLIN), (b, zmq::POLLIN)], 100).unwrap();
+            if ready != [zmq::PollEvents::empty(); 2] {
+                return ready;
+            }
+        }
+        panic!("no message in 10 s");
+    }
+
+    #[test]
+    fn poll_two_reports_only_the_events_asked_for_and_does_not_wait_for_a_zero_timeout() {
+        let context = zmq::Context::new();
+        let (a, _a_peer) = pair(&context, "poll-two-c");
+        let (b, _b_peer) = pair(&context, "poll-two-d");
+        // A connected PAIR can take a message: POLLOUT, when asked for.
+        let ready = poll_two([(&a, zmq::POLLOUT), (&b, zmq::POLLIN)], 0).unwrap();
+        assert_eq!(ready, [zmq::POLLOUT, zmq::PollEvents::empty()]);
+        let started = Instant::now();
+        let ready = poll_two([(&a, zmq::POLLIN), (&b, zmq::POLLIN)], 0).unwrap();
+        assert_eq!(ready, [zmq::PollEvents::empty(); 2]);
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
 }
