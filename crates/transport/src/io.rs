@@ -761,8 +761,8 @@ impl IoThread {
         }
     }
 
-    /// Sends an encoded event of the application on its channel's route.
-    /// Sends `payloads` in order on channel `id`, routed once; `observed`
+    /// Sends encoded events of the application, `payloads` in order, on
+    /// the route of channel `id`, looked up once; `observed`
     /// is the event of a single payload, for the observers (gathered
     /// payloads have none).
     fn send_on(
