@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
@@ -504,6 +504,11 @@ pub(crate) struct IoThread {
     /// Changed whenever a socket or a monitor comes or goes: see
     /// [`notify_fds`](Self::notify_fds).
     notify_fds_version: u64,
+    /// The counters of events refused since the last
+    /// [`run_actions`](Self::run_actions), bumped at its end: once the
+    /// channels they failed are closed, so that whoever reads a count sees
+    /// the calls it counts failed too.
+    uncounted: Vec<fn(&Counters) -> &AtomicU64>,
 }
 
 /// Bounds of [`IoThread::retry`]: short while queues drain, longer while a
@@ -562,6 +567,7 @@ impl IoThread {
             retry: RETRY_MIN,
             hinted: false,
             notify_fds_version: 0,
+            uncounted: Vec::new(),
         };
         // Every kind but the client uses exactly one ZeroMQ socket.
         if kind != SocketKind::Client {
@@ -713,6 +719,9 @@ impl IoThread {
                 }
                 Action::Released(socket) => self.close_socket(socket),
             }
+        }
+        for counter in self.uncounted.drain(..) {
+            Counters::bump(counter(&self.counters));
         }
     }
 
@@ -960,22 +969,21 @@ impl IoThread {
     ) {
         let why = || ChangeKind::Dropped(refusal.drop_reason());
         self.observe_change(why, channel, socket, peer);
-        let (counter, error) = match refusal {
+        let (counter, error): (fn(&Counters) -> &AtomicU64, _) = match refusal {
             Refusal::QueueFull => (
-                &self.counters.dropped_queue_full,
+                |c| &c.dropped_queue_full,
                 Error::queue_full(self.config.send_queue_limit),
             ),
-            Refusal::PeerGone => (&self.counters.dropped_peer_gone, Error::peer_gone()),
-            Refusal::Failed(e) => (
-                &self.counters.dropped_send_failed,
-                Error::zmq("cannot send", e),
-            ),
+            Refusal::PeerGone => (|c| &c.dropped_peer_gone, Error::peer_gone()),
+            Refusal::Failed(e) => (|c| &c.dropped_send_failed, Error::zmq("cannot send", e)),
         };
-        Counters::bump(counter);
         tracing::debug!(%error, "event not delivered");
         if let Some(channel) = channel {
             self.machine.fail(channel, error);
         }
+        // Counted once the failure is delivered (see `uncounted`): every
+        // caller runs the machine's actions after this.
+        self.uncounted.push(counter);
     }
 
     fn count_queued(&self) {
