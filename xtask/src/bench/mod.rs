@@ -153,7 +153,8 @@ pub(crate) fn run(root: &Path, options: &Options) -> anyhow::Result<()> {
 }
 
 /// Moves each row whose note is a share of another job's throughput (the
-/// traced calls', the hub's, one end of ours against the floor) to run
+/// traced calls', the tracing floor's, the hub's, one end of ours against
+/// the floor) to run
 /// right after that job in every round: a share of two runs seconds apart
 /// holds where the machine's speed drifts (a virtual machine's neighbours
 /// come and go), where runs a dozen jobs apart measured different

@@ -98,14 +98,8 @@ impl Row {
     /// Every job the row needs, its note's included.
     pub(crate) fn jobs(&self) -> Vec<Job> {
         let direct = match self.note {
-            Some(
-                Note::HubAdds { direct }
-                | Note::HubShare { direct }
-                | Note::TracedShare { untraced: direct }
-                | Note::TracedFloor { untraced: direct }
-                | Note::SplitShare { whole: direct, .. },
-            ) => Some(direct),
-            _ => None,
+            Some(Note::HubAdds { direct }) => Some(direct),
+            _ => self.share_of(),
         };
         let relay = matches!(self.note, Some(Note::HubAdds { .. })).then_some(Job::RawRelayCalls);
         let floor = self.floor.map(|floor| floor.job);
@@ -124,12 +118,13 @@ impl Row {
     }
 
     /// The job whose throughput this row's note gives a share of, if any:
-    /// the untraced calls, the direct ones, or the floor one end of ours
-    /// is set against.
+    /// the untraced calls (or the untraced floor), the direct ones, or the
+    /// floor one end of ours is set against.
     pub(crate) fn share_of(&self) -> Option<Job> {
         match self.note {
             Some(
                 Note::TracedShare { untraced: job }
+                | Note::TracedFloor { untraced: job }
                 | Note::HubShare { direct: job }
                 | Note::SplitShare { whole: job, .. },
             ) => Some(job),
