@@ -148,66 +148,15 @@ const FIXED_RECORD_BYTES: usize = 1 + (2 + 16) + 3 * 9 + 3 + 4 * 5 + 3 * 9;
 /// The msgpack forms records are written in: the shortest for each value,
 /// as every msgpack writer chooses, so that any reader takes them.
 mod pack {
-    use super::NIL;
+    pub(super) use zerorpc::wire::encode::{bin, str, uint};
 
-    pub(super) fn uint(out: &mut Vec<u8>, value: u64) {
-        match value {
-            0..=0x7f => out.push(value as u8),
-            0x80..=0xff => out.extend_from_slice(&[0xcc, value as u8]),
-            0x100..=0xffff => {
-                out.push(0xcd);
-                out.extend_from_slice(&(value as u16).to_be_bytes());
-            }
-            0x1_0000..=0xffff_ffff => {
-                out.push(0xce);
-                out.extend_from_slice(&(value as u32).to_be_bytes());
-            }
-            _ => {
-                out.push(0xcf);
-                out.extend_from_slice(&value.to_be_bytes());
-            }
-        }
-    }
+    use super::NIL;
 
     pub(super) fn optional_uint(out: &mut Vec<u8>, value: Option<u64>) {
         match value {
             Some(value) => uint(out, value),
             None => out.push(NIL),
         }
-    }
-
-    pub(super) fn str(out: &mut Vec<u8>, text: &str) {
-        match text.len() {
-            len @ 0..=31 => out.push(0xa0 | len as u8),
-            len => length(out, len, [0xd9, 0xda, 0xdb]),
-        }
-        out.extend_from_slice(text.as_bytes());
-    }
-
-    pub(super) fn bin(out: &mut Vec<u8>, bytes: &[u8]) {
-        length(out, bytes.len(), [0xc4, 0xc5, 0xc6]);
-        out.extend_from_slice(bytes);
-    }
-
-    /// A length after the marker for its size: one byte, two or four.
-    fn length(out: &mut Vec<u8>, len: usize, [one, two, four]: [u8; 3]) {
-        match len {
-            0..=0xff => out.extend_from_slice(&[one, len as u8]),
-            0x100..=0xffff => {
-                out.push(two);
-                out.extend_from_slice(&(len as u16).to_be_bytes());
-            }
-            _ => {
-                out.push(four);
-                out.extend_from_slice(&len_u32(len).to_be_bytes());
-            }
-        }
-    }
-
-    /// Text and ids in records are far below 4 GiB (a method name, a
-    /// peer); msgpack cannot say more.
-    fn len_u32(len: usize) -> u32 {
-        u32::try_from(len).unwrap_or(u32::MAX)
     }
 }
 

@@ -6,6 +6,7 @@ use std::num::{NonZeroU64, NonZeroU128};
 use rmpv::Value;
 
 use crate::decode::{MAX_DEPTH, Reader, Text, utf8};
+use crate::encode;
 use crate::{DecodeError, IdKind, MessageId};
 
 /// The protocol version every current implementation speaks (header key `v`).
@@ -350,28 +351,33 @@ impl Event {
             + usize::from(h.response_to.is_some())
             + trace_keys
             + h.extra.len();
-        // Writing to a Vec cannot fail, so the results below are infallible.
-        let _ = rmp::encode::write_array_len(buf, 3);
-        let _ = rmp::encode::write_map_len(buf, len as u32);
-        let _ = rmp::encode::write_str(buf, "message_id");
+        // The event's array (a fixarray of three) and the keys with their
+        // fixstr markers, as constant bytes.
+        const EVENT_ARRAY: &[u8] = b"\x93";
+        const MESSAGE_ID_KEY: &[u8] = b"\xaamessage_id";
+        const V_KEY: &[u8] = b"\xa1v";
+        const RESPONSE_TO_KEY: &[u8] = b"\xabresponse_to";
+        buf.extend_from_slice(EVENT_ARRAY);
+        encode::map_len(buf, len);
+        buf.extend_from_slice(MESSAGE_ID_KEY);
         write_id(buf, &h.message_id);
         if let Some(v) = h.version {
-            let _ = rmp::encode::write_str(buf, "v");
-            let _ = rmp::encode::write_uint(buf, u64::from(v));
+            buf.extend_from_slice(V_KEY);
+            encode::uint(buf, u64::from(v));
         }
         if let Some(to) = &h.response_to {
-            let _ = rmp::encode::write_str(buf, "response_to");
+            buf.extend_from_slice(RESPONSE_TO_KEY);
             write_id(buf, to);
         }
         if trace_keys > 0 {
             write_trace(buf, &h.trace);
         }
         for (key, value) in &h.extra {
-            let _ = rmp::encode::write_str(buf, key);
-            let _ = rmpv::encode::write_value(buf, value);
+            encode::str(buf, key);
+            encode::value(buf, value);
         }
-        let _ = rmp::encode::write_str(buf, &self.name);
-        let _ = rmpv::encode::write_value(buf, &self.args);
+        encode::str(buf, &self.name);
+        encode::value(buf, &self.args);
     }
 
     /// Decodes one event from `bytes`, which must hold exactly one event.
@@ -428,11 +434,9 @@ pub fn estimated_size(value: &Value) -> usize {
 fn write_id(buf: &mut Vec<u8>, id: &MessageId) {
     let (bytes, kind) = id.parts();
     match kind {
-        IdKind::Bin => {
-            let _ = rmp::encode::write_bin(buf, bytes);
-        }
+        IdKind::Bin => encode::bin(buf, bytes),
         IdKind::Str => {
-            let _ = rmp::encode::write_str_len(buf, bytes.len() as u32);
+            encode::str_len(buf, bytes.len());
             buf.extend_from_slice(bytes);
         }
     }
@@ -456,7 +460,7 @@ fn write_trace(buf: &mut Vec<u8>, trace: &TraceKeys) {
     ] {
         if let Some(id) = id {
             buf.extend_from_slice(key);
-            let _ = rmp::encode::write_uint(buf, id.get());
+            encode::uint(buf, id.get());
         }
     }
 }

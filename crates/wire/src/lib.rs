@@ -53,6 +53,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod decode;
+pub mod encode;
 mod error;
 mod event;
 #[doc(hidden)]
