@@ -73,6 +73,7 @@ pub fn value(out: &mut Vec<u8>, value: &Value) {
 }
 
 /// Appends a non-negative integer.
+#[inline]
 pub fn uint(out: &mut Vec<u8>, n: u64) {
     match n {
         0..=0x7f => out.push(n as u8),
@@ -114,12 +115,14 @@ fn negative(out: &mut Vec<u8>, n: i64) {
 }
 
 /// Appends text.
+#[inline]
 pub fn str(out: &mut Vec<u8>, text: &str) {
     str_len(out, text.len());
     out.extend_from_slice(text.as_bytes());
 }
 
 /// Appends the marker and length of `len` bytes of text.
+#[inline]
 pub fn str_len(out: &mut Vec<u8>, len: usize) {
     match len {
         0..=31 => out.push(0xa0 | len as u8),
@@ -128,12 +131,14 @@ pub fn str_len(out: &mut Vec<u8>, len: usize) {
 }
 
 /// Appends bytes as bin.
+#[inline]
 pub fn bin(out: &mut Vec<u8>, bytes: &[u8]) {
     length(out, bytes.len(), [0xc4, 0xc5, 0xc6]);
     out.extend_from_slice(bytes);
 }
 
 /// Appends the marker and length of an array of `len` items.
+#[inline]
 pub fn array_len(out: &mut Vec<u8>, len: usize) {
     match len {
         0..=15 => out.push(0x90 | len as u8),
@@ -142,6 +147,7 @@ pub fn array_len(out: &mut Vec<u8>, len: usize) {
 }
 
 /// Appends the marker and length of a map of `len` entries.
+#[inline]
 pub fn map_len(out: &mut Vec<u8>, len: usize) {
     match len {
         0..=15 => out.push(0x80 | len as u8),

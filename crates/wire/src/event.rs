@@ -431,6 +431,9 @@ pub fn estimated_size(value: &Value) -> usize {
     }
 }
 
+// Inlined into `encode_into` by hand: left to itself, the compiler made it
+// a call once the writers it uses were inlined, 30 instructions an id more.
+#[inline(always)]
 fn write_id(buf: &mut Vec<u8>, id: &MessageId) {
     let (bytes, kind) = id.parts();
     match kind {
