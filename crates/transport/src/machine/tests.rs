@@ -397,6 +397,23 @@ fn a_reused_id_never_gets_the_timers_of_the_channel_that_had_it() {
 }
 
 #[test]
+fn a_channel_in_the_place_of_an_ended_one_never_gets_its_timers() {
+    let mut f = Fixture::client();
+    f.open(1, 0, Some(Duration::from_millis(150)));
+    f.machine.close(&id(1));
+    f.actions();
+    // Another id, in the slot channel 1 freed.
+    f.open(2, 50, None);
+    assert_eq!(f.machine.live.len(), 1, "the slot is reused");
+    assert_eq!(
+        f.tick(149),
+        Vec::<String>::new(),
+        "channel 1's timers are stale"
+    );
+    assert_eq!(f.tick(150), [HB_SEND]);
+}
+
+#[test]
 fn opening_an_id_in_use_releases_the_channel_that_had_it() {
     let mut f = Fixture::client();
     f.open(1, 0, None);
@@ -755,6 +772,11 @@ fn timers_of_ended_channels_are_swept_before_they_pile_up() {
         f.machine.timers.len() <= bound,
         "{} timers kept for no channel",
         f.machine.timers.len()
+    );
+    assert_eq!(
+        f.machine.live.len(),
+        1,
+        "one channel open at a time, one slot"
     );
     // A live channel keeps its timers through a sweep.
     f.open(1, 0, None);
