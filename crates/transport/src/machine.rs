@@ -212,8 +212,8 @@ struct Timer {
 /// Most timers outlive their channel (a call's heartbeat timer is due an
 /// interval after the call began; most calls are answered long before),
 /// and are checked once when due or swept out before: an array read,
-/// where looking the channel up hashed its 32-byte id for every one, some
-/// 250 instructions per call.
+/// where looking the channel up hashed its 32-byte id for every one (190
+/// instructions per call more on a client at 100 calls in flight).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Live {
     slot: u32,
@@ -227,6 +227,11 @@ impl Live {
             slot,
             generation: live.get(slot as usize).copied().unwrap_or(0),
         }
+    }
+
+    /// Whether its channel is still open, by `live` ([`Machine::live`]).
+    fn is_open(self, live: &[u64]) -> bool {
+        live.get(self.slot as usize) == Some(&self.generation)
     }
 }
 
@@ -495,7 +500,7 @@ impl<H: Clone + Default> Machine<H> {
             let Some(Reverse(timer)) = self.timers.pop() else {
                 break;
             };
-            if !self.is_live(timer.live) {
+            if !timer.live.is_open(&self.live) {
                 continue;
             }
             let Some(channel) = self.channels.get(&timer.channel) else {
@@ -626,11 +631,6 @@ impl<H: Clone + Default> Machine<H> {
         }
     }
 
-    /// Whether the channel a timer was set for is still open.
-    fn is_live(&self, live: Live) -> bool {
-        self.live.get(live.slot as usize) == Some(&live.generation)
-    }
-
     fn schedule(&mut self, id: &MessageId, live: Live, kind: TimerKind, at: Instant) {
         // The timers of ended channels stay in the heap until they are
         // due (a heartbeat interval later): at 100,000 calls a second that
@@ -638,10 +638,9 @@ impl<H: Clone + Default> Machine<H> {
         // all in one pass, whose cost is spread over the calls that made
         // them.
         if self.timers.len() >= STALE_TIMERS_SLACK + 2 * TIMERS_PER_CHANNEL * self.channels.len() {
-            let open = &self.live;
-            self.timers.retain(|Reverse(timer)| {
-                open.get(timer.live.slot as usize) == Some(&timer.live.generation)
-            });
+            let live = &self.live;
+            self.timers
+                .retain(|Reverse(timer)| timer.live.is_open(live));
         }
         self.seq += 1;
         self.timers.push(Reverse(Timer {
