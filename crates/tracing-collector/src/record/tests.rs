@@ -44,7 +44,7 @@ fn a_batch_reads_back_record_by_record_into_entries_and_reports() {
     for record in &written {
         record.encode(&mut batch);
     }
-    let views = Records::new(&batch).collect::<Result<Vec<_>>>().unwrap();
+    let views = Records::new(&batch).collect::<Result<Vec<_>, _>>().unwrap();
     assert_eq!(views.len(), 3);
     assert!(views[0].ends_call && views[1].ends_call && !views[2].ends_call);
     assert!(!views[0].failed && views[1].failed);
