@@ -115,6 +115,22 @@ impl<'a> Reader<'a> {
         }))
     }
 
+    /// Reads a fixstr holding UTF-8, the form of every header key and most
+    /// event names, without copying it; leaves anything else (a longer
+    /// str, a bin, text that is not UTF-8, a value cut short) unread and
+    /// returns `None`, for [`Reader::raw_text`] to read or refuse.
+    #[inline]
+    pub(crate) fn fixstr(&mut self) -> Option<&'a str> {
+        let (&marker, rest) = self.rest.split_first()?;
+        if marker & 0xe0 != 0xa0 {
+            return None;
+        }
+        let (bytes, rest) = rest.split_at_checked(usize::from(marker & 0x1f))?;
+        let text = utf8(bytes)?;
+        self.rest = rest;
+        Some(text)
+    }
+
     /// Reads a str (checked to be UTF-8) or bin without copying it. Leaves
     /// anything else unread and returns `None`.
     pub(crate) fn raw_text(&mut self) -> Result<Option<Text<'a>>, Error> {

@@ -552,6 +552,9 @@ fn protocol_name(name: &str) -> Cow<'static, str> {
 /// Text from a str, or from a bin holding UTF-8 (as old Python 2 peers
 /// send); `None` for anything else.
 fn read_text<'a>(rd: &mut Reader<'a>) -> Result<Option<&'a str>, DecodeError> {
+    if let Some(text) = rd.fixstr() {
+        return Ok(Some(text));
+    }
     Ok(match rd.raw_text().map_err(DecodeError::Msgpack)? {
         Some(Text::Str(text)) => Some(text),
         Some(Text::Bin(bytes)) => utf8(bytes),

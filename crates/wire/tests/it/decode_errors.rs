@@ -250,6 +250,17 @@ fn invalid_utf8_anywhere() {
     assert!(is_invalid_utf8(&full), "{full:?}");
     assert!(is_invalid_utf8(&envelope), "{envelope:?}");
 
+    // As a header key (every key the protocol's peers write is a fixstr,
+    // which has a reader of its own).
+    let mut bytes = vec![0x93, 0x82];
+    bytes.extend_from_slice(&encode(&s("message_id")));
+    bytes.extend_from_slice(&encode(&s("x")));
+    bad_str(&mut bytes);
+    bytes.extend_from_slice(&[0x01, 0xa1, b'x', 0xc0]);
+    let (full, envelope) = errors(&bytes);
+    assert!(is_invalid_utf8(&full), "{full:?}");
+    assert!(is_invalid_utf8(&envelope), "{envelope:?}");
+
     // As a str id.
     let mut bytes = vec![0x93, 0x81];
     bytes.extend_from_slice(&encode(&s("message_id")));
