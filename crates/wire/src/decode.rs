@@ -131,6 +131,25 @@ impl<'a> Reader<'a> {
         Some(text)
     }
 
+    /// The bytes of a str 8 of exactly `N` bytes, if one is next, without
+    /// reading it (see [`Reader::skip`]) nor checking it is UTF-8.
+    #[inline]
+    pub(crate) fn peek_str8<const N: usize>(&self) -> Option<&'a [u8; N]> {
+        let ([0xd9, len], rest) = self.rest.split_first_chunk::<2>()? else {
+            return None;
+        };
+        if usize::from(*len) != N {
+            return None;
+        }
+        rest.first_chunk::<N>()
+    }
+
+    /// Passes over `n` bytes already looked at (by [`Reader::peek_str8`]).
+    #[inline]
+    pub(crate) fn skip(&mut self, n: usize) {
+        self.rest = &self.rest[n..];
+    }
+
     /// Reads a str (checked to be UTF-8) or bin without copying it. Leaves
     /// anything else unread and returns `None`.
     pub(crate) fn raw_text(&mut self) -> Result<Option<Text<'a>>, Error> {

@@ -505,18 +505,18 @@ fn uuid_text(id: u128) -> [u8; uuid::fmt::Hyphenated::LENGTH] {
 
 /// A trace id in the form [`TraceKeys`] keeps: lowercase hyphenated text
 /// of a UUID other than nil.
-fn canonical_trace_id(text: &str) -> Option<NonZeroU128> {
-    if text.len() != uuid::fmt::Hyphenated::LENGTH {
-        return None;
-    }
+fn canonical_trace_id(text: &[u8]) -> Option<NonZeroU128> {
+    let text: &[u8; uuid::fmt::Hyphenated::LENGTH] = text.try_into().ok()?;
     // At this length the parser takes the hyphenated form only, in either
     // case; lowercase hex digits and dashes all have the 0x20 bit set,
-    // capitals do not: one AND over every byte, no branch per byte.
-    let common_bits = text.bytes().fold(0xff, |bits, byte| bits & byte);
-    if common_bits & 0x20 == 0 {
+    // capitals do not: one AND over every byte, a word at a time (the
+    // last word overlaps the one before).
+    let word = |at: usize| u64::from_le_bytes(*text[at..].first_chunk().unwrap_or(&[0; 8]));
+    let common_bits = word(0) & word(8) & word(16) & word(24) & word(28);
+    if common_bits & 0x2020_2020_2020_2020 != 0x2020_2020_2020_2020 {
         return None;
     }
-    NonZeroU128::new(uuid::Uuid::try_parse(text).ok()?.as_u128())
+    NonZeroU128::new(uuid::Uuid::try_parse_ascii(text).ok()?.as_u128())
 }
 
 /// Reads the event array's header and the header and name in it, leaving
@@ -650,10 +650,23 @@ fn read_trace_key(
     if trace.has(key) {
         return Ok(false);
     }
+    if key == TRACE_ID_KEY {
+        // As tracers write it, a str 8 of 36 bytes: read in place, as the
+        // check of its form covers UTF-8's.
+        const LENGTH: usize = uuid::fmt::Hyphenated::LENGTH;
+        if let Some(id) = rd
+            .peek_str8::<LENGTH>()
+            .and_then(|text| canonical_trace_id(text))
+        {
+            rd.skip(2 + LENGTH);
+            trace.set_trace_id(Some(id));
+            return Ok(true);
+        }
+    }
     let mut ahead = rd.clone();
     if key == TRACE_ID_KEY {
         let id = match ahead.raw_text().map_err(DecodeError::Msgpack)? {
-            Some(Text::Str(text)) => canonical_trace_id(text),
+            Some(Text::Str(text)) => canonical_trace_id(text.as_bytes()),
             _ => None,
         };
         if id.is_some() {
@@ -715,6 +728,43 @@ mod tests {
                 .hyphenated()
                 .encode_lower(&mut expected);
             assert_eq!(uuid_text(id), expected, "{id:#x}");
+        }
+    }
+
+    #[test]
+    fn trace_ids_are_read_as_uuid_reads_their_lowercase_form() {
+        fn uuids(text: &str) -> Option<NonZeroU128> {
+            let lowercase = !text.bytes().any(|b| b.is_ascii_uppercase());
+            let hyphenated = text.len() == uuid::fmt::Hyphenated::LENGTH;
+            let parsed = uuid::Uuid::try_parse(text).ok()?;
+            NonZeroU128::new(parsed.as_u128()).filter(|_| lowercase && hyphenated)
+        }
+        let mut samples: Vec<String> = (0..2000)
+            .map(|_| uuid::Uuid::new_v4().hyphenated().to_string())
+            .collect();
+        samples.push("00000000-0000-0000-0000-000000000000".into());
+        samples.push("00000000-0000-0000-0000-000000000001".into());
+        samples.push("ffffffff-ffff-ffff-ffff-ffffffffffff".into());
+        samples.push(uuid::Uuid::new_v4().simple().to_string());
+        samples.push(uuid::Uuid::new_v4().braced().to_string());
+        // Each byte of a valid id replaced by every byte that leaves it
+        // text (digits' neighbours, capitals, dashes moved), and by a
+        // character of two bytes.
+        let base = "0123abcd-ef45-6789-a0b1-c2d3e4f5a6b7";
+        for at in 0..base.len() {
+            for byte in 0..0x80u8 {
+                let mut text = base.as_bytes().to_vec();
+                text[at] = byte;
+                samples.push(String::from_utf8(text).expect("ASCII"));
+            }
+            if at + 2 <= base.len() {
+                let mut text = base.to_owned();
+                text.replace_range(at..at + 2, "é");
+                samples.push(text);
+            }
+        }
+        for text in &samples {
+            assert_eq!(canonical_trace_id(text.as_bytes()), uuids(text), "{text:?}");
         }
     }
 

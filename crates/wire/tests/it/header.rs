@@ -261,6 +261,41 @@ fn trace_keys_in_tracings_forms_are_read_into_trace_keys_and_written_back_alike(
 }
 
 #[test]
+fn a_trace_id_in_a_longer_str_form_is_read_as_the_same_id() {
+    // Tracers write the id as a str 8; a writer choosing a str 16 for the
+    // same text is read alike.
+    let str8 = traced_header(vec![(s("trace_id"), s(TRACE_TEXT))]);
+    let at = str8
+        .windows(2)
+        .position(|w| w == [0xd9, 36])
+        .expect("a str 8 of 36 bytes");
+    let mut str16 = str8[..at].to_vec();
+    str16.extend_from_slice(&[0xda, 0, 36]);
+    str16.extend_from_slice(&str8[at + 2..]);
+    let event = Event::decode(&str16).expect("decodes");
+    assert_eq!(
+        event.header.trace.trace_id().map(|id| id.get()),
+        Some(TRACE_BITS)
+    );
+    assert!(event.header.get("trace_id").is_none());
+}
+
+#[test]
+fn a_trace_id_of_bytes_that_are_not_utf8_is_refused_as_any_such_str() {
+    let mut bytes = traced_header(vec![(s("trace_id"), s(TRACE_TEXT))]);
+    let at = bytes
+        .windows(2)
+        .position(|w| w == [0xd9, 36])
+        .expect("a str 8 of 36 bytes");
+    bytes[at + 2] = 0xff;
+    let err = Event::decode(&bytes).expect_err("not UTF-8");
+    assert!(
+        matches!(&err, zerorpc_wire::DecodeError::Msgpack(_)),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn trace_keys_in_other_forms_stay_extras_exactly_as_they_came() {
     for (key, value) in [
         (s("trace_id"), s(&TRACE_TEXT.to_uppercase())),
