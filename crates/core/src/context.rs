@@ -116,6 +116,16 @@ pub trait CallWatcher: Send + Sync + 'static {
     /// `request`, before its handler runs (on the socket's I/O thread for
     /// the methods answered there). `None` leaves the call unwatched.
     fn watch(&self, request: &Event) -> Option<Box<dyn WatchedCall>>;
+
+    /// A server is about to serve `request`, which came from `peer`:
+    /// [`watch`](Self::watch) and then [`WatchedCall::routed`], which a
+    /// watcher may do in one step (a server's request is routed as soon
+    /// as it is watched).
+    fn watch_served(&self, request: &Event, peer: PeerSlot) -> Option<Box<dyn WatchedCall>> {
+        let mut watch = self.watch(request)?;
+        watch.routed(peer);
+        Some(watch)
+    }
 }
 
 /// One watched call, told what happens to it in order. Dropping it ends
@@ -152,9 +162,10 @@ impl ServerHooks {
         request: &Event,
         peer: impl FnOnce() -> Option<PeerSlot>,
     ) -> Option<Box<dyn WatchedCall>> {
-        let mut watch = self.watcher.as_ref()?.watch(request)?;
-        watch.routed(peer().unwrap_or_else(|| PeerSlot::known(Peer::Unknown)));
-        Some(watch)
+        self.watcher.as_ref()?.watch_served(
+            request,
+            peer().unwrap_or_else(|| PeerSlot::known(Peer::Unknown)),
+        )
     }
 }
 

@@ -164,6 +164,8 @@ pub(crate) struct Open<K> {
     /// [`Open::open`]).
     recent: Option<(K, OpenCall)>,
     methods: HashSet<Arc<str>, foldhash::fast::RandomState>,
+    /// The method shared last, one of `methods`.
+    last_method: Option<Arc<str>>,
     /// The key of the next watched call (tables keyed by number).
     next_key: u64,
 }
@@ -174,6 +176,7 @@ impl<K> Default for Open<K> {
             calls: HashMap::default(),
             recent: None,
             methods: HashSet::default(),
+            last_method: None,
             next_key: 0,
         }
     }
@@ -271,12 +274,22 @@ impl<K> Open<K> {
     }
 
     pub(crate) fn method(&mut self, name: &str) -> Arc<str> {
+        // Calls in a row mostly call one method: a comparison, where the
+        // set's lookup hashes the name.
+        if let Some(last) = &self.last_method
+            && **last == *name
+        {
+            return Arc::clone(last);
+        }
         if let Some(shared) = self.methods.get(name) {
-            return Arc::clone(shared);
+            let shared = Arc::clone(shared);
+            self.last_method = Some(Arc::clone(&shared));
+            return shared;
         }
         let name: Arc<str> = Arc::from(name);
         if self.methods.len() < SHARED_METHODS {
             self.methods.insert(Arc::clone(&name));
+            self.last_method = Some(Arc::clone(&name));
         }
         name
     }

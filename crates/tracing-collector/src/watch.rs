@@ -72,6 +72,37 @@ impl CallWatcher for Watcher {
             key: None,
         }))
     }
+
+    /// A served call opens at once, under one lock of the table rather
+    /// than one to share its method's name and one to open it.
+    fn watch_served(&self, request: &Event, peer: PeerSlot) -> Option<Box<dyn WatchedCall>> {
+        let side = self.state.side;
+        if side == Side::Client {
+            let mut watch = self.watch(request)?;
+            watch.routed(peer);
+            return Some(watch);
+        }
+        let span = SpanContext::from_header(&request.header)?;
+        let started_us = now_us();
+        let key = {
+            let mut open = self.state.calls.lock();
+            let key = open.take_key();
+            let method = open.method(&request.name);
+            let pending = Pending {
+                span,
+                method,
+                started_us,
+            };
+            // See `routed`: the table's slot for the latest call.
+            open.open(key, pending.into_open(side, CallPeer::Slot(peer)));
+            key
+        };
+        Some(Box::new(Watched {
+            state: self.state.clone(),
+            call: None,
+            key: Some(key),
+        }))
+    }
 }
 
 /// A watched call until it is routed: what its open call will hold.
