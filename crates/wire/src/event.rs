@@ -650,24 +650,21 @@ fn read_trace_key(
     if trace.has(key) {
         return Ok(false);
     }
-    if key == TRACE_ID_KEY {
-        // As tracers write it, a str 8 of 36 bytes: read in place, as the
-        // check of its form covers UTF-8's.
-        const LENGTH: usize = uuid::fmt::Hyphenated::LENGTH;
-        if let Some(id) = rd
-            .peek_str8::<LENGTH>()
-            .and_then(|text| canonical_trace_id(text))
-        {
-            rd.skip(2 + LENGTH);
-            trace.set_trace_id(Some(id));
-            return Ok(true);
-        }
-    }
     let mut ahead = rd.clone();
     if key == TRACE_ID_KEY {
-        let id = match ahead.raw_text().map_err(DecodeError::Msgpack)? {
-            Some(Text::Str(text)) => canonical_trace_id(text.as_bytes()),
-            _ => None,
+        // As tracers write it, a str 8 of 36 bytes, the id is looked at in
+        // place (the check of its form covers UTF-8's); any other form
+        // goes through the general reader.
+        const LENGTH: usize = uuid::fmt::Hyphenated::LENGTH;
+        let id = match ahead.peek_str8::<LENGTH>() {
+            Some(text) => {
+                ahead.skip(2 + LENGTH);
+                canonical_trace_id(text)
+            }
+            None => match ahead.raw_text().map_err(DecodeError::Msgpack)? {
+                Some(Text::Str(text)) => canonical_trace_id(text.as_bytes()),
+                _ => None,
+            },
         };
         if id.is_some() {
             *rd = ahead;
