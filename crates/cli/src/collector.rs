@@ -28,7 +28,7 @@ pub(crate) struct CollectorArgs {
     /// Seconds Redis keeps every key after its last write.
     #[arg(long, value_name = "SECONDS", default_value = "86400")]
     pub(crate) ttl: f64,
-    /// In memory: the most report entries kept (the oldest trace goes first).
+    /// In memory: the most reports kept (the oldest batch goes first).
     #[arg(long = "memory-entries", value_name = "N", default_value_t = DEFAULT_MEMORY_ENTRIES)]
     pub(crate) memory_entries: usize,
     /// The largest message a reporter or a query may send, in bytes or

@@ -21,7 +21,7 @@ use crate::tracer::REPORT_METHOD;
 
 /// How long Redis keeps each key by default: one day.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
-/// How many entries the in-memory store keeps by default.
+/// How many reports the in-memory store keeps by default.
 pub const DEFAULT_MEMORY_ENTRIES: usize = 100_000;
 /// Report batches that may wait for the writer; beyond it they are dropped
 /// and counted.
@@ -33,10 +33,11 @@ const WRITE_BATCH: usize = 4096;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Storage {
-    /// In memory, keeping the most recent traces up to this many entries
-    /// (the oldest trace is evicted first).
+    /// In memory, keeping the most recent batches of reports up to this
+    /// many reports (the oldest batch is evicted first, so a long trace
+    /// may lose its oldest entries before its newest).
     Memory {
-        /// The most entries kept.
+        /// The most reports kept.
         max_entries: usize,
     },
     /// One Redis server, by URL (`redis://host:port/db`).
@@ -380,7 +381,7 @@ async fn write_batches(
             }
         }
         let count = count as u64;
-        match store.write(&batches, ttl).await {
+        match store.write(batches, ttl).await {
             Ok(()) => {
                 stats.written.fetch_add(count, Ordering::Relaxed);
                 if failing {

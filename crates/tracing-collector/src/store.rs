@@ -174,21 +174,20 @@ pub(crate) struct CallEnd<'a> {
     pub(crate) exec_us: u64,
 }
 
-/// Reports kept in memory: the most recent traces, up to a number of
-/// entries (the oldest trace goes first), and an hour of counters.
+/// Reports kept in memory: the most recent batches, up to a number of
+/// reports (the oldest batch goes first), and an hour of counters.
+///
+/// Batches are kept as they came rather than sorted into traces: a
+/// collector shares its machine with the calls it traces, and storing is
+/// what it does for every call, while a trace is read only when someone
+/// asks. Reading one looks through every batch (100,000 entries in a
+/// millisecond or so).
 pub(crate) struct MemoryStore {
-    traces: HashMap<TraceId, StoredTrace, foldhash::fast::RandomState>,
-    order: VecDeque<TraceId>,
-    entries: usize,
+    batches: VecDeque<Entries>,
+    /// Reports in `batches`, as the limit counts them.
+    reports: usize,
     limit: usize,
     counters: BTreeMap<(u64, String, String), Counters>,
-}
-
-/// The entries of one trace kept in memory, back to back (one buffer per
-/// trace rather than one per entry).
-struct StoredTrace {
-    bytes: Vec<u8>,
-    entries: usize,
 }
 
 /// Minutes of counters memory keeps.
@@ -197,41 +196,14 @@ const MEMORY_MINUTES: u64 = 60;
 impl MemoryStore {
     pub(crate) fn new(limit: usize) -> Self {
         MemoryStore {
-            traces: HashMap::default(),
-            order: VecDeque::new(),
-            entries: 0,
+            batches: VecDeque::new(),
+            reports: 0,
             limit,
             counters: BTreeMap::new(),
         }
     }
 
-    fn write(&mut self, batches: &[Entries]) {
-        for (trace_id, entry) in batches.iter().flat_map(Entries::iter) {
-            let stored = self.traces.entry(trace_id).or_insert_with(|| {
-                self.order.push_back(trace_id);
-                // The usual trace is a call between two traced processes:
-                // an entry from each (each standing for the request and
-                // the reply), the client's longer than a server's by the
-                // endpoint it names.
-                StoredTrace {
-                    bytes: Vec::with_capacity(2 * entry.len() + 64),
-                    entries: 0,
-                }
-            });
-            stored.bytes.extend_from_slice(entry);
-            // Counted in reports, as the limit is.
-            let reports = record::reports_in(entry);
-            stored.entries += reports;
-            self.entries += reports;
-        }
-        while self.entries > self.limit {
-            let Some(oldest) = self.order.pop_front() else {
-                break;
-            };
-            if let Some(gone) = self.traces.remove(&oldest) {
-                self.entries -= gone.entries;
-            }
-        }
+    fn write(&mut self, batches: Vec<Entries>) {
         for delta in batches.iter().flat_map(|batch| &batch.counts) {
             let key = (delta.minute, delta.service.clone(), delta.method.clone());
             let entry = self.counters.entry(key).or_insert_with(|| Counters {
@@ -249,13 +221,36 @@ impl MemoryStore {
         let oldest_minute = (now_us() / 60_000_000).saturating_sub(MEMORY_MINUTES);
         self.counters
             .retain(|(minute, _, _), _| *minute >= oldest_minute);
+        for mut batch in batches {
+            if batch.entries.is_empty() {
+                continue;
+            }
+            // Counted above; and a batch is read with room to spare.
+            batch.counts = Vec::new();
+            batch.bytes.shrink_to_fit();
+            batch.entries.shrink_to_fit();
+            self.reports += batch.reports;
+            self.batches.push_back(batch);
+        }
+        while self.reports > self.limit {
+            let Some(oldest) = self.batches.pop_front() else {
+                break;
+            };
+            self.reports -= oldest.reports;
+        }
     }
 
     fn trace(&self, trace_id: TraceId) -> Result<Vec<Report>> {
-        match self.traces.get(&trace_id) {
-            Some(stored) => record::entries_to_reports(&stored.bytes),
-            None => Ok(Vec::new()),
+        let mut entries = Vec::new();
+        for (_, entry) in self
+            .batches
+            .iter()
+            .flat_map(Entries::iter)
+            .filter(|(id, _)| *id == trace_id)
+        {
+            entries.extend_from_slice(entry);
         }
+        record::entries_to_reports(&entries)
     }
 
     fn counters(&self, minutes: std::ops::RangeInclusive<u64>) -> Vec<Counters> {
@@ -318,7 +313,7 @@ impl Store {
     /// Writes a batch: in memory, or in Redis as pipelines (one for a
     /// server; one per hash tag for a cluster, whose pipelines must stay
     /// on one shard).
-    pub(crate) async fn write(&self, batches: &[Entries], ttl: Duration) -> Result<()> {
+    pub(crate) async fn write(&self, batches: Vec<Entries>, ttl: Duration) -> Result<()> {
         match self {
             Store::Memory(memory) => {
                 lock(memory).write(batches);
@@ -326,7 +321,7 @@ impl Store {
             }
             Store::Redis(connection) => {
                 let mut whole = redis::pipe();
-                for pipe in pipelines(batches, ttl) {
+                for pipe in pipelines(&batches, ttl) {
                     for command in pipe.cmd_iter() {
                         whole.add_command(command.clone());
                     }
@@ -334,7 +329,7 @@ impl Store {
                 run(&mut connection.clone(), &whole).await
             }
             Store::Cluster(connection) => {
-                let writes = pipelines(batches, ttl).into_iter().map(|pipe| {
+                let writes = pipelines(&batches, ttl).into_iter().map(|pipe| {
                     let mut connection = connection.clone();
                     async move { run(&mut connection, &pipe).await }
                 });

@@ -87,7 +87,7 @@ fn batches_written_together_add_their_counts() {
         ]),
     ];
     let mut memory = MemoryStore::new(10);
-    memory.write(&batches);
+    memory.write(batches.into());
     assert_eq!(memory.trace(span.trace_id).unwrap().len(), 3);
     let rows = memory.counters(minute..=minute);
     let counts = rows
@@ -112,26 +112,72 @@ fn memory_keeps_entries_that_read_back_as_the_reports() {
         ended(&span, "a@h", "m", 2, 7, Some("ValueError")),
     ];
     let mut memory = MemoryStore::new(10);
-    memory.write(&[entries(&reports)]);
+    memory.write(vec![entries(&reports)]);
     assert_eq!(memory.trace(span.trace_id).unwrap(), reports);
 }
 
 #[test]
-fn memory_evicts_the_oldest_trace_first() {
+fn memory_evicts_the_oldest_batch_first() {
     let mut memory = MemoryStore::new(3);
     let first = SpanContext::root();
     let second = SpanContext::root();
-    memory.write(&[entries(&[
+    memory.write(vec![entries(&[
         ended(&first, "a@h", "m", 1, 1, None),
         ended(&first, "a@h", "m", 2, 1, None),
     ])]);
-    memory.write(&[entries(&[
+    memory.write(vec![entries(&[
         ended(&second, "a@h", "m", 3, 1, None),
         ended(&second, "a@h", "m", 4, 1, None),
     ])]);
     assert!(memory.trace(first.trace_id).unwrap().is_empty());
     assert_eq!(memory.trace(second.trace_id).unwrap().len(), 2);
-    assert_eq!(memory.entries, 2);
+    assert_eq!(memory.reports, 2);
+}
+
+#[test]
+fn memory_reads_a_trace_back_from_every_batch_in_arrival_order() {
+    let mut memory = MemoryStore::new(100);
+    let traced = SpanContext::root();
+    let other = SpanContext::root();
+    let child = traced.child();
+    let ours = [
+        ended(&child, "c@h", "inner", 1, 1, None),
+        ended(&traced, "b@h", "outer", 2, 5, Some("ValueError")),
+        ended(&traced, "b@h", "outer", 3, 6, None),
+    ];
+    // Two writes, the first of two batches, with another trace between.
+    memory.write(vec![
+        entries(&[ours[0].clone(), ended(&other, "x@h", "m", 1, 1, None)]),
+        entries(&[ended(&other, "x@h", "m", 2, 1, None), ours[1].clone()]),
+    ]);
+    memory.write(vec![entries(&[ours[2].clone()])]);
+    assert_eq!(memory.trace(traced.trace_id).unwrap(), ours);
+    assert_eq!(memory.trace(other.trace_id).unwrap().len(), 2);
+    assert!(
+        memory
+            .trace(SpanContext::root().trace_id)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(memory.reports, 5);
+}
+
+#[test]
+fn memory_keeps_the_counters_of_evicted_batches() {
+    let mut memory = MemoryStore::new(1);
+    let at = now_us();
+    let minute = at / 60_000_000;
+    for _ in 0..3 {
+        let span = SpanContext::root();
+        memory.write(vec![entries(&[ended(&span, "b@h", "add", at, 10, None)])]);
+    }
+    assert_eq!(memory.batches.len(), 1);
+    let add = memory
+        .counters(minute..=minute)
+        .into_iter()
+        .find(|c| c.method == "add")
+        .unwrap();
+    assert_eq!((add.calls, add.total_us), (3, 30));
 }
 
 #[test]
