@@ -180,8 +180,9 @@ pub(crate) struct CallEnd<'a> {
 /// Batches are kept as they came rather than sorted into traces: a
 /// collector shares its machine with the calls it traces, and storing is
 /// what it does for every call, while a trace is read only when someone
-/// asks. Reading one looks through every batch (100,000 entries in a
-/// millisecond or so).
+/// asks. Reading one looks through every batch, comparing ids (a
+/// `tracedump` over 100,000 kept reports took under 10 ms, start-up
+/// included).
 pub(crate) struct MemoryStore {
     batches: VecDeque<Entries>,
     /// Reports in `batches`, as the limit counts them.
