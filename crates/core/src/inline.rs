@@ -12,22 +12,27 @@
 //! task. Calls to methods added with
 //! [`Methods::add_blocking`] (plain sync methods) are adopted there
 //! too and handed straight to tokio's blocking pool,
-//! whose thread replies: no task in between. Everything else is declined
-//! and served by a task as usual.
+//! whose thread replies: no task in between. The streams of methods added
+//! with [`Methods::add_inline_stream`] are polled there, item by item as
+//! the client's credit allows ([`Adopted::stream`]). Everything else is
+//! declined and served by a task as usual.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
-use futures::FutureExt;
-use futures::future::{Either, select};
-use zerorpc_transport::{Adopted, PeerSlot, Responder};
+use futures::future::{BoxFuture, Either, select};
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use zerorpc_transport::{Adopted, PeerSlot, Producer, Responder};
 use zerorpc_wire::{Event, Header, Value, names};
 
 use crate::context::{ServerHooks, WatchedCall, watched};
 use crate::gauge::Gauge;
-use crate::service::{InlineAsyncHandler, Method, panic_error};
-use crate::{CallContext, InlineHandler, Methods, Propagation, RemoteError, introspect};
+use crate::service::{
+    Handler, InlineAsyncHandler, Method, call_guarded, guard_stream, panic_error,
+};
+use crate::{CallContext, InlineHandler, Methods, Propagation, RemoteError, Reply, introspect};
 
 /// The server's [`Responder`]. It declines everything until the server
 /// serves, so that handlers always run inside a runtime (an inline method
@@ -65,7 +70,10 @@ impl InlineResponder {
     ) -> Option<Arc<Self>> {
         let served_here = methods.names().any(|name| {
             methods.get(name).is_some_and(|m| {
-                m.inline.is_some() || m.blocking.is_some() || m.inline_async.is_some()
+                m.inline.is_some()
+                    || m.blocking.is_some()
+                    || m.inline_async.is_some()
+                    || m.inline_stream
             })
         });
         served_here.then(|| {
@@ -119,6 +127,13 @@ impl Responder for InlineResponder {
         if let Some(handler) = method.inline_async.clone() {
             let watch = self.hooks.watch(request, || Some(call.peer_slot()));
             self.start_async(runtime, handler, request, call, watch);
+            return None;
+        }
+        if method.inline_stream {
+            let watch = self.hooks.watch(request, || Some(call.peer_slot()));
+            let handler = method.handler.clone();
+            let stream = InlineStream::new(runtime, handler, request, &self.hooks, watch);
+            call.stream(Box::new(stream));
             return None;
         }
         let Some(handler) = method.blocking.clone() else {
@@ -223,6 +238,120 @@ impl InlineResponder {
                 });
             }
         }
+    }
+}
+
+/// The call of an inline stream method, made on the I/O thread (see
+/// [`Methods::add_inline_stream`]): the transport polls it for each event
+/// the client's credit allows. It runs its handler as a task serving the
+/// call would: with the call's context and span, a panic caught, inside
+/// the server's runtime.
+struct InlineStream {
+    reply: Replying,
+    context: CallContext,
+    propagation: Option<Arc<dyn Propagation>>,
+    span: Option<tracing::Span>,
+    watch: Option<Box<dyn WatchedCall>>,
+    runtime: tokio::runtime::Handle,
+    v1: bool,
+}
+
+enum Replying {
+    /// The handler, until it gives its reply (a stream's at once).
+    Starting(BoxFuture<'static, Reply>),
+    Streaming(BoxStream<'static, Result<Value, RemoteError>>),
+    /// The last event was made: the transport asks no more.
+    Ended,
+}
+
+impl InlineStream {
+    fn new(
+        runtime: &tokio::runtime::Handle,
+        handler: Handler,
+        request: &mut Event,
+        hooks: &ServerHooks,
+        watch: Option<Box<dyn WatchedCall>>,
+    ) -> Self {
+        let (context, args, v1) = take_call(request);
+        let propagation = hooks.propagation.clone();
+        let span = propagation.as_deref().and_then(|p| p.call_span(&context));
+        let method = context.method().to_owned();
+        let start = async move { call_guarded(&method, &handler, args).await }.boxed();
+        InlineStream {
+            reply: Replying::Starting(start),
+            context,
+            propagation,
+            span,
+            watch,
+            runtime: runtime.clone(),
+            v1,
+        }
+    }
+}
+
+impl Replying {
+    /// The next event's name and arguments, for `method`'s call (answered
+    /// in the v1 shape if `v1`).
+    fn poll_next(
+        &mut self,
+        method: &str,
+        v1: bool,
+        cx: &mut Context<'_>,
+    ) -> Poll<(&'static str, Value)> {
+        loop {
+            match self {
+                Replying::Starting(start) => {
+                    let Poll::Ready(reply) = start.poll_unpin(cx) else {
+                        return Poll::Pending;
+                    };
+                    match reply {
+                        Reply::Stream(items) => {
+                            *self = Replying::Streaming(guard_stream(method.to_owned(), items));
+                        }
+                        Reply::Value(answer) => {
+                            *self = Replying::Ended;
+                            return Poll::Ready(match answer {
+                                Ok(value) => (names::OK, Value::Array(vec![value])),
+                                Err(e) => (names::ERR, error_args(&e, v1)),
+                            });
+                        }
+                    }
+                }
+                Replying::Streaming(items) => {
+                    let next = match std::task::ready!(items.poll_next_unpin(cx)) {
+                        Some(Ok(item)) => return Poll::Ready((names::STREAM, item)),
+                        Some(Err(e)) => (names::ERR, error_args(&e, v1)),
+                        None => (names::STREAM_DONE, Value::Nil),
+                    };
+                    *self = Replying::Ended;
+                    return Poll::Ready(next);
+                }
+                Replying::Ended => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl Producer for InlineStream {
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
+        let polled = {
+            let _runtime = enter_unless_in_one(&self.runtime);
+            let _span = self.span.as_ref().map(tracing::Span::enter);
+            let reply = &mut self.reply;
+            let v1 = self.v1;
+            let method = self.context.method();
+            self.context
+                .clone()
+                .sync_scope(|| reply.poll_next(method, v1, cx))
+        };
+        let Poll::Ready((name, args)) = polled else {
+            return Poll::Pending;
+        };
+        let mut header = Header::new();
+        if let Some(propagation) = self.propagation.as_deref() {
+            propagation.reply(&self.context, &mut header);
+        }
+        Poll::Ready(watched(&mut self.watch, Event::new(header, name, args)))
     }
 }
 

@@ -134,6 +134,9 @@ pub(crate) struct Method {
     pub(crate) blocking: Option<InlineHandler>,
     /// Set for methods added with [`Methods::add_inline_async`].
     pub(crate) inline_async: Option<InlineAsyncHandler>,
+    /// Set for methods added with [`Methods::add_inline_stream`]: the
+    /// handler's stream is polled on the I/O thread.
+    pub(crate) inline_stream: bool,
 }
 
 /// An async method returning one value, started on the I/O thread: see
@@ -149,6 +152,7 @@ impl Method {
             inline: None,
             blocking: None,
             inline_async: None,
+            inline_stream: false,
         }
     }
 }
@@ -309,6 +313,52 @@ impl Methods {
             ..Method::new(info, handler)
         };
         self.methods.insert(name.into(), method);
+        self
+    }
+
+    /// Registers a streaming method whose items are made quickly, without
+    /// blocking (what `#[zerorpc(inline)]` makes of a method returning a
+    /// stream or an iterator): items computed from the arguments or from
+    /// memory, a generator.
+    ///
+    /// A server polls such a method's stream on its socket's I/O thread,
+    /// whenever the client's credit allows another item, and sends each
+    /// item as it comes: no task polls it and no item crosses between
+    /// threads. A stream that waits (for a channel, a timer) is woken there
+    /// too, and a client's loss drops it, as a task's would be. The price is
+    /// the inline one for each item: while the stream makes one, that
+    /// thread sends no heartbeat and reads nothing for any call, so each
+    /// item must come quickly (a stream that must block goes through
+    /// [`Methods::add`] or an iterator of a plain method, which runs on the
+    /// blocking pool).
+    ///
+    /// ```
+    /// use zerorpc::{Methods, MethodInfo, Arg, Reply, Value};
+    /// use futures::StreamExt;
+    ///
+    /// let mut methods = Methods::new("Numbers");
+    /// methods.add_inline_stream("count", MethodInfo::new().arg(Arg::new("n")).streaming(true), |args: Vec<Value>| async move {
+    ///     let n = args.first().and_then(Value::as_u64).unwrap_or(0);
+    ///     Reply::Stream(futures::stream::iter((0..n).map(|i| Ok(Value::from(i)))).boxed())
+    /// });
+    /// ```
+    pub fn add_inline_stream<F, Fut>(
+        &mut self,
+        name: impl Into<String>,
+        info: MethodInfo,
+        handler: F,
+    ) -> &mut Self
+    where
+        F: Fn(Vec<Value>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Reply> + Send + 'static,
+    {
+        // The same handler serves it from a task when it is not served on
+        // the I/O thread (a server with a concurrency limit).
+        let name = name.into();
+        self.add(name.clone(), info, handler);
+        if let Some(method) = self.methods.get_mut(&name) {
+            method.inline_stream = true;
+        }
         self
     }
 

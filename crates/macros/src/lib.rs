@@ -28,7 +28,10 @@ use syn::{
 ///   method returning one value may be marked too: the server starts it
 ///   there and answers at once if it completes without waiting, else a
 ///   task takes it on (`Methods::add_inline_async`; it must not block
-///   before its first wait).
+///   before its first wait). A method returning a stream or an iterator
+///   may be marked too: the server polls it on that thread for each item
+///   the client's credit allows, and no item crosses between threads
+///   (`Methods::add_inline_stream`; each item must come quickly).
 /// * Doc comments become the help text; parameter names and types the
 ///   argument list shown by introspection. Trailing `Option` parameters may
 ///   be left out by callers. A string argument is accepted for a number or
@@ -657,12 +660,6 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
     let convert_error = to_remote(quote!(e), result_error_span);
     let convert_item_error = to_remote(quote!(e), item_error_span);
 
-    if opts.inline && stream_kind.is_some() {
-        return Err(syn::Error::new_spanned(
-            &sig.ident,
-            "#[zerorpc(inline)] is for methods returning one value: a stream's items are made by a task",
-        ));
-    }
     let body = match stream_kind {
         None => {
             let sent = as_sent(quote!(v), ok_ty.as_ref());
@@ -682,7 +679,7 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
             // them on its I/O thread or on the blocking pool.
             quote! { let __r = #call; #convert }
         }
-        Some(kind) if kind == StreamKind::Iter && !is_async => {
+        Some(kind) if kind == StreamKind::Iter && !is_async && !opts.inline => {
             // A sync method's iterator may block: it runs on the blocking
             // pool and hands its items over through a sink.
             let sent = as_sent(quote!(v), item_ok_ty);
@@ -709,8 +706,10 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
             quote! { ::zerorpc::__private::iter_stream(#name, move |__sink| { let __r = #call; #unwrap for __item in __r { #item } }) }
         }
         Some(kind) => {
-            // A stream, or an async method's iterator: the reply loop
-            // polls it for each item it sends.
+            // A stream, an async method's iterator, or an inline method's
+            // iterator: the reply loop, or the I/O thread for an inline
+            // method (`Methods::add_inline_stream`), polls it for each
+            // item it sends.
             let sent = as_sent(quote!(v), item_ok_ty);
             let each = if item_fallible {
                 quote! {
@@ -784,7 +783,7 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
             }
         });
     }
-    if opts.inline {
+    if opts.inline && !streaming {
         // Started on the server's I/O thread: see `Methods::add_inline_async`.
         return Ok(quote! {
             {
@@ -805,10 +804,17 @@ fn register(method: &ImplItemFn, opts: &MethodOptions) -> syn::Result<TokenStrea
             }
         });
     }
+    // An inline stream is polled on the server's I/O thread: see
+    // `Methods::add_inline_stream`.
+    let add = if opts.inline {
+        quote!(add_inline_stream)
+    } else {
+        quote!(add)
+    };
     Ok(quote! {
         {
             let this = ::std::sync::Arc::clone(&self);
-            methods.add(
+            methods.#add(
                 #name,
                 #info,
                 move |__values: ::std::vec::Vec<::zerorpc::Value>| {

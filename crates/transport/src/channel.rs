@@ -50,6 +50,13 @@ impl Default for ChannelShared {
     }
 }
 
+/// What [`ChannelShared::take_credit`] found.
+pub(crate) enum Credit {
+    Taken,
+    Wait,
+    Closed,
+}
+
 /// Where a channel's request went (a client's) or came from (a
 /// server's): see [`Channel::peer_slot`].
 #[derive(Clone)]
@@ -162,6 +169,32 @@ impl ChannelShared {
         if let Some(w) = waker {
             w.wake();
         }
+    }
+
+    /// Makes `waker` the one woken when the channel closes.
+    pub(crate) fn set_closed_waker(&self, waker: &Waker) {
+        self.lock().closed_waker = Some(waker.clone());
+    }
+
+    /// For a producer on the I/O thread: takes credit for one event, or
+    /// leaves `waker` to be woken once there is some (a grant, the send
+    /// queue drained below its mark).
+    pub(crate) fn take_credit(&self, waker: &Waker) -> Credit {
+        let mut state = self.lock();
+        if state.closed.is_some() {
+            Credit::Closed
+        } else if state.send_credit > 0 && !state.held {
+            state.send_credit -= 1;
+            Credit::Taken
+        } else {
+            state.send_waker = Some(waker.clone());
+            Credit::Wait
+        }
+    }
+
+    /// Gives back credit taken for an event that was not made.
+    pub(crate) fn return_credit(&self) {
+        self.lock().send_credit += 1;
     }
 
     pub(crate) fn close(&self, error: Error) {

@@ -16,7 +16,7 @@ use zerorpc_endpoint::Endpoint;
 use zerorpc_wire::{Event, MessageId};
 
 use crate::buffers;
-use crate::channel::{ChannelShared, PeerSlot};
+use crate::channel::{ChannelShared, Credit, PeerSlot};
 use crate::driver::NotifyFd;
 use crate::machine::{
     Accepted, Action, Closed, Dropped, Machine, MachineConfig, SocketId, Transmit,
@@ -25,6 +25,7 @@ use crate::observe::{
     ChangeKind, ChannelChange, Direction, DropReason, Ending, EventInfo, Peer, RoutingId,
 };
 use crate::options::{EndpointOptions, apply_endpoint, apply_kind};
+use crate::produce::{PRODUCE_BATCH, PRODUCE_BATCH_BYTES, PRODUCE_TURN, Producers};
 use crate::respond::Adopted;
 use crate::security::ServedWatch;
 use crate::socket::{
@@ -509,6 +510,8 @@ pub(crate) struct IoThread {
     /// channels they failed are closed, so that whoever reads a count sees
     /// the calls it counts failed too.
     uncounted: Vec<fn(&Counters) -> &AtomicU64>,
+    /// Streams made on this thread (see [`Adopted::stream`]).
+    producers: Producers,
 }
 
 /// Bounds of [`IoThread::retry`]: short while queues drain, longer while a
@@ -568,6 +571,7 @@ impl IoThread {
             hinted: false,
             notify_fds_version: 0,
             uncounted: Vec::new(),
+            producers: Producers::default(),
         };
         // Every kind but the client uses exactly one ZeroMQ socket.
         if kind != SocketKind::Client {
@@ -1098,6 +1102,7 @@ impl IoThread {
         if !self.running {
             return None;
         }
+        self.produce_ready();
         self.flush();
         let mut busy = false;
         // Ids first: receiving can close a socket (its last channel
@@ -1118,6 +1123,7 @@ impl IoThread {
             if !self.running {
                 return None;
             }
+            self.produce_ready();
             self.flush();
         }
         self.reconnect_closed();
@@ -1128,7 +1134,8 @@ impl IoThread {
             let sent = self.sockets.values().map(|s| s.sent_bytes).sum::<usize>();
             self.trim.check(self.trim.passed + sent, now);
         }
-        if busy {
+        // A producer with more to make goes on at the next turn.
+        if busy || !self.producers.ready.is_empty() {
             return Some(Wait::Busy);
         }
         let retry = self
@@ -1150,6 +1157,92 @@ impl IoThread {
             .chain(self.trim.check_at)
             .min();
         Some(Wait::Until(until))
+    }
+
+    /// Polls the producers that are ready (woken, started, or with more to
+    /// make after their last batch), in turn, until this turn has made
+    /// [`PRODUCE_TURN`] events: the others wait for the next turn, after
+    /// the sockets were read and the timers seen to.
+    fn produce_ready(&mut self) {
+        let mut made = 0;
+        while made < PRODUCE_TURN {
+            let Some(id) = self.producers.ready.pop_front() else {
+                break;
+            };
+            made += self.produce(&id);
+        }
+    }
+
+    /// Makes and sends the events of channel `id`'s producer that its
+    /// credit allows, a batch at most; then leaves it to be woken (for
+    /// credit, or by its own events), or ready to go on. Says how many it
+    /// made.
+    fn produce(&mut self, id: &MessageId) -> usize {
+        let Some(mut running) = self.producers.take(id) else {
+            return 0;
+        };
+        let observing = self.observing();
+        let mut payloads: SmallVec<[Vec<u8>; 8]> = SmallVec::new();
+        let mut bytes = 0;
+        let mut made = 0;
+        let mut last = false;
+        let mut failed = false;
+        let mut cx = std::task::Context::from_waker(&running.waker);
+        while made < PRODUCE_BATCH && bytes < PRODUCE_BATCH_BYTES {
+            match running.shared.take_credit(&running.waker) {
+                Credit::Taken => {}
+                Credit::Wait => break,
+                // Its client is lost, or the socket closes: the
+                // producer is dropped unheard.
+                Credit::Closed => return made,
+            }
+            let producer = &mut running.producer;
+            let polled =
+                std::panic::catch_unwind(AssertUnwindSafe(|| producer.poll_event(&mut cx)));
+            let mut event = match polled {
+                Ok(std::task::Poll::Ready(event)) => event,
+                Ok(std::task::Poll::Pending) => {
+                    running.shared.return_credit();
+                    break;
+                }
+                Err(_) => {
+                    tracing::warn!("a stream's producer panicked; its call is closed");
+                    running.shared.return_credit();
+                    failed = true;
+                    break;
+                }
+            };
+            made += 1;
+            last = event.name != zerorpc_wire::names::STREAM;
+            event.header.response_to = Some(id.clone());
+            if !last && !running.streaming {
+                running.streaming = true;
+                // As a task's stream says it (see `Channel::send`).
+                event.header.insert(crate::LOSSLESS_KEY, true.into());
+            }
+            let payload = buffers::encode(&event);
+            if observing {
+                self.send_on(id, [payload], Some(Box::new(event)), running.streaming);
+            } else {
+                bytes += payload.len();
+                payloads.push(payload);
+            }
+            if last {
+                break;
+            }
+        }
+        if !payloads.is_empty() {
+            self.send_on(id, payloads, None, running.streaming);
+        }
+        if last || failed {
+            self.machine.close(id);
+            return made;
+        }
+        if made == PRODUCE_BATCH || bytes >= PRODUCE_BATCH_BYTES {
+            self.producers.ready.push_back(id.clone());
+        }
+        self.producers.put_back(id.clone(), running);
+        made
     }
 
     fn handle_commands(&mut self) {
@@ -1360,6 +1453,17 @@ impl IoThread {
                 }
             }
             Command::Grant { id, credit } => self.machine.grant(&id, credit),
+            Command::Produce {
+                id,
+                shared,
+                producer,
+            } => {
+                let (commands, wake) = (&self.commands, &self.wake);
+                self.producers
+                    .start(id.clone(), shared, producer, commands, wake);
+                self.producers.ready.push_back(id);
+            }
+            Command::Resume { id } => self.producers.ready.push_back(id),
             Command::Close { id } => self.machine.close(&id),
             Command::Emit { payload, observed } => {
                 let limit = self.config.send_queue_limit;

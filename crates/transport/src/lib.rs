@@ -51,6 +51,7 @@ mod machine;
 mod malloc;
 mod observe;
 mod options;
+mod produce;
 pub mod respond;
 mod security;
 mod socket;
@@ -65,7 +66,7 @@ pub use observe::{
     Observations, Observed, Observer, Peer, RoutingId,
 };
 pub use options::{EndpointOptions, Security};
-pub use respond::{Adopted, Responder};
+pub use respond::{Adopted, Producer, Responder};
 pub use security::{
     AccessPolicy, AuthStats, Authenticator, CurveKey, CurveKeyPair, PolicyFiles, read_key_pair,
     read_public_key, zcert_public_key,

@@ -34,9 +34,16 @@
 //! let mut config = SocketConfig::new();
 //! config.responder = Some(Arc::new(Ping));
 //! ```
+//!
+//! A call the responder [adopts](Responder::adopt) may also be answered
+//! with a stream made on the I/O thread itself ([`Adopted::stream`]): the
+//! thread asks a [`Producer`] for the next event whenever the client's
+//! credit allows one, and sends it in the same turn, where a stream
+//! produced by a task costs a hand-off between threads per batch of items.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use zerorpc_wire::{Event, MessageId};
 
@@ -99,6 +106,26 @@ pub struct Adopted {
     done: bool,
 }
 
+/// The events of a stream made on the socket's I/O thread, for a call
+/// adopted by a [`Responder`]: see [`Adopted::stream`].
+pub trait Producer: Send + 'static {
+    /// The call's next event. A `STREAM` event is sent and the stream goes
+    /// on; any other (`STREAM_DONE`, `ERR`, or `OK` for a call that turned
+    /// out to have one answer) is sent as the call's last, which ends it.
+    ///
+    /// Polled on the I/O thread, and only while the client's credit
+    /// allows one more event and the client's send queue is below its
+    /// mark: the stream is paced as one sent from a task. A producer with
+    /// nothing ready returns `Pending` and has `cx`'s waker woken, from
+    /// any thread, once it has. The rules of a [`Responder`] hold: quick,
+    /// never blocking, for while it runs no other event of the socket
+    /// moves. A producer that panics is dropped and its call closed,
+    /// which the client sees as a lost remote. Dropped, on the I/O
+    /// thread, once the call ends: its last event sent, its client lost,
+    /// or the socket closed.
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Event>;
+}
+
 impl Adopted {
     pub(crate) fn new(
         id: MessageId,
@@ -157,6 +184,18 @@ impl Adopted {
             observed,
             stream: false,
             last: true,
+        });
+        self.done = true;
+    }
+
+    /// Answers the call with the events `producer` makes, on the I/O
+    /// thread (see [`Producer`]), until its last. The I/O thread starts
+    /// it in the turn that adopted the call.
+    pub fn stream(mut self, producer: Box<dyn Producer>) {
+        self.command(Command::Produce {
+            id: self.id.clone(),
+            shared: self.shared.clone(),
+            producer,
         });
         self.done = true;
     }

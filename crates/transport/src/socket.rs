@@ -352,6 +352,17 @@ pub(crate) enum Command {
     Close {
         id: MessageId,
     },
+    /// Answer the adopted call `id` with a stream made on the I/O thread.
+    Produce {
+        id: MessageId,
+        shared: Arc<ChannelShared>,
+        producer: Box<dyn crate::respond::Producer>,
+    },
+    /// A producer of the I/O thread has an event ready, or its channel
+    /// has credit again: poll it.
+    Resume {
+        id: MessageId,
+    },
     Emit {
         payload: Vec<u8>,
         observed: Option<Box<Event>>,

@@ -443,6 +443,13 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
                     python: None,
                     ..stream("", "", &[Metric::PerSecond], SMALL)
                 },
+                Row {
+                    id: "stream-64-inline",
+                    label: "64-byte items, items/s, a `#[zerorpc(inline)]` stream (made on the server's I/O thread)".to_owned(),
+                    ours: Job::InlineStream { item_bytes: SMALL },
+                    python: None,
+                    ..stream("", "", &[Metric::PerSecond], SMALL)
+                },
                 stream(
                     "stream-64k",
                     "64 KiB items, MB/s",
@@ -471,6 +478,26 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
                     &[Metric::RssEnd],
                     Job::RssAfterCalls,
                     true,
+                ),
+                memory(
+                    "rss-streams",
+                    format!(
+                        "with {0} streams of {0} 64-byte items at once (peak)",
+                        grouped(scale.rss_streams())
+                    ),
+                    &[Metric::RssPeak],
+                    Job::RssStreams { inline: false },
+                    false,
+                ),
+                memory(
+                    "rss-streams-inline",
+                    format!(
+                        "with {0} `#[zerorpc(inline)]` streams of {0} 64-byte items at once (peak)",
+                        grouped(scale.rss_streams())
+                    ),
+                    &[Metric::RssPeak],
+                    Job::RssStreams { inline: true },
+                    false,
                 ),
             ],
         },

@@ -74,6 +74,15 @@ impl Scale {
         }
     }
 
+    /// Streams at once, and items in each, of the "many streams" memory
+    /// figures.
+    pub(crate) fn rss_streams(self) -> u64 {
+        match self {
+            Scale::Full => 1_000,
+            Scale::Quick => 100,
+        }
+    }
+
     /// Calls made before the "after many calls" memory figure.
     pub(crate) fn rss_calls(self) -> u64 {
         match self {
@@ -176,8 +185,15 @@ pub(crate) enum Job {
     /// One of our streams, items of `item_bytes`, the server driven by its
     /// tokio runtime.
     RuntimeServerStream { item_bytes: usize },
+    /// One of our streams from a `#[zerorpc(inline)]` method, made on the
+    /// server's I/O thread, items of `item_bytes`.
+    InlineStream { item_bytes: usize },
     /// Our server's memory with [`Scale::rss_in_flight`] calls in flight.
     RssInFlight,
+    /// Our server's memory while [`Scale::rss_streams`] streams of as many
+    /// [`SMALL`]-byte items run at once, made by tasks or, if `inline`, on
+    /// the I/O thread.
+    RssStreams { inline: bool },
     /// Our server's memory before and after [`Scale::rss_calls`] calls.
     RssAfterCalls,
     /// zerorpc-python calls of `echo`, `in_flight` greenlets at once.
@@ -255,7 +271,12 @@ impl Job {
             Job::RuntimeServerStream { item_bytes } => {
                 format!("stream, {item_bytes}-byte items, server on its runtime")
             }
+            Job::InlineStream { item_bytes } => {
+                format!("inline stream, {item_bytes}-byte items")
+            }
             Job::RssInFlight => "server memory, calls in flight".to_owned(),
+            Job::RssStreams { inline: false } => "server memory, many streams".to_owned(),
+            Job::RssStreams { inline: true } => "server memory, many inline streams".to_owned(),
             Job::RssAfterCalls => "server memory, many calls".to_owned(),
             Job::PythonCalls { in_flight } => {
                 format!("zerorpc-python calls, {in_flight} in flight")
@@ -504,7 +525,9 @@ impl Runner {
                 figures.insert(Metric::PerSecond, calls as f64 / elapsed(&report)?);
                 Ok(figures)
             }
-            Job::Stream { item_bytes } | Job::RuntimeServerStream { item_bytes } => {
+            Job::Stream { item_bytes }
+            | Job::RuntimeServerStream { item_bytes }
+            | Job::InlineStream { item_bytes } => {
                 let items = scale.scaled(if item_bytes == LARGE { 10_000 } else { 300_000 });
                 let (_hub, _server, endpoint) = match job {
                     Job::RuntimeServerStream { .. } => {
@@ -517,11 +540,16 @@ impl Runner {
                 args.extend(strings(&["--streams", "1"]));
                 args.extend(["--items".to_owned(), items.to_string()]);
                 args.extend(["--item-bytes".to_owned(), item_bytes.to_string()]);
+                if matches!(job, Job::InlineStream { .. }) {
+                    args.push("--inline-streams".to_owned());
+                }
                 let report = self.spawn_load_client(&args)?.json_result(RUN)?;
                 check_all_ok(&report, 1)?;
                 stream_figures(&report, items, item_bytes)
             }
-            Job::RssInFlight | Job::RssAfterCalls => self.server_memory(job),
+            Job::RssInFlight | Job::RssAfterCalls | Job::RssStreams { .. } => {
+                self.server_memory(job)
+            }
             Job::GrpcCalls { in_flight } => {
                 let calls = scale.scaled(our_calls(1, in_flight, false));
                 let mut server = self.spawn_grpc("serve", &[])?;
@@ -563,11 +591,26 @@ impl Runner {
         }
     }
 
-    /// The server's size while many calls wait in it, or before and after
-    /// many quick calls.
+    /// The server's size while many calls or streams wait in it, or before
+    /// and after many quick calls.
     fn server_memory(&self, job: Job) -> anyhow::Result<Figures> {
         let (_hub, server, endpoint) = self.start_load_server(false)?;
         let server = server.context("a direct server")?;
+        if let Job::RssStreams { inline } = job {
+            let streams = self.scale.rss_streams();
+            let mut args = call_args(&endpoint, 0, 1, 0);
+            args.extend(["--streams".to_owned(), streams.to_string()]);
+            args.extend(["--items".to_owned(), streams.to_string()]);
+            args.extend(["--item-bytes".to_owned(), SMALL.to_string()]);
+            if inline {
+                args.push("--inline-streams".to_owned());
+            }
+            args.extend(["--watch-rss".to_owned(), server.pid().to_string()]);
+            let report = self.spawn_load_client(&args)?.json_result(RUN)?;
+            check_all_ok(&report, streams)?;
+            let items = streams * streams;
+            return watched_rss(&report, items as f64 / elapsed(&report)?);
+        }
         let (calls, in_flight, method) = if job == Job::RssInFlight {
             let calls = self.scale.rss_in_flight();
             let nap = match self.scale {
@@ -583,20 +626,7 @@ impl Runner {
         args.extend(["--watch-rss".to_owned(), server.pid().to_string()]);
         let report = self.spawn_load_client(&args)?.json_result(RUN)?;
         check_all_ok(&report, calls)?;
-        let mut figures = Figures::new();
-        let watched = &report["watched_rss"];
-        for (metric, key) in [
-            (Metric::RssStart, "start_bytes"),
-            (Metric::RssPeak, "peak_bytes"),
-            (Metric::RssEnd, "end_bytes"),
-        ] {
-            let bytes = watched[key]
-                .as_f64()
-                .with_context(|| format!("no watched_rss.{key} in {report}"))?;
-            figures.insert(metric, bytes / f64::from(1 << 20));
-        }
-        figures.insert(Metric::PerSecond, calls as f64 / elapsed(&report)?);
-        Ok(figures)
+        watched_rss(&report, calls as f64 / elapsed(&report)?)
     }
 
     /// A load server, bound or behind a hub; returns the hub, the server
@@ -812,6 +842,25 @@ fn call_figures(mut clients: Vec<Peer>, calls: u64) -> anyhow::Result<Figures> {
 }
 
 /// Items per second and MB per second of a stream of `items` items.
+/// The watched server's sizes in a load client's `report`, with the rate
+/// of its calls or items.
+fn watched_rss(report: &Value, per_second: f64) -> anyhow::Result<Figures> {
+    let mut figures = Figures::new();
+    let watched = &report["watched_rss"];
+    for (metric, key) in [
+        (Metric::RssStart, "start_bytes"),
+        (Metric::RssPeak, "peak_bytes"),
+        (Metric::RssEnd, "end_bytes"),
+    ] {
+        let bytes = watched[key]
+            .as_f64()
+            .with_context(|| format!("no watched_rss.{key} in {report}"))?;
+        figures.insert(metric, bytes / f64::from(1 << 20));
+    }
+    figures.insert(Metric::PerSecond, per_second);
+    Ok(figures)
+}
+
 fn stream_figures(report: &Value, items: u64, item_bytes: usize) -> anyhow::Result<Figures> {
     let seconds = elapsed(report)?;
     let per_second = items as f64 / seconds;

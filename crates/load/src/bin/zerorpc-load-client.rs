@@ -113,6 +113,11 @@ struct Args {
     /// (`count`).
     #[arg(long, value_name = "B", value_parser = RangedU64ValueParser::<usize>::new().range(0..=MAX_PAYLOAD_BYTES))]
     item_bytes: Option<usize>,
+    /// Open the streams of the inline twins of these methods
+    /// (`count_inline`, `blobs_inline`), whose items the server makes on
+    /// its I/O thread.
+    #[arg(long, requires = "streams")]
+    inline_streams: bool,
     /// Report the resident size of process PID (on this machine) before,
     /// during and after the measured calls.
     #[arg(long, value_name = "PID")]
@@ -293,7 +298,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             .map(|i| timed_call(&clients[client_index(i, clients.len())], method, i))
             .buffer_unordered(args.in_flight);
         let streams = stream::iter(0..args.streams)
-            .map(|i| open_stream(&clients[i % clients.len()], items, args.items))
+            .map(|i| {
+                let client = &clients[i % clients.len()];
+                open_stream(client, items, args.items, args.inline_streams)
+            })
             .buffer_unordered(args.streams.max(1));
         let mut outcomes = stream::select(
             calls.map(|(outcome, took)| (outcome, Some(took))),
@@ -483,12 +491,17 @@ fn is_answer(method: Method, i: i64, value: &Value) -> bool {
     }
 }
 
-/// Opens a stream of `count(items)` or `blobs(items, bytes)` and checks it
-/// yields the `items` expected items in order.
-async fn open_stream(client: &Client, kind: Items, items: u64) -> Outcome {
-    let opened = match kind {
-        Items::Numbers => client.stream::<Value>("count", (items,)).await,
-        Items::Blobs(bytes) => client.stream::<Value>("blobs", (items, bytes)).await,
+/// Opens a stream of `count(items)` or `blobs(items, bytes)` (or of their
+/// `inline` twins) and checks it yields the `items` expected items in order.
+async fn open_stream(client: &Client, kind: Items, items: u64, inline: bool) -> Outcome {
+    let opened = match (kind, inline) {
+        (Items::Numbers, false) => client.stream::<Value>("count", (items,)).await,
+        (Items::Numbers, true) => client.stream::<Value>("count_inline", (items,)).await,
+        (Items::Blobs(bytes), false) => client.stream::<Value>("blobs", (items, bytes)).await,
+        (Items::Blobs(bytes), true) => {
+            let args = (items, bytes);
+            client.stream::<Value>("blobs_inline", args).await
+        }
     };
     let mut stream = match opened {
         Ok(stream) => stream,

@@ -13,6 +13,7 @@
 //! | `add(a, b)` | sync `#[zerorpc(inline)]` (the I/O thread) | `a + b` |
 //! | `count(n)` | stream | `0, 1, ..., n - 1` |
 //! | `blobs(n, bytes)` | stream | `n` binary items of `bytes` bytes (`zerorpc_load::stream_item`) |
+//! | `count_inline(n)`, `blobs_inline(n, bytes)` | stream `#[zerorpc(inline)]` (polled on the I/O thread) | as `count` and `blobs` |
 //! | `stats()` | plain sync | a map of counters, see below |
 //!
 //! `stats()` answers every counter of the server's socket (see
@@ -50,7 +51,8 @@ const MAX_BLOB_BYTES: usize = 64 << 20;
 const DEFAULT_BIND: &str = "tcp://127.0.0.1:*";
 
 /// Serve methods for load tests and benchmarks: nap (async), echo (sync,
-/// inline, async), add (inline), count and blobs (streams) and stats.
+/// inline, async), add (inline), count and blobs (streams, and their
+/// inline twins) and stats.
 ///
 /// Prints `listening <endpoint>` (or `connected <endpoint>...`) on stdout
 /// once ready; serves until SIGTERM or SIGINT.
@@ -168,6 +170,22 @@ impl Load {
             .filter(|&bytes| bytes <= MAX_BLOB_BYTES)
             .ok_or_else(|| format!("items of {bytes} bytes: at most {MAX_BLOB_BYTES} allowed"))?;
         Ok(futures::stream::iter(0..n).map(move |i| Value::Binary(stream_item(i, bytes))))
+    }
+
+    /// `count`, its items made on the I/O thread.
+    #[zerorpc(inline)]
+    pub(crate) fn count_inline(&self, n: u64) -> impl Stream<Item = u64> + use<> {
+        self.count(n)
+    }
+
+    /// `blobs`, its items made on the I/O thread.
+    #[zerorpc(inline)]
+    pub(crate) fn blobs_inline(
+        &self,
+        n: u64,
+        bytes: u64,
+    ) -> Result<impl Stream<Item = Value> + use<>, String> {
+        self.blobs(n, bytes)
     }
 
     /// The server's counters: the socket's (drops by reason...),

@@ -49,6 +49,14 @@ fn a_thousand_streams_of_a_thousand_items_arrive_whole_and_in_order() {
     streams_arrive_whole("1000", "1000", &[], "1k streams x 1k items");
 }
 
+#[test]
+fn a_thousand_inline_streams_of_a_thousand_items_arrive_whole_and_in_order() {
+    // Made on the server's I/O thread (`count_inline`), each paced by its
+    // own credit: none may starve the others or the heartbeats.
+    let extra = ["--inline-streams"];
+    streams_arrive_whole("1000", "1000", &extra, "1k inline streams x 1k items");
+}
+
 /// The server's memory bound while streaming large items: ZeroMQ's queue
 /// toward the client (1,000 messages of 64 KiB), our send queue's limit
 /// (64 MiB), what malloc keeps for reuse at the top of each heap (up to
@@ -72,6 +80,23 @@ fn a_hundred_streams_of_large_items_to_one_client_arrive_whole() {
     );
     // Bounded by what waits to be sent and what malloc keeps, not by the
     // 1.3 GB the streams carry.
+    assert!(
+        max_rss < LARGE_STREAMS_RSS,
+        "server RSS {} MiB",
+        max_rss >> 20
+    );
+}
+
+#[test]
+fn a_hundred_inline_streams_of_large_items_wait_for_the_send_queue() {
+    // As above, made on the I/O thread: a producer pauses at the send
+    // queue's mark as a task does, rather than filling the queue.
+    let max_rss = streams_arrive_whole(
+        "100",
+        "200",
+        &["--item-bytes", "65536", "--inline-streams"],
+        "100 inline streams x 200 items of 64 KiB",
+    );
     assert!(
         max_rss < LARGE_STREAMS_RSS,
         "server RSS {} MiB",

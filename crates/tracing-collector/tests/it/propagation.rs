@@ -63,6 +63,16 @@ impl Middle {
         Ok((seen(), self.leaf.blocking().call("whoami", ())?))
     }
 
+    /// The same from an inline stream, made on the server's I/O thread:
+    /// its one item waits for the leaf's answer.
+    #[zerorpc(inline)]
+    pub(crate) fn via_inline_stream(
+        &self,
+    ) -> impl futures::Stream<Item = Result<(Seen, Seen), zerorpc::Error>> + use<> {
+        let leaf = self.leaf.clone();
+        futures::stream::once(async move { Ok((seen(), leaf.call("whoami", ()).await?)) })
+    }
+
     /// The same from a task started with the crate's `spawn`.
     pub(crate) async fn via_spawn(&self) -> Result<(Seen, Seen), zerorpc::Error> {
         let leaf = self.leaf.clone();
@@ -129,6 +139,12 @@ async fn nested_calls_are_children_whatever_runs_the_handler() {
         );
         assert_child(&middle, &leaf);
     }
+    let stream = client.stream::<(Seen, Seen)>("via_inline_stream", ());
+    let mut items = bounded(stream).await.unwrap();
+    let item = bounded(futures::StreamExt::next(&mut items)).await;
+    let (middle, leaf) = item.expect("an item").unwrap();
+    assert_eq!(middle.as_ref().unwrap().2, None, "a root");
+    assert_child(&middle, &leaf);
     // Two root calls are two traces.
     let (first, _): (Seen, Seen) = bounded(client.call("via_async", ())).await.unwrap();
     let (second, _): (Seen, Seen) = bounded(client.call("via_async", ())).await.unwrap();

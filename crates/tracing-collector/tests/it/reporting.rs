@@ -159,26 +159,30 @@ async fn stream_items_and_the_end_are_events_of_the_calls_span() {
     let tracer = reporting_to(&collector, "streams");
     let leaf = start(Server::builder(Leaf).traced(&tracer));
     let client = traced_client(&leaf.endpoint, &tracer);
-    let trace_id = TraceId::random();
-    let items: Vec<u32> = bounded(in_trace(
-        Parent::root_of(trace_id),
-        client.call("count", (3,)),
-    ))
-    .await
-    .unwrap();
-    assert_eq!(items, [0, 1, 2]);
     let traces = Traces::collector(collector.query_endpoint()).unwrap();
-    // Request sent and received; 3 items and the end, sent and received.
-    let entries = bounded(trace_with(&traces, trace_id, 10)).await;
-    assert!(entries.iter().all(|e| e.span_id == entries[0].span_id));
-    let trace = Trace::assemble(trace_id, entries);
-    let replies: Vec<&str> = trace.calls[0]
-        .replies
-        .iter()
-        .map(|r| r.name.as_str())
-        .collect();
-    assert_eq!(replies, ["STREAM", "STREAM", "STREAM", "STREAM_DONE"]);
-    assert!(trace.calls[0].exec_us.is_some());
+    // Made by a task, and on the server's I/O thread.
+    for method in ["count", "count_inline"] {
+        let trace_id = TraceId::random();
+        let items: Vec<u32> = bounded(in_trace(
+            Parent::root_of(trace_id),
+            client.call(method, (3,)),
+        ))
+        .await
+        .unwrap();
+        assert_eq!(items, [0, 1, 2]);
+        // Request sent and received; 3 items and the end, sent and received.
+        let entries = bounded(trace_with(&traces, trace_id, 10)).await;
+        assert!(entries.iter().all(|e| e.span_id == entries[0].span_id));
+        let trace = Trace::assemble(trace_id, entries);
+        let replies: Vec<&str> = trace.calls[0]
+            .replies
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        let expected = ["STREAM", "STREAM", "STREAM", "STREAM_DONE"];
+        assert_eq!(replies, expected, "{method}");
+        assert!(trace.calls[0].exec_us.is_some(), "{method}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,14 +1,16 @@
 //! A server's responder answers requests on the I/O thread, or adopts
-//! calls to answer them from another thread; what it declines, or panics
-//! on, reaches the application as usual.
+//! calls to answer them from another thread or with a stream made on the
+//! I/O thread; what it declines, or panics on, reaches the application as
+//! usual.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use zerorpc_transport::{
-    Adopted, ChangeKind, ChannelChange, EventInfo, Observer, OpenOptions, Responder, Socket,
-    SocketKind,
+    Adopted, ChangeKind, ChannelChange, EventInfo, Observer, OpenOptions, Producer, Responder,
+    Socket, SocketKind,
 };
 use zerorpc_wire::rmpv::Value;
 use zerorpc_wire::{Event, Header, names};
@@ -47,8 +49,32 @@ impl Responder for Doubler {
             }
             "forget" => None,
             "burst" => panic!("adoption gave up"),
+            "count" => {
+                let n = request.args.as_array()?.first()?.as_u64()?;
+                call.stream(Box::new(Counter { next: 0, n }));
+                None
+            }
             _ => Some(call),
         }
+    }
+}
+
+/// Streams `0..n`, then panics if `n` is 2 (before its end).
+struct Counter {
+    next: u64,
+    n: u64,
+}
+
+impl Producer for Counter {
+    fn poll_event(&mut self, _: &mut Context<'_>) -> Poll<Event> {
+        let i = self.next;
+        self.next += 1;
+        if i == self.n {
+            assert_ne!(self.n, 2, "a producer gave up");
+            return Poll::Ready(Event::new(Header::new(), names::STREAM_DONE, Value::Nil));
+        }
+        let args = Value::Array(vec![Value::from(i)]);
+        Poll::Ready(Event::new(Header::new(), names::STREAM, args))
     }
 }
 
@@ -204,4 +230,55 @@ fn an_adopted_call_dropped_unanswered_or_panicked_on_is_lost_to_its_client() {
     assert_eq!(run(served.recv()).unwrap().name, "triple");
     run(served.send(Event::new(Header::new(), names::OK, Value::Nil))).unwrap();
     assert_eq!(run(declined.recv()).unwrap().name, names::OK);
+}
+
+#[test]
+fn an_adopted_call_streams_what_its_producer_makes_on_the_io_thread() {
+    let (server, endpoint, counts) = server_with_responder();
+    let client = Socket::new(SocketKind::Client, config(Some(HB))).unwrap();
+    client.connect(&endpoint).unwrap();
+
+    // Past the first grants, each item as the credit allows.
+    let call = request("count", 3_000);
+    let id = call.header.message_id.clone();
+    let mut channel = client.open(call, OpenOptions::default()).unwrap();
+    for i in 0..3_000 {
+        let item = run(channel.recv()).unwrap();
+        assert_eq!(item.name, names::STREAM);
+        assert_eq!(item.args, Value::Array(vec![Value::from(i)]));
+        assert_eq!(item.header.response_to.as_ref(), Some(&id));
+        if i == 0 {
+            // As a stream sent from a task says it.
+            let lossless = item.header.get(zerorpc_transport::LOSSLESS_KEY);
+            assert_eq!(lossless.and_then(Value::as_bool), Some(true));
+        }
+    }
+    assert_eq!(run(channel.recv()).unwrap().name, names::STREAM_DONE);
+    // The last event ended the call on the server.
+    assert!(wait_until(LIMIT, || counts.closed.load(Ordering::SeqCst) == 1));
+    assert_eq!(
+        counts.sent.load(Ordering::SeqCst),
+        3_001,
+        "each event observed"
+    );
+
+    // A producer that panics is dropped and its call closed: its client
+    // has what was sent, then loses the call.
+    let mut broken = client
+        .open(request("count", 2), OpenOptions::default())
+        .unwrap();
+    for i in 0..2 {
+        let item = run(broken.recv()).unwrap();
+        assert_eq!(item.args, Value::Array(vec![Value::from(i)]));
+    }
+    let error = run(broken.recv()).expect_err("no end comes");
+    assert!(error.is_lost_remote(), "{error:?}");
+    // The server goes on streaming.
+    let mut again = client
+        .open(request("count", 10), OpenOptions::default())
+        .unwrap();
+    let items: Vec<_> = (0..11).map(|_| run(again.recv()).unwrap().name).collect();
+    assert_eq!(items.last().map(|n| &**n), Some(names::STREAM_DONE));
+    let accepted = block_on_timeout(HB * 2, server.accept());
+    assert!(accepted.is_none(), "a streamed call reached accept");
 }

@@ -8,6 +8,7 @@ mod context;
 mod errors;
 mod events;
 mod inline;
+mod inline_streams;
 mod live;
 mod message_size;
 mod observers;

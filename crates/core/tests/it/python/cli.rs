@@ -77,7 +77,9 @@ fn python_cli_lists_our_methods() {
         [
             "add",
             "count",
+            "count_inline",
             "count_then_fail",
+            "count_then_fail_inline",
             "describe",
             "echo",
             "fail",

@@ -39,7 +39,9 @@ fn python_client_introspects_our_server() {
         json!([
             "add",
             "count",
+            "count_inline",
             "count_then_fail",
+            "count_then_fail_inline",
             "describe",
             "echo",
             "fail",
@@ -61,7 +63,7 @@ fn python_client_introspects_our_server() {
     let inspect = &out["inspect"];
     assert_eq!(inspect["name"], "Interop");
     let methods = inspect["methods"].as_object().expect("methods is a map");
-    assert_eq!(methods.len(), 8, "{inspect}");
+    assert_eq!(methods.len(), 10, "{inspect}");
     let add = &methods["add"];
     assert_eq!(add["doc"], "Adds two numbers.\n\nThe second defaults to 1.");
     let args = add["args"].as_array().expect("args is a list");

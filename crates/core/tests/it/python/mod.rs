@@ -94,6 +94,21 @@ impl Interop {
             )))))
     }
 
+    /// `count`, its items made on the server's I/O thread.
+    #[zerorpc(inline)]
+    pub(crate) fn count_inline(&self, n: u64) -> impl Iterator<Item = u64> + use<> {
+        self.count(n)
+    }
+
+    /// `count_then_fail`, its items made on the server's I/O thread.
+    #[zerorpc(inline)]
+    pub(crate) fn count_then_fail_inline(
+        &self,
+        n: u64,
+    ) -> impl Iterator<Item = Result<u64, InteropError>> + use<> {
+        self.count_then_fail(n)
+    }
+
     /// Sleeps, then returns its argument.
     pub(crate) async fn sleep(&self, seconds: f64) -> f64 {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;

@@ -1,6 +1,7 @@
 //! Streams both ways under zerorpc-python's flow control: lengths 0, 1, 5
 //! and 250 with the default queue and with 10 slots, an error after some
-//! items, and slow consumers that must not be flooded.
+//! items, and slow consumers that must not be flooded; from our server,
+//! streams made by a task and inline ones, made on its I/O thread.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,18 +23,20 @@ const LENGTHS_FROM_PYTHON: [u64; 5] = [0, 1, 5, 250, 2000];
 const PY_STREAMS_CLIENT: &str = r#"
 client = zerorpc.Client(timeout=10)
 client.connect(sys.argv[1])
-out = {"default": {}, "slots10": {}}
-for n in (0, 1, 5, 250):
-    out["default"][str(n)] = list(client.count(n))
-    out["slots10"][str(n)] = list(client.count(n, slots=10))
-
-items = []
-try:
-    for item in client.count_then_fail(3):
-        items.append(item)
-    out["broken"] = {"items": items}
-except Exception as e:
-    out["broken"] = dict(error_info(e), items=items)
+out = {}
+for suffix in ("", "_inline"):
+    count = getattr(client, "count" + suffix)
+    got = out[suffix] = {"default": {}, "slots10": {}}
+    for n in (0, 1, 5, 250):
+        got["default"][str(n)] = list(count(n))
+        got["slots10"][str(n)] = list(count(n, slots=10))
+    items = []
+    try:
+        for item in getattr(client, "count_then_fail" + suffix)(3):
+            items.append(item)
+        got["broken"] = {"items": items}
+    except Exception as e:
+        got["broken"] = dict(error_info(e), items=items)
 emit(out)
 "#;
 
@@ -44,20 +47,21 @@ fn python_client_streams_from_our_server() {
     else {
         return;
     };
-    for n in LENGTHS {
-        let expected: Vec<u64> = (0..n).collect();
-        assert_eq!(out["default"][n.to_string()], json!(expected), "count({n})");
-        assert_eq!(
-            out["slots10"][n.to_string()],
-            json!(expected),
-            "count({n}, slots=10)"
-        );
+    for suffix in ["", "_inline"] {
+        let out = &out[suffix];
+        for n in LENGTHS {
+            let expected: Vec<u64> = (0..n).collect();
+            let what = format!("count{suffix}({n})");
+            assert_eq!(out["default"][n.to_string()], json!(expected), "{what}");
+            let slots10 = &out["slots10"][n.to_string()];
+            assert_eq!(slots10, &json!(expected), "{what}, slots=10");
+        }
+        let broken = &out["broken"];
+        assert_eq!(broken["items"], json!([0, 1, 2]), "{suffix}: {broken}");
+        assert_eq!(broken["error"], "RemoteError", "{suffix}: {broken}");
+        assert_eq!(broken["name"], "InteropError");
+        assert_eq!(broken["msg"], "broke after 3 items");
     }
-    let broken = &out["broken"];
-    assert_eq!(broken["items"], json!([0, 1, 2]), "{broken}");
-    assert_eq!(broken["error"], "RemoteError", "{broken}");
-    assert_eq!(broken["name"], "InteropError");
-    assert_eq!(broken["msg"], "broke after 3 items");
     let stderr = peer.process().stderr_lines().join("\n");
     assert!(!stderr.contains("overflow"), "{stderr}");
 }
@@ -66,12 +70,13 @@ const PY_SLOW_CONSUMER: &str = r#"
 client = zerorpc.Client(timeout=10)
 client.connect(sys.argv[1])
 out = {}
-for n, slots, pause in ((60, 10, 0.02), (150, 100, 0.005)):
-    got = []
-    for item in client.count(n, slots=slots):
-        got.append(item)
-        gevent.sleep(pause)
-    out["%d/%d" % (n, slots)] = got
+for name in ("count", "count_inline"):
+    for n, slots, pause in ((60, 10, 0.02), (150, 100, 0.005)):
+        got = []
+        for item in getattr(client, name)(n, slots=slots):
+            got.append(item)
+            gevent.sleep(pause)
+        out["%s %d/%d" % (name, n, slots)] = got
 emit(out)
 "#;
 
@@ -82,8 +87,12 @@ fn slow_python_consumer_is_not_flooded_by_our_server() {
     else {
         return;
     };
-    assert_eq!(out["60/10"], json!((0..60).collect::<Vec<u64>>()));
-    assert_eq!(out["150/100"], json!((0..150).collect::<Vec<u64>>()));
+    for name in ["count", "count_inline"] {
+        let first = &out[format!("{name} 60/10")];
+        assert_eq!(first, &json!((0..60).collect::<Vec<u64>>()), "{name}");
+        let second = &out[format!("{name} 150/100")];
+        assert_eq!(second, &json!((0..150).collect::<Vec<u64>>()), "{name}");
+    }
     // Python's receiver dies with "BufferedChannel, queue overflow" when a
     // sender exceeds its credit.
     let stderr = peer.process().stderr_lines().join("\n");
