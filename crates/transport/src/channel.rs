@@ -192,7 +192,8 @@ impl ChannelShared {
         }
     }
 
-    /// Gives back credit taken for an event that was not made.
+    /// Gives back credit taken for an event that was not made, or not
+    /// sent yet.
     pub(crate) fn return_credit(&self) {
         self.lock().send_credit += 1;
     }
@@ -430,7 +431,19 @@ impl Channel {
     /// The event's header gets `response_to` set to the channel id; its
     /// `message_id`, trace keys and extra keys are kept.
     pub async fn send(&mut self, mut event: Event) -> Result<(), Error> {
-        poll_fn(|cx| self.poll_credit(cx)).await?;
+        // The events of a stream before its last are counted until the
+        // I/O thread takes them (see `UNSENT_MARK`).
+        let unsent = self.streaming || event.name == names::STREAM;
+        poll_fn(|cx| {
+            std::task::ready!(self.poll_credit(cx))?;
+            if unsent && self.socket.unsent.poll_reserve(cx).is_pending() {
+                // Taken again once the I/O thread has taken enough.
+                self.shared.return_credit();
+                return Poll::Pending;
+            }
+            Poll::Ready(Ok(()))
+        })
+        .await?;
         self.address(&mut event);
         self.socket
             .send_on_channel(&self.id, event, self.streaming, false);

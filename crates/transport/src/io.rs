@@ -29,7 +29,7 @@ use crate::produce::{PRODUCE_BATCH, PRODUCE_BATCH_BYTES, PRODUCE_TURN, Producers
 use crate::respond::Adopted;
 use crate::security::ServedWatch;
 use crate::socket::{
-    Command, CommandQueue, Counters, SocketConfig, SocketKind, Wake, WakeQueue, context,
+    Command, CommandQueue, Counters, SocketConfig, SocketKind, Unsent, Wake, WakeQueue, context,
 };
 use crate::watch::Watch;
 use crate::{Error, Observer};
@@ -512,6 +512,8 @@ pub(crate) struct IoThread {
     uncounted: Vec<fn(&Counters) -> &AtomicU64>,
     /// Streams made on this thread (see [`Adopted::stream`]).
     producers: Producers,
+    /// The stream items handed to this thread and not taken yet.
+    unsent: Arc<Unsent>,
 }
 
 /// Bounds of [`IoThread::retry`]: short while queues drain, longer while a
@@ -527,6 +529,7 @@ pub(crate) struct IoLinks {
     pub(crate) counters: Arc<Counters>,
     pub(crate) incoming: Arc<WakeQueue<(MessageId, Arc<ChannelShared>)>>,
     pub(crate) events: Arc<WakeQueue<Event>>,
+    pub(crate) unsent: Arc<Unsent>,
 }
 
 impl IoThread {
@@ -542,6 +545,7 @@ impl IoThread {
             counters,
             incoming,
             events,
+            unsent,
         } = links;
         let machine = Machine::new(MachineConfig {
             heartbeat: config.heartbeat,
@@ -572,6 +576,7 @@ impl IoThread {
             notify_fds_version: 0,
             uncounted: Vec::new(),
             producers: Producers::default(),
+            unsent,
         };
         // Every kind but the client uses exactly one ZeroMQ socket.
         if kind != SocketKind::Client {
@@ -1261,6 +1266,9 @@ impl IoThread {
         drop(self.commands.close());
         self.machine.fail_all(&Error::closed());
         self.run_actions();
+        // Senders waiting for this thread to take stream items it never
+        // will: they find their channels closed.
+        self.unsent.wake_all();
         self.incoming.close();
         self.events.close();
     }
@@ -1447,6 +1455,13 @@ impl IoThread {
                 stream,
                 last,
             } => {
+                if stream {
+                    // Each a stream item but the last (see `Channel::send`).
+                    let items = payloads.len() - usize::from(last);
+                    if items > 0 {
+                        self.unsent.taken(items);
+                    }
+                }
                 self.send_on(&id, payloads, observed, stream);
                 if last {
                     self.machine.close(&id);
