@@ -311,6 +311,24 @@ impl ZmqSocket {
         Sent::Queued { hold }
     }
 
+    /// Whether the queue toward the peer of `envelope` holds more than its
+    /// mark: `channel` is then held as if its event had been queued past
+    /// it (see [`hold_mark`]), and released with the others.
+    fn holds(&mut self, envelope: &[Vec<u8>], channel: &MessageId, limit: usize) -> bool {
+        let peer: &[u8] = match envelope.first() {
+            Some(id) if self.routed => id,
+            _ => &[],
+        };
+        let Some(queue) = self.queues.get_mut(peer) else {
+            return false;
+        };
+        if queue.bytes <= hold_mark(limit) {
+            return false;
+        }
+        queue.held.insert(channel.clone());
+        true
+    }
+
     /// The peer of an event with these envelope frames on this socket.
     fn peer(&self, envelope: &[Vec<u8>]) -> Peer {
         match envelope.first() {
@@ -1164,6 +1182,19 @@ impl IoThread {
         Some(Wait::Until(until))
     }
 
+    /// Whether the send queue toward channel `id`'s peer is past its mark,
+    /// which then holds the channel.
+    fn queue_past_mark(&mut self, id: &MessageId) -> bool {
+        let limit = self.config.send_queue_limit;
+        let Some(route) = self.machine.route(id) else {
+            return false;
+        };
+        let Some(socket) = self.sockets.get_mut(&route.socket) else {
+            return false;
+        };
+        socket.holds(route.envelope, id, limit)
+    }
+
     /// Polls the producers that are ready (woken, started, or with more to
     /// make after their last batch), in turn, until this turn has made
     /// [`PRODUCE_TURN`] events: the others wait for the next turn, after
@@ -1186,6 +1217,11 @@ impl IoThread {
         let Some(mut running) = self.producers.take(id) else {
             return 0;
         };
+        // Checked before each batch, not only as its events are queued: a
+        // thousand producers would each queue a batch past the mark.
+        if self.queue_past_mark(id) {
+            running.shared.hold();
+        }
         let observing = self.observing();
         let mut payloads: SmallVec<[Vec<u8>; 8]> = SmallVec::new();
         let mut bytes = 0;
