@@ -169,6 +169,39 @@ impl ServerHooks {
     }
 }
 
+impl ServerHooks {
+    /// The maker of the replies to the call of `context`, seen by `watch`.
+    pub(crate) fn replies(
+        &self,
+        context: &CallContext,
+        watch: Option<Box<dyn WatchedCall>>,
+    ) -> Replies {
+        // Only a server with a propagation keeps a second handle on the
+        // context, for the headers of its replies.
+        let headers = self.propagation.clone().map(|p| (p, context.clone()));
+        Replies { headers, watch }
+    }
+}
+
+/// Makes the replies to one call, as any path serving it does: the
+/// server's propagation amends their header, when there is one, and the
+/// call's watch sees each.
+pub(crate) struct Replies {
+    headers: Option<(Arc<dyn Propagation>, CallContext)>,
+    watch: Option<Box<dyn WatchedCall>>,
+}
+
+impl Replies {
+    /// The reply `name` with `args`, seen by the watch.
+    pub(crate) fn event(&mut self, name: &'static str, args: Value) -> Event {
+        let mut header = Header::new();
+        if let Some((propagation, served)) = &self.headers {
+            propagation.reply(served, &mut header);
+        }
+        watched(&mut self.watch, Event::new(header, name, args))
+    }
+}
+
 /// Shows `reply`, about to be sent, to the call's watch if it has one.
 pub(crate) fn watched(watch: &mut Option<Box<dyn WatchedCall>>, reply: Event) -> Event {
     if let Some(watch) = watch {

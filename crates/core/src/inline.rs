@@ -27,7 +27,7 @@ use futures::{FutureExt, StreamExt};
 use zerorpc_transport::{Adopted, PeerSlot, Producer, Responder};
 use zerorpc_wire::{Event, Header, Value, names};
 
-use crate::context::{ServerHooks, WatchedCall, watched};
+use crate::context::{Replies, ServerHooks, WatchedCall, watched};
 use crate::gauge::Gauge;
 use crate::service::{
     Handler, InlineAsyncHandler, Method, call_guarded, guard_stream, panic_error,
@@ -198,11 +198,15 @@ impl InlineResponder {
         handler: InlineAsyncHandler,
         request: &mut Event,
         call: Adopted,
-        mut watch: Option<Box<dyn WatchedCall>>,
+        watch: Option<Box<dyn WatchedCall>>,
     ) {
         let (context, args, v1) = take_call(request);
-        let propagation = self.hooks.propagation.clone();
-        let span = propagation.as_deref().and_then(|p| p.call_span(&context));
+        let span = self
+            .hooks
+            .propagation
+            .as_ref()
+            .and_then(|p| p.call_span(&context));
+        let mut replies = self.hooks.replies(&context, watch);
         let future = AssertUnwindSafe(context.clone().scope(handler(args))).catch_unwind();
         let future = match span {
             Some(span) => Either::Left(tracing::Instrument::instrument(future, span)),
@@ -213,11 +217,8 @@ impl InlineResponder {
         let answer = move |answered: std::thread::Result<Result<Value, RemoteError>>| {
             let answer =
                 answered.unwrap_or_else(|payload| Err(panic_error(context.method(), &*payload)));
-            let mut header = Header::new();
-            if let Some(propagation) = propagation.as_deref() {
-                propagation.reply(&context, &mut header);
-            }
-            call.reply(watched(&mut watch, reply_event(header, answer, v1)));
+            let (name, args) = answer_parts(answer, v1);
+            call.reply(replies.event(name, args));
         };
         let _runtime = enter_unless_in_one(runtime);
         // A wake-up before the task's first poll is not lost: that poll
@@ -249,9 +250,8 @@ impl InlineResponder {
 struct InlineStream {
     reply: Replying,
     context: CallContext,
-    propagation: Option<Arc<dyn Propagation>>,
     span: Option<tracing::Span>,
-    watch: Option<Box<dyn WatchedCall>>,
+    replies: Replies,
     runtime: tokio::runtime::Handle,
     v1: bool,
 }
@@ -273,16 +273,18 @@ impl InlineStream {
         watch: Option<Box<dyn WatchedCall>>,
     ) -> Self {
         let (context, args, v1) = take_call(request);
-        let propagation = hooks.propagation.clone();
-        let span = propagation.as_deref().and_then(|p| p.call_span(&context));
+        let span = hooks
+            .propagation
+            .as_ref()
+            .and_then(|p| p.call_span(&context));
+        let replies = hooks.replies(&context, watch);
         let method = context.method().to_owned();
         let start = async move { call_guarded(&method, &handler, args).await }.boxed();
         InlineStream {
             reply: Replying::Starting(start),
             context,
-            propagation,
             span,
-            watch,
+            replies,
             runtime: runtime.clone(),
             v1,
         }
@@ -310,21 +312,17 @@ impl Replying {
                         }
                         Reply::Value(answer) => {
                             *self = Replying::Ended;
-                            return Poll::Ready(match answer {
-                                Ok(value) => (names::OK, Value::Array(vec![value])),
-                                Err(e) => (names::ERR, error_args(&e, v1)),
-                            });
+                            return Poll::Ready(answer_parts(answer, v1));
                         }
                     }
                 }
                 Replying::Streaming(items) => {
-                    let next = match std::task::ready!(items.poll_next_unpin(cx)) {
-                        Some(Ok(item)) => return Poll::Ready((names::STREAM, item)),
-                        Some(Err(e)) => (names::ERR, error_args(&e, v1)),
-                        None => (names::STREAM_DONE, Value::Nil),
-                    };
-                    *self = Replying::Ended;
-                    return Poll::Ready(next);
+                    let next = std::task::ready!(items.poll_next_unpin(cx));
+                    let (name, args) = stream_parts(next, v1);
+                    if name != names::STREAM {
+                        *self = Replying::Ended;
+                    }
+                    return Poll::Ready((name, args));
                 }
                 Replying::Ended => return Poll::Pending,
             }
@@ -344,14 +342,7 @@ impl Producer for InlineStream {
                 .clone()
                 .sync_scope(|| reply.poll_next(method, v1, cx))
         };
-        let Poll::Ready((name, args)) = polled else {
-            return Poll::Pending;
-        };
-        let mut header = Header::new();
-        if let Some(propagation) = self.propagation.as_deref() {
-            propagation.reply(&self.context, &mut header);
-        }
-        Poll::Ready(watched(&mut self.watch, Event::new(header, name, args)))
+        polled.map(|(name, args)| self.replies.event(name, args))
     }
 }
 
@@ -409,9 +400,29 @@ impl InlineResponder {
 
 /// The event answering a call with a single result.
 pub(crate) fn reply_event(header: Header, answer: Result<Value, RemoteError>, v1: bool) -> Event {
+    let (name, args) = answer_parts(answer, v1);
+    Event::new(header, name, args)
+}
+
+/// The name and arguments of the event answering a call with a single
+/// result (in the v1 shape if `v1`).
+pub(crate) fn answer_parts(answer: Result<Value, RemoteError>, v1: bool) -> (&'static str, Value) {
     match answer {
-        Ok(value) => Event::new(header, names::OK, Value::Array(vec![value])),
-        Err(e) => Event::new(header, names::ERR, error_args(&e, v1)),
+        Ok(value) => (names::OK, Value::Array(vec![value])),
+        Err(e) => (names::ERR, error_args(&e, v1)),
+    }
+}
+
+/// The name and arguments of the event for what a method's stream gave
+/// next: an item, an error, or its end. Any but `STREAM` is the last.
+pub(crate) fn stream_parts(
+    next: Option<Result<Value, RemoteError>>,
+    v1: bool,
+) -> (&'static str, Value) {
+    match next {
+        Some(Ok(item)) => (names::STREAM, item),
+        Some(Err(e)) => (names::ERR, error_args(&e, v1)),
+        None => (names::STREAM_DONE, Value::Nil),
     }
 }
 

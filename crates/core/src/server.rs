@@ -6,14 +6,14 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::future::{Either, select};
 use zerorpc_transport::{Channel, Observer, Socket, SocketConfig, SocketKind};
-use zerorpc_wire::{Event, Header, Value, names};
+use zerorpc_wire::{Event, Value, names};
 
-use crate::context::{CallWatcher, Propagation, ServerHooks, WatchedCall, watched};
+use crate::context::{CallWatcher, Propagation, Replies, ServerHooks, WatchedCall, watched};
 use crate::driver::Driver;
 use crate::endpoint::{Endpoints, Live, ResolveEndpoint};
 use crate::gauge::Gauge;
 use crate::inline::{
-    InlineResponder, answer_now, blocking_handler, error_args, reply_event, take_call,
+    InlineResponder, answer_now, answer_parts, blocking_handler, stream_parts, take_call,
 };
 use crate::service::{Reply, Service, call_guarded, guard_stream};
 use crate::{CallContext, Error, InlineHandler, Methods, RemoteError, Result, introspect};
@@ -485,12 +485,7 @@ async fn serve_call(
     let context = CallContext::new(request.name.to_string(), request.header);
     let lost = channel.closed();
     let propagation = hooks.propagation.as_deref();
-    // Only a server with a propagation keeps a second handle on the
-    // context, for the headers of its replies.
-    let mut replies = Replies {
-        headers: propagation.map(|p| (p, context.clone())),
-        watch,
-    };
+    let mut replies = hooks.replies(&context, watch);
     let span = propagation.and_then(|p| p.call_span(&context));
     let work = async {
         let reply = dispatch(methods, &request.name, request.args).await;
@@ -508,29 +503,6 @@ async fn serve_call(
     // The client's loss cancels the call: dropping `work` drops the handler.
     if let Either::Right((error, _)) = select(work, std::pin::pin!(lost)).await {
         tracing::debug!("call to {} cancelled: {error}", request.name);
-    }
-}
-
-/// Makes the replies to one call: the server's propagation amends their
-/// header, when there is one, and the call's watch sees each.
-struct Replies<'a> {
-    headers: Option<(&'a dyn Propagation, CallContext)>,
-    watch: Option<Box<dyn WatchedCall>>,
-}
-
-impl Replies<'_> {
-    fn header(&self) -> Header {
-        let mut header = Header::new();
-        if let Some((propagation, served)) = &self.headers {
-            propagation.reply(served, &mut header);
-        }
-        header
-    }
-
-    /// The reply `name` with `args`, seen by the watch.
-    fn event(&mut self, name: &'static str, args: Value) -> Event {
-        let event = Event::new(self.header(), name, args);
-        watched(&mut self.watch, event)
     }
 }
 
@@ -578,30 +550,22 @@ async fn send_reply(
     method: &str,
     reply: Reply,
     v1: bool,
-    replies: &mut Replies<'_>,
+    replies: &mut Replies,
 ) {
-    let error_args = |e: &RemoteError| error_args(e, v1);
     // The last event closes the channel with it (`send_last`).
     let result = match reply {
         Reply::Value(answer) => {
-            let reply = reply_event(replies.header(), answer, v1);
-            channel.send_last(watched(&mut replies.watch, reply)).await
+            let (name, args) = answer_parts(answer, v1);
+            channel.send_last(replies.event(name, args)).await
         }
         Reply::Stream(mut stream) => loop {
-            match stream.next().await {
-                Some(Ok(item)) => {
-                    if let Err(e) = channel.send(replies.event(names::STREAM, item)).await {
-                        break Err(e);
-                    }
-                }
-                Some(Err(e)) => {
-                    let error = replies.event(names::ERR, error_args(&e));
-                    break channel.send_last(error).await;
-                }
-                None => {
-                    let done = replies.event(names::STREAM_DONE, Value::Nil);
-                    break channel.send_last(done).await;
-                }
+            let (name, args) = stream_parts(stream.next().await, v1);
+            let event = replies.event(name, args);
+            if name != names::STREAM {
+                break channel.send_last(event).await;
+            }
+            if let Err(e) = channel.send(event).await {
+                break Err(e);
             }
         },
     };

@@ -54,7 +54,7 @@ impl Default for ChannelShared {
 pub(crate) enum Credit {
     Taken,
     Wait,
-    Closed,
+    Closed(Error),
 }
 
 /// Where a channel's request went (a client's) or came from (a
@@ -176,13 +176,12 @@ impl ChannelShared {
         self.lock().closed_waker = Some(waker.clone());
     }
 
-    /// For a producer on the I/O thread: takes credit for one event, or
-    /// leaves `waker` to be woken once there is some (a grant, the send
-    /// queue drained below its mark).
+    /// Takes credit for one event, or leaves `waker` to be woken once
+    /// there is some (a grant, the send queue drained below its mark).
     pub(crate) fn take_credit(&self, waker: &Waker) -> Credit {
         let mut state = self.lock();
-        if state.closed.is_some() {
-            Credit::Closed
+        if let Some(err) = &state.closed {
+            Credit::Closed(err.clone())
         } else if state.send_credit > 0 && !state.held {
             state.send_credit -= 1;
             Credit::Taken
@@ -468,29 +467,17 @@ impl Channel {
     /// waits outside: a future holding it would move it at every step
     /// (six copies of an event per stream item).
     fn poll_credit(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let mut state = self.shared.lock();
-        if let Some(err) = &state.closed {
-            return Poll::Ready(Err(err.clone()));
+        match self.shared.take_credit(cx.waker()) {
+            Credit::Taken => Poll::Ready(Ok(())),
+            Credit::Wait => Poll::Pending,
+            Credit::Closed(err) => Poll::Ready(Err(err)),
         }
-        if state.send_credit > 0 && !state.held {
-            state.send_credit -= 1;
-            return Poll::Ready(Ok(()));
-        }
-        state.send_waker = Some(cx.waker().clone());
-        Poll::Pending
     }
 
     /// Addresses `event` to the channel.
     fn address(&mut self, event: &mut Event) {
-        event.header.response_to = Some(self.id.clone());
-        if !self.streaming && event.name == names::STREAM {
-            self.streaming = true;
-            // A server's ROUTER never drops: what the peer cannot take yet
-            // waits in its queue, or fails the call at the queue's limit.
-            if self.socket.kind == SocketKind::Server {
-                event.header.insert(LOSSLESS_KEY, true.into());
-            }
-        }
+        let server = self.socket.kind == SocketKind::Server;
+        address(event, &self.id, &mut self.streaming, server);
     }
 
     /// Resolves when the channel is closed: by the peer's loss, a timeout,
@@ -500,6 +487,20 @@ impl Channel {
     /// work that uses the channel; only the latest such future is woken.
     pub fn closed(&self) -> impl Future<Output = Error> + Send + 'static {
         closed(self.shared.clone())
+    }
+}
+
+/// Addresses `event` to channel `id`, which has sent a `STREAM` event if
+/// `streaming` (set by the first). A `server`'s first `STREAM` says the
+/// stream is lossless: a server's ROUTER never drops; what the peer cannot
+/// take yet waits in its queue, or fails the call at the queue's limit.
+pub(crate) fn address(event: &mut Event, id: &MessageId, streaming: &mut bool, server: bool) {
+    event.header.response_to = Some(id.clone());
+    if !*streaming && event.name == names::STREAM {
+        *streaming = true;
+        if server {
+            event.header.insert(LOSSLESS_KEY, true.into());
+        }
     }
 }
 

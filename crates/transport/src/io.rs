@@ -1235,7 +1235,7 @@ impl IoThread {
                 Credit::Wait => break,
                 // Its client is lost, or the socket closes: the
                 // producer is dropped unheard.
-                Credit::Closed => return made,
+                Credit::Closed(_) => return made,
             }
             let producer = &mut running.producer;
             let polled =
@@ -1255,12 +1255,7 @@ impl IoThread {
             };
             made += 1;
             last = event.name != zerorpc_wire::names::STREAM;
-            event.header.response_to = Some(id.clone());
-            if !last && !running.streaming {
-                running.streaming = true;
-                // As a task's stream says it (see `Channel::send`).
-                event.header.insert(crate::LOSSLESS_KEY, true.into());
-            }
+            crate::channel::address(&mut event, id, &mut running.streaming, true);
             let payload = buffers::encode(&event);
             if observing {
                 self.send_on(id, [payload], Some(Box::new(event)), running.streaming);

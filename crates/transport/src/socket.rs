@@ -654,10 +654,14 @@ impl Unsent {
         Poll::Pending
     }
 
-    /// Wakes every waiting sender: the I/O thread ends, and they will find
-    /// their channels closed.
+    /// Wakes every waiting sender: half the mark is free, or the I/O
+    /// thread ends (they then find their channels closed).
     pub(crate) fn wake_all(&self) {
-        let wakers = std::mem::take(&mut *self.wakers.lock().unwrap_or_else(|e| e.into_inner()));
+        let wakers = {
+            let mut wakers = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
+            self.waiting.store(false, Ordering::SeqCst);
+            std::mem::take(&mut *wakers)
+        };
         for waker in wakers {
             waker.wake();
         }
@@ -667,16 +671,8 @@ impl Unsent {
     /// the mark is free.
     pub(crate) fn taken(&self, n: usize) {
         let before = self.count.fetch_sub(n, Ordering::SeqCst);
-        if before.saturating_sub(n) > UNSENT_MARK / 2 || !self.waiting.load(Ordering::SeqCst) {
-            return;
-        }
-        let wakers = {
-            let mut wakers = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
-            self.waiting.store(false, Ordering::SeqCst);
-            std::mem::take(&mut *wakers)
-        };
-        for waker in wakers {
-            waker.wake();
+        if before.saturating_sub(n) <= UNSENT_MARK / 2 && self.waiting.load(Ordering::SeqCst) {
+            self.wake_all();
         }
     }
 }
