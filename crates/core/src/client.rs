@@ -566,11 +566,13 @@ struct ChannelItems {
 
 impl ChannelItems {
     /// The item an event of the stream stands for; `None` at its end.
-    fn item(&mut self, event: Event) -> Option<Result<Value>> {
+    /// (The event is borrowed, its item taken out of it: every item would
+    /// otherwise move the whole event once more.)
+    fn item(&mut self, event: &mut Event) -> Option<Result<Value>> {
         let last = match &*event.name {
-            names::STREAM => return Some(Ok(event.args)),
+            names::STREAM => return Some(Ok(std::mem::replace(&mut event.args, Value::Nil))),
             names::STREAM_DONE => None,
-            names::ERR => Some(Err(remote_error(&event))),
+            names::ERR => Some(Err(remote_error(event))),
             other => Some(Err(Error::codec(
                 format!(
                     "unexpected event {other:?} in the stream of {}",
@@ -594,18 +596,18 @@ impl Stream for ChannelItems {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if let Some(first) = this.pending.take() {
-            return Poll::Ready(this.item(first));
+        if let Some(mut first) = this.pending.take() {
+            return Poll::Ready(this.item(&mut first));
         }
         let Some(channel) = &mut this.channel else {
             return Poll::Ready(None);
         };
         match std::task::ready!(channel.poll_recv(cx)) {
-            Ok(event) => {
+            Ok(mut event) => {
                 if let Some(watch) = &mut this.watch {
                     watch.replied(&event);
                 }
-                Poll::Ready(this.item(event))
+                Poll::Ready(this.item(&mut event))
             }
             Err(e) => {
                 // The call ended without its last reply.

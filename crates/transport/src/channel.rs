@@ -116,6 +116,17 @@ impl Inbox {
     fn pop_front(&mut self) -> Option<Event> {
         self.first.take().or_else(|| self.rest.pop_front())
     }
+
+    /// The next event, and every one after it moved to `taken` (which
+    /// must be empty): a reader takes a burst under one lock rather than
+    /// one per event. The two queues swap their buffers, so neither
+    /// allocates again.
+    fn take_all(&mut self, taken: &mut VecDeque<Event>) -> Option<Event> {
+        debug_assert!(taken.is_empty());
+        let next = self.pop_front()?;
+        std::mem::swap(&mut self.rest, taken);
+        Some(next)
+    }
 }
 
 impl ChannelShared {
@@ -337,6 +348,9 @@ pub struct Channel {
     shared: Arc<ChannelShared>,
     socket: Arc<SocketShared>,
     window: Window,
+    /// Events taken from the shared inbox with an earlier one and not yet
+    /// read: a stream's reader locks the inbox once per burst.
+    taken: VecDeque<Event>,
     /// Whether this channel has sent a `STREAM` event: its events are a
     /// stream's from then on, which the I/O thread holds rather than
     /// refuses when its peer's queue is full (and a server's first one
@@ -359,6 +373,7 @@ impl Channel {
             shared,
             socket,
             window,
+            taken: VecDeque::new(),
             streaming: false,
             ended: false,
         }
@@ -405,8 +420,12 @@ impl Channel {
                 credit: grant,
             });
         }
+        if let Some(event) = self.taken.pop_front() {
+            self.window.note_read(&event);
+            return Poll::Ready(Ok(event));
+        }
         let mut state = self.shared.lock();
-        if let Some(event) = state.inbox.pop_front() {
+        if let Some(event) = state.inbox.take_all(&mut self.taken) {
             drop(state);
             self.window.note_read(&event);
             return Poll::Ready(Ok(event));
@@ -420,7 +439,10 @@ impl Channel {
 
     /// Takes an event already received, without waiting.
     pub fn try_recv(&mut self) -> Option<Event> {
-        let event = self.shared.lock().inbox.pop_front()?;
+        let event = match self.taken.pop_front() {
+            Some(event) => event,
+            None => self.shared.lock().inbox.take_all(&mut self.taken)?,
+        };
         self.window.note_read(&event);
         Some(event)
     }
@@ -562,6 +584,31 @@ mod tests {
         assert!(inbox.pop_front().is_none());
         inbox.push_back(event(4));
         assert_eq!(inbox.pop_front().map(|e| e.args), Some(Value::from(4)));
+        assert!(inbox.pop_front().is_none());
+    }
+
+    #[test]
+    fn a_burst_taken_at_once_keeps_its_order_and_leaves_later_events_in_the_inbox() {
+        let mut inbox = Inbox::default();
+        let mut taken = VecDeque::new();
+        assert!(inbox.take_all(&mut taken).is_none());
+        for n in 1..=3 {
+            inbox.push_back(event(n));
+        }
+        assert_eq!(
+            inbox.take_all(&mut taken).map(|e| e.args),
+            Some(Value::from(1))
+        );
+        let burst: Vec<_> = taken.drain(..).map(|e| e.args).collect();
+        assert_eq!(burst, [Value::from(2), Value::from(3)]);
+        assert!(inbox.pop_front().is_none());
+        inbox.push_back(event(4));
+        inbox.push_back(event(5));
+        assert_eq!(
+            inbox.take_all(&mut taken).map(|e| e.args),
+            Some(Value::from(4))
+        );
+        assert_eq!(taken.pop_front().map(|e| e.args), Some(Value::from(5)));
         assert!(inbox.pop_front().is_none());
     }
 }

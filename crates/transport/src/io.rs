@@ -1740,7 +1740,7 @@ impl IoThread {
         } else {
             Peer::Unknown
         };
-        let event = match Event::decode(payload) {
+        let mut event = match Event::decode(payload) {
             Ok(event) => event,
             Err(e) => {
                 tracing::debug!("dropping undecodable message: {e}");
@@ -1752,7 +1752,9 @@ impl IoThread {
         };
         Counters::bump(&self.counters.received);
         self.trim.passed += payload.len();
-        let event = if observing {
+        // Moved into the observers' view and back only when observed: a
+        // rebinding of the event costs every event a copy of it.
+        if observing {
             let channel = match (self.kind, &event.header.response_to) {
                 (SocketKind::Client | SocketKind::Server, Some(id)) => Some(id.clone()),
                 (SocketKind::Server, None) => Some(event.header.message_id.clone()),
@@ -1769,10 +1771,8 @@ impl IoThread {
             };
             self.notify(|observer| observer.on_event(&info));
             self.receiving = Some((socket, info.peer, info.channel));
-            info.event
-        } else {
-            event
-        };
+            event = info.event;
+        }
         match self.kind {
             SocketKind::Pull | SocketKind::Subscribe => self.events.push(event),
             SocketKind::Push | SocketKind::Publish => {

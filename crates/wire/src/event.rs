@@ -524,6 +524,7 @@ fn canonical_trace_id(text: &[u8]) -> Option<NonZeroU128> {
 ///
 /// Header keys and ids are read in place, without building [`Value`]s: this
 /// runs for every event a router or a server sees.
+#[inline(always)]
 fn read_envelope(rd: &mut Reader<'_>) -> Result<(Header, Cow<'static, str>), DecodeError> {
     // Errors are built only when they are (no `ok_or`): building and
     // dropping the unused ones cost every event some 80 instructions.
