@@ -126,6 +126,28 @@ pub trait CallWatcher: Send + Sync + 'static {
         watch.routed(peer);
         Some(watch)
     }
+
+    /// A server answers `request`, which came from `peer`, at once on the
+    /// thread that received it (an `#[zerorpc(inline)]` method, an
+    /// introspection request): `serve` runs the handler, taking the
+    /// request's arguments, and makes the one reply, which is returned.
+    /// What [`watch_served`](Self::watch_served), then
+    /// [`WatchedCall::replied`] and the watch's end do, in one step that a
+    /// watcher may take without keeping the call anywhere (nothing else
+    /// can see it while `serve` runs on this thread).
+    fn serve_at_once(
+        &self,
+        request: &mut Event,
+        peer: PeerSlot,
+        serve: &mut dyn FnMut(&mut Event) -> Event,
+    ) -> Event {
+        let mut watch = self.watch_served(request, peer);
+        let reply = serve(request);
+        if let Some(watch) = &mut watch {
+            watch.replied(&reply);
+        }
+        reply
+    }
 }
 
 /// One watched call, told what happens to it in order. Dropping it ends
@@ -155,6 +177,24 @@ pub(crate) struct ServerHooks {
 }
 
 impl ServerHooks {
+    /// The reply `serve` makes to `request`, which came from `peer`,
+    /// answered at once and watched as such (see
+    /// [`CallWatcher::serve_at_once`]).
+    pub(crate) fn serve_at_once(
+        &self,
+        request: &mut Event,
+        peer: impl FnOnce() -> Option<PeerSlot>,
+        mut serve: impl FnMut(&mut Event) -> Event,
+    ) -> Event {
+        match &self.watcher {
+            None => serve(request),
+            Some(watcher) => {
+                let peer = peer().unwrap_or_else(|| PeerSlot::known(Peer::Unknown));
+                watcher.serve_at_once(request, peer, &mut serve)
+            }
+        }
+    }
+
     /// A watch of the call `request` opens, which came from `peer` (an
     /// unknown peer if the socket did not say).
     pub(crate) fn watch(

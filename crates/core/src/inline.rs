@@ -169,21 +169,30 @@ impl InlineResponder {
             _ => return None,
         };
         if let Some(answer) = introspect::answer(&self.methods, &request.name, args) {
-            let mut watch = self.hooks.watch(request, || peer);
-            return Some(watched(&mut watch, self.reply(request, answer, v1)));
+            let reply = self.hooks.serve_at_once(
+                request,
+                || peer,
+                |request| self.reply(request, answer.clone(), v1),
+            );
+            return Some(reply);
         }
         let handler = self.methods.get(&request.name)?.inline.as_ref()?;
-        let mut watch = self.hooks.watch(request, || peer);
-        let (context, args, _) = take_call(request);
-        let _runtime = enter_unless_in_one(runtime);
-        let reply = answer_now(
-            handler,
-            args,
-            &context,
-            self.hooks.propagation.as_deref(),
-            v1,
+        let reply = self.hooks.serve_at_once(
+            request,
+            || peer,
+            |request| {
+                let (context, args, _) = take_call(request);
+                let _runtime = enter_unless_in_one(runtime);
+                answer_now(
+                    handler,
+                    args,
+                    &context,
+                    self.hooks.propagation.as_deref(),
+                    v1,
+                )
+            },
         );
-        Some(watched(&mut watch, reply))
+        Some(reply)
     }
 }
 

@@ -339,10 +339,10 @@ impl<K: Send> Sweep for CallTable<K> {
 /// The call an event belongs to, as a report names it.
 #[derive(Clone, Copy)]
 pub(crate) struct Call<'a> {
-    span: &'a SpanContext,
-    kind: Kind,
-    side: Side,
-    method: &'a str,
+    pub(crate) span: &'a SpanContext,
+    pub(crate) kind: Kind,
+    pub(crate) side: Side,
+    pub(crate) method: &'a str,
 }
 
 pub(crate) struct TraceObserver {

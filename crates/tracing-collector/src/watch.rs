@@ -17,10 +17,10 @@ use zerorpc::wire::Event;
 use zerorpc::{CallWatcher, WatchedCall};
 
 use crate::context::SpanContext;
-use crate::observer::{CallPeer, CallTable, Open, OpenCall, ends_call};
+use crate::observer::{Call, CallPeer, CallTable, Open, OpenCall, ends_call, record};
 use crate::propagation::take_written;
-use crate::report::{Direction, Side, now_us};
-use crate::tracer::ReportQueue;
+use crate::report::{Direction, Kind, Side, now_us};
+use crate::tracer::{Outgoing, ReportQueue};
 
 /// Reports the traced calls of one client or server; its open calls are
 /// numbered.
@@ -124,6 +124,42 @@ impl CallWatcher for Watcher {
             call: None,
             key: Some(key),
         }))
+    }
+
+    /// A call answered at once is reported with its reply, in one record,
+    /// as any call answered before the reporter's sweep would be: it
+    /// never enters the table of open calls (no lock, no box, no shared
+    /// method name), since no sweep could find it unanswered before it
+    /// returns.
+    fn serve_at_once(
+        &self,
+        request: &mut Event,
+        peer: PeerSlot,
+        serve: &mut dyn FnMut(&mut Event) -> Event,
+    ) -> Event {
+        let state = &self.state;
+        // Read before serving, which takes the request's extra keys (a
+        // W3C `traceparent` among them).
+        let Some(span) = state.span_of(request) else {
+            return serve(request);
+        };
+        let started_us = now_us();
+        let reply = serve(request);
+        let now = now_us();
+        let exec_us = (ends_call(&reply) && state.side == Side::Server)
+            .then(|| now.saturating_sub(started_us));
+        let call = Call {
+            span: &span,
+            kind: Kind::Reply,
+            side: state.side,
+            method: &request.name,
+        };
+        let peer = CallPeer::Slot(peer);
+        let reply_record = record(&reply, Direction::Sent, peer.as_ref(), call, now, exec_us);
+        state
+            .queue
+            .push(Outgoing::Answered(&reply_record, started_us));
+        reply
     }
 }
 
