@@ -1785,13 +1785,18 @@ impl IoThread {
                 let Some(event) = self.answer_at_once(socket, frames, event) else {
                     return;
                 };
-                self.machine
-                    .on_event(socket, frames, event, self.turn_began);
+                self.receive_event(socket, frames, event);
             }
-            SocketKind::Client => {
-                self.machine
-                    .on_event(socket, frames, event, self.turn_began);
-            }
+            SocketKind::Client => self.receive_event(socket, frames, event),
+        }
+    }
+
+    /// Hands an event to the machine, and one it routes to a channel
+    /// straight to that channel.
+    fn receive_event(&mut self, socket: SocketId, frames: &mut Vec<Vec<u8>>, event: Event) {
+        if let Some((handle, event)) = self.machine.receive(socket, frames, event, self.turn_began)
+        {
+            handle.deliver(event);
         }
     }
 

@@ -790,3 +790,44 @@ fn timers_of_ended_channels_are_swept_before_they_pile_up() {
     f.actions();
     assert_eq!(f.tick(100), [HB_SEND]);
 }
+
+#[test]
+fn a_received_event_is_given_back_to_deliver_at_once_unless_actions_wait_before_it() {
+    let mut f = Fixture::client();
+    f.open(1, 0, None);
+    f.open(2, 0, None);
+    let socket = f.socket;
+    let receive = |f: &mut Fixture, event: Event| {
+        let mut envelope = Vec::new();
+        let at = f.at(10);
+        f.machine.receive(socket, &mut envelope, event, at)
+    };
+
+    // Nothing waits: the item comes back, and so does a reply, whose
+    // channel's close is queued behind it.
+    let (_, event) = receive(&mut f, item(1, Some(3))).expect("an item to deliver");
+    assert_eq!(event.name, names::STREAM);
+    assert!(f.actions().is_empty());
+    let (_, event) = receive(&mut f, reply(1)).expect("a reply to deliver");
+    assert_eq!(event.name, names::OK);
+    assert_eq!(f.actions(), ["close 1: channel closed"]);
+
+    // An action waits (a heartbeat due): the reply is queued after it and
+    // before its channel's close, in the order `on_event` keeps.
+    f.machine.handle_timeout(f.at(HB.as_millis() as u64));
+    assert!(receive(&mut f, reply(2)).is_none());
+    let actions = f.actions();
+    let tail: Vec<&str> = actions
+        .iter()
+        .rev()
+        .take(2)
+        .rev()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        tail,
+        ["deliver OK to 2", "close 2: channel closed"],
+        "{actions:?}"
+    );
+    assert!(actions.len() > 2, "{actions:?}");
+}
