@@ -1782,10 +1782,9 @@ impl IoThread {
                 self.observe_change(why, None, socket, &peer);
             }
             SocketKind::Server => {
-                let Some(event) = self.answer_at_once(socket, frames, event) else {
-                    return;
-                };
-                self.receive_event(socket, frames, event);
+                if !self.answer_at_once(socket, frames, &mut event) {
+                    self.receive_event(socket, frames, event);
+                }
             }
             SocketKind::Client => self.receive_event(socket, frames, event),
         }
@@ -1800,11 +1799,6 @@ impl IoThread {
         }
     }
 
-    /// Offers a request that opens a channel to the socket's
-    /// [`Responder`](crate::Responder), before the machine sees it: what
-    /// it answers is sent at once and the channel never exists (no state,
-    /// no timers, no handle). Gives the event back when there is no
-    /// responder, the event opens no call, or the responder declines.
     /// Offers an accepted call to the responder (see [`Responder::adopt`]);
     /// gives it back for the application if declined.
     fn adopt(
@@ -1838,12 +1832,19 @@ impl IoThread {
         }
     }
 
+    /// Offers a request that opens a channel to the socket's
+    /// [`Responder`](crate::Responder), before the machine sees it: what
+    /// it answers is sent at once and the channel never exists (no state,
+    /// no timers, no handle). False, the event left for the machine, when
+    /// there is no responder, the event opens no call, or the responder
+    /// declines. (The event is borrowed: moved in and back out, it cost
+    /// every request two copies.)
     fn answer_at_once(
         &mut self,
         socket: SocketId,
         frames: &mut Vec<Vec<u8>>,
-        mut event: Event,
-    ) -> Option<Event> {
+        event: &mut Event,
+    ) -> bool {
         if self.config.responder.is_none()
             || event.header.response_to.is_some()
             || event.name == zerorpc_wire::names::HEARTBEAT
@@ -1851,7 +1852,7 @@ impl IoThread {
             // the delimiter; without one, the machine reports it.
             || frames.len() < 2
         {
-            return Some(event);
+            return false;
         }
         // The routing ids, without the delimiter.
         let peer = self.peer(socket, &frames[..frames.len() - 1]);
@@ -1859,15 +1860,15 @@ impl IoThread {
             .config
             .channel_peers
             .then(|| PeerSlot::known(peer.clone()));
-        let Some(reply) = self.respond(&mut event, offered) else {
-            return Some(event);
+        let Some(reply) = self.respond(event, offered) else {
+            return false;
         };
         // Not the delimiter: `Head::channel` adds it.
         frames.pop();
-        let id = event.header.message_id;
+        let id = event.header.message_id.clone();
         self.observe_change(|| ChangeKind::Accepted, Some(&id), socket, &peer);
         self.answer(socket, frames, id, reply);
-        None
+        true
     }
 }
 
