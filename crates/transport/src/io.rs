@@ -1790,13 +1790,17 @@ impl IoThread {
         }
     }
 
-    /// Hands an event to the machine, and one it routes to a channel
-    /// straight to that channel.
+    /// Hands an event to the machine; one it routes to a channel while no
+    /// action waits goes straight to that channel.
     fn receive_event(&mut self, socket: SocketId, frames: &mut Vec<Vec<u8>>, event: Event) {
-        if let Some((handle, event)) = self.machine.receive(socket, frames, event, self.turn_began)
-        {
-            handle.deliver(event);
+        if event.header.response_to.is_some() && !self.machine.has_actions() {
+            if let Some(handle) = self.machine.route_reply(&event, self.turn_began) {
+                handle.deliver(event);
+            }
+            return;
         }
+        self.machine
+            .on_event(socket, frames, event, self.turn_began);
     }
 
     /// Offers an accepted call to the responder (see [`Responder::adopt`]);

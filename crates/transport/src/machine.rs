@@ -470,48 +470,10 @@ impl<H: Clone + Default> Machine<H> {
         event: Event,
         now: Instant,
     ) {
-        let queued = self.actions.len();
-        if let Some((id, handle, event)) = self.take_event(socket, envelope, event, now) {
-            self.actions
-                .insert(queued, Action::Deliver(id, handle, event));
-        }
-    }
-
-    /// [`on_event`](Self::on_event), giving back the event to deliver, if
-    /// any, rather than queueing it, when no action waits: the driver
-    /// hands it to its channel at once, before the actions this call
-    /// queued (a call's reply before its channel's close). Every reply and
-    /// stream item is delivered so, without passing through the queue.
-    pub(crate) fn receive(
-        &mut self,
-        socket: SocketId,
-        envelope: &mut Vec<Vec<u8>>,
-        event: Event,
-        now: Instant,
-    ) -> Option<(H, Event)> {
-        let queued = self.actions.len();
-        let (id, handle, event) = self.take_event(socket, envelope, event, now)?;
-        if queued == 0 {
-            return Some((handle, event));
-        }
-        self.actions
-            .insert(queued, Action::Deliver(id, handle, event));
-        None
-    }
-
-    /// Takes an event as [`on_event`](Self::on_event) says: the event to
-    /// deliver, if any, is given back, ahead of the actions queued here.
-    fn take_event(
-        &mut self,
-        socket: SocketId,
-        envelope: &mut Vec<Vec<u8>>,
-        event: Event,
-        now: Instant,
-    ) -> Option<(MessageId, H, Event)> {
         let Some(channel) = event.header.response_to.clone() else {
             if !self.config.accepts {
                 self.actions.push_back(Action::Dropped(Dropped::Unroutable));
-                return None;
+                return;
             }
             // Like zerorpc-python: with three or more frames everything
             // before the last two is the envelope; with two, the first.
@@ -521,12 +483,36 @@ impl<H: Clone + Default> Machine<H> {
             if envelope.is_empty() {
                 let malformed = Action::Dropped(Dropped::MalformedEnvelope);
                 self.actions.push_back(malformed);
-                return None;
+                return;
             }
             self.accept(socket, std::mem::take(envelope), event, now);
-            return None;
+            return;
         };
+        let queued = self.actions.len();
+        if let Some(handle) = self.route_event(&channel, &event, now) {
+            // Ahead of what routing it queued (a reply before its
+            // channel's close).
+            self.actions
+                .insert(queued, Action::Deliver(channel, handle, event));
+        }
+    }
+
+    /// An event on a channel (`response_to` set), when no action waits
+    /// ([`has_actions`](Self::has_actions)): what [`on_event`](Self::on_event)
+    /// does, except that the handle of the channel it is for comes back
+    /// rather than a `Deliver` action, and the driver hands the event to
+    /// it at once, before the actions this call queued (a reply before
+    /// its channel's close). Every reply and stream item is delivered so:
+    /// the event never moves through the queue, nor in and out of here.
+    pub(crate) fn route_reply(&mut self, event: &Event, now: Instant) -> Option<H> {
+        debug_assert!(self.actions.is_empty());
+        let channel = event.header.response_to.as_ref()?;
         self.route_event(channel, event, now)
+    }
+
+    /// Whether actions wait for the driver.
+    pub(crate) fn has_actions(&self) -> bool {
+        !self.actions.is_empty()
     }
 
     /// Fires the timers due at `now`.
@@ -690,12 +676,9 @@ impl<H: Clone + Default> Machine<H> {
         }));
     }
 
-    fn route_event(
-        &mut self,
-        id: MessageId,
-        event: Event,
-        now: Instant,
-    ) -> Option<(MessageId, H, Event)> {
+    /// Routes an event of channel `id`: the handle to deliver it to, if
+    /// it is for the application.
+    fn route_event(&mut self, id: &MessageId, event: &Event, now: Instant) -> Option<H> {
         let is_control = event.name == names::HEARTBEAT || event.name == names::MORE;
         if !is_control && ends_call(&event.name) {
             // Like zerorpc-python's client, which closes a call's channel
@@ -706,17 +689,17 @@ impl<H: Clone + Default> Machine<H> {
             // zerorpc-python's do. The channel is taken out with the one
             // lookup, rather than found and then removed: hashing an id
             // costs a client some 250 instructions a call.
-            if let Some(channel) = self.channels.remove(&id) {
+            if let Some(channel) = self.channels.remove(id) {
                 if channel.opened {
                     let handle = channel.handle.clone();
                     self.closed(id.clone(), channel, Error::closed());
-                    return Some((id, handle, event));
+                    return Some(handle);
                 }
                 // Not a call this end made: a reply does not end it.
                 self.channels.insert(id.clone(), channel);
             }
         }
-        let Some(channel) = self.channels.get_mut(&id) else {
+        let Some(channel) = self.channels.get_mut(id) else {
             // The protocol has no close event: the peer's heartbeats and
             // credit keep coming for a while after a channel ends.
             let dropped = if is_control {
@@ -731,12 +714,11 @@ impl<H: Clone + Default> Machine<H> {
             channel.peer_v2 = Some(event.header.protocol_version() < 3);
         }
         if is_control {
-            self.control(&id, &event, now);
+            self.control(id, event, now);
             return None;
         }
         channel.awaiting_reply = None;
-        let handle = channel.handle.clone();
-        Some((id, handle, event))
+        Some(channel.handle.clone())
     }
 
     fn control(&mut self, id: &MessageId, event: &Event, now: Instant) {

@@ -792,31 +792,27 @@ fn timers_of_ended_channels_are_swept_before_they_pile_up() {
 }
 
 #[test]
-fn a_received_event_is_given_back_to_deliver_at_once_unless_actions_wait_before_it() {
+fn a_reply_routed_while_no_action_waits_names_its_channel_and_queues_only_what_follows_it() {
     let mut f = Fixture::client();
     f.open(1, 0, None);
     f.open(2, 0, None);
-    let socket = f.socket;
-    let receive = |f: &mut Fixture, event: Event| {
-        let mut envelope = Vec::new();
-        let at = f.at(10);
-        f.machine.receive(socket, &mut envelope, event, at)
-    };
 
-    // Nothing waits: the item comes back, and so does a reply, whose
-    // channel's close is queued behind it.
-    let (_, event) = receive(&mut f, item(1, Some(3))).expect("an item to deliver");
-    assert_eq!(event.name, names::STREAM);
+    // Nothing waits: an item is for channel 1's handle, and so is a
+    // reply, whose channel's close is queued for after it.
+    assert!(!f.machine.has_actions());
+    assert!(f.machine.route_reply(&item(1, Some(3)), f.at(10)).is_some());
     assert!(f.actions().is_empty());
-    let (_, event) = receive(&mut f, reply(1)).expect("a reply to deliver");
-    assert_eq!(event.name, names::OK);
+    assert!(f.machine.route_reply(&reply(1), f.at(10)).is_some());
     assert_eq!(f.actions(), ["close 1: channel closed"]);
+    // Late: nothing to deliver, the drop counted.
+    assert!(f.machine.route_reply(&reply(1), f.at(10)).is_none());
+    assert_eq!(f.actions(), ["dropped Unroutable"]);
 
-    // An action waits (a heartbeat due): the reply is queued after it and
-    // before its channel's close, in the order `on_event` keeps.
+    // An action waits (a heartbeat due): the event goes through the queue,
+    // its delivery ahead of its channel's close.
     f.machine.handle_timeout(f.at(HB.as_millis() as u64));
-    assert!(receive(&mut f, reply(2)).is_none());
-    let actions = f.actions();
+    assert!(f.machine.has_actions());
+    let actions = f.hear(110, &[], reply(2));
     let tail: Vec<&str> = actions
         .iter()
         .rev()
