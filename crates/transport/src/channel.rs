@@ -154,6 +154,26 @@ impl ChannelShared {
         }
     }
 
+    /// Delivers the channel's last event and closes it with `error`, under
+    /// one lock and with one wake of each waiter: a call's reply.
+    pub(crate) fn deliver_last(&self, event: Event, error: Error) {
+        let wakers = {
+            let mut state = self.lock();
+            state.inbox.push_back(event);
+            if state.closed.is_none() {
+                state.closed = Some(error);
+            }
+            [
+                state.recv_waker.take(),
+                state.send_waker.take(),
+                state.closed_waker.take(),
+            ]
+        };
+        for w in wakers.into_iter().flatten() {
+            w.wake();
+        }
+    }
+
     pub(crate) fn add_credit(&self, n: i64) {
         let waker = {
             let mut state = self.lock();

@@ -1794,9 +1794,22 @@ impl IoThread {
     /// action waits goes straight to that channel.
     fn receive_event(&mut self, socket: SocketId, frames: &mut Vec<Vec<u8>>, event: Event) {
         if event.header.response_to.is_some() && !self.machine.has_actions() {
-            if let Some(handle) = self.machine.route_reply(&event, self.turn_began) {
-                handle.deliver(event);
+            let Some(handle) = self.machine.route_reply(&event, self.turn_began) else {
+                return;
+            };
+            // A reply that ended its call queued its channel's close
+            // first: carried out with the delivery, one lock and one wake
+            // rather than two (observers see it through the queue).
+            if !self.observing()
+                && let Some(closed) = self.machine.poll_close()
+            {
+                if Arc::ptr_eq(&closed.handle, &handle) {
+                    handle.deliver_last(event, closed.error);
+                    return;
+                }
+                self.machine.requeue_close(closed);
             }
+            handle.deliver(event);
             return;
         }
         self.machine

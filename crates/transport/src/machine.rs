@@ -297,6 +297,23 @@ impl<H: Clone + Default> Machine<H> {
         self.actions.pop_front()
     }
 
+    /// Puts back a close [`poll_close`](Self::poll_close) took, first.
+    pub(crate) fn requeue_close(&mut self, closed: Closed<H>) {
+        self.actions.push_front(Action::Close(closed));
+    }
+
+    /// The next action, if it closes a channel: what routing a call's
+    /// last reply queues, which the driver may carry out with the reply.
+    pub(crate) fn poll_close(&mut self) -> Option<Closed<H>> {
+        match self.actions.pop_front()? {
+            Action::Close(closed) => Some(closed),
+            other => {
+                self.actions.push_front(other);
+                None
+            }
+        }
+    }
+
     /// When [`Machine::handle_timeout`] has something to do next.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.timers.peek().map(|Reverse(timer)| timer.at)
