@@ -160,18 +160,9 @@ impl ChannelShared {
         let wakers = {
             let mut state = self.lock();
             state.inbox.push_back(event);
-            if state.closed.is_none() {
-                state.closed = Some(error);
-            }
-            [
-                state.recv_waker.take(),
-                state.send_waker.take(),
-                state.closed_waker.take(),
-            ]
+            state.close(error)
         };
-        for w in wakers.into_iter().flatten() {
-            w.wake();
-        }
+        wake_all(wakers);
     }
 
     pub(crate) fn add_credit(&self, n: i64) {
@@ -234,16 +225,30 @@ impl ChannelShared {
             if state.closed.is_some() {
                 return;
             }
-            state.closed = Some(error);
-            [
-                state.recv_waker.take(),
-                state.send_waker.take(),
-                state.closed_waker.take(),
-            ]
+            state.close(error)
         };
-        for w in wakers.into_iter().flatten() {
-            w.wake();
+        wake_all(wakers);
+    }
+}
+
+impl ChannelState {
+    /// Closes the channel with `error` unless it is closed already; gives
+    /// back every waiter, to wake once the lock is released.
+    fn close(&mut self, error: Error) -> [Option<Waker>; 3] {
+        if self.closed.is_none() {
+            self.closed = Some(error);
         }
+        [
+            self.recv_waker.take(),
+            self.send_waker.take(),
+            self.closed_waker.take(),
+        ]
+    }
+}
+
+fn wake_all(wakers: [Option<Waker>; 3]) {
+    for waker in wakers.into_iter().flatten() {
+        waker.wake();
     }
 }
 
