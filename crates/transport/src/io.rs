@@ -1801,13 +1801,10 @@ impl IoThread {
             // first: carried out with the delivery, one lock and one wake
             // rather than two (observers see it through the queue).
             if !self.observing()
-                && let Some(closed) = self.machine.poll_close()
+                && let Some(closed) = self.machine.poll_close_of(|h| Arc::ptr_eq(h, &handle))
             {
-                if Arc::ptr_eq(&closed.handle, &handle) {
-                    handle.deliver_last(event, closed.error);
-                    return;
-                }
-                self.machine.requeue_close(closed);
+                handle.deliver_last(event, closed.error);
+                return;
             }
             handle.deliver(event);
             return;

@@ -297,16 +297,12 @@ impl<H: Clone + Default> Machine<H> {
         self.actions.pop_front()
     }
 
-    /// Puts back a close [`poll_close`](Self::poll_close) took, first.
-    pub(crate) fn requeue_close(&mut self, closed: Closed<H>) {
-        self.actions.push_front(Action::Close(closed));
-    }
-
-    /// The next action, if it closes a channel: what routing a call's
-    /// last reply queues, which the driver may carry out with the reply.
-    pub(crate) fn poll_close(&mut self) -> Option<Closed<H>> {
+    /// The next action, if it closes the channel whose handle `is_ours`
+    /// picks: what routing a call's last reply queues, which the driver
+    /// may carry out with the reply. Anything else stays queued.
+    pub(crate) fn poll_close_of(&mut self, is_ours: impl FnOnce(&H) -> bool) -> Option<Closed<H>> {
         match self.actions.pop_front()? {
-            Action::Close(closed) => Some(closed),
+            Action::Close(closed) if is_ours(&closed.handle) => Some(closed),
             other => {
                 self.actions.push_front(other);
                 None

@@ -829,22 +829,29 @@ fn a_reply_routed_while_no_action_waits_names_its_channel_and_queues_only_what_f
 }
 
 #[test]
-fn the_close_a_reply_queues_can_be_taken_alone_and_put_back() {
+fn the_close_a_reply_queues_is_taken_alone_for_its_own_handle_only() {
     let mut f = Fixture::client();
     f.open(1, 0, None);
-    assert!(f.machine.poll_close().is_none());
+    assert!(f.machine.poll_close_of(|_| true).is_none());
     assert!(f.machine.route_reply(&reply(1), f.at(10)).is_some());
-    let closed = f.machine.poll_close().expect("the reply's channel closes");
+    let closed = f
+        .machine
+        .poll_close_of(|_| true)
+        .expect("the reply's channel closes");
     assert_eq!(short(&closed.id), 1);
-    f.machine.requeue_close(closed);
-    assert_eq!(f.actions(), ["close 1: channel closed"]);
+
+    // Another handle's close stays queued.
+    f.open(3, 0, None);
+    assert!(f.machine.route_reply(&reply(3), f.at(10)).is_some());
+    assert!(f.machine.poll_close_of(|_| false).is_none());
+    assert_eq!(f.actions(), ["close 3: channel closed"]);
 
     // Anything else at the front stays where it is.
     f.open(2, 0, None);
     f.machine.handle_timeout(f.at(HB.as_millis() as u64));
     let waiting = f.machine.has_actions();
     assert!(waiting);
-    assert!(f.machine.poll_close().is_none());
+    assert!(f.machine.poll_close_of(|_| true).is_none());
     assert!(
         f.actions().iter().any(|a| a.starts_with("send _zpc_hb")),
         "heartbeat kept"
