@@ -417,13 +417,29 @@ pub(crate) fn sections(scale: Scale) -> Vec<Section> {
                     "calls-traced",
                     "one client, 100 in flight, traced (client and server report to a `zerorpc collector` in memory)",
                     raw_calls(1, 100),
-                    Job::TracedCalls { in_flight: 100 },
+                    Job::TracedCalls {
+                        handler: Inline,
+                        in_flight: 100,
+                    },
                     None,
                     Some(Note::TracedShare {
                         untraced: calls(Inline, 1, 100, false),
                     }),
                 )
                 .against_floor(traced_codec_100, "codec + tracing, no threads"),
+                throughput(
+                    "calls-traced-async",
+                    "one client, 100 in flight, async method, traced",
+                    raw_calls(1, 100),
+                    Job::TracedCalls {
+                        handler: Async,
+                        in_flight: 100,
+                    },
+                    None,
+                    Some(Note::TracedShare {
+                        untraced: calls(Async, 1, 100, false),
+                    }),
+                ),
             ],
         },
         Section {

@@ -177,9 +177,9 @@ pub(crate) enum Job {
     /// Our calls of an echo method, `in_flight` at once, the server driven
     /// by its tokio runtime (`zerorpc-load-server --io-on-runtime`).
     RuntimeServerCalls { handler: Handler, in_flight: usize },
-    /// Our calls of the inline echo method, one client with `in_flight`
-    /// waiting, client and server traced and reporting to a collector.
-    TracedCalls { in_flight: usize },
+    /// Our calls of an echo method, one client with `in_flight` waiting,
+    /// client and server traced and reporting to a collector.
+    TracedCalls { handler: Handler, in_flight: usize },
     /// One of our streams, items of `item_bytes`.
     Stream { item_bytes: usize },
     /// One of our streams, items of `item_bytes`, the server driven by its
@@ -264,9 +264,10 @@ impl Job {
                 "calls ({}), 1 client(s) x {in_flight} in flight, server on its runtime",
                 handler.flag()
             ),
-            Job::TracedCalls { in_flight } => {
-                format!("traced calls (inline), 1 client(s) x {in_flight} in flight")
-            }
+            Job::TracedCalls { handler, in_flight } => format!(
+                "traced calls ({}), 1 client(s) x {in_flight} in flight",
+                handler.flag()
+            ),
             Job::Stream { item_bytes } => format!("stream, {item_bytes}-byte items"),
             Job::RuntimeServerStream { item_bytes } => {
                 format!("stream, {item_bytes}-byte items, server on its runtime")
@@ -499,7 +500,7 @@ impl Runner {
                 args.extend(strings(&["--echo", "64", "--handler", handler.flag()]));
                 call_figures(vec![self.spawn_load_client(&args)?], calls)
             }
-            Job::TracedCalls { in_flight } => {
+            Job::TracedCalls { handler, in_flight } => {
                 let calls = scale.scaled(our_calls(1, in_flight, false));
                 let (_collector, collector) = self.start_collector()?;
                 let trace = ["--trace-collector".to_owned(), collector];
@@ -508,12 +509,7 @@ impl Runner {
                 let mut server = Peer::spawn("zerorpc-load-server", server)?;
                 let endpoint = server.wait_listening(START)?;
                 let mut args = call_args(&endpoint, calls, in_flight, scale.warmup(1000));
-                args.extend(strings(&[
-                    "--echo",
-                    "64",
-                    "--handler",
-                    Handler::Inline.flag(),
-                ]));
+                args.extend(strings(&["--echo", "64", "--handler", handler.flag()]));
                 args.extend(trace);
                 let report = self.spawn_load_client(&args)?.json_result(RUN)?;
                 check_all_ok(&report, calls)?;
