@@ -81,6 +81,35 @@ impl OpenCall {
         }
     }
 
+    /// Reports `reply`, which passed in `direction` to or from `peer`
+    /// (`None`: the call's), with the call's request in one record if
+    /// that is still due.
+    pub(crate) fn report_reply(
+        &mut self,
+        reply: &Event,
+        direction: Direction,
+        peer: Option<PeerRef<'_>>,
+        queue: &ReportQueue,
+    ) {
+        let now = now_us();
+        let record = self.reply(reply, direction, peer.unwrap_or(self.peer.as_ref()), now);
+        if self.reported {
+            queue.push(Outgoing::One(&record));
+        } else {
+            queue.push(Outgoing::Answered(&record, self.started_us));
+        }
+        self.reported = true;
+    }
+
+    /// Reports the request of a call that ended without its last reply
+    /// (timed out, lost, given up), if that is still due: its trace shows
+    /// it pending.
+    pub(crate) fn end(self, queue: &ReportQueue) {
+        if !self.reported {
+            queue.push(Outgoing::One(&self.request()));
+        }
+    }
+
     /// The report of `reply`, which passed at `now` in `direction`.
     fn reply<'a>(
         &'a self,
@@ -154,8 +183,7 @@ fn peer_ref(peer: &Peer) -> PeerRef<'_> {
     }
 }
 
-/// The open calls, and the names of the methods called: a service has a
-/// handful, so each call shares its method's name rather than copying it.
+/// The open calls an observer sees, by channel id.
 pub(crate) struct Open<K> {
     pub(crate) calls: HashMap<K, OpenCall, foldhash::fast::RandomState>,
     /// The call an observer saw open last, kept out of `calls`: a server
@@ -163,11 +191,7 @@ pub(crate) struct Open<K> {
     /// next arrives, and so never hashes a channel id (see
     /// [`Open::open`]).
     recent: Option<(K, OpenCall)>,
-    methods: HashSet<Arc<str>, foldhash::fast::RandomState>,
-    /// The method shared last, one of `methods`.
-    last_method: Option<Arc<str>>,
-    /// The key of the next watched call (tables keyed by number).
-    next_key: u64,
+    pub(crate) methods: Methods,
 }
 
 impl<K> Default for Open<K> {
@@ -175,9 +199,7 @@ impl<K> Default for Open<K> {
         Open {
             calls: HashMap::default(),
             recent: None,
-            methods: HashSet::default(),
-            last_method: None,
-            next_key: 0,
+            methods: Methods::default(),
         }
     }
 }
@@ -213,7 +235,6 @@ impl<K: Hash + Eq> Open<K> {
         peer: Option<PeerRef<'_>>,
         queue: &ReportQueue,
     ) {
-        let now = now_us();
         // The last reply takes the call out: one lookup, not two.
         let mut ended: Option<OpenCall>;
         let call = if ends_call(reply) {
@@ -222,26 +243,17 @@ impl<K: Hash + Eq> Open<K> {
         } else {
             self.get_mut(key)
         };
-        let Some(call) = call else {
-            return;
-        };
-        let record = call.reply(reply, direction, peer.unwrap_or(call.peer.as_ref()), now);
-        if call.reported {
-            queue.push(Outgoing::One(&record));
-        } else {
-            queue.push(Outgoing::Answered(&record, call.started_us));
+        if let Some(call) = call {
+            call.report_reply(reply, direction, peer, queue);
         }
-        call.reported = true;
     }
 
     /// Takes out the call `key`, which ended without its last reply (timed
     /// out, lost, given up), reporting its request if that is still due:
     /// its trace shows it pending.
     pub(crate) fn end(&mut self, key: &K, queue: &ReportQueue) {
-        if let Some(call) = self.remove(key)
-            && !call.reported
-        {
-            queue.push(Outgoing::One(&call.request()));
+        if let Some(call) = self.remove(key) {
+            call.end(queue);
         }
     }
 
@@ -265,31 +277,33 @@ impl<K: Hash + Eq> Open<K> {
 /// names), each call gets its own copy.
 const SHARED_METHODS: usize = 1024;
 
-impl<K> Open<K> {
-    /// A key no open call of a numbered table has.
-    pub(crate) fn take_key(&mut self) -> u64 {
-        let key = self.next_key;
-        self.next_key += 1;
-        key
-    }
+/// The names of the methods called: a service has a handful, so each
+/// call shares its method's name rather than copying it.
+#[derive(Default)]
+pub(crate) struct Methods {
+    shared: HashSet<Arc<str>, foldhash::fast::RandomState>,
+    /// The method shared last, one of `shared`.
+    last: Option<Arc<str>>,
+}
 
-    pub(crate) fn method(&mut self, name: &str) -> Arc<str> {
+impl Methods {
+    pub(crate) fn share(&mut self, name: &str) -> Arc<str> {
         // Calls in a row mostly call one method: a comparison, where the
         // set's lookup hashes the name.
-        if let Some(last) = &self.last_method
+        if let Some(last) = &self.last
             && **last == *name
         {
             return Arc::clone(last);
         }
-        if let Some(shared) = self.methods.get(name) {
+        if let Some(shared) = self.shared.get(name) {
             let shared = Arc::clone(shared);
-            self.last_method = Some(Arc::clone(&shared));
+            self.last = Some(Arc::clone(&shared));
             return shared;
         }
         let name: Arc<str> = Arc::from(name);
-        if self.methods.len() < SHARED_METHODS {
-            self.methods.insert(Arc::clone(&name));
-            self.last_method = Some(Arc::clone(&name));
+        if self.shared.len() < SHARED_METHODS {
+            self.shared.insert(Arc::clone(&name));
+            self.last = Some(Arc::clone(&name));
         }
         name
     }
@@ -297,21 +311,34 @@ impl<K> Open<K> {
 
 /// One socket's (or client's) open calls, shared with the reporter
 /// thread, which sweeps them for calls left unanswered.
-pub(crate) struct CallTable<K> {
-    open: Mutex<Open<K>>,
+pub(crate) struct CallTable<T> {
+    open: Mutex<T>,
 }
 
-impl<K> Default for CallTable<K> {
+impl<T: Default> Default for CallTable<T> {
     fn default() -> Self {
         CallTable {
-            open: Mutex::new(Open::default()),
+            open: Mutex::new(T::default()),
         }
     }
 }
 
-impl<K> CallTable<K> {
-    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Open<K>> {
+impl<T> CallTable<T> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, T> {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A table of open calls, as the sweep goes through it.
+pub(crate) trait OpenCalls {
+    /// Calls `f` with every open call.
+    fn for_each(&mut self, f: &mut dyn FnMut(&mut OpenCall));
+}
+
+impl<K> OpenCalls for Open<K> {
+    fn for_each(&mut self, f: &mut dyn FnMut(&mut OpenCall)) {
+        let recent = self.recent.as_mut().map(|(_, call)| call);
+        self.calls.values_mut().chain(recent).for_each(f);
     }
 }
 
@@ -322,17 +349,14 @@ pub(crate) trait Sweep: Send + Sync {
     fn report_unanswered(&self, before_us: u64, report: &mut dyn FnMut(Outgoing<'_>));
 }
 
-impl<K: Send> Sweep for CallTable<K> {
+impl<T: OpenCalls + Send> Sweep for CallTable<T> {
     fn report_unanswered(&self, before_us: u64, report: &mut dyn FnMut(Outgoing<'_>)) {
-        let mut open = self.lock();
-        let open = &mut *open;
-        let recent = open.recent.as_mut().map(|(_, call)| call);
-        for call in open.calls.values_mut().chain(recent) {
+        self.lock().for_each(&mut |call| {
             if !call.reported && call.started_us < before_us {
                 call.reported = true;
                 report(Outgoing::One(&call.request()));
             }
-        }
+        });
     }
 }
 
@@ -347,7 +371,7 @@ pub(crate) struct Call<'a> {
 
 pub(crate) struct TraceObserver {
     queue: Arc<ReportQueue>,
-    calls: Arc<CallTable<MessageId>>,
+    calls: Arc<CallTable<Open<MessageId>>>,
 }
 
 impl TraceObserver {
@@ -359,7 +383,7 @@ impl TraceObserver {
     }
 
     /// The observer's open calls, for the reporter to sweep.
-    pub(crate) fn calls(&self) -> &Arc<CallTable<MessageId>> {
+    pub(crate) fn calls(&self) -> &Arc<CallTable<Open<MessageId>>> {
         &self.calls
     }
 
@@ -371,7 +395,7 @@ impl TraceObserver {
         };
         let now = now_us();
         let mut open = self.calls.lock();
-        let method = open.method(&info.event.name);
+        let method = open.methods.share(&info.event.name);
         open.open(
             channel.clone(),
             OpenCall {
@@ -473,7 +497,7 @@ mod tests {
         }
     }
 
-    fn unanswered(table: &CallTable<u64>) -> Vec<u64> {
+    fn unanswered(table: &CallTable<Open<u64>>) -> Vec<u64> {
         let mut seen = Vec::new();
         table.report_unanswered(u64::MAX, &mut |report| {
             if let Outgoing::One(record) = report {
@@ -486,7 +510,7 @@ mod tests {
 
     #[test]
     fn calls_opened_one_after_another_are_found_in_the_slot_or_the_map() {
-        let table = CallTable::<u64>::default();
+        let table = CallTable::<Open<u64>>::default();
         {
             let mut open = table.lock();
             open.open(1, call(10));
@@ -505,7 +529,7 @@ mod tests {
 
     #[test]
     fn an_id_opened_again_while_open_leaves_nothing_behind() {
-        let table = CallTable::<u64>::default();
+        let table = CallTable::<Open<u64>>::default();
         let mut open = table.lock();
         open.open(1, call(10));
         open.open(2, call(20));

@@ -12,12 +12,14 @@
 
 use std::sync::Arc;
 
+use slab::Slab;
+
 use zerorpc::transport::PeerSlot;
 use zerorpc::wire::Event;
 use zerorpc::{CallWatcher, WatchedCall};
 
 use crate::context::SpanContext;
-use crate::observer::{Call, CallPeer, CallTable, Open, OpenCall, ends_call, record};
+use crate::observer::{Call, CallPeer, CallTable, Methods, OpenCall, OpenCalls, ends_call, record};
 use crate::propagation::take_written;
 use crate::report::{Direction, Kind, Side, now_us};
 use crate::tracer::{Outgoing, ReportQueue};
@@ -30,8 +32,44 @@ pub(crate) struct Watcher {
 
 struct Watching {
     queue: Arc<ReportQueue>,
-    calls: Arc<CallTable<u64>>,
+    calls: Arc<CallTable<Numbered>>,
     side: Side,
+}
+
+/// A watcher's open calls, each under the key of its slot: opened and
+/// taken out without hashing anything.
+#[derive(Default)]
+pub(crate) struct Numbered {
+    calls: Slab<OpenCall>,
+    methods: Methods,
+}
+
+impl Numbered {
+    /// Reports `reply`, which passed in `direction`, as part of the call
+    /// `key`, and takes the call out if it was the last.
+    fn report_reply(
+        &mut self,
+        key: usize,
+        reply: &Event,
+        direction: Direction,
+        queue: &ReportQueue,
+    ) {
+        if ends_call(reply) {
+            if let Some(mut call) = self.calls.try_remove(key) {
+                call.report_reply(reply, direction, None, queue);
+            }
+        } else if let Some(call) = self.calls.get_mut(key) {
+            call.report_reply(reply, direction, None, queue);
+        }
+    }
+}
+
+impl OpenCalls for Numbered {
+    fn for_each(&mut self, f: &mut dyn FnMut(&mut OpenCall)) {
+        for (_, call) in &mut self.calls {
+            f(call);
+        }
+    }
 }
 
 impl Watcher {
@@ -48,7 +86,7 @@ impl Watcher {
     }
 
     /// The open calls, for the reporter to sweep.
-    pub(crate) fn calls(&self) -> &Arc<CallTable<u64>> {
+    pub(crate) fn calls(&self) -> &Arc<CallTable<Numbered>> {
         &self.state.calls
     }
 }
@@ -64,31 +102,12 @@ impl Watching {
         }
         .or_else(|| SpanContext::from_header(&request.header))
     }
-
-    /// Keeps `call` among the open calls, under a key of its own.
-    // Inlined by force: as a call, with the open call moved into it, it
-    // cost each routing some 17 instructions more.
-    #[inline(always)]
-    fn open(&self, open: &mut Open<u64>, call: OpenCall) -> u64 {
-        let key = open.take_key();
-        match self.side {
-            // Most calls a server answers on its I/O thread end before the
-            // next begins: the table's slot for the latest call keeps them
-            // out of its map.
-            Side::Server | Side::Relay => open.open(key, call),
-            // A client's calls overlap: the slot would only move each on.
-            Side::Client => {
-                open.calls.insert(key, call);
-            }
-        }
-        key
-    }
 }
 
 impl CallWatcher for Watcher {
     fn watch(&self, request: &Event) -> Option<Box<dyn WatchedCall>> {
         let span = self.state.span_of(request)?;
-        let method = self.state.calls.lock().method(&request.name);
+        let method = self.state.calls.lock().methods.share(&request.name);
         Some(Box::new(Watched {
             state: self.state.clone(),
             call: Some(Pending {
@@ -108,16 +127,14 @@ impl CallWatcher for Watcher {
         let started_us = now_us();
         let key = {
             let mut open = state.calls.lock();
-            let method = open.method(&request.name);
+            let method = open.methods.share(&request.name);
             let pending = Pending {
                 span,
                 method,
                 started_us,
             };
-            state.open(
-                &mut open,
-                pending.into_open(state.side, CallPeer::Slot(peer)),
-            )
+            open.calls
+                .insert(pending.into_open(state.side, CallPeer::Slot(peer)))
         };
         Some(Box::new(Watched {
             state: self.state.clone(),
@@ -191,7 +208,7 @@ struct Watched {
     call: Option<Pending>,
     /// Its key among the open calls once routed; taken out with the last
     /// reply.
-    key: Option<u64>,
+    key: Option<usize>,
 }
 
 impl WatchedCall for Watched {
@@ -201,7 +218,7 @@ impl WatchedCall for Watched {
         };
         let state = &self.state;
         let call = pending.into_open(state.side, CallPeer::Slot(peer));
-        self.key = Some(state.open(&mut state.calls.lock(), call));
+        self.key = Some(state.calls.lock().calls.insert(call));
     }
 
     fn replied(&mut self, reply: &Event) {
@@ -220,7 +237,7 @@ impl WatchedCall for Watched {
         state
             .calls
             .lock()
-            .report_reply(&key, reply, direction, None, &state.queue);
+            .report_reply(key, reply, direction, &state.queue);
     }
 }
 
@@ -232,7 +249,10 @@ impl Drop for Watched {
     fn drop(&mut self) {
         if let Some(key) = self.key {
             let state = &self.state;
-            state.calls.lock().end(&key, &state.queue);
+            let call = state.calls.lock().calls.try_remove(key);
+            if let Some(call) = call {
+                call.end(&state.queue);
+            }
         }
     }
 }
