@@ -134,6 +134,23 @@ impl ChannelShared {
         Arc::default()
     }
 
+    /// A channel's state that knows its peer from the start: cheaper than
+    /// [`set_peer`](Self::set_peer) on a new one.
+    pub(crate) fn with_peer(peer: Peer) -> Arc<Self> {
+        // Made in place and then given its peer: a `ChannelShared` built
+        // whole and moved into the `Arc` is copied (some 300 bytes).
+        let mut shared = Self::new();
+        if let Some(fresh) = Arc::get_mut(&mut shared) {
+            fresh.peer = OnceLock::from(peer);
+        }
+        shared
+    }
+
+    /// The peer of the channel, once known.
+    pub(crate) fn peer(&self) -> Option<&Peer> {
+        self.peer.get()
+    }
+
     /// Keeps where the channel's request went (the first time only).
     pub(crate) fn set_peer(&self, peer: Peer) {
         let _ = self.peer.set(peer);

@@ -692,11 +692,16 @@ impl IoThread {
                     socket,
                     first,
                 }) => {
-                    if self.wants_peers() {
-                        let peer = self.peer_of(socket, Some(&id));
-                        self.observe_change(|| ChangeKind::Accepted, Some(&id), socket, &peer);
-                        if self.config.channel_peers {
-                            handle.set_peer(peer);
+                    // The handle keeps its peer from its making (see
+                    // `receive_event`).
+                    if self.observing() {
+                        let accepted = || ChangeKind::Accepted;
+                        match handle.peer() {
+                            Some(peer) => self.observe_change(accepted, Some(&id), socket, peer),
+                            None => {
+                                let peer = self.peer_of(socket, Some(&id));
+                                self.observe_change(accepted, Some(&id), socket, &peer);
+                            }
                         }
                     }
                     match first {
@@ -1809,8 +1814,20 @@ impl IoThread {
             handle.deliver(event);
             return;
         }
+        // A channel the event opens is made with its peer when anyone
+        // wants it: set once, before the handle is shared.
+        let wants_peers = self.wants_peers();
+        let sockets = &self.sockets;
         self.machine
-            .on_event(socket, frames, event, self.turn_began);
+            .on_event_with(socket, frames, event, self.turn_began, |envelope| {
+                if !wants_peers {
+                    return ChannelShared::new();
+                }
+                let peer = sockets
+                    .get(&socket)
+                    .map_or(Peer::Unknown, |s| s.peer(envelope));
+                ChannelShared::with_peer(peer)
+            });
     }
 
     /// Offers an accepted call to the responder (see [`Responder::adopt`]);

@@ -483,6 +483,21 @@ impl<H: Clone + Default> Machine<H> {
         event: Event,
         now: Instant,
     ) {
+        self.on_event_with(socket, envelope, event, now, |_| H::default());
+    }
+
+    /// [`on_event`](Self::on_event), with the handle of a channel the
+    /// event opens made by `new_handle` from the channel's envelope (so
+    /// that the driver can keep in it what it needs of the envelope, which
+    /// the machine keeps, rather than look the channel up again for it).
+    pub(crate) fn on_event_with(
+        &mut self,
+        socket: SocketId,
+        envelope: &mut Vec<Vec<u8>>,
+        event: Event,
+        now: Instant,
+        new_handle: impl FnOnce(&[Vec<u8>]) -> H,
+    ) {
         let Some(channel) = event.header.response_to.clone() else {
             if !self.config.accepts {
                 self.actions.push_back(Action::Dropped(Dropped::Unroutable));
@@ -498,7 +513,7 @@ impl<H: Clone + Default> Machine<H> {
                 self.actions.push_back(malformed);
                 return;
             }
-            self.accept(socket, std::mem::take(envelope), event, now);
+            self.accept(socket, std::mem::take(envelope), event, now, new_handle);
             return;
         };
         let queued = self.actions.len();
@@ -554,7 +569,14 @@ impl<H: Clone + Default> Machine<H> {
         }
     }
 
-    fn accept(&mut self, socket: SocketId, envelope: Vec<Vec<u8>>, event: Event, now: Instant) {
+    fn accept(
+        &mut self,
+        socket: SocketId,
+        envelope: Vec<Vec<u8>>,
+        event: Event,
+        now: Instant,
+        new_handle: impl FnOnce(&[Vec<u8>]) -> H,
+    ) {
         let id = event.header.message_id.clone();
         if self.channels.contains_key(&id) {
             // A duplicate opening event: the channel exists already.
@@ -562,6 +584,7 @@ impl<H: Clone + Default> Machine<H> {
             return;
         }
         let version = event.header.protocol_version();
+        let handle = new_handle(&envelope);
         let start = Start {
             socket,
             envelope,
@@ -571,7 +594,6 @@ impl<H: Clone + Default> Machine<H> {
             awaiting_reply: None,
             opened: false,
         };
-        let handle = H::default();
         self.insert(id.clone(), handle.clone(), start, now);
         let accepted = |first| {
             Action::Accepted(Accepted {
