@@ -326,7 +326,10 @@ fn read_batch(args: Vec<Value>) -> (Entries, u64) {
             let service = process.split_once('@').map_or(process, |(name, _)| name);
             // Entries are records with the process added: room for all of
             // them at once, rather than growing a record at a time.
-            batch.reserve(records.len() + records.len() / 2);
+            batch.reserve(
+                records.len() + records.len() / 2,
+                records.len() / crate::record::SMALL_RECORD_BYTES + 1,
+            );
             for record in Records::new(records) {
                 match record {
                     Ok(record) => {

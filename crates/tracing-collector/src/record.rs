@@ -141,6 +141,11 @@ impl Record<'_> {
     }
 }
 
+/// Fewer bytes than most records take (a reply with its request, some 95
+/// with a short method name): a batch's bytes over it make room for its
+/// entries at once, rather than growing their list a few times a batch.
+pub(crate) const SMALL_RECORD_BYTES: usize = 64;
+
 /// A record's bytes beyond its text: markers, ids, codes, timestamps
 /// (each field at its longest) and the request's timestamp.
 const FIXED_RECORD_BYTES: usize = 1 + (2 + 16) + 3 * 9 + 3 + 4 * 5 + 3 * 9;

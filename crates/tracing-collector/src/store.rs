@@ -74,9 +74,11 @@ pub(crate) struct Entries {
     entries: Vec<(TraceId, std::ops::Range<usize>)>,
     /// The reports the entries stand for (an entry may stand for two).
     reports: usize,
-    /// Few per batch (a batch comes from one process, which serves few
-    /// methods), so a list searched in order beats a map keyed by owned
-    /// strings that every call end would have to build.
+    /// Each method's counts. Few per batch (a batch comes from one
+    /// process, which serves few methods), so a list searched in order
+    /// beats a map keyed by owned strings that every call end would have
+    /// to build. The service's counts over all its methods are made from
+    /// them once per batch ([`counts`](Self::counts)), not per call.
     counts: Vec<Counters>,
 }
 
@@ -86,9 +88,10 @@ impl Entries {
         self.reports
     }
 
-    /// Makes room for `bytes` of entries.
-    pub(crate) fn reserve(&mut self, bytes: usize) {
+    /// Makes room for `bytes` of entries, of `entries` at most.
+    pub(crate) fn reserve(&mut self, bytes: usize, entries: usize) {
         self.bytes.reserve(bytes);
+        self.entries.reserve(entries);
     }
 
     /// Adds an entry of `trace_id`, written by `write` (see `record.rs`).
@@ -106,46 +109,45 @@ impl Entries {
             .map(|(trace_id, range)| (*trace_id, &self.bytes[range.clone()]))
     }
 
-    /// Counts a call that `service` answered (for `method` and for the
-    /// whole service).
+    /// Counts a call that `service` answered for `method`.
     pub(crate) fn count_call(&mut self, end: CallEnd<'_>) {
         let minute = end.timestamp_us / 60_000_000;
-        for method in [end.method, ALL_METHODS] {
-            let delta = Counters {
-                minute,
-                service: String::new(),
-                method: String::new(),
-                calls: 1,
-                errors: u64::from(end.failed),
-                total_us: end.exec_us,
-                max_us: end.exec_us,
+        let row =
+            match self.counts.iter().position(|c| {
+                c.minute == minute && c.method == end.method && c.service == end.service
+            }) {
+                Some(index) => &mut self.counts[index],
+                None => {
+                    self.counts.push(Counters {
+                        minute,
+                        service: end.service.to_owned(),
+                        method: end.method.to_owned(),
+                        ..Counters::default()
+                    });
+                    let last = self.counts.len() - 1;
+                    &mut self.counts[last]
+                }
             };
-            self.add_counts(minute, end.service, method, &delta);
-        }
+        row.add(1, u64::from(end.failed), end.exec_us, end.exec_us);
     }
 
-    fn add_counts(&mut self, minute: u64, service: &str, method: &str, delta: &Counters) {
-        let row = match self
-            .counts
-            .iter()
-            .position(|c| c.minute == minute && c.method == method && c.service == service)
-        {
-            Some(index) => &mut self.counts[index],
-            None => {
-                self.counts.push(Counters {
-                    minute,
-                    service: service.to_owned(),
-                    method: method.to_owned(),
-                    ..Counters::default()
-                });
-                let last = self.counts.len() - 1;
-                &mut self.counts[last]
+    /// The counts of the calls counted: each method's, then each
+    /// service's over all its methods (method [`ALL_METHODS`]), by minute.
+    pub(crate) fn counts(&self) -> Vec<Counters> {
+        let mut services: Vec<Counters> = Vec::new();
+        for row in &self.counts {
+            let service = services
+                .iter_mut()
+                .find(|s| s.minute == row.minute && s.service == row.service);
+            match service {
+                Some(service) => service.add(row.calls, row.errors, row.total_us, row.max_us),
+                None => services.push(Counters {
+                    method: ALL_METHODS.to_owned(),
+                    ..row.clone()
+                }),
             }
-        };
-        row.calls += delta.calls;
-        row.errors += delta.errors;
-        row.total_us += delta.total_us;
-        row.max_us = row.max_us.max(delta.max_us);
+        }
+        self.counts.iter().cloned().chain(services).collect()
     }
 
     /// Adds a report: its entry, and its count if it ends a call.
@@ -161,6 +163,15 @@ impl Entries {
         }
         let entry = report.to_msgpack();
         self.push(report.trace_id, |bytes| bytes.extend_from_slice(&entry));
+    }
+}
+
+impl Counters {
+    fn add(&mut self, calls: u64, errors: u64, total_us: u64, max_us: u64) {
+        self.calls += calls;
+        self.errors += errors;
+        self.total_us += total_us;
+        self.max_us = self.max_us.max(max_us);
     }
 }
 
@@ -205,7 +216,7 @@ impl MemoryStore {
     }
 
     fn write(&mut self, batches: Vec<Entries>) {
-        for delta in batches.iter().flat_map(|batch| &batch.counts) {
+        for delta in batches.iter().flat_map(Entries::counts) {
             let key = (delta.minute, delta.service.clone(), delta.method.clone());
             let entry = self.counters.entry(key).or_insert_with(|| Counters {
                 calls: 0,
@@ -214,10 +225,7 @@ impl MemoryStore {
                 max_us: 0,
                 ..delta.clone()
             });
-            entry.calls += delta.calls;
-            entry.errors += delta.errors;
-            entry.total_us += delta.total_us;
-            entry.max_us = entry.max_us.max(delta.max_us);
+            entry.add(delta.calls, delta.errors, delta.total_us, delta.max_us);
         }
         let oldest_minute = (now_us() / 60_000_000).saturating_sub(MEMORY_MINUTES);
         self.counters
@@ -397,7 +405,7 @@ fn pipelines(batches: &[Entries], ttl: Duration) -> Vec<redis::Pipeline> {
         pipes.push(pipe);
     }
     let mut by_minute: BTreeMap<u64, redis::Pipeline> = BTreeMap::new();
-    for delta in batches.iter().flat_map(|batch| &batch.counts) {
+    for delta in batches.iter().flat_map(Entries::counts) {
         let minute = delta.minute;
         let pipe = by_minute.entry(minute).or_insert_with(redis::pipe);
         let stats = stats_key(minute);

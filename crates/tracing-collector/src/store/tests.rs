@@ -39,7 +39,7 @@ fn entries(reports: &[Report]) -> Entries {
 
 fn count(reports: &[Report]) -> BTreeMap<(u64, String, String), Counters> {
     entries(reports)
-        .counts
+        .counts()
         .into_iter()
         .map(|c| ((c.minute, c.service.clone(), c.method.clone()), c))
         .collect()
