@@ -964,9 +964,7 @@ impl IoThread {
         if !self.wants_peers() {
             return Peer::Unknown;
         }
-        self.sockets
-            .get(&socket)
-            .map_or(Peer::Unknown, |s| s.peer(envelope))
+        socket_peer(&self.sockets, socket, envelope)
     }
 
     /// The peer of channel `id` (or of `socket` for events of no channel).
@@ -1823,10 +1821,7 @@ impl IoThread {
                 if !wants_peers {
                     return ChannelShared::new();
                 }
-                let peer = sockets
-                    .get(&socket)
-                    .map_or(Peer::Unknown, |s| s.peer(envelope));
-                ChannelShared::with_peer(peer)
+                ChannelShared::with_peer(socket_peer(sockets, socket, envelope))
             });
     }
 
@@ -1954,6 +1949,18 @@ fn receive_message(
     }
     envelope.truncate(frames);
     Ok(())
+}
+
+/// The peer of an event with these envelope frames on `socket` (as
+/// [`IoThread::peer`], for callers that borrow only the sockets).
+fn socket_peer(
+    sockets: &BTreeMap<SocketId, ZmqSocket>,
+    socket: SocketId,
+    envelope: &[Vec<u8>],
+) -> Peer {
+    sockets
+        .get(&socket)
+        .map_or(Peer::Unknown, |s| s.peer(envelope))
 }
 
 #[cfg(test)]
