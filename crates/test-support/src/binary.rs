@@ -43,6 +43,16 @@ pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
         "--bins",
         "--tests",
     ]);
+    // What cargo tells the running test about its own package is no
+    // setting of this build, but build scripts that watch a variable of
+    // that name (ring's watches CARGO_MANIFEST_DIR) would see it change
+    // and rebuild their crate and all above it, once per package whose
+    // tests get here and again in the next plain build: ~30 s each time.
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(is_package_variable) {
+            build.env_remove(&key);
+        }
+    }
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         build.arg("--release");
     }
@@ -59,4 +69,50 @@ pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
     );
     built.insert(bin.to_owned(), binary.clone());
     binary
+}
+
+/// Whether `key` is one of the variables cargo sets for the package of the
+/// running test (not a setting of cargo, such as `CARGO_TARGET_DIR`).
+fn is_package_variable(key: &str) -> bool {
+    const PACKAGE_VARIABLES: [&str; 8] = [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_MANIFEST_LINKS",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "OUT_DIR",
+    ];
+    PACKAGE_VARIABLES.contains(&key)
+        || key.starts_with("CARGO_PKG_")
+        || key.starts_with("CARGO_BIN_EXE_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_package_variable;
+
+    #[test]
+    fn the_running_tests_package_is_not_passed_to_the_build_but_cargos_settings_are() {
+        for key in [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION_MAJOR",
+            "CARGO_BIN_EXE_zerorpc-hub",
+            "OUT_DIR",
+        ] {
+            assert!(is_package_variable(key), "{key}");
+        }
+        for key in [
+            "CARGO",
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_INCREMENTAL",
+            "CARGO_PROFILE_DEV_DEBUG",
+            "PATH",
+        ] {
+            assert!(!is_package_variable(key), "{key}");
+        }
+    }
 }
