@@ -2,15 +2,20 @@
 //! failure.
 //!
 //! Cheap checks come before the test build so a formatting slip fails in
-//! seconds; the benchmark suite runs last, briefly (`bench --quick`). `CI`
+//! seconds; the UI tests run beside the rest of the tests ([`BESIDE`]);
+//! the benchmark suite runs last, briefly (`bench --quick`). `CI`
 //! is passed through unchanged: when set, tests whose real peer is missing
 //! fail instead of skipping. Every build is lean (see
 //! [`crate::run::lean_builds`]): CI machines have little disk to spare.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::run::{cargo, run as run_command};
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+use crate::run::{cargo, display, run as run_command};
 use crate::{bench, layering, setup, tasks, tidy};
 
 /// Number of steps, for the `[n/N]` headers.
@@ -44,14 +49,7 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
                 .args(["doc", "--workspace", "--no-deps"]),
         )
     })?;
-    ci.step("test", || {
-        run_command(
-            cargo()
-                .current_dir(root)
-                .env("ZERORPC_PYTHON", &python)
-                .args(["test", "--workspace"]),
-        )
-    })?;
+    ci.step("test", || test_suite(root, &python))?;
     // Every benchmark workload, briefly, on the debug builds the tests
     // made: it keeps the suite working and asserts nothing about speed.
     ci.step("bench", || {
@@ -70,6 +68,156 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     ci.step("fuzz", || tasks::fuzz(root, None, CI_FUZZ_SECONDS))?;
     ci.summary();
     Ok(())
+}
+
+/// The tests run beside the rest of the suite rather than in their turn.
+///
+/// The macro's UI tests (trybuild) compile a project of their own, its
+/// dependencies, libsodium and libzmq included: on a clean clone that is
+/// ~2 min of CPU, and in its turn it held the core package's tests for all
+/// of it while the other test thread sat idle. The rest of the suite
+/// leaves ~40% of the machine idle (it waits on peers, heartbeats and
+/// timeouts), which is where that build now goes.
+const BESIDE: BesideTests = BesideTests {
+    package: "zerorpc",
+    target: "it",
+    filter: "compile_fail::",
+};
+
+struct BesideTests {
+    package: &'static str,
+    /// The test target (binary) holding them.
+    target: &'static str,
+    /// The name filter that selects them, and that the rest skips.
+    filter: &'static str,
+}
+
+/// `cargo test --workspace`, with [`BESIDE`] run at the same time as the
+/// rest by its own test binary; fails if either fails, after both end.
+fn test_suite(root: &Path, python: &Path) -> anyhow::Result<()> {
+    let binary = build_tests(root)?;
+    let package_dir = binary
+        .manifest_path
+        .parent()
+        .context("the manifest path has a directory")?
+        .to_path_buf();
+    let mut beside = Command::new(&binary.executable);
+    beside
+        .arg(BESIDE.filter)
+        .current_dir(&package_dir)
+        // What `cargo test` would set: trybuild finds the crate under test
+        // and the cargo to build with from them.
+        .env("CARGO_MANIFEST_DIR", &package_dir)
+        .env("CARGO", cargo().get_program())
+        .envs(cargo().get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .stdin(Stdio::null());
+    eprintln!("$ {} (beside the rest)", display(&beside));
+    let beside = std::thread::spawn(move || beside.output());
+    let rest = run_command(
+        cargo()
+            .current_dir(root)
+            .env("ZERORPC_PYTHON", python)
+            .args(["test", "--workspace", "--", "--skip", BESIDE.filter]),
+    );
+    let output = beside
+        .join()
+        .map_err(|_| anyhow::anyhow!("the thread running the tests beside panicked"))?
+        .with_context(|| format!("cannot run {}", binary.executable.display()))?;
+    println!(
+        "\n==> {} tests `{}` (ran beside the rest)",
+        BESIDE.package, BESIDE.filter
+    );
+    print!("{}", String::from_utf8_lossy(&output.stdout));
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    rest?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!(
+            "{} tests `{}` failed ({})",
+            BESIDE.package,
+            BESIDE.filter,
+            output.status
+        );
+    }
+    if passed(&stdout) == 0 {
+        bail!(
+            "no test of {} matched `{}`: renamed? update BESIDE in xtask/src/ci.rs",
+            BESIDE.package,
+            BESIDE.filter
+        );
+    }
+    Ok(())
+}
+
+/// A test binary cargo built.
+struct TestBinary {
+    executable: PathBuf,
+    manifest_path: PathBuf,
+}
+
+/// Builds every test of the workspace (diagnostics shown as usual) and
+/// returns the binary holding [`BESIDE`].
+fn build_tests(root: &Path) -> anyhow::Result<TestBinary> {
+    let mut build = cargo();
+    build
+        .current_dir(root)
+        .args([
+            "test",
+            "--workspace",
+            "--no-run",
+            "--message-format=json-render-diagnostics",
+        ])
+        .stderr(Stdio::inherit());
+    eprintln!("$ {}", display(&build));
+    let output = build
+        .output()
+        .with_context(|| format!("cannot run `{}`", display(&build)))?;
+    if !output.status.success() {
+        bail!("`{}` failed ({})", display(&build), output.status);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    find_test_binary(&stdout, BESIDE.package, BESIDE.target).with_context(|| {
+        format!(
+            "the build made no test binary `{}` of package {}",
+            BESIDE.target, BESIDE.package
+        )
+    })
+}
+
+/// The test binary `target` of `package` among cargo's JSON messages.
+fn find_test_binary(messages: &str, package: &str, target: &str) -> Option<TestBinary> {
+    messages.lines().find_map(|line| {
+        let message: Value = serde_json::from_str(line).ok()?;
+        if message["reason"] != "compiler-artifact"
+            || message["target"]["name"] != target
+            || message["profile"]["test"] != true
+        {
+            return None;
+        }
+        // `path+file:///…/crates/core#zerorpc@0.1.0`
+        let id = message["package_id"].as_str()?;
+        let (_, name_version) = id.rsplit_once('#')?;
+        let name = name_version
+            .split_once('@')
+            .map_or(name_version, |(n, _)| n);
+        if name != package {
+            return None;
+        }
+        Some(TestBinary {
+            executable: PathBuf::from(message["executable"].as_str()?),
+            manifest_path: PathBuf::from(message["manifest_path"].as_str()?),
+        })
+    })
+}
+
+/// The tests libtest's summary line says passed (0 without one).
+fn passed(stdout: &str) -> usize {
+    stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("test result: ok. "))
+        .filter_map(|rest| rest.split_once(" passed"))
+        .filter_map(|(count, _)| count.parse::<usize>().ok())
+        .sum()
 }
 
 /// Seconds each fuzz target runs in CI.
@@ -109,5 +257,42 @@ impl Steps {
         for (name, elapsed) in &self.done {
             println!("    {name:<9} {elapsed:>8.1?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_test_binary_is_found_by_package_and_target_among_cargos_messages() {
+        let messages = [
+            r#"{"reason":"compiler-artifact","package_id":"path+file:///w/crates/core#zerorpc@0.1.0","manifest_path":"/w/crates/core/Cargo.toml","target":{"name":"zerorpc"},"profile":{"test":true},"executable":"/w/target/debug/deps/zerorpc-1"}"#,
+            r#"{"reason":"compiler-artifact","package_id":"path+file:///w/crates/hub#zerorpc-hub@0.1.0","manifest_path":"/w/crates/hub/Cargo.toml","target":{"name":"it"},"profile":{"test":true},"executable":"/w/target/debug/deps/it-2"}"#,
+            r#"{"reason":"compiler-artifact","package_id":"path+file:///w/crates/core#zerorpc@0.1.0","manifest_path":"/w/crates/core/Cargo.toml","target":{"name":"it"},"profile":{"test":false},"executable":null}"#,
+            "not json",
+            r#"{"reason":"compiler-artifact","package_id":"path+file:///w/crates/core#zerorpc@0.1.0","manifest_path":"/w/crates/core/Cargo.toml","target":{"name":"it"},"profile":{"test":true},"executable":"/w/target/debug/deps/it-3"}"#,
+            r#"{"reason":"build-finished","success":true}"#,
+        ]
+        .join("\n");
+        let found = find_test_binary(&messages, "zerorpc", "it").expect("found");
+        assert_eq!(found.executable, Path::new("/w/target/debug/deps/it-3"));
+        assert_eq!(found.manifest_path, Path::new("/w/crates/core/Cargo.toml"));
+        assert!(find_test_binary(&messages, "zerorpc", "ui").is_none());
+        assert!(find_test_binary(&messages, "zerorpc-cli", "it").is_none());
+    }
+
+    #[test]
+    fn passed_tests_are_counted_from_every_summary_line() {
+        let stdout = "running 1 test\n\
+            test compile_fail::x ... ok\n\n\
+            test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 148 filtered out; finished in 9.23s\n\
+            test result: ok. 2 passed; 0 failed; 0 ignored\n";
+        assert_eq!(passed(stdout), 3);
+        assert_eq!(
+            passed("test result: ok. 0 passed; 0 failed; 0 ignored; 149 filtered out\n"),
+            0
+        );
+        assert_eq!(passed("test result: FAILED. 1 passed; 1 failed\n"), 0);
     }
 }
