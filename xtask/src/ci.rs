@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-use crate::run::{cargo, display, run as run_command};
+use crate::run::{cargo, cargo_env, display, run as run_command};
 use crate::{bench, layering, setup, tasks, tidy};
 
 /// Number of steps, for the `[n/N]` headers.
@@ -102,6 +102,7 @@ fn test_suite(root: &Path, python: &Path) -> anyhow::Result<()> {
         .context("the manifest path has a directory")?
         .to_path_buf();
     let mut beside = Command::new(&binary.executable);
+    cargo_env(&mut beside);
     beside
         .arg(BESIDE.filter)
         .current_dir(&package_dir)
@@ -109,7 +110,6 @@ fn test_suite(root: &Path, python: &Path) -> anyhow::Result<()> {
         // and the cargo to build with from them.
         .env("CARGO_MANIFEST_DIR", &package_dir)
         .env("CARGO", cargo().get_program())
-        .envs(cargo().get_envs().filter_map(|(k, v)| Some((k, v?))))
         .stdin(Stdio::null());
     eprintln!("$ {} (beside the rest)", display(&beside));
     let beside = std::thread::spawn(move || beside.output());

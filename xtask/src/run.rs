@@ -28,10 +28,40 @@ pub(crate) fn lean_builds() {
 /// A `cargo` command using the same cargo that runs xtask.
 pub(crate) fn cargo() -> Command {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cargo_env(&mut command);
+    command
+}
+
+/// The environment of [`cargo`], for a command that runs cargo in turn.
+///
+/// Without the variables `cargo run` set for xtask's own package: builds
+/// of ours would see `CARGO_MANIFEST_DIR` set to `xtask/` while a build a
+/// test starts, or one from a shell, sees it unset, and ring's build
+/// script watches it, so each switch rebuilt ring and the eight crates
+/// above it (~22 s in CI's bench step).
+pub(crate) fn cargo_env(command: &mut Command) {
     if LEAN.load(Ordering::Relaxed) {
         command.envs(LEAN_BUILD);
     }
-    command
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(is_package_variable) {
+            command.env_remove(&key);
+        }
+    }
+}
+
+/// Whether `key` is one of the variables cargo sets for the package it
+/// runs (not one of cargo's settings, such as `CARGO_TARGET_DIR`).
+fn is_package_variable(key: &str) -> bool {
+    matches!(
+        key,
+        "CARGO_MANIFEST_DIR"
+            | "CARGO_MANIFEST_PATH"
+            | "CARGO_MANIFEST_LINKS"
+            | "CARGO_CRATE_NAME"
+            | "CARGO_BIN_NAME"
+            | "CARGO_PRIMARY_PACKAGE"
+    ) || key.starts_with("CARGO_PKG_")
 }
 
 /// The command line, for echoing and error messages.
@@ -92,4 +122,24 @@ pub(crate) fn succeeds(command: &mut Command) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|status| status.success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_package_variable;
+
+    #[test]
+    fn cargo_commands_get_cargos_settings_but_not_xtasks_package() {
+        for key in ["CARGO_MANIFEST_DIR", "CARGO_PKG_NAME", "CARGO_CRATE_NAME"] {
+            assert!(is_package_variable(key), "{key}");
+        }
+        for key in [
+            "CARGO",
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_INCREMENTAL",
+        ] {
+            assert!(!is_package_variable(key), "{key}");
+        }
+    }
 }
