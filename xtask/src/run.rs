@@ -130,16 +130,16 @@ mod tests {
 
     #[test]
     fn cargo_commands_get_cargos_settings_but_not_xtasks_package() {
-        for key in ["CARGO_MANIFEST_DIR", "CARGO_PKG_NAME", "CARGO_CRATE_NAME"] {
-            assert!(is_package_variable(key), "{key}");
-        }
-        for key in [
-            "CARGO",
-            "CARGO_HOME",
-            "CARGO_TARGET_DIR",
-            "CARGO_INCREMENTAL",
-        ] {
-            assert!(!is_package_variable(key), "{key}");
-        }
+        let expected = [
+            ("CARGO_MANIFEST_DIR", true),
+            ("CARGO_PKG_NAME", true),
+            ("CARGO_CRATE_NAME", true),
+            ("CARGO", false),
+            ("CARGO_HOME", false),
+            ("CARGO_TARGET_DIR", false),
+            ("CARGO_INCREMENTAL", false),
+        ];
+        let actual = expected.map(|(key, _)| (key, is_package_variable(key)));
+        assert_eq!(actual, expected);
     }
 }
