@@ -1,7 +1,8 @@
 //! `cargo xtask setup`: installs what the test suite needs, when missing.
 //!
 //! Debian packages for the real peers (`redis-server`, `redis-cli`, `named`, `haproxy`,
-//! `dig`, `dnsmasq`, `tinydns-data`) and a virtualenv at `target/venv` with
+//! `dig`, `dnsmasq`, `tinydns-data`), libsodium's headers for CI's check and
+//! fuzz builds, and a virtualenv at `target/venv` with
 //! zerorpc-python 0.6.3, the version the wire format is checked against.
 
 use std::env;
@@ -39,7 +40,13 @@ const PACKAGES: &[(&str, &str)] = &[
     // daemon on port 53; the tests start their own on a free port.
     ("dnsmasq-base", "dnsmasq"),
     ("tinydns", "tinydns-data"),
+    ("pkgconf", "pkg-config"),
 ];
+
+/// Debian packages of C libraries, each with its pkg-config name. CI's
+/// builds that only check or fuzz link the system's libsodium (see
+/// `SYSTEM_LIBSODIUM` in `ci.rs`).
+const LIBRARIES: &[(&str, &str)] = &[("libsodium-dev", "libsodium")];
 
 /// Installs what is missing; returns the virtualenv's python.
 pub(crate) fn run(root: &Path) -> anyhow::Result<PathBuf> {
@@ -59,6 +66,14 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<PathBuf> {
                 println!("setup: {package}: `{program}` not found");
                 missing.push(package);
             }
+        }
+    }
+    for (package, library) in LIBRARIES {
+        if succeeds(Command::new("pkg-config").args(["--exists", library])) {
+            println!("setup: {package}: found {library} through pkg-config");
+        } else {
+            println!("setup: {package}: pkg-config does not find {library}");
+            missing.push(package);
         }
     }
     if missing.is_empty() {
