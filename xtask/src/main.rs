@@ -50,7 +50,7 @@ fn dispatch(task: Task) -> anyhow::Result<ExitCode> {
         Task::Layering => layering::run(&root.join("Cargo.toml"))?,
         Task::Tidy => tidy::run(&root)?,
         Task::Soak { minutes } => bench::soak(&root, minutes)?,
-        Task::Fuzz { target, seconds } => tasks::fuzz(&root, target.as_deref(), seconds, &[])?,
+        Task::Fuzz { target, seconds } => tasks::fuzz(&root, target.as_deref(), seconds)?,
         // Forward the demo's own status: it is what a user sees.
         Task::Demo => return tasks::demo(&root),
         Task::Bench(Bench::Suite(options)) => bench::run(&root, &options)?,

@@ -1,8 +1,8 @@
 //! `cargo xtask setup`: installs what the test suite needs, when missing.
 //!
 //! Debian packages for the real peers (`redis-server`, `redis-cli`, `named`, `haproxy`,
-//! `dig`, `dnsmasq`, `tinydns-data`), libsodium's headers for CI's check and
-//! fuzz builds, and a virtualenv at `target/venv` with
+//! `dig`, `dnsmasq`, `tinydns-data`), libsodium's headers for CI's check
+//! builds, and a virtualenv at `target/venv` with
 //! zerorpc-python 0.6.3, the version the wire format is checked against.
 
 use std::env;
@@ -44,7 +44,7 @@ const PACKAGES: &[(&str, &str)] = &[
 ];
 
 /// Debian packages of C libraries, each with its pkg-config name. CI's
-/// builds that only check or fuzz link the system's libsodium (see
+/// builds that only check use the system's libsodium (see
 /// `SYSTEM_LIBSODIUM` in `ci.rs`).
 const LIBRARIES: &[(&str, &str)] = &[("libsodium-dev", "libsodium")];
 

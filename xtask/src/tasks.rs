@@ -47,12 +47,7 @@ pub(crate) fn criterion(root: &Path, name: &str) -> anyhow::Result<()> {
 /// Runs the fuzz targets of `<root>/fuzz` (every one, or `target`) for
 /// `seconds` each, installing cargo-fuzz first if needed, and reports how
 /// many inputs each ran. A crash fails the task with libFuzzer's account.
-pub(crate) fn fuzz(
-    root: &Path,
-    target: Option<&str>,
-    seconds: u64,
-    env: &[(&str, &str)],
-) -> anyhow::Result<()> {
+pub(crate) fn fuzz(root: &Path, target: Option<&str>, seconds: u64) -> anyhow::Result<()> {
     let fuzz_dir = root.join("fuzz");
     if !fuzz_dir.join("Cargo.toml").exists() {
         bail!("{} has no Cargo.toml", fuzz_dir.display());
@@ -72,7 +67,6 @@ pub(crate) fn fuzz(
         let output = cargo()
             .current_dir(&fuzz_dir)
             .env("RUSTC_BOOTSTRAP", "1")
-            .envs(env.iter().copied())
             .args(["fuzz", "run", target, "--"])
             .arg(format!("-max_total_time={seconds}"))
             .stdin(Stdio::null())
