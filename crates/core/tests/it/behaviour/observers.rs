@@ -118,7 +118,13 @@ async fn event_sockets_take_observers() {
         })
     });
     assert!(arrived.await.unwrap());
-    // Events of event sockets belong to no channel.
+    // Events of event sockets belong to no channel. A sender's observers
+    // hear of an event after libzmq took it, so the peer may have it first.
+    let seen = on_pusher.clone();
+    let told = tokio::task::spawn_blocking(move || {
+        wait_until(WAIT, || seen.channel_of(Direction::Sent, "note").is_some())
+    });
+    assert!(told.await.unwrap());
     assert_eq!(on_pusher.channel_of(Direction::Sent, "note"), Some(None));
     assert_eq!(
         on_puller.channel_of(Direction::Received, "note"),
@@ -147,6 +153,11 @@ async fn event_sockets_take_observers() {
         })
     });
     assert!(publishing.await.unwrap());
+    let seen = on_publisher.clone();
+    let told = tokio::task::spawn_blocking(move || {
+        wait_until(WAIT, || seen.channel_of(Direction::Sent, "note").is_some())
+    });
+    assert!(told.await.unwrap());
     assert_eq!(on_publisher.channel_of(Direction::Sent, "note"), Some(None));
     subscriber.close();
     bounded(running).await.unwrap().unwrap();
