@@ -74,9 +74,9 @@ struct Rig {
     hub: Hub,
     context: zmq::Context,
     clients: Vec<zmq::Socket>,
-    /// DEALERs: the hub sees them as it sees a ROUTER worker (a routing id
-    /// and then the client's envelope), and they need no routing id of
-    /// the hub to send.
+    /// DEALERs: the hub sees them as it sees a ROUTER worker (a routing id,
+    /// then the delimiter), and they need no routing id of the hub to
+    /// send.
     workers: Vec<zmq::Socket>,
     /// Envelopes of requests the workers received: replies behind them
     /// reach real clients.

@@ -7,7 +7,9 @@
 //!
 //! * a client event without `response_to` opens a channel; it goes to the
 //!   connected worker with the fewest outstanding calls (ties in turn), and
-//!   the hub remembers channel id → (worker, client envelope);
+//!   the hub remembers channel id → (worker, client envelope), and the
+//!   worker gets the event without the envelope (`["", payload]` behind
+//!   its routing id: one frame less each way);
 //! * every later event of the channel goes to that worker, or, coming from
 //!   that worker, to that client;
 //! * the channel ends on the worker's `OK`, `ERR` or `STREAM_DONE`, when it
@@ -105,7 +107,7 @@ struct Channel {
 
 struct QueuedCall {
     channel: MessageId,
-    /// The whole client message: envelope, delimiter, payload.
+    /// The message for the worker: delimiter and payload.
     frames: Vec<zmq::Message>,
     since: Instant,
 }
@@ -293,10 +295,11 @@ impl Queue<'_> {
             self.stats.drops.duplicate_channel += 1;
             return;
         }
-        let envelope = frames[..frames.len() - 2]
-            .iter()
-            .map(|f| Box::from(&f[..]))
-            .collect();
+        let n = frames.len();
+        let envelope = frames[..n - 2].iter().map(|f| Box::from(&f[..])).collect();
+        // The worker gets `["", payload]` behind its routing id: the client's
+        // envelope stays here, since replies go by the channel's record.
+        frames.drain(..n - 2);
         self.channels.insert(
             id.clone(),
             Channel {
@@ -440,6 +443,7 @@ impl Queue<'_> {
         };
         channel.last_seen = now;
         let worker = Rc::clone(worker);
+        frames.drain(..frames.len() - 2);
         let about = About {
             channel: id,
             relayed: true,
@@ -479,7 +483,8 @@ impl Queue<'_> {
             self.stats.drops.malformed_frames += 1;
             tracing::debug!(worker = %hex(&frames[0]), "a worker that said it left is still talking");
         }
-        // [worker id, client envelope..., "", payload]
+        // [worker id, "", payload]; frames a worker puts before the
+        // delimiter are ignored, as replies go by the channel's record.
         if too_many || n < 3 || !frames[n - 2].is_empty() {
             self.stats.drops.malformed_frames += 1;
             tracing::debug!(frames = n, "worker message with a bad frame layout dropped");

@@ -50,8 +50,8 @@ fn every_event_of_a_channel_goes_to_the_same_worker() {
     let other = &workers[1 - owner];
     let owner = &workers[owner];
     assert_eq!(got.event, call, "the payload crosses the hub untouched");
-    // [hub's id at the worker, client's id at the hub]
-    assert_eq!(got.envelope.len(), 2);
+    // The hub's routing id alone: the client's envelope stays in the hub.
+    assert_eq!(got.envelope.len(), 1);
 
     owner.reply(
         &got.envelope,
