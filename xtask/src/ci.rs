@@ -126,11 +126,14 @@ fn test_suite(root: &Path, python: &Path) -> anyhow::Result<()> {
         .stdin(Stdio::null());
     eprintln!("$ {} (beside the rest)", display(&beside));
     let beside = std::thread::spawn(move || beside.output());
+    // Every test binary runs even after one failed, so that one run shows
+    // every failure.
     let rest = run_command(
         cargo()
             .current_dir(root)
             .env("ZERORPC_PYTHON", python)
-            .args(["test", "--workspace", "--", "--skip", BESIDE.filter]),
+            .args(["test", "--workspace", "--no-fail-fast", "--"])
+            .args(["--skip", BESIDE.filter]),
     );
     let output = beside
         .join()

@@ -145,8 +145,10 @@ impl DynamicZone {
 /// Waits for `server` to exit after `signal`; checks it withdrew its records.
 fn stop(mut server: Process, signal: i32) {
     server.signal(signal).expect("signalling the server");
+    // Its output to the end: its last lines may still be in the pipe when
+    // it has exited.
     let status = server
-        .wait_timeout(STARTUP)
+        .wait_for_output(STARTUP)
         .expect("waiting for the server")
         .unwrap_or_else(|| panic!("the server did not stop\n{}", server.report()));
     assert!(status.success(), "{status:?}\n{}", server.report());
