@@ -630,12 +630,14 @@ fn report_batches(shared: &Shared, process: &str, pusher: &Pusher, progress: &Pr
             continue;
         }
         for batch in batches {
-            let args = vec![Value::from(process), Value::Binary(batch.bytes)];
-            pusher.emit_values(REPORT_METHOD, args);
+            // Counted before the batch is handed over, so that no reader of
+            // the counters can see its reports arrive before they count.
             progress.batches.fetch_add(1, Ordering::Relaxed);
             progress
                 .sent
                 .fetch_add(batch.records as u64, Ordering::Relaxed);
+            let args = vec![Value::from(process), Value::Binary(batch.bytes)];
+            pusher.emit_values(REPORT_METHOD, args);
         }
     }
 }
