@@ -210,6 +210,11 @@ pub struct OpenOptions {
 /// The `dropped_*` counters say why an event was not delivered; each one
 /// either failed its channel with an error saying why, or concerned an
 /// event no channel was waiting for. [`Stats::dropped`] adds them up.
+///
+/// The socket's I/O thread counts as it goes and a read does not stop it:
+/// an event is counted in `sent` (or `heartbeats_sent`) just after ZeroMQ
+/// took it, so its peer may hold it a moment before the count shows it;
+/// `received` counts an event before it is delivered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
