@@ -61,6 +61,18 @@ impl Recorder {
             .find(|e| e.direction == direction && e.event.name == name)
     }
 
+    /// The first event named `name` that went `direction`, waiting for it
+    /// up to [`LIMIT`]: a sender's observers hear of an event after libzmq
+    /// took it, so its peer may have it first.
+    fn eventual_event(&self, direction: Direction, name: &str) -> Option<EventInfo> {
+        let mut found = None;
+        wait_until(LIMIT, || {
+            found = self.event(direction, name);
+            found.is_some()
+        });
+        found
+    }
+
     /// How channel `id` ended, once it has.
     fn ending(&self, id: &MessageId) -> Option<Ending> {
         self.changes().into_iter().find_map(|c| match c.change {
@@ -147,12 +159,8 @@ fn both_sides_see_a_call_with_its_channel_direction_and_peer() {
         panic!("a server's peer is a routing id: {request:?}");
     };
     let peer = Peer::RoutingId(routing_id.clone());
-    // Told after libzmq took it: the client may have had it first.
-    assert!(wait_until(LIMIT, || seen_by_server
-        .event(Direction::Sent, names::OK)
-        .is_some()));
     let answered = seen_by_server
-        .event(Direction::Sent, names::OK)
+        .eventual_event(Direction::Sent, names::OK)
         .expect("reply");
     let beat_in = seen_by_server
         .event(Direction::Received, names::HEARTBEAT)
@@ -352,12 +360,9 @@ fn event_sockets_are_observed() {
     push.emit(event.clone());
     assert_eq!(run(pull.next_event()).unwrap(), event);
 
-    // A sender's observers hear of an event after libzmq took it, so the
-    // peer may have it first.
-    assert!(wait_until(LIMIT, || pushed
-        .event(Direction::Sent, "tick")
-        .is_some()));
-    let sent = pushed.event(Direction::Sent, "tick").expect("sent");
+    let sent = pushed
+        .eventual_event(Direction::Sent, "tick")
+        .expect("sent");
     assert_eq!(sent.event, event);
     assert_eq!(
         (sent.channel, sent.control, sent.socket),

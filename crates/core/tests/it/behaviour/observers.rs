@@ -111,20 +111,10 @@ async fn event_sockets_take_observers() {
     let pusher = Pusher::with_observers(vec![on_pusher.clone()]).unwrap();
     pusher.connect(&endpoint).unwrap();
     pusher.emit("note", ("pushed",)).unwrap();
-    let seen = on_puller.clone();
-    let arrived = tokio::task::spawn_blocking(move || {
-        wait_until(WAIT, || {
-            seen.channel_of(Direction::Received, "note").is_some()
-        })
-    });
-    assert!(arrived.await.unwrap());
+    assert!(eventually_seen(&on_puller, Direction::Received, "note").await);
     // Events of event sockets belong to no channel. A sender's observers
     // hear of an event after libzmq took it, so the peer may have it first.
-    let seen = on_pusher.clone();
-    let told = tokio::task::spawn_blocking(move || {
-        wait_until(WAIT, || seen.channel_of(Direction::Sent, "note").is_some())
-    });
-    assert!(told.await.unwrap());
+    assert!(eventually_seen(&on_pusher, Direction::Sent, "note").await);
     assert_eq!(on_pusher.channel_of(Direction::Sent, "note"), Some(None));
     assert_eq!(
         on_puller.channel_of(Direction::Received, "note"),
@@ -153,12 +143,19 @@ async fn event_sockets_take_observers() {
         })
     });
     assert!(publishing.await.unwrap());
-    let seen = on_publisher.clone();
-    let told = tokio::task::spawn_blocking(move || {
-        wait_until(WAIT, || seen.channel_of(Direction::Sent, "note").is_some())
-    });
-    assert!(told.await.unwrap());
+    assert!(eventually_seen(&on_publisher, Direction::Sent, "note").await);
     assert_eq!(on_publisher.channel_of(Direction::Sent, "note"), Some(None));
     subscriber.close();
     bounded(running).await.unwrap().unwrap();
+}
+
+/// Whether `seen` hears of an event `name` going `direction` within
+/// [`WAIT`] (polled off the runtime's workers).
+async fn eventually_seen(seen: &Arc<Seen>, direction: Direction, name: &'static str) -> bool {
+    let seen = Arc::clone(seen);
+    tokio::task::spawn_blocking(move || {
+        wait_until(WAIT, || seen.channel_of(direction, name).is_some())
+    })
+    .await
+    .unwrap()
 }
