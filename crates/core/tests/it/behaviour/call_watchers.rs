@@ -283,11 +283,18 @@ async fn a_server_watches_every_call_it_serves_whichever_way_it_serves_it() {
 
     // On the I/O thread, adopted there, on the blocking pool, in a task,
     // introspection, a stream.
+    // A served call's watch ends just after its reply left, so the client
+    // may start the next call first: each waits for the one before to end.
     let quick: u32 = bounded(client.call("quick", ())).await.unwrap();
+    assert!(ended(&recorder, 1).await);
     let quick_async: u32 = bounded(client.call("quick_async", ())).await.unwrap();
+    assert!(ended(&recorder, 2).await);
     let echo: String = bounded(client.call("echo", ("hi",))).await.unwrap();
+    assert!(ended(&recorder, 3).await);
     let slow: f64 = bounded(client.call("slow", (0.01,))).await.unwrap();
+    assert!(ended(&recorder, 4).await);
     let name: String = bounded(client.call("_zerorpc_name", ())).await.unwrap();
+    assert!(ended(&recorder, 5).await);
     let items: Vec<u32> = bounded(client.call("count", (2,))).await.unwrap();
     assert_eq!(
         (quick, quick_async, echo.as_str(), slow),
@@ -364,4 +371,22 @@ async fn a_served_call_whose_client_is_lost_ends_its_watch_without_a_reply() {
         recorder.steps(),
         steps(&["watched slow", "routed", "ended"])
     );
+}
+
+/// Whether `recorder` holds `count` ended watches within a few seconds
+/// (polled off the runtime's workers).
+async fn ended(recorder: &Arc<Recorder>, count: usize) -> bool {
+    let recorder = Arc::clone(recorder);
+    tokio::task::spawn_blocking(move || {
+        wait_until(Duration::from_secs(5), || {
+            recorder
+                .steps()
+                .iter()
+                .filter(|s| **s == Step::Ended)
+                .count()
+                >= count
+        })
+    })
+    .await
+    .unwrap()
 }
