@@ -131,6 +131,35 @@ impl<'a> Reader<'a> {
         Some(text)
     }
 
+    /// Passes over `prefix` if the unread bytes start with it: a header
+    /// key in the form every peer writes it, matched as bytes, with no
+    /// marker decoded nor UTF-8 checked.
+    #[inline]
+    pub(crate) fn eat<const N: usize>(&mut self, prefix: &[u8; N]) -> bool {
+        match self.rest.split_first_chunk::<N>() {
+            Some((head, rest)) if head == prefix => {
+                self.rest = rest;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Reads a bin 8 of exactly `N` bytes, if one is next (a message id
+    /// as ours and zerorpc-python's peers send it); else reads nothing.
+    #[inline]
+    pub(crate) fn bin8<const N: usize>(&mut self) -> Option<&'a [u8; N]> {
+        let ([0xc4, len], rest) = self.rest.split_first_chunk::<2>()? else {
+            return None;
+        };
+        if usize::from(*len) != N {
+            return None;
+        }
+        let (bytes, rest) = rest.split_first_chunk::<N>()?;
+        self.rest = rest;
+        Some(bytes)
+    }
+
     /// The bytes of a str 8 of exactly `N` bytes, if one is next, without
     /// reading it (see [`Reader::skip`]) nor checking it is UTF-8.
     #[inline]

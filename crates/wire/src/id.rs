@@ -21,7 +21,7 @@ pub enum IdKind {
 const INLINE: usize = 38;
 
 /// The length of the ids ours and zerorpc-python's peers make.
-const COMMON: usize = 32;
+pub(crate) const COMMON: usize = 32;
 
 // Every header holds two ids, moved several times per event: with the
 // kind in each variant (the enum's tag finds room in it) and 38 bytes
@@ -69,6 +69,22 @@ impl MessageId {
             Repr::Heap(bytes.into(), kind)
         };
         MessageId { repr }
+    }
+
+    /// An id of the common length: what the decoder makes of nearly every
+    /// id it reads, with no length to look at.
+    #[inline]
+    pub(crate) fn common(bytes: &[u8; COMMON], kind: IdKind) -> Self {
+        let mut buf = [0; INLINE];
+        buf[..COMMON].copy_from_slice(bytes);
+        MessageId {
+            repr: Repr::Inline {
+                // COMMON is below INLINE, which fits in a u8.
+                len: COMMON as u8,
+                kind,
+                buf,
+            },
+        }
     }
 
     /// A fresh id from this thread's generator (see [`IdGenerator`]).

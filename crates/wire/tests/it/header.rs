@@ -382,3 +382,66 @@ fn setting_the_trace_context_replaces_trace_keys_among_the_extras() {
     assert_eq!(event.header.trace.parent_span_id(), None);
     assert!(event.header.get("parent_span_id").is_none());
 }
+
+#[test]
+fn header_keys_and_ids_decode_alike_in_every_form_msgpack_allows() {
+    // The common forms (fixstr keys, bin 8 ids, as every peer writes them)
+    // are read as bytes; any wider form of the same key or id must decode
+    // to the same header.
+    let key = |text: &str, wide: bool| {
+        let mut bytes = if wide {
+            vec![0xd9, text.len() as u8]
+        } else {
+            vec![0xa0 | text.len() as u8]
+        };
+        bytes.extend_from_slice(text.as_bytes());
+        bytes
+    };
+    let id = |bytes: &[u8], wide: bool| {
+        let mut out = if wide {
+            vec![0xc5, 0, bytes.len() as u8]
+        } else {
+            vec![0xc4, bytes.len() as u8]
+        };
+        out.extend_from_slice(bytes);
+        out
+    };
+    let reply_to = b"00000001feedfacefeedfacefeedface";
+    let event = |wide_keys: bool, wide_ids: bool| {
+        let mut bytes = vec![0x93, 0x83];
+        bytes.extend(key("message_id", wide_keys));
+        bytes.extend(id(&python_id(), wide_ids));
+        bytes.extend(key("v", wide_keys));
+        bytes.push(0x03);
+        bytes.extend(key("response_to", wide_keys));
+        bytes.extend(id(reply_to, wide_ids));
+        bytes.extend(encode(&s("OK")));
+        bytes.extend(encode(&Value::Array(vec![Value::from(3)])));
+        bytes
+    };
+    let common = Event::decode(&event(false, false)).expect("decodes");
+    assert_eq!(common.header.message_id.as_bytes(), python_id().as_slice());
+    assert_eq!(common.header.message_id.kind(), IdKind::Bin);
+    assert_eq!(common.header.version, Some(3));
+    assert_eq!(
+        common.header.response_to.as_ref().map(MessageId::as_bytes),
+        Some(&reply_to[..])
+    );
+    for (wide_keys, wide_ids) in [(true, false), (false, true), (true, true)] {
+        let bytes = event(wide_keys, wide_ids);
+        let decoded = Event::decode(&bytes).expect("decodes");
+        assert_eq!(
+            decoded, common,
+            "wide keys {wide_keys}, wide ids {wide_ids}"
+        );
+        let (header, name) = Event::decode_envelope(&bytes).expect("envelope decodes");
+        assert_eq!((header, name), (common.header.clone(), common.name.clone()));
+    }
+    // Ids of another length in the short form are read whole.
+    let mut short = event(false, false);
+    let at = 2 + key("message_id", false).len();
+    short.splice(at..at + 2 + 32, id(b"chan", false));
+    let decoded = Event::decode(&short).expect("decodes");
+    assert_eq!(decoded.header.message_id.as_bytes(), b"chan");
+    assert_eq!(decoded.header.message_id.kind(), IdKind::Bin);
+}
