@@ -39,6 +39,17 @@ pub const SPAN_ID_KEY: &str = "span_id";
 /// ([`TraceKeys::parent_span_id`]).
 pub const PARENT_SPAN_ID_KEY: &str = "parent_span_id";
 
+/// Header keys as every peer writes them, fixstr marker and text: the
+/// encoder writes these bytes and the decoder matches them.
+mod key_bytes {
+    pub(super) const MESSAGE_ID: &[u8; 11] = b"\xaamessage_id";
+    pub(super) const V: &[u8; 2] = b"\xa1v";
+    pub(super) const RESPONSE_TO: &[u8; 12] = b"\xabresponse_to";
+    pub(super) const TRACE_ID: &[u8; 9] = b"\xa8trace_id";
+    pub(super) const SPAN_ID: &[u8; 8] = b"\xa7span_id";
+    pub(super) const PARENT_SPAN_ID: &[u8; 15] = b"\xaeparent_span_id";
+}
+
 /// The trace context a traced event carries in its header: `trace_id`,
 /// `span_id` and `parent_span_id`, in the forms tracing writes them.
 ///
@@ -355,19 +366,16 @@ impl Event {
         // The event's array (a fixarray of three) and the keys with their
         // fixstr markers, as constant bytes.
         const EVENT_ARRAY: &[u8] = b"\x93";
-        const MESSAGE_ID_KEY: &[u8] = b"\xaamessage_id";
-        const V_KEY: &[u8] = b"\xa1v";
-        const RESPONSE_TO_KEY: &[u8] = b"\xabresponse_to";
         buf.extend_from_slice(EVENT_ARRAY);
         encode::map_len(buf, len);
-        buf.extend_from_slice(MESSAGE_ID_KEY);
+        buf.extend_from_slice(key_bytes::MESSAGE_ID);
         write_id(buf, &h.message_id);
         if let Some(v) = h.version {
-            buf.extend_from_slice(V_KEY);
+            buf.extend_from_slice(key_bytes::V);
             encode::uint(buf, u64::from(v));
         }
         if let Some(to) = &h.response_to {
-            buf.extend_from_slice(RESPONSE_TO_KEY);
+            buf.extend_from_slice(key_bytes::RESPONSE_TO);
             write_id(buf, to);
         }
         if trace_keys > 0 {
@@ -448,19 +456,16 @@ fn write_id(buf: &mut Vec<u8>, id: &MessageId) {
 
 #[inline(never)]
 fn write_trace(buf: &mut Vec<u8>, trace: &TraceKeys) {
-    // Keys and markers as constant bytes: `trace_id` (fixstr 8), then its
-    // value's marker (str8 of 36 bytes); `span_id` (fixstr 7);
-    // `parent_span_id` (fixstr 14).
-    const TRACE_ID: &[u8] = b"\xa8trace_id\xd9\x24";
-    const SPAN_ID: &[u8] = b"\xa7span_id";
-    const PARENT_SPAN_ID: &[u8] = b"\xaeparent_span_id";
+    // The trace id's value marker: a str 8 of 36 bytes.
+    const TRACE_ID_MARKER: &[u8] = b"\xd9\x24";
     if let Some(trace_id) = trace.trace_id() {
-        buf.extend_from_slice(TRACE_ID);
+        buf.extend_from_slice(key_bytes::TRACE_ID);
+        buf.extend_from_slice(TRACE_ID_MARKER);
         buf.extend_from_slice(&uuid_text(trace_id.get()));
     }
     for (key, id) in [
-        (SPAN_ID, trace.span_id()),
-        (PARENT_SPAN_ID, trace.parent_span_id()),
+        (&key_bytes::SPAN_ID[..], trace.span_id()),
+        (&key_bytes::PARENT_SPAN_ID[..], trace.parent_span_id()),
     ] {
         if let Some(id) = id {
             buf.extend_from_slice(key);
@@ -602,23 +607,23 @@ enum HeaderKey<'a> {
 /// decoding a reply's header.
 #[inline(always)]
 fn read_key<'a>(rd: &mut Reader<'a>) -> Result<HeaderKey<'a>, DecodeError> {
-    if rd.eat(b"\xaamessage_id") {
+    if rd.eat(key_bytes::MESSAGE_ID) {
         return Ok(HeaderKey::MessageId);
     }
-    if rd.eat(b"\xa1v") {
+    if rd.eat(key_bytes::V) {
         return Ok(HeaderKey::Version);
     }
-    if rd.eat(b"\xabresponse_to") {
+    if rd.eat(key_bytes::RESPONSE_TO) {
         return Ok(HeaderKey::ResponseTo);
     }
     // The trace keys every traced event carries.
-    if rd.eat(b"\xa8trace_id") {
+    if rd.eat(key_bytes::TRACE_ID) {
         return Ok(HeaderKey::Other(TRACE_ID_KEY));
     }
-    if rd.eat(b"\xa7span_id") {
+    if rd.eat(key_bytes::SPAN_ID) {
         return Ok(HeaderKey::Other(SPAN_ID_KEY));
     }
-    if rd.eat(b"\xaeparent_span_id") {
+    if rd.eat(key_bytes::PARENT_SPAN_ID) {
         return Ok(HeaderKey::Other(PARENT_SPAN_ID_KEY));
     }
     Ok(match read_text(rd)? {
@@ -734,13 +739,19 @@ mod tests {
 
     #[test]
     fn the_protocols_names_are_decoded_borrowed_and_other_names_owned() {
-        // Other names of the same lengths as the protocol's are names too.
-        let others = ["add", "OKAY", "", "Ok", "ERX", "STREAm", "_zpc_hx"];
-        for name in names::ALL
-            .into_iter()
-            .chain(others)
-            .chain(["_zpc_mor_", "STREAM_DONX"])
-        {
+        // Other names, some of the same lengths as the protocol's.
+        let others = [
+            "add",
+            "OKAY",
+            "",
+            "Ok",
+            "ERX",
+            "STREAm",
+            "_zpc_hx",
+            "_zpc_mor_",
+            "STREAM_DONX",
+        ];
+        for name in names::ALL.into_iter().chain(others) {
             let bytes = Event::new(Header::new(), name.to_owned(), Value::Nil).encode();
             let decoded = Event::decode(&bytes).expect("an event");
             assert_eq!(decoded.name, name);

@@ -51,14 +51,14 @@ pub struct MessageId {
 impl MessageId {
     /// An id made of `bytes`, sent as `kind`.
     pub fn new(bytes: &[u8], kind: IdKind) -> Self {
+        // A copy of a known size is a few moves, where one of any size is
+        // a call: every event decoded makes two ids.
+        if let Ok(common) = <&[u8; COMMON]>::try_from(bytes) {
+            return MessageId::common(common, kind);
+        }
         let repr = if bytes.len() <= INLINE {
             let mut buf = [0; INLINE];
-            match <&[u8; COMMON]>::try_from(bytes) {
-                // A copy of a known size is a few moves, where one of any
-                // size is a call: every event decoded makes two ids.
-                Ok(common) => buf[..COMMON].copy_from_slice(common),
-                Err(_) => buf[..bytes.len()].copy_from_slice(bytes),
-            }
+            buf[..bytes.len()].copy_from_slice(bytes);
             // The guard above bounds the length by INLINE, which fits in a u8.
             Repr::Inline {
                 len: bytes.len() as u8,
