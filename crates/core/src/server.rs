@@ -482,17 +482,21 @@ async fn serve_call(
     let watch = hooks.watch(&request, || Some(channel.peer_slot()));
     // zerorpc-python answers requests without `v`, or with v < 2, in the v1 shape.
     let v1 = request.header.protocol_version() < 2;
-    let context = CallContext::new(request.name.to_string(), request.header);
+    let Event { header, name, args } = request;
+    // The name is moved, not copied: the context's is the one the call uses.
+    let context = CallContext::new(name.into_owned(), header);
+    let call = context.clone();
+    let method = call.method();
     let lost = channel.closed();
     let propagation = hooks.propagation.as_deref();
     let mut replies = hooks.replies(&context, watch);
     let span = propagation.and_then(|p| p.call_span(&context));
     let work = async {
-        let reply = dispatch(methods, &request.name, request.args).await;
+        let reply = dispatch(methods, method, args).await;
         // Boxed: a call waiting in its method (thousands may) should not
         // carry the reply's state all along (1.7 KB of the 4.6 a call's
         // future took when this was written).
-        Box::pin(send_reply(channel, &request.name, reply, v1, &mut replies)).await;
+        Box::pin(send_reply(channel, method, reply, v1, &mut replies)).await;
     };
     let work = context.scope(work);
     let work = match span {
@@ -502,7 +506,7 @@ async fn serve_call(
     let work = std::pin::pin!(work);
     // The client's loss cancels the call: dropping `work` drops the handler.
     if let Either::Right((error, _)) = select(work, std::pin::pin!(lost)).await {
-        tracing::debug!("call to {} cancelled: {error}", request.name);
+        tracing::debug!("call to {method} cancelled: {error}");
     }
 }
 
