@@ -549,7 +549,7 @@ impl Channel {
     ///
     /// The future does not borrow the channel, so it can be raced against
     /// work that uses the channel; only the latest such future is woken.
-    pub fn closed(&self) -> impl Future<Output = Error> + Send + 'static {
+    pub fn closed(&self) -> impl Future<Output = Error> + Send + 'static + use<> {
         closed(self.shared.clone())
     }
 }

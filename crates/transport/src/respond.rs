@@ -166,7 +166,7 @@ impl Adopted {
     /// or the socket closing (see [`Channel::closed`](crate::Channel::closed)).
     /// Never resolves for a call still open. Only the latest such future is
     /// woken.
-    pub fn closed(&self) -> impl Future<Output = Error> + Send + 'static {
+    pub fn closed(&self) -> impl Future<Output = Error> + Send + 'static + use<> {
         crate::channel::closed(self.shared.clone())
     }
 
