@@ -506,11 +506,19 @@ fn serve_call(
     let span = propagation.and_then(|p| p.call_span(&context));
     let work = async move {
         let method = call.method();
-        let reply = dispatch(&methods, method, args).await;
-        // Boxed: a call waiting in its method (thousands may) should not
-        // carry the reply's state all along (1.7 KB of the 4.6 a call's
-        // future took when this was written).
-        Box::pin(send_reply(channel, method, reply, v1, &mut replies)).await;
+        match dispatch(&methods, method, args).await {
+            // One reply: sent from here, its future sharing room with the
+            // method's, which is over by then.
+            Reply::Value(answer) => {
+                let (name, args) = answer_parts(answer, v1);
+                if let Err(e) = channel.send_last(replies.event(name, args)).await {
+                    tracing::debug!("reply to {method} not sent: {e}");
+                }
+            }
+            // Boxed: a call waiting in its method (thousands may) should
+            // not carry a stream's state all along (1,240 bytes).
+            reply => Box::pin(send_reply(channel, method, reply, v1, &mut replies)).await,
+        }
     };
     let work = context.clone().scope(work);
     let work = match span {
