@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::future::Either;
+use futures::stream::BoxStream;
 use zerorpc_transport::{Channel, Observer, Socket, SocketConfig, SocketKind};
 use zerorpc_wire::{Event, Value, names};
 
@@ -516,8 +517,10 @@ fn serve_call(
                 }
             }
             // Boxed: a call waiting in its method (thousands may) should
-            // not carry a stream's state all along (1,240 bytes).
-            reply => Box::pin(send_reply(channel, method, reply, v1, &mut replies)).await,
+            // not carry a stream's state all along.
+            Reply::Stream(stream) => {
+                Box::pin(send_stream(channel, method, stream, v1, &mut replies)).await;
+            }
         }
     };
     let work = context.clone().scope(work);
@@ -541,8 +544,8 @@ pin_project_lite::pin_project! {
     /// Written by hand because an async block holds what it captures
     /// besides what it has moved on into the futures it awaits: the
     /// same call as an async fn took 2,104 bytes, above the 1,032 that
-    /// glibc's per-thread cache serves, so that every call's box went
-    /// to the shared heap (and freed there, from the I/O thread's side).
+    /// glibc's per-thread cache serves, so that every call's box came
+    /// from the shared heap.
     struct ServedCall<W, L> {
         #[pin]
         work: W,
@@ -614,31 +617,27 @@ fn type_name(value: &Value) -> &'static str {
     }
 }
 
-async fn send_reply(
+/// Sends a method's stream: its items, then its end (or its error) as
+/// the channel's last event.
+async fn send_stream(
     mut channel: Channel,
     method: &str,
-    reply: Reply,
+    mut stream: BoxStream<'static, Result<Value, RemoteError>>,
     v1: bool,
     replies: &mut Replies,
 ) {
-    // The last event closes the channel with it (`send_last`).
-    let result = match reply {
-        Reply::Value(answer) => {
-            let (name, args) = answer_parts(answer, v1);
-            channel.send_last(replies.event(name, args)).await
+    let result = loop {
+        let (name, args) = stream_parts(stream.next().await, v1);
+        let event = replies.event(name, args);
+        // The last event closes the channel with it (`send_last`).
+        if name != names::STREAM {
+            break channel.send_last(event).await;
         }
-        Reply::Stream(mut stream) => loop {
-            let (name, args) = stream_parts(stream.next().await, v1);
-            let event = replies.event(name, args);
-            if name != names::STREAM {
-                break channel.send_last(event).await;
-            }
-            if let Err(e) = channel.send(event).await {
-                break Err(e);
-            }
-        },
+        if let Err(e) = channel.send(event).await {
+            break Err(e);
+        }
     };
     if let Err(e) = result {
-        tracing::debug!("reply to {method} not sent: {e}");
+        tracing::debug!("stream of {method} not sent: {e}");
     }
 }
